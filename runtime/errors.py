@@ -24,3 +24,7 @@ class DatasetError(OferError):
 
 class ConfigError(OferError, ValueError):
     """A configuration value or option is invalid (unknown name, out of range, inconsistent)."""
+
+
+class ExportError(OferError):
+    """Export failed a check (ONNX parity, INT8 agreement); the message says which setting to try."""

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from .registry import create_model, get_entry, list_models, register_model
 
-# Model modules register themselves on import; keep this list in sync with the files here.
-from . import mini_xception  # noqa: E402,F401
+# Model modules register themselves on import; each model file adds its own import line below.
 
 __all__ = ["create_model", "get_entry", "list_models", "register_model"]
