@@ -1,0 +1,167 @@
+"""Occluded calibration and held-out sets: deterministic, stratified over occlusion protocols, cached as ``.npz``.
+
+* :func:`build_calibration_set`: ``count`` faces, each occluded by one protocol of a mix (default
+  :data:`runtime.occlusion.CALIBRATION_MIX`), assigned by largest remainder and shuffled from ``seed``.
+* :func:`build_heldout_set`: held-out faces (another split / other files / the end of a video), each one under
+  every protocol of a list (default: the standard evaluation protocols), for agreement and accuracy per protocol.
+
+Both are preprocessed with the bundle's input spec (:func:`runtime.preprocess.to_tensor`) and cached under
+``cache_dir`` in a file named by the sha256 of everything they depend on (source identity, part, protocols,
+seed, input spec, count, face mode), so a changed input is never served from a stale cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from runtime.bundle import InputSpec
+from runtime.errors import ConfigError
+
+from .sources import Faces, load_faces, source_identity
+
+CACHE_VERSION = 1
+DEFAULT_CACHE = Path(os.environ.get("OFER_CACHE", Path.home() / ".cache" / "ofer")) / "calibration"
+
+
+@dataclass(frozen=True)
+class OccludedSet:
+    """Preprocessed occluded faces.
+
+    Attributes:
+        inputs: ``(N, C, H, W)`` (or NHWC per the spec) float32, ready for the model.
+        labels: ``(N,)`` int64 indices into ``label_names``; ``-1`` when unknown.
+        label_names: Class names of the source's labels (empty when unlabelled).
+        protocols: ``(N,)`` occlusion spec of each sample.
+        key: sha256 of the inputs the set was built from (its cache key).
+    """
+
+    inputs: np.ndarray
+    labels: np.ndarray
+    label_names: tuple[str, ...]
+    protocols: np.ndarray
+    key: str
+
+    def __len__(self) -> int:
+        return int(self.inputs.shape[0])
+
+    def batches(self, batch_size: int) -> list[np.ndarray]:
+        """The inputs in consecutive batches (the last may be smaller)."""
+        return [self.inputs[i:i + batch_size] for i in range(0, len(self), batch_size)]
+
+    def describe(self) -> dict[str, Any]:
+        """Counts per protocol and the key, for manifests."""
+        specs, counts = np.unique(self.protocols, return_counts=True)
+        return {"n": len(self), "key": self.key, "labelled": bool((self.labels >= 0).any()),
+                "per_protocol": {str(s): int(c) for s, c in zip(specs, counts)}}
+
+
+def _key(payload: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _protocol_seed(seed: int, spec: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}|{spec}".encode()).digest()[:4], "little")
+
+
+def _cached(key: str, cache_dir: str | os.PathLike[str] | None, build: Callable[[], OccludedSet]) -> OccludedSet:
+    if cache_dir is None:
+        return build()
+    path = Path(cache_dir) / f"{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return OccludedSet(z["inputs"], z["labels"], tuple(str(s) for s in z["label_names"]),
+                                   z["protocols"].astype(str), key)
+        except (OSError, ValueError, KeyError):  # a truncated or foreign file: rebuild it
+            path.unlink(missing_ok=True)
+    result = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
+    os.close(fd)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, inputs=result.inputs, labels=result.labels,
+                     label_names=np.asarray(result.label_names, dtype=str), protocols=result.protocols.astype(str))
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return result
+
+
+def _payload(source: str, spec: InputSpec, part: str, count: int, seed: int, faces: str,
+             protocols: Any) -> dict[str, Any]:
+    return {"version": CACHE_VERSION, "source": source_identity(source), "part": part, "count": count, "seed": seed,
+            "faces": faces, "protocols": protocols, "input": spec.to_dict()}
+
+
+def _occlude(faces: Faces, specs: Sequence[str], seed: int) -> np.ndarray:
+    """Apply ``specs[i]`` to crop ``i`` (grouped by spec, one seeded batch per spec)."""
+    from runtime.occlusion import apply_batch
+
+    out = faces.crops.copy()
+    specs_arr = np.asarray(specs)
+    for spec in sorted(set(specs)):
+        idx = np.flatnonzero(specs_arr == spec)
+        out[idx] = apply_batch(faces.crops[idx], spec, _protocol_seed(seed, spec)).image
+    return out
+
+
+def build_calibration_set(source: str, spec: InputSpec, *, count: int = 256,
+                          mix: Sequence[tuple[str, float]] | None = None, seed: int = 0, faces: str = "detect",
+                          cache_dir: str | os.PathLike[str] | None = DEFAULT_CACHE) -> OccludedSet:
+    """A stratified occluded calibration set (see the module docstring).
+
+    Args:
+        source: Dataset spec, folder, image, video or ``procedural`` (see :mod:`calibration.sources`).
+        spec: The bundle's input spec.
+        count: Number of faces wanted (fewer if the source has fewer).
+        mix: ``(protocol, share)`` pairs; default :data:`runtime.occlusion.CALIBRATION_MIX`.
+        seed: Seeds the sample choice, the protocol assignment and every occluder.
+        faces: ``detect`` (crop detected faces) or ``whole`` (images are face crops).
+        cache_dir: Where the ``.npz`` cache lives (``None``: no cache).
+    """
+    from runtime.occlusion import CALIBRATION_MIX, parse_protocol, stratified_assignment
+    from runtime.preprocess import to_tensor
+
+    mix = [(parse_protocol(s).spec, float(w)) for s, w in (mix or CALIBRATION_MIX)]
+    key = _key(_payload(source, spec, "calib", count, seed, faces, mix))
+
+    def build() -> OccludedSet:
+        found = load_faces(source, spec, count=count, part="calib", seed=seed, faces=faces)
+        specs = stratified_assignment(len(found.crops), mix, seed)
+        images = _occlude(found, specs, seed)
+        return OccludedSet(to_tensor(images, spec), found.labels, found.label_names, np.asarray(specs, str), key)
+
+    return _cached(key, cache_dir, build)
+
+
+def build_heldout_set(source: str, spec: InputSpec, *, count: int = 64, protocols: Sequence[str] | None = None,
+                      seed: int = 1, faces: str = "detect",
+                      cache_dir: str | os.PathLike[str] | None = DEFAULT_CACHE) -> OccludedSet:
+    """Held-out faces, each under every protocol (default :data:`runtime.occlusion.EVAL_PROTOCOLS`).
+
+    The faces come from the part of the source that calibration never sees (see :mod:`calibration.sources`).
+    """
+    from runtime.occlusion import EVAL_PROTOCOLS, parse_protocol
+    from runtime.preprocess import to_tensor
+
+    specs = [parse_protocol(p).spec for p in (protocols or EVAL_PROTOCOLS)]
+    if not specs:
+        raise ConfigError("the held-out set needs at least one occlusion protocol")
+    key = _key(_payload(source, spec, "heldout", count, seed, faces, specs))
+
+    def build() -> OccludedSet:
+        found = load_faces(source, spec, count=count, part="heldout", seed=seed, faces=faces)
+        n = len(found.crops)
+        images = np.concatenate([_occlude(found, [p] * n, seed) for p in specs])
+        return OccludedSet(to_tensor(images, spec), np.tile(found.labels, len(specs)), found.label_names,
+                           np.repeat(np.asarray(specs, str), n), key)
+
+    return _cached(key, cache_dir, build)

@@ -1,0 +1,99 @@
+"""FP32 ONNX -> INT8 Q/DQ ONNX with ONNX Runtime static quantisation, in two flavours (see :mod:`export.formats`).
+
+* ``int8-cpu``: QUInt8 asymmetric activations, QInt8 symmetric per-channel weights. ONNX Runtime fuses the Q/DQ
+  pairs into QLinearConv/QLinearMatMul (U8S8 kernels) on CPU.
+* ``int8-trt``: QInt8 *symmetric* activations and per-channel weights (zero points 0), Q/DQ inserted only in front
+  of Conv/ConvTranspose/Gemm/MatMul -- the layout TensorRT 10/11 reads as explicit quantisation (TensorRT supports
+  only symmetric int8 scales; other ops run in FP16/FP32 and are fused by TensorRT around the Q/DQ nodes).
+
+Calibration methods: ``minmax`` (full range), ``entropy`` (KL divergence, as TensorRT's EntropyCalibrator2),
+``percentile`` (clip at the ``percentile`` of |x|).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import ExportError
+
+from .formats import EXPORT_FORMATS, check_method
+
+#: Ops that get Q/DQ for TensorRT explicit quantisation (weighted layers; TensorRT fuses the rest).
+TRT_QDQ_OPS: tuple[str, ...] = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def calibrate_method(method: str):
+    """The ``onnxruntime.quantization.CalibrationMethod`` of a method name."""
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+            "percentile": CalibrationMethod.Percentile}[check_method(method)]
+
+
+def method_options(method: str, percentile: float = 99.99) -> dict[str, Any]:
+    """Calibrator extra options for a method (shared with :mod:`calibration.ranges`)."""
+    if check_method(method) == "percentile":
+        return {"CalibPercentile": float(percentile)}
+    return {}
+
+
+def quantize_settings(flavour: str, method: str, *, percentile: float = 99.99) -> dict[str, Any]:
+    """Keyword arguments for ``quantize_static`` of a flavour (``int8-cpu``/``int8-trt``) and method."""
+    from onnxruntime.quantization import QuantFormat, QuantType
+
+    if flavour not in ("int8-cpu", "int8-trt"):
+        raise ExportError(f"unknown INT8 flavour {flavour!r}; use int8-cpu or int8-trt")
+    extra = {**method_options(method, percentile), "WeightSymmetric": True}
+    common = {"quant_format": QuantFormat.QDQ, "per_channel": True, "weight_type": QuantType.QInt8,
+              "calibrate_method": calibrate_method(method)}
+    if flavour == "int8-cpu":
+        return {**common, "activation_type": QuantType.QUInt8, "extra_options": {**extra, "ActivationSymmetric": False}}
+    return {**common, "activation_type": QuantType.QInt8, "op_types_to_quantize": list(TRT_QDQ_OPS),
+            "extra_options": {**extra, "ActivationSymmetric": True, "AddQDQPairToWeight": False,
+                              "DedicatedQDQPair": False, "QDQKeepRemovableActivations": False}}
+
+
+def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], reader: Any, *, flavour: str = "int8-cpu",
+                  method: str = "entropy", percentile: float = 99.99) -> dict[str, Any]:
+    """Write an INT8 Q/DQ copy of ``src`` calibrated on ``reader``.
+
+    Args:
+        src: FP32 ONNX file (opset >= 13 for per-channel Q/DQ).
+        dst: Output file; written only on success.
+        reader: An ``onnxruntime.quantization.CalibrationDataReader`` (e.g.
+            :class:`calibration.reader.ArrayCalibrationReader`); rewound before use.
+        flavour: ``int8-cpu`` or ``int8-trt``.
+        method: ``entropy``, ``minmax`` or ``percentile``.
+        percentile: Clip percentile for ``percentile``.
+
+    Returns:
+        The settings used (JSON-able), for the manifest.
+
+    Raises:
+        ExportError: quantisation failed.
+    """
+    from onnxruntime.quantization import quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    src, dst = Path(src), Path(dst)
+    settings = quantize_settings(flavour, method, percentile=percentile)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".quant.") as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        out = Path(tmp) / "q.onnx"
+        try:
+            # Shape inference + graph cleanup first, as ONNX Runtime recommends for static quantisation.
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
+            reader.rewind()
+            quantize_static(str(pre), str(out), reader, **settings)
+        except Exception as exc:  # onnxruntime raises many exception types here
+            raise ExportError(f"INT8 quantisation ({flavour}, {method}) of {src.name} failed "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); try another "
+                              "--calib-method, or export without int8") from None
+        os.replace(out, dst)
+    return {"flavour": flavour, "method": method, "percentile": percentile if method == "percentile" else None,
+            "activations": settings["activation_type"].name, "weights": settings["weight_type"].name,
+            "per_channel": True, "format": "QDQ", "symmetric_activations": flavour == "int8-trt",
+            "ops": settings.get("op_types_to_quantize", "all"), "description": EXPORT_FORMATS[flavour].description}

@@ -1,0 +1,220 @@
+"""TensorRT engines from a bundle's ONNX files, their metadata, and the compatibility check the runtime calls.
+
+Written against the TensorRT 10 Python API (``Builder.create_network``, ``OnnxParser.parse_from_file``,
+``IBuilderConfig.set_memory_pool_limit(MemoryPoolType.WORKSPACE)``, ``add_optimization_profile``,
+``set_flag(BuilderFlag.FP16/INT8)``, ``int8_calibrator``, ``build_serialized_network``) and TensorRT 11, where the
+precision flags and implicit-quantisation calibrators are gone and every network is strongly typed: there FP16
+comes from the FP16-typed ONNX and INT8 from the explicit Q/DQ ONNX. :func:`plan_build` makes that decision and is
+plain Python (tested without a GPU); :func:`build_engine` runs TensorRT. tensorrt is imported lazily.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from runtime.errors import ConfigError, EngineError, ExportError
+
+REBUILD = "rebuild it on this device with `ofer build-engines BUNDLE`"
+INSTALL = "TensorRT is not installed; run `pip install ofer[tensorrt]` on the target device (Jetson: use JetPack's)"
+
+
+def trt_version_tuple(version: str) -> tuple[int, int, int]:
+    """``"10.3.0.26"`` -> ``(10, 3, 0)``."""
+    parts = [int(p) for p in re.findall(r"\d+", str(version))[:3]]
+    if not parts:
+        raise ConfigError(f"cannot read a TensorRT version from {version!r}")
+    return tuple((parts + [0, 0])[:3])  # type: ignore[return-value]
+
+
+def profile_shapes(input_shape: Sequence[int | str | None], batch: tuple[int, int, int]) -> dict[str, tuple[int, ...]]:
+    """min/opt/max shapes of an optimisation profile for a ``(batch, ...)`` input with fixed other dimensions.
+
+    Raises:
+        ConfigError: a non-batch dimension is dynamic, or the batch range is not ``1 <= min <= opt <= max``.
+    """
+    lo, opt, hi = (int(b) for b in batch)
+    if not 1 <= lo <= opt <= hi:
+        raise ConfigError(f"batch range must satisfy 1 <= min <= opt <= max, got {batch}")
+    rest = list(input_shape[1:])
+    if any(not isinstance(d, int) or d <= 0 for d in rest):
+        raise ConfigError(f"input shape {list(input_shape)} has dynamic non-batch dimensions; re-export the ONNX "
+                          "with a fixed input size")
+    return {"min": (lo, *rest), "opt": (opt, *rest), "max": (hi, *rest)}
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """How one engine is built: which ONNX, which network flags and builder flags, calibrator or cache."""
+
+    precision: str
+    onnx_key: str  # export format key of the source ONNX (fp32 / fp16 / int8-trt)
+    strongly_typed: bool
+    flags: tuple[str, ...]  # BuilderFlag names
+    calibration: str | None  # None | "cache" | "calibrator" | "qdq"
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def plan_build(precision: str, trt_version: str, available: Sequence[str], *, has_cache: bool = False,
+               prefer_qdq: bool = True) -> BuildPlan:
+    """Decide how to build a ``precision`` engine on TensorRT ``trt_version`` from the ONNX formats ``available``.
+
+    TensorRT >= 11: strongly typed only, so FP16 needs the ``fp16`` ONNX and INT8 the ``int8-trt`` Q/DQ ONNX.
+    TensorRT 10: FP32 ONNX with builder flags; INT8 from the Q/DQ ONNX (explicit) when present and ``prefer_qdq``,
+    else implicit INT8 with the bundle's calibration cache (or a calibrator when there is none).
+
+    Raises:
+        ExportError: the bundle lacks the ONNX this TensorRT needs (the message says which to export).
+    """
+    major = trt_version_tuple(trt_version)[0]
+    if major < 10:
+        raise ExportError(f"TensorRT {trt_version} is too old; ofer builds engines with TensorRT 10 or newer "
+                          "(JetPack 6+)")
+    have = set(available)
+
+    def need(key: str) -> None:
+        if key not in have:
+            raise ExportError(f"building a {precision} engine with TensorRT {trt_version} needs the bundle's {key} "
+                              f"ONNX; re-export with `ofer export ... --precision {key.split('-')[0]}`")
+
+    if precision == "fp32":
+        need("fp32")
+        return BuildPlan("fp32", "fp32", major >= 11, (), None)
+    if precision == "fp16":
+        if major >= 11:
+            need("fp16")
+            return BuildPlan("fp16", "fp16", True, (), None, ("FP16-typed ONNX, strongly typed network",))
+        need("fp32")
+        return BuildPlan("fp16", "fp32", False, ("FP16",), None)
+    if precision == "int8":
+        if major >= 11:
+            need("int8-trt")
+            return BuildPlan("int8", "int8-trt", True, (), "qdq", ("explicit Q/DQ, strongly typed network",))
+        if prefer_qdq and "int8-trt" in have:
+            return BuildPlan("int8", "int8-trt", False, ("INT8", "FP16"), "qdq", ("explicit Q/DQ",))
+        need("fp32")
+        return BuildPlan("int8", "fp32", False, ("INT8", "FP16"), "cache" if has_cache else "calibrator",
+                         ("implicit INT8 (deprecated in TensorRT 10)",))
+    raise ConfigError(f"unknown precision {precision!r}; use fp32, fp16 or int8")
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def engine_metadata(*, trt_version: str, gpu_name: str, compute_capability: str, precision: str,
+                    onnx_sha256: str, plan: BuildPlan, batch: tuple[int, int, int], workspace_mb: int | None,
+                    calibration: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``built_with`` record of an engine in the manifest."""
+    return {"tensorrt": trt_version, "gpu": gpu_name, "compute_capability": compute_capability,
+            "precision": precision, "source_onnx_sha256": onnx_sha256, "source_onnx": plan.onnx_key,
+            "strongly_typed": plan.strongly_typed, "builder_flags": list(plan.flags),
+            "calibration": dict(calibration or {}) or plan.calibration, "batch": {"min": batch[0], "opt": batch[1],
+                                                                                 "max": batch[2]},
+            "workspace_mb": workspace_mb}
+
+
+def check_engine_compatible(built_with: Mapping[str, Any], *, trt_version: str, compute_capability: str,
+                            gpu_name: str | None = None, engine: str = "engine") -> None:
+    """Refuse an engine built for another GPU architecture or TensorRT version (the runtime calls this).
+
+    TensorRT engines are tied to the exact TensorRT version (major.minor.patch) and to the GPU's compute capability;
+    the GPU name is informative only (same architecture, different board, is fine).
+
+    Raises:
+        EngineError: saying what differs and how to rebuild.
+    """
+    built_trt = built_with.get("tensorrt")
+    built_cc = built_with.get("compute_capability")
+    if not built_trt or not built_cc:
+        raise EngineError(f"{engine} has no TensorRT build record (built_with.tensorrt / compute_capability); "
+                          f"{REBUILD}")
+    if trt_version_tuple(str(built_trt)) != trt_version_tuple(trt_version):
+        raise EngineError(f"{engine} was built with TensorRT {built_trt}, this device has TensorRT {trt_version}; "
+                          f"{REBUILD}")
+    if str(built_cc) != str(compute_capability):
+        where = f" ({built_with.get('gpu')})" if built_with.get("gpu") else ""
+        here = f" ({gpu_name})" if gpu_name else ""
+        raise EngineError(f"{engine} was built for GPU compute capability {built_cc}{where}, this GPU is "
+                          f"{compute_capability}{here}; {REBUILD}")
+
+
+def tensorrt_version() -> str:
+    """Installed TensorRT version; EngineError with the install hint when missing."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise EngineError(INSTALL) from None
+    return str(trt.__version__)
+
+
+def build_engine(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[str], plan: BuildPlan, *,
+                 batch: tuple[int, int, int] = (1, 8, 32), workspace_mb: int | None = None,
+                 calibrator: Any = None, cache_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Build and serialise one engine as ``plan`` says; returns its ``built_with`` metadata.
+
+    Args:
+        onnx_path: The ONNX file the plan names.
+        out_path: Engine file to write.
+        plan: From :func:`plan_build`.
+        batch: Optimisation-profile batch sizes (min, opt, max).
+        workspace_mb: Workspace memory-pool limit (small Jetsons: 256-512); ``None``: TensorRT's default.
+        calibrator: A calibrator (:func:`calibration.trt_calibrators.make_trt_calibrator`) for implicit INT8; it
+            reads ``cache_path`` first when it exists.
+        cache_path: Native calibration cache (implicit INT8 with ``plan.calibration == "cache"``).
+
+    Raises:
+        EngineError: TensorRT missing, the parser or the builder failed.
+    """
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise EngineError(INSTALL) from None
+    from calibration.device import gpu_info
+
+    onnx_path, out_path = Path(onnx_path), Path(out_path)
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 0
+    if plan.strongly_typed and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise EngineError(f"TensorRT could not parse {onnx_path.name}: {errors}")
+    config = builder.create_builder_config()
+    if workspace_mb is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
+    profile = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        shapes = profile_shapes(list(tensor.shape), batch)
+        profile.set_shape(tensor.name, shapes["min"], shapes["opt"], shapes["max"])
+    config.add_optimization_profile(profile)
+    for name in plan.flags:
+        config.set_flag(getattr(trt.BuilderFlag, name))
+    if plan.calibration in ("cache", "calibrator"):
+        if calibrator is None:
+            raise EngineError("implicit INT8 needs a calibrator (it reads the bundle's calibration cache); pass one, "
+                              "or export the int8-trt Q/DQ ONNX")
+        config.int8_calibrator = calibrator
+        config.set_calibration_profile(profile)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise EngineError(f"TensorRT failed to build the {plan.precision} engine from {onnx_path.name} (see the "
+                          "TensorRT log above); try a larger --workspace-mb or another precision")
+    data = bytes(serialized)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_bytes(data)
+    gpu = gpu_info()
+    return engine_metadata(trt_version=str(trt.__version__), gpu_name=gpu["name"],
+                           compute_capability=gpu["compute_capability"], precision=plan.precision,
+                           onnx_sha256=sha256_bytes(onnx_path.read_bytes()), plan=plan, batch=batch,
+                           workspace_mb=workspace_mb,
+                           calibration={"kind": plan.calibration, "cache": Path(cache_path).name}
+                           if cache_path and plan.calibration == "cache" else None)
