@@ -1,0 +1,144 @@
+"""FP32 ONNX (+ optional inpainter) -> a bundle with FP16 / INT8 variants, checked on held-out occluded faces.
+
+:func:`export_bundle` is what ``ofer export`` runs once the model is ONNX: it converts, calibrates on occluded faces,
+measures top-1 agreement with FP32 and accuracy per occlusion protocol on a *held-out* occluded set, refuses
+(ExportError) a precision whose agreement is below the threshold, writes a native TensorRT calibration cache next
+to the models, and records everything in the manifest.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from runtime.bundle import MANIFEST, Bundle, InputSpec, load_bundle, sha256_file, write_bundle
+from runtime.errors import ExportError
+
+from .formats import EXPORT_FORMATS, ExportFormat, check_method
+
+TRT_CACHE_FILE = "classifier.trt-calib.cache"
+#: TensorRT version written into the cache header unless told otherwise (JetPack 6.x ships 10.3).
+DEFAULT_TRT_VERSION = "10.3.0"
+
+
+def _input_name(onnx_path: Path) -> str:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+
+
+def export_bundle(classifier: str | os.PathLike[str], out: str | os.PathLike[str], *, labels: Sequence[str],
+                  input_spec: InputSpec, formats: Sequence[ExportFormat], calib_source: str | None = None,
+                  calib_method: str = "minmax", calib_count: int = 256, heldout_count: int = 64,
+                  agreement: float = 0.97, faces: str = "detect", seed: int = 0, inpainter: str | None = None,
+                  provenance: Mapping[str, Any] | None = None, name: str | None = None,
+                  trt_version: str = DEFAULT_TRT_VERSION, cache_dir: str | os.PathLike[str] | None = "default",
+                  force: bool = False) -> Bundle:
+    """Write a bundle with the requested formats of ``classifier`` (FP32 ONNX).
+
+    Raises:
+        ExportError: a precision falls below ``agreement`` (nothing is written), a conversion fails, or INT8 was
+            asked for without ``calib_source``.
+        BundleError: ``out`` exists and ``force`` is not set.
+    """
+    from calibration.sets import DEFAULT_CACHE
+
+    classifier = Path(classifier)
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        from runtime.errors import BundleError
+
+        raise BundleError(f"{out} already exists and is not empty; choose another --out or pass --force to replace it")
+    method = check_method(calib_method)
+    cache = DEFAULT_CACHE if cache_dir == "default" else cache_dir
+    keys = [f.key for f in formats if f.format == "onnx"]
+    int8 = [k for k in keys if EXPORT_FORMATS[k].calibrated]
+    if int8 and not calib_source:
+        raise ExportError("INT8 export needs calibration faces: pass --calib (a folder of face images, a video, a "
+                          "dataset spec such as fer2013:/data/fer2013.csv, or 'procedural')")
+    engines: list[dict[str, Any]] = []
+    report: dict[str, Any] = {"threshold": agreement, "method": method}
+    with tempfile.TemporaryDirectory(prefix=".ofer-export.", dir=out.parent if out.parent.exists() else None) as t:
+        tmp = Path(t)
+        engines.append({"name": "classifier", "path": classifier, "file": EXPORT_FORMATS["fp32"].file_name("classifier"),
+                        "format": "onnx", "precision": "fp32", "role": "classifier"})
+        heldout = None
+        if len(keys) > 1:
+            from calibration.sets import build_heldout_set
+
+            from .agreement import compare, run_onnx
+
+            source = calib_source or "procedural"
+            heldout = build_heldout_set(source, input_spec, count=heldout_count, seed=seed + 1, faces=faces,
+                                        cache_dir=cache)
+            reference = run_onnx(classifier, heldout.inputs)
+            report["heldout"] = {"source": source, **heldout.describe()}
+        if "fp16" in keys:
+            from .fp16 import convert_fp16
+
+            fmt = EXPORT_FORMATS["fp16"]
+            path = tmp / fmt.file_name("classifier")
+            info = convert_fp16(classifier, path)
+            result = compare(reference, run_onnx(path, heldout.inputs), heldout.protocols, heldout.labels,
+                             heldout.label_names, labels)
+            report["fp16"] = result
+            engines.append({"name": fmt.engine_name("classifier"), "path": path, "file": path.name, "format": "onnx",
+                            "precision": "fp16", "role": "classifier", "conversion": info,
+                            "agreement": result["top1_agreement"]})
+        if int8:
+            from calibration.ranges import amax_table, compute_ranges
+            from calibration.reader import ArrayCalibrationReader
+            from calibration.sets import build_calibration_set
+            from calibration.trt_cache import write_trt_cache
+
+            from .agreement import check_agreement
+            from .quantize import quantize_int8
+
+            calib = build_calibration_set(calib_source, input_spec, count=calib_count, seed=seed, faces=faces,
+                                          cache_dir=cache)
+            report["calibration"] = {"source": calib_source, **calib.describe()}
+            ranges = compute_ranges(classifier, ArrayCalibrationReader(calib.inputs, _input_name(classifier)), method)
+            for key in int8:
+                fmt = EXPORT_FORMATS[key]
+                path = tmp / fmt.file_name("classifier")
+                info = quantize_int8(classifier, path, ranges, flavour=key, method=method)
+                # int8-trt is judged as TensorRT computes it (exact Q/DQ maths), int8-cpu as ONNX Runtime CPU runs it.
+                result = compare(reference, run_onnx(path, heldout.inputs, simulate=key == "int8-trt"),
+                                 heldout.protocols, heldout.labels, heldout.label_names, labels)
+                report[key] = result
+                check_agreement(result, agreement, what=f"{key} ({method})", method=method)
+                engines.append({"name": fmt.engine_name("classifier"), "path": path, "file": path.name,
+                                "format": "onnx", "precision": "int8", "role": "classifier", "quantization": info,
+                                "agreement": result["top1_agreement"]})
+            cache_file = tmp / TRT_CACHE_FILE
+            if method in ("entropy", "minmax"):
+                write_trt_cache(cache_file, amax_table(ranges), trt_version=trt_version, method=method)
+        if inpainter is not None:
+            engines.append({"name": "inpainter", "path": Path(inpainter), "file": "inpainter.onnx", "format": "onnx",
+                            "precision": "fp32", "role": "inpainter", "output": "image"})
+        prov = dict(provenance or {})
+        prov.setdefault("metrics", {})
+        prov["metrics"] = {**prov["metrics"], "export": report}
+        bundle = write_bundle(out, labels=labels, input_spec=input_spec, engines=engines,
+                              pipelines=["direct", "inpaint", "auto"] if inpainter else ["direct"], provenance=prov,
+                              name=name, force=force)
+        if int8 and (tmp / TRT_CACHE_FILE).is_file():
+            bundle = _attach_file(bundle, tmp / TRT_CACHE_FILE, "trt_calibration_cache",
+                                  {"method": method, "tensorrt": trt_version, "source_onnx": "classifier"})
+    return bundle
+
+
+def _attach_file(bundle: Bundle, src: Path, key: str, info: Mapping[str, Any]) -> Bundle:
+    """Copy a non-engine file into the bundle and record it (file + sha256) under a top-level manifest key."""
+    import shutil
+
+    dest = bundle.path / src.name
+    shutil.copyfile(src, dest)
+    manifest = dict(bundle.manifest)
+    manifest[key] = {"file": src.name, "sha256": sha256_file(dest), **info}
+    tmp = bundle.path / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, bundle.path / MANIFEST)
+    return load_bundle(bundle.path)

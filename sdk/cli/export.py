@@ -1,0 +1,168 @@
+"""``ofer export MODEL --out BUNDLE --precision fp32,fp16,int8 --calib SOURCE``: a model to a deployable bundle.
+
+MODEL is a training checkpoint folder (classifier, or inpainter + classifier by its export plan), an ONNX classifier
+with ``--spec`` (JSON with ``labels`` and ``input``), or an existing bundle (its FP32 models are re-exported).
+Two MODELs mean INPAINTER CLASSIFIER.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    from export.formats import CALIBRATION_METHODS
+
+    p = sub.add_parser("export", help="export a checkpoint/ONNX model to a bundle (FP32, FP16, INT8 Q/DQ)",
+                       description=__doc__)
+    p.add_argument("model", nargs="+", metavar="MODEL", help="checkpoint folder, ONNX file or bundle "
+                   "(two: INPAINTER CLASSIFIER)")
+    p.add_argument("--out", required=True, help="bundle folder to write (refused if it exists, unless --force)")
+    p.add_argument("--precision", default="fp32,fp16,int8",
+                   help="comma list of fp32, fp16, int8 (= int8-cpu + int8-trt), int8-cpu, int8-trt")
+    p.add_argument("--spec", default=None, help="JSON file with 'labels' and 'input' (for an ONNX MODEL)")
+    g = p.add_argument_group("calibration (INT8)")
+    g.add_argument("--calib", default=None, help="face images folder, video, dataset spec or 'procedural'")
+    g.add_argument("--calib-method", default="minmax", choices=CALIBRATION_METHODS)
+    g.add_argument("--calib-count", type=int, default=256, help="calibration faces")
+    g.add_argument("--heldout-count", type=int, default=64, help="held-out faces (each under every protocol)")
+    g.add_argument("--calib-faces", default="detect", choices=("detect", "whole"),
+                   help="detect faces in images/videos, or use each image whole (ready face crops)")
+    g.add_argument("--agreement", type=float, default=0.97, help="minimum top-1 agreement with FP32")
+    g.add_argument("--trt-version", default="10.3.0", help="TensorRT version named in the calibration cache")
+    g.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace an existing bundle")
+    p.set_defaults(func=run)
+
+
+def _from_spec_file(path: str | None, onnx_path: Path) -> tuple[list[str], dict[str, Any]]:
+    from runtime.errors import InputError
+
+    if path is None:
+        raise InputError(f"{onnx_path.name} is an ONNX file: pass --spec SPEC.json with its 'labels' and 'input' "
+                         "(see the bundle schema in runtime/bundle.py)")
+    try:
+        spec = json.loads(Path(path).read_text())
+        return list(spec["labels"]), dict(spec["input"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"--spec {path} must be a JSON object with 'labels' and 'input' ({exc})") from None
+
+
+def resolve_model(paths: list[str], spec_file: str | None, work: Path) -> dict[str, Any]:
+    """``{classifier, inpainter, labels, input, provenance}`` from the MODEL arguments (ONNX files in ``work``)."""
+    from runtime.bundle import load_bundle
+    from runtime.errors import InputError
+
+    if len(paths) > 2:
+        raise InputError("pass one MODEL (or two: INPAINTER CLASSIFIER)")
+    items = [Path(p) for p in paths]
+    for p in items:
+        if not p.exists():
+            raise InputError(f"model {p} does not exist")
+    main = items[-1]
+    res: dict[str, Any] = {"inpainter": None, "provenance": {}}
+    if (main / "manifest.json").is_file():
+        b = load_bundle(main)
+        clf = b.find_engines("classifier", format="onnx", precision="fp32")
+        if not clf:
+            raise InputError(f"bundle {main} has no FP32 ONNX classifier to export from")
+        inp = b.find_engines("inpainter", format="onnx", precision="fp32")
+        res.update(classifier=b.engine_path(clf[0].name), labels=list(b.labels), input=b.input.to_dict(),
+                   inpainter=b.engine_path(inp[0].name) if inp else None, provenance=dict(b.provenance))
+    elif main.suffix.lower() == ".onnx":
+        labels, spec = _from_spec_file(spec_file, main)
+        res.update(classifier=main, labels=labels, input=spec)
+    elif main.is_dir():
+        res.update(_from_checkpoint(main, work))
+    else:
+        raise InputError(f"{main} is not a checkpoint folder, an .onnx file or a bundle")
+    if len(items) == 2:
+        if items[0].suffix.lower() != ".onnx":
+            raise InputError("with two MODELs the first is the inpainter as an .onnx file; a checkpoint with an "
+                             "inpainter exports both from its export plan (pass it alone)")
+        res["inpainter"] = items[0]
+    return res
+
+
+def _from_checkpoint(path: Path, work: Path) -> dict[str, Any]:
+    """Export a training checkpoint's modules to ONNX (classifier; inpainter too for the inpaint pipeline)."""
+    from runtime.errors import InputError
+
+    try:
+        from sdk.training.checkpoint import load_checkpoint
+    except ImportError as exc:
+        raise InputError(f"cannot read checkpoints here ({exc}); install the training extra (pip install "
+                         "ofer[train]) or pass an ONNX classifier with --spec") from None
+    import numpy as np
+    import torch
+
+    from export.onnx import export_onnx
+    from runtime.bundle import _parse_input  # one parser for input specs
+    from runtime.preprocess import to_tensor
+
+    ck = load_checkpoint(path)
+    cfg = ck.config
+    plan = cfg.get("export") or {"pipeline": "direct", "classifier": next(iter(ck.models)), "inpainter": None}
+    spec = _parse_input(cfg["input"], str(path))
+    h, w = spec.size
+    shape = (4, h, w) if spec.channels == 1 else (4, h, w, 3)
+    sample = to_tensor(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8), spec)
+    out: dict[str, Any] = {"labels": list(cfg["labels"]), "input": spec.to_dict(),
+                           "provenance": {"method": cfg.get("method"), "data": cfg.get("data"),
+                                          "metrics": cfg.get("metrics", {}), "source": f"checkpoint {path.name}"}}
+    clf = ck.models[plan["classifier"]]
+    index = plan.get("classifier_output")
+    if index is not None:
+        clf = _Select(clf, int(index))
+    export_onnx(clf, sample, work / "classifier.onnx")
+    out["classifier"] = work / "classifier.onnx"
+    if plan.get("pipeline") == "inpaint" and plan.get("inpainter"):
+        mask = (np.random.default_rng(1).random((4, 1, h, w)) > 0.5).astype(np.float32)
+        export_onnx(ck.models[plan["inpainter"]], {"image": sample, "mask": mask}, work / "inpainter.onnx",
+                    output_names=("image",))
+        out["inpainter"] = work / "inpainter.onnx"
+    del torch
+    return out
+
+
+class _Select:  # a tiny nn.Module wrapper is built lazily so this module stays torch-free at import
+    def __new__(cls, module: Any, index: int) -> Any:
+        import torch
+
+        class Select(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.inner = module
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return self.inner(x)[index]
+
+        return Select().eval()
+
+
+def run(args: argparse.Namespace) -> int:
+    from export.bundle_writer import export_bundle
+    from export.formats import parse_precisions
+    from runtime.bundle import _parse_input
+
+    formats = parse_precisions(args.precision)
+    with tempfile.TemporaryDirectory(prefix="ofer-export-") as work:
+        model = resolve_model(args.model, args.spec, Path(work))
+        spec = _parse_input(model["input"], "--spec")
+        bundle = export_bundle(model["classifier"], args.out, labels=model["labels"], input_spec=spec,
+                               formats=formats, calib_source=args.calib, calib_method=args.calib_method,
+                               calib_count=args.calib_count, heldout_count=args.heldout_count,
+                               agreement=args.agreement, faces=args.calib_faces, seed=args.seed,
+                               inpainter=model["inpainter"], provenance=model["provenance"],
+                               trt_version=args.trt_version, force=args.force)
+    report = bundle.provenance.get("metrics", {}).get("export", {})
+    print(f"wrote bundle {bundle.path}")
+    for name, e in bundle.engines.items():
+        agree = report.get(e.extra.get("quantization", {}).get("flavour", e.precision), {}).get("top1_agreement")
+        extra = f"  agreement {agree:.4f}" if isinstance(agree, float) else ""
+        size = bundle.engine_path(name).stat().st_size / 1024
+        print(f"  {name:<22} {e.format}/{e.precision:<5} {size:8.1f} KB{extra}")
+    return 0
