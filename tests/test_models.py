@@ -89,7 +89,8 @@ def test_registered_model_forward_backward_onnx(name: str, tmp_path) -> None:
             assert feats.shape[1] == model.feature_channels
 
     # ONNX export (batch dynamic) and parity with ONNX Runtime on a batch of 3
-    in_names = ["image", "mask"][:len(inputs)] if entry.kind == "inpainter" else [f"input{i}" for i in range(len(inputs))]
+    in_names = (["image", "mask"][:len(inputs)] if entry.kind == "inpainter"
+                else [f"input{i}" for i in range(len(inputs))])
     out_names = [f"output{i}" for i in range(len(outs))]
     path = tmp_path / f"{name}.onnx"
     torch.onnx.export(model, inputs, str(path), dynamo=False, opset_version=17, input_names=in_names,
@@ -98,9 +99,9 @@ def test_registered_model_forward_backward_onnx(name: str, tmp_path) -> None:
     with torch.no_grad():
         expected = _as_tuple(model(*test_inputs))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(out_names, {k: v.numpy() for k, v in zip(in_names, test_inputs)})
+    got = session.run(out_names, {k: v.numpy() for k, v in zip(in_names, test_inputs, strict=True)})
     assert len(got) == len(expected)
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         assert g.shape == tuple(e.shape)
         assert np.abs(g - e.numpy()).max() < 1e-4
 

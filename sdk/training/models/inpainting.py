@@ -12,7 +12,8 @@ Inputs, ``forward(image, mask=None)``:
 Output: ``(N, C, H, W)`` in the range of ``output`` (``tanh``: [-1, 1]). Any H, W works: the input is
 replicate-padded to a multiple of ``2 ** depth`` and the output cropped back. With ``blend=True`` and a mask,
 the output is ``mask * generated + (1 - mask) * image``, so visible pixels are passed through exactly.
-ONNX: export with inputs ``(image, mask)`` when ``use_mask`` (or ``blend``) is on.
+ONNX: export with inputs ``(image, mask)`` when ``use_mask`` (or ``blend``) is on; the padding and cropping
+are traced for the export size, so make only the batch axis dynamic.
 """
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ class Inpainter(nn.Module):
             skips.append(x)
             x = self.pool(x)
         x = self.bottleneck(x)
-        for up, fuse, skip in zip(self.up, self.fuse, reversed(skips)):
+        for up, fuse, skip in zip(self.up, self.fuse, reversed(skips), strict=True):
             x = up(x)
             x = fuse(torch.cat([x, skip], dim=1) if self.skip else x)
         out = self.to_image(x)[:, :, :height, :width]

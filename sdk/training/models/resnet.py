@@ -10,7 +10,7 @@ Mid-level features (``features``): the output of residual stage ``feature_stage`
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
