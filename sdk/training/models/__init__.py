@@ -4,5 +4,6 @@ from __future__ import annotations
 from .registry import create_model, get_entry, list_models, register_model
 
 # Model modules register themselves on import; each model file adds its own import line below.
+from . import mini_xception  # noqa: E402,F401
 
 __all__ = ["create_model", "get_entry", "list_models", "register_model"]
