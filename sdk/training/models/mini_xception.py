@@ -16,6 +16,8 @@ row/column at the bottom/right), which :class:`SameMaxPool2d` reproduces so the 
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -32,8 +34,23 @@ def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def _torch_pool_len(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
+    """Output length of ``F.max_pool2d`` along one dimension (PyTorch's formula)."""
+    span = size + 2 * pad - kernel
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
 class SameMaxPool2d(nn.Module):
-    """Max pooling with TensorFlow 'same' padding (asymmetric when the padding total is odd)."""
+    """Max pooling with TensorFlow 'same' padding (asymmetric when the padding total is odd).
+
+    TF pads the extra row/column at the bottom/right. PyTorch's pooling windows start at ``-padding``, like
+    TF's start at ``-pad_before``, so ``padding=pad_before`` with ``ceil_mode`` chosen to give TF's output
+    length reproduces TF exactly (the padded cells are ignored either way). When no mode fits both dimensions
+    the input is padded with -inf explicitly.
+    """
 
     def __init__(self, kernel_size: int = 3, stride: int = 2) -> None:
         super().__init__()
@@ -41,11 +58,22 @@ class SameMaxPool2d(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        top, bottom = _same_pads(int(x.shape[-2]), self.kernel_size, self.stride)
-        left, right = _same_pads(int(x.shape[-1]), self.kernel_size, self.stride)
-        if top or bottom or left or right:
-            x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
-        return F.max_pool2d(x, self.kernel_size, self.stride)
+        if torch.jit.is_tracing():  # exported graphs have a fixed spatial size; only the batch is dynamic
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                h, w = int(x.shape[-2]), int(x.shape[-1])
+        else:
+            h, w = int(x.shape[-2]), int(x.shape[-1])
+        k, s = self.kernel_size, self.stride
+        (top, bottom), (left, right) = _same_pads(h, k, s), _same_pads(w, k, s)
+        want = (-(-h // s), -(-w // s))
+        if top <= k // 2 and left <= k // 2:
+            for ceil_mode in (False, True):
+                got = (_torch_pool_len(h, k, s, top, ceil_mode), _torch_pool_len(w, k, s, left, ceil_mode))
+                if got == want:
+                    return F.max_pool2d(x, k, s, padding=(top, left), ceil_mode=ceil_mode)
+        x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
+        return F.max_pool2d(x, k, s)
 
 
 class SeparableConv2d(nn.Module):
