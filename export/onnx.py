@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -103,8 +104,12 @@ def export_onnx(model: Any, sample: Sample, path: str | Path, *, input_name: str
     tmp = Path(tmp_name)
     try:
         try:
-            torch.onnx.export(model, args, str(tmp), input_names=names, output_names=output_names,
-                              opset_version=opset, dynamic_axes=axes, do_constant_folding=True, dynamo=False)
+            with warnings.catch_warnings():  # the legacy exporter is our deliberate choice: fast, single file
+                warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export",
+                                        category=DeprecationWarning)
+                warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning)
+                torch.onnx.export(model, args, str(tmp), input_names=names, output_names=output_names,
+                                  opset_version=opset, dynamic_axes=axes, do_constant_folding=True, dynamo=False)
             proto = onnx.load(str(tmp))
             onnx.checker.check_model(proto, full_check=True)
             onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
