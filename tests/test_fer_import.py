@@ -37,9 +37,9 @@ def fer_hdf5() -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference():
-    """(fixture dict, (N, 1, 64, 64) inputs, (N, 7) Keras probabilities)."""
-    return fer.load_reference()
+def reference(media_dir):
+    """(fixture dict, (N, 1, 64, 64) inputs rebuilt from the media, (N, 7) Keras probabilities)."""
+    return fer.load_reference(media_dir)
 
 
 @pytest.fixture(scope="module")
