@@ -19,15 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 GT = json.loads((ROOT / "tests" / "fixtures" / "face_boxes.json").read_text())
 
 
-# TODO(lead): replace with the shared ``media_dir`` fixture from tests/conftest.py once it lands.
-@pytest.fixture(scope="module")
-def media() -> Path:
-    sys.path.insert(0, str(ROOT))
-    from scripts.fetch_test_media import fetch
-
-    return fetch()
-
-
 @pytest.fixture(scope="module")
 def detector() -> FaceDetector:
     return create_detector("auto", threads=1)
@@ -47,8 +38,8 @@ def _hits(dets: list[Detection], gt: list[list[float]], min_iou: float = 0.4) ->
     return int((ious.max(axis=0) >= min_iou).sum())
 
 
-def test_single_face_found_with_keypoints(media: Path, detector: FaceDetector) -> None:
-    frame = cv2.imread(str(media / "single_face.jpg"))
+def test_single_face_found_with_keypoints(media_dir: Path, detector: FaceDetector) -> None:
+    frame = cv2.imread(str(media_dir / "single_face.jpg"))
     dets = detector.detect(frame)
     assert len(dets) == 1
     assert _hits(dets, GT["images"]["single_face.jpg"]["faces"]) == 1
@@ -60,24 +51,24 @@ def test_single_face_found_with_keypoints(media: Path, detector: FaceDetector) -
     assert np.all((eyes[:, 0] > x1) & (eyes[:, 0] < x2) & (eyes[:, 1] > y1) & (eyes[:, 1] < (y1 + y2) / 2 + 20))
 
 
-def test_multi_face_finds_at_least_four_of_five(media: Path, detector: FaceDetector) -> None:
+def test_multi_face_finds_at_least_four_of_five(media_dir: Path, detector: FaceDetector) -> None:
     gt = GT["images"]["multi_face.jpg"]["faces"]
-    dets = detector.detect(cv2.imread(str(media / "multi_face.jpg")))
+    dets = detector.detect(cv2.imread(str(media_dir / "multi_face.jpg")))
     assert _hits(dets, gt) >= 4
     assert len(dets) <= len(gt) + 1
 
 
-def test_face_with_upper_half_covered(media: Path, detector: FaceDetector) -> None:
+def test_face_with_upper_half_covered(media_dir: Path, detector: FaceDetector) -> None:
     box = GT["images"]["single_face.jpg"]["faces"][0]
-    frame = _cover_upper_half(cv2.imread(str(media / "single_face.jpg")), box)
+    frame = _cover_upper_half(cv2.imread(str(media_dir / "single_face.jpg")), box)
     dets = detector.detect(frame)
     assert _hits(dets, [box], min_iou=0.25) == 1
 
 
 @pytest.mark.parametrize("name", ["blazeface-short", "blazeface-full"])
-def test_letterboxed_wide_frame_maps_boxes_back(media: Path, name: str) -> None:
+def test_letterboxed_wide_frame_maps_boxes_back(media_dir: Path, name: str) -> None:
     """The same face padded into a wide and a tall frame must come back at the same frame position."""
-    face = cv2.imread(str(media / "single_face.jpg"))
+    face = cv2.imread(str(media_dir / "single_face.jpg"))
     gt = np.array(GT["images"]["single_face.jpg"]["faces"][0], dtype=float)
     det = create_detector(name, threads=1)
     for pad in ((0, 0, 300, 500), (350, 250, 0, 0)):  # top, bottom, left, right
@@ -86,9 +77,9 @@ def test_letterboxed_wide_frame_maps_boxes_back(media: Path, name: str) -> None:
         assert _hits(det.detect(big), [shifted.tolist()]) == 1, (name, pad)
 
 
-def test_no_faces_in_no_face_media(media: Path, detector: FaceDetector) -> None:
-    assert detector.detect(cv2.imread(str(media / "free-mountain-vector-01.jpg"))) == []
-    cap = cv2.VideoCapture(str(media / "no_face.mp4"))
+def test_no_faces_in_no_face_media(media_dir: Path, detector: FaceDetector) -> None:
+    assert detector.detect(cv2.imread(str(media_dir / "free-mountain-vector-01.jpg"))) == []
+    cap = cv2.VideoCapture(str(media_dir / "no_face.mp4"))
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     frames = 0
     for idx in np.linspace(0, total - 1, 6).round().astype(int):
@@ -101,8 +92,8 @@ def test_no_faces_in_no_face_media(media: Path, detector: FaceDetector) -> None:
     assert frames >= 5
 
 
-def test_gray_frame_is_accepted(media: Path, detector: FaceDetector) -> None:
-    gray = cv2.imread(str(media / "single_face.jpg"), cv2.IMREAD_GRAYSCALE)
+def test_gray_frame_is_accepted(media_dir: Path, detector: FaceDetector) -> None:
+    gray = cv2.imread(str(media_dir / "single_face.jpg"), cv2.IMREAD_GRAYSCALE)
     assert _hits(detector.detect(gray), GT["images"]["single_face.jpg"]["faces"]) == 1
     assert _hits(detector.detect(gray[:, :, None]), GT["images"]["single_face.jpg"]["faces"]) == 1
 
