@@ -114,8 +114,8 @@ class FERPlus(FaceDataset):
         mismatch = np.flatnonzero(vote_split != self.table.split)
         if mismatch.size:
             k = int(mismatch[0])
-            raise DatasetError(f"{p.name} line {int(self.vote_line[k])}: Usage is {vote_split[k]!r} but "
-                               f"{self.table.path.name} line {int(self.table.line[k])} says {self.table.split[k]!r}; "
+            raise DatasetError(f"{p.name} line {int(self.vote_line[k])}: Usage is {str(vote_split[k])!r} but "
+                               f"{self.table.path.name} line {int(self.table.line[k])} says {str(self.table.split[k])!r}; "
                                f"the files are not the matching FER+/FER2013 pair (or are in a different order)")
         self.split = split
         self.votes = votes
