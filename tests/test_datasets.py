@@ -100,10 +100,12 @@ def test_fer2013_splits_labels_and_pixels_round_trip():
 def test_fer2013_other_column_order_and_spaced_header(tmp_path):
     path = tmp_path / "icml_face_data.csv"
     pixels = " ".join(map(str, mf.fer_pixels(5).reshape(-1)))
-    path.write_text(f"emotion, Usage, pixels\n2,PrivateTest,{pixels}\n")
+    padded = "  ".join(f"{v:03d}" for v in mf.fer_pixels(5).reshape(-1))  # leading zeros, double spaces
+    path.write_text(f"emotion, Usage, pixels\n2,PrivateTest,{pixels}\n\n4,PrivateTest,\"{padded} \"\n")
     ds = FER2013(path, "test")
-    assert len(ds) == 1 and ds[0][1] == 2
+    assert len(ds) == 2 and list(ds.targets()) == [2, 4] and ds.source(1) == "icml_face_data.csv line 4"
     np.testing.assert_array_equal(ds[0][0], mf.fer_pixels(5))
+    np.testing.assert_array_equal(ds[1][0], mf.fer_pixels(5))
 
 
 @pytest.mark.parametrize("line, match", [
@@ -521,3 +523,19 @@ def test_torch_adapter_transform_soft_labels_and_loader():
         bad[0]
     with pytest.raises(ConfigError, match="mean has 2 values but channels=3"):
         TorchFaceDataset(FER2013(FER_CSV, "val"), 48, 3, mean=(0.1, 0.2))
+
+
+def test_committed_fixtures_match_their_generator(tmp_path):
+    import cv2
+
+    mf.main(tmp_path)
+    made = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    committed = sorted(p.relative_to(FIX) for p in FIX.rglob("*")
+                       if p.is_file() and p.name != "make_fixtures.py" and "__pycache__" not in p.parts)
+    assert made == committed
+    for rel in made:
+        if rel.suffix in (".png", ".jpg"):
+            a, b = cv2.imread(str(tmp_path / rel), cv2.IMREAD_UNCHANGED), cv2.imread(str(FIX / rel), cv2.IMREAD_UNCHANGED)
+            assert np.abs(a.astype(int) - b.astype(int)).max() <= 1, rel  # JPEG encoders may differ by 1
+        else:
+            assert (tmp_path / rel).read_bytes() == (FIX / rel).read_bytes(), rel

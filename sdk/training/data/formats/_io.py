@@ -31,29 +31,46 @@ def require_dir(path: str | Path, what: str, hint: str = "") -> Path:
     return p
 
 
-def read_csv(path: Path, required: Sequence[str]) -> tuple[dict[str, int], Iterator[tuple[int, list[str]]]]:
-    """Open a CSV file with a header row.
+def _split_fields(text: str) -> list[str]:
+    if '"' not in text:
+        return text.split(",")
+    return next(csv.reader([text]))
 
-    Column names are compared after stripping spaces (some FER2013 copies write ``" Usage"``).
+
+def read_csv(path: Path, required: Sequence[str]) -> tuple[dict[str, int], Iterator[tuple[int, list[str]]]]:
+    """Open a CSV file with a header row (fields may be quoted but not span lines).
+
+    Column names are compared after stripping spaces (some FER2013 copies write ``" Usage"``). Lines
+    are split with ``str.split`` unless they hold a quote, which is several times faster than the csv
+    module on FER2013's 300 MB.
 
     Returns:
         ``(columns, rows)``: column name -> position, and an iterator of ``(line_number, fields)`` that
-        checks every row has as many fields as the header.
+        checks every row has as many fields as the header (blank lines are skipped).
 
     Raises:
-        DatasetError: empty file, or a required column missing from the header.
+        DatasetError: empty file, undecodable text, or a required column missing from the header.
     """
-    f = open(path, newline="", encoding="utf-8-sig")
-    reader = csv.reader(f)
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
+    f = open(path, "rb")
+
+    def lines() -> Iterator[tuple[int, str]]:
+        with f:
+            for number, raw in enumerate(f, start=1):
+                try:
+                    text = raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
+                except UnicodeDecodeError as e:
+                    raise DatasetError(f"{path.name} line {number}: not UTF-8 text ({e.reason}); is this a CSV "
+                                       f"file?") from None
+                if text.strip():
+                    yield number, text
+
+    it = lines()
+    first = next(it, None)
+    if first is None:
         f.close()
         raise DatasetError(f"{path.name} ({path}) is empty; expected a header row with columns "
-                           f"{', '.join(required)}") from None
-    except (csv.Error, UnicodeDecodeError) as e:
-        f.close()
-        raise DatasetError(f"{path.name} ({path}) line 1: not a readable CSV header ({e})") from None
+                           f"{', '.join(required)}")
+    header = [h.strip() for h in _split_fields(first[1])]
     missing = [c for c in required if c not in header]
     if missing:
         f.close()
@@ -62,17 +79,15 @@ def read_csv(path: Path, required: Sequence[str]) -> tuple[dict[str, int], Itera
     columns = {name: k for k, name in enumerate(header)}
 
     def rows() -> Iterator[tuple[int, list[str]]]:
-        with f:
+        for number, text in it:
             try:
-                for fields in reader:
-                    if not fields or fields == [""]:
-                        continue
-                    if len(fields) != len(header):
-                        raise DatasetError(f"{path.name} line {reader.line_num}: {len(fields)} columns, expected "
-                                           f"{len(header)} ({', '.join(header)})")
-                    yield reader.line_num, fields
-            except (csv.Error, UnicodeDecodeError) as e:
-                raise DatasetError(f"{path.name} line {reader.line_num}: not valid CSV ({e})") from None
+                fields = _split_fields(text)
+            except csv.Error as e:
+                raise DatasetError(f"{path.name} line {number}: not valid CSV ({e})") from None
+            if len(fields) != len(header):
+                raise DatasetError(f"{path.name} line {number}: {len(fields)} columns, expected "
+                                   f"{len(header)} ({', '.join(header)})")
+            yield number, fields
 
     return columns, rows()
 
