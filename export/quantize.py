@@ -46,7 +46,8 @@ def quantize_settings(flavour: str, method: str) -> dict[str, Any]:
         return {**common, "activation_type": QuantType.QUInt8, "extra_options": {**extra, "ActivationSymmetric": False}}
     return {**common, "activation_type": QuantType.QInt8, "op_types_to_quantize": list(TRT_QDQ_OPS),
             "extra_options": {**extra, "ActivationSymmetric": True, "AddQDQPairToWeight": False,
-                              "DedicatedQDQPair": False, "QDQKeepRemovableActivations": False}}
+                              "DedicatedQDQPair": False, "QDQKeepRemovableActivations": False,
+                              "OpTypesToExcludeOutputQuantization": list(TRT_QDQ_OPS)}}
 
 
 def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], ranges: Any, *, flavour: str = "int8-cpu",

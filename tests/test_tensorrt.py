@@ -1,0 +1,118 @@
+"""TensorRT: build plans, profiles, metadata and compatibility decisions (pure Python); real builds on a GPU."""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from export.tensorrt import (BuildPlan, check_engine_compatible, engine_metadata, plan_build, profile_shapes,
+                             trt_version_tuple)
+from runtime.errors import ConfigError, EngineError, ExportError
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL = ["fp32", "fp16", "int8-cpu", "int8-trt"]
+
+
+def test_profile_shapes_vary_only_the_batch():
+    shapes = profile_shapes(["batch", 1, 64, 64], (1, 8, 32))
+    assert shapes == {"min": (1, 1, 64, 64), "opt": (8, 1, 64, 64), "max": (32, 1, 64, 64)}
+    with pytest.raises(ConfigError, match="min <= opt <= max"):
+        profile_shapes([-1, 1, 64, 64], (8, 1, 32))
+    with pytest.raises(ConfigError, match="fixed input size"):
+        profile_shapes([-1, 1, "h", 64], (1, 1, 1))
+
+
+def test_version_parsing():
+    assert trt_version_tuple("10.3.0.26") == (10, 3, 0)
+    assert trt_version_tuple("11.0") == (11, 0, 0)
+    with pytest.raises(ConfigError):
+        trt_version_tuple("unknown")
+
+
+def test_tensorrt10_uses_flags_and_prefers_explicit_qdq():
+    assert plan_build("fp16", "10.3.0", ALL) == BuildPlan("fp16", "fp32", False, ("FP16",), None)
+    qdq = plan_build("int8", "10.3.0", ALL)
+    assert (qdq.onnx_key, qdq.flags, qdq.calibration, qdq.strongly_typed) == ("int8-trt", ("INT8", "FP16"), "qdq",
+                                                                              False)
+    implicit = plan_build("int8", "10.3.0", ["fp32", "int8-cpu"], has_cache=True)
+    assert (implicit.onnx_key, implicit.calibration) == ("fp32", "cache")
+    assert plan_build("int8", "10.3.0", ["fp32"]).calibration == "calibrator"
+
+
+def test_tensorrt11_is_strongly_typed_and_needs_typed_onnx():
+    fp16 = plan_build("fp16", "11.0.0", ALL)
+    assert (fp16.onnx_key, fp16.strongly_typed, fp16.flags) == ("fp16", True, ())
+    int8 = plan_build("int8", "11.0.0", ALL)
+    assert (int8.onnx_key, int8.strongly_typed, int8.flags, int8.calibration) == ("int8-trt", True, (), "qdq")
+    with pytest.raises(ExportError, match="--precision int8"):
+        plan_build("int8", "11.0.0", ["fp32", "int8-cpu"], has_cache=True)  # no calibrators in TensorRT 11
+    with pytest.raises(ExportError, match="fp16 ONNX"):
+        plan_build("fp16", "11.1.0", ["fp32"])
+    with pytest.raises(ExportError, match="too old"):
+        plan_build("fp32", "8.6.1", ALL)
+
+
+def _meta(trt="10.3.0", cc="8.7"):
+    return engine_metadata(trt_version=trt, gpu_name="Orin", compute_capability=cc, precision="int8",
+                           onnx_sha256="ab" * 32, plan=plan_build("int8", trt, ALL), batch=(1, 8, 32),
+                           workspace_mb=256)
+
+
+def test_metadata_records_what_the_runtime_checks():
+    meta = _meta()
+    assert meta["tensorrt"] == "10.3.0" and meta["compute_capability"] == "8.7" and meta["gpu"] == "Orin"
+    assert meta["source_onnx_sha256"] == "ab" * 32 and meta["source_onnx"] == "int8-trt"
+    assert meta["batch"] == {"min": 1, "opt": 8, "max": 32} and meta["workspace_mb"] == 256
+
+
+def test_compatibility_refuses_other_gpu_or_tensorrt_with_rebuild_hint():
+    meta = _meta()
+    check_engine_compatible(meta, trt_version="10.3.0.26", compute_capability="8.7", gpu_name="Orin NX")
+    with pytest.raises(EngineError, match="TensorRT 10.3.0, this device has TensorRT 10.4.0.*ofer build-engines"):
+        check_engine_compatible(meta, trt_version="10.4.0", compute_capability="8.7")
+    with pytest.raises(EngineError, match="compute capability 8.7 .*this GPU is 9.0.*ofer build-engines"):
+        check_engine_compatible(meta, trt_version="10.3.0", compute_capability="9.0", gpu_name="H100")
+    with pytest.raises(EngineError, match="no TensorRT build record"):
+        check_engine_compatible({}, trt_version="10.3.0", compute_capability="8.7")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
+def test_build_engines_without_tensorrt_says_how_to_install(ofer_cmd):
+    res = subprocess.run([*ofer_cmd, "build-engines", str(ROOT / "sdk" / "default_bundle")], capture_output=True,
+                         text=True, cwd=ROOT)
+    assert res.returncode == 2
+    assert "pip install ofer[tensorrt]" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def _gpu() -> None:
+    pytest.importorskip("tensorrt")
+    from calibration.device import gpu_info
+
+    try:
+        gpu_info()
+    except EngineError as exc:
+        pytest.skip(f"no CUDA GPU: {exc}")
+
+
+@pytest.mark.gpu
+def test_build_fp16_and_int8_engines_on_gpu(tmp_path):
+    _gpu()
+    import shutil
+
+    import tensorrt as trt
+
+    from export.tensorrt import build_engine
+
+    src = ROOT / "sdk" / "default_bundle" / "classifier.onnx"
+    shutil.copy(src, tmp_path / "c.onnx")
+    plan = plan_build("fp16", trt.__version__, ["fp32", "fp16"])
+    onnx = tmp_path / "c.onnx"
+    if plan.onnx_key == "fp16":
+        from export.fp16 import convert_fp16
+
+        convert_fp16(src, onnx)
+    meta = build_engine(onnx, tmp_path / "c.engine", plan, batch=(1, 4, 8), workspace_mb=256)
+    assert (tmp_path / "c.engine").stat().st_size > 0
+    check_engine_compatible(meta, trt_version=trt.__version__, compute_capability=meta["compute_capability"])
