@@ -1,0 +1,62 @@
+"""``ofer export`` end to end on the real default model: FP16 + INT8 bundle, agreement gate, overwrite refusal."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from runtime.bundle import load_bundle
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _export(ofer_cmd, out: Path, media_dir: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [*ofer_cmd, "export", str(ROOT / "sdk" / "default_bundle"), "--out", str(out), "--precision", "fp16,int8",
+           "--calib", str(media_dir / "WolfgangLanger_Pexels.mp4"), "--calib-count", "64", "--heldout-count", "12",
+           *extra]
+    env = {**os.environ, "OFER_CACHE": str(cache)}
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)
+
+
+def test_export_writes_a_verified_int8_bundle_and_guards_it(ofer_cmd, media_dir, tmp_path):
+    pytest.importorskip("runtime.occlusion")
+    out = tmp_path / "bundle"
+    res = _export(ofer_cmd, out, media_dir, tmp_path / "cache", "--agreement", "0.85")
+    assert res.returncode == 0, res.stderr
+    bundle = load_bundle(out)  # sha256 of every file verified
+    names = list(bundle.engines)
+    assert names == ["classifier", "classifier-fp16", "classifier-int8-cpu", "classifier-int8-trt"]
+    assert [bundle.engines[n].precision for n in names] == ["fp32", "fp16", "int8", "int8"]
+    report = bundle.provenance["metrics"]["export"]
+    assert report["heldout"]["n"] == 12 * 15  # every held-out face under every standard protocol
+    for key in ("fp16", "int8-cpu", "int8-trt"):
+        assert 0.85 <= report[key]["top1_agreement"] <= 1.0
+        assert "upper_half" in report[key]["per_protocol"]
+    assert bundle.engines["classifier-int8-trt"].extra["quantization"]["symmetric_activations"] is True
+    cache = bundle.manifest["trt_calibration_cache"]
+    text = (out / cache["file"]).read_text()
+    assert text.startswith("TRT-100300-MinMaxCalibration\n") and "\ninput: " in text
+    # The runtime takes the first int8 engine: the CPU flavour, which ONNX Runtime actually runs.
+    from runtime.backends import open_engine, select_engine
+
+    engine = open_engine(bundle, select_engine(bundle, "classifier", backend="onnxruntime-cpu", precision="int8"),
+                         backend="onnxruntime-cpu", threads=1)
+    assert engine.path.name == "classifier.int8-cpu.onnx"
+
+    again = _export(ofer_cmd, out, media_dir, tmp_path / "cache")
+    assert again.returncode == 2 and "--force" in again.stderr
+    before = json.loads((out / "manifest.json").read_text())
+    strict = _export(ofer_cmd, out, media_dir, tmp_path / "cache", "--agreement", "0.9999", "--force")
+    assert strict.returncode == 2
+    assert "top-1 agreement" in strict.stderr and "--calib-method" in strict.stderr
+    assert json.loads((out / "manifest.json").read_text()) == before  # a failed export leaves the bundle alone
+
+
+def test_export_needs_calibration_faces_for_int8(ofer_cmd, tmp_path):
+    res = subprocess.run([*ofer_cmd, "export", str(ROOT / "sdk" / "default_bundle"), "--out", str(tmp_path / "b"),
+                          "--precision", "int8-cpu"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 2 and "--calib" in res.stderr
+    assert not (tmp_path / "b").exists()
