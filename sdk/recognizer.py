@@ -191,6 +191,34 @@ class Recognizer:
             results.append(preds)
         return results
 
+    # ------------------------------------------------------------------------------------- streaming, profiling
+    def stream(self, source: Any, *, mode: str = "auto", smooth: str | None = None, queue_size: int = 4,
+               max_missed: int = 15, pace_fps: float | None = None) -> Any:
+        """Recognise a stream of frames with tracking and smoothing; capture, detection and inference overlap.
+
+        Args:
+            source: Camera index, video file, folder of images, image file or any iterable of BGR frames.
+            mode: ``offline`` (every frame, in order), ``realtime`` (drop stale frames, never lag behind) or
+                ``auto`` (realtime for cameras, offline otherwise).
+            smooth: ``None``, ``"ema:ALPHA"`` (e.g. ``"ema:0.5"``) or ``"window:N"`` (e.g. ``"window:5"``).
+            queue_size: Frames each queue holds in offline mode.
+            max_missed: Frames a face may go undetected and keep its track id.
+            pace_fps: Read a file or iterator no faster than this (to emulate a live camera).
+
+        Returns:
+            A :class:`runtime.streaming.Stream`: iterate it for one :class:`~runtime.streaming.StreamResult`
+            per processed frame; use it as a context manager or call ``close()`` to stop early.
+
+        Example:
+            >>> with rec.stream(0, smooth="ema:0.5") as results:
+            ...     for r in results:
+            ...         print(r.frame_index, [(p.track_id, p.label) for p in r.predictions], r.latency_ms)
+        """
+        from .streaming import stream_recognizer
+
+        return stream_recognizer(self, source, mode=mode, smooth=smooth, queue_size=queue_size,
+                                 max_missed=max_missed, pace_fps=pace_fps)
+
     def describe(self) -> dict[str, Any]:
         """What is loaded: bundle, labels, detector, pipeline and the engine as it actually loaded."""
         return {"bundle": str(self.bundle.path), "name": self.bundle.name, "labels": list(self.labels),
