@@ -127,8 +127,9 @@ def run(args: argparse.Namespace) -> int:
     stream: TextIO = open(jsonl, "w", encoding="utf-8") if jsonl else sys.stdout
     series = _CsvSeries(output_path(args.csv, args.force, "--csv"), recognizer.labels)
     n_frames = n_faces = 0
-    results = recognizer.stream(source, mode=args.mode, smooth=args.smooth, max_missed=args.max_missed)
+    results = None
     try:
+        results = recognizer.stream(source, mode=args.mode, smooth=args.smooth, max_missed=args.max_missed)
         total = min(source.length, args.limit) if source.length and args.limit else source.length or args.limit
         for r in progress(results, total, "ofer run", enabled=show):
             if args.limit is not None and n_frames >= args.limit:
@@ -144,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
                 writer.write(r.name, draw_predictions(r.image, r.predictions))
         stream.flush()
     finally:
-        results.close()
+        if results is not None:
+            results.close()
         source.close()
         writer.close()
         series.close()
