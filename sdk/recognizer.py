@@ -44,6 +44,16 @@ class Prediction:
     occlusion: float | None = None
     track_id: int | None = None
 
+    @classmethod
+    def from_probabilities(cls, labels: Sequence[str], box: Sequence[float], probs: np.ndarray, *, pipeline: str,
+                           timings_ms: dict[str, float], detection_score: float = 1.0,
+                           track_id: int | None = None) -> "Prediction":
+        """The prediction for one face from its box and probability vector (label order = ``labels``)."""
+        top = int(np.argmax(probs))
+        return cls(box=tuple(float(v) for v in box), label=labels[top], confidence=float(probs[top]),
+                   scores={n: float(s) for n, s in zip(labels, probs)}, pipeline=pipeline, timings_ms=timings_ms,
+                   detection_score=float(detection_score), track_id=track_id)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"box": [round(float(v), 2) for v in self.box], "label": self.label,
@@ -129,6 +139,26 @@ class Recognizer:
         return create_detector(name, **kwargs)
 
     # ------------------------------------------------------------------------------------------------ inference
+    def detect_and_crop(self, frame: np.ndarray) -> tuple[list[Any], list[np.ndarray], dict[str, float]]:
+        """Detect faces in a validated BGR frame (largest first, at most ``max_faces``) and crop each one.
+
+        Returns the detections, their crops (the bundle's input size and colour) and ``detect``/``crop`` ms.
+        """
+        t0 = time.perf_counter()
+        dets = sorted(self.detector.detect(frame), key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
+        if self.max_faces is not None:
+            dets = dets[: self.max_faces]
+        t1 = time.perf_counter()
+        crops = [crop_face(frame, d.box, self.bundle.input) for d in dets]
+        return dets, crops, {"detect": (t1 - t0) * 1e3, "crop": (time.perf_counter() - t1) * 1e3}
+
+    def classify_crops(self, crops: list[np.ndarray]) -> tuple[np.ndarray, dict[str, float]]:
+        """Probabilities ``(len(crops), n_labels)`` for crops from :meth:`detect_and_crop`, and stage ms."""
+        if not crops:
+            return np.zeros((0, len(self.labels)), np.float32), {"normalize": 0.0, "classify": 0.0}
+        out = self.pipeline.run(crops)
+        return out.probabilities, out.timings_ms
+
     def predict(self, frame: np.ndarray | str | os.PathLike[str]) -> list[Prediction]:
         """Recognise the expression of every face in one frame.
 
@@ -155,39 +185,23 @@ class Recognizer:
         for i, raw in enumerate(frames):
             t0 = time.perf_counter()
             frame = as_bgr_frame(raw, name=f"frame {i}" if i else "frame")
-            t1 = time.perf_counter()
-            dets = self.detector.detect(frame)
-            dets = sorted(dets, key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
-            if self.max_faces is not None:
-                dets = dets[: self.max_faces]
-            t2 = time.perf_counter()
-            crops.extend(crop_face(frame, d.box, self.bundle.input) for d in dets)
-            t3 = time.perf_counter()
-            timing = {"decode": (t1 - t0) * 1e3 if isinstance(raw, (str, os.PathLike)) else 0.0,
-                      "detect": (t2 - t1) * 1e3, "crop": (t3 - t2) * 1e3}
+            decode_ms = (time.perf_counter() - t0) * 1e3 if isinstance(raw, (str, os.PathLike)) else 0.0
+            dets, face_crops, timing = self.detect_and_crop(frame)
+            timing["decode"] = decode_ms
+            crops.extend(face_crops)
             per_frame.append((dets, timing))
         if not per_frame:
             return []
         results: list[list[Prediction]] = []
-        if crops:
-            out = self.pipeline.run(crops)
-            probs, stage_ms = out.probabilities, out.timings_ms
-        else:
-            probs, stage_ms = np.zeros((0, len(self.labels)), np.float32), {"normalize": 0.0, "classify": 0.0}
+        probs, stage_ms = self.classify_crops(crops)
         total = (time.perf_counter() - t_start) * 1e3
         k = 0
         for dets, timing in per_frame:
-            preds = []
-            for d in dets:
-                p = probs[k]
-                k += 1
-                top = int(np.argmax(p))
-                timings = {**timing, **stage_ms, "total": total}
-                preds.append(Prediction(box=tuple(float(v) for v in d.box), label=self.labels[top],
-                                        confidence=float(p[top]),
-                                        scores={n: float(s) for n, s in zip(self.labels, p)},
-                                        pipeline=self.pipeline.name, timings_ms=timings,
-                                        detection_score=float(d.score)))
+            timings = {**timing, **stage_ms, "total": total}
+            preds = [Prediction.from_probabilities(self.labels, d.box, probs[k + j], pipeline=self.pipeline.name,
+                                                   timings_ms=dict(timings), detection_score=d.score)
+                     for j, d in enumerate(dets)]
+            k += len(dets)
             results.append(preds)
         return results
 

@@ -7,25 +7,14 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from runtime.frames import as_bgr_frame
-from runtime.preprocess import crop_face
 from runtime.smoothing import Smoother, parse_smoothing
 from runtime.streaming import Packet, Stream
 from runtime.tracking import Tracker
 
+from .recognizer import Prediction
+
 if TYPE_CHECKING:
-    from .recognizer import Prediction, Recognizer
-
-
-def make_prediction(labels: Sequence[str], box: Sequence[float], probs: np.ndarray, *, pipeline: str,
-                    timings_ms: dict[str, float], detection_score: float = 1.0,
-                    track_id: int | None = None) -> "Prediction":
-    """A :class:`~sdk.recognizer.Prediction` from one face's box and probability vector."""
-    from .recognizer import Prediction
-
-    top = int(np.argmax(probs))
-    return Prediction(box=tuple(float(v) for v in box), label=labels[top], confidence=float(probs[top]),
-                      scores={n: float(s) for n, s in zip(labels, probs)}, pipeline=pipeline,
-                      timings_ms=timings_ms, detection_score=float(detection_score), track_id=track_id)
+    from .recognizer import Recognizer
 
 
 class RecognizerStages:
@@ -45,27 +34,16 @@ class RecognizerStages:
 
     def detect_crop(self, packet: Packet) -> None:
         """Stage 1: validate the frame, detect faces (largest first, ``max_faces``), crop them."""
-        rec = self.rec
-        t0 = time.perf_counter()
         frame = as_bgr_frame(packet.frame.image, name=f"frame {packet.frame.index}")
-        dets = sorted(rec.detector.detect(frame), key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
-        if rec.max_faces is not None:
-            dets = dets[: rec.max_faces]
-        t1 = time.perf_counter()
-        crops = [crop_face(frame, d.box, rec.bundle.input) for d in dets]
-        t2 = time.perf_counter()
+        dets, crops, timings = self.rec.detect_and_crop(frame)
         packet.data = (dets, crops)
-        packet.timings_ms.update(detect=(t1 - t0) * 1e3, crop=(t2 - t1) * 1e3)
+        packet.timings_ms.update(timings)
 
     def classify_track(self, packet: Packet) -> None:
         """Stage 2: classify the crops, give each face its track id, smooth its probabilities per track."""
         rec = self.rec
         dets, crops = packet.data
-        if crops:
-            out = rec.pipeline.run(crops)
-            probs, stage_ms = out.probabilities, out.timings_ms
-        else:
-            probs, stage_ms = np.zeros((0, len(rec.labels)), np.float32), {"normalize": 0.0, "classify": 0.0}
+        probs, stage_ms = rec.classify_crops(crops)
         t0 = time.perf_counter()
         ids = self.tracker.update([d.box for d in dets])
         if self.smoother is not None:
@@ -73,8 +51,8 @@ class RecognizerStages:
             probs = np.array([self.smoother.update(tid, p) for tid, p in zip(ids, probs)]).reshape(probs.shape)
         packet.timings_ms.update(stage_ms, track=(time.perf_counter() - t0) * 1e3)
         timings = dict(packet.timings_ms)
-        packet.predictions = [make_prediction(rec.labels, d.box, p, pipeline=rec.pipeline.name, timings_ms=timings,
-                                              detection_score=d.score, track_id=tid)
+        packet.predictions = [Prediction.from_probabilities(rec.labels, d.box, p, pipeline=rec.pipeline.name,
+                                                            timings_ms=timings, detection_score=d.score, track_id=tid)
                               for d, p, tid in zip(dets, probs, ids)]
         packet.data = None  # crops are not needed any more: free them early
 
