@@ -49,9 +49,10 @@ def _sample_boxes(rng: np.random.Generator, p: Protocol, n: int, h: int, w: int)
         return np.tile(geo.box_to_pixels(_FIXED_BOXES[p.kind], h, w), (n, 1))
     fx0, fy0, fx1, fy1 = geo.box_to_pixels(geo.FACE_BOX, h, w)
     fw, fh = fx1 - fx0, fy1 - fy0
+    u = rng.random((n, 3))   # one row per item, so item i does not depend on the batch size
     if p.kind == "random_box":
         area = float(p.fraction) * fw * fh
-        ratio = np.exp(rng.uniform(np.log(0.5), np.log(2.0), n))
+        ratio = np.exp(np.log(0.5) + u[:, 0] * np.log(4.0))
         bw = np.minimum(np.sqrt(area * ratio), fw)
         bh = np.minimum(area / bw, fh)
         bw = np.minimum(area / bh, fw)
@@ -60,8 +61,8 @@ def _sample_boxes(rng: np.random.Generator, p: Protocol, n: int, h: int, w: int)
         bw = bh = np.full(n, float(side))
     bw = np.clip(np.round(bw), 1, fw).astype(np.int64)
     bh = np.clip(np.round(bh), 1, fh).astype(np.int64)
-    x0 = fx0 + np.floor(rng.random(n) * (fw - bw + 1)).astype(np.int64)
-    y0 = fy0 + np.floor(rng.random(n) * (fh - bh + 1)).astype(np.int64)
+    x0 = fx0 + np.floor(u[:, 1] * (fw - bw + 1)).astype(np.int64)
+    y0 = fy0 + np.floor(u[:, 2] * (fh - bh + 1)).astype(np.int64)
     return np.stack([x0, y0, x0 + bw, y0 + bh], axis=1)
 
 
@@ -91,6 +92,11 @@ def _fill_layer(rng: np.random.Generator, fill: str, n: int, h: int, w: int, c: 
     return rng.integers(0, 256, (n, h, w, c), dtype=np.uint8)
 
 
+def _item_rngs(seed: int, n: int) -> list[np.random.Generator]:
+    """One generator per batch item; item i's generator does not depend on n."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence([seed, 2]).spawn(n)]
+
+
 def _as_channels(layer: np.ndarray, c: int) -> np.ndarray:
     return layer if c == 3 else cv2.cvtColor(layer, cv2.COLOR_BGR2GRAY)[..., None]
 
@@ -99,8 +105,8 @@ def apply_batch(images: np.ndarray, protocol: str | Protocol, seed: int, *,
                 sources: Sequence[np.ndarray] | None = None) -> Occluded:
     """Occludes a batch of face crops (N, H, W) or (N, H, W, C) with one protocol.
 
-    Deterministic in ``(images.shape, protocol, seed)``; ``apply_batch(x[None], p, s)`` equals
-    ``apply_occlusion(x, p, seed=s)``. Box kinds are fully vectorised.
+    Deterministic in ``(protocol, seed, H, W)``: item ``i`` of the batch depends on ``i`` but not on the batch
+    size, so item 0 equals ``apply_occlusion(images[0], protocol, seed=seed)``. Box kinds are vectorised.
 
     Args:
         images: uint8 batch, gray or BGR.
@@ -122,23 +128,23 @@ def apply_batch(images: np.ndarray, protocol: str | Protocol, seed: int, *,
     masks = np.zeros((n, h, w), bool)
     if p.kind == "clean":
         return Occluded(images.copy(), masks.astype(np.uint8))
-    rng = np.random.default_rng(int(seed))
+    seed = int(seed)
     layer: np.ndarray
     if p.kind == "textured":
         layer = np.empty_like(x)
-        for i, child in enumerate(rng.spawn(n)):
+        for i, child in enumerate(_item_rngs(seed, n)):
             tex, masks[i] = render_textured(child, str(p.texture), h, w, sources)
             layer[i] = _as_channels(tex, c)
     else:
         if p.kind == "random_shapes":
-            for i, child in enumerate(rng.spawn(n)):
+            for i, child in enumerate(_item_rngs(seed, n)):
                 masks[i] = _shapes_mask(child, h, w)
         else:
-            boxes = _sample_boxes(rng, p, n, h, w)
+            boxes = _sample_boxes(np.random.default_rng([seed, 0]), p, n, h, w)
             ys, xs = np.arange(h)[None, :, None], np.arange(w)[None, None, :]
             masks = ((ys >= boxes[:, 1, None, None]) & (ys < boxes[:, 3, None, None])
                      & (xs >= boxes[:, 0, None, None]) & (xs < boxes[:, 2, None, None]))
-        layer = _fill_layer(rng, str(p.fill), n, h, w, c)
+        layer = _fill_layer(np.random.default_rng([seed, 1]), str(p.fill), n, h, w, c)
     out = np.where(masks[..., None], layer, x)
     return Occluded(out[..., 0] if gray2d else out, masks.astype(np.uint8))
 

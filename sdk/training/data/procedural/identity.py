@@ -12,14 +12,22 @@ _HAIR = np.array([[20, 20, 25], [30, 45, 70], [40, 80, 130], [90, 150, 200], [40
 _IRIS = np.array([[30, 50, 80], [60, 90, 110], [120, 100, 60], [50, 110, 80]], np.float32)
 
 
+Color = tuple[float, float, float]
+
+
+def _color(v: np.ndarray) -> Color:
+    r = np.clip(v, 0, 255).tolist()
+    return (float(r[0]), float(r[1]), float(r[2]))
+
+
 @dataclass(frozen=True)
 class Identity:
     """Shape, colours and rest pose of one person (all lengths are fractions of the crop)."""
 
-    skin: np.ndarray          # BGR float
-    hair: np.ndarray          # BGR float
-    iris: np.ndarray          # BGR float
-    lip: np.ndarray           # BGR float
+    skin: Color
+    hair: Color
+    iris: Color
+    lip: Color
     face_w: float             # half-width of the face oval
     face_h: float             # half-height of the upper face oval
     jaw_h: float              # half-height of the lower face oval
@@ -71,7 +79,7 @@ def sample_identity(rng: np.random.Generator) -> Identity:
     hair = _HAIR[rng.integers(len(_HAIR))] * np.float32(u(0.75, 1.2))
     lip = np.clip(skin * np.array([0.75, 0.7, 1.05], np.float32) * u(0.85, 1.0), 0, 255)
     return Identity(
-        skin=np.clip(skin, 0, 255), hair=np.clip(hair, 0, 255), iris=_IRIS[rng.integers(len(_IRIS))], lip=lip,
+        skin=_color(skin), hair=_color(hair), iris=_color(_IRIS[rng.integers(len(_IRIS))]), lip=_color(lip),
         face_w=u(0.34, 0.43), face_h=u(0.44, 0.5), jaw_h=u(0.4, 0.47), jaw_square=u(2.0, 3.2),
         hairline=u(0.07, 0.19), long_hair=bool(rng.random() < 0.45),
         eye_dx=u(0.165, 0.205), eye_dy=u(-0.02, 0.02), eye_w=u(0.045, 0.062), eye_open=u(0.017, 0.028),
