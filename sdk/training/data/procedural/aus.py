@@ -55,7 +55,7 @@ def sample_aus(rng: np.random.Generator, label: str) -> np.ndarray:
     g = rng.uniform(0.1, 0.35) if rng.random() < 0.2 else rng.uniform(0.35, 1.0)
     side = "left" if rng.random() < 0.5 else "right"
     for au in aus:
-        v = float(np.clip(g * rng.uniform(0.75, 1.2) * _WITHIN.get((label, au), 1.0), 0.0, 1.0))
+        v = min(1.0, g * rng.uniform(0.75, 1.2) * _WITHIN.get((label, au), 1.0))
         set_au(state, au, v, side if label == "contempt" else "both")
     if rng.random() < 0.3:
         extra = AUS[int(rng.integers(len(AUS)))]

@@ -75,7 +75,7 @@ class Scene:
 def sample_identity(rng: np.random.Generator) -> Identity:
     """Draws one identity."""
     u = rng.uniform
-    skin = _SKIN[rng.integers(len(_SKIN))] * u(0.85, 1.1, 3).astype(np.float32)
+    skin = _SKIN[rng.integers(len(_SKIN))] * u(0.94, 1.05, 3).astype(np.float32) * np.float32(u(0.85, 1.1))
     hair = _HAIR[rng.integers(len(_HAIR))] * np.float32(u(0.75, 1.2))
     lip = np.clip(skin * np.array([0.75, 0.7, 1.05], np.float32) * u(0.85, 1.0), 0, 255)
     return Identity(
@@ -90,12 +90,13 @@ def sample_identity(rng: np.random.Generator) -> Identity:
     )
 
 
+_SCENE_LO = np.array([-9, 0.93, -0.035, -0.03, -1, -0.4, -0.25, 0, 0.0, 0.75, 0.0, 1.0])
+_SCENE_HI = np.array([9, 1.06, 0.035, 0.03, 1, 0.4, 0.25, 2 * np.pi, 0.5, 1.15, 0.9, 7.0])
+
+
 def sample_scene(rng: np.random.Generator) -> Scene:
-    """Draws the nuisances of one sample."""
-    u = rng.uniform
-    return Scene(
-        angle=u(-9, 9), scale=u(0.93, 1.06), shift=(u(-0.035, 0.035), u(-0.03, 0.03)), yaw=u(-1, 1),
-        gaze=(u(-0.4, 0.4), u(-0.25, 0.25)), light_dir=u(0, 2 * np.pi), light_amp=u(0.0, 0.5),
-        brightness=u(0.75, 1.15), blur=u(0.0, 0.9), noise=u(1.0, 7.0),
-        bg_seed=int(rng.integers(2**31)), noise_seed=int(rng.integers(2**31)),
-    )
+    """Draws the nuisances of one sample (one vectorised draw)."""
+    v = (_SCENE_LO + rng.random(len(_SCENE_LO)) * (_SCENE_HI - _SCENE_LO)).tolist()
+    seeds = rng.integers(2**31, size=2).tolist()
+    return Scene(angle=v[0], scale=v[1], shift=(v[2], v[3]), yaw=v[4], gaze=(v[5], v[6]), light_dir=v[7],
+                 light_amp=v[8], brightness=v[9], blur=v[10], noise=v[11], bg_seed=seeds[0], noise_seed=seeds[1])

@@ -19,6 +19,9 @@ _SHIFT = 4
 _ONE = 1 << _SHIFT
 _DARK = (25.0, 20.0, 30.0)
 _T = np.linspace(-1.0, 1.0, 11)
+_FRINGE_T = np.linspace(1.0, -1.0, 9)
+_FRINGE_WAVE = 0.1 * np.abs(_FRINGE_T) ** 3 + 0.008 * np.cos(np.arange(9) * 2.1)
+_BROW_U = np.linspace(0.0, 1.0, 7)[:, None]
 
 
 def _mix(a: Color, b: Color, k: float) -> Color:
@@ -49,6 +52,11 @@ class _Canvas:
     def line(self, pts: np.ndarray, color: Color, width: float, closed: bool = False) -> None:
         thick = max(1, int(round(width * self.px)))
         self.ops.append((2 if closed else 1, np.asarray(pts, np.float64).reshape(-1, 2), color, thick))
+
+    def crease(self, pts: np.ndarray, base: Color, k: float, width: float) -> None:
+        """A line darkened from ``base`` by strength ``k``; skipped when too faint to see (k < 0.03)."""
+        if k >= 0.03:
+            self.line(pts, _mix(base, _DARK, k), width)
 
     def circle(self, c: tuple[float, float], r: float, color: Color) -> None:
         self.ops.append((3, np.array([c], np.float64), color, max(1, int(round(r * self.px * _ONE)))))
@@ -110,11 +118,13 @@ def _background_bank(size: int) -> np.ndarray:
 
 
 def _background(size: int, seed: int) -> np.ndarray:
-    """A background picked from the bank by ``seed``, rolled and channel-permuted by ``seed`` (a fresh copy)."""
+    """A background picked from the bank by ``seed``, flipped and channel-permuted by ``seed`` (a fresh copy)."""
     img = _background_bank(size)[seed % _BANK]
-    dy, dx = (seed // _BANK) % size, (seed // (_BANK * size)) % size
-    perm = _PERMS[(seed // 7) % len(_PERMS)]
-    return np.ascontiguousarray(np.roll(img, (dy, dx), axis=(0, 1))[..., perm])
+    if (seed // _BANK) % 2:
+        img = img[:, ::-1]
+    if (seed // (2 * _BANK)) % 2:
+        img = img[::-1]
+    return np.ascontiguousarray(img[..., _PERMS[(seed // (4 * _BANK)) % len(_PERMS)]])
 
 
 _PERMS = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
@@ -166,8 +176,8 @@ def render_face(idn: Identity, aus: np.ndarray, scene: Scene, size: int = 64, co
                       oval(0.5, fcy, fw, jaw, 0, np.pi, 14, idn.jaw_square)])
     cv.poly(face, skin)
     top = np.pi + (0.1 if idn.long_hair else 0.35)
-    fringe_x = 0.5 + fw * 0.97 * np.linspace(1, -1, 9)
-    fringe_y = idn.hairline + 0.1 * np.abs(np.linspace(1, -1, 9)) ** 3 + 0.008 * np.cos(np.arange(9) * 2.1)
+    fringe_x = 0.5 + fw * 0.97 * _FRINGE_T
+    fringe_y = idn.hairline + _FRINGE_WAVE
     cap = np.vstack([oval(0.5, fcy, fw + 0.025, idn.face_h + 0.035, top, 3 * np.pi - top, 16),
                      np.stack([fringe_x, fringe_y], axis=1)])
     cv.poly(cap, hair)
@@ -187,7 +197,7 @@ def render_face(idn: Identity, aus: np.ndarray, scene: Scene, size: int = 64, co
         a = (nx + s * idn.nose_w * 0.62, ny9 - 0.01)
         b = (cx[s] + s * 0.035, cyy[s] + 0.02)
         mid = ((a[0] + b[0]) / 2 + s * 0.03, (a[1] + b[1]) / 2)
-        cv.line(np.array([a, mid, b]), _mix(skin, _DARK, 0.4 * min(fold, 1.0)), 0.007)
+        cv.crease(np.array([a, mid, b]), skin, 0.4 * min(fold, 1.0), 0.007)
 
     ey = geo.EYE_Y + idn.eye_dy
     for k, s in ((0, -1), (1, 1)):
@@ -209,14 +219,15 @@ def render_face(idn: Identity, aus: np.ndarray, scene: Scene, size: int = 64, co
         cv.poly(np.vstack([lower, edge]), skin)
         blush = _scale(skin, (0.85, 0.82, 1.12))
         cv.poly(oval(ex, ey + 0.1 - 0.03 * a6, 0.055, 0.035, 0, 2 * np.pi, 12), _mix(skin, blush, 0.15 + 0.6 * a6))
-        cv.line(upper, _mix(skin, _DARK, 0.85), 0.012)
-        cv.line(lower, _mix(skin, _DARK, 0.3), 0.006)
-        cv.line(upper + [0, -0.012 * (1 - 0.8 * a5)], _mix(skin, _DARK, 0.25 * (1 - a5)), 0.006)
-        cv.line(lower + [0, 0.014], _mix(skin, _DARK, 0.6 * a6 + 0.35 * a7), 0.006)
-        for ang in (-0.35, 0.0, 0.35):   # crow's feet (AU6)
-            o = (ex + s * ew * 1.15, ey)
-            cv.line(np.array([o, (o[0] + s * 0.03 * np.cos(ang), o[1] + 0.03 * np.sin(ang))]),
-                    _mix(skin, _DARK, 0.55 * a6), 0.005)
+        cv.crease(upper, skin, 0.85, 0.012)
+        cv.crease(lower, skin, 0.3, 0.006)
+        cv.crease(upper + [0, -0.012 * (1 - 0.8 * a5)], skin, 0.25 * (1 - a5), 0.006)
+        cv.crease(lower + [0, 0.014], skin, 0.6 * a6 + 0.35 * a7, 0.006)
+        if a6 > 0.05:
+            for ang in (-0.35, 0.0, 0.35):   # crow's feet (AU6)
+                o = (ex + s * ew * 1.15, ey)
+                cv.crease(np.array([o, (o[0] + s * 0.03 * np.cos(ang), o[1] + 0.03 * np.sin(ang))]), skin, 0.55 * a6,
+                          0.005)
         _brow(cv, idn, au, k, s, ex, ey, dx)
         if idn.glasses:
             cv.line(oval(ex, ey + 0.005, ew * 1.5, 0.05, 0, 2 * np.pi, 16, 4.0), (30.0, 30.0, 30.0), 0.01, True)
@@ -225,15 +236,13 @@ def render_face(idn: Identity, aus: np.ndarray, scene: Scene, size: int = 64, co
                 (30.0, 30.0, 30.0), 0.01)
     base = ey - idn.brow_h
     for off in (-0.012, 0.012):   # vertical furrow (AU4)
-        cv.line(np.array([[nx + off, base - 0.005], [nx + off * 0.6, base + 0.045]]),
-                _mix(skin, _DARK, 0.6 * au(4) + 0.2 * au(9)), 0.006)
+        cv.crease(np.array([[nx + off, base - 0.005], [nx + off * 0.6, base + 0.045]]), skin, 0.6 * au(4) + 0.2 * au(9), 0.006)
     a1, a2 = au(1), au(2)
     span = 0.04 + 0.1 * a2 / (a1 + a2 + 1e-6)
     for h in (0.045, 0.07):   # forehead wrinkles (AU1/AU2)
         y = base - h
         if y > idn.hairline + 0.01:
-            cv.line(oval(nx, y + 0.02, span, 0.02, np.pi + 0.5, 2 * np.pi - 0.5, 7), _mix(skin, _DARK, 0.5 * max(a1, a2)),
-                    0.006)
+            cv.crease(oval(nx, y + 0.02, span, 0.02, np.pi + 0.5, 2 * np.pi - 0.5, 7), skin, 0.5 * max(a1, a2), 0.006)
     _nose(cv, idn, au, nx, ny9, ey)
     _mouth(cv, idn, au, mx, my, cx, cyy)
     cv.flush()
@@ -246,7 +255,7 @@ def _brow(cv: _Canvas, idn: Identity, au, k: int, s: int, ex: float, ey: float, 
     inner = (ex - s * (ew * 0.95 + 0.012 * a4), base - idn.brow_tilt - 0.045 * a1 + 0.03 * a4 + 0.022 * a9 + 0.01 * a2)
     mid = (ex + s * ew * 0.1, base - 0.012 - 0.025 * a1 - 0.028 * a2 + 0.022 * a4 + 0.01 * a9)
     outer = (ex + s * ew * 1.25, base + 0.005 + idn.brow_tilt - 0.045 * a2 + 0.012 * a4 - 0.01 * a1)
-    u = np.linspace(0, 1, 7)[:, None]
+    u = _BROW_U
     pts = (1 - u) ** 2 * np.array(inner) + 2 * u * (1 - u) * np.array(mid) + u**2 * np.array(outer)
     half = (idn.brow_thick * (1.0 - 0.45 * u)) / 2
     cv.poly(np.vstack([pts - [0, 1] * half, (pts + [0, 1] * half)[::-1]]), _mix(idn.skin, _scale(idn.hair, (0.7, 0.7, 0.7)), idn.brow_dark))
@@ -255,14 +264,13 @@ def _brow(cv: _Canvas, idn: Identity, au, k: int, s: int, ex: float, ey: float, 
 def _nose(cv: _Canvas, idn: Identity, au, nx: float, ny: float, ey: float) -> None:
     skin, nw, a9 = idn.skin, idn.nose_w, au(9)
     for s in (-1, 1):
-        cv.line(np.array([[nx + s * 0.022, ey + 0.035], [nx + s * nw * 0.42, ny - 0.03]]), _mix(skin, _DARK, 0.1), 0.006)
+        cv.crease(np.array([[nx + s * 0.022, ey + 0.035], [nx + s * nw * 0.42, ny - 0.03]]), skin, 0.1, 0.006)
         cv.poly(oval(nx + s * nw * 0.28, ny + 0.004, 0.012 * (1 + 0.3 * a9), 0.006, 0, 2 * np.pi, 8),
                 _mix(skin, _DARK, 0.7))
         t0 = -np.pi / 2 if s > 0 else np.pi / 2   # alar wing arc bulging outwards
-        cv.line(oval(nx + s * nw * 0.38, ny - 0.004, nw * 0.16, 0.016, t0, t0 + np.pi, 6), _mix(skin, _DARK, 0.35),
-                0.006)
+        cv.crease(oval(nx + s * nw * 0.38, ny - 0.004, nw * 0.16, 0.016, t0, t0 + np.pi, 6), skin, 0.35, 0.006)
     for y in (0.05, 0.068, 0.086):   # nose wrinkles (AU9)
-        cv.line(oval(nx, ey + y + 0.01, 0.03, 0.01, np.pi + 0.6, 2 * np.pi - 0.6, 5), _mix(skin, _DARK, 0.75 * a9), 0.006)
+        cv.crease(oval(nx, ey + y + 0.01, 0.03, 0.01, np.pi + 0.6, 2 * np.pi - 0.6, 5), skin, 0.75 * a9, 0.006)
 
 
 def _mouth(cv: _Canvas, idn: Identity, au, mx: float, my: float, cx: dict, cy: dict) -> None:
@@ -295,12 +303,12 @@ def _mouth(cv: _Canvas, idn: Identity, au, mx: float, my: float, cx: dict, cy: d
             low = il[np.abs(t) < 0.55]
             cv.poly(np.vstack([low - [0, th], low[::-1]]), (200.0, 212.0, 218.0))
     else:
-        cv.line(iu, _mix(idn.lip, _DARK, 0.6), 0.008)
+        cv.crease(iu, idn.lip, 0.6, 0.008)
     for k, s in ((0, -1), (1, 1)):   # dimple (AU14)
         a14 = au(14, k)
         if a14 > 0.05:
-            cv.line(np.array([[cx[s] + s * 0.016, cy[s] - 0.014], [cx[s] + s * 0.02, cy[s]],
-                              [cx[s] + s * 0.016, cy[s] + 0.014]]), _mix(idn.skin, _DARK, 0.7 * a14), 0.006)
+            cv.crease(np.array([[cx[s] + s * 0.016, cy[s] - 0.014], [cx[s] + s * 0.02, cy[s]],
+                              [cx[s] + s * 0.016, cy[s] + 0.014]]), idn.skin, 0.7 * a14, 0.006)
 
 
 def _finish(img: np.ndarray, scene: Scene, size: int, color: bool) -> np.ndarray:
