@@ -151,6 +151,11 @@ def test_patch_uses_caller_sources() -> None:
     assert (out.image[out.mask == 1] == (10, 200, 30)).all()
 
 
+def test_bad_patch_sources_raise_input_error() -> None:
+    with pytest.raises(InputError, match="sources"):
+        apply_occlusion(_face((32, 32, 3)), "textured:patch", seed=0, sources=[np.zeros((4, 4), np.float32)])
+
+
 def test_lists_and_mixes() -> None:
     forms = list_protocols()
     for key in ("clean", "random_box:F", "r8", "eyes", "upper_half", "random_shapes", "textured:hand"):

@@ -129,6 +129,10 @@ def apply_batch(images: np.ndarray, protocol: str | Protocol, seed: int, *,
     if p.kind == "clean":
         return Occluded(images.copy(), masks.astype(np.uint8))
     seed = int(seed)
+    for k, src in enumerate(sources or ()):
+        if not isinstance(src, np.ndarray) or src.dtype != np.uint8 or src.ndim not in (2, 3) or min(src.shape[:2]) < 2:
+            raise InputError(f"sources[{k}] must be a uint8 image (H, W) or (H, W, 3|4) of at least 2x2, got "
+                             f"{getattr(src, 'shape', type(src).__name__)}; load patch sources with cv2.imread.")
     layer: np.ndarray
     if p.kind == "textured":
         layer = np.empty_like(x)
