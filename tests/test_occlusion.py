@@ -168,3 +168,12 @@ def test_lists_and_mixes() -> None:
     assert assignment != stratified_assignment(200, CALIBRATION_MIX, seed=1)
     with pytest.raises(ConfigError):
         stratified_assignment(10, [("clean", -1.0)], seed=0)
+
+
+def test_occlusion_and_procedural_faces_do_not_import_torch() -> None:
+    import subprocess
+    import sys
+    code = ("import sys, runtime.occlusion, sdk.training.data.procedural; "
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0

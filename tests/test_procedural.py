@@ -68,9 +68,13 @@ def test_bad_config_raises(kwargs: dict) -> None:
         ProceduralFaces(**args)
 
 
-def test_index_out_of_range() -> None:
+def test_index_out_of_range_and_dataset_extras() -> None:
+    ds = ProceduralFaces(14, size=32, label_noise=0.5)
     with pytest.raises(IndexError):
-        ProceduralFaces(5)[5]
+        ds[14]
+    assert np.array_equal(ds[-1][0], ds[13][0])
+    assert ds.targets().tolist() == [ds[i][1] for i in range(14)] == [ds.label(i) for i in range(14)]
+    assert ds.subject(0) == ds.subject(6) != ds.subject(7)
 
 
 def _fixed_pose(ds: ProceduralFaces, i: int):

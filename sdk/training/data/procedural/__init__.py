@@ -41,7 +41,8 @@ def make_identity(seed: int, number: int) -> Identity:
 
 
 class ProceduralFaces:
-    """A deterministic, indexable procedural FER dataset.
+    """A deterministic, indexable procedural FER dataset (the ``FaceDatasetLike`` contract: ``labels``, ``len``,
+    ``ds[i] -> (image, label)``, plus ``label(i)``, ``targets()`` and ``subject(i)``).
 
     Args:
         n: number of samples.
@@ -84,10 +85,28 @@ class ProceduralFaces:
         """Global identity number of sample ``i``."""
         return identity_number(self.split, (i // len(self.labels)) % self.identities)
 
+    def index(self, i: int) -> int:
+        """Normalises ``i`` (negative counts from the end); IndexError when out of range."""
+        j = int(i) + self.n if int(i) < 0 else int(i)
+        if not 0 <= j < self.n:
+            raise IndexError(f"index {i} out of range for a dataset of {self.n} samples")
+        return j
+
+    def label(self, i: int) -> int:
+        """Returned (possibly noisy) label of sample ``i``, without rendering."""
+        return self.sample_params(i)[3]
+
+    def targets(self) -> np.ndarray:
+        """All returned labels (int64), without rendering."""
+        return np.array([self.label(i) for i in range(self.n)], np.int64)
+
+    def subject(self, i: int) -> int:
+        """Identity (person) of sample ``i``, for subject-wise analyses."""
+        return self.identity_of(self.index(i))
+
     def sample_params(self, i: int) -> tuple[Identity, np.ndarray, Scene, int]:
         """``(identity, AU state, scene, returned label)`` of sample ``i``."""
-        if not 0 <= i < self.n:
-            raise IndexError(f"index {i} out of range for {self.n} samples")
+        i = self.index(i)
         rng = np.random.default_rng([self.seed, 2, SPLITS[self.split], i])
         label = self.true_label(i)
         aus = sample_aus(rng, self.labels[label])
