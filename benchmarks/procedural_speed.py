@@ -1,7 +1,8 @@
 """Rendering speed of the procedural faces on one core (prints a table, writes JSON).
 
 Usage:
-    python benchmarks/procedural_speed.py [--n 2000] [--sizes 48 64 112] [--out benchmarks/results/procedural_speed.json]
+    python benchmarks/procedural_speed.py [--n 2000] [--sizes 48 64 112]
+        [--out benchmarks/results/procedural_speed.json]
 """
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def main() -> None:
     args = parser.parse_args()
     cv2.setNumThreads(1)
     render = [measure(s, args.n, args.repeats, c) for s in args.sizes for c in (True, False)]
-    print(f"{'size':>5} {'color':>6} {'cpu img/s (median)':>19} {'cpu min':>8} {'wall img/s (median)':>20} {'wall min':>9}")
+    print(f"{'size':>5} {'color':>6} {'cpu img/s (median)':>19} {'cpu min':>8} "
+          f"{'wall img/s (median)':>20} {'wall min':>9}")
     for r in render:
         print(f"{r['size']:>5} {str(r['color']):>6} {r['cpu_median_img_s']:>19.0f} {r['cpu_min_img_s']:>8.0f} "
               f"{r['wall_median_img_s']:>20.0f} {r['wall_min_img_s']:>9.0f}")

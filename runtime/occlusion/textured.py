@@ -107,7 +107,8 @@ def _cup(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarr
     return np.clip(layer, 0, 255).astype(np.uint8), mask.astype(bool)
 
 
-def _patch(rng: np.random.Generator, h: int, w: int, sources: Sequence[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+def _patch(rng: np.random.Generator, h: int, w: int,
+           sources: Sequence[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
     ph = max(2, int(round(rng.uniform(0.2, 0.5) * h)))
     pw = max(2, int(round(rng.uniform(0.2, 0.5) * w)))
     if sources:

@@ -232,11 +232,13 @@ def render_face(idn: Identity, aus: np.ndarray, scene: Scene, size: int = 64, co
         if idn.glasses:
             cv.line(oval(ex, ey + 0.005, ew * 1.5, 0.05, 0, 2 * np.pi, 16, 4.0), (30.0, 30.0, 30.0), 0.01, True)
     if idn.glasses:
-        cv.line(np.array([[0.5 + dx - idn.eye_dx + idn.eye_w * 1.5, ey], [0.5 + dx + idn.eye_dx - idn.eye_w * 1.5, ey]]),
+        inner = idn.eye_dx - idn.eye_w * 1.5
+        cv.line(np.array([[0.5 + dx - inner, ey], [0.5 + dx + inner, ey]]),
                 (30.0, 30.0, 30.0), 0.01)
     base = ey - idn.brow_h
     for off in (-0.012, 0.012):   # vertical furrow (AU4)
-        cv.crease(np.array([[nx + off, base - 0.005], [nx + off * 0.6, base + 0.045]]), skin, 0.6 * au(4) + 0.2 * au(9), 0.006)
+        cv.crease(np.array([[nx + off, base - 0.005], [nx + off * 0.6, base + 0.045]]), skin,
+                  0.6 * au(4) + 0.2 * au(9), 0.006)
     a1, a2 = au(1), au(2)
     span = 0.04 + 0.1 * a2 / (a1 + a2 + 1e-6)
     for h in (0.045, 0.07):   # forehead wrinkles (AU1/AU2)
@@ -258,7 +260,8 @@ def _brow(cv: _Canvas, idn: Identity, au, k: int, s: int, ex: float, ey: float, 
     u = _BROW_U
     pts = (1 - u) ** 2 * np.array(inner) + 2 * u * (1 - u) * np.array(mid) + u**2 * np.array(outer)
     half = (idn.brow_thick * (1.0 - 0.45 * u)) / 2
-    cv.poly(np.vstack([pts - [0, 1] * half, (pts + [0, 1] * half)[::-1]]), _mix(idn.skin, _scale(idn.hair, (0.7, 0.7, 0.7)), idn.brow_dark))
+    color = _mix(idn.skin, _scale(idn.hair, (0.7, 0.7, 0.7)), idn.brow_dark)
+    cv.poly(np.vstack([pts - [0, 1] * half, (pts + [0, 1] * half)[::-1]]), color)
 
 
 def _nose(cv: _Canvas, idn: Identity, au, nx: float, ny: float, ey: float) -> None:
