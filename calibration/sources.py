@@ -135,9 +135,7 @@ def _stack(crops: list[np.ndarray], labels: list[int], names: tuple[str, ...], o
     if not crops:
         raise DatasetError(f"no faces found in calibration source {source!r}; check the files, or pass "
                            "--calib-faces whole if they are face crops the detector misses")
-    shape = (0, *spec.size) if spec.channels == 1 else (0, *spec.size, 3)
-    arr = np.stack(crops) if crops else np.zeros(shape, np.uint8)
-    return Faces(arr.astype(np.uint8), np.asarray(labels, np.int64), names, tuple(origin))
+    return Faces(np.stack(crops).astype(np.uint8), np.asarray(labels, np.int64), names, tuple(origin))
 
 
 def _dataset_faces(source: str, spec: InputSpec, count: int, part: str, seed: int) -> Faces:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from runtime.bundle import MANIFEST, Bundle, InputSpec, load_bundle, sha256_file, write_bundle
-from runtime.errors import ExportError
+from runtime.errors import BundleError, ExportError
 
 from .formats import EXPORT_FORMATS, ExportFormat, check_method
 
@@ -48,8 +48,6 @@ def export_bundle(classifier: str | os.PathLike[str], out: str | os.PathLike[str
     classifier = Path(classifier)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        from runtime.errors import BundleError
-
         raise BundleError(f"{out} already exists and is not empty; choose another --out or pass --force to replace it")
     method = check_method(calib_method)
     cache = DEFAULT_CACHE if cache_dir == "default" else cache_dir
@@ -62,13 +60,13 @@ def export_bundle(classifier: str | os.PathLike[str], out: str | os.PathLike[str
     report: dict[str, Any] = {"threshold": agreement, "method": method}
     with tempfile.TemporaryDirectory(prefix=".ofer-export.", dir=out.parent if out.parent.exists() else None) as t:
         tmp = Path(t)
-        engines.append({"name": "classifier", "path": classifier, "file": EXPORT_FORMATS["fp32"].file_name("classifier"),
-                        "format": "onnx", "precision": "fp32", "role": "classifier"})
+        engines.append({"name": "classifier", "path": classifier, "format": "onnx", "precision": "fp32",
+                        "role": "classifier", "file": EXPORT_FORMATS["fp32"].file_name("classifier")})
         heldout = None
         if len(keys) > 1:
             from calibration.sets import build_heldout_set
 
-            from .agreement import compare, run_onnx
+            from .agreement import check_agreement, compare, run_onnx
 
             source = calib_source or "procedural"
             heldout = build_heldout_set(source, input_spec, count=heldout_count, seed=seed + 1, faces=faces,
@@ -84,6 +82,7 @@ def export_bundle(classifier: str | os.PathLike[str], out: str | os.PathLike[str
             result = compare(reference, run_onnx(path, heldout.inputs), heldout.protocols, heldout.labels,
                              heldout.label_names, labels)
             report["fp16"] = result
+            check_agreement(result, agreement, what="fp16")
             engines.append({"name": fmt.engine_name("classifier"), "path": path, "file": path.name, "format": "onnx",
                             "precision": "fp16", "role": "classifier", "conversion": info,
                             "agreement": result["top1_agreement"]})
@@ -93,7 +92,6 @@ def export_bundle(classifier: str | os.PathLike[str], out: str | os.PathLike[str
             from calibration.sets import build_calibration_set
             from calibration.trt_cache import write_trt_cache
 
-            from .agreement import check_agreement
             from .quantize import quantize_int8
 
             calib = build_calibration_set(calib_source, input_spec, count=calib_count, seed=seed, faces=faces,

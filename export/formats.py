@@ -50,7 +50,8 @@ class ExportFormat:
 
 
 _TABLE: tuple[ExportFormat, ...] = (
-    ExportFormat("fp32", "onnx", "fp32", "", False, None, "FP32 ONNX (the reference every other format is checked against)"),
+    ExportFormat("fp32", "onnx", "fp32", "", False, None,
+                 "FP32 ONNX (the reference every other format is checked against)"),
     ExportFormat("fp16", "onnx", "fp16", "fp16", False, None,
                  "FP16 weights and activations, FP32 inputs/outputs (GPU ONNX Runtime, TensorRT 11 strongly typed)"),
     ExportFormat("int8-cpu", "onnx", "int8", "int8-cpu", True, None,

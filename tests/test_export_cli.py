@@ -60,3 +60,24 @@ def test_export_needs_calibration_faces_for_int8(ofer_cmd, tmp_path):
                           "--precision", "int8-cpu"], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert res.returncode == 2 and "--calib" in res.stderr
     assert not (tmp_path / "b").exists()
+
+
+def test_export_from_onnx_and_spec_file(ofer_cmd, tmp_path):
+    """An ONNX classifier plus a JSON spec (labels + input) is enough; FP16 is checked on procedural faces."""
+    manifest = json.loads((ROOT / "sdk" / "default_bundle" / "manifest.json").read_text())
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"labels": manifest["labels"], "input": manifest["input"]}))
+    onnx_path = ROOT / "sdk" / "default_bundle" / "classifier.onnx"
+    cmd = [*ofer_cmd, "export", str(onnx_path), "--out", str(tmp_path / "b"), "--precision", "fp16",
+           "--heldout-count", "8"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         env={**os.environ, "OFER_CACHE": str(tmp_path / "cache")})
+    assert res.returncode == 2 and "--spec" in res.stderr  # an ONNX file alone has no labels
+    res = subprocess.run([*cmd, "--spec", str(spec)], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         env={**os.environ, "OFER_CACHE": str(tmp_path / "cache")})
+    assert res.returncode == 0, res.stderr
+    bundle = load_bundle(tmp_path / "b")
+    assert list(bundle.engines) == ["classifier", "classifier-fp16"] and bundle.labels == tuple(manifest["labels"])
+    report = bundle.provenance["metrics"]["export"]
+    assert report["heldout"]["source"] == "procedural" and report["fp16"]["top1_agreement"] >= 0.97
+    assert "trt_calibration_cache" not in bundle.manifest

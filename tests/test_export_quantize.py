@@ -34,7 +34,8 @@ def _types(path: Path) -> tuple[list[int], list[int]]:
     import onnx
 
     m = onnx.load(str(path))
-    return ([i.type.tensor_type.elem_type for i in m.graph.input], [o.type.tensor_type.elem_type for o in m.graph.output])
+    return ([i.type.tensor_type.elem_type for i in m.graph.input],
+            [o.type.tensor_type.elem_type for o in m.graph.output])
 
 
 def test_fp16_keeps_float32_io_and_agrees(tmp_path, default_model):

@@ -87,6 +87,36 @@ def resolve_model(paths: list[str], spec_file: str | None, work: Path) -> dict[s
     return res
 
 
+def _bundle_input(train_input: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's input spec as a bundle ``input`` section; face-crop geometry from the default bundle (tuned to
+    the default detector's boxes) unless the checkpoint already has a bundle-form spec."""
+    if isinstance(train_input.get("size"), list):
+        return dict(train_input)
+    from runtime.bundle import load_bundle
+    from sdk.recognizer import DEFAULT_BUNDLE
+    from sdk.training.config import InputSpec as TrainInput
+
+    default = load_bundle(DEFAULT_BUNDLE).input
+    spec = TrainInput.from_dict(train_input).to_bundle_input(crop_margin=default.crop_margin)
+    spec["crop_offset"] = list(default.crop_offset)
+    return spec
+
+
+def _select_output(module: Any, index: int) -> Any:
+    """Wrap a module returning a tuple (the GAN discriminator) so it returns element ``index``."""
+    import torch
+
+    class Select(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = module
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x)[index]
+
+    return Select().eval()
+
+
 def _from_checkpoint(path: Path, work: Path) -> dict[str, Any]:
     """Export a training checkpoint's modules to ONNX (classifier; inpainter too for the inpaint pipeline)."""
     from runtime.errors import InputError
@@ -97,16 +127,15 @@ def _from_checkpoint(path: Path, work: Path) -> dict[str, Any]:
         raise InputError(f"cannot read checkpoints here ({exc}); install the training extra (pip install "
                          "ofer[train]) or pass an ONNX classifier with --spec") from None
     import numpy as np
-    import torch
 
     from export.onnx import export_onnx
-    from runtime.bundle import _parse_input  # one parser for input specs
+    from runtime.bundle import _parse_input  # the one parser of bundle input specs
     from runtime.preprocess import to_tensor
 
     ck = load_checkpoint(path)
     cfg = ck.config
     plan = cfg.get("export") or {"pipeline": "direct", "classifier": next(iter(ck.models)), "inpainter": None}
-    spec = _parse_input(cfg["input"], str(path))
+    spec = _parse_input(_bundle_input(cfg["input"]), str(path))
     h, w = spec.size
     shape = (4, h, w) if spec.channels == 1 else (4, h, w, 3)
     sample = to_tensor(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8), spec)
@@ -114,9 +143,8 @@ def _from_checkpoint(path: Path, work: Path) -> dict[str, Any]:
                            "provenance": {"method": cfg.get("method"), "data": cfg.get("data"),
                                           "metrics": cfg.get("metrics", {}), "source": f"checkpoint {path.name}"}}
     clf = ck.models[plan["classifier"]]
-    index = plan.get("classifier_output")
-    if index is not None:
-        clf = _Select(clf, int(index))
+    if plan.get("classifier_output") is not None:
+        clf = _select_output(clf, int(plan["classifier_output"]))
     export_onnx(clf, sample, work / "classifier.onnx")
     out["classifier"] = work / "classifier.onnx"
     if plan.get("pipeline") == "inpaint" and plan.get("inpainter"):
@@ -124,23 +152,7 @@ def _from_checkpoint(path: Path, work: Path) -> dict[str, Any]:
         export_onnx(ck.models[plan["inpainter"]], {"image": sample, "mask": mask}, work / "inpainter.onnx",
                     output_names=("image",))
         out["inpainter"] = work / "inpainter.onnx"
-    del torch
     return out
-
-
-class _Select:  # a tiny nn.Module wrapper is built lazily so this module stays torch-free at import
-    def __new__(cls, module: Any, index: int) -> Any:
-        import torch
-
-        class Select(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.inner = module
-
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                return self.inner(x)[index]
-
-        return Select().eval()
 
 
 def run(args: argparse.Namespace) -> int:
