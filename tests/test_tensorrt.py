@@ -116,3 +116,32 @@ def test_build_fp16_and_int8_engines_on_gpu(tmp_path):
     meta = build_engine(onnx, tmp_path / "c.engine", plan, batch=(1, 4, 8), workspace_mb=256)
     assert (tmp_path / "c.engine").stat().st_size > 0
     check_engine_compatible(meta, trt_version=trt.__version__, compute_capability=meta["compute_capability"])
+
+
+def test_calibrator_feeder_reads_and_writes_the_cache_file(tmp_path):
+    """The TensorRT-independent half of the calibrators: TensorRT hands back the cache bytes it wants stored."""
+    import numpy as np
+
+    from calibration.trt_cache import format_trt_cache
+    from calibration.trt_calibrators import _Feeder
+
+    cache = tmp_path / "sub" / "c.cache"
+    feeder = _Feeder(np.zeros((5, 1, 8, 8), np.float32), batch_size=16, cache_path=cache)
+    assert feeder.batch_size == 5 and feeder.read_cache() is None
+    text = format_trt_cache({"input": 1.0}, trt_version="10.3.0").encode()
+    feeder.write_cache(memoryview(text))  # TensorRT passes a buffer object
+    assert feeder.read_cache() == text == cache.read_bytes()
+    with pytest.raises(ConfigError):
+        _Feeder(np.zeros((0, 1, 8, 8), np.float32), 4, None)
+
+
+def test_make_calibrator_errors_are_one_line_hints():
+    import numpy as np
+
+    from calibration.trt_calibrators import make_trt_calibrator
+
+    with pytest.raises(ConfigError, match="entropy or minmax"):
+        make_trt_calibrator("percentile", np.zeros((2, 1, 8, 8), np.float32))
+    if importlib.util.find_spec("tensorrt") is None:
+        with pytest.raises(EngineError, match=r"pip install ofer\[tensorrt\]"):
+            make_trt_calibrator("entropy", np.zeros((2, 1, 8, 8), np.float32))
