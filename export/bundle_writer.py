@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from calibration.sets import DEFAULT_CACHE
 from runtime.bundle import MANIFEST, Bundle, InputSpec, load_bundle, sha256_file, write_bundle
 from runtime.errors import BundleError, ExportError
 
@@ -34,23 +35,38 @@ def export_bundle(classifier: str | os.PathLike[str], out: str | os.PathLike[str
                   calib_method: str = "minmax", calib_count: int = 256, heldout_count: int = 64,
                   agreement: float = 0.97, faces: str = "detect", seed: int = 0, inpainter: str | None = None,
                   provenance: Mapping[str, Any] | None = None, name: str | None = None,
-                  trt_version: str = DEFAULT_TRT_VERSION, cache_dir: str | os.PathLike[str] | None = "default",
+                  trt_version: str = DEFAULT_TRT_VERSION, cache_dir: str | os.PathLike[str] | None = DEFAULT_CACHE,
                   force: bool = False) -> Bundle:
     """Write a bundle with the requested formats of ``classifier`` (FP32 ONNX).
+
+    Args:
+        classifier: FP32 ONNX classifier (copied as ``classifier.onnx``).
+        out: Bundle folder.
+        labels, input_spec: The model's class names and input spec (go into the manifest).
+        formats: From :func:`export.formats.parse_precisions` (ONNX formats; ``fp32`` is always written).
+        calib_source: Calibration/held-out face source (see :mod:`calibration.sources`); required for INT8.
+        calib_method: ``minmax`` (default: best agreement measured on the FER model), ``entropy``, ``percentile``.
+        calib_count, heldout_count: Calibration faces; held-out faces (each under every evaluation protocol).
+        agreement: Minimum top-1 agreement with FP32 for every FP16/INT8 variant.
+        faces: ``detect`` or ``whole`` (images are face crops).
+        seed: Seeds face choice, protocol assignment and occluders.
+        inpainter: Optional FP32 ONNX inpainter (bundle gets the inpaint/auto pipelines).
+        provenance, name: Manifest provenance (export metrics are added) and bundle name.
+        trt_version: TensorRT version named in the native calibration cache header (must match the device's).
+        cache_dir: Calibration-set cache folder (``None``: no cache).
+        force: Replace an existing bundle.
 
     Raises:
         ExportError: a precision falls below ``agreement`` (nothing is written), a conversion fails, or INT8 was
             asked for without ``calib_source``.
         BundleError: ``out`` exists and ``force`` is not set.
     """
-    from calibration.sets import DEFAULT_CACHE
-
     classifier = Path(classifier)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise BundleError(f"{out} already exists and is not empty; choose another --out or pass --force to replace it")
     method = check_method(calib_method)
-    cache = DEFAULT_CACHE if cache_dir == "default" else cache_dir
+    cache = cache_dir
     keys = [f.key for f in formats if f.format == "onnx"]
     int8 = [k for k in keys if EXPORT_FORMATS[k].calibrated]
     if int8 and not calib_source:
