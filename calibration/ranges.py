@@ -14,13 +14,24 @@ from typing import Any
 
 import numpy as np
 
-from runtime.errors import ExportError
+from runtime.errors import ConfigError, ExportError
 
 METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "minmax": {},
     "entropy": {"num_bins": 512, "num_quantized_bins": 128},  # 2048 (TensorRT's) takes minutes in ORT's Python
     "percentile": {"num_bins": 2048, "percentile": 99.99},
 }
+
+
+def calibrate_method(method: str) -> Any:
+    """The ``onnxruntime.quantization.CalibrationMethod`` of a method name (``entropy``/``minmax``/``percentile``)."""
+    from onnxruntime.quantization import CalibrationMethod
+
+    table = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+             "percentile": CalibrationMethod.Percentile}
+    if method not in table:
+        raise ConfigError(f"unknown calibration method {method!r}; choose from {', '.join(table)}")
+    return table[method]
 
 
 def compute_ranges(onnx_path: str | os.PathLike[str], reader: Any, method: str = "entropy", *,
@@ -37,8 +48,6 @@ def compute_ranges(onnx_path: str | os.PathLike[str], reader: Any, method: str =
         ExportError: calibration failed (the message names the model and method).
     """
     from onnxruntime.quantization import create_calibrator
-
-    from export.quantize import calibrate_method  # one name table for methods
 
     options = dict(METHOD_OPTIONS[method])
     if percentile is not None and method == "percentile":

@@ -19,18 +19,12 @@ from typing import Any
 
 from runtime.errors import ExportError
 
+from calibration.ranges import calibrate_method
+
 from .formats import EXPORT_FORMATS, check_method
 
 #: Ops that get Q/DQ for TensorRT explicit quantisation (weighted layers; TensorRT fuses the rest).
 TRT_QDQ_OPS: tuple[str, ...] = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-
-
-def calibrate_method(method: str):
-    """The ``onnxruntime.quantization.CalibrationMethod`` of a method name."""
-    from onnxruntime.quantization import CalibrationMethod
-
-    return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-            "percentile": CalibrationMethod.Percentile}[check_method(method)]
 
 
 def quantize_settings(flavour: str, method: str) -> dict[str, Any]:
@@ -41,7 +35,7 @@ def quantize_settings(flavour: str, method: str) -> dict[str, Any]:
         raise ExportError(f"unknown INT8 flavour {flavour!r}; use int8-cpu or int8-trt")
     extra = {"WeightSymmetric": True}
     common = {"quant_format": QuantFormat.QDQ, "per_channel": True, "weight_type": QuantType.QInt8,
-              "calibrate_method": calibrate_method(method)}
+              "calibrate_method": calibrate_method(check_method(method))}
     if flavour == "int8-cpu":
         return {**common, "activation_type": QuantType.QUInt8, "extra_options": {**extra, "ActivationSymmetric": False}}
     return {**common, "activation_type": QuantType.QInt8, "op_types_to_quantize": list(TRT_QDQ_OPS),
