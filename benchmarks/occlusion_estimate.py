@@ -28,6 +28,7 @@ from runtime.bundle import load_bundle  # noqa: E402
 from runtime.detection import create_detector  # noqa: E402
 from runtime.occlusion import apply_batch  # noqa: E402
 from runtime.occlusion_estimate import ImageStatsEstimator, face_fraction  # noqa: E402
+from runtime.pipelines import DEFAULT_THRESHOLD  # noqa: E402
 from runtime.preprocess import crop_face  # noqa: E402
 from scripts.fetch_test_media import fetch  # noqa: E402
 
@@ -61,7 +62,7 @@ def real_faces(media: Path, spec, step: int) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--step", type=int, default=10, help="use every STEP-th video frame")
-    ap.add_argument("--threshold", type=float, default=0.2, help="covered fraction at which auto inpaints")
+    ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="covered fraction at which auto inpaints")
     ap.add_argument("--out", default=str(RESULTS / "occlusion_estimate.json"))
     args = ap.parse_args()
     pin_threads(1)
