@@ -62,7 +62,8 @@ def real_faces(media: Path, spec, step: int) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--step", type=int, default=10, help="use every STEP-th video frame")
-    ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="covered fraction at which auto inpaints")
+    ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                    help="covered fraction at which auto inpaints")
     ap.add_argument("--out", default=str(RESULTS / "occlusion_estimate.json"))
     args = ap.parse_args()
     pin_threads(1)

@@ -8,7 +8,7 @@ Prints one JSON line per frame.
 Usage::
 
     python samples/headset_companion.py headset_cam.mp4 --roi 180,190,385,400 --bundle inpaint_bundle
-    python samples/headset_companion.py clip.mp4 --simulate-headset --limit 50   # a normal video, upper half blacked out
+    python samples/headset_companion.py clip.mp4 --simulate-headset --limit 50   # normal video, upper half hidden
 """
 from __future__ import annotations
 

@@ -43,7 +43,8 @@ def export_models(work: Path, seed: int = 0) -> dict[str, Path]:
     mask = np.zeros((2, 1, 64, 64), np.float32)
     mask[:, :, :32] = 1
     inpainter = create_model("inpainter", in_channels=1, use_mask=True, blend=True, width=8, depth=2)
-    export_onnx(inpainter, {"image": image, "mask": mask}, work / "inpainter.onnx", output_names=("inpainted",))  # not "image": that is the input's name
+    # output not named "image": that is the input's name, and the exporter would rename the input to "image.1"
+    export_onnx(inpainter, {"image": image, "mask": mask}, work / "inpainter.onnx", output_names=("inpainted",))
     clf = _sharpened(create_model("mini_xception", num_classes=7, in_channels=1))
     export_onnx(clf, image, work / "classifier.onnx", output_names=("logits",))
     return {"inpainter": work / "inpainter.onnx", "classifier": work / "classifier.onnx"}

@@ -12,7 +12,7 @@ def add_recognizer_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--bundle", default=None, help="bundle folder (default: the bundle shipped with ofer)")
     g.add_argument("--backend", default="auto",
-                   help="auto (TensorRT engine, else ONNX Runtime TensorRT/CUDA/CPU: the first that loads) | tensorrt | "
+                   help="auto (TensorRT engine, else ONNX Runtime TensorRT/CUDA/CPU: first that loads) | tensorrt | "
                         "onnxruntime | onnxruntime-cpu | onnxruntime-cuda | onnxruntime-tensorrt")
     g.add_argument("--precision", default=None, choices=("fp32", "fp16", "int8"), help="engine precision")
     g.add_argument("--pipeline", default="auto", choices=("auto", "direct", "inpaint"),
