@@ -1,59 +1,253 @@
-"""Pipelines: what runs on a batch of face crops (direct classification; inpaint-then-classify comes later)."""
+"""Pipelines: what runs on a batch of face crops.
+
+* ``direct``  -- the classifier engine on the face crop.
+* ``inpaint`` -- the inpainter engine fills the covered part of the crop (it gets the occluded crop in the bundle's
+  normalisation plus the occlusion mask when it takes one), and the classifier runs on its output image.
+* ``auto``    -- per face: an occlusion estimate (:mod:`runtime.occlusion_estimate`) decides; faces whose covered
+  fraction reaches ``threshold`` go to ``inpaint``, the others to ``direct``. On a bundle without an inpainter
+  every face goes to ``direct`` (the occlusion is still estimated and reported).
+
+Every result says which pipeline ran for each face and the occlusion estimate when there is one.
+"""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 
-from .bundle import Bundle
+from .bundle import Bundle, EngineSpec
 from .engines.base import Engine
-from .errors import ConfigError
+from .errors import ConfigError, EngineError
+from .occlusion_estimate import OcclusionEstimate
 from .preprocess import softmax, to_tensor
 
 PIPELINE_NAMES = ("auto", "direct", "inpaint")
+DEFAULT_THRESHOLD = 0.25
+GET_INPAINTER = ("export a bundle with an inpainter: `ofer export INPAINTER.onnx CLASSIFIER --out BUNDLE` (or "
+                 "`ofer export CHECKPOINT --out BUNDLE` with a gan-inpaint / deocclusion training checkpoint)")
 
 
 @dataclass
 class PipelineResult:
-    """Probabilities for a batch of crops, which pipeline ran, and per-stage milliseconds."""
+    """Probabilities for a batch of crops, which pipeline ran, and per-stage milliseconds.
+
+    Attributes:
+        probabilities: ``(N, n_labels)``.
+        pipeline: The pipeline object's name (``direct``, ``inpaint`` or ``auto``).
+        timings_ms: Milliseconds per stage for the whole batch.
+        per_face: The pipeline that produced each face (``direct`` or ``inpaint``).
+        occlusion: Covered fraction of each face's face region, or ``None`` when not estimated.
+        inpainted: The inpainter's output ``(M, ...)`` for the faces that went through it (in order), else ``None``.
+    """
 
     probabilities: np.ndarray
     pipeline: str
     timings_ms: dict[str, float]
+    per_face: list[str] = field(default_factory=list)
+    occlusion: np.ndarray | None = None
+    inpainted: np.ndarray | None = None
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1e3
 
 
 class DirectPipeline:
-    """Classifier engine on the face crop."""
+    """Classifier engine on the face crop.
+
+    Args:
+        bundle: The bundle (input spec).
+        classifier: The classifier engine.
+        output_kind: ``logits`` (softmax applied) or ``probabilities``.
+        estimator: Optional occlusion estimator whose estimate is reported (e.g. a known headset region).
+    """
 
     name = "direct"
 
-    def __init__(self, bundle: Bundle, classifier: Engine, output_kind: str = "logits") -> None:
+    def __init__(self, bundle: Bundle, classifier: Engine, output_kind: str = "logits",
+                 estimator: Any = None) -> None:
         self.bundle = bundle
         self.classifier = classifier
         self.output_kind = output_kind
+        self.estimator = estimator
         self._input = classifier.input_names[0]
         self._output = classifier.output_names[0]
 
+    def classify_tensor(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities for an already normalised batch."""
+        out = self.classifier.run({self._input: batch})[self._output].astype(np.float32)
+        return softmax(out) if self.output_kind == "logits" else out
+
     def run(self, crops: list[np.ndarray]) -> PipelineResult:
         """Classify uint8 crops already cropped and resized to the bundle's input spec."""
+        timings: dict[str, float] = {}
+        occlusion = None
+        if self.estimator is not None:
+            t = time.perf_counter()
+            occlusion = self.estimator.estimate(crops).fraction
+            timings["occlusion"] = _ms(t)
         t0 = time.perf_counter()
         batch = to_tensor(crops, self.bundle.input)
         t1 = time.perf_counter()
-        out = self.classifier.run({self._input: batch})[self._output]
+        probs = self.classify_tensor(batch)
+        timings.update(normalize=(t1 - t0) * 1e3, classify=_ms(t1))
+        return PipelineResult(probs, self.name, timings, [self.name] * len(crops), occlusion)
+
+
+class InpaintPipeline:
+    """Inpainter engine (occluded crop + mask) then the classifier on its output image.
+
+    Args:
+        bundle: The bundle (input spec).
+        inpainter: The inpainter engine: input ``image`` (the bundle's normalised tensor) and, when it has a
+            second input, ``mask`` (``(N, 1, H, W)`` float, 1 = covered; ``(N, H, W, 1)`` for NHWC bundles).
+        direct: The direct pipeline whose classifier runs on the inpainted image.
+        estimator: Gives the mask: a known region, the bundle's estimator or the built-in one.
+    """
+
+    name = "inpaint"
+
+    def __init__(self, bundle: Bundle, inpainter: Engine, direct: DirectPipeline, estimator: Any) -> None:
+        self.bundle, self.inpainter, self.direct, self.estimator = bundle, inpainter, direct, estimator
+        names = list(inpainter.input_names)
+        if not names or len(names) > 2:
+            raise EngineError(f"an inpainter engine takes an image and optionally a mask; this one has inputs "
+                              f"{names}; re-export it with `ofer export`")
+        self._mask_input = next((n for n in names if "mask" in n.lower()), names[1] if len(names) == 2 else None)
+        self._image_input = next(n for n in names if n != self._mask_input)
+        self._output = inpainter.output_names[0]
+
+    def mask_tensor(self, masks: np.ndarray) -> np.ndarray:
+        """``(N, H, W)`` 0/1 masks as the inpainter's float mask input, in the bundle's layout."""
+        m = masks.astype(np.float32)
+        return np.ascontiguousarray(m[:, None] if self.bundle.input.layout == "NCHW" else m[..., None])
+
+    def inpaint_tensor(self, batch: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """The inpainter's output for a normalised batch and its ``(N, H, W)`` masks."""
+        feed = {self._image_input: batch}
+        if self._mask_input is not None:
+            feed[self._mask_input] = self.mask_tensor(masks)
+        out = self.inpainter.run(feed)[self._output]
+        if out.shape != batch.shape:
+            raise EngineError(f"the inpainter returned shape {list(out.shape)} for input {list(batch.shape)}; its "
+                              "output must be an image of the classifier's input shape — re-export the bundle")
+        return out.astype(np.float32, copy=False)
+
+    def run_with(self, crops: list[np.ndarray], estimate: OcclusionEstimate) -> PipelineResult:
+        """Inpaint and classify with a given occlusion estimate (masks for these crops)."""
+        t0 = time.perf_counter()
+        batch = to_tensor(crops, self.bundle.input)
+        t1 = time.perf_counter()
+        filled = self.inpaint_tensor(batch, estimate.masks)
         t2 = time.perf_counter()
-        probs = softmax(out.astype(np.float32)) if self.output_kind == "logits" else out.astype(np.float32)
-        return PipelineResult(probs, self.name, {"normalize": (t1 - t0) * 1e3, "classify": (t2 - t1) * 1e3})
+        probs = self.direct.classify_tensor(filled)
+        timings = {"normalize": (t1 - t0) * 1e3, "inpaint": (t2 - t1) * 1e3, "classify": _ms(t2)}
+        return PipelineResult(probs, self.name, timings, [self.name] * len(crops), estimate.fraction, filled)
+
+    def run(self, crops: list[np.ndarray]) -> PipelineResult:
+        """Estimate the occlusion mask, inpaint, classify."""
+        t = time.perf_counter()
+        estimate = self.estimator.estimate(crops)
+        occ_ms = _ms(t)
+        res = self.run_with(crops, estimate)
+        res.timings_ms = {"occlusion": occ_ms, **res.timings_ms}
+        return res
+
+
+class AutoPipeline:
+    """Per face: ``inpaint`` when the estimated covered fraction reaches ``threshold``, else ``direct``.
+
+    Args:
+        direct: The direct pipeline.
+        inpaint: The inpaint pipeline, or ``None`` (bundle without an inpainter: every face goes direct).
+        estimator: The occlusion estimator.
+        threshold: Covered fraction of the face region from which a face is inpainted.
+    """
+
+    name = "auto"
+
+    def __init__(self, direct: DirectPipeline, inpaint: InpaintPipeline | None, estimator: Any,
+                 threshold: float = DEFAULT_THRESHOLD) -> None:
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"occlusion threshold must be in [0, 1], got {threshold!r}")
+        self.direct, self.inpaint, self.estimator, self.threshold = direct, inpaint, estimator, float(threshold)
+
+    def run(self, crops: list[np.ndarray]) -> PipelineResult:
+        """Estimate, route each face, run both sub-batches, put the results back in order."""
+        n = len(crops)
+        t = time.perf_counter()
+        est = self.estimator.estimate(crops)
+        timings = {"occlusion": _ms(t)}
+        covered = est.fraction >= self.threshold if self.inpaint is not None else np.zeros(n, bool)
+        probs = np.zeros((n, len(self.direct.bundle.labels)), np.float32)
+        per_face = ["inpaint" if c else "direct" for c in covered]
+        inpainted = None
+        for flag, run in ((False, lambda idx: self.direct.run([crops[i] for i in idx])),
+                          (True, lambda idx: self.inpaint.run_with([crops[i] for i in idx], est.take(idx)))):
+            idx = np.flatnonzero(covered == flag)
+            if not len(idx):
+                continue
+            res = run(idx)
+            probs[idx] = res.probabilities
+            prefix = "inpaint:" if flag else ""
+            for k, v in res.timings_ms.items():
+                key = k if k == "inpaint" else prefix + k
+                timings[key] = timings.get(key, 0.0) + v
+            if flag:
+                inpainted = res.inpainted
+        return PipelineResult(probs, self.name, timings, per_face, est.fraction, inpainted)
 
 
 def resolve_pipeline(bundle: Bundle, requested: str) -> str:
     """The pipeline to build for a request, with a clear error when the bundle cannot do it."""
     if requested not in PIPELINE_NAMES:
         raise ConfigError(f"unknown pipeline {requested!r}; choose one of {', '.join(PIPELINE_NAMES)}")
-    if requested == "auto":
-        return "direct"
-    if requested not in bundle.pipelines:
-        raise ConfigError(f"bundle {bundle.name!r} supports pipelines {list(bundle.pipelines)}, not {requested!r}; "
-                          "for 'inpaint' export a bundle with an inpainter: "
-                          "`ofer export INPAINTER_CHECKPOINT CLASSIFIER_CHECKPOINT --out BUNDLE`")
+    if requested == "inpaint" and not bundle.find_engines("inpainter"):
+        raise ConfigError(f"bundle {bundle.name!r} has no inpainter engine, so it cannot run pipeline 'inpaint' "
+                          f"(it supports {list(bundle.pipelines)}); {GET_INPAINTER}; or use pipeline 'direct' or "
+                          "'auto'")
     return requested
+
+
+OpenRole = Callable[[str], tuple[Engine, EngineSpec]]
+
+
+def build_pipeline(bundle: Bundle, requested: str, open_role: OpenRole, *, occlusion: Any = None,
+                   threshold: float = DEFAULT_THRESHOLD) -> DirectPipeline | InpaintPipeline | AutoPipeline:
+    """Build the pipeline ``requested`` for ``bundle``.
+
+    Args:
+        bundle: The loaded bundle.
+        requested: ``auto``, ``direct`` or ``inpaint``.
+        open_role: Opens the bundle's engine of a role (``classifier``, ``inpainter``, ``occlusion_estimator``)
+            for the chosen backend and returns it with its manifest entry.
+        occlusion: The Recognizer's ``occlusion`` option (see :func:`runtime.occlusion_estimate.make_estimator`);
+            with ``direct`` an estimate is only made (and reported) when the region is given.
+        threshold: Covered fraction from which ``auto`` inpaints a face.
+    """
+    from .occlusion_estimate import make_estimator
+
+    name = resolve_pipeline(bundle, requested)
+    clf, clf_spec = open_role("classifier")
+    if name == "direct":
+        given = occlusion is not None and not (isinstance(occlusion, str) and occlusion == "auto")
+        return DirectPipeline(bundle, clf, clf_spec.output, make_estimator(occlusion) if given else None)
+    est_engine, est_kind = None, "probabilities"
+    if bundle.find_engines("occlusion_estimator") and (occlusion is None or (isinstance(occlusion, str)
+                                                                              and occlusion == "auto")):
+        est_engine, est_spec = open_role("occlusion_estimator")
+        est_kind = est_spec.output
+    estimator = make_estimator(occlusion, estimator_engine=est_engine, spec=bundle.input, output_kind=est_kind)
+    direct = DirectPipeline(bundle, clf, clf_spec.output)
+    inpaint = None
+    if bundle.find_engines("inpainter"):
+        inp, inp_spec = open_role("inpainter")
+        if inp_spec.output != "image":
+            raise EngineError(f"bundle {bundle.name!r}: inpainter engine {inp_spec.name!r} has output "
+                              f"{inp_spec.output!r}, expected 'image'; re-export the bundle")
+        inpaint = InpaintPipeline(bundle, inp, direct, estimator)
+    if name == "inpaint":
+        return inpaint  # type: ignore[return-value]  # resolve_pipeline checked there is an inpainter
+    return AutoPipeline(direct, inpaint, estimator, threshold)

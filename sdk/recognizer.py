@@ -26,11 +26,12 @@ class Prediction:
         label: The most probable expression.
         confidence: Its probability.
         scores: Probability of every label, in the bundle's label order.
-        pipeline: Which pipeline produced it (``direct`` or ``inpaint``).
+        pipeline: Which pipeline produced it (``direct`` or ``inpaint``; with ``auto`` chosen per face).
         timings_ms: Milliseconds per stage (``decode``, ``detect``, ``crop``, ``normalize``, ``classify``,
             ``total``); stages shared by several faces of a frame are reported for the whole frame.
         detection_score: The detector's confidence for the box.
-        occlusion: Estimated covered fraction of the face, when known.
+        occlusion: Covered fraction of the face region (known headset region or estimate), when the pipeline
+            estimated it (``auto``, ``inpaint``, or ``direct`` with an ``occlusion`` region given).
         track_id: Stable id of the face across frames when tracking is on.
     """
 
@@ -47,19 +48,20 @@ class Prediction:
     @classmethod
     def from_probabilities(cls, labels: Sequence[str], box: Sequence[float], probs: np.ndarray, *, pipeline: str,
                            timings_ms: dict[str, float], detection_score: float = 1.0,
-                           track_id: int | None = None) -> "Prediction":
+                           track_id: int | None = None, occlusion: float | None = None) -> "Prediction":
         """The prediction for one face from its box and probability vector (label order = ``labels``)."""
         top = int(np.argmax(probs))
         return cls(box=tuple(float(v) for v in box), label=labels[top], confidence=float(probs[top]),
                    scores={n: float(s) for n, s in zip(labels, probs)}, pipeline=pipeline, timings_ms=timings_ms,
-                   detection_score=float(detection_score), track_id=track_id)
+                   detection_score=float(detection_score), track_id=track_id,
+                   occlusion=None if occlusion is None else float(occlusion))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"box": [round(float(v), 2) for v in self.box], "label": self.label,
                 "confidence": round(self.confidence, 6), "scores": {k: round(v, 6) for k, v in self.scores.items()},
                 "pipeline": self.pipeline, "detection_score": round(self.detection_score, 4),
-                "occlusion": self.occlusion, "track_id": self.track_id,
+                "occlusion": None if self.occlusion is None else round(self.occlusion, 4), "track_id": self.track_id,
                 "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()}}
 
 
@@ -81,16 +83,23 @@ class Recognizer:
     Args:
         bundle: A bundle folder (``manifest.json`` + engines), a loaded :class:`~runtime.bundle.Bundle`, or
             ``None`` for the default bundle shipped with ofer.
-        backend: ``auto`` (the fastest backend that actually loads here), ``onnxruntime``, ``onnxruntime-cpu``,
-            ``onnxruntime-cuda`` or ``onnxruntime-tensorrt``.
+        backend: ``auto`` (the fastest backend that actually loads here: a TensorRT engine of the bundle, else
+            ONNX Runtime with TensorRT/CUDA/CPU), ``tensorrt``, ``onnxruntime``, ``onnxruntime-cpu``,
+            ``onnxruntime-cuda`` or ``onnxruntime-tensorrt``; ``describe()`` says what loaded and what was skipped.
         detector: ``auto`` (the default neural face detector, which survives headsets), ``none`` (every frame is
             already a face crop) or ``roi`` (the face is at a fixed place: pass ``roi``).
-        pipeline: ``auto``, ``direct`` or ``inpaint``.
+        pipeline: ``auto`` (per face: ``inpaint`` when the occlusion estimate reaches ``occlusion_threshold`` and
+            the bundle has an inpainter, else ``direct``), ``direct`` or ``inpaint``.
         roi: ``(x1, y1, x2, y2)`` of the face for ``detector="roi"``.
         precision: Engine precision to load (``fp32``, ``fp16``, ``int8``); default: the most accurate available.
         threads: CPU threads for each engine (``None``: the backend's default).
         max_faces: Keep at most this many faces per frame (largest first); ``None`` keeps all.
         min_detection_score: Detections below this confidence are ignored.
+        occlusion: What is covered: ``None`` (estimate it: the bundle's ``occlusion_estimator`` engine, else the
+            built-in estimator), ``"image-stats"`` (always the built-in estimator), a known region
+            (``"upper_half"`` for a VR headset, ``"lower_half"``, ``"eyes"``, ``"mouth"``) or a 2-D mask of the
+            face crop (1 = covered), e.g. for ``detector="roi"`` headset companions.
+        occlusion_threshold: Covered fraction of the face from which ``auto`` inpaints a face.
 
     Example:
         >>> import cv2, sdk
@@ -102,9 +111,10 @@ class Recognizer:
     def __init__(self, bundle: str | os.PathLike[str] | Bundle | None = None, *, backend: str = "auto",
                  detector: str = "auto", pipeline: str = "auto", roi: Sequence[float] | None = None,
                  precision: str | None = None, threads: int | None = None, max_faces: int | None = None,
-                 min_detection_score: float | None = None) -> None:
-        from runtime.backends import open_engine, select_engine
-        from runtime.pipelines import DirectPipeline, resolve_pipeline
+                 min_detection_score: float | None = None, occlusion: Any = None,
+                 occlusion_threshold: float = 0.25) -> None:
+        from runtime.backends import open_for_role
+        from runtime.pipelines import build_pipeline
 
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(DEFAULT_BUNDLE if bundle is None else bundle)
         if max_faces is not None and (not isinstance(max_faces, int) or max_faces < 1):
@@ -113,13 +123,19 @@ class Recognizer:
         self.roi = _parse_roi(roi)
         self.detector_name = detector
         self.detector = self._make_detector(detector, threads, min_detection_score)
-        self.pipeline_name = resolve_pipeline(self.bundle, pipeline)
-        if self.pipeline_name != "direct":
-            raise ConfigError(f"pipeline {self.pipeline_name!r} is not available in this version of ofer; "
-                              "use pipeline='direct'")
-        spec = select_engine(self.bundle, "classifier", backend=backend, precision=precision)
-        self.classifier = open_engine(self.bundle, spec, backend=backend, threads=threads)
-        self.pipeline = DirectPipeline(self.bundle, self.classifier, output_kind=spec.output)
+        self.engines: dict[str, Any] = {}
+        self.backend_log: list[dict[str, Any]] = []
+
+        def open_role(role: str) -> Any:
+            engine, spec = open_for_role(self.bundle, role, backend=backend, precision=precision, threads=threads,
+                                         log=self.backend_log)
+            self.engines[role] = engine
+            return engine, spec
+
+        self.pipeline = build_pipeline(self.bundle, pipeline, open_role, occlusion=occlusion,
+                                       threshold=occlusion_threshold)
+        self.pipeline_name = self.pipeline.name
+        self.classifier = self.engines["classifier"]
         self.labels = self.bundle.labels
 
     def _make_detector(self, name: str, threads: int | None, min_score: float | None) -> Any:
@@ -152,12 +168,35 @@ class Recognizer:
         crops = [crop_face(frame, d.box, self.bundle.input) for d in dets]
         return dets, crops, {"detect": (t1 - t0) * 1e3, "crop": (time.perf_counter() - t1) * 1e3}
 
+    def run_crops(self, crops: list[np.ndarray]) -> Any:
+        """The pipeline's :class:`~runtime.pipelines.PipelineResult` for crops from :meth:`detect_and_crop`
+        (probabilities, the pipeline of each face, occlusion estimates, stage ms)."""
+        from runtime.pipelines import PipelineResult
+
+        if not crops:
+            return PipelineResult(np.zeros((0, len(self.labels)), np.float32), self.pipeline_name,
+                                  {"normalize": 0.0, "classify": 0.0})
+        return self.pipeline.run(crops)
+
     def classify_crops(self, crops: list[np.ndarray]) -> tuple[np.ndarray, dict[str, float]]:
         """Probabilities ``(len(crops), n_labels)`` for crops from :meth:`detect_and_crop`, and stage ms."""
-        if not crops:
-            return np.zeros((0, len(self.labels)), np.float32), {"normalize": 0.0, "classify": 0.0}
-        out = self.pipeline.run(crops)
+        out = self.run_crops(crops)
         return out.probabilities, out.timings_ms
+
+    def make_predictions(self, dets: Sequence[Any], result: Any, *, timings_ms: dict[str, float], start: int = 0,
+                         probabilities: np.ndarray | None = None,
+                         track_ids: Sequence[int | None] | None = None) -> list[Prediction]:
+        """Predictions for ``dets`` from rows ``start:`` of a :meth:`run_crops` result (``probabilities``
+        replaces the result's, e.g. after smoothing; rows then start at 0)."""
+        probs = result.probabilities[start:] if probabilities is None else probabilities
+        occ = result.occlusion
+        return [Prediction.from_probabilities(
+                    self.labels, d.box, probs[j],
+                    pipeline=result.per_face[start + j] if result.per_face else self.pipeline_name,
+                    timings_ms=dict(timings_ms), detection_score=d.score,
+                    track_id=None if track_ids is None else track_ids[j],
+                    occlusion=None if occ is None else float(occ[start + j]))
+                for j, d in enumerate(dets)]
 
     def predict(self, frame: np.ndarray | str | os.PathLike[str]) -> list[Prediction]:
         """Recognise the expression of every face in one frame.
@@ -193,16 +232,13 @@ class Recognizer:
         if not per_frame:
             return []
         results: list[list[Prediction]] = []
-        probs, stage_ms = self.classify_crops(crops)
+        result = self.run_crops(crops)
         total = (time.perf_counter() - t_start) * 1e3
         k = 0
         for dets, timing in per_frame:
-            timings = {**timing, **stage_ms, "total": total}
-            preds = [Prediction.from_probabilities(self.labels, d.box, probs[k + j], pipeline=self.pipeline.name,
-                                                   timings_ms=dict(timings), detection_score=d.score)
-                     for j, d in enumerate(dets)]
+            timings = {**timing, **result.timings_ms, "total": total}
+            results.append(self.make_predictions(dets, result, timings_ms=timings, start=k))
             k += len(dets)
-            results.append(preds)
         return results
 
     # ------------------------------------------------------------------------------------- streaming, profiling
@@ -254,10 +290,15 @@ class Recognizer:
                                   engines=engines)
 
     def describe(self) -> dict[str, Any]:
-        """What is loaded: bundle, labels, detector, pipeline and the engine as it actually loaded."""
+        """What is loaded: bundle, labels, detector, pipeline, each engine as it actually loaded, the occlusion
+        estimator, and the backend attempts (``backend_attempts``: what ``auto`` tried and why it skipped it)."""
+        est = getattr(self.pipeline, "estimator", None)
         return {"bundle": str(self.bundle.path), "name": self.bundle.name, "labels": list(self.labels),
                 "detector": self.detector_name, "pipeline": self.pipeline_name,
-                "classifier": self.classifier.describe()}
+                "classifier": self.classifier.describe(),
+                "engines": {role: e.describe() for role, e in self.engines.items()},
+                "occlusion_estimator": None if est is None else type(est).__name__,
+                "backend_attempts": list(self.backend_log)}
 
     def __repr__(self) -> str:
         d = self.classifier.describe()

@@ -11,7 +11,6 @@ from runtime.smoothing import Smoother, parse_smoothing
 from runtime.streaming import Packet, Stream
 from runtime.tracking import Tracker
 
-from .recognizer import Prediction
 
 if TYPE_CHECKING:
     from .recognizer import Recognizer
@@ -43,17 +42,16 @@ class RecognizerStages:
         """Stage 2: classify the crops, give each face its track id, smooth its probabilities per track."""
         rec = self.rec
         dets, crops = packet.data
-        probs, stage_ms = rec.classify_crops(crops)
+        result = rec.run_crops(crops)
+        probs = result.probabilities
         t0 = time.perf_counter()
         ids = self.tracker.update([d.box for d in dets])
         if self.smoother is not None:
             self.smoother.drop(self.tracker.removed)
             probs = np.array([self.smoother.update(tid, p) for tid, p in zip(ids, probs)]).reshape(probs.shape)
-        packet.timings_ms.update(stage_ms, track=(time.perf_counter() - t0) * 1e3)
-        timings = dict(packet.timings_ms)
-        packet.predictions = [Prediction.from_probabilities(rec.labels, d.box, p, pipeline=rec.pipeline.name,
-                                                            timings_ms=timings, detection_score=d.score, track_id=tid)
-                              for d, p, tid in zip(dets, probs, ids)]
+        packet.timings_ms.update(result.timings_ms, track=(time.perf_counter() - t0) * 1e3)
+        packet.predictions = rec.make_predictions(dets, result, timings_ms=dict(packet.timings_ms),
+                                                  probabilities=probs, track_ids=ids)
         packet.data = None  # crops are not needed any more: free them early
 
 

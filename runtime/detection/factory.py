@@ -47,8 +47,11 @@ def create_detector(name: str = "auto", *, threads: int | None = None, score_thr
     allowed = {"nms_iou", "max_faces", "providers", "model_path"}
     _no_extra(name, {k: v for k, v in kw.items() if k not in allowed})
     if variant == DUAL:
-        parts = [BlazeFaceDetector(v, threads=threads, score_threshold=score_threshold, **kw) for v in SPECS]
-        return MergedDetector(parts, name=DUAL)
+        # The two models run side by side, each on its share of the threads: a frame costs the slower model,
+        # not both (with threads=1 they run one after the other).
+        per_model = max(1, (threads or 2) // len(SPECS))
+        parts = [BlazeFaceDetector(v, threads=per_model, score_threshold=score_threshold, **kw) for v in SPECS]
+        return MergedDetector(parts, name=DUAL, parallel=threads is None or threads >= len(SPECS))
     return BlazeFaceDetector(variant, threads=threads, score_threshold=score_threshold, **kw)
 
 

@@ -12,9 +12,17 @@ def add_recognizer_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--bundle", default=None, help="bundle folder (default: the bundle shipped with ofer)")
     g.add_argument("--backend", default="auto",
-                   help="auto | onnxruntime | onnxruntime-cpu | onnxruntime-cuda | onnxruntime-tensorrt")
+                   help="auto (TensorRT engine, else ONNX Runtime TensorRT/CUDA/CPU: first that loads) | tensorrt | "
+                        "onnxruntime | onnxruntime-cpu | onnxruntime-cuda | onnxruntime-tensorrt")
     g.add_argument("--precision", default=None, choices=("fp32", "fp16", "int8"), help="engine precision")
-    g.add_argument("--pipeline", default="auto", help="auto | direct | inpaint")
+    g.add_argument("--pipeline", default="auto", choices=("auto", "direct", "inpaint"),
+                   help="auto: per face, inpaint when the occlusion estimate reaches --occlusion-threshold (bundles "
+                        "with an inpainter), else direct")
+    g.add_argument("--occlusion", default=None,
+                   help="what is covered: auto (estimate; default) | image-stats | upper_half (VR headset) | "
+                        "lower_half | eyes | mouth | a mask image of the face crop (white = covered)")
+    g.add_argument("--occlusion-threshold", type=float, default=0.25,
+                   help="covered fraction of the face from which auto inpaints")
     g.add_argument("--threads", type=int, default=None, help="CPU threads per engine")
     d = parser.add_argument_group("faces")
     d.add_argument("--detector", default="auto", help="auto | none (input is a face crop) | roi (fixed box)")
@@ -35,7 +43,24 @@ def recognizer_from_args(args: argparse.Namespace):
         if len(roi) != 4:
             raise InputError(f"--roi must be four numbers x1,y1,x2,y2, got {args.roi!r}")
     return Recognizer(args.bundle, backend=args.backend, detector=args.detector, pipeline=args.pipeline, roi=roi,
-                      precision=args.precision, threads=args.threads, max_faces=args.max_faces)
+                      precision=args.precision, threads=args.threads, max_faces=args.max_faces,
+                      occlusion=occlusion_from_arg(getattr(args, "occlusion", None)),
+                      occlusion_threshold=getattr(args, "occlusion_threshold", 0.25))
+
+
+def occlusion_from_arg(value: str | None):
+    """``--occlusion``: a region name is passed on; anything with an image extension is read as a mask."""
+    from runtime.frames import IMAGE_SUFFIXES
+
+    if value is None or Path(value).suffix.lower() not in IMAGE_SUFFIXES:
+        return value
+    import cv2
+
+    mask = cv2.imread(value, cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise InputError(f"--occlusion {value}: cannot read the mask image; give a PNG/JPEG of the face crop, white "
+                         "where the face is covered")
+    return (mask > 127).astype("uint8")
 
 
 def output_path(path: str | None, force: bool, what: str) -> Path | None:
