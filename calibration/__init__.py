@@ -6,5 +6,5 @@ CUDA bindings are imported by the modules that need them).
 * :mod:`calibration.reader` -- ONNX Runtime ``CalibrationDataReader``;
 * :mod:`calibration.ranges` -- activation ranges on CPU (MinMax, Entropy, Percentile);
 * :mod:`calibration.trt_cache` -- native TensorRT calibration caches (write from CPU ranges, read);
-* :mod:`calibration.trt_calibrators` / :mod:`calibration.device` -- TensorRT 10 calibrators on the device.
+* :mod:`calibration.trt_calibrators` -- TensorRT 10 calibrators on the device (CUDA via runtime.engines.cuda_memory).
 """

@@ -1,7 +1,8 @@
 """TensorRT 10 INT8 calibrators (IInt8EntropyCalibrator2, IInt8MinMaxCalibrator) over an occluded calibration set.
 
-TensorRT is imported when a calibrator is made, never at import time. The calibrator feeds batches through
-:class:`calibration.device.DeviceBuffer` and reads/writes the native cache file, so a second build (or a
+TensorRT is imported when a calibrator is made, never at import time. The calibrator feeds batches through the
+runtime's CUDA layer (:class:`runtime.engines.cuda_memory.CudaMemory`: cuda-python or pycuda, whichever imports:
+a pinned staging buffer, one device buffer, a copy per batch) and reads/writes the native cache file, so a second build (or a
 Jetson given the cache written by :mod:`calibration.trt_cache`) skips calibration. TensorRT 11 removed
 implicit-quantisation calibrators: there, INT8 comes from explicit Q/DQ ONNX (see :mod:`export.tensorrt`).
 """
@@ -14,8 +15,6 @@ from typing import Any
 import numpy as np
 
 from runtime.errors import ConfigError, EngineError
-
-from .device import DeviceBuffer
 
 CALIBRATOR_CLASSES = {"entropy": "IInt8EntropyCalibrator2", "minmax": "IInt8MinMaxCalibrator"}
 
@@ -30,7 +29,9 @@ class _Feeder:
         self.batch_size = int(min(batch_size, len(inputs)))
         self.cache_path = Path(cache_path) if cache_path else None
         self.index = 0
-        self.buffer: DeviceBuffer | None = None
+        self.memory: Any = None
+        self.host: np.ndarray | None = None
+        self.device = 0
 
     def next_pointer(self) -> int | None:
         """Device pointer of the next full batch, or None when the data are used up."""
@@ -38,9 +39,16 @@ class _Feeder:
             return None
         batch = self.inputs[self.index:self.index + self.batch_size]
         self.index += self.batch_size
-        if self.buffer is None:
-            self.buffer = DeviceBuffer(batch.nbytes)
-        return self.buffer.upload(batch)
+        if self.memory is None:
+            from runtime.engines.cuda_memory import CudaMemory
+
+            self.memory = CudaMemory()
+            self.host = self.memory.pinned(batch.shape, batch.dtype)
+            self.device = self.memory.device(batch.nbytes)
+        self.host[...] = batch
+        self.memory.h2d(self.device, self.host)
+        self.memory.synchronize()  # TensorRT reads the buffer on its own stream
+        return self.device
 
     def read_cache(self) -> bytes | None:
         if self.cache_path is not None and self.cache_path.is_file():
@@ -53,9 +61,9 @@ class _Feeder:
             self.cache_path.write_bytes(bytes(cache))
 
     def close(self) -> None:
-        if self.buffer is not None:
-            self.buffer.free()
-            self.buffer = None
+        if self.memory is not None:
+            self.memory.close()
+            self.memory = None
 
 
 def make_trt_calibrator(method: str, inputs: np.ndarray, *, batch_size: int = 16,

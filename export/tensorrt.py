@@ -5,29 +5,24 @@ Written against the TensorRT 10 Python API (``Builder.create_network``, ``OnnxPa
 ``set_flag(BuilderFlag.FP16/INT8)``, ``int8_calibrator``, ``build_serialized_network``) and TensorRT 11, where the
 precision flags and implicit-quantisation calibrators are gone and every network is strongly typed: there FP16
 comes from the FP16-typed ONNX and INT8 from the explicit Q/DQ ONNX. :func:`plan_build` makes that decision and is
-plain Python (tested without a GPU); :func:`build_engine` runs TensorRT. tensorrt is imported lazily.
+plain Python (tested without a GPU); :func:`build_engine` runs TensorRT. tensorrt is imported lazily. The metadata
+written here is what the runtime's :func:`runtime.engines.tensorrt_engine.check_built_with` checks before loading.
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from runtime.bundle import sha256_file
+from runtime.engines.tensorrt_engine import INSTALL, check_built_with, tensorrt_version, trt_version_tuple
 from runtime.errors import ConfigError, EngineError, ExportError
 
-REBUILD = "rebuild it on this device with `ofer build-engines BUNDLE`"
-INSTALL = "TensorRT is not installed; run `pip install ofer[tensorrt]` on the target device (Jetson: use JetPack's)"
-
-
-def trt_version_tuple(version: str) -> tuple[int, int, int]:
-    """``"10.3.0.26"`` -> ``(10, 3, 0)``."""
-    parts = [int(p) for p in re.findall(r"\d+", str(version))[:3]]
-    if not parts:
-        raise ConfigError(f"cannot read a TensorRT version from {version!r}")
-    return tuple((parts + [0, 0])[:3])  # type: ignore[return-value]
+#: The runtime's check that refuses engines built for another GPU/TensorRT (re-exported for build-engines users).
+check_engine_compatible = check_built_with
+__all__ = ["BuildPlan", "build_engine", "check_engine_compatible", "engine_metadata", "plan_build", "profile_shapes",
+           "tensorrt_version", "trt_version_tuple"]
 
 
 def profile_shapes(input_shape: Sequence[int | str | None], batch: tuple[int, int, int]) -> dict[str, tuple[int, ...]]:
@@ -101,11 +96,6 @@ def plan_build(precision: str, trt_version: str, available: Sequence[str], *, ha
     raise ConfigError(f"unknown precision {precision!r}; use fp32, fp16 or int8")
 
 
-def sha256_bytes(data: bytes) -> str:
-    """Hex sha256."""
-    return hashlib.sha256(data).hexdigest()
-
-
 def engine_metadata(*, trt_version: str, gpu_name: str, compute_capability: str, precision: str,
                     onnx_sha256: str, plan: BuildPlan, batch: tuple[int, int, int], workspace_mb: int | None,
                     calibration: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -116,40 +106,6 @@ def engine_metadata(*, trt_version: str, gpu_name: str, compute_capability: str,
             "calibration": dict(calibration or {}) or plan.calibration, "batch": {"min": batch[0], "opt": batch[1],
                                                                                  "max": batch[2]},
             "workspace_mb": workspace_mb}
-
-
-def check_engine_compatible(built_with: Mapping[str, Any], *, trt_version: str, compute_capability: str,
-                            gpu_name: str | None = None, engine: str = "engine") -> None:
-    """Refuse an engine built for another GPU architecture or TensorRT version (the runtime calls this).
-
-    TensorRT engines are tied to the exact TensorRT version (major.minor.patch) and to the GPU's compute capability;
-    the GPU name is informative only (same architecture, different board, is fine).
-
-    Raises:
-        EngineError: saying what differs and how to rebuild.
-    """
-    built_trt = built_with.get("tensorrt")
-    built_cc = built_with.get("compute_capability")
-    if not built_trt or not built_cc:
-        raise EngineError(f"{engine} has no TensorRT build record (built_with.tensorrt / compute_capability); "
-                          f"{REBUILD}")
-    if trt_version_tuple(str(built_trt)) != trt_version_tuple(trt_version):
-        raise EngineError(f"{engine} was built with TensorRT {built_trt}, this device has TensorRT {trt_version}; "
-                          f"{REBUILD}")
-    if str(built_cc) != str(compute_capability):
-        where = f" ({built_with.get('gpu')})" if built_with.get("gpu") else ""
-        here = f" ({gpu_name})" if gpu_name else ""
-        raise EngineError(f"{engine} was built for GPU compute capability {built_cc}{where}, this GPU is "
-                          f"{compute_capability}{here}; {REBUILD}")
-
-
-def tensorrt_version() -> str:
-    """Installed TensorRT version; EngineError with the install hint when missing."""
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise EngineError(INSTALL) from None
-    return str(trt.__version__)
 
 
 def build_engine(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[str], plan: BuildPlan, *,
@@ -174,7 +130,7 @@ def build_engine(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[
         import tensorrt as trt
     except ImportError:
         raise EngineError(INSTALL) from None
-    from calibration.device import gpu_info
+    from runtime.engines.cuda_memory import gpu_identity
 
     onnx_path, out_path = Path(onnx_path), Path(out_path)
     logger = trt.Logger(trt.Logger.WARNING)
@@ -211,10 +167,10 @@ def build_engine(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[
     data = bytes(serialized)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(data)
-    gpu = gpu_info()
+    gpu = gpu_identity()
     return engine_metadata(trt_version=str(trt.__version__), gpu_name=gpu["name"],
                            compute_capability=gpu["compute_capability"], precision=plan.precision,
-                           onnx_sha256=sha256_bytes(onnx_path.read_bytes()), plan=plan, batch=batch,
+                           onnx_sha256=sha256_file(onnx_path), plan=plan, batch=batch,
                            workspace_mb=workspace_mb,
                            calibration={"kind": plan.calibration, "cache": Path(cache_path).name}
                            if cache_path and plan.calibration == "cache" else None)

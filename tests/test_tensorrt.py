@@ -27,7 +27,7 @@ def test_profile_shapes_vary_only_the_batch():
 def test_version_parsing():
     assert trt_version_tuple("10.3.0.26") == (10, 3, 0)
     assert trt_version_tuple("11.0") == (11, 0, 0)
-    with pytest.raises(ConfigError):
+    with pytest.raises(EngineError):
         trt_version_tuple("unknown")
 
 
@@ -67,15 +67,13 @@ def test_metadata_records_what_the_runtime_checks():
     assert meta["batch"] == {"min": 1, "opt": 8, "max": 32} and meta["workspace_mb"] == 256
 
 
-def test_compatibility_refuses_other_gpu_or_tensorrt_with_rebuild_hint():
+def test_metadata_passes_the_runtime_check_only_on_the_same_gpu_and_tensorrt():
     meta = _meta()
-    check_engine_compatible(meta, trt_version="10.3.0.26", compute_capability="8.7", gpu_name="Orin NX")
+    check_engine_compatible(meta, trt_version="10.3.0.26", gpu={"name": "Orin NX", "compute_capability": "8.7"})
     with pytest.raises(EngineError, match="TensorRT 10.3.0, this device has TensorRT 10.4.0.*ofer build-engines"):
-        check_engine_compatible(meta, trt_version="10.4.0", compute_capability="8.7")
-    with pytest.raises(EngineError, match="compute capability 8.7 .*this GPU is 9.0.*ofer build-engines"):
-        check_engine_compatible(meta, trt_version="10.3.0", compute_capability="9.0", gpu_name="H100")
-    with pytest.raises(EngineError, match="no TensorRT build record"):
-        check_engine_compatible({}, trt_version="10.3.0", compute_capability="8.7")
+        check_engine_compatible(meta, trt_version="10.4.0", gpu={"name": "Orin", "compute_capability": "8.7"})
+    with pytest.raises(EngineError, match="compute capability 8.7 .*H100 \\(9.0\\).*ofer build-engines"):
+        check_engine_compatible(meta, trt_version="10.3.0", gpu={"name": "H100", "compute_capability": "9.0"})
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
@@ -88,10 +86,10 @@ def test_build_engines_without_tensorrt_says_how_to_install(ofer_cmd):
 
 def _gpu() -> None:
     pytest.importorskip("tensorrt")
-    from calibration.device import gpu_info
+    from runtime.engines.cuda_memory import gpu_identity
 
     try:
-        gpu_info()
+        gpu_identity()
     except EngineError as exc:
         pytest.skip(f"no CUDA GPU: {exc}")
 
@@ -115,7 +113,8 @@ def test_build_fp16_and_int8_engines_on_gpu(tmp_path):
         convert_fp16(src, onnx)
     meta = build_engine(onnx, tmp_path / "c.engine", plan, batch=(1, 4, 8), workspace_mb=256)
     assert (tmp_path / "c.engine").stat().st_size > 0
-    check_engine_compatible(meta, trt_version=trt.__version__, compute_capability=meta["compute_capability"])
+    check_engine_compatible(meta, trt_version=trt.__version__,
+                            gpu={"name": meta["gpu"], "compute_capability": meta["compute_capability"]})
 
 
 def test_calibrator_feeder_reads_and_writes_the_cache_file(tmp_path):
