@@ -19,8 +19,8 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from export.formats import parse_precisions
     from export.tensorrt import build_engine, plan_build, tensorrt_version
-    from runtime.bundle import add_engines, load_bundle
-    from runtime.errors import InputError
+    from runtime.bundle import add_engines, load_bundle, sha256_file
+    from runtime.errors import BundleError, InputError
 
     formats = parse_precisions(args.precision, target="trt")
     try:
@@ -35,6 +35,9 @@ def run(args: argparse.Namespace) -> int:
         onnx.setdefault(key, e)
     cache = bundle.manifest.get("trt_calibration_cache")
     cache_path = bundle.path / cache["file"] if cache else None
+    if cache_path is not None and (not cache_path.is_file() or sha256_file(cache_path) != cache.get("sha256")):
+        raise BundleError(f"bundle {bundle.path}: the TensorRT calibration cache {cache['file']} is missing or was "
+                          "modified (sha256 mismatch); restore the bundle or re-export it with `ofer export`")
     built = []
     for fmt in formats:
         plan = plan_build(fmt.precision, version, list(onnx), has_cache=cache_path is not None)
