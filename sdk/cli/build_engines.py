@@ -27,7 +27,6 @@ def run(args: argparse.Namespace) -> int:
         lo, opt, hi = (int(v) for v in args.batch.split(","))
     except ValueError:
         raise InputError(f"--batch must be three integers min,opt,max, got {args.batch!r}") from None
-    version = tensorrt_version()  # EngineError with the install hint when TensorRT is missing
     bundle = load_bundle(args.bundle)
     onnx = {}
     for e in bundle.find_engines("classifier", format="onnx"):
@@ -38,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if cache_path is not None and (not cache_path.is_file() or sha256_file(cache_path) != cache.get("sha256")):
         raise BundleError(f"bundle {bundle.path}: the TensorRT calibration cache {cache['file']} is missing or was "
                           "modified (sha256 mismatch); restore the bundle or re-export it with `ofer export`")
+    version = tensorrt_version()  # EngineError with the install hint when TensorRT is missing
     built = []
     for fmt in formats:
         plan = plan_build(fmt.precision, version, list(onnx), has_cache=cache_path is not None)
