@@ -86,3 +86,31 @@ def test_export_from_onnx_and_spec_file(ofer_cmd, tmp_path):
     report = bundle.provenance["metrics"]["export"]
     assert report["heldout"]["source"] == "procedural" and report["fp16"]["top1_agreement"] >= 0.97
     assert "trt_calibration_cache" not in bundle.manifest
+
+
+def test_export_inpainter_and_classifier_pair(ofer_cmd, tmp_path):
+    """INPAINTER.onnx + CLASSIFIER: the bundle gets both engines and the inpaint/auto pipelines, and they load."""
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    from export.onnx import export_onnx
+    from sdk.training.models import create_model
+
+    torch.manual_seed(0)
+    inpainter = create_model("inpainter", in_channels=1, width=8, depth=2)
+    rng = np.random.default_rng(0)
+    sample = {"image": rng.normal(0, 0.5, (2, 1, 64, 64)).astype(np.float32),
+              "mask": (rng.random((2, 1, 64, 64)) > 0.5).astype(np.float32)}
+    export_onnx(inpainter, sample, tmp_path / "inpainter.onnx", output_names=("inpainted",), atol=1e-3)
+    res = subprocess.run([*ofer_cmd, "export", str(tmp_path / "inpainter.onnx"), str(ROOT / "sdk" / "default_bundle"),
+                          "--out", str(tmp_path / "b"), "--precision", "fp32"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr
+    bundle = load_bundle(tmp_path / "b")
+    assert bundle.engines["inpainter"].role == "inpainter" and bundle.engines["inpainter"].output == "image"
+    assert set(bundle.pipelines) == {"direct", "inpaint", "auto"}
+    from sdk import Recognizer
+
+    rec = Recognizer(tmp_path / "b", detector="none", pipeline="inpaint", threads=1)
+    face = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    assert len(rec.predict(face)) == 1

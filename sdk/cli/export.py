@@ -150,7 +150,7 @@ def _from_checkpoint(path: Path, work: Path) -> dict[str, Any]:
     if plan.get("pipeline") == "inpaint" and plan.get("inpainter"):
         mask = (np.random.default_rng(1).random((4, 1, h, w)) > 0.5).astype(np.float32)
         export_onnx(ck.models[plan["inpainter"]], {"image": sample, "mask": mask}, work / "inpainter.onnx",
-                    output_names=("image",))
+                    output_names=("inpainted",))  # an output named like the input gets renamed
         out["inpainter"] = work / "inpainter.onnx"
     return out
 
