@@ -1,9 +1,9 @@
 """TensorRT 10 INT8 calibrators (IInt8EntropyCalibrator2, IInt8MinMaxCalibrator) over an occluded calibration set.
 
 TensorRT is imported when a calibrator is made, never at import time. The calibrator feeds batches through the
-runtime's CUDA layer (:class:`runtime.engines.cuda_memory.CudaMemory`: cuda-python or pycuda, whichever imports:
-a pinned staging buffer, one device buffer, a copy per batch) and reads/writes the native cache file, so a second build (or a
-Jetson given the cache written by :mod:`calibration.trt_cache`) skips calibration. TensorRT 11 removed
+runtime's CUDA layer (:class:`runtime.engines.cuda_memory.CudaMemory`: cuda-python or pycuda, whichever imports;
+a pinned staging buffer, one device buffer, a copy per batch) and reads/writes the native cache file, so a second
+build (or a Jetson given the cache written by :mod:`calibration.trt_cache`) skips calibration. TensorRT 11 removed
 implicit-quantisation calibrators: there, INT8 comes from explicit Q/DQ ONNX (see :mod:`export.tensorrt`).
 """
 from __future__ import annotations
