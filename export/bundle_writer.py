@@ -113,11 +113,12 @@ def export_bundle(classifier: str | os.PathLike[str], out: str | os.PathLike[str
             calib = build_calibration_set(calib_source, input_spec, count=calib_count, seed=seed, faces=faces,
                                           cache_dir=cache)
             report["calibration"] = {"source": calib_source, **calib.describe()}
-            ranges = compute_ranges(classifier, ArrayCalibrationReader(calib.inputs, _input_name(classifier)), method)
+            reader = ArrayCalibrationReader(calib.inputs, _input_name(classifier))
+            ranges = compute_ranges(classifier, reader, method)
             for key in int8:
                 fmt = EXPORT_FORMATS[key]
                 path = tmp / fmt.file_name("classifier")
-                info = quantize_int8(classifier, path, ranges, flavour=key, method=method)
+                info = quantize_int8(classifier, path, ranges, flavour=key, method=method, reader=reader)
                 # int8-trt is judged as TensorRT computes it (exact Q/DQ maths), int8-cpu as ONNX Runtime CPU runs it.
                 result = compare(reference, run_onnx(path, heldout.inputs, simulate=key == "int8-trt"),
                                  heldout.protocols, heldout.labels, heldout.label_names, labels)

@@ -44,8 +44,17 @@ def quantize_settings(flavour: str, method: str) -> dict[str, Any]:
                               "OpTypesToExcludeOutputQuantization": list(TRT_QDQ_OPS)}}
 
 
+def _has_range_cache() -> bool:
+    """Whether ``quantize_static`` takes precomputed ranges (``calibration_cache_path``, onnxruntime PR #28221)."""
+    import inspect
+
+    from onnxruntime.quantization import quantize_static
+
+    return "calibration_cache_path" in inspect.signature(quantize_static).parameters
+
+
 def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], ranges: Any, *, flavour: str = "int8-cpu",
-                  method: str = "entropy", reduce_range: bool | None = None) -> dict[str, Any]:
+                  method: str = "entropy", reduce_range: bool | None = None, reader: Any = None) -> dict[str, Any]:
     """Write an INT8 Q/DQ copy of ``src`` using activation ``ranges`` computed on calibration data.
 
     Args:
@@ -57,6 +66,9 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], rang
         reduce_range: 7-bit weights. Default: on for ``int8-cpu``, because x86 CPUs without VNNI compute U8S8 with
             16-bit intermediate sums that saturate on full-range weights (measured: top-1 agreement of the FER
             model 0.91 -> 0.95 on an AVX2 machine); off for ``int8-trt`` (GPUs do not saturate).
+        reader: Calibration reader, used only by an onnxruntime whose ``quantize_static`` cannot take ``ranges``
+            (before ``calibration_cache_path``): it then calibrates itself with ``method`` (entropy with its own
+            default histogram, so results can differ slightly from ``ranges``).
 
     Returns:
         The settings used (JSON-able), for the manifest.
@@ -65,7 +77,6 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], rang
         ExportError: quantisation failed.
     """
     from onnxruntime.quantization import quantize_static
-    from onnxruntime.quantization.calibrate import save_tensors_data
 
     src, dst = Path(src), Path(dst)
     settings = quantize_settings(flavour, method)
@@ -75,8 +86,21 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], rang
         cache = Path(tmp) / "ranges.json"
         out = Path(tmp) / "q.onnx"
         try:
-            save_tensors_data(ranges, cache)
-            quantize_static(str(src), str(out), None, calibration_cache_path=str(cache), **settings)
+            if _has_range_cache():
+                from onnxruntime.quantization.calibrate import save_tensors_data  # added with the cache parameter
+
+                save_tensors_data(ranges, cache)
+                quantize_static(str(src), str(out), None, calibration_cache_path=str(cache), **settings)
+            elif reader is not None:
+                reader.rewind()
+                if method == "percentile":
+                    settings["extra_options"]["CalibPercentile"] = 99.99
+                quantize_static(str(src), str(out), reader, **settings)
+            else:
+                raise ExportError("this onnxruntime cannot quantise from precomputed ranges; pass the calibration "
+                                  "reader too, or upgrade onnxruntime")
+        except ExportError:
+            raise
         except Exception as exc:  # onnxruntime raises many exception types here
             raise ExportError(f"INT8 quantisation ({flavour}, {method}) of {src.name} failed "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); try another "

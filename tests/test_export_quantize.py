@@ -147,3 +147,21 @@ def test_trt_cache_from_cpu_ranges_names_real_onnx_tensors(default_model, quanti
     assert "input" in cache.scales and set(cache.scales) <= tensors
     assert cache.amax()["input"] == pytest.approx(1.0, abs=0.02)  # (x/255 - 0.5)/0.5 spans [-1, 1]
     assert all(v > 0 for v in cache.scales.values())
+
+
+def test_older_onnxruntime_path_calibrates_with_the_reader(default_model, real_sets, tmp_path, monkeypatch):
+    """Before quantize_static(calibration_cache_path=) existed, the reader drives ONNX Runtime's own calibration."""
+    import export.quantize as quantize
+    from calibration.reader import ArrayCalibrationReader
+    from export.agreement import compare, run_onnx
+
+    bundle, src = default_model
+    calib, held = real_sets
+    monkeypatch.setattr(quantize, "_has_range_cache", lambda: False)
+    with pytest.raises(ExportError, match="pass the calibration reader"):
+        quantize.quantize_int8(src, tmp_path / "x.onnx", None, flavour="int8-cpu", method="minmax")
+    reader = ArrayCalibrationReader(calib.inputs, "input")
+    quantize.quantize_int8(src, tmp_path / "q.onnx", None, flavour="int8-cpu", method="minmax", reader=reader)
+    result = compare(run_onnx(src, held.inputs), run_onnx(tmp_path / "q.onnx", held.inputs), held.protocols,
+                     held.labels, held.label_names, bundle.labels)
+    assert result["top1_agreement"] >= 0.9
