@@ -1,0 +1,71 @@
+"""Shared helpers for benchmark scripts: percentiles, tables, JSON results, pinned threads."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def pin_threads(n: int) -> None:
+    """Pin BLAS/OpenMP/OpenCV thread pools (call before heavy imports where possible)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    try:
+        import cv2
+
+        cv2.setNumThreads(n)
+    except ImportError:
+        pass
+
+
+def time_ms(fn: Callable[[], Any], iters: int, warmup: int = 10) -> np.ndarray:
+    """Run ``fn`` ``warmup`` times, then time ``iters`` calls; returns milliseconds per call."""
+    for _ in range(warmup):
+        fn()
+    out = np.empty(iters)
+    for i in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        out[i] = (time.perf_counter() - t0) * 1e3
+    return out
+
+
+def stats(ms: Sequence[float] | np.ndarray) -> dict[str, float]:
+    """mean, p50, p90, p95, p99 (ms) and throughput (per second at the mean)."""
+    a = np.asarray(ms, dtype=np.float64)
+    return {"mean": float(a.mean()), "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
+            "p95": float(np.percentile(a, 95)), "p99": float(np.percentile(a, 99)),
+            "per_s": float(1e3 / a.mean()) if a.mean() > 0 else float("inf"), "n": int(a.size)}
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A plain-text table (also valid Markdown)."""
+    def fmt(v: Any) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    cells = [[fmt(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"  # noqa: E731
+    return "\n".join([line(list(columns)), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+                      *(line(r) for r in cells)])
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    return {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine()}
+
+
+def write_json(name: str, payload: dict[str, Any], out: str | None = None) -> Path:
+    """Write results JSON (default ``benchmarks/results/NAME.json``) and return its path."""
+    path = Path(out) if out else RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
+    return path

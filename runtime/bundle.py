@@ -1,0 +1,344 @@
+"""The bundle: the unit of deployment (a folder with ``manifest.json`` and engine files).
+
+Schema (version 1)::
+
+    {
+      "schema_version": 1,
+      "name": "fer-mini-xception",
+      "labels": ["angry", "disgust", ...],                 # output order of every classifier
+      "input": {                                            # how a face crop becomes a tensor
+        "size": [64, 64],                                   # [height, width]
+        "channels": 1, "color": "gray",                     # gray | bgr | rgb
+        "layout": "NCHW",
+        "scale": 0.00392156862745098,                       # x = (pixel * scale - mean) / std
+        "mean": [0.5], "std": [0.5],
+        "crop_margin": 0.1                                  # fraction of the face box added on each side
+      },
+      "engines": {
+        "classifier": {"file": "classifier.onnx", "format": "onnx", "precision": "fp32",
+                       "role": "classifier", "output": "logits", "sha256": "...",
+                       "built_with": {...}}                 # tool versions; GPU arch for TensorRT
+      },
+      "pipelines": ["direct"],                              # direct | inpaint | auto
+      "provenance": {"method": ..., "data": ..., "metrics": {...}, "licence": ..., "source": ...}
+    }
+
+Loading checks the schema version, every field, that each engine file lies inside the bundle folder (no absolute
+paths, no ``..``, no symlink out) and that its sha256 matches. Anything else is refused with a
+:class:`~runtime.errors.BundleError` that says why and what to do.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .errors import BundleError
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+FORMATS = ("onnx", "trt")
+PRECISIONS = ("fp32", "fp16", "int8")
+ROLES = ("classifier", "inpainter", "occlusion_estimator")
+PIPELINES = ("direct", "inpaint", "auto")
+COLORS = {"gray": 1, "bgr": 3, "rgb": 3}
+OUTPUT_KINDS = ("logits", "probabilities", "image")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How a face crop is turned into the classifier's input tensor."""
+
+    size: tuple[int, int]
+    channels: int
+    color: str
+    scale: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_margin: float = 0.0
+    layout: str = "NCHW"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": list(self.size), "channels": self.channels, "color": self.color, "layout": self.layout,
+                "scale": self.scale, "mean": list(self.mean), "std": list(self.std),
+                "crop_margin": self.crop_margin}
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """One engine file of a bundle."""
+
+    name: str
+    file: str
+    format: str
+    precision: str
+    role: str
+    sha256: str
+    output: str = "logits"
+    built_with: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"file": self.file, "format": self.format, "precision": self.precision, "role": self.role,
+             "output": self.output, "sha256": self.sha256, "built_with": dict(self.built_with)}
+        d.update(self.extra)
+        return d
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded, verified bundle."""
+
+    path: Path
+    name: str
+    labels: tuple[str, ...]
+    input: InputSpec
+    engines: dict[str, EngineSpec]
+    pipelines: tuple[str, ...]
+    provenance: dict[str, Any]
+    manifest: dict[str, Any]
+
+    def engine_path(self, name: str) -> Path:
+        """Absolute path of engine ``name``'s file."""
+        return self.path / self.engines[name].file
+
+    def find_engines(self, role: str, *, format: str | None = None, precision: str | None = None) -> list[EngineSpec]:
+        """Engines of a role, optionally filtered by format and precision (in manifest order)."""
+        return [e for e in self.engines.values() if e.role == role
+                and (format is None or e.format == format) and (precision is None or e.precision == precision)]
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _need(cond: bool, where: str, what: str) -> None:
+    if not cond:
+        raise BundleError(f"invalid bundle manifest ({where}): {what}")
+
+
+def _parse_input(d: Any, where: str) -> InputSpec:
+    _need(isinstance(d, dict), where, "'input' must be an object")
+    for key in ("size", "channels", "color", "scale", "mean", "std"):
+        _need(key in d, where, f"'input' is missing '{key}'")
+    size = d["size"]
+    _need(isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size), where,
+          f"'input.size' must be [height, width] positive integers, got {size!r}")
+    color = d["color"]
+    _need(color in COLORS, where, f"'input.color' must be one of {sorted(COLORS)}, got {color!r}")
+    channels = d["channels"]
+    _need(channels == COLORS[color], where, f"'input.channels' is {channels!r} but color {color!r} has {COLORS[color]}")
+    mean, std = d["mean"], d["std"]
+    for nm, v in (("mean", mean), ("std", std)):
+        _need(isinstance(v, list) and len(v) in (1, channels) and all(isinstance(x, (int, float)) for x in v), where,
+              f"'input.{nm}' must be a list of 1 or {channels} numbers, got {v!r}")
+    _need(all(s > 0 for s in std), where, "'input.std' values must be > 0")
+    _need(isinstance(d["scale"], (int, float)) and d["scale"] > 0, where, "'input.scale' must be a positive number")
+    margin = d.get("crop_margin", 0.0)
+    _need(isinstance(margin, (int, float)) and 0 <= margin <= 1, where, "'input.crop_margin' must be in [0, 1]")
+    layout = d.get("layout", "NCHW")
+    _need(layout in ("NCHW", "NHWC"), where, f"'input.layout' must be NCHW or NHWC, got {layout!r}")
+    return InputSpec((size[0], size[1]), channels, color, float(d["scale"]), tuple(float(x) for x in mean),
+                     tuple(float(x) for x in std), float(margin), layout)
+
+
+def _safe_file(root: Path, rel: Any, where: str) -> Path:
+    """Resolve an engine file name and refuse anything that escapes the bundle folder."""
+    _need(isinstance(rel, str) and rel.strip() != "", where, "an engine 'file' must be a non-empty string")
+    p = Path(rel)
+    if p.is_absolute() or ".." in p.parts or rel.startswith(("/", "\\")):
+        raise BundleError(f"unsafe bundle ({where}): engine file {rel!r} points outside the bundle folder; "
+                          "a bundle may only name files inside its own folder — do not open bundles from untrusted "
+                          "sources, and re-export it with `ofer export`")
+    full = root / p
+    real_root = root.resolve()
+    real = full.resolve()
+    if real_root not in real.parents:
+        raise BundleError(f"unsafe bundle ({where}): engine file {rel!r} is a link to {real}, outside the bundle "
+                          "folder; replace the link with the real file")
+    return full
+
+
+def _parse_engines(d: Any, root: Path, where: str, verify: bool) -> dict[str, EngineSpec]:
+    _need(isinstance(d, dict) and d, where, "'engines' must be a non-empty object of name -> engine")
+    engines: dict[str, EngineSpec] = {}
+    for name, e in d.items():
+        w = f"{where}, engine {name!r}"
+        _need(isinstance(e, dict), w, "must be an object")
+        for key in ("file", "format", "precision", "role", "sha256"):
+            _need(key in e, w, f"is missing '{key}'")
+        _need(e["format"] in FORMATS, w, f"'format' must be one of {FORMATS}, got {e['format']!r}")
+        _need(e["precision"] in PRECISIONS, w, f"'precision' must be one of {PRECISIONS}, got {e['precision']!r}")
+        _need(e["role"] in ROLES, w, f"'role' must be one of {ROLES}, got {e['role']!r}")
+        output = e.get("output", "logits")
+        _need(output in OUTPUT_KINDS, w, f"'output' must be one of {OUTPUT_KINDS}, got {output!r}")
+        full = _safe_file(root, e["file"], w)
+        if not full.is_file():
+            raise BundleError(f"bundle {root} is incomplete: engine {name!r} file {e['file']!r} is missing; "
+                              "copy the whole bundle folder, or re-export it")
+        if verify:
+            digest = sha256_file(full)
+            if digest != e["sha256"]:
+                raise BundleError(f"bundle {root} failed its integrity check: {e['file']!r} has sha256 "
+                                  f"{digest[:12]}..., the manifest says {str(e['sha256'])[:12]}...; the file was "
+                                  "modified or corrupted — restore it from the original bundle or re-export")
+        known = {"file", "format", "precision", "role", "output", "sha256", "built_with"}
+        engines[name] = EngineSpec(name, e["file"], e["format"], e["precision"], e["role"], e["sha256"], output,
+                                   dict(e.get("built_with", {})), {k: v for k, v in e.items() if k not in known})
+    return engines
+
+
+def parse_manifest(manifest: Mapping[str, Any], root: Path, *, verify: bool = True) -> Bundle:
+    """Validate a manifest dict against the schema and the files in ``root``."""
+    where = str(root / MANIFEST)
+    _need(isinstance(manifest, dict), where, "the manifest must be a JSON object")
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise BundleError(f"bundle {root} has schema_version {version!r}, this ofer reads version {SCHEMA_VERSION}; "
+                          "upgrade ofer (pip install -U ofer) or re-export the bundle with this version")
+    labels = manifest.get("labels")
+    _need(isinstance(labels, list) and len(labels) >= 2 and all(isinstance(x, str) and x for x in labels), where,
+          "'labels' must be a list of at least 2 non-empty names")
+    _need(len(set(labels)) == len(labels), where, "'labels' has duplicate names")
+    spec = _parse_input(manifest.get("input"), where)
+    engines = _parse_engines(manifest.get("engines"), root, where, verify)
+    pipelines = manifest.get("pipelines", ["direct"])
+    _need(isinstance(pipelines, list) and pipelines and all(p in PIPELINES for p in pipelines), where,
+          f"'pipelines' must be a non-empty list drawn from {PIPELINES}, got {pipelines!r}")
+    _need(any(e.role == "classifier" for e in engines.values()), where, "the bundle has no classifier engine")
+    if "inpaint" in pipelines or "auto" in pipelines:
+        _need(any(e.role == "inpainter" for e in engines.values()), where,
+              "'pipelines' lists inpaint/auto but there is no inpainter engine")
+    provenance = manifest.get("provenance", {})
+    _need(isinstance(provenance, dict), where, "'provenance' must be an object")
+    return Bundle(root, str(manifest.get("name", root.name)), tuple(labels), spec, engines, tuple(pipelines),
+                  dict(provenance), dict(manifest))
+
+
+def load_bundle(path: str | os.PathLike[str], *, verify: bool = True) -> Bundle:
+    """Load and verify a bundle folder (or its ``manifest.json``)."""
+    root = Path(path)
+    if root.name == MANIFEST and root.is_file():
+        root = root.parent
+    if not root.exists():
+        raise BundleError(f"bundle not found: {root} does not exist; pass the folder that holds manifest.json "
+                          "(or omit the bundle to use the default one)")
+    if not root.is_dir():
+        raise BundleError(f"{root} is a file, not a bundle folder; a bundle is a folder with manifest.json and "
+                          "engine files (create one with `ofer export`)")
+    mpath = root / MANIFEST
+    if not mpath.is_file():
+        raise BundleError(f"{root} is not a bundle: it has no {MANIFEST}; create one with `ofer export`")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{mpath} is not valid JSON ({exc}); the bundle is corrupt — restore or re-export it") from None
+    return parse_manifest(manifest, root, verify=verify)
+
+
+def _tool_versions() -> dict[str, str]:
+    versions: dict[str, str] = {}
+    for mod in ("onnx", "onnxruntime", "torch", "numpy"):
+        try:
+            from importlib.metadata import version
+            versions[mod] = version(mod)
+        except Exception:  # not installed: nothing to record
+            continue
+    return versions
+
+
+def _engine_entry(root: Path, e: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    src = Path(e["path"])
+    if not src.is_file():
+        raise BundleError(f"cannot add engine {e.get('name')!r}: source file {src} does not exist")
+    file = e.get("file", src.name)
+    dest = _safe_file(root, file, f"engine {e.get('name')!r}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if src.resolve() != dest.resolve():
+        shutil.copyfile(src, dest)
+    entry = {"file": file, "format": e.get("format", "onnx"), "precision": e.get("precision", "fp32"),
+             "role": e.get("role", "classifier"), "output": e.get("output", "logits"), "sha256": sha256_file(dest),
+             "built_with": dict(e.get("built_with") or _tool_versions())}
+    entry.update({k: v for k, v in e.items() if k not in {"name", "path", *entry}})
+    return str(e["name"]), entry
+
+
+def write_bundle(folder: str | os.PathLike[str], *, labels: Iterable[str], input_spec: Mapping[str, Any] | InputSpec,
+                 engines: Iterable[Mapping[str, Any]], pipelines: Iterable[str] = ("direct",),
+                 provenance: Mapping[str, Any] | None = None, name: str | None = None,
+                 force: bool = False) -> Bundle:
+    """Write a bundle folder and return it loaded and verified.
+
+    Args:
+        folder: Destination folder. Refused if it exists and is not empty, unless ``force``.
+        labels: Class names in the classifier's output order.
+        input_spec: The :class:`InputSpec` or its dict form (see the module docstring).
+        engines: Dicts with ``name``, ``path`` (source file), ``format``, ``precision``, ``role`` and optionally
+            ``file`` (name inside the bundle), ``output`` and ``built_with``; any other keys are kept.
+        pipelines: Pipelines the bundle supports.
+        provenance: Method, data, metrics, licence and source of the weights.
+        name: Bundle name (defaults to the folder name).
+        force: Replace an existing non-empty folder.
+    """
+    dest = Path(folder)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())) and not force:
+        raise BundleError(f"{dest} already exists and is not empty; choose another folder or pass force=True "
+                          "(--force) to replace it")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        spec = input_spec.to_dict() if isinstance(input_spec, InputSpec) else dict(input_spec)
+        entries = dict(_engine_entry(tmp, e) for e in engines)
+        manifest = {"schema_version": SCHEMA_VERSION, "name": name or dest.name, "labels": list(labels),
+                    "input": spec, "engines": entries, "pipelines": list(pipelines),
+                    "provenance": dict(provenance or {}),
+                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        parse_manifest(manifest, tmp)  # validate before anything replaces the destination
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            dest.rename(old)
+            tmp.rename(dest)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return load_bundle(dest)
+
+
+def add_engines(folder: str | os.PathLike[str], engines: Iterable[Mapping[str, Any]], *,
+                force: bool = False) -> Bundle:
+    """Add engines (e.g. TensorRT engines built on the target) to an existing bundle, keeping the rest.
+
+    An engine whose name already exists is refused unless ``force``.
+    """
+    bundle = load_bundle(folder)
+    manifest = dict(bundle.manifest)
+    new = dict(manifest["engines"])
+    for e in engines:
+        if e["name"] in new and not force:
+            raise BundleError(f"bundle {bundle.path} already has an engine named {e['name']!r}; pass force=True "
+                              "(--force) to replace it")
+        name, entry = _engine_entry(bundle.path, e)
+        new[name] = entry
+    manifest["engines"] = new
+    parse_manifest(manifest, bundle.path)
+    tmp = bundle.path / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, bundle.path / MANIFEST)
+    return load_bundle(bundle.path)

@@ -1,0 +1,86 @@
+"""Face crop and tensor conversion, driven by a bundle's :class:`~runtime.bundle.InputSpec`."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .bundle import InputSpec
+
+Box = tuple[float, float, float, float]
+
+
+def expand_box(box: Box, margin: float, *, square: bool = True) -> Box:
+    """Grow a face box by ``margin`` of its size on each side (optionally made square around its centre)."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    if square:
+        w = h = max(w, h)
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    w, h = w * (1 + 2 * margin), h * (1 + 2 * margin)
+    return cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0
+
+
+def crop_face(frame: np.ndarray, box: Box, spec: InputSpec, *, square: bool = True) -> np.ndarray:
+    """Crop ``box`` (plus the spec's margin) from a BGR frame and resize it to the spec's size and colour.
+
+    Parts of the crop that fall outside the frame are filled by replicating the border, so faces at the edge keep
+    their scale. Returns ``H x W`` (gray) or ``H x W x 3`` uint8.
+    """
+    import cv2
+
+    x1, y1, x2, y2 = expand_box(box, spec.crop_margin, square=square)
+    out_h, out_w = spec.size
+    # An affine map from the output grid to the frame: one warp does crop, pad and resize together.
+    sx, sy = (x2 - x1) / out_w, (y2 - y1) / out_h
+    m = np.array([[sx, 0.0, x1 + 0.5 * sx - 0.5], [0.0, sy, y1 + 0.5 * sy - 0.5]], dtype=np.float64)
+    interp = cv2.INTER_AREA if min(sx, sy) > 1.0 else cv2.INTER_LINEAR
+    src = frame
+    if interp == cv2.INTER_AREA:
+        # warpAffine has no area filter: crop first, then let resize() average properly.
+        ix1, iy1 = int(np.floor(x1)), int(np.floor(y1))
+        ix2, iy2 = int(np.ceil(x2)), int(np.ceil(y2))
+        fh, fw = frame.shape[:2]
+        pad = [max(0, -iy1), max(0, iy2 - fh), max(0, -ix1), max(0, ix2 - fw)]
+        region = frame[max(0, iy1):min(fh, iy2), max(0, ix1):min(fw, ix2)]
+        if region.size == 0:
+            region = np.zeros((1, 1) + frame.shape[2:], frame.dtype)
+            pad = [0, iy2 - iy1 - 1, 0, ix2 - ix1 - 1]
+        if any(pad):
+            region = cv2.copyMakeBorder(region, *pad, cv2.BORDER_REPLICATE)
+        crop = cv2.resize(region, (out_w, out_h), interpolation=cv2.INTER_AREA)
+    else:
+        crop = cv2.warpAffine(src, m, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+    return convert_color(crop, spec.color)
+
+
+def convert_color(image: np.ndarray, color: str) -> np.ndarray:
+    """Convert a BGR (or gray) uint8 image to the spec's colour order."""
+    import cv2
+
+    if color == "gray":
+        return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if color == "rgb" else image
+
+
+def to_tensor(crops: Sequence[np.ndarray] | np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Stack uint8 crops into a normalised float32 batch in the spec's layout: ``(x * scale - mean) / std``."""
+    batch = np.asarray(crops, dtype=np.float32)
+    if batch.ndim == 3:  # N x H x W gray
+        batch = batch[..., None]
+    mean = np.asarray(spec.mean, np.float32)
+    std = np.asarray(spec.std, np.float32)
+    batch = (batch * np.float32(spec.scale) - mean) / std
+    if spec.layout == "NCHW":
+        batch = batch.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(batch, dtype=np.float32)
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax."""
+    z = logits - logits.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)

@@ -1,0 +1,68 @@
+"""``ofer info [BUNDLE]``: the bundle's manifest in readable form, and which backends actually load here."""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("info", help="show a bundle's manifest and which backends load on this machine")
+    p.add_argument("bundle", nargs="?", default=None, help="bundle folder (default: the bundle shipped with ofer)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.set_defaults(func=run)
+
+
+def collect(bundle_path: str | None) -> dict[str, Any]:
+    """Everything ``ofer info`` reports, as a dict."""
+    import onnxruntime as ort
+
+    from runtime.bundle import load_bundle
+    from runtime.engines.onnxruntime_engine import OnnxRuntimeEngine
+    from runtime.errors import EngineError
+    from sdk.recognizer import DEFAULT_BUNDLE
+
+    bundle = load_bundle(bundle_path or DEFAULT_BUNDLE)
+    engines = {}
+    for name, e in bundle.engines.items():
+        entry: dict[str, Any] = {**e.to_dict(), "size_kb": round(bundle.engine_path(name).stat().st_size / 1024, 1)}
+        if e.format == "onnx":
+            try:
+                eng = OnnxRuntimeEngine(bundle.engine_path(name), providers="auto")
+                entry["loads_with"] = eng.providers_loaded
+                entry["inputs"] = eng.describe()["inputs"]
+            except EngineError as exc:
+                entry["loads_with"] = f"failed: {exc}"
+        engines[name] = entry
+    return {"bundle": str(bundle.path), "name": bundle.name, "schema_version": bundle.manifest["schema_version"],
+            "labels": list(bundle.labels), "input": bundle.input.to_dict(), "pipelines": list(bundle.pipelines),
+            "engines": engines, "provenance": bundle.provenance,
+            "onnxruntime": {"version": ort.__version__, "providers_listed": ort.get_available_providers()}}
+
+
+def run(args: argparse.Namespace) -> int:
+    info = collect(args.bundle)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    lines = [f"bundle     {info['name']}  ({info['bundle']}, schema v{info['schema_version']})",
+             f"labels     {', '.join(info['labels'])}",
+             "input      {size[0]}x{size[1]} {color}, {layout}, x*{scale:.6g} - mean {mean} / std {std}, "
+             "crop margin {crop_margin}".format(**info["input"]),
+             f"pipelines  {', '.join(info['pipelines'])}", "engines"]
+    for name, e in info["engines"].items():
+        loads = e.get("loads_with")
+        loads = ", ".join(loads) if isinstance(loads, list) else loads
+        lines.append(f"  {name:<14} {e['format']}/{e['precision']:<5} role={e['role']:<11} {e['size_kb']} KB "
+                     f"sha256={e['sha256'][:12]}  loads with: {loads}")
+    prov = info["provenance"]
+    for key in ("method", "data", "source", "licence"):
+        if key in prov:
+            lines.append(f"{key:<10} {prov[key] if isinstance(prov[key], str) else json.dumps(prov[key])}")
+    if "metrics" in prov:
+        lines.append(f"metrics    {json.dumps(prov['metrics'])}")
+    ort_info = info["onnxruntime"]
+    lines.append(f"onnxruntime {ort_info['version']}: providers listed {', '.join(ort_info['providers_listed'])} "
+                 "(listed is not loaded: see 'loads with' above)")
+    print("\n".join(lines))
+    return 0

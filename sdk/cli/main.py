@@ -1,0 +1,51 @@
+"""``ofer`` entry point: builds the parser from the subcommand modules and turns user errors into one line."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+# Subcommand modules, in the order `ofer --help` lists them. Each has add_parser(subparsers) and run(args) -> int,
+# and imports heavy things (onnxruntime, torch) only inside run().
+SUBCOMMANDS = ("run", "info")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``ofer`` parser."""
+    from sdk import __version__
+
+    parser = argparse.ArgumentParser(prog="ofer", description="Facial expression recognition on occluded faces.")
+    parser.add_argument("--version", action="version", version=f"ofer {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"sdk.cli.{name.replace('-', '_')}").add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``ofer``; returns the exit code (0 ok, 1 runtime failure, 2 user error)."""
+    from runtime.errors import OferError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except OferError as exc:
+        if args.debug:
+            raise
+        print(f"ofer {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ofer {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `ofer run ... | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
