@@ -306,6 +306,7 @@ def write_bundle(folder: str | os.PathLike[str], *, labels: Iterable[str], input
                     "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
         parse_manifest(manifest, tmp)  # validate before anything replaces the destination
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a bundle is meant to be shared
         if dest.exists():
             old = dest.with_name(f".{dest.name}.old")
             if old.exists():
