@@ -59,8 +59,8 @@ def features_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def features_and_logits(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Feature map and logits; one pass when the model has ``forward_head(features)``, else two."""
+    """Feature map and logits; one pass when the model has ``classify_features``/``forward_head``, else two."""
     feats = features_of(model, x)
-    head = getattr(model, "forward_head", None)
+    head = getattr(model, "classify_features", None) or getattr(model, "forward_head", None)
     logits = head(feats) if callable(head) else model(x)
     return feats, first_output(logits)

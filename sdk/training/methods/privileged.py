@@ -34,13 +34,15 @@ class PrivilegedMethod(Method):
         """The teacher is used by the output-distance and LIR terms and as the adversary's 'real' features."""
         return self.active("out") or self.active("lir") or self.active("adv")
 
-    def _feature_channels(self, kw: dict[str, Any]) -> int:
+    def _feature_shape(self, kw: dict[str, Any]) -> tuple[int, int]:
+        """Channels and downsampling factor of the classifier's mid-level feature map (probed once)."""
         from ..models import create_model
 
         probe = create_model(self.classifier_name(), **kw).eval()
         s, c = self.cfg.input.size, self.cfg.input.channels
         with torch.no_grad():
-            return int(features_of(probe, torch.zeros(1, c, s, s)).shape[1])
+            f = features_of(probe, torch.zeros(2, c, s, s))
+        return int(f.shape[1]), max(1, s // int(f.shape[-1]))
 
     def model_specs(self, num_classes: int) -> dict[str, ModelSpec]:
         c = self.cfg.input.channels
@@ -49,13 +51,15 @@ class PrivilegedMethod(Method):
         if self.needs_teacher():
             specs["teacher"] = ModelSpec(self.classifier_name(), kw)
         if self.active("adv") or self.active("rec"):
-            fc = self._feature_channels(kw)
+            fc, stride = self._feature_shape(kw)
             if self.active("adv"):
                 specs["feature_disc"] = ModelSpec("feature_discriminator",
                                                   self.kwargs_for("feature_disc", in_channels=fc))
             if self.active("rec"):
                 specs["decoder"] = ModelSpec("reconstruction_decoder",
-                                             self.kwargs_for("decoder", in_channels=fc, out_channels=c))
+                                             self.kwargs_for("decoder", in_channels=fc, out_channels=c,
+                                                             upsample=min(8, 1 << (stride.bit_length() - 1)),
+                                                             out_size=[self.cfg.input.size] * 2))
         return specs
 
     def stages(self) -> list[Stage]:

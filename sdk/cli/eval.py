@@ -1,0 +1,64 @@
+"""``ofer eval CHECKPOINT --data SPEC --protocols clean,upper_half --out DIR``: the evaluation table."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import OferError
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``eval`` on an ``argparse`` subparsers object."""
+    p = subparsers.add_parser("eval", help="evaluate a checkpoint per occlusion protocol",
+                              description="Accuracy and macro-F1 per occlusion protocol, confusion matrices.")
+    p.add_argument("checkpoint", help="checkpoint folder (or the --out folder of 'ofer train')")
+    p.add_argument("--data", required=True, help="dataset spec; the test split is evaluated")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--protocols", default=None,
+                   help="comma-separated protocols (default: those the checkpoint was trained to report)")
+    p.add_argument("--out", required=True, help="folder for metrics.json, metrics.md, confusion_*.png")
+    p.add_argument("--limit", type=int, help="evaluate only the first N samples")
+    p.add_argument("--seed", type=int, default=0, help="seed of the occlusions")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``ofer eval`` on a checkpoint and print the table."""
+    from sdk.training.checkpoint import load_checkpoint
+    from sdk.training.config import InputSpec
+    from sdk.training.evaluation import evaluate, torch_predictor, write_report
+    from sdk.training.methods import open_data
+
+    ck = load_checkpoint(args.checkpoint, device=args.device)
+    spec = InputSpec.from_dict(ck.config["input"])
+    if args.protocols:
+        protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
+    else:
+        protocols = ck.config.get("train_config", {}).get("eval_protocols") or ["clean"]
+    data = open_data(args.data, args.split)
+    predict = torch_predictor(ck.models, ck.config["export"], spec, args.device)
+    report = evaluate(predict, data, protocols, spec, labels=ck.labels, batch_size=args.batch_size,
+                      seed=args.seed, limit=args.limit)
+    write_report(report, Path(args.out), title=f"{ck.config.get('method', '?')} on {args.data}")
+    print(report.markdown())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m sdk.cli.eval``); prints ``OferError`` as one line."""
+    parser = argparse.ArgumentParser(prog="ofer")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["eval", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.func(args)
+    except OferError as exc:
+        print(f"ofer eval: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
