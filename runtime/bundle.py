@@ -12,7 +12,8 @@ Schema (version 1)::
         "layout": "NCHW",
         "scale": 0.00392156862745098,                       # x = (pixel * scale - mean) / std
         "mean": [0.5], "std": [0.5],
-        "crop_margin": 0.1                                  # fraction of the face box added on each side
+        "crop_margin": 0.1,                                 # fraction of the face box added on each side
+        "crop_offset": [0.0, -0.09]                         # crop centre shift, fractions of box width/height
       },
       "engines": {
         "classifier": {"file": "classifier.onnx", "format": "onnx", "precision": "fp32",
@@ -63,11 +64,12 @@ class InputSpec:
     std: tuple[float, ...]
     crop_margin: float = 0.0
     layout: str = "NCHW"
+    crop_offset: tuple[float, float] = (0.0, 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"size": list(self.size), "channels": self.channels, "color": self.color, "layout": self.layout,
                 "scale": self.scale, "mean": list(self.mean), "std": list(self.std),
-                "crop_margin": self.crop_margin}
+                "crop_margin": self.crop_margin, "crop_offset": list(self.crop_offset)}
 
 
 @dataclass(frozen=True)
@@ -149,8 +151,12 @@ def _parse_input(d: Any, where: str) -> InputSpec:
     _need(isinstance(margin, (int, float)) and 0 <= margin <= 1, where, "'input.crop_margin' must be in [0, 1]")
     layout = d.get("layout", "NCHW")
     _need(layout in ("NCHW", "NHWC"), where, f"'input.layout' must be NCHW or NHWC, got {layout!r}")
+    offset = d.get("crop_offset", [0.0, 0.0])
+    _need(isinstance(offset, list) and len(offset) == 2 and all(isinstance(v, (int, float)) and abs(v) <= 1
+                                                                for v in offset), where,
+          f"'input.crop_offset' must be [dx, dy] fractions of the box size in [-1, 1], got {offset!r}")
     return InputSpec((size[0], size[1]), channels, color, float(d["scale"]), tuple(float(x) for x in mean),
-                     tuple(float(x) for x in std), float(margin), layout)
+                     tuple(float(x) for x in std), float(margin), layout, (float(offset[0]), float(offset[1])))
 
 
 def _safe_file(root: Path, rel: Any, where: str) -> Path:

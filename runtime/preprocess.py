@@ -10,26 +10,30 @@ from .bundle import InputSpec
 Box = tuple[float, float, float, float]
 
 
-def expand_box(box: Box, margin: float, *, square: bool = True) -> Box:
-    """Grow a face box by ``margin`` of its size on each side (optionally made square around its centre)."""
+def expand_box(box: Box, margin: float, *, square: bool = True, offset: tuple[float, float] = (0.0, 0.0)) -> Box:
+    """Grow a face box by ``margin`` of its size on each side (optionally made square around its centre).
+
+    ``offset`` moves the centre by fractions of the box's width and height first (negative ``dy`` = up): it maps
+    the detector's box convention to the crops the model was trained on.
+    """
     x1, y1, x2, y2 = box
     w, h = x2 - x1, y2 - y1
+    cx, cy = (x1 + x2) / 2.0 + offset[0] * w, (y1 + y2) / 2.0 + offset[1] * h
     if square:
         w = h = max(w, h)
-    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
     w, h = w * (1 + 2 * margin), h * (1 + 2 * margin)
     return cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0
 
 
 def crop_face(frame: np.ndarray, box: Box, spec: InputSpec, *, square: bool = True) -> np.ndarray:
-    """Crop ``box`` (plus the spec's margin) from a BGR frame and resize it to the spec's size and colour.
+    """Crop ``box`` (plus the spec's margin and offset) from a BGR frame and resize it to the spec's size and colour.
 
     Parts of the crop that fall outside the frame are filled by replicating the border, so faces at the edge keep
     their scale. Returns ``H x W`` (gray) or ``H x W x 3`` uint8.
     """
     import cv2
 
-    x1, y1, x2, y2 = expand_box(box, spec.crop_margin, square=square)
+    x1, y1, x2, y2 = expand_box(box, spec.crop_margin, square=square, offset=spec.crop_offset)
     out_h, out_w = spec.size
     # An affine map from the output grid to the frame: one warp does crop, pad and resize together.
     sx, sy = (x2 - x1) / out_w, (y2 - y1) / out_h

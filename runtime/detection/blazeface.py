@@ -1,0 +1,130 @@
+"""BlazeFace (MediaPipe face detection, short- and full-range) run with ONNX Runtime.
+
+The ONNX files in ``runtime/assets`` were converted once from the TFLite models in the ``mediapipe==0.10.21``
+wheel by ``scripts/convert_blazeface_detector.py`` (see ``runtime/assets/README.md``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from ..engines.onnxruntime_engine import OnnxRuntimeEngine
+from ..errors import ConfigError
+from .base import Detection, FaceDetector
+from .ssd import decode, ssd_anchors, weighted_nms
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+@dataclass(frozen=True)
+class BlazeFaceSpec:
+    """What differs between the BlazeFace variants (values from MediaPipe's detection graphs)."""
+
+    name: str
+    file: str
+    input_size: int
+    strides: tuple[int, ...]
+    anchors_per_layer: int
+    score_threshold: float
+    nms_iou: float = 0.3
+
+
+SPECS = {
+    s.name: s
+    for s in (
+        BlazeFaceSpec("blazeface-short", "blazeface_short_range.onnx", 128, (8, 16, 16, 16), 2, 0.5),
+        BlazeFaceSpec("blazeface-full", "blazeface_full_range.onnx", 192, (4,), 1, 0.6),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How a frame was scaled and padded into the square model input (to map points back)."""
+
+    sx: float
+    sy: float
+    pad_x: int
+    pad_y: int
+
+    def to_frame(self, pts: np.ndarray, size: int) -> np.ndarray:
+        """Map ``(..., 2)`` points normalised to the model input back to frame pixels."""
+        return (pts * size - (self.pad_x, self.pad_y)) / (self.sx, self.sy)
+
+
+def letterbox(frame: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
+    """Resize keeping the aspect ratio, centre it on a black ``size x size`` canvas (MediaPipe's padding)."""
+    h, w = frame.shape[:2]
+    scale = size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(frame, (nw, nh), interpolation=interp)
+    canvas = np.zeros((size, size, 3), np.uint8)
+    px, py = (size - nw) // 2, (size - nh) // 2
+    canvas[py:py + nh, px:px + nw] = resized
+    # per-axis scales after rounding, so boxes map back exactly
+    return canvas, Letterbox(sx=nw / w, sy=nh / h, pad_x=px, pad_y=py)
+
+
+class BlazeFaceDetector(FaceDetector):
+    """MediaPipe BlazeFace: anchors, box/keypoint decoding and weighted NMS in numpy.
+
+    Args:
+        variant: ``"blazeface-short"`` (faces within ~2 m, 128x128 input) or ``"blazeface-full"``
+            (up to ~5 m, 192x192 input).
+        threads: ONNX Runtime intra-op threads (``None``: its default).
+        score_threshold: Minimum score; ``None`` keeps MediaPipe's default for the variant.
+        nms_iou: IoU above which overlapping boxes are merged.
+        max_faces: Keep at most this many faces (``None``: all).
+        providers: ONNX Runtime providers (see :class:`OnnxRuntimeEngine`); the detector is tiny, so CPU.
+        model_path: Use another ONNX file with the same inputs/outputs.
+    """
+
+    def __init__(self, variant: str = "blazeface-short", *, threads: int | None = None,
+                 score_threshold: float | None = None, nms_iou: float | None = None, max_faces: int | None = None,
+                 providers: str | Sequence[str] = "cpu", model_path: str | Path | None = None) -> None:
+        if variant not in SPECS:
+            raise ConfigError(f"unknown BlazeFace variant {variant!r}; use one of {sorted(SPECS)}")
+        spec = SPECS[variant]
+        self.name = spec.name
+        self.spec = spec
+        self.score_threshold = spec.score_threshold if score_threshold is None else float(score_threshold)
+        if not 0.0 < self.score_threshold < 1.0:
+            raise ConfigError(f"score_threshold must be in (0, 1), got {score_threshold!r}")
+        self.nms_iou = spec.nms_iou if nms_iou is None else float(nms_iou)
+        if max_faces is not None and max_faces < 1:
+            raise ConfigError(f"max_faces must be a positive integer or None, got {max_faces!r}")
+        self.max_faces = max_faces
+        self.engine = OnnxRuntimeEngine(model_path or ASSETS / spec.file, threads=threads, providers=providers)
+        self.anchors = ssd_anchors(spec.input_size, spec.strides, spec.anchors_per_layer)
+        self._input = self.engine.input_names[0]
+
+    def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        """BGR frame -> ``(1, S, S, 3)`` RGB float32 in [-1, 1] plus the letterbox used."""
+        canvas, lb = letterbox(frame, self.spec.input_size)
+        rgb = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB)
+        x = rgb.astype(np.float32) * (2.0 / 255.0) - 1.0
+        return x[None], lb
+
+    def _detect(self, frame: np.ndarray) -> list[Detection]:
+        x, lb = self.preprocess(frame)
+        out = self.engine.run({self._input: x})
+        raw_boxes, raw_scores = out["regressors"][0], out["classificators"][0]
+        size = self.spec.input_size
+        boxes, scores, kps = decode(raw_boxes, raw_scores, self.anchors, size, self.score_threshold)
+        boxes, scores, kps = weighted_nms(boxes, scores, kps, self.nms_iou, self.max_faces)
+        h, w = frame.shape[:2]
+        dets = []
+        for b, s, k in zip(boxes, scores, kps):
+            bx = lb.to_frame(b.reshape(2, 2), size)
+            bx[:, 0] = bx[:, 0].clip(0, w)
+            bx[:, 1] = bx[:, 1].clip(0, h)
+            if bx[1, 0] - bx[0, 0] < 1 or bx[1, 1] - bx[0, 1] < 1:
+                continue  # a box that lay entirely in the padding
+            kp = lb.to_frame(k, size).astype(np.float32)
+            dets.append(Detection(tuple(float(v) for v in bx.ravel()), float(s), kp))
+        return dets
