@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import torch
 
-from runtime.errors import ConfigError, DatasetError, InputError
+from runtime.errors import ConfigError, DatasetError, InputError, OferError
 from sdk.training.checkpoint import load_checkpoint, save_checkpoint
 from sdk.training.config import InputSpec, TrainConfig
 from sdk.training.loop import Trainer
@@ -143,7 +143,7 @@ def test_checkpoint_round_trip_and_clear_errors(tmp_path: Path) -> None:
     for name, module in t.models.items():
         assert same(snapshot(module), snapshot(ck.models[name])), name
     cfg = json.loads((tmp_path / "checkpoint" / "config.json").read_text())
-    assert cfg["input"] == {"size": 32, "channels": 1, "mean": 0.5, "std": 0.5}
+    assert cfg["input"] == {"size": 32, "channels": 1, "mean": 0.5, "std": 0.5, "color": "rgb"}
     assert cfg["models"]["student"]["registry"] == "resnet18" and cfg["seed"] == 0 and cfg["data"] == DATA
     assert cfg["export"] == {"pipeline": "direct", "classifier": "student", "inpainter": None,
                              "classifier_output": None}
@@ -214,8 +214,10 @@ def test_config_and_method_errors() -> None:
         build_method(tiny_config("cbam", options={"use_expr_loss": False}))
     with pytest.raises(ConfigError):
         tiny_config("cbam", batch_size=0)
-    with pytest.raises(DatasetError):
+    with pytest.raises(OferError, match="no-such-kind"):
         open_data("no-such-kind:/x", "train")
+    with pytest.raises(DatasetError):
+        open_data("fer2013:/no/such/file.csv", "train")
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

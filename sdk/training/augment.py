@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -17,6 +16,7 @@ from runtime.errors import ConfigError
 from runtime.occlusion import apply_occlusion, parse_protocol
 
 from .config import InputSpec
+from .data.torch_dataset import to_model_input
 
 
 #: Occlusions the occlusion-aware methods train with by default (a mix of the evaluation families).
@@ -25,20 +25,9 @@ DEFAULT_TRAIN_PROTOCOLS: tuple[str, ...] = ("clean", "random_box:0.3", "r16", "e
 
 
 def prepare_image(image: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """Resize a face crop to the input size and channel count; returns uint8 ``(H, W, C)``."""
-    img = np.asarray(image)
-    if img.dtype != np.uint8:
-        raise ConfigError(f"face images must be uint8, got {img.dtype}; convert the dataset images to 8-bit")
-    if img.shape[0] != spec.size or img.shape[1] != spec.size:
-        interp = cv2.INTER_AREA if img.shape[0] > spec.size else cv2.INTER_LINEAR
-        img = cv2.resize(img, (spec.size, spec.size), interpolation=interp)
-    if img.ndim == 2:
-        img = img[:, :, None]
-    if spec.channels == 1 and img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[:, :, None]
-    elif spec.channels == 3 and img.shape[2] == 1:
-        img = np.repeat(img, 3, axis=2)
-    return np.ascontiguousarray(img)
+    """Convert a face crop to the input size, channels and colour order; returns uint8 ``(H, W, C)``."""
+    img = to_model_input(np.asarray(image), (spec.size, spec.size), spec.channels, spec.color)
+    return np.ascontiguousarray(img[:, :, None] if img.ndim == 2 else img)
 
 
 def normalize(images: np.ndarray, spec: InputSpec) -> np.ndarray:

@@ -13,7 +13,8 @@ class InputSpec:
     """How a face crop becomes a model input.
 
     Images are resized to ``size`` x ``size``, converted to ``channels`` (1 = grey, 3 = BGR), scaled to [0, 1]
-    and normalised as ``(x - mean) / std``. The default mean/std 0.5 maps pixels to [-1, 1], the range of the
+    and normalised as ``(x - mean) / std``; 3-channel inputs are in ``color`` order (``rgb`` or ``bgr``, as
+    ``sdk.training.data.torch_dataset``). The default mean/std 0.5 maps pixels to [-1, 1], the range of the
     inpainter's tanh output, so an inpainted image is directly a valid classifier input.
     """
 
@@ -21,6 +22,17 @@ class InputSpec:
     channels: int = 1
     mean: float = 0.5
     std: float = 0.5
+    color: str = "rgb"
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise ConfigError(f"input channels must be 1 (grey) or 3 (colour), got {self.channels}")
+        if self.size < 8:
+            raise ConfigError(f"input size must be >= 8 px, got {self.size}")
+        if self.color not in ("rgb", "bgr"):
+            raise ConfigError(f"input colour order must be 'rgb' or 'bgr', got {self.color!r}")
+        if not self.std > 0:
+            raise ConfigError(f"input std must be > 0, got {self.std}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -29,7 +41,7 @@ class InputSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "InputSpec":
         """Inverse of :meth:`to_dict`."""
-        return cls(**{k: d[k] for k in ("size", "channels", "mean", "std") if k in d})
+        return cls(**{k: d[k] for k in ("size", "channels", "mean", "std", "color") if k in d})
 
 
 @dataclass
