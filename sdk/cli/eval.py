@@ -17,7 +17,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--data", required=True, help="dataset spec; the test split is evaluated")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--protocols", default=None,
-                   help="comma-separated protocols (default: those the checkpoint was trained to report)")
+                   help="comma-separated protocols or 'all' (default: those the checkpoint was trained to report)")
     p.add_argument("--out", required=True, help="folder for metrics.json, metrics.md, confusion_*.png")
     p.add_argument("--limit", type=int, help="evaluate only the first N samples")
     p.add_argument("--seed", type=int, default=0, help="seed of the occlusions")
@@ -36,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
     ck = load_checkpoint(args.checkpoint, device=args.device)
     spec = InputSpec.from_dict(ck.config["input"])
     if args.protocols:
-        protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
+        from sdk.cli.train import parse_protocol_list
+
+        protocols = list(parse_protocol_list(args.protocols))
     else:
         protocols = ck.config.get("train_config", {}).get("eval_protocols") or ["clean"]
     data = open_data(args.data, args.split)

@@ -28,7 +28,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--width", type=int, help="classifier width (channels of the first stage)")
     p.add_argument("--size", type=int, default=48, help="input size in pixels")
     p.add_argument("--channels", type=int, choices=(1, 3), default=1)
-    p.add_argument("--protocols", default=None, help="comma-separated evaluation protocols")
+    p.add_argument("--protocols", default=None,
+                   help="comma-separated evaluation protocols, or 'all' for runtime.occlusion.EVAL_PROTOCOLS")
     p.add_argument("--set", dest="options", action="append", metavar="KEY=VALUE",
                    help="method option, e.g. --set use_expr_loss=false --set w_adv=0 (repeatable)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
@@ -40,6 +41,18 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def parse_protocol_list(text: str) -> tuple[str, ...]:
+    """``"clean,upper_half"`` -> a tuple (validated); ``"all"`` -> the standard evaluation list."""
+    from runtime.occlusion import EVAL_PROTOCOLS, parse_protocol
+
+    if text.strip() == "all":
+        return tuple(EVAL_PROTOCOLS)
+    out = tuple(p.strip() for p in text.split(",") if p.strip())
+    for p in out:
+        parse_protocol(p)
+    return out
+
+
 def build_config(args: argparse.Namespace) -> Any:
     """The ``TrainConfig`` the arguments describe."""
     from sdk.training.config import InputSpec, TrainConfig, parse_options
@@ -47,7 +60,7 @@ def build_config(args: argparse.Namespace) -> Any:
     model_kwargs = {"classifier": {"width": args.width}} if args.width else {}
     kw: dict[str, Any] = {}
     if args.protocols:
-        kw["eval_protocols"] = tuple(p.strip() for p in args.protocols.split(",") if p.strip())
+        kw["eval_protocols"] = parse_protocol_list(args.protocols)
     return TrainConfig(method=args.method, data=args.data, model=args.model, model_kwargs=model_kwargs,
                        input=InputSpec(size=args.size, channels=args.channels), epochs=args.epochs,
                        max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,

@@ -283,13 +283,15 @@ class Trainer:
 
     # ---------- the loop
     def fit(self, resume_from: str | Path | None = None, stop_after_epochs: int | None = None,
-            time_budget_s: float | None = None) -> dict[str, Any]:
+            time_budget_s: float | None = None, stage_budget_s: float | None = None) -> dict[str, Any]:
         """Train every stage; returns the final position and last losses.
 
         Args:
             resume_from: A checkpoint written by a previous (interrupted) run of the same config.
             stop_after_epochs: Stop (after checkpointing) once this many epochs ran in this call.
             time_budget_s: Stop (after checkpointing) at the first epoch end past this many seconds.
+            stage_budget_s: End a stage early (at an epoch end, after at least one epoch) when another epoch
+                would take it past this many seconds; benchmarks use it to give methods equal compute.
         """
         state = self._resume(resume_from) if resume_from is not None else {}
         epochs_run, t0, last = 0, time.monotonic(), {}
@@ -312,8 +314,9 @@ class Trainer:
                 for g, s in scalers.items():
                     s.load_state_dict(state["scalers"][g])
             state = {}
-            stop = False
+            stop, t_stage = False, time.monotonic()
             for epoch in range(first_epoch, stage.epochs):
+                t_epoch = time.monotonic()
                 loader = self._loader(si, stage, epoch)
                 bar = tqdm(loader, desc=f"{self.method.name}:{stage.name} {epoch + 1}/{stage.epochs}",
                            disable=not self.progress, leave=False, dynamic_ncols=True)
@@ -329,6 +332,9 @@ class Trainer:
                 bar.close()
                 done_stage = epoch + 1 >= stage.epochs or (stage.max_steps is not None
                                                            and steps_in_stage >= stage.max_steps)
+                now = time.monotonic()
+                if stage_budget_s is not None and now - t_stage + (now - t_epoch) > stage_budget_s:
+                    done_stage = True
                 self.position.update({"stage": si + 1, "epoch": 0, "stage_step": 0} if done_stage
                                      else {"stage": si, "epoch": epoch + 1, "stage_step": steps_in_stage})
                 epochs_run += 1
