@@ -55,8 +55,8 @@ def open_data(spec: str, split: str) -> object:
 
 
 def train(cfg: "TrainConfig", out_dir: str | None, *, eval_data: str | None = None, resume: str | None = None,
-          progress: bool = True, time_budget_s: float | None = None, eval_limit: int | None = None,
-          print_table: bool = True) -> dict:
+          progress: bool = True, time_budget_s: float | None = None, stage_budget_s: float | None = None,
+          eval_limit: int | None = None, print_table: bool = True) -> dict:
     """Train a method, evaluate it on every protocol, print the table and store metrics in the checkpoint.
 
     Returns ``{"fit": ..., "report": EvalReport | None, "trainer": Trainer}`` (``report`` is None on ranks > 0).
@@ -70,7 +70,7 @@ def train(cfg: "TrainConfig", out_dir: str | None, *, eval_data: str | None = No
     method = build_method(cfg)
     dataset = open_data(cfg.data, "train")
     trainer = Trainer(method, dataset, out_dir=out_dir, progress=progress)
-    fit = trainer.fit(resume_from=resume, time_budget_s=time_budget_s)
+    fit = trainer.fit(resume_from=resume, time_budget_s=time_budget_s, stage_budget_s=stage_budget_s)
     report = None
     if trainer.dist.is_main:
         test = open_data(eval_data or cfg.data, "test")
