@@ -108,3 +108,46 @@ def test_report_files(tmp_path: Path) -> None:
     assert png is not None and png.shape[0] > 200 and png.shape[2] == 3
     table = side_by_side({"m1": report, "m2": report}, "macro_f1")
     assert table.splitlines()[0] == "| protocol | m1 | m2 |" and "| clean | 0.8167 | 0.8167 |" in table
+
+
+def test_an_onnx_pipeline_plugs_into_evaluate_like_the_checkpoint(tmp_path: Path) -> None:
+    """gan-inpaint checkpoint -> export_modules -> ONNX (inpainter + classifier) -> same table as in torch."""
+    import onnxruntime as ort
+
+    from export.onnx import export_onnx
+    from sdk.training.augment import normalize
+    from sdk.training.checkpoint import load_checkpoint
+    from sdk.training.evaluation import torch_predictor
+    from sdk.training.methods import export_modules, open_data
+    from tests.test_training import make_trainer, tiny_config
+
+    cfg = tiny_config("gan-inpaint")
+    make_trainer(cfg, tmp_path).fit()
+    ck = load_checkpoint(tmp_path)
+    plan = ck.config["export"]
+    assert plan["pipeline"] == "inpaint"
+    mods = export_modules(ck.models, plan)
+    spec = InputSpec.from_dict(ck.config["input"])
+    test = open_data(cfg.data, "test")
+    x = np.random.default_rng(0).normal(0, 0.5, (2, 1, 32, 32)).astype(np.float32)
+    m = np.zeros((2, 1, 32, 32), np.float32)
+    m[:, :, :16] = 1
+    export_onnx(mods["inpainter"], {"image": x, "mask": m}, tmp_path / "inpainter.onnx", output_names=("inpainted",))
+    export_onnx(mods["classifier"], x, tmp_path / "classifier.onnx")
+    inp = ort.InferenceSession(str(tmp_path / "inpainter.onnx"), providers=["CPUExecutionProvider"])
+    clf = ort.InferenceSession(str(tmp_path / "classifier.onnx"), providers=["CPUExecutionProvider"])
+
+    image_in, mask_in = (i.name for i in inp.get_inputs())
+    clf_in = clf.get_inputs()[0].name
+
+    def onnx_predict(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        filled = inp.run(None, {image_in: normalize(images, spec), mask_in: masks[:, None].astype(np.float32)})[0]
+        logits = clf.run(None, {clf_in: filled})[0]
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    protocols = ["clean", "upper_half"]
+    a = evaluate(onnx_predict, test, protocols, spec, labels=ck.labels, limit=24)
+    b = evaluate(torch_predictor(ck.models, plan, spec), test, protocols, spec, labels=ck.labels, limit=24)
+    for p in protocols:
+        assert a.results[p].confusion == b.results[p].confusion

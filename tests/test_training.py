@@ -255,3 +255,17 @@ def test_cli_train_then_eval_and_one_line_errors(tmp_path: Path, capfd: pytest.C
     assert "| upper_half |" in capfd.readouterr().out
     report = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert set(report["protocols"]) == {"clean", "upper_half"}
+
+
+def test_pretrained_classifier_is_loaded_frozen_and_label_checked(tmp_path: Path) -> None:
+    make_trainer(tiny_config("baseline"), tmp_path / "base").fit()
+    pre = load_checkpoint(tmp_path / "base").models["classifier"]
+    cfg = tiny_config("deocclusion", options={"classifier_checkpoint": str(tmp_path / "base")})
+    t = make_trainer(cfg)
+    assert [s.name for s in t.stage_list] == ["deocclude"]
+    t.fit()
+    assert same(snapshot(pre), snapshot(t.models["classifier"]))
+    other = tiny_config("deocclusion", data="procedural:n=32,size=32,labels=fer7+contempt",
+                        options={"classifier_checkpoint": str(tmp_path / "base")})
+    with pytest.raises(ConfigError, match="label sets differ"):
+        make_trainer(other).fit()

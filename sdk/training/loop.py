@@ -101,6 +101,7 @@ class Method:
                               f"known options: {sorted(self.defaults) or 'none'}")
         self.cfg = cfg
         self.opts: dict[str, Any] = {**self.defaults, **cfg.options}
+        self.labels: tuple[str, ...] = ()  # set by the Trainer (the dataset's label names)
 
     # --- declared by subclasses
     def model_specs(self, num_classes: int) -> dict[str, ModelSpec]:
@@ -181,6 +182,7 @@ class Trainer:
         self.cfg = method.cfg
         self.dataset = dataset
         self.labels = tuple(dataset.labels)
+        method.labels = self.labels
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.device = resolve_device(self.cfg.device)
         self.dist: DistInfo = init_distributed(self.device)

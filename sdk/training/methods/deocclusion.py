@@ -19,11 +19,20 @@ from ..losses import adversarial_g, first_output, reconstruction_l1
 from .gan_inpaint import inpaint, real_fake_loss
 
 
-def load_pretrained(models: Models, name: str, path: str, role: str = "classifier") -> None:
-    """Copy the weights of module ``role`` of a checkpoint into ``models[name]`` (architectures must match)."""
+def load_pretrained(models: Models, name: str, path: str, labels: tuple[str, ...],
+                    role: str | None = None) -> None:
+    """Copy the weights of module ``role`` (default: the checkpoint's exported classifier) into ``models[name]``.
+
+    Raises:
+        ConfigError: the checkpoint lacks the module, was trained on other labels, or has another architecture.
+    """
     from ..checkpoint import load_checkpoint
 
     ck = load_checkpoint(path)
+    if labels and ck.labels != tuple(labels):
+        raise ConfigError(f"label sets differ: checkpoint {ck.path} was trained on {list(ck.labels)}, this dataset "
+                          f"has {list(labels)}; train the pretrained model on the same labels or remap the dataset")
+    role = role or ck.config.get("export", {}).get("classifier", "classifier")
     if role not in ck.models:
         raise ConfigError(f"checkpoint {ck.path} has no {role!r} module (it has {sorted(ck.models)})")
     try:
@@ -64,7 +73,7 @@ class DeocclusionMethod(Method):
 
     def on_stage_start(self, index: int, stage: Stage, models: Models) -> None:
         if index == 0 and self.opts["classifier_checkpoint"]:
-            load_pretrained(models, "classifier", str(self.opts["classifier_checkpoint"]))
+            load_pretrained(models, "classifier", str(self.opts["classifier_checkpoint"]), self.labels)
 
     def losses(self, stage: Stage, batch: Batch, models: Models, cache: dict[str, Any]) -> dict[str, torch.Tensor]:
         if stage.name == "pretrain-classifier":

@@ -80,7 +80,7 @@ class PrivilegedMethod(Method):
 
     def on_stage_start(self, index: int, stage: Stage, models: Models) -> None:
         if index == 0 and self.needs_teacher() and self.opts["teacher_checkpoint"]:
-            load_pretrained(models, "teacher", str(self.opts["teacher_checkpoint"]))
+            load_pretrained(models, "teacher", str(self.opts["teacher_checkpoint"]), self.labels)
 
     def losses(self, stage: Stage, batch: Batch, models: Models, cache: dict[str, Any]) -> dict[str, torch.Tensor]:
         y = batch["label"]
