@@ -96,6 +96,15 @@ def all_reduce_mean(value: float, info: DistInfo, device: torch.device) -> float
     return float(t.item() / info.world_size)
 
 
+def agree(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """Rank 0's value of a decision (e.g. a time budget ran out), so every rank takes the same branch."""
+    if not info.enabled:
+        return flag
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    dist.broadcast(t, src=0)
+    return bool(t.item())
+
+
 def barrier(info: DistInfo) -> None:
     """Wait for every rank."""
     if info.enabled:

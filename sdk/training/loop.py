@@ -24,7 +24,7 @@ from runtime.errors import ConfigError
 from . import checkpoint as ckpt
 from .augment import OcclusionMix, PairedOcclusionDataset
 from .config import TrainConfig
-from .distributed import (DistInfo, all_reduce_gradients, all_reduce_mean, barrier, broadcast_state,
+from .distributed import (DistInfo, agree, all_reduce_gradients, all_reduce_mean, barrier, broadcast_state,
                           init_distributed, resolve_device)
 
 Batch = dict[str, torch.Tensor]
@@ -335,17 +335,16 @@ class Trainer:
                 done_stage = epoch + 1 >= stage.epochs or (stage.max_steps is not None
                                                            and steps_in_stage >= stage.max_steps)
                 now = time.monotonic()
-                if stage_budget_s is not None and now - t_stage + (now - t_epoch) > stage_budget_s:
-                    done_stage = True
+                over = stage_budget_s is not None and now - t_stage + (now - t_epoch) > stage_budget_s
+                done_stage = done_stage or agree(over, self.dist, self.device)
                 self.position.update({"stage": si + 1, "epoch": 0, "stage_step": 0} if done_stage
                                      else {"stage": si, "epoch": epoch + 1, "stage_step": steps_in_stage})
                 epochs_run += 1
                 self._write_log()
                 self.save(optimizers, scalers)
                 barrier(self.dist)
-                if (stop_after_epochs is not None and epochs_run >= stop_after_epochs) or (
-                        time_budget_s is not None and time.monotonic() - t0 > time_budget_s):
-                    stop = True
+                stop = (stop_after_epochs is not None and epochs_run >= stop_after_epochs) or agree(
+                    time_budget_s is not None and time.monotonic() - t0 > time_budget_s, self.dist, self.device)
                 if done_stage or stop:
                     break
             if stop:

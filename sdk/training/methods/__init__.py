@@ -64,6 +64,7 @@ def train(cfg: "TrainConfig", out_dir: str | None, *, eval_data: str | None = No
     from pathlib import Path
 
     from ..checkpoint import update_metrics
+    from ..distributed import shutdown
     from ..evaluation import evaluate, torch_predictor, write_report
     from ..loop import Trainer
 
@@ -83,6 +84,7 @@ def train(cfg: "TrainConfig", out_dir: str | None, *, eval_data: str | None = No
                 update_metrics(Path(out_dir) / "checkpoint", report.summary())
         if print_table:
             print(f"\n{cfg.method} — evaluation\n{report.markdown()}")
+    shutdown(trainer.dist)
     return {"fit": fit, "report": report, "trainer": trainer}
 
 
