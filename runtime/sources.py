@@ -70,8 +70,14 @@ def _video_frames(cap: Any, fps: float | None, live: bool) -> Iterator[Frame]:
 
 def _open_capture(target: Any, what: str) -> Any:
     import cv2
+    from cv2.utils import logging as cv_log
 
-    cap = cv2.VideoCapture(target)
+    level = cv_log.getLogLevel()
+    cv_log.setLogLevel(cv_log.LOG_LEVEL_SILENT)  # a failed open is reported below, in one clear line
+    try:
+        cap = cv2.VideoCapture(target)
+    finally:
+        cv_log.setLogLevel(level)
     if not cap.isOpened():
         cap.release()
         raise InputError(f"could not open {what}; check that it exists and is a video OpenCV can decode "

@@ -44,6 +44,16 @@ class Prediction:
     occlusion: float | None = None
     track_id: int | None = None
 
+    @classmethod
+    def from_probabilities(cls, labels: Sequence[str], box: Sequence[float], probs: np.ndarray, *, pipeline: str,
+                           timings_ms: dict[str, float], detection_score: float = 1.0,
+                           track_id: int | None = None) -> "Prediction":
+        """The prediction for one face from its box and probability vector (label order = ``labels``)."""
+        top = int(np.argmax(probs))
+        return cls(box=tuple(float(v) for v in box), label=labels[top], confidence=float(probs[top]),
+                   scores={n: float(s) for n, s in zip(labels, probs)}, pipeline=pipeline, timings_ms=timings_ms,
+                   detection_score=float(detection_score), track_id=track_id)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"box": [round(float(v), 2) for v in self.box], "label": self.label,
@@ -129,6 +139,26 @@ class Recognizer:
         return create_detector(name, **kwargs)
 
     # ------------------------------------------------------------------------------------------------ inference
+    def detect_and_crop(self, frame: np.ndarray) -> tuple[list[Any], list[np.ndarray], dict[str, float]]:
+        """Detect faces in a validated BGR frame (largest first, at most ``max_faces``) and crop each one.
+
+        Returns the detections, their crops (the bundle's input size and colour) and ``detect``/``crop`` ms.
+        """
+        t0 = time.perf_counter()
+        dets = sorted(self.detector.detect(frame), key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
+        if self.max_faces is not None:
+            dets = dets[: self.max_faces]
+        t1 = time.perf_counter()
+        crops = [crop_face(frame, d.box, self.bundle.input) for d in dets]
+        return dets, crops, {"detect": (t1 - t0) * 1e3, "crop": (time.perf_counter() - t1) * 1e3}
+
+    def classify_crops(self, crops: list[np.ndarray]) -> tuple[np.ndarray, dict[str, float]]:
+        """Probabilities ``(len(crops), n_labels)`` for crops from :meth:`detect_and_crop`, and stage ms."""
+        if not crops:
+            return np.zeros((0, len(self.labels)), np.float32), {"normalize": 0.0, "classify": 0.0}
+        out = self.pipeline.run(crops)
+        return out.probabilities, out.timings_ms
+
     def predict(self, frame: np.ndarray | str | os.PathLike[str]) -> list[Prediction]:
         """Recognise the expression of every face in one frame.
 
@@ -155,41 +185,73 @@ class Recognizer:
         for i, raw in enumerate(frames):
             t0 = time.perf_counter()
             frame = as_bgr_frame(raw, name=f"frame {i}" if i else "frame")
-            t1 = time.perf_counter()
-            dets = self.detector.detect(frame)
-            dets = sorted(dets, key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
-            if self.max_faces is not None:
-                dets = dets[: self.max_faces]
-            t2 = time.perf_counter()
-            crops.extend(crop_face(frame, d.box, self.bundle.input) for d in dets)
-            t3 = time.perf_counter()
-            timing = {"decode": (t1 - t0) * 1e3 if isinstance(raw, (str, os.PathLike)) else 0.0,
-                      "detect": (t2 - t1) * 1e3, "crop": (t3 - t2) * 1e3}
+            decode_ms = (time.perf_counter() - t0) * 1e3 if isinstance(raw, (str, os.PathLike)) else 0.0
+            dets, face_crops, timing = self.detect_and_crop(frame)
+            timing["decode"] = decode_ms
+            crops.extend(face_crops)
             per_frame.append((dets, timing))
         if not per_frame:
             return []
         results: list[list[Prediction]] = []
-        if crops:
-            out = self.pipeline.run(crops)
-            probs, stage_ms = out.probabilities, out.timings_ms
-        else:
-            probs, stage_ms = np.zeros((0, len(self.labels)), np.float32), {"normalize": 0.0, "classify": 0.0}
+        probs, stage_ms = self.classify_crops(crops)
         total = (time.perf_counter() - t_start) * 1e3
         k = 0
         for dets, timing in per_frame:
-            preds = []
-            for d in dets:
-                p = probs[k]
-                k += 1
-                top = int(np.argmax(p))
-                timings = {**timing, **stage_ms, "total": total}
-                preds.append(Prediction(box=tuple(float(v) for v in d.box), label=self.labels[top],
-                                        confidence=float(p[top]),
-                                        scores={n: float(s) for n, s in zip(self.labels, p)},
-                                        pipeline=self.pipeline.name, timings_ms=timings,
-                                        detection_score=float(d.score)))
+            timings = {**timing, **stage_ms, "total": total}
+            preds = [Prediction.from_probabilities(self.labels, d.box, probs[k + j], pipeline=self.pipeline.name,
+                                                   timings_ms=dict(timings), detection_score=d.score)
+                     for j, d in enumerate(dets)]
+            k += len(dets)
             results.append(preds)
         return results
+
+    # ------------------------------------------------------------------------------------- streaming, profiling
+    def stream(self, source: Any, *, mode: str = "auto", smooth: str | None = None, queue_size: int = 4,
+               max_missed: int = 15, pace_fps: float | None = None) -> Any:
+        """Recognise a stream of frames with tracking and smoothing; capture, detection and inference overlap.
+
+        Args:
+            source: Camera index, video file, folder of images, image file or any iterable of BGR frames.
+            mode: ``offline`` (every frame, in order), ``realtime`` (drop stale frames, never lag behind) or
+                ``auto`` (realtime for cameras, offline otherwise).
+            smooth: ``None``, ``"ema:ALPHA"`` (e.g. ``"ema:0.5"``) or ``"window:N"`` (e.g. ``"window:5"``).
+            queue_size: Frames each queue holds in offline mode.
+            max_missed: Frames a face may go undetected and keep its track id.
+            pace_fps: Read a file or iterator no faster than this (to emulate a live camera).
+
+        Returns:
+            A :class:`runtime.streaming.Stream`: iterate it for one :class:`~runtime.streaming.StreamResult`
+            per processed frame; use it as a context manager or call ``close()`` to stop early.
+
+        Example:
+            >>> with rec.stream(0, smooth="ema:0.5") as results:
+            ...     for r in results:
+            ...         print(r.frame_index, [(p.track_id, p.label) for p in r.predictions], r.latency_ms)
+        """
+        from .streaming import stream_recognizer
+
+        return stream_recognizer(self, source, mode=mode, smooth=smooth, queue_size=queue_size,
+                                 max_missed=max_missed, pace_fps=pace_fps)
+
+    def profile(self, frames: Any = None, *, iters: int = 100, batch_sizes: Sequence[int] = (1, 8),
+                warmup: int = 10, engines: str = "all") -> Any:
+        """Measure every engine on its own and every stage (detect, crop, normalize, classify) on a real frame.
+
+        Args:
+            frames: A frame, an image path or frames (the first is used); ``None`` uses a synthetic frame.
+            iters: Timed calls per measurement (after ``warmup`` untimed ones).
+            batch_sizes: Batch sizes for the classifier engines (real crops from the frame, repeated).
+            engines: ``all`` (every classifier engine of the bundle that loads with this backend, and the
+                detector's) or ``loaded`` (the engines this recognizer uses).
+
+        Returns:
+            A :class:`runtime.profiling.ProfileReport` (``.table()``, ``.to_dict()``, ``.save_json()``,
+            ``.save_png()``) with mean/p50/p90/p95/p99 ms and items/s.
+        """
+        from .profiling import profile_recognizer
+
+        return profile_recognizer(self, frames, iters=iters, batch_sizes=batch_sizes, warmup=warmup,
+                                  engines=engines)
 
     def describe(self) -> dict[str, Any]:
         """What is loaded: bundle, labels, detector, pipeline and the engine as it actually loaded."""

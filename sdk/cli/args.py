@@ -31,7 +31,9 @@ def recognizer_from_args(args: argparse.Namespace):
         try:
             roi = tuple(float(v) for v in args.roi.split(","))
         except ValueError:
-            raise InputError(f"--roi must be four numbers x1,y1,x2,y2, got {args.roi!r}") from None
+            roi = ()
+        if len(roi) != 4:
+            raise InputError(f"--roi must be four numbers x1,y1,x2,y2, got {args.roi!r}")
     return Recognizer(args.bundle, backend=args.backend, detector=args.detector, pipeline=args.pipeline, roi=roi,
                       precision=args.precision, threads=args.threads, max_faces=args.max_faces)
 

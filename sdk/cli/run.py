@@ -25,6 +25,16 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--limit", type=int, default=None, help="stop after this many frames")
     p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
                    help="progress bar on stderr (auto: when stderr is a terminal and the source is a file)")
+    s = p.add_argument_group("stream")
+    s.add_argument("--mode", choices=("auto", "offline", "realtime"), default="auto",
+                   help="offline: every frame in order; realtime: drop stale frames, never lag (auto: realtime for "
+                        "cameras, offline for files)")
+    s.add_argument("--smooth", default=None, help="per-face smoothing over time: ema:ALPHA (e.g. ema:0.5) or "
+                                                  "window:N (e.g. window:5)")
+    s.add_argument("--max-missed", type=int, default=15,
+                   help="frames a face may go undetected and keep its track id")
+    s.add_argument("--csv", default=None,
+                   help="write a time series per track: frame, time, track_id, label, one column per label")
     add_recognizer_args(p)
     p.set_defaults(func=run)
 
@@ -67,6 +77,29 @@ class _Writer:
             self.video.release()
 
 
+class _CsvSeries:
+    """``--csv``: one row per face per frame (frame, time, track_id, label, score of every label)."""
+
+    def __init__(self, path: Path | None, labels: Any) -> None:
+        import csv
+
+        self.labels = list(labels)
+        self.file = open(path, "w", newline="", encoding="utf-8") if path else None
+        self.writer = csv.writer(self.file) if self.file else None
+        if self.writer:
+            self.writer.writerow(["frame", "time", "track_id", "label", *self.labels])
+
+    def write(self, result: Any) -> None:
+        if self.writer:
+            for p in result.predictions:
+                self.writer.writerow([result.frame_index, f"{result.time:.4f}", p.track_id, p.label,
+                                      *(f"{p.scores[n]:.6f}" for n in self.labels)])
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()
+
+
 def _check_out(path: str | None, kind: str, force: bool) -> Path | None:
     if path is None:
         return None
@@ -92,27 +125,34 @@ def run(args: argparse.Namespace) -> int:
     show = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty()
                                      and source.kind in ("video", "folder"))
     stream: TextIO = open(jsonl, "w", encoding="utf-8") if jsonl else sys.stdout
+    series = _CsvSeries(output_path(args.csv, args.force, "--csv"), recognizer.labels)
     n_frames = n_faces = 0
+    results = None
     try:
+        results = recognizer.stream(source, mode=args.mode, smooth=args.smooth, max_missed=args.max_missed)
         total = min(source.length, args.limit) if source.length and args.limit else source.length or args.limit
-        for frame in progress(source, total, "ofer run", enabled=show):
+        for r in progress(results, total, "ofer run", enabled=show):
             if args.limit is not None and n_frames >= args.limit:
                 break
-            preds = recognizer.predict(frame.image)
             n_frames += 1
-            for face, p in enumerate(preds):
+            for face, p in enumerate(r.predictions):
                 n_faces += 1
-                record = {"frame": frame.index, "time": round(frame.time, 4), "name": frame.name, "face": face,
+                record = {"frame": r.frame_index, "time": round(r.time, 4), "name": r.name, "face": face,
                           **p.to_dict()}
                 stream.write(json.dumps(record) + "\n")
+            series.write(r)
             if out_path is not None:
-                writer.write(frame.name, draw_predictions(frame.image, preds))
+                writer.write(r.name, draw_predictions(r.image, r.predictions))
         stream.flush()
     finally:
+        if results is not None:
+            results.close()
         source.close()
         writer.close()
+        series.close()
         if jsonl:
             stream.close()
-    print(f"ofer run: {n_frames} frames, {n_faces} faces"
+    dropped = f", {results.dropped} dropped ({results.mode} mode)" if results.mode == "realtime" else ""
+    print(f"ofer run: {n_frames} frames, {n_faces} faces{dropped}"
           + (f"; annotated output in {out_path}" if out_path else ""), file=sys.stderr)
     return 0

@@ -125,8 +125,14 @@ class MiniXception(nn.Module):
         widths: Output channels of the residual blocks.
         stem_channels: Channels of the two stem convolutions.
 
-    Works for any input size of at least 5x5 (the stem convolutions are 'valid').
+    Works for any input size of at least 5x5 (the stem convolutions are 'valid'). ``features(x)`` is the output
+    of the second residual block (``widths[1]`` channels, stride 4: 15x15 at 64 px), the mid-level map the
+    privileged-information method's feature discriminator and decoder use.
     """
+
+    feature_block = 2
+    feature_stride = 4
+    min_size = 32
 
     def __init__(self, num_classes: int = 7, in_channels: int = 1,
                  widths: tuple[int, ...] = (16, 32, 64, 128), stem_channels: int = 8) -> None:
@@ -144,7 +150,21 @@ class MiniXception(nn.Module):
             channels = width
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Conv2d(channels, num_classes, 3, padding=1, bias=True)
+        self.feature_channels = widths[min(self.feature_block, len(widths)) - 1]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Mid-level feature map: the stem and the first ``feature_block`` residual blocks."""
+        x = self.stem(x)
+        for block in self.blocks[: self.feature_block]:
+            x = block(x)
+        return x
+
+    def classify_features(self, feats: torch.Tensor) -> torch.Tensor:
+        """Logits from the map :meth:`features` returns."""
+        for block in self.blocks[self.feature_block:]:
+            feats = block(feats)
+        return self.head(feats).mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(N, in_channels, H, W)`` images to ``(N, num_classes)`` logits."""
-        return self.head(self.blocks(self.stem(x))).mean(dim=(2, 3))
+        return self.classify_features(self.features(x))

