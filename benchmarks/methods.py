@@ -95,7 +95,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3, help="learning rate (GAN stages keep the papers' 2e-4)")
     ap.add_argument("--max-epochs", type=int, default=50, help="epochs per stage before the time budget")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
     ap.add_argument("--only", default=None, help="comma-separated run names (baseline always runs first)")
     ap.add_argument("--protocols", default=",".join(PROTOCOLS))
     ap.add_argument("--out", default=str(RESULTS))

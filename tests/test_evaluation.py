@@ -17,6 +17,7 @@ LABELS = ("a", "b", "c", "d")
 TRUE = [0, 0, 0, 1, 1, 2, 2, 2, 3, 3]
 SHOWN = [0, 0, 1, 1, 1, 2, 2, 0, 3, 3]  # what each image encodes: samples 2 and 7 are "mislabelled"
 SPEC = InputSpec(size=32, channels=1)
+from tests.test_training import one_thread  # noqa: E402,F401 - autouse fixture: one torch thread
 
 
 class CodedFaces:

@@ -31,6 +31,15 @@ TINY_MODELS: dict[str, dict[str, Any]] = {
 }
 
 
+@pytest.fixture(autouse=True)
+def one_thread() -> Any:
+    """One torch thread: on a shared 2-core box, thread contention makes tiny models many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_config(method: str, **kw: Any) -> TrainConfig:
     """A config that trains in about a second: 32 px grey faces, tiny widths, 2 steps per stage."""
     base: dict[str, Any] = dict(method=method, data=DATA, input=InputSpec(size=32, channels=1), epochs=1,
@@ -221,7 +230,8 @@ def test_config_and_method_errors() -> None:
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=300)
 

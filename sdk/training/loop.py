@@ -292,8 +292,8 @@ class Trainer:
             resume_from: A checkpoint written by a previous (interrupted) run of the same config.
             stop_after_epochs: Stop (after checkpointing) once this many epochs ran in this call.
             time_budget_s: Stop (after checkpointing) at the first epoch end past this many seconds.
-            stage_budget_s: End a stage early (at an epoch end, after at least one epoch) when another epoch
-                would take it past this many seconds; benchmarks use it to give methods equal compute.
+            stage_budget_s: End each stage after the first step past this many seconds (benchmarks use it to
+                give methods equal compute; the stage then counts as done, so this is not resumable mid-epoch).
         """
         state = self._resume(resume_from) if resume_from is not None else {}
         epochs_run, t0, last = 0, time.monotonic(), {}
@@ -316,9 +316,8 @@ class Trainer:
                 for g, s in scalers.items():
                     s.load_state_dict(state["scalers"][g])
             state = {}
-            stop, t_stage = False, time.monotonic()
+            stop, over_budget, t_stage = False, False, time.monotonic()
             for epoch in range(first_epoch, stage.epochs):
-                t_epoch = time.monotonic()
                 loader = self._loader(si, stage, epoch)
                 bar = tqdm(loader, desc=f"{self.method.name}:{stage.name} {epoch + 1}/{stage.epochs}",
                            disable=not self.progress, leave=False, dynamic_ncols=True)
@@ -331,12 +330,13 @@ class Trainer:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in last.items() if k.endswith("total")})
                     if stage.max_steps is not None and steps_in_stage >= stage.max_steps:
                         break
+                    if stage_budget_s is not None and agree(time.monotonic() - t_stage > stage_budget_s,
+                                                            self.dist, self.device):
+                        over_budget = True
+                        break
                 bar.close()
-                done_stage = epoch + 1 >= stage.epochs or (stage.max_steps is not None
-                                                           and steps_in_stage >= stage.max_steps)
-                now = time.monotonic()
-                over = stage_budget_s is not None and now - t_stage + (now - t_epoch) > stage_budget_s
-                done_stage = done_stage or agree(over, self.dist, self.device)
+                done_stage = over_budget or epoch + 1 >= stage.epochs or (
+                    stage.max_steps is not None and steps_in_stage >= stage.max_steps)
                 self.position.update({"stage": si + 1, "epoch": 0, "stage_step": 0} if done_stage
                                      else {"stage": si, "epoch": epoch + 1, "stage_step": steps_in_stage})
                 epochs_run += 1
