@@ -152,3 +152,27 @@ def test_an_onnx_pipeline_plugs_into_evaluate_like_the_checkpoint(tmp_path: Path
     b = evaluate(torch_predictor(ck.models, plan, spec), test, protocols, spec, labels=ck.labels, limit=24)
     for p in protocols:
         assert a.results[p].confusion == b.results[p].confusion
+
+
+def test_ofer_eval_on_a_bundle_matches_the_checkpoint(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    from export.onnx import export_onnx
+    from runtime.bundle import write_bundle
+    from sdk.cli import eval as eval_cli
+    from sdk.training.checkpoint import load_checkpoint
+    from sdk.training.methods import export_modules
+    from tests.test_training import DATA, make_trainer, tiny_config
+
+    make_trainer(tiny_config("cbam"), tmp_path / "run").fit()
+    ck = load_checkpoint(tmp_path / "run")
+    spec = InputSpec.from_dict(ck.config["input"])
+    x = np.random.default_rng(0).normal(0, 0.5, (2, 1, 32, 32)).astype(np.float32)
+    export_onnx(export_modules(ck.models, ck.config["export"])["classifier"], x, tmp_path / "clf.onnx")
+    write_bundle(tmp_path / "bundle", labels=ck.labels, input_spec=spec.to_bundle_input(),
+                 engines=[{"name": "classifier", "path": tmp_path / "clf.onnx", "format": "onnx",
+                           "precision": "fp32", "role": "classifier"}], provenance={"method": "cbam"})
+    common = ["--data", DATA, "--protocols", "clean,upper_half,r16", "--limit", "24"]
+    assert eval_cli.main([str(tmp_path / "bundle"), *common, "--out", str(tmp_path / "eb")]) == 0
+    assert eval_cli.main([str(tmp_path / "run"), *common, "--out", str(tmp_path / "ec")]) == 0
+    from_bundle = json.loads((tmp_path / "eb" / "metrics.json").read_text())["protocols"]
+    from_ckpt = json.loads((tmp_path / "ec" / "metrics.json").read_text())["protocols"]
+    assert {p: r["confusion"] for p, r in from_bundle.items()} == {p: r["confusion"] for p, r in from_ckpt.items()}

@@ -13,7 +13,8 @@ def add_parser(subparsers: Any) -> None:
     """Register ``eval`` on an ``argparse`` subparsers object."""
     p = subparsers.add_parser("eval", help="evaluate a checkpoint per occlusion protocol",
                               description="Accuracy and macro-F1 per occlusion protocol, confusion matrices.")
-    p.add_argument("checkpoint", help="checkpoint folder (or the --out folder of 'ofer train')")
+    p.add_argument("checkpoint", metavar="CHECKPOINT_OR_BUNDLE",
+                   help="checkpoint folder (or the --out folder of 'ofer train'), or a bundle folder (manifest.json)")
     p.add_argument("--data", required=True, help="dataset spec; the test split is evaluated")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--protocols", default=None,
@@ -22,7 +23,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--limit", type=int, help="evaluate only the first N samples")
     p.add_argument("--seed", type=int, default=0, help="seed of the occlusions")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="torch device for a checkpoint")
+    p.add_argument("--backend", default="auto", help="runtime backend for a bundle (direct pipeline)")
+    p.add_argument("--precision", default=None, help="engine precision for a bundle (fp32, fp16, int8)")
     p.set_defaults(func=run)
 
 
@@ -33,19 +36,27 @@ def run(args: argparse.Namespace) -> int:
     from sdk.training.evaluation import evaluate, torch_predictor, write_report
     from sdk.training.methods import open_data
 
-    ck = load_checkpoint(args.checkpoint, device=args.device)
-    spec = InputSpec.from_dict(ck.config["input"])
+    if (Path(args.checkpoint) / "manifest.json").is_file():
+        from sdk.training.evaluation import bundle_predictor
+
+        predict, spec, labels = bundle_predictor(args.checkpoint, args.backend, args.precision)
+        title, default_protocols = f"bundle {Path(args.checkpoint).name}", ["clean"]
+    else:
+        ck = load_checkpoint(args.checkpoint, device=args.device)
+        spec, labels = InputSpec.from_dict(ck.config["input"]), ck.labels
+        predict = torch_predictor(ck.models, ck.config["export"], spec, args.device)
+        title = str(ck.config.get("method", "?"))
+        default_protocols = ck.config.get("train_config", {}).get("eval_protocols") or ["clean"]
     if args.protocols:
         from sdk.cli.train import parse_protocol_list
 
         protocols = list(parse_protocol_list(args.protocols))
     else:
-        protocols = ck.config.get("train_config", {}).get("eval_protocols") or ["clean"]
+        protocols = list(default_protocols)
     data = open_data(args.data, args.split)
-    predict = torch_predictor(ck.models, ck.config["export"], spec, args.device)
-    report = evaluate(predict, data, protocols, spec, labels=ck.labels, batch_size=args.batch_size,
+    report = evaluate(predict, data, protocols, spec, labels=labels, batch_size=args.batch_size,
                       seed=args.seed, limit=args.limit)
-    write_report(report, Path(args.out), title=f"{ck.config.get('method', '?')} on {args.data}")
+    write_report(report, Path(args.out), title=f"{title} on {args.data}")
     print(report.markdown())
     return 0
 

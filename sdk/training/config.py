@@ -38,6 +38,12 @@ class InputSpec:
         """JSON form."""
         return dataclasses.asdict(self)
 
+    def to_bundle_input(self, crop_margin: float = 0.0) -> dict[str, Any]:
+        """The equivalent ``input`` section of a bundle manifest (``runtime.bundle``)."""
+        return {"size": [self.size, self.size], "channels": self.channels,
+                "color": "gray" if self.channels == 1 else self.color, "layout": "NCHW", "scale": 1 / 255,
+                "mean": [self.mean] * self.channels, "std": [self.std] * self.channels, "crop_margin": crop_margin}
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "InputSpec":
         """Inverse of :meth:`to_dict`."""

@@ -168,6 +168,35 @@ def torch_predictor(models: dict[str, Any], plan: dict[str, Any], spec: InputSpe
     return predict
 
 
+def bundle_predictor(path: str | Path, backend: str = "auto", precision: str | None = None,
+                     threads: int | None = None) -> tuple[Predict, InputSpec, tuple[str, ...]]:
+    """A predict function running a deployed bundle's ``direct`` pipeline (no torch), its input spec and labels.
+
+    Raises:
+        ConfigError: the bundle's input is not square or uses an unsupported layout.
+        BundleError / EngineError: from ``runtime`` when the bundle or engine cannot be loaded.
+    """
+    from runtime.backends import open_engine, select_engine
+    from runtime.bundle import load_bundle
+    from runtime.pipelines import DirectPipeline
+
+    bundle = load_bundle(path)
+    h, w = bundle.input.size
+    if h != w:
+        raise ConfigError(f"bundle {bundle.name!r} has a {h}x{w} input; evaluation supports square inputs only")
+    spec = InputSpec(size=int(h), channels=bundle.input.channels,
+                     color="bgr" if bundle.input.color == "bgr" else "rgb")
+    engine_spec = select_engine(bundle, "classifier", backend=backend, precision=precision)
+    pipeline = DirectPipeline(bundle, open_engine(bundle, engine_spec, backend=backend, threads=threads),
+                              output_kind=engine_spec.output)
+
+    def predict(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        crops = list(images[..., 0]) if images.shape[-1] == 1 else list(images)
+        return pipeline.run(crops).probabilities
+
+    return predict, spec, tuple(bundle.labels)
+
+
 def draw_confusion(cm: np.ndarray, labels: Sequence[str], title: str = "") -> np.ndarray:
     """A row-normalised confusion-matrix image (BGR uint8) drawn with OpenCV."""
     k, cell, left, top = len(labels), 56, 110, 60
