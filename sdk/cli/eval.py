@@ -16,7 +16,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("checkpoint", metavar="CHECKPOINT_OR_BUNDLE",
                    help="checkpoint folder (or the --out folder of 'ofer train'), or a bundle folder (manifest.json)")
     p.add_argument("--data", required=True, help="dataset spec; the test split is evaluated")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--split", default=None, choices=("train", "val", "test", "all"),
+                   help="split to evaluate (default: test, else val)")
     p.add_argument("--protocols", default=None,
                    help="comma-separated protocols or 'all' (default: those the checkpoint was trained to report)")
     p.add_argument("--out", required=True, help="folder for metrics.json, metrics.md, confusion_*.png")
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from sdk.training.checkpoint import load_checkpoint
     from sdk.training.config import InputSpec
     from sdk.training.evaluation import evaluate, torch_predictor, write_report
-    from sdk.training.methods import open_data
+    from sdk.training.methods import open_data, open_eval_data
 
     if (Path(args.checkpoint) / "manifest.json").is_file():
         from sdk.training.evaluation import bundle_predictor
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         protocols = list(parse_protocol_list(args.protocols))
     else:
         protocols = list(default_protocols)
-    data = open_data(args.data, args.split)
+    data = open_data(args.data, args.split) if args.split else open_eval_data(args.data)
     report = evaluate(predict, data, protocols, spec, labels=labels, batch_size=args.batch_size,
                       seed=args.seed, limit=args.limit)
     write_report(report, Path(args.out), title=f"{title} on {args.data}")

@@ -54,6 +54,20 @@ def open_data(spec: str, split: str) -> object:
                            f"check the path and the spec format") from None
 
 
+def open_eval_data(spec: str) -> object:
+    """The evaluation split of a spec: ``test``, else ``val``; ``ConfigError`` when it has neither."""
+    from runtime.errors import ConfigError, DatasetError
+
+    errors = []
+    for split in ("test", "val"):
+        try:
+            return open_data(spec, split)
+        except (ConfigError, DatasetError) as exc:
+            errors.append(f"{split}: {exc}")
+    raise ConfigError(f"dataset {spec!r} has no test or val split to evaluate on ({'; '.join(errors)}); "
+                      f"pass --eval-data SPEC")
+
+
 def train(cfg: "TrainConfig", out_dir: str | None, *, eval_data: str | None = None, resume: str | None = None,
           progress: bool = True, time_budget_s: float | None = None, stage_budget_s: float | None = None,
           eval_limit: int | None = None, print_table: bool = True) -> dict:
@@ -70,11 +84,11 @@ def train(cfg: "TrainConfig", out_dir: str | None, *, eval_data: str | None = No
 
     method = build_method(cfg)
     dataset = open_data(cfg.data, "train")
+    test = open_eval_data(eval_data or cfg.data)  # before training: a bad spec fails now, not hours later
     trainer = Trainer(method, dataset, out_dir=out_dir, progress=progress)
     fit = trainer.fit(resume_from=resume, time_budget_s=time_budget_s, stage_budget_s=stage_budget_s)
     report = None
     if trainer.dist.is_main:
-        test = open_data(eval_data or cfg.data, "test")
         predict = torch_predictor(trainer.models, method.export_plan().to_dict(), cfg.input, str(trainer.device))
         report = evaluate(predict, test, cfg.eval_protocols, cfg.input, labels=trainer.labels, seed=cfg.seed,
                           limit=eval_limit)
