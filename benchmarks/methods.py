@@ -13,6 +13,8 @@ mean accuracy over the occluded protocols:
   1. occlusion-aware training beats the clean baseline (per method);
   2. the de-occluder trained with L_expr beats the one without;
   3. the full privileged student beats the plain student.
+Equal wall-clock (not equal steps) is the fairness rule: a method whose step costs more (extra teacher pass,
+decoder, discriminator) gets fewer steps; the "Runs" table lists steps and epochs per stage for that reason.
 Writes ``benchmarks/results/methods.json`` and ``methods.md``.
 
 Usage:
