@@ -1,0 +1,78 @@
+"""``ofer eval CHECKPOINT --data SPEC --protocols clean,upper_half --out DIR``: the evaluation table."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import OferError
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``eval`` on an ``argparse`` subparsers object."""
+    p = subparsers.add_parser("eval", help="evaluate a checkpoint per occlusion protocol",
+                              description="Accuracy and macro-F1 per occlusion protocol, confusion matrices.")
+    p.add_argument("checkpoint", metavar="CHECKPOINT_OR_BUNDLE",
+                   help="checkpoint folder (or the --out folder of 'ofer train'), or a bundle folder (manifest.json)")
+    p.add_argument("--data", required=True, help="dataset spec; the test split is evaluated")
+    p.add_argument("--split", default=None, choices=("train", "val", "test", "all"),
+                   help="split to evaluate (default: test, else val)")
+    p.add_argument("--protocols", default=None,
+                   help="comma-separated protocols or 'all' (default: those the checkpoint was trained to report)")
+    p.add_argument("--out", required=True, help="folder for metrics.json, metrics.md, confusion_*.png")
+    p.add_argument("--limit", type=int, help="evaluate only the first N samples")
+    p.add_argument("--seed", type=int, default=0, help="seed of the occlusions")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu", help="torch device for a checkpoint")
+    p.add_argument("--backend", default="auto", help="runtime backend for a bundle (direct pipeline)")
+    p.add_argument("--precision", default=None, help="engine precision for a bundle (fp32, fp16, int8)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``ofer eval`` on a checkpoint and print the table."""
+    from sdk.training.checkpoint import load_checkpoint
+    from sdk.training.config import InputSpec
+    from sdk.training.evaluation import evaluate, torch_predictor, write_report
+    from sdk.training.methods import open_data, open_eval_data
+
+    if (Path(args.checkpoint) / "manifest.json").is_file():
+        from sdk.training.evaluation import bundle_predictor
+
+        predict, spec, labels = bundle_predictor(args.checkpoint, args.backend, args.precision)
+        title, default_protocols = f"bundle {Path(args.checkpoint).name}", ["clean"]
+    else:
+        ck = load_checkpoint(args.checkpoint, device=args.device)
+        spec, labels = InputSpec.from_dict(ck.config["input"]), ck.labels
+        predict = torch_predictor(ck.models, ck.config["export"], spec, args.device)
+        title = str(ck.config.get("method", "?"))
+        default_protocols = ck.config.get("train_config", {}).get("eval_protocols") or ["clean"]
+    if args.protocols:
+        from sdk.cli.train import parse_protocol_list
+
+        protocols = list(parse_protocol_list(args.protocols))
+    else:
+        protocols = list(default_protocols)
+    data = open_data(args.data, args.split) if args.split else open_eval_data(args.data)
+    report = evaluate(predict, data, protocols, spec, labels=labels, batch_size=args.batch_size,
+                      seed=args.seed, limit=args.limit)
+    write_report(report, Path(args.out), title=f"{title} on {args.data}")
+    print(report.markdown())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m sdk.cli.eval``); prints ``OferError`` as one line."""
+    parser = argparse.ArgumentParser(prog="ofer")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["eval", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.func(args)
+    except OferError as exc:
+        print(f"ofer eval: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""The evaluation table every method reports: accuracy and macro-F1 per occlusion protocol + confusion matrices.
+
+Evaluation consumes a *predict function* ``predict(images, masks) -> probabilities``: ``images`` are uint8
+``(N, H, W, C)`` face crops at the input size (occluded by the protocol), ``masks`` float ``(N, H, W)`` with 1
+where occluded; the result is ``(N, K)`` class probabilities. A checkpoint (:func:`torch_predictor`) or a
+deployed bundle plugs in the same way. Occlusions are seeded from ``(seed, protocol, sample index)``, so
+every number is reproducible.
+"""
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import cv2
+import numpy as np
+
+from runtime.errors import ConfigError
+from runtime.occlusion import apply_occlusion, parse_protocol
+
+from .augment import normalize, prepare_image
+from .config import InputSpec
+
+Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass
+class ProtocolResult:
+    """Metrics of one protocol."""
+
+    protocol: str
+    n: int
+    accuracy: float
+    macro_f1: float
+    per_class_f1: list[float]
+    confusion: list[list[int]]
+
+
+@dataclass
+class EvalReport:
+    """Metrics of every protocol, for one model."""
+
+    labels: tuple[str, ...]
+    results: dict[str, ProtocolResult] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"labels": list(self.labels),
+                "protocols": {p: r.__dict__ for p, r in self.results.items()}}
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """``{protocol: {"accuracy", "macro_f1"}}``."""
+        return {p: {"accuracy": r.accuracy, "macro_f1": r.macro_f1} for p, r in self.results.items()}
+
+    def markdown(self) -> str:
+        """The evaluation table (one row per protocol)."""
+        lines = ["| protocol | n | accuracy | macro-F1 |", "|---|---:|---:|---:|"]
+        for p, r in self.results.items():
+            lines.append(f"| {p} | {r.n} | {r.accuracy:.4f} | {r.macro_f1:.4f} |")
+        return "\n".join(lines)
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
+    """``cm[t, p]`` = number of samples of true class ``t`` predicted as ``p``."""
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)), 1)
+    return cm
+
+
+def f1_scores(cm: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per-class F1 and macro-F1 over the classes that occur in the truth or the predictions (as sklearn)."""
+    tp = np.diag(cm).astype(np.float64)
+    support, predicted = cm.sum(1), cm.sum(0)
+    denom = support + predicted
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    present = denom > 0
+    return f1, float(f1[present].mean()) if present.any() else 0.0
+
+
+def protocol_seed(seed: int, protocol: str, index: int) -> int:
+    """The occlusion seed of one evaluation sample."""
+    return (int(seed) * 1_000_003 + zlib.crc32(protocol.encode()) * 7919 + int(index)) % (2**31 - 1)
+
+
+def align_labels(model_labels: Sequence[str], data_labels: Sequence[str]) -> np.ndarray:
+    """Index map data label -> model label; ``ConfigError`` when the label sets differ."""
+    if set(model_labels) != set(data_labels) or len(model_labels) != len(data_labels):
+        missing = sorted(set(data_labels) - set(model_labels))
+        extra = sorted(set(model_labels) - set(data_labels))
+        raise ConfigError(f"label sets differ: the model has {list(model_labels)}, the dataset "
+                          f"{list(data_labels)} (dataset-only {missing}, model-only {extra}); remap the dataset "
+                          f"labels (sdk.training.data.labels.remap) to the model's")
+    return np.array([list(model_labels).index(n) for n in data_labels], dtype=np.int64)
+
+
+def evaluate(predict: Predict, dataset: Any, protocols: Sequence[str], spec: InputSpec,
+             labels: Sequence[str] | None = None, batch_size: int = 64, seed: int = 0,
+             limit: int | None = None) -> EvalReport:
+    """Evaluate ``predict`` on every protocol.
+
+    Args:
+        predict: ``(uint8 images NHWC, float masks NHW) -> (N, K) probabilities`` in ``labels`` order.
+        dataset: ``FaceDataset`` (``labels``, ``__len__``, ``__getitem__ -> (image, label)``).
+        protocols: ``runtime.occlusion`` protocol strings.
+        spec: Input spec the images are prepared to.
+        labels: Model label order (default: the dataset's); the dataset's labels are mapped onto it.
+        batch_size: Images per ``predict`` call.
+        seed: Base seed of the occlusions.
+        limit: Evaluate only the first ``limit`` samples.
+    """
+    labels = tuple(labels) if labels is not None else tuple(dataset.labels)
+    mapping = align_labels(labels, tuple(dataset.labels))
+    for p in protocols:
+        parse_protocol(p)
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    if n == 0:
+        raise ConfigError("the evaluation dataset is empty; pass a dataset spec with samples")
+    images, truth = [], np.empty(n, np.int64)
+    for i in range(n):
+        img, y = dataset[i]
+        images.append(prepare_image(img, spec))
+        truth[i] = mapping[int(y)]
+    report = EvalReport(labels=labels)
+    k = len(labels)
+    for p in protocols:
+        preds = np.empty(n, np.int64)
+        for start in range(0, n, batch_size):
+            occ_imgs, masks = [], []
+            for i in range(start, min(n, start + batch_size)):
+                o = apply_occlusion(images[i], p, seed=protocol_seed(seed, p, i))
+                occ_imgs.append(o.image if o.image.ndim == 3 else o.image[:, :, None])
+                masks.append((np.asarray(o.mask) > 0).astype(np.float32))
+            probs = np.asarray(predict(np.stack(occ_imgs), np.stack(masks)))
+            if probs.shape != (len(occ_imgs), k):
+                raise ConfigError(f"predict returned shape {probs.shape}, expected {(len(occ_imgs), k)} "
+                                  f"(one probability per label {list(labels)})")
+            preds[start:start + len(occ_imgs)] = probs.argmax(1)
+        cm = confusion_matrix(truth, preds, k)
+        f1, macro = f1_scores(cm)
+        report.results[p] = ProtocolResult(p, n, float((preds == truth).mean()), macro, f1.round(6).tolist(),
+                                           cm.tolist())
+    return report
+
+
+def torch_predictor(models: dict[str, Any], plan: dict[str, Any], spec: InputSpec, device: str = "cpu") -> Predict:
+    """A predict function running a checkpoint's modules as its export plan says (``direct`` or ``inpaint``)."""
+    import torch
+
+    from .losses import first_output
+
+    clf = models[plan["classifier"]].eval()
+    inp = models[plan["inpainter"]].eval() if plan.get("pipeline") == "inpaint" else None
+    out_idx = plan.get("classifier_output")
+
+    def predict(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(normalize(images, spec)).to(device)
+        m = torch.from_numpy(masks[:, None].astype(np.float32)).to(device)
+        with torch.no_grad():
+            if inp is not None:
+                x = inp(x, m)
+            out = clf(x)
+            logits = out[out_idx] if out_idx is not None else first_output(out)
+            return logits.float().softmax(1).cpu().numpy()
+
+    return predict
+
+
+def bundle_predictor(path: str | Path, backend: str = "auto", precision: str | None = None,
+                     threads: int | None = None) -> tuple[Predict, InputSpec, tuple[str, ...]]:
+    """A predict function running a deployed bundle's ``direct`` pipeline (no torch), its input spec and labels.
+
+    Raises:
+        ConfigError: the bundle's input is not square or uses an unsupported layout.
+        BundleError / EngineError: from ``runtime`` when the bundle or engine cannot be loaded.
+    """
+    from runtime.backends import open_engine, select_engine
+    from runtime.bundle import load_bundle
+    from runtime.pipelines import DirectPipeline
+
+    bundle = load_bundle(path)
+    h, w = bundle.input.size
+    if h != w:
+        raise ConfigError(f"bundle {bundle.name!r} has a {h}x{w} input; evaluation supports square inputs only")
+    spec = InputSpec(size=int(h), channels=bundle.input.channels,
+                     color="bgr" if bundle.input.color == "bgr" else "rgb")
+    engine_spec = select_engine(bundle, "classifier", backend=backend, precision=precision)
+    pipeline = DirectPipeline(bundle, open_engine(bundle, engine_spec, backend=backend, threads=threads),
+                              output_kind=engine_spec.output)
+
+    def predict(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        crops = list(images[..., 0]) if images.shape[-1] == 1 else list(images)
+        return pipeline.run(crops).probabilities
+
+    return predict, spec, tuple(bundle.labels)
+
+
+def draw_confusion(cm: np.ndarray, labels: Sequence[str], title: str = "") -> np.ndarray:
+    """A row-normalised confusion-matrix image (BGR uint8) drawn with OpenCV."""
+    k, cell, left, top = len(labels), 56, 110, 60
+    img = np.full((top + k * cell + 100, left + k * cell + 20, 3), 255, np.uint8)
+    rows = cm.sum(1, keepdims=True).clip(min=1)
+    frac = cm / rows
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(img, title[:60], (8, 24), font, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    for t in range(k):
+        cv2.putText(img, labels[t][:10], (4, top + t * cell + cell // 2 + 5), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        for p in range(k):
+            shade = int(255 * (1.0 - frac[t, p]))
+            x0, y0 = left + p * cell, top + t * cell
+            cv2.rectangle(img, (x0, y0), (x0 + cell, y0 + cell), (255, shade, shade), -1)
+            cv2.rectangle(img, (x0, y0), (x0 + cell, y0 + cell), (160, 160, 160), 1)
+            colour = (255, 255, 255) if frac[t, p] > 0.5 else (0, 0, 0)
+            cv2.putText(img, str(int(cm[t, p])), (x0 + 6, y0 + cell // 2 + 5), font, 0.45, colour, 1, cv2.LINE_AA)
+    for p in range(k):
+        org = (left + p * cell + 4, top + k * cell + 16 + (p % 2) * 16)
+        cv2.putText(img, labels[p][:8], org, font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "rows: true, columns: predicted", (left, top + k * cell + 70), font, 0.45, (0, 0, 0), 1,
+                cv2.LINE_AA)
+    return img
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def write_report(report: EvalReport, out_dir: str | Path, title: str = "evaluation") -> dict[str, Path]:
+    """Write ``metrics.json``, ``metrics.md`` and ``confusion_<protocol>.png`` under ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "metrics.json", "markdown": out / "metrics.md"}
+    paths["json"].write_text(json.dumps({"title": title, **report.to_dict()}, indent=2))
+    paths["markdown"].write_text(f"# {title}\n\n{report.markdown()}\n")
+    for p, r in report.results.items():
+        png = out / f"confusion_{_slug(p)}.png"
+        if not cv2.imwrite(str(png), draw_confusion(np.asarray(r.confusion), report.labels, f"{title}: {p}")):
+            raise OSError(f"could not write {png}")
+        paths[f"confusion:{p}"] = png
+    return paths
+
+
+def side_by_side(reports: dict[str, EvalReport], metric: str = "accuracy") -> str:
+    """Markdown table: one row per protocol, one column per model/method."""
+    names = list(reports)
+    protocols: list[str] = []
+    for r in reports.values():
+        protocols.extend(p for p in r.results if p not in protocols)
+    lines = ["| protocol | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for p in protocols:
+        cells = [f"{getattr(reports[n].results[p], metric):.4f}" if p in reports[n].results else "-" for n in names]
+        lines.append(f"| {p} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
