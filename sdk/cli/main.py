@@ -8,7 +8,7 @@ from typing import Sequence
 
 # Subcommand modules, in the order `ofer --help` lists them. Each has add_parser(subparsers) and run(args) -> int,
 # and imports heavy things (onnxruntime, torch) only inside run().
-SUBCOMMANDS = ("run", "info", "profile", "export", "build-engines")
+SUBCOMMANDS = ("run", "info", "train", "eval", "export", "build-engines", "profile")
 
 
 def build_parser() -> argparse.ArgumentParser:
