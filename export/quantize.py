@@ -12,6 +12,8 @@ divergence as TensorRT's EntropyCalibrator2; ``percentile``: clip at the 99.99th
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -22,6 +24,17 @@ from runtime.errors import ExportError
 from calibration.ranges import calibrate_method
 
 from .formats import EXPORT_FORMATS, check_method
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 #: Ops that get Q/DQ for TensorRT explicit quantisation (weighted layers; TensorRT fuses the rest).
 TRT_QDQ_OPS: tuple[str, ...] = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -82,7 +95,9 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], rang
     settings = quantize_settings(flavour, method)
     settings["reduce_range"] = (flavour == "int8-cpu") if reduce_range is None else bool(reduce_range)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".quant.") as tmp:
+    # onnxruntime.quantization advises "pre-processing" through the root logger at WARNING on every call; the
+    # graph is already shape-inferred by export_onnx, so keep the CLI's output to ofer's own lines.
+    with _quiet_root_logger(), tempfile.TemporaryDirectory(dir=dst.parent, prefix=".quant.") as tmp:
         cache = Path(tmp) / "ranges.json"
         out = Path(tmp) / "q.onnx"
         try:

@@ -40,6 +40,23 @@ def collect(bundle_path: str | None) -> dict[str, Any]:
             "onnxruntime": {"version": ort.__version__, "providers_listed": ort.get_available_providers()}}
 
 
+def summarize_metrics(metrics: dict[str, Any]) -> list[str]:
+    """Readable lines for a manifest's metrics: accuracy per protocol, export agreement per precision, others."""
+    acc = {k: v for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v}
+    lines = []
+    if acc:
+        lines.append("accuracy   " + ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in acc.items()))
+    export = metrics.get("export") if isinstance(metrics.get("export"), dict) else {}
+    agree = {k: v["top1_agreement"] for k, v in export.items() if isinstance(v, dict) and "top1_agreement" in v}
+    if agree:
+        lines.append("agreement  " + ", ".join(f"{k} {v:.4f}" for k, v in agree.items())
+                     + f" (top-1 vs fp32 on {export.get('heldout', {}).get('n', '?')} held-out occluded faces)")
+    rest = {k: v for k, v in metrics.items() if k not in acc and k != "export"}
+    if rest:
+        lines.append(f"metrics    {json.dumps(rest)[:300]}")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     info = collect(args.bundle)
     if args.json:
@@ -60,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         if key in prov:
             lines.append(f"{key:<10} {prov[key] if isinstance(prov[key], str) else json.dumps(prov[key])}")
     if "metrics" in prov:
-        lines.append(f"metrics    {json.dumps(prov['metrics'])}")
+        lines.extend(summarize_metrics(prov["metrics"]))
     ort_info = info["onnxruntime"]
     lines.append(f"onnxruntime {ort_info['version']}: providers listed {', '.join(ort_info['providers_listed'])} "
                  "(listed is not loaded: see 'loads with' above)")

@@ -320,7 +320,8 @@ class Trainer:
             for epoch in range(first_epoch, stage.epochs):
                 loader = self._loader(si, stage, epoch)
                 bar = tqdm(loader, desc=f"{self.method.name}:{stage.name} {epoch + 1}/{stage.epochs}",
-                           disable=not self.progress, leave=False, dynamic_ncols=True)
+                           disable=None if self.progress else True,  # None: hidden when not a terminal
+                           leave=False, dynamic_ncols=True)
                 for batch in bar:
                     last = self._step(stage, batch, optimizers, scalers)
                     self.position["step"] += 1
