@@ -48,6 +48,7 @@ CANDIDATES = {  # name -> create_detector kwargs
     "blazeface-full": {"name": "blazeface-full"},
     "blazeface-full@0.4": {"name": "blazeface-full", "score_threshold": 0.4},
     "blazeface-dual": {"name": "blazeface-dual"},
+    "blazeface-cascade": {"name": "blazeface-cascade"},
 }
 
 

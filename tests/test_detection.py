@@ -164,3 +164,19 @@ def test_letterbox_pads_centred() -> None:
     canvas, lb = letterbox(np.full((50, 100, 3), 255, np.uint8), 128)
     assert lb.pad_x == 0 and lb.pad_y == 32 and canvas[0].max() == 0 and canvas[64].min() == 255
     assert np.allclose(lb.to_frame(np.array([[0.0, 0.25], [1.0, 0.75]]), 128), [[0, 0], [100, 50]])
+
+
+def test_cascade_skips_the_far_model_on_close_ups_and_runs_it_otherwise(media_dir: Path) -> None:
+    from runtime.detection.merge import CascadeDetector
+
+    cascade = create_detector("blazeface-cascade", threads=1)
+    short = create_detector("blazeface-short", threads=1)
+    dual = create_detector("blazeface-dual", threads=1)
+    close_up = cv2.imread(str(media_dir / "0-f1-su-ph.jpg"))  # one face filling most of the frame
+    got, near = cascade.detect(close_up), short.detect(close_up)
+    assert len(got) == 1 and [d.box for d in got] == [d.box for d in near]  # near-range result, as is
+    group = cv2.imread(str(media_dir / "multi_face.jpg"))  # five small faces: the far-range model must run
+    assert len(short.detect(group)) < 4
+    assert [d.box for d in cascade.detect(group)] == [d.box for d in dual.detect(group)]
+    with pytest.raises(ConfigError, match="close_up"):
+        CascadeDetector(short, short, close_up=0.0)

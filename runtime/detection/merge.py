@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import ConfigError
 from .base import Detection, FaceDetector
 from .ssd import iou_matrix
 
@@ -44,7 +45,10 @@ class MergedDetector(FaceDetector):
             self._pool = None
 
     def _detect(self, frame: np.ndarray) -> list[Detection]:
-        dets = self._run_all(frame)
+        return self.merge(self._run_all(frame))
+
+    def merge(self, dets: list[Detection]) -> list[Detection]:
+        """Collapse boxes of the same face (IoU > ``nms_iou``) to the best-scored one."""
         if len(dets) < 2:
             return dets
         order = sorted(range(len(dets)), key=lambda i: -dets[i].score)
@@ -55,3 +59,36 @@ class MergedDetector(FaceDetector):
             if all(ious[i, j] <= self.nms_iou for j in keep):
                 keep.append(i)
         return [dets[order[i]] for i in keep]
+
+
+class CascadeDetector(FaceDetector):
+    """Run a fast near-range detector first; run the far-range one only when no close-up face was found.
+
+    The far-range model exists for small, distant faces. When the near-range model already sees a face whose width
+    is at least ``close_up`` of the frame's longer side (a selfie, a headset companion camera), the frame is a
+    close-up and the far-range pass is skipped; otherwise both run (in parallel when ``parallel``) and their boxes
+    are merged as in :class:`MergedDetector`.
+
+    Args:
+        near: The fast detector run on every frame.
+        far: The detector run only when ``near`` finds no close-up face.
+        close_up: Face width, as a fraction of the frame's longer side, that makes a frame a close-up.
+        nms_iou: IoU above which two boxes are the same face.
+        name: Name reported by ``.name``.
+    """
+
+    def __init__(self, near: FaceDetector, far: FaceDetector, *, close_up: float = 0.2, nms_iou: float = 0.3,
+                 name: str = "cascade") -> None:
+        if not 0.0 < close_up <= 1.0:
+            raise ConfigError(f"close_up must be in (0, 1], got {close_up!r}")
+        self.near, self.far = near, far
+        self.close_up = close_up
+        self.name = name
+        self._merge = MergedDetector([near, far], nms_iou=nms_iou)
+
+    def _detect(self, frame: np.ndarray) -> list[Detection]:
+        near = self.near._detect(frame)
+        longer = max(frame.shape[:2])
+        if any(d.box[2] - d.box[0] >= self.close_up * longer for d in near):
+            return near
+        return self._merge.merge(near + self.far._detect(frame))
