@@ -75,6 +75,9 @@ class OnnxRuntimeEngine:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        # Worker threads that spin after a run keep the cores busy while the next engine of the pipeline (detector,
+        # then classifier) wants them: with several small engines back to back, spinning costs more than it saves.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         requested = _resolve_providers(providers)
         provider_args: list = []
         for p in requested:
