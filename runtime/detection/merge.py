@@ -86,6 +86,11 @@ class CascadeDetector(FaceDetector):
         self.name = name
         self._merge = MergedDetector([near, far], nms_iou=nms_iou)
 
+    @property
+    def detectors(self) -> list[FaceDetector]:
+        """The two detectors, near first (as :class:`MergedDetector` lists its parts)."""
+        return [self.near, self.far]
+
     def _detect(self, frame: np.ndarray) -> list[Detection]:
         near = self.near._detect(frame)
         longer = max(frame.shape[:2])
