@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runtime.errors import OferError
 
 
 def add_parser(subparsers: Any) -> None:
@@ -63,15 +62,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m sdk.cli.eval``); prints ``OferError`` as one line."""
-    parser = argparse.ArgumentParser(prog="ofer")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["eval", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.func(args)
-    except OferError as exc:
-        print(f"ofer eval: error: {exc}", file=sys.stderr)
-        return 2
+    """Stand-alone entry (``python -m sdk.cli.eval``): the same as ``ofer eval``."""
+    from .main import main as ofer_main
+
+    return ofer_main(["eval", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runtime.errors import ConfigError, InputError, OferError
+from runtime.errors import ConfigError, InputError
 
 METHODS = ("gan-inpaint", "deocclusion", "privileged", "cbam", "lower-half", "baseline")
 
@@ -91,15 +91,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m sdk.cli.train``); prints ``OferError`` as one line."""
-    parser = argparse.ArgumentParser(prog="ofer")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.func(args)
-    except OferError as exc:
-        print(f"ofer train: error: {exc}", file=sys.stderr)
-        return 2
+    """Stand-alone entry (``python -m sdk.cli.train``): the same as ``ofer train``."""
+    from .main import main as ofer_main
+
+    return ofer_main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
