@@ -19,14 +19,15 @@ import numpy as np
 
 from runtime.errors import ConfigError
 from sdk.training.data.procedural.aus import AUS, FER7, FER7_CONTEMPT, PROTOTYPES, sample_aus, set_au, zero_aus
-from sdk.training.data.procedural.identity import Identity, Scene, sample_identity, sample_scene
-from sdk.training.data.procedural.render import render_face
+from sdk.training.data.procedural.identity import Identity, Scene, sample_identity, sample_scene, scene_values
+from sdk.training.data.procedural.render import render_face, render_faces
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 LABEL_SETS = {"fer7": FER7, "fer7+contempt": FER7_CONTEMPT}
 
 __all__ = ["AUS", "FER7", "FER7_CONTEMPT", "PROTOTYPES", "Identity", "ProceduralFaces", "Scene", "identity_number",
-           "make_identity", "render_face", "sample_aus", "sample_scene", "set_au", "zero_aus"]
+           "make_identity", "render_face", "render_faces", "sample_aus", "sample_scene", "set_au", "zero_aus"]
+_CHUNK = 256   # faces per vectorised rendering pass (bounded memory, cache-friendly)
 
 
 def identity_number(split: str, k: int) -> int:
@@ -104,24 +105,35 @@ class ProceduralFaces:
         """Identity (person) of sample ``i``, for subject-wise analyses."""
         return self.identity_of(self.index(i))
 
-    def sample_params(self, i: int) -> tuple[Identity, np.ndarray, Scene, int]:
-        """``(identity, AU state, scene, returned label)`` of sample ``i``."""
-        i = self.index(i)
+    def _raw_params(self, i: int) -> tuple[Identity, np.ndarray, list[float], int]:
+        """``(identity, AU state, scene numbers, returned label)`` of sample ``i`` (already normalised)."""
         rng = np.random.default_rng([self.seed, 2, SPLITS[self.split], i])
         label = self.true_label(i)
         aus = sample_aus(rng, self.labels[label])
-        scene = sample_scene(rng)
+        scene = scene_values(rng)
         if self.label_noise and rng.random() < self.label_noise:
             label = (label + int(rng.integers(1, len(self.labels)))) % len(self.labels)
         return make_identity(self.seed, self.identity_of(i)), aus, scene, label
 
+    def sample_params(self, i: int) -> tuple[Identity, np.ndarray, Scene, int]:
+        """``(identity, AU state, scene, returned label)`` of sample ``i``."""
+        idn, aus, scene, label = self._raw_params(self.index(i))
+        return idn, aus, Scene.from_values(scene), label
+
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
-        idn, aus, scene, label = self.sample_params(int(i))
-        return render_face(idn, aus, scene, self.size, self.color), label
+        images, labels = self.render_batch([i])
+        return images[0], int(labels[0])
 
     def render_batch(self, indices: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Renders several samples: images (N, H, W, 3) or (N, H, W) uint8 and labels (N,) int64."""
-        items = [self[int(i)] for i in indices]
+        """Renders several samples: images (N, H, W, 3) or (N, H, W) uint8 and labels (N,) int64.
+
+        Vectorised over chunks of the batch; sample ``i`` is the same image as ``self[i]``.
+        """
+        params = [self._raw_params(self.index(int(i))) for i in indices]
         shape = (self.size, self.size, 3) if self.color else (self.size, self.size)
-        images = np.stack([im for im, _ in items]) if items else np.zeros((0, *shape), np.uint8)
-        return images, np.array([lab for _, lab in items], np.int64)
+        images = np.empty((len(params), *shape), np.uint8)
+        for a in range(0, len(params), _CHUNK):
+            chunk = params[a:a + _CHUNK]
+            images[a:a + len(chunk)] = render_faces([p[0] for p in chunk], np.stack([p[1] for p in chunk]),
+                                                    np.array([p[2] for p in chunk]), self.size, self.color)
+        return images, np.array([p[3] for p in params], np.int64)

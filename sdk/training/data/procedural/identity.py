@@ -71,6 +71,13 @@ class Scene:
     bg_seed: int
     noise_seed: int
 
+    @classmethod
+    def from_values(cls, v: list[float]) -> Scene:
+        """The scene from the 14 numbers of :func:`scene_values` (seeds last)."""
+        return cls(angle=v[0], scale=v[1], shift=(v[2], v[3]), yaw=v[4], gaze=(v[5], v[6]), light_dir=v[7],
+                   light_amp=v[8], brightness=v[9], blur=v[10], noise=v[11], bg_seed=int(v[12]),
+                   noise_seed=int(v[13]))
+
 
 def sample_identity(rng: np.random.Generator) -> Identity:
     """Draws one identity."""
@@ -92,11 +99,15 @@ def sample_identity(rng: np.random.Generator) -> Identity:
 
 _SCENE_LO = np.array([-9, 0.93, -0.035, -0.03, -1, -0.4, -0.25, 0, 0.0, 0.75, 0.0, 1.0])
 _SCENE_HI = np.array([9, 1.06, 0.035, 0.03, 1, 0.4, 0.25, 2 * np.pi, 0.5, 1.15, 0.9, 7.0])
+_SCENE_RANGE = _SCENE_HI - _SCENE_LO
+
+
+def scene_values(rng: np.random.Generator) -> list[float]:
+    """Draws the nuisances of one sample as 14 numbers (the fields of :class:`Scene`, shifts and gaze flattened)."""
+    v = (_SCENE_LO + rng.random(len(_SCENE_LO)) * _SCENE_RANGE).tolist()
+    return v + rng.integers(2**31, size=2).tolist()
 
 
 def sample_scene(rng: np.random.Generator) -> Scene:
     """Draws the nuisances of one sample (one vectorised draw)."""
-    v = (_SCENE_LO + rng.random(len(_SCENE_LO)) * (_SCENE_HI - _SCENE_LO)).tolist()
-    seeds = rng.integers(2**31, size=2).tolist()
-    return Scene(angle=v[0], scale=v[1], shift=(v[2], v[3]), yaw=v[4], gaze=(v[5], v[6]), light_dir=v[7],
-                 light_amp=v[8], brightness=v[9], blur=v[10], noise=v[11], bg_seed=seeds[0], noise_seed=seeds[1])
+    return Scene.from_values(scene_values(rng))

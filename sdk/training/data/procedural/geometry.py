@@ -1,0 +1,277 @@
+"""Vectorised face geometry: the drawing primitives of N faces at once, in crop fractions.
+
+Every quantity is an array over the batch (axis 0), so the Python cost is paid once per batch rather than once per
+face; only the OpenCV draw calls remain per face (:mod:`.render`). Each primitive keeps its place in the drawing
+order; a face leaves out a primitive through its ``on`` mask (a crease too faint to see, no glasses, closed mouth).
+
+Coordinates follow the aligned-crop geometry of :mod:`runtime.occlusion.geometry` (eye line 0.38, nose tip ~0.58,
+mouth 0.75, chin ~0.97), so the occlusion protocols cover the parts they name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from runtime.occlusion import geometry as geo
+from sdk.training.data.procedural.aus import AU_INDEX
+
+POLY, LINE, CLOSED, CIRCLE = 0, 1, 2, 3
+_DARK = np.array([25.0, 20.0, 30.0])
+_T = np.linspace(-1.0, 1.0, 11)
+_FRINGE_T = np.linspace(1.0, -1.0, 9)
+_FRINGE_WAVE = 0.1 * np.abs(_FRINGE_T) ** 3 + 0.008 * np.cos(np.arange(9) * 2.1)
+_BROW_U = np.linspace(0.0, 1.0, 7)[:, None]
+_PROF = (1 - _T**2) ** 0.7
+_BOW = 1 - 0.3 * np.exp(-(_T / 0.18) ** 2)
+_INNER, _LOW = np.abs(_T) < 0.75, np.abs(_T) < 0.55
+
+
+@dataclass
+class Op:
+    """One primitive for every face of the batch.
+
+    ``pts`` (N, P, 2) in crop fractions (one centre for a circle); ``color`` (N, 3) BGR; ``width`` line width or
+    circle radius in crop units (scalar or (N,)); ``on`` (N,) bool or None (all on); ``merge``: may share one
+    OpenCV call with the previous primitive when kind, colour and width agree (safe: lines are drawn one after
+    another within a call, so lines always may; merged polygons are disjoint mirror images, e.g. the two ears).
+    """
+
+    kind: int
+    pts: np.ndarray
+    color: np.ndarray
+    width: float | np.ndarray = 0.0
+    on: np.ndarray | None = None
+    merge: bool = False
+
+
+def _c(v: np.ndarray | float) -> np.ndarray:
+    """(N,) -> (N, 1) for broadcasting against point indices."""
+    return np.asarray(v, np.float64)[..., None]
+
+
+def _pts(x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
+    x, y = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(y, np.float64))
+    return np.stack([x, y], axis=-1)
+
+
+def _mix(a: np.ndarray, b: np.ndarray, k: np.ndarray | float) -> np.ndarray:
+    """Colours (N, 3): ``a`` moved toward ``b`` by ``k`` clipped to [0, 1]."""
+    return a + (b - a) * _c(np.clip(k, 0.0, 1.0))
+
+
+@lru_cache(maxsize=256)
+def _unit_arc(t0: float, t1: float, n: int, p: float) -> np.ndarray:
+    t = np.linspace(t0, t1, n)
+    c, s = np.cos(t), np.sin(t)
+    e = 2.0 / p
+    return np.stack([np.sign(c) * np.abs(c) ** e, np.sign(s) * np.abs(s) ** e], axis=1)
+
+
+def oval(cx, cy, ax, ay, t0: float, t1: float, n: int = 16, p: float | np.ndarray = 2.0) -> np.ndarray:
+    """Points (N, n, 2) of super-ellipse arcs (angles t0..t1, radians; p = 2 is an ellipse, per face or shared)."""
+    if np.ndim(p) == 0:
+        unit = _unit_arc(t0, t1, n, round(float(p), 2))
+    else:
+        t = np.linspace(t0, t1, n)
+        c, s = np.cos(t), np.sin(t)
+        e = 2.0 / _c(np.round(p, 2))
+        unit = np.stack([np.sign(c) * np.abs(c) ** e, np.sign(s) * np.abs(s) ** e], axis=-1)
+    return unit * _pts(ax, ay)[..., None, :] + _pts(cx, cy)[..., None, :]
+
+
+class _Ops(list):
+    def poly(self, pts, color, on=None, merge=False) -> None:
+        self.append(Op(POLY, pts, color, 0.0, on, merge))
+
+    def line(self, pts, color, width, on=None, merge=True, closed=False) -> None:
+        self.append(Op(CLOSED if closed else LINE, pts, color, width, on, merge))
+
+    def crease(self, pts, base, k, width, on=None, merge=True) -> None:
+        """A line darkened from ``base`` by strength ``k``; off where too faint to see (k < 0.03)."""
+        k = np.broadcast_to(np.asarray(k, np.float64), (len(base),))
+        vis = k >= 0.03
+        self.line(pts, _mix(base, _DARK, k), width, vis if on is None else vis & on, merge)
+
+
+def face_ops(idn: dict[str, np.ndarray], aus: np.ndarray, scene: dict[str, np.ndarray]) -> list[Op]:
+    """Primitives, in drawing order, of N faces: identity fields (N,) each, AU states (N, AUs, 2), scene fields."""
+    n = len(aus)
+    sides = aus.astype(np.float64)
+    means = aus.mean(axis=2).astype(np.float64)
+
+    def au(a: int, side: int = -1) -> np.ndarray:
+        return means[:, AU_INDEX[a]] if side < 0 else sides[:, AU_INDEX[a], side]
+
+    ops = _Ops()
+    skin, hair = idn["skin"], idn["hair"]
+    const = (lambda *v: np.broadcast_to(np.array(v, np.float64), (n, 3)))
+    dx = 0.025 * scene["yaw"]
+    fcy, fw, fh = 0.53, idn["face_w"], idn["face_h"]
+    long_hair = idn["long_hair"] > 0.5
+    back = np.concatenate([oval(0.5, 0.5, fw + 0.07, fh + 0.06, np.pi, 2 * np.pi),
+                           _pts(np.stack([0.5 + fw + 0.09, 0.5 - fw - 0.09], 1), 1.1)], 1)
+    ops.poly(back, _mix(hair, _DARK, 0.25), on=long_hair)
+    neck = _pts(np.stack([0.5 - 0.55 * fw, 0.5 + 0.55 * fw, 0.5 + 0.7 * fw, 0.5 - 0.7 * fw], 1), [0.8, 0.8, 1.1, 1.1])
+    ops.poly(neck, _mix(skin, _DARK, 0.25))
+    for s in (-1, 1):
+        ops.poly(oval(0.5 + s * (fw + 0.005), 0.47, 0.03, 0.06, 0, 2 * np.pi, 10), _mix(skin, _DARK, 0.12),
+                 merge=s > 0)
+    jaw = idn["jaw_h"] + 0.045 * au(26)
+    ops.poly(np.concatenate([oval(0.5, fcy, fw, fh, np.pi, 2 * np.pi, 14),
+                             oval(0.5, fcy, fw, jaw, 0, np.pi, 14, idn["jaw_square"])], 1), skin)
+    cap_pts = [oval(0.5, fcy, fw + 0.025, fh + 0.035, top, 3 * np.pi - top, 16)
+               for top in (np.pi + 0.1, np.pi + 0.35)]
+    cap = np.where(long_hair[:, None, None], cap_pts[0], cap_pts[1])
+    fringe = _pts(0.5 + _c(fw * 0.97) * _FRINGE_T, _c(idn["hairline"]) + _FRINGE_WAVE)
+    ops.poly(np.concatenate([cap, fringe], 1), hair)
+
+    # nose geometry first (folds start at the nose wings)
+    nx, ny = 0.5 + dx, idn["nose_y"] - 0.012 * au(9) - 0.006 * au(10)
+    mx, my = 0.5 + 0.9 * dx, geo.MOUTH_Y + idn["mouth_dy"]
+    a12m, a26, a23, a20, a16, a15, a10 = au(12), au(26), au(23), au(20), au(16), au(15), au(10)
+    cx, cy = {}, {}
+    for k, s in ((0, -1), (1, 1)):
+        cx[s] = mx + s * idn["mouth_w"] * (1 + 0.22 * au(12, k) + 0.25 * a20 - 0.15 * au(14, k) - 0.12 * a23
+                                           - 0.1 * a26 + 0.05 * a10)
+        cy[s] = (my + idn["corner_rest"] - 0.042 * au(12, k) + 0.034 * a15 + 0.012 * a20 - 0.008 * au(14, k)
+                 + 0.006 * a16 + 0.018 * a26)
+    fold = idn["fold"] + 0.55 * a12m + 0.4 * a10 + 0.35 * au(9) + 0.25 * au(6)
+    for s in (-1, 1):
+        a = (nx + s * idn["nose_w"] * 0.62, ny - 0.01)
+        b = (cx[s] + s * 0.035, cy[s] + 0.02)
+        mid = ((a[0] + b[0]) / 2 + s * 0.03, (a[1] + b[1]) / 2)
+        ops.crease(_pts(np.stack([a[0], mid[0], b[0]], 1), np.stack([a[1], mid[1], b[1]], 1)), skin,
+                   0.4 * np.minimum(fold, 1.0), 0.007)
+    ey = geo.EYE_Y + idn["eye_dy"]
+    _eyes(ops, idn, au, scene, skin, dx, ey, const)
+    glasses = idn["glasses"] > 0.5
+    inner = idn["eye_dx"] - idn["eye_w"] * 1.5
+    ops.line(_pts(np.stack([0.5 + dx - inner, 0.5 + dx + inner], 1), _c(ey)), const(30.0, 30.0, 30.0), 0.01,
+             on=glasses)
+    base = ey - idn["brow_h"]
+    for off in (-0.012, 0.012):   # vertical furrow (AU4)
+        ops.crease(_pts(np.stack([nx + off, nx + off * 0.6], 1), np.stack([base - 0.005, base + 0.045], 1)), skin,
+                   0.6 * au(4) + 0.2 * au(9), 0.006)
+    a1, a2 = au(1), au(2)
+    span = 0.04 + 0.1 * a2 / (a1 + a2 + 1e-6)
+    for h in (0.045, 0.07):   # forehead wrinkles (AU1/AU2)
+        y = base - h
+        ops.crease(oval(nx, y + 0.02, span, 0.02, np.pi + 0.5, 2 * np.pi - 0.5, 7), skin, 0.5 * np.maximum(a1, a2),
+                   0.006, on=y > idn["hairline"] + 0.01)
+    _nose(ops, idn, au, nx, ny, ey)
+    _mouth(ops, idn, au, mx, my, cx, cy, const)
+    return ops
+
+
+def _eyes(ops: _Ops, idn: dict, au, scene: dict, skin: np.ndarray, dx: np.ndarray, ey: np.ndarray, const) -> None:
+    """Both eyes, brows and glasses rims; each primitive for the left then the right eye (disjoint regions)."""
+    ew, ew_ = idn["eye_w"], _c(idn["eye_w"])
+    per: list[list[tuple]] = []
+    for k, s in ((0, -1), (1, 1)):
+        ex = 0.5 + s * idn["eye_dx"] + 0.7 * dx
+        a5, a6, a7 = au(5, k), au(6, k), au(7, k)
+        hu = idn["eye_open"] * (1 + 1.1 * a5 - 0.45 * a7 - 0.25 * a6)
+        hl = idn["eye_open"] * 0.75 * (1 - 0.6 * a6 - 0.4 * a7 + 0.15 * a5)
+        xs = _c(ex) + _T * ew_
+        upper = _pts(xs, _c(ey) - _c(hu) * _PROF)
+        lower = _pts(xs, _c(ey) + _c(hl) * _PROF)
+        ic = _pts(ex + scene["gaze_x"] * ew * 0.4, ey + scene["gaze_y"] * 0.008 + 0.003)[:, None]
+        xo, xi = ex + ew * 1.05, ex - ew * 1.05
+        edge_up = _pts(np.stack([xo, xo, xi, xi], 1), np.stack([ey, ey - 0.045, ey - 0.045, ey], 1))
+        edge_lo = _pts(np.stack([xo, xo, xi, xi], 1), np.stack([ey, ey + 0.04, ey + 0.04, ey], 1))
+        blush = skin * (0.85, 0.82, 1.12)
+        o = (ex + s * ew * 1.15, ey)
+        feet = [_pts(np.stack([o[0], o[0] + s * 0.03 * np.cos(ang)], 1), np.stack([o[1], o[1] + 0.03 * np.sin(ang)], 1))
+                for ang in (-0.35, 0.0, 0.35)]
+        per.append([
+            ("poly", np.concatenate([upper, lower[:, ::-1]], 1), const(225.0, 228.0, 232.0)),
+            ("circle", ic, idn["iris"], idn["iris_r"]),
+            ("circle", ic, const(15.0, 15.0, 15.0), idn["iris_r"] * 0.45),
+            ("poly", np.concatenate([upper, edge_up], 1), _mix(skin, _DARK, 0.07)),
+            ("poly", np.concatenate([lower, edge_lo], 1), skin),
+            ("poly", oval(ex, ey + 0.1 - 0.03 * a6, 0.055, 0.035, 0, 2 * np.pi, 12), _mix(skin, blush, 0.15 + 0.6 * a6)),
+            ("crease", upper, 0.85, 0.012),
+            ("crease", lower, 0.3, 0.006),
+            ("crease", upper + _pts(0.0, -0.012 * (1 - 0.8 * a5))[:, None], 0.25 * (1 - a5), 0.006),
+            ("crease", lower + [0, 0.014], 0.6 * a6 + 0.35 * a7, 0.006),
+            *[("crease", f, 0.55 * a6, 0.005, a6 > 0.05) for f in feet],   # crow's feet (AU6)
+            ("poly", _brow(idn, au, k, s, ex, ey), _mix(skin, idn["hair"] * 0.7, idn["brow_dark"])),
+            ("closed", oval(ex, ey + 0.005, ew * 1.5, 0.05, 0, 2 * np.pi, 16, 4.0), const(30.0, 30.0, 30.0), 0.01,
+             idn["glasses"] > 0.5),
+        ])
+    for pair in zip(*per):
+        for side, (what, pts, *rest) in enumerate(pair):
+            if what == "poly":
+                ops.poly(pts, rest[0], merge=side == 1)
+            elif what == "circle":
+                ops.append(Op(CIRCLE, pts, rest[0], rest[1]))
+            elif what == "closed":
+                ops.line(pts, rest[0], rest[1], on=rest[2], closed=True)
+            else:
+                ops.crease(pts, skin, *rest)
+
+
+def _brow(idn: dict, au, k: int, s: int, ex: np.ndarray, ey: np.ndarray) -> np.ndarray:
+    a1, a2, a4, a9 = au(1, k), au(2, k), au(4, k), au(9, k)
+    ew, base, tilt = idn["eye_w"], ey - idn["brow_h"], idn["brow_tilt"]
+    inner = _pts(ex - s * (ew * 0.95 + 0.012 * a4), base - tilt - 0.045 * a1 + 0.03 * a4 + 0.022 * a9 + 0.01 * a2)
+    mid = _pts(ex + s * ew * 0.1, base - 0.012 - 0.025 * a1 - 0.028 * a2 + 0.022 * a4 + 0.01 * a9)
+    outer = _pts(ex + s * ew * 1.25, base + 0.005 + tilt - 0.045 * a2 + 0.012 * a4 - 0.01 * a1)
+    u = _BROW_U
+    pts = (1 - u) ** 2 * inner[:, None] + 2 * u * (1 - u) * mid[:, None] + u**2 * outer[:, None]
+    half = (_c(idn["brow_thick"])[..., None] * (1.0 - 0.45 * u)) / 2
+    return np.concatenate([pts - [0, 1] * half, (pts + [0, 1] * half)[:, ::-1]], 1)
+
+
+def _nose(ops: _Ops, idn: dict, au, nx: np.ndarray, ny: np.ndarray, ey: np.ndarray) -> None:
+    skin, nw, a9 = idn["skin"], idn["nose_w"], au(9)
+    for s in (-1, 1):
+        ops.crease(_pts(np.stack([nx + s * 0.022, nx + s * nw * 0.42], 1), np.stack([ey + 0.035, ny - 0.03], 1)),
+                   skin, 0.1, 0.006)
+    for s in (-1, 1):
+        ops.poly(oval(nx + s * nw * 0.28, ny + 0.004, 0.012 * (1 + 0.3 * a9), 0.006, 0, 2 * np.pi, 8),
+                 _mix(skin, _DARK, 0.7), merge=s > 0)
+    for s in (-1, 1):
+        t0 = -np.pi / 2 if s > 0 else np.pi / 2   # alar wing arc bulging outwards
+        ops.crease(oval(nx + s * nw * 0.38, ny - 0.004, nw * 0.16, 0.016, t0, t0 + np.pi, 6), skin, 0.35, 0.006)
+    for y in (0.05, 0.068, 0.086):   # nose wrinkles (AU9)
+        ops.crease(oval(nx, ey + y + 0.01, 0.03, 0.01, np.pi + 0.6, 2 * np.pi - 0.6, 5), skin, 0.75 * a9,
+                   0.006)
+
+
+def _mouth(ops: _Ops, idn: dict, au, mx, my, cx: dict, cy: dict, const) -> None:
+    a10, a12, a16, a20, a23, a26 = au(10), au(12), au(16), au(20), au(23), au(26)
+    uy = my - 0.02 * a10 - 0.008 * au(9) - 0.005 * a12 - 0.008 * a26
+    ly = my + 0.075 * a26 + 0.022 * a16 + 0.008 * a12 + 0.004 * a20
+    shut = ly - uy < 0.006
+    uy, ly = np.where(shut, (uy + ly) / 2, uy), np.where(shut, (uy + ly) / 2, ly)
+    ut = idn["lip_up"] * (1 - 0.6 * a23 - 0.25 * a20 - 0.2 * a12)
+    lt = idn["lip_low"] * (1 - 0.6 * a23 - 0.25 * a20 + 0.15 * a16)
+    t = _T
+    xs = (_c(cx[-1]) * (1 - t) + _c(cx[1]) * (1 + t)) / 2
+    ycs = (_c(cy[-1]) * (1 - t) + _c(cy[1]) * (1 + t)) / 2
+    cmean = _c((cy[-1] + cy[1]) / 2)
+    iu = _pts(xs, ycs + (_c(uy) - cmean) * (1 - t**2))
+    il = _pts(xs, ycs + (_c(ly) - cmean) * (1 - t**2) ** 0.8)
+    ou = iu - _pts(0 * t, _c(ut) * (1 - t**2) ** 0.5 * _BOW)
+    ol = il + _pts(0 * t, _c(lt) * (1 - t**2) ** 0.6)
+    ops.poly(np.concatenate([ou, ol[:, ::-1]], 1), idn["lip"])
+    gap = ly - uy
+    open_ = gap > 0.004
+    ops.poly(np.concatenate([iu, il[:, ::-1]], 1), const(40.0, 25.0, 45.0), on=open_)
+    th = _pts(0.0, np.minimum(0.02, 0.5 * gap))[:, None]
+    top = iu[:, _INNER]
+    ops.poly(np.concatenate([top, (top + th)[:, ::-1]], 1), const(210.0, 222.0, 228.0),
+             on=open_ & (gap > 0.01) & ((a10 > 0.15) | (a12 > 0.3) | (a26 > 0.2)))
+    th = _pts(0.0, np.minimum(0.012, 0.3 * gap))[:, None]
+    low = il[:, _LOW]
+    ops.poly(np.concatenate([low - th, low[:, ::-1]], 1), const(200.0, 212.0, 218.0),
+             on=open_ & ((a16 > 0.2) | (a26 > 0.35)))
+    ops.crease(iu, idn["lip"], 0.6, 0.008, on=~open_)
+    for k, s in ((0, -1), (1, 1)):   # dimple (AU14)
+        a14 = au(14, k)
+        ops.crease(_pts(np.stack([cx[s] + s * 0.016, cx[s] + s * 0.02, cx[s] + s * 0.016], 1),
+                        np.stack([cy[s] - 0.014, cy[s], cy[s] + 0.014], 1)), idn["skin"], 0.7 * a14, 0.006,
+                   on=a14 > 0.05)
