@@ -99,8 +99,9 @@ def _noise_bank(size: int) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1) - 0.5
-    return xx, yy
+    """Centred pixel coordinates (float32): x repeated per channel (1, 3 * size) and y as a column (size, 1)."""
+    v = np.arange(size, dtype=np.float32) / np.float32(max(size - 1, 1)) - np.float32(0.5)
+    return np.repeat(v, 3)[None], v[:, None]
 
 
 def _transforms(sc: dict[str, np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,57 +115,87 @@ def _transforms(sc: dict[str, np.ndarray], size: int) -> tuple[np.ndarray, np.nd
 
 
 def _draw(images: np.ndarray, ops: list[Op], m: np.ndarray, px: np.ndarray) -> None:
-    """Transforms every point of the batch at once, then draws each face's primitives in order."""
+    """Transforms every point of the batch at once, then draws each face's primitives in order.
+
+    OpenCV rounds a colour to the image's integers before drawing, so colours are rounded here and packed with the
+    primitive's kind and pixel width into one integer key per primitive and face (-1: not drawn): a primitive
+    joins the previous call when it may merge and its key is equal.
+    """
     pts = np.concatenate([op.pts for op in ops], axis=1)
-    q = pts[..., :1] * m[:, None, :, 0] + pts[..., 1:] * m[:, None, :, 1] + m[:, None, :, 2]
-    q = np.round(q).astype(np.int32)
+    q = np.empty(pts.shape, np.int32)
+    x, y = pts[..., 0], pts[..., 1]
+    for c in (0, 1):
+        q[..., c] = np.round(x * m[:, c, 0:1] + y * m[:, c, 1:2] + m[:, c, 2:3])
     n = len(images)
+    color = np.clip(np.round(np.stack([op.color for op in ops], axis=1)), 0, 255).astype(np.int64)
+    width = np.stack([np.round(np.broadcast_to(op.width, (n,)) * px * (_ONE if op.kind == CIRCLE else 1))
+                      for op in ops], axis=1)
+    kinds = np.array([op.kind for op in ops])
+    keys = (((kinds << 12) | np.clip(width, 1, 4095).astype(np.int64)) << 24) | (color[..., 0] << 16) \
+        | (color[..., 1] << 8) | color[..., 2]
+    on = np.stack([np.ones(n, bool) if op.on is None else op.on for op in ops], axis=1)
+    keys = np.where(on, keys, -1).tolist()
     ends = np.cumsum([op.pts.shape[1] for op in ops]).tolist()
-    colors = np.stack([op.color for op in ops], axis=1).tolist()
-    on = np.stack([np.ones(n, bool) if op.on is None else op.on for op in ops], axis=1).tolist()
-    widths = np.stack([np.maximum(1, np.round(np.broadcast_to(op.width, (n,)) * px * (_ONE if op.kind == CIRCLE else 1)))
-                       for op in ops], axis=1).astype(int).tolist()
-    kinds = [op.kind for op in ops]
-    starts = [end - op.pts.shape[1] for op, end in zip(ops, ends)]
-    merges = [op.merge for op in ops]
-    aa = cv2.LINE_AA
-    for img, qn, col, onn, wn in zip(images, q, colors, on, widths):
+    static = [(end - op.pts.shape[1], end, op.merge, op.kind == CIRCLE) for op, end in zip(ops, ends)]
+    for img, qn, kn in zip(images, q, keys):
         group: list[np.ndarray] = []
-        gkind, gcol, gw = -1, None, 0
-        for kind, a, b, merge, c, w, o in zip(kinds, starts, ends, merges, col, wn, onn):
-            if not o:
+        gkey = -1
+        for (a, b, merge, circle), key in zip(static, kn):
+            if key < 0:
                 continue
-            if merge and kind == gkind and c == gcol and w == gw:
+            if merge and key == gkey:
                 group.append(qn[a:b])
-            elif kind == CIRCLE:
-                if group:
-                    _emit(img, gkind, group, gcol, gw, aa)
-                cv2.circle(img, (int(qn[a, 0]), int(qn[a, 1])), w, c, -1, aa, _SHIFT)
-                group, gkind = [], -1
+                continue
+            if group:
+                _emit(img, gkey, group)
+            if circle:
+                cv2.circle(img, (int(qn[a, 0]), int(qn[a, 1])), (key >> 24) & 4095, _bgr(key), -1, cv2.LINE_AA,
+                           _SHIFT)
+                group, gkey = [], -1
             else:
-                if group:
-                    _emit(img, gkind, group, gcol, gw, aa)
-                group, gkind, gcol, gw = [qn[a:b]], kind, c, w
+                group, gkey = [qn[a:b]], key
         if group:
-            _emit(img, gkind, group, gcol, gw, aa)
+            _emit(img, gkey, group)
 
 
-def _emit(img: np.ndarray, kind: int, group: list[np.ndarray], color: list[float], width: int, aa: int) -> None:
+def _bgr(key: int) -> tuple[int, int, int]:
+    return (key >> 16) & 255, (key >> 8) & 255, key & 255
+
+
+def _emit(img: np.ndarray, key: int, group: list[np.ndarray]) -> None:
+    kind = key >> 36
     if kind == POLY:
-        cv2.fillPoly(img, group, color, aa, _SHIFT)
+        cv2.fillPoly(img, group, _bgr(key), cv2.LINE_AA, _SHIFT)
     else:
-        cv2.polylines(img, group, kind == CLOSED, color, width, aa, _SHIFT)
+        cv2.polylines(img, group, kind == CLOSED, _bgr(key), (key >> 24) & 4095, cv2.LINE_AA, _SHIFT)
+
+
+_BLOCK = 16   # faces finished together: float64 work that stays in the CPU cache
 
 
 def _finish(images: np.ndarray, sc: dict[str, np.ndarray], size: int, color: bool) -> np.ndarray:
-    """Lighting gradient, blur, sensor noise, optional grey conversion (per face, vectorised over the batch)."""
-    xx, yy = _grid(size)
+    """Lighting, blur, noise and grey conversion, in cache-sized blocks of faces."""
+    shape = images.shape if color else images.shape[:3]
+    out = np.empty(shape, np.uint8)
+    for a in range(0, len(images), _BLOCK):
+        out[a:a + _BLOCK] = _finish_block(images[a:a + _BLOCK], {k: v[a:a + _BLOCK] for k, v in sc.items()}, size,
+                                          color)
+    return out
+
+
+def _finish_block(images: np.ndarray, sc: dict[str, np.ndarray], size: int, color: bool) -> np.ndarray:
+    """Lighting gradient, blur, sensor noise, optional grey conversion (per face, vectorised over the block)."""
+    x3, y = _grid(size)
     ld = sc["light_dir"][:, None, None]
-    gain = xx[:1] * np.cos(ld) + yy[:, :1] * np.sin(ld)   # the gradient is separable: a row plus a column
+    # the gradient is a row term plus a column term; rows are laid out as (x, channel) so every pass is contiguous
+    gain = x3 * np.cos(ld) + y * np.sin(ld)
     gain *= sc["light_amp"][:, None, None]
     gain += 1
     gain *= sc["brightness"][:, None, None]
-    out = images * gain[..., None]
+    n = len(images)
+    out = images.reshape(n, size, 3 * size).astype(np.float64)
+    out *= gain
+    out = out.reshape(images.shape)
     for n, blur in enumerate(sc["blur"].tolist()):
         sigma = blur * size / 64
         if sigma > 0.3:
