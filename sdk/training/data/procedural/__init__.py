@@ -21,6 +21,7 @@ from runtime.errors import ConfigError
 from sdk.training.data.procedural.aus import AUS, FER7, FER7_CONTEMPT, PROTOTYPES, sample_aus, set_au, zero_aus
 from sdk.training.data.procedural.identity import Identity, Scene, sample_identity, sample_scene, scene_values
 from sdk.training.data.procedural.render import render_face, render_faces
+from sdk.training.data.procedural.seeding import generators
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 LABEL_SETS = {"fer7": FER7, "fer7+contempt": FER7_CONTEMPT}
@@ -105,9 +106,10 @@ class ProceduralFaces:
         """Identity (person) of sample ``i``, for subject-wise analyses."""
         return self.identity_of(self.index(i))
 
-    def _raw_params(self, i: int) -> tuple[Identity, np.ndarray, list[float], int]:
-        """``(identity, AU state, scene numbers, returned label)`` of sample ``i`` (already normalised)."""
-        rng = np.random.default_rng([self.seed, 2, SPLITS[self.split], i])
+    def _raw_params(self, i: int, rng: np.random.Generator | None = None) -> tuple[Identity, np.ndarray, list[float], int]:
+        """``(identity, AU state, scene numbers, returned label)`` of sample ``i`` (already normalised); ``rng``, if
+        given, must be in the state of ``default_rng([seed, 2, split code, i])``."""
+        rng = np.random.default_rng([self.seed, 2, SPLITS[self.split], i]) if rng is None else rng
         label = self.true_label(i)
         aus = sample_aus(rng, self.labels[label])
         scene = scene_values(rng)
@@ -129,7 +131,8 @@ class ProceduralFaces:
 
         Vectorised over chunks of the batch; sample ``i`` is the same image as ``self[i]``.
         """
-        params = [self._raw_params(self.index(int(i))) for i in indices]
+        idx = [self.index(int(i)) for i in indices]
+        params = [self._raw_params(i, rng) for i, rng in zip(idx, generators((self.seed, 2, SPLITS[self.split]), idx))]
         shape = (self.size, self.size, 3) if self.color else (self.size, self.size)
         images = np.empty((len(params), *shape), np.uint8)
         for a in range(0, len(params), _CHUNK):

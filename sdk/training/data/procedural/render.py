@@ -7,41 +7,19 @@ noise on the whole batch. A face is the same image whether rendered alone or in 
 """
 from __future__ import annotations
 
-import dataclasses
 from functools import lru_cache
 
 import cv2
 import numpy as np
 
 from sdk.training.data.procedural.geometry import CIRCLE, CLOSED, POLY, Op, face_ops
-from sdk.training.data.procedural.identity import Identity, Scene
+from sdk.training.data.procedural.identity import Identity, Scene, identity_columns
 
 _SHIFT = 4
 _ONE = 1 << _SHIFT
-_FIELDS = tuple(f.name for f in dataclasses.fields(Identity))
-_COLORS = ("skin", "hair", "iris", "lip")
 #: Scene as numbers: the order of :func:`scene_row` and of ``identity.scene_values``.
 SCENE_FIELDS = ("angle", "scale", "shift_x", "shift_y", "yaw", "gaze_x", "gaze_y", "light_dir", "light_amp",
                 "brightness", "blur", "noise", "bg_seed", "noise_seed")
-
-
-@lru_cache(maxsize=65536)
-def identity_row(idn: Identity) -> tuple[float, ...]:
-    """An identity as a flat tuple of floats (colours as three numbers each, flags as 0/1)."""
-    row: list[float] = []
-    for name in _FIELDS:
-        v = getattr(idn, name)
-        row.extend(v) if name in _COLORS else row.append(float(v))
-    return tuple(row)
-
-
-def _identity_columns(rows: np.ndarray) -> dict[str, np.ndarray]:
-    cols, j = {}, 0
-    for name in _FIELDS:
-        w = 3 if name in _COLORS else 1
-        cols[name] = rows[:, j:j + 3] if w == 3 else rows[:, j]
-        j += w
-    return cols
 
 
 def scene_row(scene: Scene) -> list[float]:
@@ -121,22 +99,31 @@ def _draw(images: np.ndarray, ops: list[Op], m: np.ndarray, px: np.ndarray) -> N
     primitive's kind and pixel width into one integer key per primitive and face (-1: not drawn): a primitive
     joins the previous call when it may merge and its key is equal.
     """
-    pts = np.concatenate([op.pts for op in ops], axis=1)
+    n, nops = len(images), len(ops)
+    pts = np.concatenate([op.pts.reshape(n, -1, 2) for op in ops], axis=1)
     q = np.empty(pts.shape, np.int32)
     x, y = pts[..., 0], pts[..., 1]
     for c in (0, 1):
         q[..., c] = np.round(x * m[:, c, 0:1] + y * m[:, c, 1:2] + m[:, c, 2:3])
-    n = len(images)
-    color = np.clip(np.round(np.stack([op.color for op in ops], axis=1)), 0, 255).astype(np.int64)
-    width = np.stack([np.round(np.broadcast_to(op.width, (n,)) * px * (_ONE if op.kind == CIRCLE else 1))
-                      for op in ops], axis=1)
+    if n == 1:
+        color = np.array([op.color for op in ops])[None]
+        width = np.array([[float(op.width) for op in ops]])
+        on = np.array([[op.on is None or bool(op.on) for op in ops]])
+    else:
+        color, width, on = np.empty((n, nops, 3)), np.empty((n, nops)), np.ones((n, nops), bool)
+        for j, op in enumerate(ops):   # assignment broadcasts shared values over the batch
+            color[:, j] = op.color
+            width[:, j] = op.width
+            if op.on is not None:
+                on[:, j] = op.on
     kinds = np.array([op.kind for op in ops])
+    width = np.round(width * px[:, None] * np.where(kinds == CIRCLE, _ONE, 1))
+    color = np.clip(np.round(color), 0, 255).astype(np.int64)
     keys = (((kinds << 12) | np.clip(width, 1, 4095).astype(np.int64)) << 24) | (color[..., 0] << 16) \
         | (color[..., 1] << 8) | color[..., 2]
-    on = np.stack([np.ones(n, bool) if op.on is None else op.on for op in ops], axis=1)
     keys = np.where(on, keys, -1).tolist()
-    ends = np.cumsum([op.pts.shape[1] for op in ops]).tolist()
-    static = [(end - op.pts.shape[1], end, op.merge, op.kind == CIRCLE) for op, end in zip(ops, ends)]
+    ends = np.cumsum([op.pts.shape[-2] for op in ops]).tolist()
+    static = [(end - op.pts.shape[-2], end, op.merge, op.kind == CIRCLE) for op, end in zip(ops, ends)]
     for img, qn, kn in zip(images, q, keys):
         group: list[np.ndarray] = []
         gkey = -1
@@ -220,11 +207,17 @@ def render_faces(identities: list[Identity], aus: np.ndarray, scenes: np.ndarray
     n = len(identities)
     if n == 0:
         return np.zeros((0, size, size, 3) if color else (0, size, size), np.uint8)
-    idn = _identity_columns(np.array([identity_row(i) for i in identities], np.float64))
+    idn = identity_columns(np.array([i.row for i in identities], np.float64))
     sc = dict(zip(SCENE_FIELDS, np.asarray(scenes, np.float64).T))
     images = _backgrounds(size, sc["bg_seed"].astype(np.int64).tolist())
     m, px = _transforms(sc, size)
-    _draw(images, face_ops(idn, np.asarray(aus, np.float32), sc), m, px)
+    aus = np.asarray(aus, np.float32)
+    if n == 1:   # one face: plain floats (see geometry); the same numbers as in a batch
+        ops = face_ops({k: v[0] if v.ndim == 2 else float(v[0]) for k, v in idn.items()}, aus,
+                       {k: float(v[0]) for k, v in sc.items()}, single=True)
+    else:
+        ops = face_ops(idn, aus, sc)
+    _draw(images, ops, m, px)
     return _finish(images, sc, size, color)
 
 
