@@ -48,15 +48,17 @@ class Op:
     merge: bool = False
 
 
-def _c(v: np.ndarray | float) -> np.ndarray:
-    """(N,) -> (N, 1) (a float -> (1,)) for broadcasting against point indices."""
-    return np.asarray(v, np.float64)[..., None]
+def _c(v: np.ndarray | float) -> np.ndarray | float:
+    """(N,) -> (N, 1) for broadcasting against point indices (a float stays a float)."""
+    return v if isinstance(v, float) else np.asarray(v, np.float64)[..., None]
 
 
 def _pts(x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
     """Points (..., 2) from broadcastable x and y."""
     if isinstance(x, float) and isinstance(y, float):
         return np.array((x, y))
+    if type(x) is np.ndarray and type(y) is np.ndarray and x.ndim == 1 and x.shape == y.shape:
+        return np.array((x, y)).T
     out = np.empty(np.broadcast(x, y).shape + (2,))
     out[..., 0] = x
     out[..., 1] = y
@@ -97,17 +99,29 @@ def oval(cx, cy, ax, ay, t0: float, t1: float, n: int = 16, p: float | np.ndarra
     return unit * _pts(ax, ay)[..., None, :] + _pts(cx, cy)[..., None, :]
 
 
+def _any(v) -> bool:
+    """Whether any face has flag ``v`` (a bool, numpy bool or bool array); faster than np.any on scalars."""
+    return bool(v.any()) if hasattr(v, "any") else bool(v)
+
+
 class _Ops(list):
+    """The primitive list. ``pts`` may be a function returning the points: it is not called (and the primitive
+    not recorded) when ``on`` is off for every face, so optional details cost nothing when absent."""
+
     def poly(self, pts, color, on=None, merge=False) -> None:
-        self.append(Op(POLY, pts, color, 0.0, on, merge))
+        if on is None or _any(on):
+            self.append(Op(POLY, pts() if callable(pts) else pts, color, 0.0, on, merge))
 
     def line(self, pts, color, width, on=None, merge=True, closed=False) -> None:
-        self.append(Op(CLOSED if closed else LINE, pts, color, width, on, merge))
+        if on is None or _any(on):
+            self.append(Op(CLOSED if closed else LINE, pts() if callable(pts) else pts, color, width, on, merge))
 
     def crease(self, pts, base, k, width, on=None, merge=True) -> None:
         """A line darkened from ``base`` by strength ``k``; off where too faint to see (k < 0.03)."""
         vis = k >= 0.03 if isinstance(k, float) else np.asarray(k) >= 0.03
-        self.line(pts, _mix(base, _DARK, k), width, vis if on is None else vis & on, merge)
+        vis = vis if on is None else vis & on
+        if _any(vis):
+            self.line(pts, _mix(base, _DARK, k), width, vis, merge)
 
 
 def face_ops(idn: dict, aus: np.ndarray, scene: dict, single: bool = False) -> list[Op]:
@@ -130,8 +144,8 @@ def face_ops(idn: dict, aus: np.ndarray, scene: dict, single: bool = False) -> l
     dx = 0.025 * scene["yaw"]
     fcy, fw, fh = 0.53, idn["face_w"], idn["face_h"]
     long_hair = np.asarray(idn["long_hair"]) > 0.5
-    back = _cat(oval(0.5, 0.5, fw + 0.07, fh + 0.06, np.pi, 2 * np.pi), _pts(_row(0.5 + fw + 0.09, 0.5 - fw - 0.09), 1.1))
-    ops.poly(back, _mix(hair, _DARK, 0.25), on=long_hair)
+    ops.poly(lambda: _cat(oval(0.5, 0.5, fw + 0.07, fh + 0.06, np.pi, 2 * np.pi),
+                          _pts(_row(0.5 + fw + 0.09, 0.5 - fw - 0.09), 1.1)), _mix(hair, _DARK, 0.25), on=long_hair)
     neck = _pts(_row(0.5 - 0.55 * fw, 0.5 + 0.55 * fw, 0.5 + 0.7 * fw, 0.5 - 0.7 * fw), [0.8, 0.8, 1.1, 1.1])
     ops.poly(neck, _mix(skin, _DARK, 0.25))
     for s in (-1, 1):
@@ -167,17 +181,17 @@ def face_ops(idn: dict, aus: np.ndarray, scene: dict, single: bool = False) -> l
     _eyes(ops, idn, au, scene, skin, dx, ey, const)
     glasses = np.asarray(idn["glasses"]) > 0.5
     inner = idn["eye_dx"] - idn["eye_w"] * 1.5
-    ops.line(_pts(_row(0.5 + dx - inner, 0.5 + dx + inner), _c(ey)), const(30.0, 30.0, 30.0), 0.01,
+    ops.line(lambda: _pts(_row(0.5 + dx - inner, 0.5 + dx + inner), _c(ey)), const(30.0, 30.0, 30.0), 0.01,
              on=glasses)
     base = ey - idn["brow_h"]
     for off in (-0.012, 0.012):   # vertical furrow (AU4)
-        ops.crease(_pts(_row(nx + off, nx + off * 0.6), _row(base - 0.005, base + 0.045)), skin,
+        ops.crease(lambda: _pts(_row(nx + off, nx + off * 0.6), _row(base - 0.005, base + 0.045)), skin,
                    0.6 * au(4) + 0.2 * au(9), 0.006)
     a1, a2 = au(1), au(2)
     span = 0.04 + 0.1 * a2 / (a1 + a2 + 1e-6)
     for h in (0.045, 0.07):   # forehead wrinkles (AU1/AU2)
         y = base - h
-        ops.crease(oval(nx, y + 0.02, span, 0.02, np.pi + 0.5, 2 * np.pi - 0.5, 7), skin, 0.5 * np.maximum(a1, a2),
+        ops.crease(lambda: oval(nx, y + 0.02, span, 0.02, np.pi + 0.5, 2 * np.pi - 0.5, 7), skin, 0.5 * np.maximum(a1, a2),
                    0.006, on=np.asarray(y > idn["hairline"] + 0.01))
     _nose(ops, idn, au, nx, ny, ey)
     _mouth(ops, idn, au, mx, my, cx, cy, const)
@@ -202,8 +216,10 @@ def _eyes(ops: _Ops, idn: dict, au, scene: dict, skin: np.ndarray, dx: np.ndarra
         edge_lo = _pts(_row(xo, xo, xi, xi), _row(ey, ey + 0.04, ey + 0.04, ey))
         blush = skin * (0.85, 0.82, 1.12)
         o = (ex + s * ew * 1.15, ey)
+        crow = np.asarray(a6 > 0.05)
         feet = [_pts(_row(o[0], o[0] + s * 0.03 * np.cos(ang)), _row(o[1], o[1] + 0.03 * np.sin(ang)))
-                for ang in (-0.35, 0.0, 0.35)]
+                if _any(crow) else None for ang in (-0.35, 0.0, 0.35)]
+        glasses = np.asarray(idn["glasses"]) > 0.5
         per.append([
             ("poly", _cat(upper, lower[..., ::-1, :]), const(225.0, 228.0, 232.0)),
             ("circle", ic, idn["iris"], idn["iris_r"]),
@@ -215,13 +231,15 @@ def _eyes(ops: _Ops, idn: dict, au, scene: dict, skin: np.ndarray, dx: np.ndarra
             ("crease", lower, 0.3, 0.006),
             ("crease", upper + _pts(0.0, -0.012 * (1 - 0.8 * a5))[..., None, :], 0.25 * (1 - a5), 0.006),
             ("crease", lower + [0, 0.014], 0.6 * a6 + 0.35 * a7, 0.006),
-            *[("crease", f, 0.55 * a6, 0.005, np.asarray(a6 > 0.05)) for f in feet],   # crow's feet (AU6)
+            *[("crease", f, 0.55 * a6, 0.005, crow) for f in feet],   # crow's feet (AU6)
             ("poly", _brow(idn, au, k, s, ex, ey), _mix(skin, idn["hair"] * 0.7, idn["brow_dark"])),
-            ("closed", oval(ex, ey + 0.005, ew * 1.5, 0.05, 0, 2 * np.pi, 16, 4.0), const(30.0, 30.0, 30.0), 0.01,
-             np.asarray(idn["glasses"]) > 0.5),
+            ("closed", oval(ex, ey + 0.005, ew * 1.5, 0.05, 0, 2 * np.pi, 16, 4.0) if _any(glasses) else None,
+             const(30.0, 30.0, 30.0), 0.01, glasses),
         ])
     for pair in zip(*per):
         for side, (what, pts, *rest) in enumerate(pair):
+            if pts is None:   # a detail no face of the batch shows
+                continue
             if what == "poly":
                 ops.poly(pts, rest[0], merge=side == 1)
             elif what == "circle":
@@ -240,7 +258,8 @@ def _brow(idn: dict, au, k: int, s: int, ex: np.ndarray, ey: np.ndarray) -> np.n
     outer = _pts(ex + s * ew * 1.25, base + 0.005 + tilt - 0.045 * a2 + 0.012 * a4 - 0.01 * a1)
     u = _BROW_U
     pts = (1 - u) ** 2 * inner[..., None, :] + 2 * u * (1 - u) * mid[..., None, :] + u**2 * outer[..., None, :]
-    half = (_c(idn["brow_thick"])[..., None] * (1.0 - 0.45 * u)) / 2
+    thick = idn["brow_thick"]
+    half = ((thick if isinstance(thick, float) else thick[:, None, None]) * (1.0 - 0.45 * u)) / 2
     return _cat(pts - [0, 1] * half, (pts + [0, 1] * half)[..., ::-1, :])
 
 
@@ -256,7 +275,7 @@ def _nose(ops: _Ops, idn: dict, au, nx: np.ndarray, ny: np.ndarray, ey: np.ndarr
         t0 = -np.pi / 2 if s > 0 else np.pi / 2   # alar wing arc bulging outwards
         ops.crease(oval(nx + s * nw * 0.38, ny - 0.004, nw * 0.16, 0.016, t0, t0 + np.pi, 6), skin, 0.35, 0.006)
     for y in (0.05, 0.068, 0.086):   # nose wrinkles (AU9)
-        ops.crease(oval(nx, ey + y + 0.01, 0.03, 0.01, np.pi + 0.6, 2 * np.pi - 0.6, 5), skin, 0.75 * a9,
+        ops.crease(lambda: oval(nx, ey + y + 0.01, 0.03, 0.01, np.pi + 0.6, 2 * np.pi - 0.6, 5), skin, 0.75 * a9,
                    0.006)
 
 
@@ -265,7 +284,10 @@ def _mouth(ops: _Ops, idn: dict, au, mx, my, cx: dict, cy: dict, const) -> None:
     uy = my - 0.02 * a10 - 0.008 * au(9) - 0.005 * a12 - 0.008 * a26
     ly = my + 0.075 * a26 + 0.022 * a16 + 0.008 * a12 + 0.004 * a20
     shut = ly - uy < 0.006
-    uy, ly = np.where(shut, (uy + ly) / 2, uy), np.where(shut, (uy + ly) / 2, ly)
+    if isinstance(uy, float):
+        uy, ly = ((uy + ly) / 2, (uy + ly) / 2) if shut else (uy, ly)
+    else:
+        uy, ly = np.where(shut, (uy + ly) / 2, uy), np.where(shut, (uy + ly) / 2, ly)
     ut = idn["lip_up"] * (1 - 0.6 * a23 - 0.25 * a20 - 0.2 * a12)
     lt = idn["lip_low"] * (1 - 0.6 * a23 - 0.25 * a20 + 0.15 * a16)
     t = _T
@@ -279,18 +301,18 @@ def _mouth(ops: _Ops, idn: dict, au, mx, my, cx: dict, cy: dict, const) -> None:
     ops.poly(_cat(ou, ol[..., ::-1, :]), idn["lip"])
     gap = ly - uy
     open_ = np.asarray(gap > 0.004)
-    ops.poly(_cat(iu, il[..., ::-1, :]), const(40.0, 25.0, 45.0), on=open_)
+    ops.poly(lambda: _cat(iu, il[..., ::-1, :]), const(40.0, 25.0, 45.0), on=open_)
     th = _pts(0.0, np.minimum(0.02, 0.5 * gap))[..., None, :]
     top = iu[..., _INNER, :]
-    ops.poly(_cat(top, (top + th)[..., ::-1, :]), const(210.0, 222.0, 228.0),
+    ops.poly(lambda: _cat(top, (top + th)[..., ::-1, :]), const(210.0, 222.0, 228.0),
              on=open_ & (gap > 0.01) & ((a10 > 0.15) | (a12 > 0.3) | (a26 > 0.2)))
     th = _pts(0.0, np.minimum(0.012, 0.3 * gap))[..., None, :]
     low = il[..., _LOW, :]
-    ops.poly(_cat(low - th, low[..., ::-1, :]), const(200.0, 212.0, 218.0),
+    ops.poly(lambda: _cat(low - th, low[..., ::-1, :]), const(200.0, 212.0, 218.0),
              on=open_ & ((a16 > 0.2) | (a26 > 0.35)))
     ops.crease(iu, idn["lip"], 0.6, 0.008, on=~open_)
     for k, s in ((0, -1), (1, 1)):   # dimple (AU14)
         a14 = au(14, k)
-        ops.crease(_pts(_row(cx[s] + s * 0.016, cx[s] + s * 0.02, cx[s] + s * 0.016),
+        ops.crease(lambda: _pts(_row(cx[s] + s * 0.016, cx[s] + s * 0.02, cx[s] + s * 0.016),
                         _row(cy[s] - 0.014, cy[s], cy[s] + 0.014)), idn["skin"], 0.7 * a14, 0.006,
                    on=np.asarray(a14 > 0.05))
