@@ -106,7 +106,8 @@ class ProceduralFaces:
         """Identity (person) of sample ``i``, for subject-wise analyses."""
         return self.identity_of(self.index(i))
 
-    def _raw_params(self, i: int, rng: np.random.Generator | None = None) -> tuple[Identity, np.ndarray, list[float], int]:
+    def _raw_params(self, i: int, rng: np.random.Generator | None = None
+                    ) -> tuple[Identity, np.ndarray, list[float], int]:
         """``(identity, AU state, scene numbers, returned label)`` of sample ``i`` (already normalised); ``rng``, if
         given, must be in the state of ``default_rng([seed, 2, split code, i])``."""
         rng = np.random.default_rng([self.seed, 2, SPLITS[self.split], i]) if rng is None else rng

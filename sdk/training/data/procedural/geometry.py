@@ -25,6 +25,7 @@ _T = np.linspace(-1.0, 1.0, 11)
 _FRINGE_T = np.linspace(1.0, -1.0, 9)
 _FRINGE_WAVE = 0.1 * np.abs(_FRINGE_T) ** 3 + 0.008 * np.cos(np.arange(9) * 2.1)
 _BROW_U = np.linspace(0.0, 1.0, 7)[:, None]
+_BROW_W = ((1 - _BROW_U) ** 2, 2 * _BROW_U * (1 - _BROW_U), _BROW_U**2, 1.0 - 0.45 * _BROW_U)   # Bezier weights, taper
 _PROF = (1 - _T**2) ** 0.7
 _BOW = 1 - 0.3 * np.exp(-(_T / 0.18) ** 2)
 _INNER, _LOW = np.abs(_T) < 0.75, np.abs(_T) < 0.55
@@ -152,8 +153,8 @@ def face_ops(idn: dict, aus: np.ndarray, scene: dict, single: bool = False) -> l
         ops.poly(oval(0.5 + s * (fw + 0.005), 0.47, 0.03, 0.06, 0, 2 * np.pi, 10), _mix(skin, _DARK, 0.12),
                  merge=s > 0)
     jaw = idn["jaw_h"] + 0.045 * au(26)
-    ops.poly(_cat(oval(0.5, fcy, fw, fh, np.pi, 2 * np.pi, 14), oval(0.5, fcy, fw, jaw, 0, np.pi, 14, idn["jaw_square"])),
-             skin)
+    ops.poly(_cat(oval(0.5, fcy, fw, fh, np.pi, 2 * np.pi, 14),
+                  oval(0.5, fcy, fw, jaw, 0, np.pi, 14, idn["jaw_square"])), skin)
     cap_pts = [oval(0.5, fcy, fw + 0.025, fh + 0.035, top, 3 * np.pi - top, 16)
                for top in (np.pi + 0.1, np.pi + 0.35)]
     cap = np.where(long_hair[..., None, None], cap_pts[0], cap_pts[1])
@@ -191,8 +192,8 @@ def face_ops(idn: dict, aus: np.ndarray, scene: dict, single: bool = False) -> l
     span = 0.04 + 0.1 * a2 / (a1 + a2 + 1e-6)
     for h in (0.045, 0.07):   # forehead wrinkles (AU1/AU2)
         y = base - h
-        ops.crease(lambda: oval(nx, y + 0.02, span, 0.02, np.pi + 0.5, 2 * np.pi - 0.5, 7), skin, 0.5 * np.maximum(a1, a2),
-                   0.006, on=np.asarray(y > idn["hairline"] + 0.01))
+        ops.crease(lambda: oval(nx, y + 0.02, span, 0.02, np.pi + 0.5, 2 * np.pi - 0.5, 7), skin,
+                   0.5 * np.maximum(a1, a2), 0.006, on=np.asarray(y > idn["hairline"] + 0.01))
     _nose(ops, idn, au, nx, ny, ey)
     _mouth(ops, idn, au, mx, my, cx, cy, const)
     return ops
@@ -226,7 +227,8 @@ def _eyes(ops: _Ops, idn: dict, au, scene: dict, skin: np.ndarray, dx: np.ndarra
             ("circle", ic, const(15.0, 15.0, 15.0), idn["iris_r"] * 0.45),
             ("poly", _cat(upper, edge_up), _mix(skin, _DARK, 0.07)),
             ("poly", _cat(lower, edge_lo), skin),
-            ("poly", oval(ex, ey + 0.1 - 0.03 * a6, 0.055, 0.035, 0, 2 * np.pi, 12), _mix(skin, blush, 0.15 + 0.6 * a6)),
+            ("poly", oval(ex, ey + 0.1 - 0.03 * a6, 0.055, 0.035, 0, 2 * np.pi, 12),
+             _mix(skin, blush, 0.15 + 0.6 * a6)),
             ("crease", upper, 0.85, 0.012),
             ("crease", lower, 0.3, 0.006),
             ("crease", upper + _pts(0.0, -0.012 * (1 - 0.8 * a5))[..., None, :], 0.25 * (1 - a5), 0.006),
@@ -256,10 +258,10 @@ def _brow(idn: dict, au, k: int, s: int, ex: np.ndarray, ey: np.ndarray) -> np.n
     inner = _pts(ex - s * (ew * 0.95 + 0.012 * a4), base - tilt - 0.045 * a1 + 0.03 * a4 + 0.022 * a9 + 0.01 * a2)
     mid = _pts(ex + s * ew * 0.1, base - 0.012 - 0.025 * a1 - 0.028 * a2 + 0.022 * a4 + 0.01 * a9)
     outer = _pts(ex + s * ew * 1.25, base + 0.005 + tilt - 0.045 * a2 + 0.012 * a4 - 0.01 * a1)
-    u = _BROW_U
-    pts = (1 - u) ** 2 * inner[..., None, :] + 2 * u * (1 - u) * mid[..., None, :] + u**2 * outer[..., None, :]
+    w0, w1, w2, taper = _BROW_W
+    pts = w0 * inner[..., None, :] + w1 * mid[..., None, :] + w2 * outer[..., None, :]
     thick = idn["brow_thick"]
-    half = ((thick if isinstance(thick, float) else thick[:, None, None]) * (1.0 - 0.45 * u)) / 2
+    half = ((thick if isinstance(thick, float) else thick[:, None, None]) * taper) / 2
     return _cat(pts - [0, 1] * half, (pts + [0, 1] * half)[..., ::-1, :])
 
 

@@ -63,6 +63,12 @@ class Identity:
             out.extend(v) if isinstance(v, tuple) else out.append(float(v))
         return tuple(out)
 
+    @cached_property
+    def values(self) -> dict[str, float | np.ndarray]:
+        """The fields for rendering one face: floats, colours as (3,) float64 arrays, flags as 0/1."""
+        cols = identity_columns(np.array([self.row]))
+        return {k: v[0] if v.ndim == 2 else float(v[0]) for k, v in cols.items()}
+
 
 _FIELD_NAMES = tuple(f.name for f in fields(Identity))
 _COLORS = ("skin", "hair", "iris", "lip")

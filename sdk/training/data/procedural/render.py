@@ -86,9 +86,10 @@ def _transforms(sc: dict[str, np.ndarray], size: int) -> tuple[np.ndarray, np.nd
     """Fixed-point similarity transforms (N, 2, 3) (crop fractions -> pixels * 16) and pixels per crop unit (N,)."""
     a = np.deg2rad(sc["angle"])
     c, s = np.cos(a) * sc["scale"], np.sin(a) * sc["scale"]
-    tx = 0.5 - (c * 0.5 + -s * 0.55) + sc["shift_x"]
-    ty = 0.55 - (s * 0.5 + c * 0.55) + sc["shift_y"]
-    m = np.stack([np.stack([c, -s, tx], 1), np.stack([s, c, ty], 1)], 1) * size
+    m = np.empty((len(a), 2, 3))
+    m[:, 0, 0], m[:, 0, 1], m[:, 0, 2] = c, -s, 0.5 - (c * 0.5 + -s * 0.55) + sc["shift_x"]
+    m[:, 1, 0], m[:, 1, 1], m[:, 1, 2] = s, c, 0.55 - (s * 0.5 + c * 0.55) + sc["shift_y"]
+    m *= size
     return m * _ONE, np.hypot(m[:, 0, 0], m[:, 0, 1])
 
 
@@ -122,8 +123,10 @@ def _draw(images: np.ndarray, ops: list[Op], m: np.ndarray, px: np.ndarray) -> N
     keys = (((kinds << 12) | np.clip(width, 1, 4095).astype(np.int64)) << 24) | (color[..., 0] << 16) \
         | (color[..., 1] << 8) | color[..., 2]
     keys = np.where(on, keys, -1).tolist()
-    ends = np.cumsum([op.pts.shape[-2] for op in ops]).tolist()
-    static = [(end - op.pts.shape[-2], end, op.merge, op.kind == CIRCLE) for op, end in zip(ops, ends)]
+    static, end = [], 0
+    for op in ops:
+        static.append((end, end + op.pts.shape[-2], op.merge, op.kind == CIRCLE))
+        end += op.pts.shape[-2]
     for img, qn, kn in zip(images, q, keys):
         group: list[np.ndarray] = []
         gkey = -1
@@ -207,16 +210,14 @@ def render_faces(identities: list[Identity], aus: np.ndarray, scenes: np.ndarray
     n = len(identities)
     if n == 0:
         return np.zeros((0, size, size, 3) if color else (0, size, size), np.uint8)
-    idn = identity_columns(np.array([i.row for i in identities], np.float64))
     sc = dict(zip(SCENE_FIELDS, np.asarray(scenes, np.float64).T))
     images = _backgrounds(size, sc["bg_seed"].astype(np.int64).tolist())
     m, px = _transforms(sc, size)
     aus = np.asarray(aus, np.float32)
     if n == 1:   # one face: plain floats (see geometry); the same numbers as in a batch
-        ops = face_ops({k: v[0] if v.ndim == 2 else float(v[0]) for k, v in idn.items()}, aus,
-                       {k: float(v[0]) for k, v in sc.items()}, single=True)
+        ops = face_ops(identities[0].values, aus, {k: float(v[0]) for k, v in sc.items()}, single=True)
     else:
-        ops = face_ops(idn, aus, sc)
+        ops = face_ops(identity_columns(np.array([i.row for i in identities], np.float64)), aus, sc)
     _draw(images, ops, m, px)
     return _finish(images, sc, size, color)
 
