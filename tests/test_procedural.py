@@ -34,6 +34,17 @@ def test_a_sample_is_the_same_alone_or_in_any_batch(size: int, color: bool) -> N
     assert np.array_equal(ds.render_batch(order[:7])[0], batch[:7])   # a smaller batch, other neighbours
 
 
+def test_reading_in_order_renders_ahead_and_gives_the_same_samples() -> None:
+    ds = ProceduralFaces(80, size=32, seed=4, label_noise=0.3)
+    expected, labels = ds.render_batch(range(80))
+    order = [*range(0, 40), 70, 3, 71, *range(72, 80), 41, -1]
+    for i in order:
+        img, lab = ds[i]
+        img[:] = 0   # callers may write into what they get
+        assert np.array_equal(ds[i][0], expected[i]) and lab == labels[i], i
+    assert ds._ahead is not None and ds._ahead[0] == 72   # the last in-order run was rendered ahead
+
+
 def test_batch_larger_than_one_rendering_pass_matches_single_items() -> None:
     from sdk.training.data.procedural import _CHUNK
     ds = ProceduralFaces(_CHUNK + 9, size=32, seed=1)

@@ -29,6 +29,7 @@ LABEL_SETS = {"fer7": FER7, "fer7+contempt": FER7_CONTEMPT}
 __all__ = ["AUS", "FER7", "FER7_CONTEMPT", "PROTOTYPES", "Identity", "ProceduralFaces", "Scene", "identity_number",
            "make_identity", "render_face", "render_faces", "sample_aus", "sample_scene", "set_au", "zero_aus"]
 _CHUNK = 256   # faces per vectorised rendering pass (bounded memory, cache-friendly)
+_AHEAD = 32    # faces rendered ahead when ds[i] is read in order
 
 
 def identity_number(split: str, k: int) -> int:
@@ -73,6 +74,8 @@ class ProceduralFaces:
         self.label_noise, self.color = float(label_noise), bool(color)
         c = len(self.labels)
         self.identities = int(identities) if identities else max(1, -(-self.n // c))
+        self._last = -2                                       # last index read through ds[i]
+        self._ahead: tuple[int, np.ndarray, np.ndarray] | None = None   # (first index, images, labels)
         if self.identities < 1:
             raise ConfigError(f"identities must be >= 1, got {identities}.")
 
@@ -124,7 +127,17 @@ class ProceduralFaces:
         return idn, aus, Scene.from_values(scene), label
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
-        images, labels = self.render_batch([i])
+        """Sample ``i``. Reading in order (``i`` right after the last index read) renders the next ``_AHEAD``
+        samples in one vectorised pass and serves them from that block; other orders render one face."""
+        j = self.index(i)
+        sequential, self._last = j == self._last + 1, j
+        if self._ahead is not None and 0 <= j - self._ahead[0] < len(self._ahead[1]):
+            k = j - self._ahead[0]
+            return self._ahead[1][k].copy(), int(self._ahead[2][k])
+        if sequential:
+            self._ahead = (j, *self.render_batch(range(j, min(j + _AHEAD, self.n))))
+            return self._ahead[1][0].copy(), int(self._ahead[2][0])
+        images, labels = self.render_batch([j])
         return images[0], int(labels[0])
 
     def render_batch(self, indices: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
