@@ -29,7 +29,7 @@ LABEL_SETS = {"fer7": FER7, "fer7+contempt": FER7_CONTEMPT}
 __all__ = ["AUS", "FER7", "FER7_CONTEMPT", "PROTOTYPES", "Identity", "ProceduralFaces", "Scene", "identity_number",
            "make_identity", "render_face", "render_faces", "sample_aus", "sample_scene", "set_au", "zero_aus"]
 _CHUNK = 256   # faces per vectorised rendering pass (bounded memory, cache-friendly)
-_AHEAD = 32    # faces rendered ahead when ds[i] is read in order
+_AHEAD = 64    # faces rendered ahead when ds[i] is read in order
 
 
 def identity_number(split: str, k: int) -> int:
