@@ -267,13 +267,10 @@ def _brow(idn: dict, au, k: int, s: int, ex: np.ndarray, ey: np.ndarray) -> np.n
 
 def _nose(ops: _Ops, idn: dict, au, nx: np.ndarray, ny: np.ndarray, ey: np.ndarray) -> None:
     skin, nw, a9 = idn["skin"], idn["nose_w"], au(9)
-    for s in (-1, 1):
-        ops.crease(_pts(_row(nx + s * 0.022, nx + s * nw * 0.42), _row(ey + 0.035, ny - 0.03)),
-                   skin, 0.1, 0.006)
-    for s in (-1, 1):
+    for s in (-1, 1):   # one side after the other: the sides are close enough to share anti-aliased pixels
+        ops.crease(_pts(_row(nx + s * 0.022, nx + s * nw * 0.42), _row(ey + 0.035, ny - 0.03)), skin, 0.1, 0.006)
         ops.poly(oval(nx + s * nw * 0.28, ny + 0.004, 0.012 * (1 + 0.3 * a9), 0.006, 0, 2 * np.pi, 8),
-                 _mix(skin, _DARK, 0.7), merge=s > 0)
-    for s in (-1, 1):
+                 _mix(skin, _DARK, 0.7))
         t0 = -np.pi / 2 if s > 0 else np.pi / 2   # alar wing arc bulging outwards
         ops.crease(oval(nx + s * nw * 0.38, ny - 0.004, nw * 0.16, 0.016, t0, t0 + np.pi, 6), skin, 0.35, 0.006)
     for y in (0.05, 0.068, 0.086):   # nose wrinkles (AU9)
