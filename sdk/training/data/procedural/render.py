@@ -165,6 +165,8 @@ _BLOCK = 16   # faces finished together: float64 work that stays in the CPU cach
 
 def _finish(images: np.ndarray, sc: dict[str, np.ndarray], size: int, color: bool) -> np.ndarray:
     """Lighting, blur, noise and grey conversion, in cache-sized blocks of faces."""
+    if len(images) <= _BLOCK:
+        return _finish_block(images, sc, size, color)
     shape = images.shape if color else images.shape[:3]
     out = np.empty(shape, np.uint8)
     for a in range(0, len(images), _BLOCK):
