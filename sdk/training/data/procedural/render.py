@@ -22,6 +22,13 @@ SCENE_FIELDS = ("angle", "scale", "shift_x", "shift_y", "yaw", "gaze_x", "gaze_y
                 "brightness", "blur", "noise", "bg_seed", "noise_seed")
 
 
+@lru_cache(maxsize=4096)
+def _identity_values(idn: Identity) -> dict[str, float | np.ndarray]:
+    """The fields for rendering one face: floats, colours as (3,) float64 arrays, flags as 0/1."""
+    cols = identity_columns(idn.row[None])
+    return {k: v[0] if v.ndim == 2 else float(v[0]) for k, v in cols.items()}
+
+
 def scene_row(scene: Scene) -> list[float]:
     """A scene as the numbers of :data:`SCENE_FIELDS`."""
     return [scene.angle, scene.scale, *scene.shift, scene.yaw, *scene.gaze, scene.light_dir, scene.light_amp,
@@ -217,7 +224,7 @@ def render_faces(identities: list[Identity], aus: np.ndarray, scenes: np.ndarray
     m, px = _transforms(sc, size)
     aus = np.asarray(aus, np.float32)
     if n == 1:   # one face: plain floats (see geometry); the same numbers as in a batch
-        ops = face_ops(identities[0].values, aus, {k: float(v[0]) for k, v in sc.items()}, single=True)
+        ops = face_ops(_identity_values(identities[0]), aus, {k: float(v[0]) for k, v in sc.items()}, single=True)
     else:
         ops = face_ops(identity_columns(np.array([i.row for i in identities], np.float64)), aus, sc)
     _draw(images, ops, m, px)
