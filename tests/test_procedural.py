@@ -10,6 +10,7 @@ import pytest
 from runtime.errors import ConfigError
 from runtime.occlusion import apply_occlusion
 from sdk.training.data.procedural import FER7, PROTOTYPES, ProceduralFaces, render_face, set_au, zero_aus
+from sdk.training.data.procedural.seeding import generators, pcg64_states
 
 
 def test_deterministic_and_pure_function_of_seed_split_index() -> None:
@@ -20,6 +21,47 @@ def test_deterministic_and_pure_function_of_seed_split_index() -> None:
     assert np.array_equal(img_a, ProceduralFaces(50, size=48, seed=3)[17][0]) and lab_a == 17 % 7
     assert not np.array_equal(img_a, ProceduralFaces(50, size=48, seed=4)[17][0])
     assert not np.array_equal(img_a, ProceduralFaces(50, size=48, seed=3, split="val")[17][0])
+
+
+@pytest.mark.parametrize("size,color", [(48, True), (64, False)])
+def test_a_sample_is_the_same_alone_or_in_any_batch(size: int, color: bool) -> None:
+    ds = ProceduralFaces(120, size=size, seed=5, split="test", labels="fer7+contempt", color=color)
+    order = np.random.default_rng(0).permutation(120)
+    batch, labels = ds.render_batch(order)
+    alone = [ds[int(i)] for i in order]
+    assert np.array_equal(batch, np.stack([im for im, _ in alone]))
+    assert labels.tolist() == [lab for _, lab in alone]
+    assert np.array_equal(ds.render_batch(order[:7])[0], batch[:7])   # a smaller batch, other neighbours
+
+
+def test_reading_in_order_renders_ahead_and_gives_the_same_samples() -> None:
+    ds = ProceduralFaces(80, size=32, seed=4, label_noise=0.3)
+    expected, labels = ds.render_batch(range(80))
+    order = [*range(0, 40), 70, 3, 71, *range(72, 80), 41, -1]
+    for i in order:
+        img, lab = ds[i]
+        img[:] = 0   # callers may write into what they get
+        assert np.array_equal(ds[i][0], expected[i]) and lab == labels[i], i
+    assert ds._ahead is not None and ds._ahead[0] == 72   # the last in-order run was rendered ahead
+
+
+def test_batch_larger_than_one_rendering_pass_matches_single_items() -> None:
+    from sdk.training.data.procedural import _CHUNK
+    ds = ProceduralFaces(_CHUNK + 9, size=32, seed=1)
+    images, _ = ds.render_batch(range(len(ds)))
+    for i in (0, _CHUNK - 1, _CHUNK, _CHUNK + 8):
+        assert np.array_equal(images[i], ds[i][0]), i
+
+
+def test_batched_seeding_is_numpys_default_rng() -> None:
+    rng = np.random.default_rng(0)
+    words = np.concatenate([rng.integers(0, 2**32, (200, 4)), [[0, 2, 0, 0], [2**32 - 1] * 4]])
+    for w, (state, inc) in zip(words.tolist(), pcg64_states(words)):
+        assert np.random.default_rng(w).bit_generator.state["state"] == {"state": state, "inc": inc}, w
+    idx = [0, 5, 2**31, 7, 7]
+    for i, gen in zip(idx, generators((3, 2, 1), idx)):
+        ref = np.random.default_rng([3, 2, 1, i])
+        assert np.array_equal(gen.random(5), ref.random(5)) and gen.integers(1000) == ref.integers(1000)
 
 
 def test_splits_have_disjoint_identities() -> None:

@@ -48,17 +48,21 @@ def sample_aus(rng: np.random.Generator, label: str) -> np.ndarray:
 
     One global intensity per face (20 % weak: 0.1-0.35, else 0.35-1.0), jittered per AU; with
     probability 0.3 one unrelated AU is added at trace level (0-0.3), so some samples are ambiguous.
+    The uniform draws of one face come from one ``rng.random`` call (the same numbers as drawing them one by one).
     """
     variants = PROTOTYPES[label]
     aus = variants[int(rng.integers(len(variants)))]
-    state = zero_aus()
-    g = rng.uniform(0.1, 0.35) if rng.random() < 0.2 else rng.uniform(0.35, 1.0)
-    side = "left" if rng.random() < 0.5 else "right"
-    for au in aus:
-        v = min(1.0, g * rng.uniform(0.75, 1.2) * _WITHIN.get((label, au), 1.0))
-        set_au(state, au, v, side if label == "contempt" else "both")
-    if rng.random() < 0.3:
-        extra = AUS[int(rng.integers(len(AUS)))]
-        k = AU_INDEX[extra]
-        state[k] = np.maximum(state[k], rng.uniform(0.0, 0.3))
+    u = rng.random(4 + len(aus)).tolist()
+    state = np.zeros((len(AUS), 2), np.float32)
+    g = 0.1 + (0.35 - 0.1) * u[1] if u[0] < 0.2 else 0.35 + (1.0 - 0.35) * u[1]   # = rng.uniform
+    side = 0 if u[2] < 0.5 else 1
+    for j, au in enumerate(aus):
+        v = min(1.0, g * (0.75 + (1.2 - 0.75) * u[3 + j]) * _WITHIN.get((label, au), 1.0))
+        if label == "contempt":
+            state[AU_INDEX[au], side] = v
+        else:
+            state[AU_INDEX[au]] = v
+    if u[-1] < 0.3:
+        k = int(rng.integers(len(AUS)))
+        state[k] = np.maximum(state[k], 0.3 * rng.random())
     return state

@@ -1,8 +1,9 @@
-"""Draws one procedural face (numpy + OpenCV, anti-aliased) from an identity, an AU state and a scene.
+"""Draws procedural faces (numpy + OpenCV, anti-aliased) from identities, AU states and scenes, a batch at a time.
 
-Coordinates are fractions of the crop and follow the aligned-crop geometry of
-:mod:`runtime.occlusion.geometry` (eye line 0.38, nose tip ~0.58, mouth 0.75, chin ~0.97), so the
-occlusion protocols cover the parts they name.
+:mod:`.geometry` computes every primitive of the batch in a few vectorised numpy steps; this module transforms all
+points through each face's similarity transform at once, then issues the OpenCV calls face by face (primitives of
+the same kind and colour share one call where that draws the same pixels), and finishes lighting, blur and sensor
+noise on the whole batch. A face is the same image whether rendered alone or in any batch.
 """
 from __future__ import annotations
 
@@ -11,88 +12,31 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from runtime.occlusion import geometry as geo
-from sdk.training.data.procedural.aus import AU_INDEX
-from sdk.training.data.procedural.identity import Color, Identity, Scene
+from sdk.training.data.procedural.geometry import CIRCLE, CLOSED, POLY, Op, face_ops
+from sdk.training.data.procedural.identity import Identity, Scene, identity_columns
 
 _SHIFT = 4
 _ONE = 1 << _SHIFT
-_DARK = (25.0, 20.0, 30.0)
-_T = np.linspace(-1.0, 1.0, 11)
-_FRINGE_T = np.linspace(1.0, -1.0, 9)
-_FRINGE_WAVE = 0.1 * np.abs(_FRINGE_T) ** 3 + 0.008 * np.cos(np.arange(9) * 2.1)
-_BROW_U = np.linspace(0.0, 1.0, 7)[:, None]
+#: Scene as numbers: the order of :func:`scene_row` and of ``identity.scene_values``.
+SCENE_FIELDS = ("angle", "scale", "shift_x", "shift_y", "yaw", "gaze_x", "gaze_y", "light_dir", "light_amp",
+                "brightness", "blur", "noise", "bg_seed", "noise_seed")
 
 
-def _mix(a: Color, b: Color, k: float) -> Color:
-    k = 0.0 if k < 0.0 else 1.0 if k > 1.0 else k
-    return (a[0] + (b[0] - a[0]) * k, a[1] + (b[1] - a[1]) * k, a[2] + (b[2] - a[2]) * k)
+@lru_cache(maxsize=4096)
+def _identity_values(idn: Identity) -> dict[str, float | np.ndarray]:
+    """The fields for rendering one face: floats, colours as (3,) float64 arrays, flags as 0/1."""
+    cols = identity_columns(idn.row[None])
+    return {k: v[0] if v.ndim == 2 else float(v[0]) for k, v in cols.items()}
 
 
-def _scale(a: Color, f: tuple[float, float, float]) -> Color:
-    return (a[0] * f[0], a[1] * f[1], a[2] * f[2])
-
-
-class _Canvas:
-    """Records polygons/lines/circles in crop fractions, then draws them through one similarity transform.
-
-    Recording first and transforming every point in one matrix product keeps the per-primitive Python
-    overhead small (thousands of faces per second at 64 px).
-    """
-
-    def __init__(self, img: np.ndarray, m: np.ndarray) -> None:
-        self.img = img
-        self.m = m * _ONE
-        self.px = float(np.hypot(m[0, 0], m[0, 1]))  # pixels per crop unit
-        self.ops: list[tuple[int, np.ndarray, Color, int]] = []
-
-    def poly(self, pts: np.ndarray, color: Color) -> None:
-        self.ops.append((0, np.asarray(pts, np.float64).reshape(-1, 2), color, 0))
-
-    def line(self, pts: np.ndarray, color: Color, width: float, closed: bool = False) -> None:
-        thick = max(1, int(round(width * self.px)))
-        self.ops.append((2 if closed else 1, np.asarray(pts, np.float64).reshape(-1, 2), color, thick))
-
-    def crease(self, pts: np.ndarray, base: Color, k: float, width: float) -> None:
-        """A line darkened from ``base`` by strength ``k``; skipped when too faint to see (k < 0.03)."""
-        if k >= 0.03:
-            self.line(pts, _mix(base, _DARK, k), width)
-
-    def circle(self, c: tuple[float, float], r: float, color: Color) -> None:
-        self.ops.append((3, np.array([c], np.float64), color, max(1, int(round(r * self.px * _ONE)))))
-
-    def flush(self) -> None:
-        """Transforms all recorded points at once and draws the primitives in order."""
-        allpts = np.concatenate([op[1] for op in self.ops])
-        allpts = np.round(allpts @ self.m[:, :2].T + self.m[:, 2]).astype(np.int32)
-        i = 0
-        img, aa = self.img, cv2.LINE_AA
-        for kind, pts, color, extra in self.ops:
-            q = allpts[i:i + len(pts)]
-            i += len(pts)
-            if kind == 0:
-                cv2.fillPoly(img, [q], color, aa, _SHIFT)
-            elif kind == 3:
-                cv2.circle(img, (int(q[0, 0]), int(q[0, 1])), extra, color, -1, aa, _SHIFT)
-            else:
-                cv2.polylines(img, [q], kind == 2, color, extra, aa, _SHIFT)
-        self.ops.clear()
-
-
-@lru_cache(maxsize=256)
-def _unit_arc(t0: float, t1: float, n: int, p: float) -> np.ndarray:
-    t = np.linspace(t0, t1, n)
-    c, s = np.cos(t), np.sin(t)
-    e = 2.0 / p
-    return np.stack([np.sign(c) * np.abs(c) ** e, np.sign(s) * np.abs(s) ** e], axis=1)
-
-
-def oval(cx: float, cy: float, ax: float, ay: float, t0: float, t1: float, n: int = 16, p: float = 2.0) -> np.ndarray:
-    """Points of a super-ellipse arc (angles t0..t1, radians; p = 2 is an ellipse)."""
-    return _unit_arc(t0, t1, n, round(p, 2)) * (ax, ay) + (cx, cy)
+def scene_row(scene: Scene) -> list[float]:
+    """A scene as the numbers of :data:`SCENE_FIELDS`."""
+    return [scene.angle, scene.scale, *scene.shift, scene.yaw, *scene.gaze, scene.light_dir, scene.light_amp,
+            scene.brightness, scene.blur, scene.noise, float(scene.bg_seed), float(scene.noise_seed)]
 
 
 _BANK = 512
+_PERMS = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
 
 
 @lru_cache(maxsize=4)
@@ -117,17 +61,20 @@ def _background_bank(size: int) -> np.ndarray:
     return bank
 
 
-def _background(size: int, seed: int) -> np.ndarray:
-    """A background picked from the bank by ``seed``, flipped and channel-permuted by ``seed`` (a fresh copy)."""
-    img = _background_bank(size)[seed % _BANK]
-    if (seed // _BANK) % 2:
-        img = img[:, ::-1]
-    if (seed // (2 * _BANK)) % 2:
-        img = img[::-1]
-    return np.ascontiguousarray(img[..., _PERMS[(seed // (4 * _BANK)) % len(_PERMS)]])
-
-
-_PERMS = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
+def _backgrounds(size: int, seeds: list[int]) -> np.ndarray:
+    """Backgrounds (N, size, size, 3) picked from the bank by seed, flipped and channel-permuted by seed."""
+    bank = _background_bank(size)
+    out = np.empty((len(seeds), size, size, 3), np.uint8)
+    for n, seed in enumerate(seeds):
+        img = bank[seed % _BANK]
+        if (seed // _BANK) % 2:
+            img = img[:, ::-1]
+        if (seed // (2 * _BANK)) % 2:
+            img = img[::-1]
+        o = out[n]
+        for c, p in enumerate(_PERMS[(seed // (4 * _BANK)) % len(_PERMS)]):   # channel by channel: faster than a
+            o[..., c] = img[..., p]                                            # fancy index or a flipped copy
+    return out
 
 
 @lru_cache(maxsize=4)
@@ -135,194 +82,155 @@ def _noise_bank(size: int) -> np.ndarray:
     return np.random.default_rng(54321).standard_normal((2 * size, 2 * size, 3), dtype=np.float32)
 
 
-def _transform(scene: Scene, size: int) -> np.ndarray:
-    a = np.deg2rad(scene.angle)
-    c, s = np.cos(a) * scene.scale, np.sin(a) * scene.scale
-    r = np.array([[c, -s], [s, c]])
-    centre = np.array([0.5, 0.55])
-    t = centre - r @ centre + np.array(scene.shift)
-    return np.hstack([r, t[:, None]]) * size
-
-
 @lru_cache(maxsize=8)
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1) - 0.5
-    return xx, yy
+    """Centred pixel coordinates (float32): x repeated per channel (1, 3 * size) and y as a column (size, 1)."""
+    v = np.arange(size, dtype=np.float32) / np.float32(max(size - 1, 1)) - np.float32(0.5)
+    return np.repeat(v, 3)[None], v[:, None]
+
+
+def _transforms(sc: dict[str, np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-point similarity transforms (N, 2, 3) (crop fractions -> pixels * 16) and pixels per crop unit (N,)."""
+    a = np.deg2rad(sc["angle"])
+    c, s = np.cos(a) * sc["scale"], np.sin(a) * sc["scale"]
+    m = np.empty((len(a), 2, 3))
+    m[:, 0, 0], m[:, 0, 1], m[:, 0, 2] = c, -s, 0.5 - (c * 0.5 + -s * 0.55) + sc["shift_x"]
+    m[:, 1, 0], m[:, 1, 1], m[:, 1, 2] = s, c, 0.55 - (s * 0.5 + c * 0.55) + sc["shift_y"]
+    m *= size
+    return m * _ONE, np.hypot(m[:, 0, 0], m[:, 0, 1])
+
+
+def _draw(images: np.ndarray, ops: list[Op], m: np.ndarray, px: np.ndarray) -> None:
+    """Transforms every point of the batch at once, then draws each face's primitives in order.
+
+    OpenCV rounds a colour to the image's integers before drawing, so colours are rounded here and packed with the
+    primitive's kind and pixel width into one integer key per primitive and face (-1: not drawn): a primitive
+    joins the previous call when it may merge and its key is equal.
+    """
+    n, nops = len(images), len(ops)
+    pts = np.concatenate([op.pts.reshape(n, -1, 2) for op in ops], axis=1)
+    q = np.empty(pts.shape, np.int32)
+    x, y = pts[..., 0], pts[..., 1]
+    for c in (0, 1):
+        q[..., c] = np.round(x * m[:, c, 0:1] + y * m[:, c, 1:2] + m[:, c, 2:3])
+    if n == 1:
+        color = np.array([op.color for op in ops])[None]
+        width = np.array([[float(op.width) for op in ops]])
+        on = np.array([[op.on is None or bool(op.on) for op in ops]])
+    else:
+        color, width, on = np.empty((n, nops, 3)), np.empty((n, nops)), np.ones((n, nops), bool)
+        for j, op in enumerate(ops):   # assignment broadcasts shared values over the batch
+            color[:, j] = op.color
+            width[:, j] = op.width
+            if op.on is not None:
+                on[:, j] = op.on
+    kinds = np.array([op.kind for op in ops])
+    width = np.round(width * px[:, None] * np.where(kinds == CIRCLE, _ONE, 1))
+    color = np.clip(np.round(color), 0, 255).astype(np.int64)
+    keys = (((kinds << 12) | np.clip(width, 1, 4095).astype(np.int64)) << 24) | (color[..., 0] << 16) \
+        | (color[..., 1] << 8) | color[..., 2]
+    keys = np.where(on, keys, -1).tolist()
+    static, end = [], 0
+    for op in ops:
+        static.append((end, end + op.pts.shape[-2], op.merge, op.kind == CIRCLE))
+        end += op.pts.shape[-2]
+    for img, qn, kn in zip(images, q, keys):
+        group: list[np.ndarray] = []
+        gkey = -1
+        for (a, b, merge, circle), key in zip(static, kn):
+            if key < 0:
+                continue
+            if merge and key == gkey:
+                group.append(qn[a:b])
+                continue
+            if group:
+                _emit(img, gkey, group)
+            if circle:
+                cv2.circle(img, (int(qn[a, 0]), int(qn[a, 1])), (key >> 24) & 4095, _bgr(key), -1, cv2.LINE_AA,
+                           _SHIFT)
+                group, gkey = [], -1
+            else:
+                group, gkey = [qn[a:b]], key
+        if group:
+            _emit(img, gkey, group)
+
+
+def _bgr(key: int) -> tuple[int, int, int]:
+    return (key >> 16) & 255, (key >> 8) & 255, key & 255
+
+
+def _emit(img: np.ndarray, key: int, group: list[np.ndarray]) -> None:
+    kind = key >> 36
+    if kind == POLY:
+        cv2.fillPoly(img, group, _bgr(key), cv2.LINE_AA, _SHIFT)
+    else:
+        cv2.polylines(img, group, kind == CLOSED, _bgr(key), (key >> 24) & 4095, cv2.LINE_AA, _SHIFT)
+
+
+_BLOCK = 16   # faces finished together: float64 work that stays in the CPU cache
+
+
+def _finish(images: np.ndarray, sc: dict[str, np.ndarray], size: int, color: bool) -> np.ndarray:
+    """Lighting, blur, noise and grey conversion, in cache-sized blocks of faces."""
+    if len(images) <= _BLOCK:
+        return _finish_block(images, sc, size, color)
+    shape = images.shape if color else images.shape[:3]
+    out = np.empty(shape, np.uint8)
+    for a in range(0, len(images), _BLOCK):
+        out[a:a + _BLOCK] = _finish_block(images[a:a + _BLOCK], {k: v[a:a + _BLOCK] for k, v in sc.items()}, size,
+                                          color)
+    return out
+
+
+def _finish_block(images: np.ndarray, sc: dict[str, np.ndarray], size: int, color: bool) -> np.ndarray:
+    """Lighting gradient, blur, sensor noise, optional grey conversion (per face, vectorised over the block)."""
+    x3, y = _grid(size)
+    ld = sc["light_dir"][:, None, None]
+    # the gradient is a row term plus a column term; rows are laid out as (x, channel) so every pass is contiguous
+    gain = x3 * np.cos(ld) + y * np.sin(ld)
+    gain *= sc["light_amp"][:, None, None]
+    gain += 1
+    gain *= sc["brightness"][:, None, None]
+    n = len(images)
+    out = images.reshape(n, size, 3 * size).astype(np.float64)
+    out *= gain
+    out = out.reshape(images.shape)
+    for n, blur in enumerate(sc["blur"].tolist()):
+        sigma = blur * size / 64
+        if sigma > 0.3:
+            out[n] = cv2.GaussianBlur(out[n], (0, 0), sigma)
+    bank = _noise_bank(size)
+    noise = np.empty(images.shape, np.float32)
+    for n, (seed, amp) in enumerate(zip(sc["noise_seed"].astype(np.int64).tolist(), sc["noise"].astype(np.float32))):
+        oy, ox = seed % size, (seed // size) % size
+        np.multiply(bank[oy:oy + size, ox:ox + size], amp, out=noise[n])
+    out += noise
+    np.clip(out, 0, 255, out=out)
+    out = out.astype(np.uint8)
+    if color:
+        return out
+    return cv2.cvtColor(out.reshape(-1, size, 3), cv2.COLOR_BGR2GRAY).reshape(len(out), size, size)
+
+
+def render_faces(identities: list[Identity], aus: np.ndarray, scenes: np.ndarray, size: int = 64,
+                 color: bool = True) -> np.ndarray:
+    """Renders N faces: identities, AU states (N, AUs, 2) and scene rows (N, len(SCENE_FIELDS)) ->
+    uint8 (N, size, size, 3) BGR, or (N, size, size) grey when ``color`` is False."""
+    n = len(identities)
+    if n == 0:
+        return np.zeros((0, size, size, 3) if color else (0, size, size), np.uint8)
+    sc = dict(zip(SCENE_FIELDS, np.asarray(scenes, np.float64).T))
+    images = _backgrounds(size, sc["bg_seed"].astype(np.int64).tolist())
+    m, px = _transforms(sc, size)
+    aus = np.asarray(aus, np.float32)
+    if n == 1:   # one face: plain floats (see geometry); the same numbers as in a batch
+        ops = face_ops(_identity_values(identities[0]), aus, {k: float(v[0]) for k, v in sc.items()}, single=True)
+    else:
+        ops = face_ops(identity_columns(np.array([i.row for i in identities], np.float64)), aus, sc)
+    _draw(images, ops, m, px)
+    return _finish(images, sc, size, color)
 
 
 def render_face(idn: Identity, aus: np.ndarray, scene: Scene, size: int = 64, color: bool = True) -> np.ndarray:
     """Renders one face: BGR uint8 (size, size, 3), or (size, size) gray when ``color`` is False."""
-    sides = aus.tolist()
-    means = aus.mean(axis=1).tolist()
-
-    def au(n: int, side: int = -1) -> float:
-        return means[AU_INDEX[n]] if side < 0 else sides[AU_INDEX[n]][side]
-
-    img = _background(size, scene.bg_seed)
-    cv = _Canvas(img, _transform(scene, size))
-    skin, hair = idn.skin, idn.hair
-    dx = 0.025 * scene.yaw
-    fcy, fw = 0.53, idn.face_w
-    if idn.long_hair:
-        back = np.vstack([oval(0.5, 0.5, fw + 0.07, idn.face_h + 0.06, np.pi, 2 * np.pi), [[0.5 + fw + 0.09, 1.1],
-                                                                                       [0.5 - fw - 0.09, 1.1]]])
-        cv.poly(back, _mix(hair, _DARK, 0.25))
-    cv.poly(np.array([[0.5 - 0.55 * fw, 0.8], [0.5 + 0.55 * fw, 0.8], [0.5 + 0.7 * fw, 1.1], [0.5 - 0.7 * fw, 1.1]]),
-            _mix(skin, _DARK, 0.25))
-    for s in (-1, 1):
-        cv.poly(oval(0.5 + s * (fw + 0.005), 0.47, 0.03, 0.06, 0, 2 * np.pi, 10), _mix(skin, _DARK, 0.12))
-    jaw = idn.jaw_h + 0.045 * au(26)
-    face = np.vstack([oval(0.5, fcy, fw, idn.face_h, np.pi, 2 * np.pi, 14),
-                      oval(0.5, fcy, fw, jaw, 0, np.pi, 14, idn.jaw_square)])
-    cv.poly(face, skin)
-    top = np.pi + (0.1 if idn.long_hair else 0.35)
-    fringe_x = 0.5 + fw * 0.97 * _FRINGE_T
-    fringe_y = idn.hairline + _FRINGE_WAVE
-    cap = np.vstack([oval(0.5, fcy, fw + 0.025, idn.face_h + 0.035, top, 3 * np.pi - top, 16),
-                     np.stack([fringe_x, fringe_y], axis=1)])
-    cv.poly(cap, hair)
-
-    # nose geometry first (folds start at the nose wings)
-    nx, ny9 = 0.5 + dx, idn.nose_y - 0.012 * au(9) - 0.006 * au(10)
-    mx, my = 0.5 + 0.9 * dx, geo.MOUTH_Y + idn.mouth_dy
-    a12m, a26, a23, a20, a16, a15, a10 = au(12), au(26), au(23), au(20), au(16), au(15), au(10)
-    cx, cyy = {}, {}
-    for k, s in ((0, -1), (1, 1)):
-        cx[s] = mx + s * idn.mouth_w * (1 + 0.22 * au(12, k) + 0.25 * a20 - 0.15 * au(14, k) - 0.12 * a23
-                                        - 0.1 * a26 + 0.05 * a10)
-        cyy[s] = (my + idn.corner_rest - 0.042 * au(12, k) + 0.034 * a15 + 0.012 * a20 - 0.008 * au(14, k)
-                  + 0.006 * a16 + 0.018 * a26)
-    fold = idn.fold + 0.55 * a12m + 0.4 * a10 + 0.35 * au(9) + 0.25 * au(6)
-    for s in (-1, 1):
-        a = (nx + s * idn.nose_w * 0.62, ny9 - 0.01)
-        b = (cx[s] + s * 0.035, cyy[s] + 0.02)
-        mid = ((a[0] + b[0]) / 2 + s * 0.03, (a[1] + b[1]) / 2)
-        cv.crease(np.array([a, mid, b]), skin, 0.4 * min(fold, 1.0), 0.007)
-
-    ey = geo.EYE_Y + idn.eye_dy
-    for k, s in ((0, -1), (1, 1)):
-        ex, ew = 0.5 + s * idn.eye_dx + 0.7 * dx, idn.eye_w
-        a5, a6, a7 = au(5, k), au(6, k), au(7, k)
-        hu = idn.eye_open * (1 + 1.1 * a5 - 0.45 * a7 - 0.25 * a6)
-        hl = idn.eye_open * 0.75 * (1 - 0.6 * a6 - 0.4 * a7 + 0.15 * a5)
-        prof = (1 - _T**2) ** 0.7
-        xs = ex + _T * ew
-        upper = np.stack([xs, ey - hu * prof], 1)
-        lower = np.stack([xs, ey + hl * prof], 1)
-        cv.poly(np.vstack([upper, lower[::-1]]), (225.0, 228.0, 232.0))
-        ic = (ex + scene.gaze[0] * ew * 0.4, ey + scene.gaze[1] * 0.008 + 0.003)
-        cv.circle(ic, idn.iris_r, idn.iris)
-        cv.circle(ic, idn.iris_r * 0.45, (15.0, 15.0, 15.0))
-        edge = [[ex + ew * 1.05, ey], [ex + ew * 1.05, ey - 0.045], [ex - ew * 1.05, ey - 0.045], [ex - ew * 1.05, ey]]
-        cv.poly(np.vstack([upper, edge]), _mix(skin, _DARK, 0.07))
-        edge = [[ex + ew * 1.05, ey], [ex + ew * 1.05, ey + 0.04], [ex - ew * 1.05, ey + 0.04], [ex - ew * 1.05, ey]]
-        cv.poly(np.vstack([lower, edge]), skin)
-        blush = _scale(skin, (0.85, 0.82, 1.12))
-        cv.poly(oval(ex, ey + 0.1 - 0.03 * a6, 0.055, 0.035, 0, 2 * np.pi, 12), _mix(skin, blush, 0.15 + 0.6 * a6))
-        cv.crease(upper, skin, 0.85, 0.012)
-        cv.crease(lower, skin, 0.3, 0.006)
-        cv.crease(upper + [0, -0.012 * (1 - 0.8 * a5)], skin, 0.25 * (1 - a5), 0.006)
-        cv.crease(lower + [0, 0.014], skin, 0.6 * a6 + 0.35 * a7, 0.006)
-        if a6 > 0.05:
-            for ang in (-0.35, 0.0, 0.35):   # crow's feet (AU6)
-                o = (ex + s * ew * 1.15, ey)
-                cv.crease(np.array([o, (o[0] + s * 0.03 * np.cos(ang), o[1] + 0.03 * np.sin(ang))]), skin, 0.55 * a6,
-                          0.005)
-        _brow(cv, idn, au, k, s, ex, ey, dx)
-        if idn.glasses:
-            cv.line(oval(ex, ey + 0.005, ew * 1.5, 0.05, 0, 2 * np.pi, 16, 4.0), (30.0, 30.0, 30.0), 0.01, True)
-    if idn.glasses:
-        inner = idn.eye_dx - idn.eye_w * 1.5
-        cv.line(np.array([[0.5 + dx - inner, ey], [0.5 + dx + inner, ey]]),
-                (30.0, 30.0, 30.0), 0.01)
-    base = ey - idn.brow_h
-    for off in (-0.012, 0.012):   # vertical furrow (AU4)
-        cv.crease(np.array([[nx + off, base - 0.005], [nx + off * 0.6, base + 0.045]]), skin,
-                  0.6 * au(4) + 0.2 * au(9), 0.006)
-    a1, a2 = au(1), au(2)
-    span = 0.04 + 0.1 * a2 / (a1 + a2 + 1e-6)
-    for h in (0.045, 0.07):   # forehead wrinkles (AU1/AU2)
-        y = base - h
-        if y > idn.hairline + 0.01:
-            cv.crease(oval(nx, y + 0.02, span, 0.02, np.pi + 0.5, 2 * np.pi - 0.5, 7), skin, 0.5 * max(a1, a2), 0.006)
-    _nose(cv, idn, au, nx, ny9, ey)
-    _mouth(cv, idn, au, mx, my, cx, cyy)
-    cv.flush()
-    return _finish(img, scene, size, color)
-
-
-def _brow(cv: _Canvas, idn: Identity, au, k: int, s: int, ex: float, ey: float, dx: float) -> None:
-    a1, a2, a4, a9 = au(1, k), au(2, k), au(4, k), au(9, k)
-    ew, base = idn.eye_w, ey - idn.brow_h
-    inner = (ex - s * (ew * 0.95 + 0.012 * a4), base - idn.brow_tilt - 0.045 * a1 + 0.03 * a4 + 0.022 * a9 + 0.01 * a2)
-    mid = (ex + s * ew * 0.1, base - 0.012 - 0.025 * a1 - 0.028 * a2 + 0.022 * a4 + 0.01 * a9)
-    outer = (ex + s * ew * 1.25, base + 0.005 + idn.brow_tilt - 0.045 * a2 + 0.012 * a4 - 0.01 * a1)
-    u = _BROW_U
-    pts = (1 - u) ** 2 * np.array(inner) + 2 * u * (1 - u) * np.array(mid) + u**2 * np.array(outer)
-    half = (idn.brow_thick * (1.0 - 0.45 * u)) / 2
-    color = _mix(idn.skin, _scale(idn.hair, (0.7, 0.7, 0.7)), idn.brow_dark)
-    cv.poly(np.vstack([pts - [0, 1] * half, (pts + [0, 1] * half)[::-1]]), color)
-
-
-def _nose(cv: _Canvas, idn: Identity, au, nx: float, ny: float, ey: float) -> None:
-    skin, nw, a9 = idn.skin, idn.nose_w, au(9)
-    for s in (-1, 1):
-        cv.crease(np.array([[nx + s * 0.022, ey + 0.035], [nx + s * nw * 0.42, ny - 0.03]]), skin, 0.1, 0.006)
-        cv.poly(oval(nx + s * nw * 0.28, ny + 0.004, 0.012 * (1 + 0.3 * a9), 0.006, 0, 2 * np.pi, 8),
-                _mix(skin, _DARK, 0.7))
-        t0 = -np.pi / 2 if s > 0 else np.pi / 2   # alar wing arc bulging outwards
-        cv.crease(oval(nx + s * nw * 0.38, ny - 0.004, nw * 0.16, 0.016, t0, t0 + np.pi, 6), skin, 0.35, 0.006)
-    for y in (0.05, 0.068, 0.086):   # nose wrinkles (AU9)
-        cv.crease(oval(nx, ey + y + 0.01, 0.03, 0.01, np.pi + 0.6, 2 * np.pi - 0.6, 5), skin, 0.75 * a9, 0.006)
-
-
-def _mouth(cv: _Canvas, idn: Identity, au, mx: float, my: float, cx: dict, cy: dict) -> None:
-    a10, a12, a16, a20, a23, a26 = au(10), au(12), au(16), au(20), au(23), au(26)
-    uy = my - 0.02 * a10 - 0.008 * au(9) - 0.005 * a12 - 0.008 * a26
-    ly = my + 0.075 * a26 + 0.022 * a16 + 0.008 * a12 + 0.004 * a20
-    if ly - uy < 0.006:
-        uy = ly = (uy + ly) / 2
-    ut = idn.lip_up * (1 - 0.6 * a23 - 0.25 * a20 - 0.2 * a12)
-    lt = idn.lip_low * (1 - 0.6 * a23 - 0.25 * a20 + 0.15 * a16)
-    t = _T
-    xs = (cx[-1] * (1 - t) + cx[1] * (1 + t)) / 2
-    ycs = (cy[-1] * (1 - t) + cy[1] * (1 + t)) / 2
-    cmean = (cy[-1] + cy[1]) / 2
-    iu = np.stack([xs, ycs + (uy - cmean) * (1 - t**2)], 1)
-    il = np.stack([xs, ycs + (ly - cmean) * (1 - t**2) ** 0.8], 1)
-    bow = 1 - 0.3 * np.exp(-(t / 0.18) ** 2)
-    ou = iu - np.stack([0 * t, ut * (1 - t**2) ** 0.5 * bow], 1)
-    ol = il + np.stack([0 * t, lt * (1 - t**2) ** 0.6], 1)
-    cv.poly(np.vstack([ou, ol[::-1]]), idn.lip)
-    gap = ly - uy
-    if gap > 0.004:
-        cv.poly(np.vstack([iu, il[::-1]]), (40.0, 25.0, 45.0))
-        inner = np.abs(t) < 0.75
-        if gap > 0.01 and (a10 > 0.15 or a12 > 0.3 or a26 > 0.2):
-            th = min(0.02, 0.5 * gap)
-            cv.poly(np.vstack([iu[inner], (iu[inner] + [0, th])[::-1]]), (210.0, 222.0, 228.0))
-        if a16 > 0.2 or a26 > 0.35:
-            th = min(0.012, 0.3 * gap)
-            low = il[np.abs(t) < 0.55]
-            cv.poly(np.vstack([low - [0, th], low[::-1]]), (200.0, 212.0, 218.0))
-    else:
-        cv.crease(iu, idn.lip, 0.6, 0.008)
-    for k, s in ((0, -1), (1, 1)):   # dimple (AU14)
-        a14 = au(14, k)
-        if a14 > 0.05:
-            cv.crease(np.array([[cx[s] + s * 0.016, cy[s] - 0.014], [cx[s] + s * 0.02, cy[s]],
-                              [cx[s] + s * 0.016, cy[s] + 0.014]]), idn.skin, 0.7 * a14, 0.006)
-
-
-def _finish(img: np.ndarray, scene: Scene, size: int, color: bool) -> np.ndarray:
-    """Lighting gradient, blur, sensor noise, optional grey conversion."""
-    xx, yy = _grid(size)
-    gain = scene.brightness * (1 + scene.light_amp * (xx * np.cos(scene.light_dir) + yy * np.sin(scene.light_dir)))
-    out = img.astype(np.float32) * gain[..., None]
-    sigma = scene.blur * size / 64
-    if sigma > 0.3:
-        out = cv2.GaussianBlur(out, (0, 0), sigma)
-    oy, ox = scene.noise_seed % size, (scene.noise_seed // size) % size
-    noise = _noise_bank(size)[oy:oy + size, ox:ox + size]
-    out = np.clip(out + noise * scene.noise, 0, 255).astype(np.uint8)
-    return out if color else cv2.cvtColor(out, cv2.COLOR_BGR2GRAY)
+    return render_faces([idn], np.asarray(aus)[None], np.array([scene_row(scene)]), size, color)[0]
