@@ -279,3 +279,15 @@ def test_pretrained_classifier_is_loaded_frozen_and_label_checked(tmp_path: Path
                         options={"classifier_checkpoint": str(tmp_path / "base")})
     with pytest.raises(ConfigError, match="label sets differ"):
         make_trainer(other).fit()
+
+
+def test_batched_items_equal_single_items() -> None:
+    from sdk.training.augment import OcclusionMix, PairedOcclusionDataset
+
+    ds = PairedOcclusionDataset(open_data(DATA, "train"), InputSpec(size=32, channels=1), OcclusionMix(), seed=3)
+    ds.set_epoch(2)
+    indices = [7, 0, 19, 7, 31]
+    batch = ds.__getitems__(indices)
+    for i, item in zip(indices, batch):
+        single = ds[i]
+        assert all(torch.equal(item[k], single[k]) for k in single)
