@@ -54,6 +54,18 @@ def make_tiny_classifier(path: Path, *, size: int = 64, channels: int = 1, class
     return path
 
 
+def frame_count(video: Path) -> int:
+    """Frames OpenCV actually decodes from a video file."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
 TINY_INPUT = {"size": [64, 64], "channels": 1, "color": "gray", "layout": "NCHW", "scale": 1 / 255,
               "mean": [0.5], "std": [0.5], "crop_margin": 0.1}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, frame_count
 
 
 def ofer(ofer_cmd: list[str], *args: str, check: bool = False) -> subprocess.CompletedProcess:
@@ -21,17 +21,6 @@ def ofer(ofer_cmd: list[str], *args: str, check: bool = False) -> subprocess.Com
 
 def records(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
-
-
-def frame_count(video: Path) -> int:
-    import cv2
-
-    cap = cv2.VideoCapture(str(video))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
 
 
 def test_run_image_prints_json_lines(ofer_cmd, media_dir: Path) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 import cv2
 import pytest
 
+from tests.conftest import frame_count
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
 
@@ -24,15 +26,6 @@ def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     return out
 
 
-def _frames(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
-
-
 @pytest.fixture(scope="module")
 def video(media_dir: Path) -> Path:
     return media_dir / "single_face.mp4"
@@ -43,13 +36,13 @@ def test_webcam_demo_headless_on_a_video(video: Path, tmp_path: Path) -> None:
     lines = [json.loads(s) for s in out.stdout.splitlines()]
     assert [r["frame"] for r in lines] == list(range(6))
     assert all(len(r["faces"]) == 1 and r["faces"][0]["track_id"] == lines[0]["faces"][0]["track_id"] for r in lines)
-    assert _frames(tmp_path / "demo.avi") == 6
+    assert frame_count(tmp_path / "demo.avi") == 6
 
 
 def test_annotate_video_writes_video_jsonl_csv(video: Path, tmp_path: Path) -> None:
     _run("annotate_video.py", str(video), "--out", "a.mp4", "--jsonl", "a.jsonl", "--csv", "a.csv", cwd=tmp_path)
-    n = _frames(video)
-    assert _frames(tmp_path / "a.mp4") == n
+    n = frame_count(video)
+    assert frame_count(tmp_path / "a.mp4") == n
     rows = [json.loads(s) for s in (tmp_path / "a.jsonl").read_text().splitlines()]
     assert len({r["frame"] for r in rows}) >= 0.9 * n  # the face is found in (almost) every frame
     assert {"box", "label", "scores", "pipeline", "occlusion", "track_id"} <= set(rows[0])
@@ -73,7 +66,7 @@ def test_headset_companion_direct_and_inpaint(video: Path, tmp_path: Path) -> No
                "--out", "h.avi", cwd=tmp_path)
     head, *frames = [json.loads(s) for s in out.stdout.splitlines()]
     assert head["pipeline"] == "inpaint" and [f["pipeline"] for f in frames] == ["inpaint"] * 3
-    assert _frames(tmp_path / "h.avi") == 3
+    assert frame_count(tmp_path / "h.avi") == 3
 
 
 def test_profile_engines_writes_json_and_png(video: Path, tmp_path: Path) -> None:
