@@ -7,14 +7,13 @@ to the models, and records everything in the manifest.
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from calibration.sets import DEFAULT_CACHE
-from runtime.bundle import MANIFEST, Bundle, InputSpec, load_bundle, sha256_file, write_bundle
+from runtime.bundle import Bundle, InputSpec, attach_file, write_bundle
 from runtime.errors import BundleError, ExportError
 
 from .formats import EXPORT_FORMATS, ExportFormat, check_method
@@ -140,20 +139,6 @@ def export_bundle(classifier: str | os.PathLike[str], out: str | os.PathLike[str
                               pipelines=["direct", "inpaint", "auto"] if inpainter else ["direct"], provenance=prov,
                               name=name, force=force)
         if int8 and (tmp / TRT_CACHE_FILE).is_file():
-            bundle = _attach_file(bundle, tmp / TRT_CACHE_FILE, "trt_calibration_cache",
-                                  {"method": method, "tensorrt": trt_version, "source_onnx": "classifier"})
+            bundle = attach_file(bundle.path, tmp / TRT_CACHE_FILE, "trt_calibration_cache",
+                                 {"method": method, "tensorrt": trt_version, "source_onnx": "classifier"})
     return bundle
-
-
-def _attach_file(bundle: Bundle, src: Path, key: str, info: Mapping[str, Any]) -> Bundle:
-    """Copy a non-engine file into the bundle and record it (file + sha256) under a top-level manifest key."""
-    import shutil
-
-    dest = bundle.path / src.name
-    shutil.copyfile(src, dest)
-    manifest = dict(bundle.manifest)
-    manifest[key] = {"file": src.name, "sha256": sha256_file(dest), **info}
-    tmp = bundle.path / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, bundle.path / MANIFEST)
-    return load_bundle(bundle.path)

@@ -344,8 +344,26 @@ def add_engines(folder: str | os.PathLike[str], engines: Iterable[Mapping[str, A
         name, entry = _engine_entry(bundle.path, e)
         new[name] = entry
     manifest["engines"] = new
-    parse_manifest(manifest, bundle.path)
-    tmp = bundle.path / f".{MANIFEST}.tmp"
+    return _replace_manifest(bundle.path, manifest)
+
+
+def attach_file(folder: str | os.PathLike[str], src: str | os.PathLike[str], key: str,
+                info: Mapping[str, Any] | None = None) -> Bundle:
+    """Copy a non-engine file (e.g. a TensorRT calibration cache) into a bundle and record it, with its sha256,
+    under a top-level manifest key."""
+    bundle = load_bundle(folder)
+    src = Path(src)
+    dest = _safe_file(bundle.path, src.name, f"attached file {key!r}")
+    shutil.copyfile(src, dest)
+    manifest = dict(bundle.manifest)
+    manifest[key] = {"file": src.name, "sha256": sha256_file(dest), **dict(info or {})}
+    return _replace_manifest(bundle.path, manifest)
+
+
+def _replace_manifest(root: Path, manifest: dict[str, Any]) -> Bundle:
+    """Validate a changed manifest, then swap it in atomically."""
+    parse_manifest(manifest, root)
+    tmp = root / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, bundle.path / MANIFEST)
-    return load_bundle(bundle.path)
+    os.replace(tmp, root / MANIFEST)
+    return load_bundle(root)

@@ -120,3 +120,15 @@ def test_add_engines(tiny_bundle: Path, tmp_path: Path) -> None:
     assert set(b.engines) == {"classifier", "classifier_fp16"}
     with pytest.raises(BundleError, match="already has an engine"):
         add_engines(tiny_bundle, [entry])
+
+
+def test_attach_file_records_sha256_and_keeps_engines(tiny_bundle: Path, tmp_path: Path) -> None:
+    from runtime.bundle import attach_file
+
+    cache = tmp_path / "calib.cache"
+    cache.write_text("TRT-100300-MinMaxCalibration\ninput: 3c010a14\n")
+    b = attach_file(tiny_bundle, cache, "trt_calibration_cache", {"method": "minmax"})
+    entry = b.manifest["trt_calibration_cache"]
+    assert entry == {"file": "calib.cache", "sha256": sha256_file(cache), "method": "minmax"}
+    assert (tiny_bundle / "calib.cache").read_text() == cache.read_text()
+    assert set(b.engines) == {"classifier"}
