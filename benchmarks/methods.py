@@ -128,9 +128,12 @@ def main() -> None:
     t_all = time.monotonic()
     for name, method, options in plan:
         gan = method in ("gan-inpaint", "deocclusion")
+        kwargs = model_kwargs
+        if method == "gan-inpaint":  # its discriminator is the classifier: one more stage of receptive field
+            kwargs = {**model_kwargs, "discriminator": {**gw, "depth": 4}}
         cfg = TrainConfig(method=method, data=data, input=InputSpec(size=args.size, channels=1),
                           epochs=args.max_epochs, batch_size=args.batch_size, lr=2e-4 if gan else args.lr,
-                          seed=args.seed, model="resnet18", model_kwargs=model_kwargs, options=options,
+                          seed=args.seed, model="resnet18", model_kwargs=kwargs, options=options,
                           eval_protocols=tuple(args.protocols.split(",")))
         n_stages = len(build_method(cfg).stages())
         run_dir = work / name

@@ -16,7 +16,7 @@ from runtime.errors import ConfigError
 from ..augment import DEFAULT_TRAIN_PROTOCOLS, OcclusionMix
 from ..loop import Batch, ExportPlan, Method, Models, ModelSpec, Stage
 from ..losses import adversarial_g, first_output, reconstruction_l1
-from .gan_inpaint import inpaint, real_fake_loss
+from .gan_inpaint import discriminator_spec, inpaint, real_fake_loss
 
 
 def load_pretrained(models: Models, name: str, path: str, labels: tuple[str, ...],
@@ -53,8 +53,7 @@ class DeocclusionMethod(Method):
     def model_specs(self, num_classes: int) -> dict[str, ModelSpec]:
         c = self.cfg.input.channels
         return {"generator": ModelSpec("inpainter", self.kwargs_for("generator", in_channels=c, use_mask=True)),
-                "discriminator": ModelSpec("gan_discriminator",
-                                           self.kwargs_for("discriminator", num_classes=num_classes, in_channels=c)),
+                "discriminator": discriminator_spec(self, num_classes),
                 "classifier": ModelSpec(self.classifier_name(),
                                         self.kwargs_for("classifier", num_classes=num_classes, in_channels=c))}
 
