@@ -4,7 +4,8 @@ Runs (all with the same classifier architecture, data, seed and evaluation):
   baseline          clean-trained classifier (also the frozen classifier of ``deocclusion`` and the teacher of
                     ``privileged``, so the ablations share one pretrained model)
   cbam, lower-half, gan-inpaint
-  privileged        full loss;  privileged-plain: the same student with l_sup only
+  privileged        full loss;  privileged-plain: the same student with l_sup only;
+                    privileged-plain-steps: the plain student stopped at the full run's step count
   deocclusion       with L_expr;  deocclusion-noexpr: without it
 Every run gets the same wall-clock budget (``--budget-minutes`` / number of runs, split evenly over its
 stages; a stage ends at the first epoch end where another epoch would overrun). The evaluation is the shared
@@ -12,9 +13,10 @@ table (accuracy and macro-F1 per occlusion protocol, test split = disjoint ident
 mean accuracy over the occluded protocols:
   1. occlusion-aware training beats the clean baseline (per method);
   2. the de-occluder trained with L_expr beats the one without;
-  3. the full privileged student beats the plain student.
+  3. the full privileged student beats the plain student (at equal time, and at equal steps).
 Equal wall-clock (not equal steps) is the fairness rule: a method whose step costs more (extra teacher pass,
 decoder, discriminator) gets fewer steps; the "Runs" table lists steps and epochs per stage for that reason.
+The one equal-steps run separates "the privileged terms help per step" from "they cost steps".
 Writes ``benchmarks/results/methods.json`` and ``methods.md``.
 
 Usage:
@@ -51,7 +53,12 @@ def runs(baseline_ckpt: str) -> list[tuple[str, str, dict[str, Any]]]:
         ("deocclusion-noexpr", "deocclusion", {"classifier_checkpoint": baseline_ckpt, "use_expr_loss": False}),
         ("privileged", "privileged", {"teacher_checkpoint": baseline_ckpt}),
         ("privileged-plain", "privileged", no_priv),
+        ("privileged-plain-steps", "privileged", no_priv),
     ]
+
+
+#: Runs capped at the step count another run reached in its budget (run -> the run it matches).
+EQUAL_STEPS = {"privileged-plain-steps": "privileged"}
 
 
 def occluded_mean(summary: dict[str, dict[str, float]]) -> float:
@@ -74,6 +81,7 @@ def claims(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         add(f"occlusion-aware {m} beats the clean baseline on occluded protocols", m, "baseline")
     add("de-occluder with L_expr beats without", "deocclusion", "deocclusion-noexpr")
     add("full privileged student beats the plain student", "privileged", "privileged-plain")
+    add("full privileged student beats the plain student at equal steps", "privileged", "privileged-plain-steps")
     if "lower-half" in results and "baseline" in results:
         lh, base = results["lower-half"]["summary"], results["baseline"]["summary"]
         if "upper_half" in lh:
@@ -131,9 +139,11 @@ def main() -> None:
         kwargs = model_kwargs
         if method == "gan-inpaint":  # its discriminator is the classifier: one more stage of receptive field
             kwargs = {**model_kwargs, "discriminator": {**gw, "depth": 4}}
+        match = EQUAL_STEPS.get(name)
         cfg = TrainConfig(method=method, data=data, input=InputSpec(size=args.size, channels=1),
                           epochs=args.max_epochs, batch_size=args.batch_size, lr=2e-4 if gan else args.lr,
                           seed=args.seed, model="resnet18", model_kwargs=kwargs, options=options,
+                          max_steps=results[match]["steps"] if match in results else None,
                           eval_protocols=tuple(args.protocols.split(",")))
         n_stages = len(build_method(cfg).stages())
         run_dir = work / name

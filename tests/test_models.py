@@ -247,6 +247,18 @@ def test_gan_discriminator_as_classifier_shares_weights() -> None:
         assert torch.equal(disc.as_classifier()(x), expr)
 
 
+@pytest.mark.parametrize("size,depth", [(48, 4), (64, 4), (48, 3), (50, 2), (16, 4)])
+def test_discriminator_grid_is_the_size_of_the_last_map(size: int, depth: int) -> None:
+    from sdk.training.models.discriminators import discriminator_grid
+
+    grid = discriminator_grid(size, depth)
+    disc = create_model("gan_discriminator", width=4, depth=depth, head_grid=grid, in_channels=1)
+    assert disc.features(torch.zeros(2, 1, size, size)).shape[-2:] == (grid, grid)
+    assert disc.expression[-1].in_features == disc.real_fake.in_features * grid * grid
+    with pytest.raises(ConfigError, match="head_grid"):
+        create_model("gan_discriminator", head_grid=0)
+
+
 @pytest.mark.parametrize("name", ["resnet18", "resnet18_cbam", "vgg_f", "vgg_face", "gan_discriminator"])
 def test_wrong_input_gives_input_error(name: str) -> None:
     model = create_model(name).eval()

@@ -240,7 +240,8 @@ def test_cli_train_then_eval_and_one_line_errors(tmp_path: Path, capfd: pytest.C
     out = tmp_path / "run"
     common = ["--data", DATA, "--size", "32", "--width", "4", "--epochs", "1", "--steps", "2", "--batch-size", "8",
               "--no-progress"]
-    r = _cli("sdk.cli.train", "cbam", *common, "--protocols", "clean,mouth", "--out", str(out), cwd=tmp_path)
+    r = _cli("sdk.cli.train", "cbam", *common, "--protocols", "clean,mouth", "--threads", "1", "--out", str(out),
+             cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "| clean |" in r.stdout and "| mouth |" in r.stdout
     assert (out / "checkpoint" / "config.json").exists() and (out / "eval" / "confusion_mouth.png").exists()
@@ -255,10 +256,12 @@ def test_cli_train_then_eval_and_one_line_errors(tmp_path: Path, capfd: pytest.C
     assert train_cli.main(["gan-inpaint-x", *common, "--out", str(tmp_path / "x")]) == 2
     assert eval_cli.main([str(tmp_path / "nothing"), "--data", DATA, "--out", str(tmp_path / "e2")]) == 2
     assert train_cli.main(["baseline", *common, "--data", "nope:/x", "--out", str(tmp_path / "y")]) == 2
+    assert train_cli.main(["baseline", *common, "--threads", "0", "--out", str(tmp_path / "z")]) == 2
     err = capfd.readouterr().err.strip().splitlines()
-    assert len(err) == 4, err
+    assert len(err) == 5, err
     assert "not empty" in err[0] and "--force" in err[0]
     assert "unknown training method" in err[1] and "does not exist" in err[2] and "nope:/x" in err[3]
+    assert "--threads must be >= 1" in err[4]
     assert not (tmp_path / "x").exists()
     assert eval_cli.main([str(out), "--data", DATA, "--protocols", "clean,upper_half", "--out",
                           str(tmp_path / "ev")]) == 0
@@ -291,3 +294,15 @@ def test_batched_items_equal_single_items() -> None:
     for i, item in zip(indices, batch):
         single = ds[i]
         assert all(torch.equal(item[k], single[k]) for k in single)
+
+
+def test_gan_inpaint_classify_stage_sees_clean_faces_at_a_higher_lr(tmp_path: Path) -> None:
+    method = build_method(tiny_config("gan-inpaint"))
+    inpaint, classify = method.stages()
+    assert "clean" not in inpaint.occlusion.protocols and "clean" in classify.occlusion.protocols
+    assert inpaint.lr_scale == 1.0 and classify.lr_scale == 5.0
+    trainer = make_trainer(tiny_config("gan-inpaint", lr=1e-4), tmp_path / "run")
+    trainer.fit()
+    disc = trainer.models["discriminator"]
+    # the expression head reads the whole last map (32 px, depth 2 -> 8x8), not a global average
+    assert disc.expression[-1].in_features == disc.real_fake.in_features * 8 * 8

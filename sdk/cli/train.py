@@ -34,6 +34,8 @@ def add_parser(subparsers: Any) -> None:
                    help="method option, e.g. --set use_expr_loss=false --set w_adv=0 (repeatable)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice; pin it for comparable timings)")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
     p.add_argument("--resume", help="checkpoint to resume from (e.g. OUT/checkpoint)")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
@@ -86,6 +88,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_out_dir(out, args.force, args.resume)
     cfg = build_config(args)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     train(cfg, str(out), eval_data=args.eval_data, resume=args.resume, progress=not args.no_progress)
     return 0
 

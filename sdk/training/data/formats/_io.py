@@ -9,8 +9,7 @@ import cv2
 import numpy as np
 
 from runtime.errors import DatasetError
-
-IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+from runtime.frames import IMAGE_SUFFIXES  # noqa: F401  (the readers' image suffixes are the runtime's)
 
 
 def require_file(path: str | Path, what: str, hint: str = "") -> Path:
