@@ -25,7 +25,9 @@ Schema (version 1)::
     }
 
 Loading checks the schema version, every field, that each engine file lies inside the bundle folder (no absolute
-paths, no ``..``, no symlink out) and that its sha256 matches. Anything else is refused with a
+paths, no ``..``, no symlink out) and that its sha256 matches; so are attached files (top-level objects with
+``file`` and ``sha256``, e.g. ``"trt_calibration_cache"``, written by :func:`attach_file`). Anything else is
+refused with a
 :class:`~runtime.errors.BundleError` that says why and what to do.
 """
 from __future__ import annotations
@@ -176,6 +178,27 @@ def _safe_file(root: Path, rel: Any, where: str) -> Path:
     return full
 
 
+def _check_file(root: Path, entry: Mapping[str, Any], what: str, where: str, verify: bool) -> None:
+    """Refuse a listed file that escapes the bundle, is missing, or (``verify``) fails its sha256."""
+    full = _safe_file(root, entry["file"], where)
+    if not full.is_file():
+        raise BundleError(f"bundle {root} is incomplete: {what} file {entry['file']!r} is missing; "
+                          "copy the whole bundle folder, or re-export it")
+    if verify:
+        digest = sha256_file(full)
+        if digest != entry["sha256"]:
+            raise BundleError(f"bundle {root} failed its integrity check: {entry['file']!r} has sha256 "
+                              f"{digest[:12]}..., the manifest says {str(entry['sha256'])[:12]}...; the file was "
+                              "modified or corrupted — restore it from the original bundle or re-export")
+
+
+def _check_attachments(manifest: Mapping[str, Any], root: Path, where: str, verify: bool) -> None:
+    """Top-level objects with ``file`` and ``sha256`` (see :func:`attach_file`) are checked like engine files."""
+    for key, entry in manifest.items():
+        if isinstance(entry, dict) and "file" in entry and "sha256" in entry:
+            _check_file(root, entry, f"attached {key!r}", f"{where}, {key!r}", verify)
+
+
 def _parse_engines(d: Any, root: Path, where: str, verify: bool) -> dict[str, EngineSpec]:
     _need(isinstance(d, dict) and d, where, "'engines' must be a non-empty object of name -> engine")
     engines: dict[str, EngineSpec] = {}
@@ -189,16 +212,7 @@ def _parse_engines(d: Any, root: Path, where: str, verify: bool) -> dict[str, En
         _need(e["role"] in ROLES, w, f"'role' must be one of {ROLES}, got {e['role']!r}")
         output = e.get("output", "logits")
         _need(output in OUTPUT_KINDS, w, f"'output' must be one of {OUTPUT_KINDS}, got {output!r}")
-        full = _safe_file(root, e["file"], w)
-        if not full.is_file():
-            raise BundleError(f"bundle {root} is incomplete: engine {name!r} file {e['file']!r} is missing; "
-                              "copy the whole bundle folder, or re-export it")
-        if verify:
-            digest = sha256_file(full)
-            if digest != e["sha256"]:
-                raise BundleError(f"bundle {root} failed its integrity check: {e['file']!r} has sha256 "
-                                  f"{digest[:12]}..., the manifest says {str(e['sha256'])[:12]}...; the file was "
-                                  "modified or corrupted — restore it from the original bundle or re-export")
+        _check_file(root, e, f"engine {name!r}", w, verify)
         known = {"file", "format", "precision", "role", "output", "sha256", "built_with"}
         engines[name] = EngineSpec(name, e["file"], e["format"], e["precision"], e["role"], e["sha256"], output,
                                    dict(e.get("built_with", {})), {k: v for k, v in e.items() if k not in known})
@@ -228,6 +242,7 @@ def parse_manifest(manifest: Mapping[str, Any], root: Path, *, verify: bool = Tr
               "'pipelines' lists inpaint/auto but there is no inpainter engine")
     provenance = manifest.get("provenance", {})
     _need(isinstance(provenance, dict), where, "'provenance' must be an object")
+    _check_attachments(manifest, root, where, verify)
     return Bundle(root, str(manifest.get("name", root.name)), tuple(labels), spec, engines, tuple(pipelines),
                   dict(provenance), dict(manifest))
 

@@ -132,3 +132,10 @@ def test_attach_file_records_sha256_and_keeps_engines(tiny_bundle: Path, tmp_pat
     assert entry == {"file": "calib.cache", "sha256": sha256_file(cache), "method": "minmax"}
     assert (tiny_bundle / "calib.cache").read_text() == cache.read_text()
     assert set(b.engines) == {"classifier"}
+    (tiny_bundle / "calib.cache").write_text("TRT-100300-MinMaxCalibration\ninput: 00000000\n")
+    with pytest.raises(BundleError, match="integrity check: 'calib.cache'"):
+        load_bundle(tiny_bundle)
+    assert load_bundle(tiny_bundle, verify=False).manifest["trt_calibration_cache"]["method"] == "minmax"
+    (tiny_bundle / "calib.cache").unlink()
+    with pytest.raises(BundleError, match="attached 'trt_calibration_cache' file 'calib.cache' is missing"):
+        load_bundle(tiny_bundle)

@@ -19,8 +19,8 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from export.formats import parse_precisions
     from export.tensorrt import build_engine, plan_build, tensorrt_version
-    from runtime.bundle import add_engines, load_bundle, sha256_file
-    from runtime.errors import BundleError, InputError
+    from runtime.bundle import add_engines, load_bundle
+    from runtime.errors import InputError
 
     formats = parse_precisions(args.precision, target="trt")
     try:
@@ -32,11 +32,8 @@ def run(args: argparse.Namespace) -> int:
     for e in bundle.find_engines("classifier", format="onnx"):
         key = e.extra.get("quantization", {}).get("flavour", e.precision)
         onnx.setdefault(key, e)
-    cache = bundle.manifest.get("trt_calibration_cache")
+    cache = bundle.manifest.get("trt_calibration_cache")  # load_bundle checked its sha256
     cache_path = bundle.path / cache["file"] if cache else None
-    if cache_path is not None and (not cache_path.is_file() or sha256_file(cache_path) != cache.get("sha256")):
-        raise BundleError(f"bundle {bundle.path}: the TensorRT calibration cache {cache['file']} is missing or was "
-                          "modified (sha256 mismatch); restore the bundle or re-export it with `ofer export`")
     version = tensorrt_version()  # EngineError with the install hint when TensorRT is missing
     built = []
     for fmt in formats:
