@@ -6,6 +6,8 @@ Runs (all with the same classifier architecture, data, seed and evaluation):
   cbam, lower-half, gan-inpaint
   privileged        full loss;  privileged-plain: the same student with l_sup only;
                     privileged-plain-steps: the plain student stopped at the full run's step count
+                    (--privileged-ablation adds privileged-{out,lir,adv,rec}-only: l_sup plus one term at its
+                    default weight, each stopped at the full run's step count)
   deocclusion       with L_expr;  deocclusion-noexpr: without it
 Every run gets the same wall-clock budget (``--budget-minutes`` / number of runs, split evenly over its
 stages; a stage ends at the first epoch end where another epoch would overrun). The evaluation is the shared
@@ -41,9 +43,15 @@ OCCLUSION_AWARE = ("cbam", "lower-half", "gan-inpaint", "deocclusion", "privileg
 PROTOCOLS = ("clean", "upper_half", "lower_half", "eyes", "mouth", "r16", "random_box:0.3", "random_box:0.5")
 
 
-def runs(baseline_ckpt: str) -> list[tuple[str, str, dict[str, Any]]]:
+PRIVILEGED_TERMS = ("out", "lir", "adv", "rec")
+
+
+def runs(baseline_ckpt: str, privileged_ablation: bool = False) -> list[tuple[str, str, dict[str, Any]]]:
     """(run name, method id, options); the first run's checkpoint is the others' pretrained classifier."""
-    no_priv = {"w_out": 0, "w_lir": 0, "w_adv": 0, "w_rec": 0}
+    no_priv = {f"w_{t}": 0 for t in PRIVILEGED_TERMS}
+    ablation = [(f"privileged-{t}-only", "privileged",
+                 {"teacher_checkpoint": baseline_ckpt, **{k: 0 for k in no_priv if k != f"w_{t}"}})
+                for t in PRIVILEGED_TERMS] if privileged_ablation else []
     return [
         ("baseline", "baseline", {}),
         ("cbam", "cbam", {}),
@@ -54,11 +62,13 @@ def runs(baseline_ckpt: str) -> list[tuple[str, str, dict[str, Any]]]:
         ("privileged", "privileged", {"teacher_checkpoint": baseline_ckpt}),
         ("privileged-plain", "privileged", no_priv),
         ("privileged-plain-steps", "privileged", no_priv),
+        *ablation,
     ]
 
 
 #: Runs capped at the step count another run reached in its budget (run -> the run it matches).
-EQUAL_STEPS = {"privileged-plain-steps": "privileged"}
+EQUAL_STEPS = {"privileged-plain-steps": "privileged",
+               **{f"privileged-{t}-only": "privileged" for t in PRIVILEGED_TERMS}}
 
 
 def occluded_mean(summary: dict[str, dict[str, float]]) -> float:
@@ -108,6 +118,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
     ap.add_argument("--only", default=None, help="comma-separated run names (baseline always runs first)")
     ap.add_argument("--protocols", default=",".join(PROTOCOLS))
+    ap.add_argument("--privileged-ablation", action="store_true",
+                    help="also train the privileged student with one privileged term at a time (equal steps)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     pin_threads(args.threads)
@@ -122,7 +134,7 @@ def main() -> None:
     work = out / "methods_runs"
     data = f"procedural:n={args.train_n},size={args.size}"
     eval_data = f"procedural:n={args.test_n},size={args.size}"
-    plan = runs(str(work / "baseline" / "checkpoint"))
+    plan = runs(str(work / "baseline" / "checkpoint"), args.privileged_ablation)
     if args.only:
         keep = {"baseline", *args.only.split(",")}
         plan = [r for r in plan if r[0] in keep]
