@@ -35,3 +35,17 @@ def draw_predictions(frame: np.ndarray, predictions: Sequence[Any], *, bars: boo
                 cv2.putText(out, f"{name} {score:.2f}", (x1 + 2, by + bar_h - 1), cv2.FONT_HERSHEY_SIMPLEX,
                             font * 0.6, (255, 255, 255), 1, cv2.LINE_AA)
     return out
+
+
+def labelled_grid(rows: Sequence[tuple[str, Sequence[np.ndarray]]], *, label_width: int = 150,
+                  font_scale: float = 0.42) -> np.ndarray:
+    """One row per ``(label, cells)``: the label on a white cell at the left, then the cells (same size, BGR)."""
+    import cv2
+
+    out = []
+    for label, cells in rows:
+        size = cells[0].shape[0]
+        tag = np.full((size, label_width, 3), 255, np.uint8)
+        cv2.putText(tag, label, (4, size // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), 1, cv2.LINE_AA)
+        out.append(np.hstack([tag, *cells]))
+    return np.vstack(out)

@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
+from runtime.draw import labelled_grid  # noqa: E402
 from runtime.occlusion import EVAL_PROTOCOLS, apply_occlusion  # noqa: E402
 from runtime.occlusion import geometry as geo  # noqa: E402
 from fetch_test_media import fetch  # noqa: E402
@@ -59,16 +60,9 @@ def real_faces(size: int) -> list[np.ndarray]:
 
 def gallery(faces: list[np.ndarray], protocols: tuple[str, ...], seed: int, sources: list[np.ndarray]) -> np.ndarray:
     """Grid image: one row per protocol (label on the left), one column per face."""
-    size = faces[0].shape[0]
-    label_w = 150
-    rows = []
-    for r, spec in enumerate(protocols):
-        cells = [apply_occlusion(f, spec, seed=seed + 1000 * r + c, sources=sources).image
-                 for c, f in enumerate(faces)]
-        label = np.full((size, label_w, 3), 255, np.uint8)
-        cv2.putText(label, spec, (4, size // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
-        rows.append(np.hstack([label, *cells]))
-    return np.vstack(rows)
+    return labelled_grid([(spec, [apply_occlusion(f, spec, seed=seed + 1000 * r + c, sources=sources).image
+                                  for c, f in enumerate(faces)])
+                          for r, spec in enumerate(protocols)])
 
 
 def main() -> None:

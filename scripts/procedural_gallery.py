@@ -15,23 +15,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from runtime.draw import labelled_grid  # noqa: E402
 from runtime.occlusion import apply_occlusion  # noqa: E402
 from sdk.training.data.procedural import ProceduralFaces  # noqa: E402
 
 
 def gallery(ds: ProceduralFaces, cols: int, protocol: str) -> np.ndarray:
     """Grid with one row per expression and one column per identity (sample ``row + col * n_classes``)."""
-    c, size = len(ds.labels), ds.size
-    rows = []
-    for r, name in enumerate(ds.labels):
-        cells = []
-        for k in range(cols):
-            img, _ = ds[r + k * c]
-            cells.append(apply_occlusion(img, protocol, seed=k).image)
-        label = np.full((size, 90, 3), 255, np.uint8)
-        cv2.putText(label, name, (4, size // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-        rows.append(np.hstack([label, *cells]))
-    return np.vstack(rows)
+    c = len(ds.labels)
+    return labelled_grid([(name, [apply_occlusion(ds[r + k * c][0], protocol, seed=k).image for k in range(cols)])
+                          for r, name in enumerate(ds.labels)], label_width=90, font_scale=0.45)
 
 
 def main() -> None:

@@ -107,3 +107,12 @@ def test_engine_errors(tmp_path: Path) -> None:
         OnnxRuntimeEngine(tmp_path / "m.onnx", providers="quantum")
     with pytest.raises(InputError, match="threads"):
         OnnxRuntimeEngine(tmp_path / "m.onnx", threads=0)
+
+
+def test_labelled_grid_puts_a_label_cell_before_each_row() -> None:
+    from runtime.draw import labelled_grid
+
+    cells = [np.full((20, 20, 3), v, np.uint8) for v in (10, 200)]
+    grid = labelled_grid([("a", cells), ("b", cells[::-1])], label_width=30)
+    assert grid.shape == (40, 70, 3)
+    assert (grid[:, :30] < 255).any() and (grid[:20, 30:50] == 10).all() and (grid[20:, 30:50] == 200).all()
