@@ -102,6 +102,18 @@ class FaceDataset(ABC):
         return f"{type(self).__name__}(split={self.split!r}, n={len(self)}, labels={self.labels})"
 
 
+class LabelArrayDataset(FaceDataset):
+    """A reader that holds every sample's label in an int64 array ``_labels`` (in sample order)."""
+
+    _labels: np.ndarray
+
+    def label(self, i: int) -> int:
+        return int(self._labels[self.index(i)])
+
+    def targets(self) -> np.ndarray:
+        return self._labels.copy()
+
+
 class Subset(FaceDataset):
     """A view of selected samples of another :class:`FaceDataset` (extras are forwarded)."""
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from runtime.errors import ConfigError, DatasetError
 
-from ..base import FaceDataset, check_split
+from ..base import LabelArrayDataset, check_split
 from ..labels import AFFECTNET8
 from ._io import parse_int, read_csv, read_image, require_dir
 
@@ -47,7 +47,7 @@ def _csv_files(path: Path, split: str) -> list[Path]:
     return [path]
 
 
-class AffectNet(FaceDataset):
+class AffectNet(LabelArrayDataset):
     """AffectNet faces cropped by their annotated box, AFFECTNET8 labels, valence and arousal.
 
     Args:
@@ -122,12 +122,6 @@ class AffectNet(FaceDataset):
             raise DatasetError(f"{self.source(i)}: face box (x={x}, y={y}, w={w}, h={h}) lies outside the "
                                f"{full.shape[1]}x{full.shape[0]} image {self.path(i)}")
         return np.ascontiguousarray(full[y0:y1, x0:x1])
-
-    def label(self, i: int) -> int:
-        return int(self._labels[self.index(i)])
-
-    def targets(self) -> np.ndarray:
-        return self._labels.copy()
 
     def valence_arousal(self, i: int) -> tuple[float, float]:
         """Annotated ``(valence, arousal)`` of sample ``i`` (AffectNet uses -2 for "not annotated")."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from runtime.errors import ConfigError, DatasetError
 
-from ..base import FaceDataset, check_split
+from ..base import LabelArrayDataset, check_split
 from ..labels import CKPLUS8
 from ._io import IMAGE_SUFFIXES, parse_int, read_image, require_dir
 
@@ -67,7 +67,7 @@ def subject_split(subjects: list[str], split: str, seed: int, val_fraction: floa
     return set(cut[split])
 
 
-class CKPlus(FaceDataset):
+class CKPlus(LabelArrayDataset):
     """CK+ peak and neutral frames with CKPLUS8 labels and subject ids.
 
     Args:
@@ -128,12 +128,6 @@ class CKPlus(FaceDataset):
 
     def image(self, i: int) -> np.ndarray:
         return read_image(self.path(i), gray=self.gray, context="CK+")
-
-    def label(self, i: int) -> int:
-        return int(self._labels[self.index(i)])
-
-    def targets(self) -> np.ndarray:
-        return self._labels.copy()
 
     def subject(self, i: int) -> str:
         return self.samples[self.index(i)][2]

@@ -18,7 +18,7 @@ import numpy as np
 
 from runtime.errors import ConfigError, DatasetError
 
-from ..base import FaceDataset, check_split
+from ..base import LabelArrayDataset, check_split
 from ..labels import CANONICAL, FER7, canonical_name, label_set
 from ._io import IMAGE_SUFFIXES, read_image, require_dir
 
@@ -54,7 +54,7 @@ def _class_dirs(split_roots: list[Path], base: Path) -> dict[Path, str]:
     return out
 
 
-class ImageFolder(FaceDataset):
+class ImageFolder(LabelArrayDataset):
     """Images sorted into class folders (decoded on access, BGR or gray).
 
     Args:
@@ -118,12 +118,6 @@ class ImageFolder(FaceDataset):
 
     def image(self, i: int) -> np.ndarray:
         return read_image(self.path(i), gray=self.gray, context="image folder")
-
-    def label(self, i: int) -> int:
-        return int(self._labels[self.index(i)])
-
-    def targets(self) -> np.ndarray:
-        return self._labels.copy()
 
     def source(self, i: int) -> str:
         return str(self.path(i))

@@ -12,14 +12,14 @@ import numpy as np
 
 from runtime.errors import DatasetError
 
-from ..base import FaceDataset, check_split
+from ..base import LabelArrayDataset, check_split
 from ..labels import RAFDB7
 from ._io import parse_int, read_image, require_dir, require_file
 
 LABEL_FILE = Path("EmoLabel") / "list_patition_label.txt"
 
 
-class RAFDB(FaceDataset):
+class RAFDB(LabelArrayDataset):
     """RAF-DB basic-emotion faces with RAFDB7 labels (file label ``k`` -> index ``k - 1``).
 
     Args:
@@ -84,12 +84,6 @@ class RAFDB(FaceDataset):
 
     def image(self, i: int) -> np.ndarray:
         return read_image(self.path(i), context=self.source(i))
-
-    def label(self, i: int) -> int:
-        return int(self._labels[self.index(i)])
-
-    def targets(self) -> np.ndarray:
-        return self._labels.copy()
 
     def source(self, i: int) -> str:
         return f"{LABEL_FILE.name} line {self.lines[self.index(i)]}"
