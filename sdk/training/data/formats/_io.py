@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 
 from runtime.errors import DatasetError
-from runtime.frames import IMAGE_SUFFIXES  # noqa: F401  (the readers' image suffixes are the runtime's)
 
 
 def require_file(path: str | Path, what: str, hint: str = "") -> Path:

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from runtime.errors import ConfigError, DatasetError
+from runtime.frames import IMAGE_SUFFIXES
 
 from ..base import LabelArrayDataset, check_split
 from ..labels import CKPLUS8
-from ._io import IMAGE_SUFFIXES, parse_int, read_image, require_dir
+from ._io import parse_int, read_image, require_dir
 
 
 def read_emotion_file(path: Path) -> int:

@@ -17,10 +17,11 @@ from typing import Sequence
 import numpy as np
 
 from runtime.errors import ConfigError, DatasetError
+from runtime.frames import IMAGE_SUFFIXES
 
 from ..base import LabelArrayDataset, check_split
 from ..labels import CANONICAL, FER7, canonical_name, label_set
-from ._io import IMAGE_SUFFIXES, read_image, require_dir
+from ._io import read_image, require_dir
 
 SPLIT_DIRS: dict[str, tuple[str, ...]] = {
     "train": ("train", "training"),
