@@ -7,8 +7,8 @@ globally pooled map; the expression head reads the map pooled to a ``head_grid``
 flattened, because expression cues are where they are (a brow vs a lip corner): on the procedural benchmark
 (48 px, width 16, depth 4, 400 steps of Adam 1e-3 on clean faces) global pooling reached 0.71 test accuracy,
 the 3x3 layout 0.79 (depth 3 with global pooling: 0.33). In ``gan-inpaint`` the expression head is the deployed
-classifier:
-:meth:`GANDiscriminator.as_classifier` gives a module that returns only the expression logits, for export.
+classifier: :meth:`GANDiscriminator.as_classifier` gives a module that returns only the expression logits, for
+export.
 
 ``feature_discriminator`` (``privileged``): tells teacher (clean-face) from student (occluded-face) mid-level
 feature maps: ``forward(feats (N, C, h, w)) -> logit (N, 1)``. Build it with ``in_channels`` =
@@ -119,10 +119,7 @@ def gan_discriminator(num_classes: int = 7, in_channels: int = 3, width: int = 6
 
 def discriminator_grid(input_size: int, depth: int = 4) -> int:
     """The size of ``gan_discriminator``'s last map for a square ``input_size`` input (its natural ``head_grid``)."""
-    size = input_size
-    for _ in range(depth):
-        size //= 2
-    return max(1, size)
+    return max(1, input_size // 2 ** depth)  # each 4x4 stride-2 conv (padding 1) floors the size by half
 
 
 @register_model("feature_discriminator", kind="feature_discriminator", default_input=(256, 16, 16), in_channels=256)
