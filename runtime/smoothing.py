@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import deque
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -15,21 +15,23 @@ from .errors import ConfigError
 
 
 class Smoother(ABC):
-    """Smooths a probability vector per track."""
+    """Smooths a probability vector per track; subclasses keep each track's state in ``_state[track_id]``."""
 
     spec: str
+    _state: dict[int, Any]
 
     @abstractmethod
     def update(self, track_id: int, probs: np.ndarray) -> np.ndarray:
         """Add this frame's probabilities for ``track_id`` and return the smoothed vector."""
 
-    @abstractmethod
     def drop(self, track_ids: Iterable[int]) -> None:
         """Forget the state of tracks that ended."""
+        for t in track_ids:
+            self._state.pop(t, None)
 
-    @abstractmethod
     def __len__(self) -> int:
         """Number of tracks with state."""
+        return len(self._state)
 
 
 class EmaSmoother(Smoother):
@@ -53,13 +55,6 @@ class EmaSmoother(Smoother):
         self._state[track_id] = s
         return s.copy()
 
-    def drop(self, track_ids: Iterable[int]) -> None:
-        for t in track_ids:
-            self._state.pop(t, None)
-
-    def __len__(self) -> int:
-        return len(self._state)
-
 
 class WindowSmoother(Smoother):
     """Mean of the last ``size`` frames of a track (fewer at the start of a track).
@@ -79,13 +74,6 @@ class WindowSmoother(Smoother):
         window = self._state.setdefault(track_id, deque(maxlen=self.size))
         window.append(np.asarray(probs, np.float64))
         return np.mean(window, axis=0)
-
-    def drop(self, track_ids: Iterable[int]) -> None:
-        for t in track_ids:
-            self._state.pop(t, None)
-
-    def __len__(self) -> int:
-        return len(self._state)
 
 
 def parse_smoothing(spec: str | Smoother | None) -> Smoother | None:
