@@ -25,14 +25,38 @@ def expand_box(box: Box, margin: float, *, square: bool = True, offset: tuple[fl
     return cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0
 
 
-def crop_face(frame: np.ndarray, box: Box, spec: InputSpec, *, square: bool = True) -> np.ndarray:
+def roll_from_keypoints(keypoints: np.ndarray | None) -> float:
+    """In-plane rotation of a face in radians from its eye keypoints (BlazeFace order: right eye, left eye, ...).
+
+    0 for an upright face; positive when the eye line turns clockwise on screen (image y points down). ``None``
+    or fewer than two keypoints give 0.
+    """
+    if keypoints is None or len(keypoints) < 2:
+        return 0.0
+    (rx, ry), (lx, ly) = np.asarray(keypoints, np.float64)[:2, :2]
+    if not np.isfinite([rx, ry, lx, ly]).all() or (rx == lx and ry == ly):
+        return 0.0
+    return float(np.arctan2(ly - ry, lx - rx))
+
+
+def crop_face(frame: np.ndarray, box: Box, spec: InputSpec, *, square: bool = True, roll: float = 0.0) -> np.ndarray:
     """Crop ``box`` (plus the spec's margin and offset) from a BGR frame and resize it to the spec's size and colour.
+
+    Args:
+        frame: BGR ``H x W x 3`` (or gray ``H x W``) uint8.
+        box: Face box ``(x1, y1, x2, y2)`` in frame pixels.
+        spec: The bundle's input spec (size, colour, ``crop_margin``, ``crop_offset``).
+        square: Make the crop square around the box centre.
+        roll: The face's in-plane rotation in radians (:func:`roll_from_keypoints`); the crop is rotated so the
+            face comes out upright (the spec's offset is applied along the face's own axes). 0: axis-aligned.
 
     Parts of the crop that fall outside the frame are filled by replicating the border, so faces at the edge keep
     their scale. Returns ``H x W`` (gray) or ``H x W x 3`` uint8.
     """
     import cv2
 
+    if abs(roll) > 1e-3:
+        return convert_color(_rotated_crop(frame, box, spec, square=square, roll=roll), spec.color)
     x1, y1, x2, y2 = expand_box(box, spec.crop_margin, square=square, offset=spec.crop_offset)
     out_h, out_w = spec.size
     # An affine map from the output grid to the frame: one warp does crop, pad and resize together.
@@ -57,6 +81,46 @@ def crop_face(frame: np.ndarray, box: Box, spec: InputSpec, *, square: bool = Tr
         crop = cv2.warpAffine(src, m, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_REPLICATE)
     return convert_color(crop, spec.color)
+
+
+def _rotated_crop(frame: np.ndarray, box: Box, spec: InputSpec, *, square: bool, roll: float) -> np.ndarray:
+    """The crop of :func:`crop_face` sampled along the face's rotated axes (BGR or gray, not colour-converted)."""
+    import cv2
+
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    cos, sin = float(np.cos(roll)), float(np.sin(roll))
+    ox, oy = spec.crop_offset[0] * w, spec.crop_offset[1] * h  # offset along the face's axes
+    cx, cy = (x1 + x2) / 2.0 + cos * ox - sin * oy, (y1 + y2) / 2.0 + sin * ox + cos * oy
+    if square:
+        w = h = max(w, h)
+    w, h = w * (1 + 2 * spec.crop_margin), h * (1 + 2 * spec.crop_margin)
+    out_h, out_w = spec.size
+    sx, sy = w / out_w, h / out_h
+    src, shift = frame, (0.0, 0.0)
+    pre = min(sx, sy)
+    if pre > 1.0:
+        # Shrink the region around the face first with an area filter (warpAffine alone would alias), then rotate.
+        r = 0.5 * np.hypot(w, h) + 2.0
+        ix1, iy1, ix2, iy2 = int(np.floor(cx - r)), int(np.floor(cy - r)), int(np.ceil(cx + r)), int(np.ceil(cy + r))
+        fh, fw = frame.shape[:2]
+        region = frame[max(0, iy1):min(fh, iy2), max(0, ix1):min(fw, ix2)]
+        pad = [max(0, -iy1), max(0, iy2 - fh), max(0, -ix1), max(0, ix2 - fw)]
+        if region.size == 0:
+            region, pad = np.zeros((1, 1) + frame.shape[2:], frame.dtype), [0, iy2 - iy1 - 1, 0, ix2 - ix1 - 1]
+        if any(pad):
+            region = cv2.copyMakeBorder(region, *pad, cv2.BORDER_REPLICATE)
+        size = (max(1, round((ix2 - ix1) / pre)), max(1, round((iy2 - iy1) / pre)))
+        src = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+        shift = (ix1, iy1)
+        k = (ix2 - ix1) / size[0], (iy2 - iy1) / size[1]
+        cx, cy = (cx - shift[0]) / k[0], (cy - shift[1]) / k[1]
+        sx, sy = sx / k[0], sy / k[1]
+    # Output pixel (u, v) samples the source at centre + R(roll) @ ((u + 0.5) * sx - w'/2, (v + 0.5) * sy - h'/2).
+    m = np.array([[cos * sx, -sin * sy, 0.0], [sin * sx, cos * sy, 0.0]], dtype=np.float64)
+    m[:, 2] = (cx, cy) - m[:, :2] @ (out_w / 2.0, out_h / 2.0) + m[:, :2] @ (0.5, 0.5) - 0.5
+    return cv2.warpAffine(src, m, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def convert_color(image: np.ndarray, color: str) -> np.ndarray:

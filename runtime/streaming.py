@@ -12,7 +12,7 @@ than capture, stale frames are dropped and counted (``StreamResult.dropped_so_fa
 A :class:`Stream` stops all its threads and releases the source on :meth:`Stream.close`, on leaving a ``with``
 block, when it is garbage collected (e.g. after ``break`` out of ``for r in rec.stream(...)``), on
 ``KeyboardInterrupt`` in the consumer, and when any stage raises (the exception is re-raised in the consumer).
-The stages are plain callables, so this module knows nothing about models (see ``sdk.streaming``).
+The stages are plain callables, so this module knows nothing about models (see ``runtime.processor``).
 """
 from __future__ import annotations
 

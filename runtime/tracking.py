@@ -1,4 +1,5 @@
-"""Face tracking across frames: stable track ids from IoU + centre-distance association (Hungarian matching).
+"""Face tracking across frames: stable track ids from IoU + centre-distance association (Hungarian matching)
+against boxes predicted by a constant-velocity Kalman filter per track (SORT's motion model).
 
 A face that the detector loses for a few frames (a headset going on, a hand passing) keeps its track for up to
 ``max_missed`` frames; a face that appears gets a new id; ids are never reused. Pure numpy, no scipy.
@@ -99,14 +100,73 @@ def centre_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return d / ((size_a[:, None] + size_b[None, :]) / 2)
 
 
+class BoxKalman:
+    """Constant-velocity Kalman filter on a box's centre and size (as in SORT/DeepSORT).
+
+    State ``(cx, cy, w, h, vcx, vcy, vw, vh)`` in pixels and pixels per frame; noise scales with the box size, so
+    the filter behaves the same for near and far faces. :meth:`predict` advances one frame; :meth:`update` folds in
+    a measured box.
+
+    Args:
+        box: The first measured box ``(x1, y1, x2, y2)``.
+    """
+
+    POS_STD = 1 / 20   # measurement/position noise, fraction of the box side
+    VEL_STD = 1 / 160  # process noise on velocities, fraction of the box side per frame
+    _F = np.eye(8) + np.eye(8, k=4)
+    _H = np.eye(4, 8)
+
+    def __init__(self, box: Sequence[float]) -> None:
+        z = self._measure(box)
+        side = max(z[2], z[3], 1.0)
+        self.x = np.concatenate([z, np.zeros(4)])
+        self.P = np.diag(np.square(np.r_[[2 * self.POS_STD * side] * 4, [10 * self.VEL_STD * side] * 4]))
+
+    @staticmethod
+    def _measure(box: Sequence[float]) -> np.ndarray:
+        x1, y1, x2, y2 = (float(v) for v in box)
+        return np.array([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
+
+    @property
+    def box(self) -> Box:
+        """The current estimate as ``(x1, y1, x2, y2)`` (sides kept >= 1 px)."""
+        cx, cy, w, h = self.x[:4]
+        w, h = max(w, 1.0), max(h, 1.0)
+        return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+
+    def predict(self) -> Box:
+        """Advance one frame; returns the predicted box."""
+        side = max(self.x[2], self.x[3], 1.0)
+        q = np.square(np.r_[[self.POS_STD * side] * 4, [self.VEL_STD * side] * 4])
+        self.x = self._F @ self.x
+        self.P = self._F @ self.P @ self._F.T + np.diag(q)
+        return self.box
+
+    def update(self, box: Sequence[float]) -> Box:
+        """Correct the estimate with a measured box; returns the corrected box."""
+        z = self._measure(box)
+        r = np.diag(np.square([self.POS_STD * max(z[2], z[3], 1.0)] * 4))
+        s = self._H @ self.P @ self._H.T + r
+        k = np.linalg.solve(s, self._H @ self.P).T
+        self.x = self.x + k @ (z - self._H @ self.x)
+        self.P = (np.eye(8) - k @ self._H) @ self.P
+        return self.box
+
+
 @dataclass
 class Track:
-    """One tracked face: its id, last box, how many frames it was matched and how many it has been missed."""
+    """One tracked face: its id, last measured box, motion filter, frames matched and frames missed in a row."""
 
     id: int
     box: Box
     hits: int = 1
     missed: int = 0
+    motion: BoxKalman | None = None
+
+    @property
+    def predicted(self) -> Box:
+        """Where the motion model expects the face in the current frame (the last box without a model)."""
+        return self.motion.box if self.motion is not None else self.box
 
 
 class Tracker:
@@ -117,11 +177,15 @@ class Tracker:
         iou_threshold: A detection may continue a track if their IoU is at least this...
         max_distance: ...or if their centres are at most this many face sizes apart (helps when a headset or a
             hand changes the detected box shape, or the face moved during a gap).
+        motion: Predict each track's box with a constant-velocity Kalman filter (:class:`BoxKalman`) and match
+            detections against the prediction, so two faces that cross keep their ids; ``False`` matches against
+            the last box.
 
     Matching minimises ``(1 - IoU) + centre distance`` over all allowed track/detection pairs (Hungarian).
     """
 
-    def __init__(self, *, max_missed: int = 15, iou_threshold: float = 0.3, max_distance: float = 0.75) -> None:
+    def __init__(self, *, max_missed: int = 15, iou_threshold: float = 0.3, max_distance: float = 0.75,
+                 motion: bool = True) -> None:
         if not isinstance(max_missed, int) or max_missed < 0:
             raise ConfigError(f"max_missed must be an integer >= 0 (frames), got {max_missed!r}")
         if not 0 < iou_threshold <= 1:
@@ -131,32 +195,76 @@ class Tracker:
         self.max_missed = max_missed
         self.iou_threshold = float(iou_threshold)
         self.max_distance = float(max_distance)
+        self.motion = bool(motion)
         self.tracks: dict[int, Track] = {}
         self.removed: list[int] = []  # ids that died in the last update()
         self._next_id = 1
+        self._predicted = False
 
-    def update(self, boxes: Sequence[Sequence[float]]) -> list[int]:
+    def predict(self) -> dict[int, Box]:
+        """Advance every track's motion model to the current frame; returns ``{track id: predicted box}``.
+
+        Call it once per frame before :meth:`update` (``update`` calls it when it was not called).
+        """
+        if not self._predicted:
+            for t in self.tracks.values():
+                if t.motion is not None:
+                    t.motion.predict()
+            self._predicted = True
+        return {t.id: t.predicted for t in self.tracks.values()}
+
+    def match(self, boxes: Sequence[Sequence[float]], tracks: Sequence[Track] | None = None) -> list[tuple[int, int]]:
+        """Allowed ``(track index, box index)`` pairs of the minimum-cost assignment against predicted boxes.
+
+        A matching cascade as in DeepSORT: tracks seen in the last frame are matched first, then tracks missed for
+        one frame, and so on. Where a hidden face's predicted box passes over a visible one (two people crossing),
+        the visible face's detection stays with its own track.
+        """
+        live = list(self.tracks.values()) if tracks is None else list(tracks)
+        dets = np.asarray(boxes, np.float64).reshape(-1, 4)
+        if not live or not len(dets):
+            return []
+        tboxes = np.array([t.predicted for t in live], np.float64)
+        iou = iou_matrix(tboxes, dets)
+        dist = centre_distance(tboxes, dets)
+        allowed = (iou >= self.iou_threshold) | (dist <= self.max_distance)
+        cost = np.where(allowed, (1.0 - iou) + dist, _BLOCKED)
+        pairs: list[tuple[int, int]] = []
+        free = np.ones(len(dets), bool)
+        for level in sorted({t.missed for t in live}):
+            rows = [i for i, t in enumerate(live) if t.missed == level]
+            cols = np.flatnonzero(free)
+            if not len(cols):
+                break
+            for r, c in linear_assignment(cost[np.ix_(rows, cols)]):
+                if allowed[rows[r], cols[c]]:
+                    pairs.append((rows[r], int(cols[c])))
+                    free[cols[c]] = False
+        return sorted(pairs)
+
+    def update(self, boxes: Sequence[Sequence[float]], *, new_tracks: bool = True) -> list[int]:
         """Associate this frame's face boxes with the live tracks.
+
+        Args:
+            boxes: This frame's face boxes ``(x1, y1, x2, y2)``.
+            new_tracks: Start a track for each box that continues none; ``False`` gives such boxes id ``-1``.
 
         Returns:
             The track id of each box, in the order given. Tracks dropped by this update are in ``removed``.
         """
+        self.predict()
+        self._predicted = False
         dets = np.asarray(boxes, np.float64).reshape(-1, 4)
         ids: list[int] = [-1] * len(dets)
         live = list(self.tracks.values())
-        if live and len(dets):
-            tboxes = np.array([t.box for t in live], np.float64)
-            iou = iou_matrix(tboxes, dets)
-            dist = centre_distance(tboxes, dets)
-            allowed = (iou >= self.iou_threshold) | (dist <= self.max_distance)
-            cost = np.where(allowed, (1.0 - iou) + dist, _BLOCKED)
-            for r, c in linear_assignment(cost):
-                if allowed[r, c]:
-                    track = live[r]
-                    track.box = tuple(float(v) for v in dets[c])  # type: ignore[assignment]
-                    track.hits += 1
-                    track.missed = 0
-                    ids[c] = track.id
+        for r, c in self.match(dets, live):
+            track = live[r]
+            track.box = tuple(float(v) for v in dets[c])  # type: ignore[assignment]
+            if track.motion is not None:
+                track.motion.update(track.box)
+            track.hits += 1
+            track.missed = 0
+            ids[c] = track.id
         matched = set(ids)
         self.removed = []
         for track in live:
@@ -166,9 +274,10 @@ class Tracker:
                     del self.tracks[track.id]
                     self.removed.append(track.id)
         for k, box in enumerate(dets):
-            if ids[k] == -1:
+            if ids[k] == -1 and new_tracks:
                 ids[k] = self._next_id
-                self.tracks[self._next_id] = Track(self._next_id, tuple(float(v) for v in box))  # type: ignore[arg-type]
+                b = tuple(float(v) for v in box)
+                self.tracks[self._next_id] = Track(self._next_id, b, motion=BoxKalman(b) if self.motion else None)  # type: ignore[arg-type]
                 self._next_id += 1
         return ids
 

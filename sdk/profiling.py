@@ -9,7 +9,8 @@ import numpy as np
 
 from runtime.errors import ConfigError, OferError
 from runtime.frames import as_bgr_frame
-from runtime.preprocess import crop_face, to_tensor
+from runtime.preprocess import to_tensor
+from runtime.processor import Face
 from runtime.profiling import EngineProfile, ProfileReport, profile_engine, profile_stages
 
 if TYPE_CHECKING:
@@ -65,21 +66,21 @@ def profile_recognizer(rec: "Recognizer", frames: Any = None, *, iters: int = 10
         raise ConfigError(f"batch sizes must be positive integers, got {batch_sizes!r}")
     frame, frame_name = _first_frame(frames)
     spec = rec.bundle.input
-    dets = sorted(rec.detector.detect(frame), key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
-    dets = dets[: rec.max_faces] if rec.max_faces else dets
+    proc = rec.processor
+    dets, _ = proc.find_faces(frame)
     h, w = frame.shape[:2]
-    boxes = [d.box for d in dets] or [(w / 2 - h / 4, h / 4, w / 2 + h / 4, 3 * h / 4)]  # centre box if no face
-    crops = [crop_face(frame, b, spec) for b in boxes]
+    faces = dets or [Face((w / 2 - h / 4, h / 4, w / 2 + h / 4, 3 * h / 4), 0.0)]  # centre box if no face
+    crops = proc.crop(frame, faces)
     tensor = to_tensor(crops, spec)
     inp = rec.classifier.input_names[0]
     stages = {
-        "detect": lambda: rec.detector.detect(frame),
-        "crop": lambda: [crop_face(frame, b, spec) for b in boxes],
+        "detect": lambda: proc.find_faces(frame),
+        "crop": lambda: proc.crop(frame, faces),
         "normalize": lambda: to_tensor(crops, spec),
         "classify": lambda: rec.classifier.run({inp: tensor}),
         "total (predict)": lambda: rec.predict(frame),
     }
-    stage_profiles = profile_stages(stages, iters=iters, warmup=warmup, faces=len(boxes))
+    stage_profiles = profile_stages(stages, iters=iters, warmup=warmup, faces=len(faces))
 
     def real_batch(b: int) -> dict[str, np.ndarray]:
         return {inp: to_tensor([crops[i % len(crops)] for i in range(b)], spec)}

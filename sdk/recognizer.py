@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import os
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -11,58 +9,11 @@ import numpy as np
 
 from runtime.bundle import Bundle, load_bundle
 from runtime.errors import ConfigError, InputError
-from runtime.frames import as_bgr_frame
-from runtime.preprocess import crop_face
+from runtime.prediction import Prediction
+
+__all__ = ["Recognizer", "Prediction", "DEFAULT_BUNDLE"]
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "default_bundle"
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The result for one face in one frame.
-
-    Attributes:
-        box: Face box ``(x1, y1, x2, y2)`` in frame pixels.
-        label: The most probable expression.
-        confidence: Its probability.
-        scores: Probability of every label, in the bundle's label order.
-        pipeline: Which pipeline produced it (``direct`` or ``inpaint``; with ``auto`` chosen per face).
-        timings_ms: Milliseconds per stage (``decode``, ``detect``, ``crop``, ``normalize``, ``classify``,
-            ``total``); stages shared by several faces of a frame are reported for the whole frame.
-        detection_score: The detector's confidence for the box.
-        occlusion: Covered fraction of the face region (known headset region or estimate), when the pipeline
-            estimated it (``auto``, ``inpaint``, or ``direct`` with an ``occlusion`` region given).
-        track_id: Stable id of the face across frames when tracking is on.
-    """
-
-    box: tuple[float, float, float, float]
-    label: str
-    confidence: float
-    scores: dict[str, float]
-    pipeline: str
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    detection_score: float = 1.0
-    occlusion: float | None = None
-    track_id: int | None = None
-
-    @classmethod
-    def from_probabilities(cls, labels: Sequence[str], box: Sequence[float], probs: np.ndarray, *, pipeline: str,
-                           timings_ms: dict[str, float], detection_score: float = 1.0,
-                           track_id: int | None = None, occlusion: float | None = None) -> "Prediction":
-        """The prediction for one face from its box and probability vector (label order = ``labels``)."""
-        top = int(np.argmax(probs))
-        return cls(box=tuple(float(v) for v in box), label=labels[top], confidence=float(probs[top]),
-                   scores={n: float(s) for n, s in zip(labels, probs)}, pipeline=pipeline, timings_ms=timings_ms,
-                   detection_score=float(detection_score), track_id=track_id,
-                   occlusion=None if occlusion is None else float(occlusion))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"box": [round(float(v), 2) for v in self.box], "label": self.label,
-                "confidence": round(self.confidence, 6), "scores": {k: round(v, 6) for k, v in self.scores.items()},
-                "pipeline": self.pipeline, "detection_score": round(self.detection_score, 4),
-                "occlusion": None if self.occlusion is None else round(self.occlusion, 4), "track_id": self.track_id,
-                "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()}}
 
 
 def _parse_roi(roi: Any) -> tuple[float, float, float, float] | None:
@@ -100,6 +51,8 @@ class Recognizer:
             (``"upper_half"`` for a VR headset, ``"lower_half"``, ``"eyes"``, ``"mouth"``) or a 2-D mask of the
             face crop (1 = covered), e.g. for ``detector="roi"`` headset companions.
         occlusion_threshold: Covered fraction of the face from which ``auto`` inpaints a face.
+        align: Rotate each face crop upright before classifying it (roll from the detector's eye keypoints), so
+            tilted faces are classified like upright ones; ``False`` crops axis-aligned boxes.
 
     Example:
         >>> import cv2, sdk
@@ -112,9 +65,10 @@ class Recognizer:
                  detector: str = "auto", pipeline: str = "auto", roi: Sequence[float] | None = None,
                  precision: str | None = None, threads: int | None = None, max_faces: int | None = None,
                  min_detection_score: float | None = None, occlusion: Any = None,
-                 occlusion_threshold: float = 0.25) -> None:
+                 occlusion_threshold: float = 0.25, align: bool = True) -> None:
         from runtime.backends import open_for_role
         from runtime.pipelines import build_pipeline
+        from runtime.processor import FrameProcessor
 
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(DEFAULT_BUNDLE if bundle is None else bundle)
         if max_faces is not None and (not isinstance(max_faces, int) or max_faces < 1):
@@ -137,6 +91,7 @@ class Recognizer:
         self.pipeline_name = self.pipeline.name
         self.classifier = self.engines["classifier"]
         self.labels = self.bundle.labels
+        self.processor = FrameProcessor(self.bundle, self.detector, self.pipeline, max_faces=max_faces, align=align)
 
     def _make_detector(self, name: str, threads: int | None, min_score: float | None) -> Any:
         from runtime.detection import create_detector
@@ -155,49 +110,6 @@ class Recognizer:
         return create_detector(name, **kwargs)
 
     # ------------------------------------------------------------------------------------------------ inference
-    def detect_and_crop(self, frame: np.ndarray) -> tuple[list[Any], list[np.ndarray], dict[str, float]]:
-        """Detect faces in a validated BGR frame (largest first, at most ``max_faces``) and crop each one.
-
-        Returns the detections, their crops (the bundle's input size and colour) and ``detect``/``crop`` ms.
-        """
-        t0 = time.perf_counter()
-        dets = sorted(self.detector.detect(frame), key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
-        if self.max_faces is not None:
-            dets = dets[: self.max_faces]
-        t1 = time.perf_counter()
-        crops = [crop_face(frame, d.box, self.bundle.input) for d in dets]
-        return dets, crops, {"detect": (t1 - t0) * 1e3, "crop": (time.perf_counter() - t1) * 1e3}
-
-    def run_crops(self, crops: list[np.ndarray]) -> Any:
-        """The pipeline's :class:`~runtime.pipelines.PipelineResult` for crops from :meth:`detect_and_crop`
-        (probabilities, the pipeline of each face, occlusion estimates, stage ms)."""
-        from runtime.pipelines import PipelineResult
-
-        if not crops:
-            return PipelineResult(np.zeros((0, len(self.labels)), np.float32), self.pipeline_name,
-                                  {"normalize": 0.0, "classify": 0.0})
-        return self.pipeline.run(crops)
-
-    def classify_crops(self, crops: list[np.ndarray]) -> tuple[np.ndarray, dict[str, float]]:
-        """Probabilities ``(len(crops), n_labels)`` for crops from :meth:`detect_and_crop`, and stage ms."""
-        out = self.run_crops(crops)
-        return out.probabilities, out.timings_ms
-
-    def make_predictions(self, dets: Sequence[Any], result: Any, *, timings_ms: dict[str, float], start: int = 0,
-                         probabilities: np.ndarray | None = None,
-                         track_ids: Sequence[int | None] | None = None) -> list[Prediction]:
-        """Predictions for ``dets`` from rows ``start:`` of a :meth:`run_crops` result (``probabilities``
-        replaces the result's, e.g. after smoothing; rows then start at 0)."""
-        probs = result.probabilities[start:] if probabilities is None else probabilities
-        occ = result.occlusion
-        return [Prediction.from_probabilities(
-                    self.labels, d.box, probs[j],
-                    pipeline=result.per_face[start + j] if result.per_face else self.pipeline_name,
-                    timings_ms=dict(timings_ms), detection_score=d.score,
-                    track_id=None if track_ids is None else track_ids[j],
-                    occlusion=None if occ is None else float(occ[start + j]))
-                for j, d in enumerate(dets)]
-
     def predict(self, frame: np.ndarray | str | os.PathLike[str]) -> list[Prediction]:
         """Recognise the expression of every face in one frame.
 
@@ -218,32 +130,11 @@ class Recognizer:
             frames = list(frames)
         if frames is None or isinstance(frames, (str, os.PathLike)):
             raise InputError("predict_batch takes a list of frames; for one frame use predict()")
-        t_start = time.perf_counter()
-        per_frame: list[tuple[list[Any], dict[str, float]]] = []
-        crops: list[np.ndarray] = []
-        for i, raw in enumerate(frames):
-            t0 = time.perf_counter()
-            frame = as_bgr_frame(raw, name=f"frame {i}" if i else "frame")
-            decode_ms = (time.perf_counter() - t0) * 1e3 if isinstance(raw, (str, os.PathLike)) else 0.0
-            dets, face_crops, timing = self.detect_and_crop(frame)
-            timing["decode"] = decode_ms
-            crops.extend(face_crops)
-            per_frame.append((dets, timing))
-        if not per_frame:
-            return []
-        results: list[list[Prediction]] = []
-        result = self.run_crops(crops)
-        total = (time.perf_counter() - t_start) * 1e3
-        k = 0
-        for dets, timing in per_frame:
-            timings = {**timing, **result.timings_ms, "total": total}
-            results.append(self.make_predictions(dets, result, timings_ms=timings, start=k))
-            k += len(dets)
-        return results
+        return self.processor.process_batch(list(frames))
 
     # ------------------------------------------------------------------------------------- streaming, profiling
     def stream(self, source: Any, *, mode: str = "auto", smooth: str | None = None, queue_size: int = 4,
-               max_missed: int = 15, pace_fps: float | None = None) -> Any:
+               max_missed: int = 15, pace_fps: float | None = None, detect_every: int = 10) -> Any:
         """Recognise a stream of frames with tracking and smoothing; capture, detection and inference overlap.
 
         Args:
@@ -252,8 +143,11 @@ class Recognizer:
                 ``auto`` (realtime for cameras, offline otherwise).
             smooth: ``None``, ``"ema:ALPHA"`` (e.g. ``"ema:0.5"``) or ``"window:N"`` (e.g. ``"window:5"``).
             queue_size: Frames each queue holds in offline mode.
-            max_missed: Frames a face may go undetected and keep its track id.
+            max_missed: Frames a face may go unfound and keep its track id.
             pace_fps: Read a file or iterator no faster than this (to emulate a live camera).
+            detect_every: Run the full-frame detector every this many frames to acquire new faces (and on every
+                frame while no face is tracked); tracked faces are searched for in the region their motion model
+                predicts, which also keeps a face whose upper half a headset covers.
 
         Returns:
             A :class:`runtime.streaming.Stream`: iterate it for one :class:`~runtime.streaming.StreamResult`
@@ -264,10 +158,14 @@ class Recognizer:
             ...     for r in results:
             ...         print(r.frame_index, [(p.track_id, p.label) for p in r.predictions], r.latency_ms)
         """
-        from .streaming import stream_recognizer
+        from runtime.streaming import Stream
 
-        return stream_recognizer(self, source, mode=mode, smooth=smooth, queue_size=queue_size,
-                                 max_missed=max_missed, pace_fps=pace_fps)
+        stages = self.processor.stream_stages(smooth=smooth, max_missed=max_missed, detect_every=detect_every)
+        stream = Stream(source, [stages.find_and_crop, stages.classify_smooth], mode=mode, queue_size=queue_size,
+                        pace_fps=pace_fps)
+        stream.tracker = stages.tracker  # type: ignore[attr-defined]
+        stream.smoother = stages.smoother  # type: ignore[attr-defined]
+        return stream
 
     def profile(self, frames: Any = None, *, iters: int = 100, batch_sizes: Sequence[int] = (1, 8),
                 warmup: int = 10, engines: str = "all") -> Any:

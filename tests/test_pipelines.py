@@ -75,7 +75,7 @@ def test_inpaint_differs_from_direct_and_reports_pipeline(inpaint_bundle: Path, 
 def test_blend_keeps_unmasked_pixels(inpaint_bundle: Path, face) -> None:
     rec = sdk.Recognizer(inpaint_bundle, detector="none", pipeline="inpaint", occlusion="upper_half")
     crop = _crop(face, inpaint_bundle)
-    res = rec.run_crops([crop, apply_occlusion(crop, "upper_half", seed=0).image])
+    res = rec.processor.classify([crop, apply_occlusion(crop, "upper_half", seed=0).image])
     x = to_tensor([crop, apply_occlusion(crop, "upper_half", seed=0).image], rec.bundle.input)
     mask = KnownRegion("upper_half").mask(64, 64).astype(bool)
     assert res.inpainted.shape == x.shape
