@@ -35,6 +35,7 @@ class FaceFrame:
         half_widths: ``(right, left)`` face half-widths at the ears in face units (from the ear keypoints,
             clipped to [0.45, 1.8]; about 1.05 each on a frontal face, unequal when the head turns).
         yaw: nose-tip offset along the eye line in face units (0 frontal, about +-0.5 in profile).
+        image_size: ``(height, width)`` of the image the occluder goes into (canvases skip what falls outside).
     """
 
     affine: np.ndarray
@@ -42,6 +43,7 @@ class FaceFrame:
     roll: float
     half_widths: tuple[float, float]
     yaw: float
+    image_size: tuple[int, int] | None = None
 
     def to_image(self, uv: np.ndarray) -> np.ndarray:
         """Maps face-unit points (..., 2) to image pixels (..., 2)."""
@@ -78,7 +80,7 @@ def check_keypoints(keypoints: object, h: int, w: int) -> np.ndarray:
     return k
 
 
-def face_frame(keypoints: np.ndarray) -> FaceFrame:
+def face_frame(keypoints: np.ndarray, image_size: tuple[int, int] | None = None) -> FaceFrame:
     """The face frame of validated keypoints (see :func:`check_keypoints`).
 
     The eyes fix origin, scale and roll; the mouth fixes the vertical scale (clipped to 0.75-1.4, so a pitched
@@ -100,7 +102,7 @@ def face_frame(keypoints: np.ndarray) -> FaceFrame:
     right = float(np.clip(-local[4, 0], 0.45, 1.8))
     left = float(np.clip(local[5, 0], 0.45, 1.8))
     yaw = float(np.clip(local[2, 0], -0.8, 0.8))
-    return FaceFrame(affine, iod, float(np.arctan2(ex[1], ex[0])), (right, left), yaw)
+    return FaceFrame(affine, iod, float(np.arctan2(ex[1], ex[0])), (right, left), yaw, image_size)
 
 
 def canonical_keypoints(h: int, w: int) -> np.ndarray:

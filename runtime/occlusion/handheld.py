@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from runtime.occlusion.canvas import Canvas, capsule, ellipse, superellipse
+from runtime.occlusion.canvas import Canvas, bounds_of, capsule, ellipse, superellipse
 from runtime.occlusion.face_frame import FaceFrame
 from runtime.occlusion.headset import jitter
 
@@ -43,13 +43,12 @@ def draw_hand(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     else:
         center, angle = (0.3 * frame.yaw - side * 0.75, rng.uniform(-0.05, 0.1)), (0 if side > 0 else 180)
     angle += rng.uniform(-25, 25)
-    cv = Canvas(frame, (center[0] - 3.6, center[1] - 3.6, center[0] + 3.6, center[1] + 3.6))
     # local frame: x from the wrist (x < 0) to the fingertips, y across the hand; thumb on the +y or -y side
     thumb_side = float(rng.choice([-1.0, 1.0]))
     spread = rng.uniform(0.0, 0.12)
     lengths = rng.uniform(0.9, 1.1) * np.array([0.85, 1.05, 1.12, 1.02]) * (1.0 if thumb_side > 0 else 1.0)
     palm = superellipse(0.55, 0.0, (0.75, 0.7), (0.62, 0.62), 3.0, 48)
-    wrist = capsule((0.2, 0.0), (-3.2, 0.0), 0.45, 0.55)
+    wrist = capsule((0.2, 0.0), (-2.4, 0.0), 0.45, 0.55)
     fingers, tips = [], []
     radius = rng.uniform(0.13, 0.16)
     for k, (y, length) in enumerate(zip((-0.45, -0.15, 0.15, 0.45), lengths[::int(thumb_side)])):
@@ -60,6 +59,7 @@ def draw_hand(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
         tips.append(tip)
     thumb = capsule((0.3, 0.35 * thumb_side), (1.0, 0.95 * thumb_side), 0.24, 0.15)
     parts = [_place(p, center, angle, scale) for p in (palm, wrist, thumb, *fingers)]
+    cv = Canvas(frame, bounds_of(*parts))
     skin = jitter(rng, SKIN[int(rng.integers(len(SKIN)))], 8)
     cov = cv.fill(*parts)
     U, V = cv.grid
@@ -85,11 +85,10 @@ def draw_cup(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     height = d * rng.uniform(1.05, 1.45)
     center = (0.35 * frame.yaw + rng.uniform(-0.25, 0.25), rng.uniform(0.55, 0.75) + height / 2)
     angle = rng.uniform(-20, 20)
-    cv = Canvas(frame, (center[0] - 2.0, center[1] - 2.0, center[0] + 2.0, center[1] + 2.0))
+    cv = Canvas(frame, bounds_of(_place(np.array([[-d, -height / 2 - 0.3], [d, height / 2 + 0.3]]), center, angle, 1.0),
+                                 _place(np.array([[-d, height / 2 + 0.3], [d, -height / 2 - 0.3]]), center, angle, 1.0)))
     taper = 0.78 if style == "paper" else rng.uniform(0.92, 1.0)
     r = d / 2
-    body = np.concatenate([ellipse(0, -height / 2, r, 0.12 * d, 0, 180, 360, 16)[::-1][::-1],
-                           ellipse(0, height / 2, r * taper, 0.12 * d, 0, 0, 180, 16)])
     body = np.concatenate([[[-r, -height / 2]], [[r, -height / 2]], ellipse(0, height / 2, r * taper, 0.1 * d,
                                                                           0, 0, 180, 16)])
     colour = jitter(rng, CUP_COLOURS[int(rng.integers(len(CUP_COLOURS)))], 6)
@@ -135,8 +134,10 @@ def draw_phone(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     landscape = rng.random() < 0.2
     angle = rng.uniform(-25, 25) + (90 if landscape else 0)
     center = (0.35 * frame.yaw + rng.uniform(-0.35, 0.35), rng.uniform(1.0, 1.4))
-    cv = Canvas(frame, (center[0] - 2.2, center[1] - 2.2, center[0] + 2.2, center[1] + 2.2))
     outline = _place(superellipse(0, 0, (w / 2, w / 2), (h / 2, h / 2), rng.uniform(6, 10), 64), center, angle, 1.0)
+    grip = float(rng.choice([-1.0, 1.0]))
+    heel = _place(capsule((0.0, h / 2 - 0.1), (grip * 0.3, h / 2 + 1.6), 0.5, 0.45), center, angle, 1.0)
+    cv = Canvas(frame, bounds_of(outline * 1.0, heel, margin=0.35))
     U, V = cv.grid
     c, s = np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))
     lu = (U - center[0]) * c + (V - center[1]) * s
@@ -172,12 +173,10 @@ def draw_phone(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     cv.paint(cv.stroke(outline, 0.03, True) * cov, np.float32([80, 80, 85]), solid=False)
     # fingers wrapping over the long edges
     skin = jitter(rng, SKIN[int(rng.integers(len(SKIN)))], 8)
-    grip = float(rng.choice([-1.0, 1.0]))
     fingers = [_place(capsule((grip * (w / 2 + 0.15), y), (grip * (w / 2 - 0.12), y + 0.02), 0.13, 0.11),
                       center, angle, 1.0) for y in np.arange(rng.uniform(-0.2, 0.2), h / 2, 0.3)[:3]]
     thumb = _place(capsule((-grip * (w / 2 + 0.2), 0.35), (-grip * (w / 2 - 0.18), 0.15), 0.15, 0.13),
                    center, angle, 1.0)
-    heel = _place(capsule((0.0, h / 2 - 0.1), (grip * 0.3, h / 2 + 2.2), 0.5, 0.45), center, angle, 1.0)
     fcov = cv.fill(*fingers, thumb, heel)
     cv.paint(fcov, skin[None, None] * _soft_shading(cv, fcov, 0.3)[..., None])
     return cv

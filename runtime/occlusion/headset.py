@@ -41,7 +41,10 @@ def draw_headset(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     cv = Canvas(frame, (uc - a_r - 0.7, vc - top - 1.05, uc + a_l + 0.7, vc + bottom + 0.08))
     U, V = cv.grid
 
-    shell = jitter(rng, _SHELLS[int(rng.choice(len(_SHELLS), p=_SHELL_P))])
+    if style in ("box", "pills") and rng.random() < 0.5:     # Quest-style headsets are often white or light grey
+        shell = jitter(rng, _SHELLS[int(rng.choice([4, 5, 6]))])
+    else:
+        shell = jitter(rng, _SHELLS[int(rng.choice(len(_SHELLS), p=_SHELL_P))])
     if style == "dimples" and shell.mean() > 100:
         shell = jitter(rng, _SHELLS[int(rng.integers(0, 3))])
     strap = jitter(rng, _STRAPS[int(rng.integers(len(_STRAPS)))])
@@ -52,14 +55,14 @@ def draw_headset(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     rise = rng.uniform(0.05, 0.25)
     for sign, a, hw in ((-1, a_r, hw_r), (1, a_l, hw_l)):
         inner = (uc + sign * (a - 0.2), vc - 0.1)
-        outer = (uc + sign * (max(a + rng.uniform(0.08, 0.22), hw + 0.35)), vc - 0.1 - rise)
+        outer = (uc + sign * (max(a + rng.uniform(0.12, 0.3), hw + 0.45)), vc - 0.1 - rise)
         cv.paint(cv.fill(capsule(inner, outer, strap_w / 2, strap_w / 2.5)), strap)
     if style == "halo":     # a head band ring across the upper forehead, the visor hanging from it
         hb = 0.5 * (hw_r + hw_l) + 0.15
         ring = ellipse(uc, vc - top - 0.12, hb, rng.uniform(0.12, 0.25), 0, 180, 360, 40)
         cv.paint(cv.stroke(ring, rng.uniform(0.2, 0.28)), shell if light else jitter(rng, np.float32([215, 215, 215])))
         cv.paint(cv.fill(capsule((uc, vc - top - 0.2), (uc, vc - top + 0.2), 0.16)), np.float32([40, 40, 42]))
-    elif rng.random() < 0.55:
+    elif rng.random() < 0.6:
         length = rng.uniform(0.55, 0.95)
         w0 = rng.uniform(0.28, 0.42)
         cv.paint(cv.fill(capsule((uc, vc - top + 0.2), (uc, vc - top - length), w0 / 2, w0 / 2.6)), strap)
@@ -98,9 +101,10 @@ def draw_headset(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
         cv.paint(cv.fill(*cams) * body, np.float32([12, 12, 12]), solid=False)
     elif style == "dimples":
         step = rng.uniform(0.22, 0.3)
-        pits = [ellipse(x, y, 0.045, 0.045, n=10)
-                for x in np.arange(uc - a_r + 0.2, uc + a_l - 0.15, step)
-                for y in np.arange(vc - top + 0.18, vc + bottom - 0.1, step * 0.9)]
+        xs, ys = np.meshgrid(np.arange(uc - a_r + 0.2, uc + a_l - 0.15, step),
+                             np.arange(vc - top + 0.18, vc + bottom - 0.1, step * 0.9))
+        pit = ellipse(0, 0, 0.045, 0.045, n=10)
+        pits = np.stack([xs.ravel(), ys.ravel()], axis=1)[:, None, :] + pit[None]
         cv.paint(cv.fill(*pits) * body, shell * 0.45, solid=False)
 
     # rim: a dark edge and a light bevel just inside it

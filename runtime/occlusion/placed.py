@@ -65,4 +65,4 @@ def render(out: np.ndarray, mask: np.ndarray, kind: str, keypoints: np.ndarray, 
     if not _PAINTERS:
         _PAINTERS.update(_painters())
     k = check_keypoints(keypoints, out.shape[0], out.shape[1])
-    _PAINTERS[kind](rng, face_frame(k)).composite(out, mask)
+    _PAINTERS[kind](rng, face_frame(k, out.shape[:2])).composite(out, mask)

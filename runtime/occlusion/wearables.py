@@ -12,8 +12,9 @@ from runtime.occlusion.textured import value_noise
 LENS_SHAPES = ("round", "aviator", "wayfarer", "rect", "cateye")
 _FRAMES = np.array([[20, 20, 22], [30, 45, 70], [40, 70, 110], [60, 170, 205], [190, 190, 195], [235, 235, 235],
                     [40, 40, 160]], np.float32)            # black, tortoise, brown, gold, silver, white, red
-_TINTS = np.array([[28, 28, 30], [30, 50, 80], [40, 60, 40], [200, 130, 50], [60, 160, 220], [110, 90, 150],
-                   [55, 55, 60]], np.float32)              # grey, brown, green, blue mirror, gold mirror, rose, smoke
+_TINTS = np.array([[22, 22, 24], [22, 38, 62], [30, 48, 32], [190, 120, 40], [50, 140, 200], [90, 70, 120],
+                   [45, 45, 50]], np.float32)              # grey, brown, green, blue mirror, gold mirror, rose, smoke
+_TINT_P = np.array([0.3, 0.2, 0.12, 0.1, 0.06, 0.07, 0.15])
 SURGICAL = np.array([[225, 200, 145], [240, 240, 236], [205, 190, 240], [40, 40, 42], [200, 215, 160]], np.float32)
 _CLOTH = np.array([[35, 35, 38], [90, 50, 30], [120, 120, 125], [60, 60, 150], [70, 120, 70], [180, 200, 220],
                    [150, 110, 190], [200, 170, 120]], np.float32)
@@ -64,10 +65,10 @@ def draw_sunglasses(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     if shape == "aviator":
         cv.paint(cv.stroke(bridge - (0, 0.18 * lh), 0.025), fcol)
 
-    tint = jitter(rng, _TINTS[int(rng.integers(len(_TINTS)))], 6)
+    tint = jitter(rng, _TINTS[int(rng.choice(len(_TINTS), p=_TINT_P))], 6)
     mirror = tint.max() - tint.min() > 80
     cov = cv.fill(*lenses)
-    top, bot = rng.uniform(0.88, 0.97), rng.uniform(0.65, 0.92)
+    top, bot = rng.uniform(0.9, 0.98), rng.uniform(0.78, 0.95)
     grad = top + (bot - top) * np.clip((V - (vl - lh)) / (2 * lh), 0, 1)
     lens_col = tint[None, None] * (1.15 - 0.3 * np.clip((V - (vl - lh)) / (2 * lh), 0, 1))[..., None]
     cv.paint(cov * grad, lens_col)
@@ -150,7 +151,7 @@ def _cloth_pattern(rng: np.random.Generator, colour: np.ndarray, U: np.ndarray, 
                    base: np.ndarray) -> np.ndarray:
     """Procedural cloth: plain, stripes, checks, dots or camouflage blotches over ``colour``."""
     pattern = ("plain", "stripes", "checks", "dots", "camo")[int(rng.integers(5))]
-    other = jitter(rng, np.float32(rng.integers(20, 240, 3)), 5)
+    other = jitter(rng, _CLOTH[int(rng.integers(len(_CLOTH)))] if rng.random() < 0.6 else base * rng.uniform(0.5, 1.6), 5)
     if pattern == "plain":
         return colour
     period = rng.uniform(0.12, 0.3)
