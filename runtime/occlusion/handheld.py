@@ -133,7 +133,7 @@ def draw_phone(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     w, h = rng.uniform(1.05, 1.3), rng.uniform(2.1, 2.6)
     landscape = rng.random() < 0.2
     angle = rng.uniform(-25, 25) + (90 if landscape else 0)
-    center = (0.35 * frame.yaw + rng.uniform(-0.35, 0.35), rng.uniform(1.0, 1.4))
+    center = (0.35 * frame.yaw + rng.uniform(-0.3, 0.3), rng.uniform(1.3, 1.6))
     outline = _place(superellipse(0, 0, (w / 2, w / 2), (h / 2, h / 2), rng.uniform(6, 10), 64), center, angle, 1.0)
     grip = float(rng.choice([-1.0, 1.0]))
     heel = _place(capsule((0.0, h / 2 - 0.1), (grip * 0.3, h / 2 + 1.6), 0.5, 0.45), center, angle, 1.0)

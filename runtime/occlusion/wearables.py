@@ -1,4 +1,9 @@
-"""Worn occluders other than the headset: sunglasses and face masks (surgical, KN95-style and cloth), in face units."""
+"""Worn occluders other than the headset: sunglasses and face masks (surgical, KN95-style and cloth), in face units.
+
+Mask textures are procedural. The ``insightface`` sdist ships four mask photos (``data/images/mask_*.jpg``), but
+their source and licence are not stated (the package's code is MIT, its models non-commercial research only), so
+ofer does not ship or load them.
+"""
 from __future__ import annotations
 
 import cv2
