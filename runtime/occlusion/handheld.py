@@ -7,6 +7,7 @@ import numpy as np
 from runtime.occlusion.canvas import Canvas, bounds_of, capsule, ellipse, superellipse
 from runtime.occlusion.face_frame import FaceFrame
 from runtime.occlusion.headset import jitter
+from runtime.occlusion.textured import value_noise
 
 #: Skin tones (BGR), light to dark.
 SKIN = np.array([[180, 200, 240], [160, 184, 228], [135, 165, 212], [112, 145, 196], [88, 122, 172],
@@ -51,30 +52,38 @@ def draw_hand(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     wrist = capsule((0.2, 0.0), (-2.4, 0.0), 0.45, 0.55)
     fingers, tips = [], []
     radius = rng.uniform(0.13, 0.16)
+    bend = rng.uniform(-0.25, 0.25)                       # fingers curve together a little to one side
     for k, (y, length) in enumerate(zip((-0.45, -0.15, 0.15, 0.45), lengths[::int(thumb_side)])):
-        a = (k - 1.5) * spread
+        a = (k - 1.5) * spread + rng.normal(0, 0.05)
         base = np.array([1.05, y])
-        tip = base + length * np.array([np.cos(a), np.sin(a)])
-        fingers.append(capsule(tuple(base), tuple(tip), radius * 1.05, radius * 0.85))
-        tips.append(tip)
+        joint = base + 0.55 * length * np.array([np.cos(a), np.sin(a)])
+        tip = joint + 0.45 * length * np.array([np.cos(a + bend), np.sin(a + bend)])
+        fingers += [capsule(tuple(base), tuple(joint), radius * 1.05, radius * 0.95),
+                    capsule(tuple(joint), tuple(tip), radius * 0.95, radius * 0.82)]
+        tips.append((tip, np.degrees(a + bend)))
     thumb = capsule((0.3, 0.35 * thumb_side), (1.0, 0.95 * thumb_side), 0.24, 0.15)
-    parts = [_place(p, center, angle, scale) for p in (palm, wrist, thumb, *fingers)]
+    placed_fingers = [_place(p, center, angle, scale) for p in fingers]
+    parts = [_place(p, center, angle, scale) for p in (palm, wrist, thumb)] + placed_fingers
     cv = Canvas(frame, bounds_of(*parts))
     skin = jitter(rng, SKIN[int(rng.integers(len(SKIN)))], 8)
     cov = cv.fill(*parts)
     U, V = cv.grid
     light = 0.92 + 0.12 * np.cos((U - center[0]) * 1.3 + (V - center[1]) * 0.7)
-    cv.paint(cov, skin[None, None] * (_soft_shading(cv, cov, 0.3) * light)[..., None])
-    for f in fingers:                                    # creases between fingers and knuckles
-        cv.paint(cv.stroke(_place(f, center, angle, scale), 0.025, True) * cov, skin * 0.62, opacity=0.45, solid=False)
-    for tip in tips:                                     # nails
-        nail = ellipse(tip[0] - 0.1, tip[1], 0.1, radius * 0.6, n=16)
-        cv.paint(cv.fill(_place(nail, center, angle, scale)),
-                 np.minimum(skin * 1.12 + 12, 255), opacity=0.7, solid=False)
+    grain = 0.96 + 0.08 * value_noise(rng, cv.h, cv.w, max(4, cv.w // 5))
+    cv.paint(cov, skin[None, None] * (_soft_shading(cv, cov, 0.3) * light * grain)[..., None])
+    for f in placed_fingers:                              # the gaps between the fingers, creases at the joints
+        cv.paint(cv.stroke(f, 0.03, closed=True) * cov, skin * 0.6, opacity=0.4, solid=False)
+    flush = np.float32([skin[0] * 0.85, skin[1] * 0.85, min(255.0, skin[2] * 1.05)])
+    for tip, a in tips:                                   # nails and slightly flushed fingertips
+        nail = ellipse(tip[0] - 0.12 * np.cos(np.radians(a)), tip[1] - 0.12 * np.sin(np.radians(a)),
+                       0.1, radius * 0.6, a, n=16)
+        cv.paint(cv.fill(_place(ellipse(tip[0], tip[1], 0.22, radius, a, n=16), center, angle, scale)), flush,
+                 opacity=0.35, solid=False)
+        cv.paint(cv.fill(_place(nail, center, angle, scale)), np.minimum(skin * 1.12 + 14, 255), opacity=0.7,
+                 solid=False)
     knuckles = [_place(capsule((1.0, y - 0.09), (1.0, y + 0.09), 0.015), center, angle, scale)
                 for y in (-0.45, -0.15, 0.15, 0.45)]
-    cv.paint(cv.fill(*knuckles), skin * 0.75, opacity=0.6, solid=False)
-    cv.paint(cv.stroke(_place(thumb, center, angle, scale), 0.025, True) * cov, skin * 0.65, opacity=0.35, solid=False)
+    cv.paint(cv.fill(*knuckles), skin * 0.75, opacity=0.5, solid=False)
     return cv
 
 
@@ -136,7 +145,7 @@ def draw_phone(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     center = (0.35 * frame.yaw + rng.uniform(-0.3, 0.3), rng.uniform(1.3, 1.6))
     outline = _place(superellipse(0, 0, (w / 2, w / 2), (h / 2, h / 2), rng.uniform(6, 10), 64), center, angle, 1.0)
     grip = float(rng.choice([-1.0, 1.0]))
-    heel = _place(capsule((0.0, h / 2 - 0.1), (grip * 0.3, h / 2 + 1.6), 0.5, 0.45), center, angle, 1.0)
+    heel = _place(capsule((grip * 0.1, h / 2 - 0.15), (grip * 0.35, h / 2 + 1.1), 0.58, 0.5), center, angle, 1.0)
     cv = Canvas(frame, bounds_of(outline * 1.0, heel, margin=0.35))
     U, V = cv.grid
     c, s = np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))
