@@ -143,3 +143,29 @@ def test_bad_options() -> None:
         FaceTracker(det, detect_every=0)
     with pytest.raises(ConfigError, match="roi_scale"):
         FaceTracker(det, roi_scale=0.5)
+
+
+def test_headset_put_on_mid_video_keeps_the_face_and_its_id(media_dir: Path) -> None:
+    """A VR headset drawn over the face from frame k on (placed from the clean frame's keypoints, so it follows
+    the head): the face keeps its track id and is still found in >= 95 % of the frames after k."""
+    import sdk
+    from runtime.occlusion.realistic import occlude_faces
+
+    reference = create_detector("blazeface-full", threads=1)
+    cap = cv2.VideoCapture(str(media_dir / "WolfgangLanger_Pexels.mp4"))
+    frames, k = [], 15
+    while len(frames) < 60:
+        ok, frame = cap.read()
+        assert ok
+        if len(frames) >= k:
+            face = max(reference.detect(frame), key=lambda d: d.width * d.height)
+            frame = occlude_faces(frame, [(face.box, face.keypoints)], "headset", seed=3).image
+        frames.append(frame)
+    cap.release()
+    rec = sdk.Recognizer(threads=1)
+    with rec.stream(frames, mode="offline") as results:
+        per_frame = [[p.track_id for p in r.predictions] for r in results]
+    assert all(ids == [1] for ids in per_frame[:k])
+    after = per_frame[k:]
+    assert all(ids in ([], [1]) for ids in after)  # never a new id, never a second (false) face
+    assert sum(ids == [1] for ids in after) >= 0.95 * len(after)
