@@ -104,7 +104,8 @@ def roi_from_detection(box: Sequence[float], keypoints: np.ndarray) -> FaceRoi:
     """The landmark ROI of a BlazeFace detection (``FaceDetectionFrontDetectionToRoi``).
 
     Args:
-        box: ``(x1, y1, x2, y2)`` frame pixels.
+        box: ``(x1, y1, x2, y2)`` frame pixels. :class:`BlazeFaceDetector` clips boxes to the frame (MediaPipe does
+            not), so for a face cut by the frame edge the ROI is smaller and shifted inwards.
         keypoints: ``(6, 2)`` BlazeFace keypoints in frame pixels (right eye, left eye, nose, mouth, ears).
 
     Raises:
