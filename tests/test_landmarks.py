@@ -148,6 +148,19 @@ def test_landmarks_rotate_with_the_frame(deg: float, single: tuple, landmarker: 
     assert np.linalg.norm(res.points[:, :2] - want, axis=1).mean() < 0.05 * _iod(upright)
 
 
+@pytest.mark.parametrize("off_deg", [-25, 25])
+def test_roll_is_measured_not_copied_from_the_roi(off_deg: float, single: tuple,
+                                                  landmarker: FaceLandmarker) -> None:
+    """A ROI turned 25 degrees off the face: the landmarks still find the face's roll, and one tracking step
+    (``next_roi``) brings the ROI back to within a degree or two."""
+    frame, _, upright = single
+    roi = upright.roi
+    res = landmarker.run(frame, FaceRoi(roi.cx, roi.cy, roi.size, roi.angle + math.radians(off_deg)))
+    first = abs(math.degrees(res.roll - upright.roll))
+    assert first < 0.6 * abs(off_deg)
+    assert abs(math.degrees(landmarker.run(frame, res.next_roi()).roll - upright.roll)) < 2.5
+
+
 def test_batch_equals_single_runs(single: tuple, landmarker: FaceLandmarker) -> None:
     frame, det, res = single
     rois = [res.roi, res.next_roi(), FaceRoi(90, 90, 160, 0.0)]
