@@ -2,11 +2,10 @@
 
 Reproducible: downloads ``mediapipe==0.10.21`` (``pip download --no-deps``), takes
 ``mediapipe/modules/face_detection/face_detection_{short_range,full_range_sparse}.tflite`` out of the
-wheel, parses the TFLite flatbuffer with the ``tflite`` package and rebuilds the graph as ONNX (opset 13,
-NCHW inside, NHWC float input in [-1, 1] like the original). FP16 weights are dequantised and sparse
-(CSR) weights densified at conversion time, so the ONNX file has plain FP32 weights. If
-``ai-edge-litert`` is installed the script runs both models on the same random and real-looking inputs
-and prints the max abs difference of every output.
+wheel and rebuilds each graph as ONNX with ``scripts/tflite_to_onnx.py`` (opset 13, NCHW inside, NHWC float input
+in [-1, 1] like the original; FP16 weights stored as FP32, sparse weights densified). If ``ai-edge-litert`` is
+installed the script runs both models on the same random and real-looking inputs and prints the max abs
+difference of every output.
 
 Run it in a throwaway venv (it is not a runtime dependency)::
 
@@ -17,336 +16,30 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import onnx
-import tflite
-from onnx import TensorProto, helper, numpy_helper
 
-MEDIAPIPE = "mediapipe==0.10.21"
+from tflite_to_onnx import convert, max_abs_diff, mediapipe_wheel
+
 MODELS = {
     "blazeface_short_range.onnx": "mediapipe/modules/face_detection/face_detection_short_range.tflite",
     "blazeface_full_range.onnx": "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
 }
 OUTPUT_NAMES = ("regressors", "classificators")  # same names for both models
-NCHW_TO_NHWC = (0, 2, 3, 1)
-NHWC_TO_NCHW = (0, 3, 1, 2)
-
-_OPNAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
-_NP_TYPES = {
-    tflite.TensorType.FLOAT32: np.float32,
-    tflite.TensorType.FLOAT16: np.float16,
-    tflite.TensorType.INT32: np.int32,
-    tflite.TensorType.INT64: np.int64,
-    tflite.TensorType.UINT8: np.uint8,
-    tflite.TensorType.INT8: np.int8,
-}
+PRODUCER = "ofer/scripts/convert_blazeface_detector.py"
 
 
-def _densify(values: np.ndarray, shape: np.ndarray, sparsity: tflite.SparsityParameters) -> np.ndarray:
-    """Expand a TFLite sparse tensor (dense/CSR dims, no blocks) into a dense array."""
-    if sparsity.BlockMapLength() > 0:
-        raise NotImplementedError("block-sparse tensors are not supported")
-    order = sparsity.TraversalOrderAsNumpy()
-    dims = [sparsity.DimMetadata(i) for i in range(sparsity.DimMetadataLength())]
-    tshape = [int(shape[o]) for o in order]
-    out = np.zeros(tshape, dtype=values.dtype)
-
-    def vec(dm: tflite.DimensionMetadata, which: str) -> np.ndarray:
-        table = getattr(dm, f"Array{which}")()
-        kind = getattr(dm, f"Array{which}Type")()
-        cls = {1: tflite.Int32Vector, 2: tflite.Uint16Vector, 3: tflite.Uint8Vector}[kind]
-        v = cls()
-        v.Init(table.Bytes, table.Pos)
-        return v.ValuesAsNumpy()
-
-    cursor = [0]
-
-    def walk(level: int, prefix: tuple[int, ...], pos: int) -> None:
-        if level == len(dims):
-            out[prefix] = values[cursor[0]]
-            cursor[0] += 1
-            return
-        dm = dims[level]
-        if dm.Format() == tflite.DimensionType.DENSE:
-            for i in range(dm.DenseSize()):
-                walk(level + 1, prefix + (i,), pos * dm.DenseSize() + i)
-        else:
-            seg, idx = vec(dm, "Segments"), vec(dm, "Indices")
-            for k in range(int(seg[pos]), int(seg[pos + 1])):
-                walk(level + 1, prefix + (int(idx[k]),), k)
-
-    walk(0, (), 0)
-    if cursor[0] != values.size:
-        raise ValueError(f"densify consumed {cursor[0]} of {values.size} values")
-    return np.transpose(out, np.argsort(order))
-
-
-class _Converter:
-    """Walks a TFLite subgraph and emits equivalent ONNX nodes (activations in NCHW)."""
-
-    def __init__(self, model_bytes: bytes) -> None:
-        self.model = tflite.Model.GetRootAsModel(model_bytes, 0)
-        self.graph = self.model.Subgraphs(0)
-        self.consts: dict[int, np.ndarray] = {}
-        self.names: dict[int, str] = {}
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
-        self._uid = 0
-
-    # -- helpers -------------------------------------------------------------------------------
-    def tensor(self, i: int) -> tflite.Tensor:
-        return self.graph.Tensors(i)
-
-    def shape(self, i: int) -> list[int]:
-        return [int(s) for s in self.tensor(i).ShapeAsNumpy()]
-
-    def buffer(self, i: int) -> np.ndarray | None:
-        t = self.tensor(i)
-        data = self.model.Buffers(t.Buffer()).DataAsNumpy()
-        if isinstance(data, int) or data.size == 0:
-            return None
-        arr = np.frombuffer(data.tobytes(), dtype=_NP_TYPES[t.Type()])
-        if t.Sparsity() is not None:
-            return arr  # raw non-zero values, densified by the DENSIFY op
-        return arr.reshape(self.shape(i))
-
-    def const(self, i: int) -> np.ndarray:
-        if i not in self.consts:
-            arr = self.buffer(i)
-            if arr is None:
-                raise ValueError(f"tensor {self.tensor(i).Name()} is not constant")
-            self.consts[i] = arr
-        return self.consts[i]
-
-    def init(self, arr: np.ndarray, hint: str) -> str:
-        self._uid += 1
-        name = f"{hint}_{self._uid}"
-        self.inits.append(numpy_helper.from_array(arr, name))
-        return name
-
-    def fresh(self, hint: str) -> str:
-        self._uid += 1
-        return f"{hint}_{self._uid}"
-
-    def act(self, out: str, fused: int) -> str:
-        """Apply a fused activation; returns the name holding the activated value."""
-        if fused == tflite.ActivationFunctionType.NONE:
-            return out
-        if fused == tflite.ActivationFunctionType.RELU:
-            res = self.fresh("relu")
-            self.nodes.append(helper.make_node("Relu", [out], [res]))
-            return res
-        raise NotImplementedError(f"fused activation {fused}")
-
-    @staticmethod
-    def options(op: tflite.Operator, cls: type) -> object:
-        table = op.BuiltinOptions()
-        opt = cls()
-        opt.Init(table.Bytes, table.Pos)
-        return opt
-
-    @staticmethod
-    def same_pads(in_hw: list[int], k_hw: list[int], strides: list[int], dil: list[int]) -> list[int]:
-        pads_begin, pads_end = [], []
-        for size, k, s, d in zip(in_hw, k_hw, strides, dil):
-            out = -(-size // s)
-            total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
-            pads_begin.append(total // 2)
-            pads_end.append(total - total // 2)
-        return pads_begin + pads_end
-
-    # -- ops -------------------------------------------------------------------------------------
-    def conv(self, op: tflite.Operator, depthwise: bool) -> None:
-        x, w_i, b_i = (op.Inputs(j) for j in range(3))
-        out_i = op.Outputs(0)
-        w = self.const(w_i).astype(np.float32)  # TFLite: [O, kh, kw, I] or [1, kh, kw, C*m]
-        b = self.const(b_i).astype(np.float32)
-        opt = self.options(op, tflite.DepthwiseConv2DOptions if depthwise else tflite.Conv2DOptions)
-        in_shape = self.shape(x)
-        if depthwise:
-            group = in_shape[3]
-            w_onnx = np.transpose(w, (3, 0, 1, 2))  # [C*m, 1, kh, kw]
-        else:
-            group = 1
-            w_onnx = np.transpose(w, (0, 3, 1, 2))
-        strides = [opt.StrideH(), opt.StrideW()]
-        dil = [opt.DilationHFactor(), opt.DilationWFactor()]
-        if opt.Padding() == tflite.Padding.SAME:
-            pads = self.same_pads(in_shape[1:3], list(w_onnx.shape[2:]), strides, dil)
-        else:
-            pads = [0, 0, 0, 0]
-        raw = self.fresh("conv")
-        self.nodes.append(helper.make_node(
-            "Conv", [self.names[x], self.init(w_onnx, "w"), self.init(b, "b")], [raw],
-            strides=strides, dilations=dil, pads=pads, group=group))
-        self.names[out_i] = self.act(raw, opt.FusedActivationFunction())
-
-    def add(self, op: tflite.Operator) -> None:
-        a, b = op.Inputs(0), op.Inputs(1)
-        opt = self.options(op, tflite.AddOptions)
-        raw = self.fresh("add")
-        self.nodes.append(helper.make_node("Add", [self.names[a], self.names[b]], [raw]))
-        self.names[op.Outputs(0)] = self.act(raw, opt.FusedActivationFunction())
-
-    def pad(self, op: tflite.Operator) -> None:
-        x = op.Inputs(0)
-        p = self.const(op.Inputs(1)).astype(np.int64)  # NHWC [[b, a], ...]
-        if len(self.shape(x)) != 4:
-            raise NotImplementedError("PAD on non-4D tensor")
-        p_nchw = p[list(NHWC_TO_NCHW)]
-        pads = np.concatenate([p_nchw[:, 0], p_nchw[:, 1]]).astype(np.int64)
-        out = self.fresh("pad")
-        self.nodes.append(helper.make_node("Pad", [self.names[x], self.init(pads, "pads")], [out]))
-        self.names[op.Outputs(0)] = out
-
-    def maxpool(self, op: tflite.Operator) -> None:
-        opt = self.options(op, tflite.Pool2DOptions)
-        k = [opt.FilterHeight(), opt.FilterWidth()]
-        s = [opt.StrideH(), opt.StrideW()]
-        x = op.Inputs(0)
-        pads = self.same_pads(self.shape(x)[1:3], k, s, [1, 1]) if opt.Padding() == tflite.Padding.SAME \
-            else [0, 0, 0, 0]
-        raw = self.fresh("pool")
-        self.nodes.append(helper.make_node("MaxPool", [self.names[x]], [raw], kernel_shape=k, strides=s,
-                                           pads=pads))
-        self.names[op.Outputs(0)] = self.act(raw, opt.FusedActivationFunction())
-
-    def reshape(self, op: tflite.Operator) -> None:
-        x, out_i = op.Inputs(0), op.Outputs(0)
-        src = self.names[x]
-        if len(self.shape(x)) == 4:  # back to NHWC so the flattening order matches TFLite
-            nhwc = self.fresh("nhwc")
-            self.nodes.append(helper.make_node("Transpose", [src], [nhwc], perm=list(NCHW_TO_NHWC)))
-            src = nhwc
-        if len(self.shape(out_i)) == 4:
-            raise NotImplementedError("RESHAPE to 4D")
-        out = self.fresh("reshape")
-        shape = np.array(self.shape(out_i), dtype=np.int64)
-        self.nodes.append(helper.make_node("Reshape", [src, self.init(shape, "shape")], [out]))
-        self.names[out_i] = out
-
-    def concat(self, op: tflite.Operator) -> None:
-        opt = self.options(op, tflite.ConcatenationOptions)
-        ins = [op.Inputs(j) for j in range(op.InputsLength())]
-        rank = len(self.shape(ins[0]))
-        axis = opt.Axis() % rank
-        if rank == 4:
-            axis = NHWC_TO_NCHW.index(axis)
-        raw = self.fresh("concat")
-        self.nodes.append(helper.make_node("Concat", [self.names[i] for i in ins], [raw], axis=axis))
-        self.names[op.Outputs(0)] = self.act(raw, opt.FusedActivationFunction())
-
-    def relu(self, op: tflite.Operator) -> None:
-        out = self.fresh("relu")
-        self.nodes.append(helper.make_node("Relu", [self.names[op.Inputs(0)]], [out]))
-        self.names[op.Outputs(0)] = out
-
-    def resize_bilinear(self, op: tflite.Operator) -> None:
-        opt = self.options(op, tflite.ResizeBilinearOptions)
-        size = self.const(op.Inputs(1)).astype(np.int64)
-        x = op.Inputs(0)
-        n, _, _, c = self.shape(x)
-        sizes = np.array([n, c, size[0], size[1]], dtype=np.int64)
-        if opt.AlignCorners():
-            mode = "align_corners"
-        elif opt.HalfPixelCenters():
-            mode = "half_pixel"
-        else:
-            mode = "asymmetric"
-        out = self.fresh("resize")
-        self.nodes.append(helper.make_node("Resize", [self.names[x], "", "", self.init(sizes, "sizes")], [out],
-                                           mode="linear", coordinate_transformation_mode=mode))
-        self.names[op.Outputs(0)] = out
-
-    def depth_to_space(self, op: tflite.Operator) -> None:
-        opt = self.options(op, tflite.DepthToSpaceOptions)
-        out = self.fresh("d2s")
-        self.nodes.append(helper.make_node("DepthToSpace", [self.names[op.Inputs(0)]], [out],
-                                           blocksize=opt.BlockSize(), mode="DCR"))
-        self.names[op.Outputs(0)] = out
-
-    def fold(self, op: tflite.Operator, kind: str) -> None:
-        """DEQUANTIZE (fp16 -> fp32) and DENSIFY of constants are evaluated now."""
-        src = op.Inputs(0)
-        if kind == "DENSIFY":
-            t = self.tensor(src)
-            self.consts[op.Outputs(0)] = _densify(self.const(src), t.ShapeAsNumpy(), t.Sparsity())
-        else:
-            self.consts[op.Outputs(0)] = self.const(src).astype(np.float32)
-
-    # -- driver ----------------------------------------------------------------------------------
-    def run(self, graph_name: str) -> onnx.ModelProto:
-        g = self.graph
-        if g.InputsLength() != 1 or g.OutputsLength() != 2:
-            raise ValueError("expected one input and two outputs")
-        in_i = g.Inputs(0)
-        in_shape = self.shape(in_i)
-        self.nodes.append(helper.make_node("Transpose", ["input"], ["input_nchw"], perm=list(NHWC_TO_NCHW)))
-        self.names[in_i] = "input_nchw"
-        codes = [self.model.OperatorCodes(i) for i in range(self.model.OperatorCodesLength())]
-        handlers = {
-            "CONV_2D": lambda o: self.conv(o, False), "DEPTHWISE_CONV_2D": lambda o: self.conv(o, True),
-            "ADD": self.add, "PAD": self.pad, "MAX_POOL_2D": self.maxpool, "RESHAPE": self.reshape,
-            "CONCATENATION": self.concat, "RELU": self.relu, "RESIZE_BILINEAR": self.resize_bilinear,
-            "DEPTH_TO_SPACE": self.depth_to_space,
-        }
-        for k in range(g.OperatorsLength()):
-            op = g.Operators(k)
-            oc = codes[op.OpcodeIndex()]
-            kind = _OPNAMES[max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())]
-            if kind in ("DEQUANTIZE", "DENSIFY"):
-                self.fold(op, kind)
-            elif kind in handlers:
-                handlers[kind](op)
-            else:
-                raise NotImplementedError(f"TFLite op {kind}")
-        outputs = []
-        for j, name in enumerate(OUTPUT_NAMES):
-            t_i = g.Outputs(j)
-            self.nodes.append(helper.make_node("Identity", [self.names[t_i]], [name]))
-            outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, self.shape(t_i)))
-        graph = helper.make_graph(self.nodes, graph_name,
-                                  [helper.make_tensor_value_info("input", TensorProto.FLOAT, in_shape)],
-                                  outputs, self.inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
-                                  producer_name="ofer/scripts/convert_blazeface_detector.py")
-        model.ir_version = 8
-        onnx.checker.check_model(model, full_check=True)
-        return model
-
-
-def parity(tflite_bytes: bytes, onnx_path: Path) -> dict[str, float]:
-    """Max abs difference between the TFLite interpreter and ONNX Runtime on a few inputs."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        print("ai-edge-litert not installed: parity check skipped", file=sys.stderr)
-        return {}
-    import onnxruntime as ort
-
-    interp = Interpreter(model_content=tflite_bytes)
-    interp.allocate_tensors()
-    inp = interp.get_input_details()[0]
-    outs = interp.get_output_details()
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+def parity_inputs(shape: tuple[int, ...]) -> list[np.ndarray]:
+    """Random, smooth (real-looking) and zero inputs in [-1, 1] of the model's NHWC input shape."""
     rng = np.random.default_rng(0)
-    h, w = inp["shape"][1:3]
+    h, w = shape[1:3]
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
     smooth = np.stack([np.sin(6 * xx), np.cos(5 * yy), np.sin(4 * (xx + yy))], -1)[None].astype(np.float32)
-    worst = {name: 0.0 for name in OUTPUT_NAMES}
-    for x in (rng.uniform(-1, 1, inp["shape"]).astype(np.float32), smooth, np.zeros(inp["shape"], np.float32)):
-        interp.set_tensor(inp["index"], x)
-        interp.invoke()
-        got = sess.run(list(OUTPUT_NAMES), {"input": x})
-        for name, o, g in zip(OUTPUT_NAMES, outs, got):
-            worst[name] = max(worst[name], float(np.abs(interp.get_tensor(o["index"]) - g).max()))
-    return worst
+    return [rng.uniform(-1, 1, shape).astype(np.float32), smooth, np.zeros(shape, np.float32)]
 
 
 def main() -> None:
@@ -355,25 +48,20 @@ def main() -> None:
     ap.add_argument("--wheel", type=Path, help="an already downloaded mediapipe wheel (else pip download)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        wheel = args.wheel
-        if wheel is None:
-            subprocess.run([sys.executable, "-m", "pip", "download", MEDIAPIPE, "--no-deps", "--only-binary=:all:",
-                            "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64", "-d", tmp],
-                           check=True)
-            wheel = next(Path(tmp).glob("mediapipe-*.whl"))
-        print(f"wheel {wheel.name} sha256 {hashlib.sha256(wheel.read_bytes()).hexdigest()}")
+        wheel = mediapipe_wheel(args.wheel, Path(tmp))
         args.out.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(wheel) as zf:
             licence = next(n for n in zf.namelist() if n.endswith(".dist-info/LICENSE"))
             (args.out / "LICENSE-mediapipe.txt").write_bytes(zf.read(licence))
             for onnx_name, member in MODELS.items():
                 data = zf.read(member)
-                model = _Converter(data).run(Path(member).stem)
+                model = convert(data, Path(member).stem, OUTPUT_NAMES, PRODUCER)
                 dst = args.out / onnx_name
                 onnx.save(model, dst)
                 print(f"{member} (sha256 {hashlib.sha256(data).hexdigest()})")
                 print(f"  -> {dst} (sha256 {hashlib.sha256(dst.read_bytes()).hexdigest()})")
-                for name, diff in parity(data, dst).items():
+                shape = tuple(d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim)
+                for name, diff in (max_abs_diff(data, dst, parity_inputs(shape), OUTPUT_NAMES) or {}).items():
                     print(f"  parity vs TFLite interpreter: {name} max |diff| = {diff:.3g}")
 
 
