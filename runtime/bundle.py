@@ -24,18 +24,26 @@ Schema (version 1)::
       "provenance": {"method": ..., "data": ..., "metrics": {...}, "licence": ..., "source": ...}
     }
 
-Loading checks the schema version, every field, that each engine file lies inside the bundle folder (no absolute
-paths, no ``..``, no symlink out) and that its sha256 matches; so are attached files (top-level objects with
-``file`` and ``sha256``, e.g. ``"trt_calibration_cache"``, written by :func:`attach_file`). Anything else is
-refused with a
-:class:`~runtime.errors.BundleError` that says why and what to do.
+Loading reads the manifest strictly (:mod:`runtime.manifest_json`: no duplicate keys, NaN/Infinity or deep
+nesting; a UTF-8 BOM is fine) from a regular file inside the folder, checks the schema version (an integer, not
+``true``), every field's type (booleans are not numbers), names (no control characters, at most 255 bytes; paths at
+most 1024), that each engine file lies inside the bundle folder (no absolute paths, no ``..``, no symlink out) and
+that its sha256 (64 hex digits, any case) matches; so are attached files (top-level objects with ``file``, which
+must have a ``sha256``, e.g. ``"trt_calibration_cache"``, written by :func:`attach_file`) and the licence files
+named by ``provenance.licence_file`` must be present. Each ONNX engine is then compared with the manifest from the
+bytes that were hashed (:mod:`runtime.bundle_checks`: no external data, input shape, label count, logits vs
+probabilities). Anything else is refused with a :class:`~runtime.errors.BundleError` that says why and what to do.
+Engines are opened from :meth:`Bundle.read_engine`: read once, hashed, and those same bytes handed to the backend.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
+import re
+import stat
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -43,6 +51,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .errors import BundleError
+from .manifest_json import loads_strict
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -52,6 +61,12 @@ ROLES = ("classifier", "inpainter", "occlusion_estimator")
 PIPELINES = ("direct", "inpaint", "auto")
 COLORS = {"gray": 1, "bgr": 3, "rgb": 3}
 OUTPUT_KINDS = ("logits", "probabilities", "image")
+MAX_NAME_BYTES = 255  # a label, engine or bundle name, or one component of a file path (UTF-8)
+MAX_PATH_CHARS = 1024
+MAX_SIZE = 8192  # input.size limit, pixels per side
+#: Top-level manifest keys of the schema; any other top-level object with a ``file`` is an attached file.
+SCHEMA_KEYS = ("schema_version", "name", "labels", "input", "engines", "pipelines", "provenance", "created")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,21 @@ class Bundle:
         """Absolute path of engine ``name``'s file."""
         return self.path / self.engines[name].file
 
+    def read_engine(self, name: str) -> bytes:
+        """Engine ``name``'s bytes, read once and checked against the manifest's sha256: hand these to the backend
+        (never re-open the file by path, it may have changed since).
+
+        Raises:
+            BundleError: The file escapes the bundle, is missing or not a regular file, or fails its sha256.
+        """
+        e = self.engines[name]
+        return read_verified(self.path, e.file, e.sha256, f"engine {name!r}", str(self.path / MANIFEST))
+
+    def licence_files(self) -> list[str]:
+        """Files named by ``provenance.licence_file`` (a name or a list), relative to the bundle folder."""
+        value = self.provenance.get("licence_file", [])
+        return [value] if isinstance(value, str) else list(value)
+
     def find_engines(self, role: str, *, format: str | None = None, precision: str | None = None) -> list[EngineSpec]:
         """Engines of a role, optionally filtered by format and precision (in manifest order)."""
         return [e for e in self.engines.values() if e.role == role
@@ -132,110 +162,222 @@ def _need(cond: bool, where: str, what: str) -> None:
         raise BundleError(f"invalid bundle manifest ({where}): {what}")
 
 
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _check_name(value: Any, where: str, what: str) -> str:
+    """A name (label, engine, bundle, attachment key): a non-empty string, no control characters, <= 255 bytes."""
+    _need(isinstance(value, str) and value.strip() != "", where, f"{what} must be a non-empty string, got {value!r}"[:300])
+    _need(not any(ord(c) < 32 or ord(c) == 127 for c in value), where,
+          f"{what} {value[:60]!r} contains a control character (NUL, newline, ...); rename it")
+    size = len(value.encode("utf-8", errors="replace"))
+    _need(size <= MAX_NAME_BYTES, where, f"{what} {value[:40]!r}... is {size} bytes long, at most {MAX_NAME_BYTES}")
+    return value
+
+
+def _check_sha256(value: Any, where: str) -> str:
+    """A sha256 as 64 hex digits (upper or lower case); returned in lower case."""
+    _need(isinstance(value, str) and _SHA256.fullmatch(value) is not None, where,
+          f"'sha256' must be 64 hex digits, got {str(value)[:80]!r}")
+    return value.lower()
+
+
+def _check_built_with(value: Any, where: str) -> dict[str, Any]:
+    """``built_with``: an object; its tool versions and TensorRT record fields, when present, are strings."""
+    _need(isinstance(value, dict), where, f"'built_with' must be an object of tool versions, got {value!r}"[:300])
+    for key in ("onnx", "onnxruntime", "torch", "numpy", "tensorrt", "gpu", "compute_capability", "precision",
+                "source_onnx", "source_onnx_sha256"):
+        if key in value:
+            _need(isinstance(value[key], str), where, f"'built_with.{key}' must be a string, got {value[key]!r}"[:300])
+    return dict(value)
+
+
 def _parse_input(d: Any, where: str) -> InputSpec:
     _need(isinstance(d, dict), where, "'input' must be an object")
     for key in ("size", "channels", "color", "scale", "mean", "std"):
         _need(key in d, where, f"'input' is missing '{key}'")
     size = d["size"]
-    _need(isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size), where,
-          f"'input.size' must be [height, width] positive integers, got {size!r}")
+    _need(isinstance(size, list) and len(size) == 2 and all(_is_int(s) and 0 < s <= MAX_SIZE for s in size), where,
+          f"'input.size' must be [height, width] integers in 1..{MAX_SIZE}, got {size!r}"[:300])
     color = d["color"]
-    _need(color in COLORS, where, f"'input.color' must be one of {sorted(COLORS)}, got {color!r}")
+    _need(isinstance(color, str) and color in COLORS, where,
+          f"'input.color' must be one of {sorted(COLORS)}, got {color!r}"[:300])
     channels = d["channels"]
-    _need(channels == COLORS[color], where, f"'input.channels' is {channels!r} but color {color!r} has {COLORS[color]}")
+    _need(_is_int(channels) and channels == COLORS[color], where, f"'input.channels' is {channels!r} but color {color!r} has {COLORS[color]}")
     mean, std = d["mean"], d["std"]
     for nm, v in (("mean", mean), ("std", std)):
-        _need(isinstance(v, list) and len(v) in (1, channels) and all(isinstance(x, (int, float)) for x in v), where,
-              f"'input.{nm}' must be a list of 1 or {channels} numbers, got {v!r}")
+        _need(isinstance(v, list) and len(v) in (1, channels) and all(_is_num(x) for x in v), where,
+              f"'input.{nm}' must be a list of 1 or {channels} numbers, got {v!r}"[:300])
     _need(all(s > 0 for s in std), where, "'input.std' values must be > 0")
-    _need(isinstance(d["scale"], (int, float)) and d["scale"] > 0, where, "'input.scale' must be a positive number")
+    _need(_is_num(d["scale"]) and d["scale"] > 0, where, "'input.scale' must be a positive number")
     margin = d.get("crop_margin", 0.0)
-    _need(isinstance(margin, (int, float)) and 0 <= margin <= 1, where, "'input.crop_margin' must be in [0, 1]")
+    _need(_is_num(margin) and 0 <= margin <= 1, where, "'input.crop_margin' must be in [0, 1]")
     layout = d.get("layout", "NCHW")
-    _need(layout in ("NCHW", "NHWC"), where, f"'input.layout' must be NCHW or NHWC, got {layout!r}")
+    _need(isinstance(layout, str) and layout in ("NCHW", "NHWC"), where,
+          f"'input.layout' must be NCHW or NHWC, got {layout!r}"[:300])
     offset = d.get("crop_offset", [0.0, 0.0])
-    _need(isinstance(offset, list) and len(offset) == 2 and all(isinstance(v, (int, float)) and abs(v) <= 1
-                                                                for v in offset), where,
-          f"'input.crop_offset' must be [dx, dy] fractions of the box size in [-1, 1], got {offset!r}")
+    _need(isinstance(offset, list) and len(offset) == 2 and all(_is_num(v) and abs(v) <= 1 for v in offset),
+          where, f"'input.crop_offset' must be [dx, dy] fractions of the box size in [-1, 1], got {offset!r}"[:300])
     return InputSpec((size[0], size[1]), channels, color, float(d["scale"]), tuple(float(x) for x in mean),
                      tuple(float(x) for x in std), float(margin), layout, (float(offset[0]), float(offset[1])))
 
 
 def _safe_file(root: Path, rel: Any, where: str) -> Path:
-    """Resolve an engine file name and refuse anything that escapes the bundle folder."""
-    _need(isinstance(rel, str) and rel.strip() != "", where, "an engine 'file' must be a non-empty string")
+    """Resolve a file name of the manifest and refuse anything that escapes the bundle folder."""
+    _need(isinstance(rel, str) and rel.strip() != "", where, "a 'file' must be a non-empty string")
+    _need(len(rel) <= MAX_PATH_CHARS, where, f"file name {rel[:40]!r}... is {len(rel)} characters, at most "
+          f"{MAX_PATH_CHARS}")
+    _need(not any(ord(c) < 32 or ord(c) == 127 for c in rel), where,
+          f"file name {rel[:60]!r} contains a control character (NUL, newline, ...)")
     p = Path(rel)
     if p.is_absolute() or ".." in p.parts or rel.startswith(("/", "\\")):
         raise BundleError(f"unsafe bundle ({where}): engine file {rel!r} points outside the bundle folder; "
                           "a bundle may only name files inside its own folder — do not open bundles from untrusted "
                           "sources, and re-export it with `ofer export`")
+    for part in p.parts:
+        _need(len(part.encode("utf-8", errors="replace")) <= MAX_NAME_BYTES, where,
+              f"file name component {part[:40]!r}... is longer than {MAX_NAME_BYTES} bytes")
     full = root / p
     real_root = root.resolve()
     real = full.resolve()
     if real_root not in real.parents:
-        raise BundleError(f"unsafe bundle ({where}): engine file {rel!r} is a link to {real}, outside the bundle "
+        raise BundleError(f"unsafe bundle ({where}): file {rel!r} is a link to {real}, outside the bundle "
                           "folder; replace the link with the real file")
     return full
 
 
-def _check_file(root: Path, entry: Mapping[str, Any], what: str, where: str, verify: bool) -> None:
-    """Refuse a listed file that escapes the bundle, is missing, or (``verify``) fails its sha256."""
+def _read_regular(full: Path, what: str, root: Path) -> bytes:
+    """A regular file's bytes (a missing file, a folder, a FIFO or an unreadable file is a BundleError)."""
+    try:
+        st = os.stat(full)
+    except FileNotFoundError:
+        raise BundleError(f"bundle {root} is incomplete: {what} file {full.name!r} is missing; copy the whole bundle "
+                          "folder, or re-export it") from None
+    except OSError as exc:
+        raise BundleError(f"bundle {root}: cannot read {what} file {full.name!r} ({exc.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise BundleError(f"bundle {root}: {what} file {full.name!r} is not a regular file; replace it with the "
+                          "file from the original bundle or re-export")
+    try:
+        with open(full, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise BundleError(f"bundle {root}: cannot read {what} file {full.name!r} ({exc.strerror})") from None
+
+
+def read_verified(root: Path, rel: str, sha256: str, what: str, where: str) -> bytes:
+    """Read a bundle file once and check its sha256; return exactly the bytes that were hashed.
+
+    Raises:
+        BundleError: The file escapes the bundle, is missing or not a regular file, or its sha256 differs.
+    """
+    data = _read_regular(_safe_file(root, rel, where), what, root)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256.lower():
+        raise BundleError(f"bundle {root} failed its integrity check: {rel!r} has sha256 {digest[:12]}..., the "
+                          f"manifest says {sha256[:12]}...; the file was modified or corrupted — restore it from "
+                          "the original bundle or re-export")
+    return data
+
+
+def _check_file(root: Path, entry: Mapping[str, Any], what: str, where: str, verify: bool) -> bytes | None:
+    """Refuse a listed file that escapes the bundle, is missing, or (``verify``) fails its sha256; its bytes."""
+    if verify:
+        return read_verified(root, entry["file"], entry["sha256"], what, where)
     full = _safe_file(root, entry["file"], where)
     if not full.is_file():
         raise BundleError(f"bundle {root} is incomplete: {what} file {entry['file']!r} is missing; "
                           "copy the whole bundle folder, or re-export it")
-    if verify:
-        digest = sha256_file(full)
-        if digest != entry["sha256"]:
-            raise BundleError(f"bundle {root} failed its integrity check: {entry['file']!r} has sha256 "
-                              f"{digest[:12]}..., the manifest says {str(entry['sha256'])[:12]}...; the file was "
-                              "modified or corrupted — restore it from the original bundle or re-export")
+    return None
 
 
 def _check_attachments(manifest: Mapping[str, Any], root: Path, where: str, verify: bool) -> None:
-    """Top-level objects with ``file`` and ``sha256`` (see :func:`attach_file`) are checked like engine files."""
+    """Top-level objects with ``file`` (see :func:`attach_file`) must have a sha256, and are checked like engines."""
     for key, entry in manifest.items():
-        if isinstance(entry, dict) and "file" in entry and "sha256" in entry:
-            _check_file(root, entry, f"attached {key!r}", f"{where}, {key!r}", verify)
+        if key in SCHEMA_KEYS or not isinstance(entry, dict) or "file" not in entry:
+            continue
+        w = f"{where}, {key!r}"
+        _check_name(key, w, "an attached file's key")
+        _need("sha256" in entry, w, f"attached file {entry['file']!r} has no 'sha256'; every file a bundle lists "
+              "is verified — attach it with runtime.bundle.attach_file, or remove the entry"[:400])
+        checked = {**entry, "sha256": _check_sha256(entry["sha256"], w)}
+        _check_file(root, checked, f"attached {key!r}", w, verify)
 
 
-def _parse_engines(d: Any, root: Path, where: str, verify: bool) -> dict[str, EngineSpec]:
+def _check_licences(provenance: Mapping[str, Any], root: Path, where: str) -> None:
+    """``provenance.licence_file`` (a name or a list) names files that must be in the bundle."""
+    value = provenance.get("licence_file")
+    if value is None:
+        return
+    names = [value] if isinstance(value, str) else value
+    _need(isinstance(names, list) and all(isinstance(n, str) for n in names), where,
+          "'provenance.licence_file' must be a file name or a list of file names")
+    for name in names:
+        full = _safe_file(root, name, f"{where}, provenance.licence_file")
+        if not full.is_file():
+            raise BundleError(f"bundle {root} is incomplete: its licence file {name!r} (provenance.licence_file) is "
+                              "missing; the weights may not be shared without it — copy the whole bundle folder")
+
+
+def _parse_engines(d: Any, root: Path, where: str, verify: bool, labels: list[str],
+                   spec: InputSpec) -> dict[str, EngineSpec]:
+    from .bundle_checks import check_onnx_engine
+    from .onnx_info import read_onnx_info
+
     _need(isinstance(d, dict) and d, where, "'engines' must be a non-empty object of name -> engine")
     engines: dict[str, EngineSpec] = {}
     for name, e in d.items():
+        _check_name(name, where, "an engine name")
         w = f"{where}, engine {name!r}"
         _need(isinstance(e, dict), w, "must be an object")
         for key in ("file", "format", "precision", "role", "sha256"):
             _need(key in e, w, f"is missing '{key}'")
+        for key in ("format", "precision", "role"):
+            _need(isinstance(e[key], str), w, f"'{key}' must be a string, got {e[key]!r}"[:300])
         _need(e["format"] in FORMATS, w, f"'format' must be one of {FORMATS}, got {e['format']!r}")
         _need(e["precision"] in PRECISIONS, w, f"'precision' must be one of {PRECISIONS}, got {e['precision']!r}")
         _need(e["role"] in ROLES, w, f"'role' must be one of {ROLES}, got {e['role']!r}")
         output = e.get("output", "logits")
-        _need(output in OUTPUT_KINDS, w, f"'output' must be one of {OUTPUT_KINDS}, got {output!r}")
-        _check_file(root, e, f"engine {name!r}", w, verify)
+        _need(isinstance(output, str) and output in OUTPUT_KINDS, w,
+              f"'output' must be one of {OUTPUT_KINDS}, got {output!r}"[:300])
+        sha = _check_sha256(e["sha256"], w)
+        built_with = _check_built_with(e.get("built_with", {}), w)
         known = {"file", "format", "precision", "role", "output", "sha256", "built_with"}
-        engines[name] = EngineSpec(name, e["file"], e["format"], e["precision"], e["role"], e["sha256"], output,
-                                   dict(e.get("built_with", {})), {k: v for k, v in e.items() if k not in known})
+        engines[name] = EngineSpec(name, e["file"], e["format"], e["precision"], e["role"], sha, output, built_with,
+                                   {k: v for k, v in e.items() if k not in known})
+        data = _check_file(root, {**e, "sha256": sha}, f"engine {name!r}", w, verify)
+        if data is not None and e["format"] == "onnx":
+            check_onnx_engine(engines[name], read_onnx_info(data, f"engine {name!r} ({e['file']})"), labels, spec,
+                              where)
     return engines
 
 
 def parse_manifest(manifest: Mapping[str, Any], root: Path, *, verify: bool = True) -> Bundle:
-    """Validate a manifest dict against the schema and the files in ``root``."""
+    """Validate a manifest dict against the schema and the files in ``root`` (``verify``: sha256 and models)."""
     where = str(root / MANIFEST)
     _need(isinstance(manifest, dict), where, "the manifest must be a JSON object")
     version = manifest.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise BundleError(f"bundle {root} has schema_version {version!r}, this ofer reads version {SCHEMA_VERSION}; "
-                          "upgrade ofer (pip install -U ofer) or re-export the bundle with this version")
+    if not _is_int(version) or version != SCHEMA_VERSION:
+        raise BundleError(f"bundle {root} has schema_version {version!r}, this ofer reads version {SCHEMA_VERSION} "
+                          f"(an integer); upgrade ofer (pip install -U ofer) or re-export the bundle with this version"
+                          [:400])
+    name = manifest.get("name", root.name)
+    _check_name(name, where, "'name'")
     labels = manifest.get("labels")
-    _need(isinstance(labels, list) and len(labels) >= 2 and all(isinstance(x, str) and x for x in labels), where,
-          "'labels' must be a list of at least 2 non-empty names")
+    _need(isinstance(labels, list) and len(labels) >= 2, where, "'labels' must be a list of at least 2 names")
+    for label in labels:
+        _check_name(label, where, "a label in 'labels'")
     _need(len(set(labels)) == len(labels), where, "'labels' has duplicate names")
     spec = _parse_input(manifest.get("input"), where)
-    engines = _parse_engines(manifest.get("engines"), root, where, verify)
+    engines = _parse_engines(manifest.get("engines"), root, where, verify, labels, spec)
     pipelines = manifest.get("pipelines", ["direct"])
-    _need(isinstance(pipelines, list) and pipelines and all(p in PIPELINES for p in pipelines), where,
-          f"'pipelines' must be a non-empty list drawn from {PIPELINES}, got {pipelines!r}")
+    _need(isinstance(pipelines, list) and pipelines and all(isinstance(p, str) and p in PIPELINES for p in pipelines),
+          where, f"'pipelines' must be a non-empty list drawn from {PIPELINES}, got {pipelines!r}"[:300])
     _need(any(e.role == "classifier" for e in engines.values()), where, "the bundle has no classifier engine")
     if "inpaint" in pipelines or "auto" in pipelines:
         _need(any(e.role == "inpainter" for e in engines.values()), where,
@@ -243,28 +385,38 @@ def parse_manifest(manifest: Mapping[str, Any], root: Path, *, verify: bool = Tr
     provenance = manifest.get("provenance", {})
     _need(isinstance(provenance, dict), where, "'provenance' must be an object")
     _check_attachments(manifest, root, where, verify)
-    return Bundle(root, str(manifest.get("name", root.name)), tuple(labels), spec, engines, tuple(pipelines),
-                  dict(provenance), dict(manifest))
+    _check_licences(provenance, root, where)
+    return Bundle(root, name, tuple(labels), spec, engines, tuple(pipelines), dict(provenance), dict(manifest))
 
 
 def load_bundle(path: str | os.PathLike[str], *, verify: bool = True) -> Bundle:
-    """Load and verify a bundle folder (or its ``manifest.json``)."""
+    """Load and verify a bundle folder (or its ``manifest.json``).
+
+    Args:
+        path: The bundle folder or its manifest.
+        verify: Check every listed file's sha256 and each ONNX engine against the manifest (``False``: only that
+            the files exist, e.g. to inspect a damaged bundle).
+
+    Raises:
+        BundleError: What is wrong and how to fix it (never another exception for a bad bundle).
+    """
     root = Path(path)
-    if root.name == MANIFEST and root.is_file():
-        root = root.parent
-    if not root.exists():
+    try:
+        if root.name == MANIFEST and root.is_file():
+            root = root.parent
+        exists, is_dir = root.exists(), root.is_dir()
+    except (OSError, ValueError) as exc:  # ValueError: NUL in the path
+        raise BundleError(f"cannot open bundle {str(root)[:200]!r}: {exc}") from None
+    if not exists:
         raise BundleError(f"bundle not found: {root} does not exist; pass the folder that holds manifest.json "
                           "(or omit the bundle to use the default one)")
-    if not root.is_dir():
+    if not is_dir:
         raise BundleError(f"{root} is a file, not a bundle folder; a bundle is a folder with manifest.json and "
                           "engine files (create one with `ofer export`)")
-    mpath = root / MANIFEST
-    if not mpath.is_file():
+    mpath = _safe_file(root, MANIFEST, str(root / MANIFEST))
+    if not mpath.exists():
         raise BundleError(f"{root} is not a bundle: it has no {MANIFEST}; create one with `ofer export`")
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{mpath} is not valid JSON ({exc}); the bundle is corrupt — restore or re-export it") from None
+    manifest = loads_strict(_read_regular(mpath, "manifest", root), str(mpath))
     return parse_manifest(manifest, root, verify=verify)
 
 
@@ -295,10 +447,26 @@ def _engine_entry(root: Path, e: Mapping[str, Any]) -> tuple[str, dict[str, Any]
     return str(e["name"]), entry
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN/Infinity floats as ``None`` (not measured): JSON has no NaN and loading refuses it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def dump_manifest(manifest: Mapping[str, Any]) -> str:
+    """The manifest as the JSON text a bundle stores (no NaN/Infinity: those become ``null``)."""
+    return json.dumps(_finite(dict(manifest)), indent=2, allow_nan=False) + "\n"
+
+
 def write_bundle(folder: str | os.PathLike[str], *, labels: Iterable[str], input_spec: Mapping[str, Any] | InputSpec,
                  engines: Iterable[Mapping[str, Any]], pipelines: Iterable[str] = ("direct",),
                  provenance: Mapping[str, Any] | None = None, name: str | None = None,
-                 force: bool = False) -> Bundle:
+                 files: Iterable[str | os.PathLike[str]] = (), force: bool = False) -> Bundle:
     """Write a bundle folder and return it loaded and verified.
 
     Args:
@@ -310,6 +478,8 @@ def write_bundle(folder: str | os.PathLike[str], *, labels: Iterable[str], input
         pipelines: Pipelines the bundle supports.
         provenance: Method, data, metrics, licence and source of the weights.
         name: Bundle name (defaults to the folder name).
+        files: Other files copied into the bundle folder under their own names, e.g. the licence texts that
+            ``provenance.licence_file`` names (loading refuses a bundle whose licence file is missing).
         force: Replace an existing non-empty folder.
     """
     dest = Path(folder)
@@ -321,12 +491,17 @@ def write_bundle(folder: str | os.PathLike[str], *, labels: Iterable[str], input
     try:
         spec = input_spec.to_dict() if isinstance(input_spec, InputSpec) else dict(input_spec)
         entries = dict(_engine_entry(tmp, e) for e in engines)
+        for extra in files:
+            src = Path(extra)
+            if not src.is_file():
+                raise BundleError(f"cannot add {src} to the bundle: it is not a file")
+            shutil.copyfile(src, _safe_file(tmp, src.name, f"file {src.name!r}"))
         manifest = {"schema_version": SCHEMA_VERSION, "name": name or dest.name, "labels": list(labels),
                     "input": spec, "engines": entries, "pipelines": list(pipelines),
                     "provenance": dict(provenance or {}),
                     "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
         parse_manifest(manifest, tmp)  # validate before anything replaces the destination
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        (tmp / MANIFEST).write_text(dump_manifest(manifest), encoding="utf-8")
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a bundle is meant to be shared
         if dest.exists():
             old = dest.with_name(f".{dest.name}.old")
@@ -379,6 +554,6 @@ def _replace_manifest(root: Path, manifest: dict[str, Any]) -> Bundle:
     """Validate a changed manifest, then swap it in atomically."""
     parse_manifest(manifest, root)
     tmp = root / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(dump_manifest(manifest), encoding="utf-8")
     os.replace(tmp, root / MANIFEST)
     return load_bundle(root)

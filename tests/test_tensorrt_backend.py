@@ -91,8 +91,10 @@ def _with_fake_build(bundle: Path, built_with: dict) -> Path:
     """Add a file named as a TensorRT engine (not a real plan: it must never get as far as deserializing)."""
     plan = bundle.parent / "classifier_fp16.engine"
     plan.write_bytes(b"not a real TensorRT plan")
+    record = {"precision": "fp16", "source_onnx_sha256": load_bundle(bundle).engines["classifier"].sha256,
+              **built_with}  # what export.tensorrt.engine_metadata records
     add_engines(bundle, [{"name": "classifier_trt_fp16", "path": plan, "file": plan.name, "format": "trt",
-                          "precision": "fp16", "role": "classifier", "built_with": built_with}])
+                          "precision": "fp16", "role": "classifier", "built_with": record}])
     return bundle
 
 
