@@ -56,7 +56,8 @@ def export_bundle(classifier: str | os.PathLike[str], out: str | os.PathLike[str
                   calib_method: str = "minmax", calib_count: int = 256, heldout_count: int = 64,
                   agreement: float = 0.97, faces: str = "detect", seed: int = 0, inpainter: str | None = None,
                   provenance: Mapping[str, Any] | None = None, name: str | None = None,
-                  files: Sequence[str | os.PathLike[str]] = (), trt_version: str = DEFAULT_TRT_VERSION, cache_dir: str | os.PathLike[str] | None = DEFAULT_CACHE,
+                  files: Sequence[str | os.PathLike[str]] = (), trt_version: str = DEFAULT_TRT_VERSION,
+                  cache_dir: str | os.PathLike[str] | None = DEFAULT_CACHE,
                   force: bool = False) -> Bundle:
     """Write a bundle with the requested formats of ``classifier`` (FP32 ONNX).
 

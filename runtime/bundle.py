@@ -39,19 +39,17 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
-import math
 import os
-import re
-import stat
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .bundle_files import read_regular, read_verified, safe_file
 from .errors import BundleError
-from .manifest_json import loads_strict
+from .manifest_json import (check_built_with, check_name, check_sha256, dump_manifest, is_int, is_num, loads_strict,
+                            need)
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -61,12 +59,9 @@ ROLES = ("classifier", "inpainter", "occlusion_estimator")
 PIPELINES = ("direct", "inpaint", "auto")
 COLORS = {"gray": 1, "bgr": 3, "rgb": 3}
 OUTPUT_KINDS = ("logits", "probabilities", "image")
-MAX_NAME_BYTES = 255  # a label, engine or bundle name, or one component of a file path (UTF-8)
-MAX_PATH_CHARS = 1024
 MAX_SIZE = 8192  # input.size limit, pixels per side
 #: Top-level manifest keys of the schema; any other top-level object with a ``file`` is an attached file.
 SCHEMA_KEYS = ("schema_version", "name", "labels", "input", "engines", "pipelines", "provenance", "created")
-_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -157,139 +152,42 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _need(cond: bool, where: str, what: str) -> None:
-    if not cond:
-        raise BundleError(f"invalid bundle manifest ({where}): {what}")
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _check_name(value: Any, where: str, what: str) -> str:
-    """A name (label, engine, bundle, attachment key): a non-empty string, no control characters, <= 255 bytes."""
-    _need(isinstance(value, str) and value.strip() != "", where, f"{what} must be a non-empty string, got {value!r}"[:300])
-    _need(not any(ord(c) < 32 or ord(c) == 127 for c in value), where,
-          f"{what} {value[:60]!r} contains a control character (NUL, newline, ...); rename it")
-    size = len(value.encode("utf-8", errors="replace"))
-    _need(size <= MAX_NAME_BYTES, where, f"{what} {value[:40]!r}... is {size} bytes long, at most {MAX_NAME_BYTES}")
-    return value
-
-
-def _check_sha256(value: Any, where: str) -> str:
-    """A sha256 as 64 hex digits (upper or lower case); returned in lower case."""
-    _need(isinstance(value, str) and _SHA256.fullmatch(value) is not None, where,
-          f"'sha256' must be 64 hex digits, got {str(value)[:80]!r}")
-    return value.lower()
-
-
-def _check_built_with(value: Any, where: str) -> dict[str, Any]:
-    """``built_with``: an object; its tool versions and TensorRT record fields, when present, are strings."""
-    _need(isinstance(value, dict), where, f"'built_with' must be an object of tool versions, got {value!r}"[:300])
-    for key in ("onnx", "onnxruntime", "torch", "numpy", "tensorrt", "gpu", "compute_capability", "precision",
-                "source_onnx", "source_onnx_sha256"):
-        if key in value:
-            _need(isinstance(value[key], str), where, f"'built_with.{key}' must be a string, got {value[key]!r}"[:300])
-    return dict(value)
-
-
 def _parse_input(d: Any, where: str) -> InputSpec:
-    _need(isinstance(d, dict), where, "'input' must be an object")
+    need(isinstance(d, dict), where, "'input' must be an object")
     for key in ("size", "channels", "color", "scale", "mean", "std"):
-        _need(key in d, where, f"'input' is missing '{key}'")
+        need(key in d, where, f"'input' is missing '{key}'")
     size = d["size"]
-    _need(isinstance(size, list) and len(size) == 2 and all(_is_int(s) and 0 < s <= MAX_SIZE for s in size), where,
-          f"'input.size' must be [height, width] integers in 1..{MAX_SIZE}, got {size!r}"[:300])
+    need(isinstance(size, list) and len(size) == 2 and all(is_int(s) and 0 < s <= MAX_SIZE for s in size), where,
+         f"'input.size' must be [height, width] integers in 1..{MAX_SIZE}, got {size!r}"[:300])
     color = d["color"]
-    _need(isinstance(color, str) and color in COLORS, where,
-          f"'input.color' must be one of {sorted(COLORS)}, got {color!r}"[:300])
+    need(isinstance(color, str) and color in COLORS, where,
+         f"'input.color' must be one of {sorted(COLORS)}, got {color!r}"[:300])
     channels = d["channels"]
-    _need(_is_int(channels) and channels == COLORS[color], where, f"'input.channels' is {channels!r} but color {color!r} has {COLORS[color]}")
+    need(is_int(channels) and channels == COLORS[color], where,
+         f"'input.channels' is {channels!r} but color {color!r} has {COLORS[color]}")
     mean, std = d["mean"], d["std"]
     for nm, v in (("mean", mean), ("std", std)):
-        _need(isinstance(v, list) and len(v) in (1, channels) and all(_is_num(x) for x in v), where,
-              f"'input.{nm}' must be a list of 1 or {channels} numbers, got {v!r}"[:300])
-    _need(all(s > 0 for s in std), where, "'input.std' values must be > 0")
-    _need(_is_num(d["scale"]) and d["scale"] > 0, where, "'input.scale' must be a positive number")
+        need(isinstance(v, list) and len(v) in (1, channels) and all(is_num(x) for x in v), where,
+             f"'input.{nm}' must be a list of 1 or {channels} numbers, got {v!r}"[:300])
+    need(all(s > 0 for s in std), where, "'input.std' values must be > 0")
+    need(is_num(d["scale"]) and d["scale"] > 0, where, "'input.scale' must be a positive number")
     margin = d.get("crop_margin", 0.0)
-    _need(_is_num(margin) and 0 <= margin <= 1, where, "'input.crop_margin' must be in [0, 1]")
+    need(is_num(margin) and 0 <= margin <= 1, where, "'input.crop_margin' must be in [0, 1]")
     layout = d.get("layout", "NCHW")
-    _need(isinstance(layout, str) and layout in ("NCHW", "NHWC"), where,
-          f"'input.layout' must be NCHW or NHWC, got {layout!r}"[:300])
+    need(isinstance(layout, str) and layout in ("NCHW", "NHWC"), where,
+         f"'input.layout' must be NCHW or NHWC, got {layout!r}"[:300])
     offset = d.get("crop_offset", [0.0, 0.0])
-    _need(isinstance(offset, list) and len(offset) == 2 and all(_is_num(v) and abs(v) <= 1 for v in offset),
-          where, f"'input.crop_offset' must be [dx, dy] fractions of the box size in [-1, 1], got {offset!r}"[:300])
+    need(isinstance(offset, list) and len(offset) == 2 and all(is_num(v) and abs(v) <= 1 for v in offset),
+         where, f"'input.crop_offset' must be [dx, dy] fractions of the box size in [-1, 1], got {offset!r}"[:300])
     return InputSpec((size[0], size[1]), channels, color, float(d["scale"]), tuple(float(x) for x in mean),
                      tuple(float(x) for x in std), float(margin), layout, (float(offset[0]), float(offset[1])))
-
-
-def _safe_file(root: Path, rel: Any, where: str) -> Path:
-    """Resolve a file name of the manifest and refuse anything that escapes the bundle folder."""
-    _need(isinstance(rel, str) and rel.strip() != "", where, "a 'file' must be a non-empty string")
-    _need(len(rel) <= MAX_PATH_CHARS, where, f"file name {rel[:40]!r}... is {len(rel)} characters, at most "
-          f"{MAX_PATH_CHARS}")
-    _need(not any(ord(c) < 32 or ord(c) == 127 for c in rel), where,
-          f"file name {rel[:60]!r} contains a control character (NUL, newline, ...)")
-    p = Path(rel)
-    if p.is_absolute() or ".." in p.parts or rel.startswith(("/", "\\")):
-        raise BundleError(f"unsafe bundle ({where}): engine file {rel!r} points outside the bundle folder; "
-                          "a bundle may only name files inside its own folder — do not open bundles from untrusted "
-                          "sources, and re-export it with `ofer export`")
-    for part in p.parts:
-        _need(len(part.encode("utf-8", errors="replace")) <= MAX_NAME_BYTES, where,
-              f"file name component {part[:40]!r}... is longer than {MAX_NAME_BYTES} bytes")
-    full = root / p
-    real_root = root.resolve()
-    real = full.resolve()
-    if real_root not in real.parents:
-        raise BundleError(f"unsafe bundle ({where}): file {rel!r} is a link to {real}, outside the bundle "
-                          "folder; replace the link with the real file")
-    return full
-
-
-def _read_regular(full: Path, what: str, root: Path) -> bytes:
-    """A regular file's bytes (a missing file, a folder, a FIFO or an unreadable file is a BundleError)."""
-    try:
-        st = os.stat(full)
-    except FileNotFoundError:
-        raise BundleError(f"bundle {root} is incomplete: {what} file {full.name!r} is missing; copy the whole bundle "
-                          "folder, or re-export it") from None
-    except OSError as exc:
-        raise BundleError(f"bundle {root}: cannot read {what} file {full.name!r} ({exc.strerror})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise BundleError(f"bundle {root}: {what} file {full.name!r} is not a regular file; replace it with the "
-                          "file from the original bundle or re-export")
-    try:
-        with open(full, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise BundleError(f"bundle {root}: cannot read {what} file {full.name!r} ({exc.strerror})") from None
-
-
-def read_verified(root: Path, rel: str, sha256: str, what: str, where: str) -> bytes:
-    """Read a bundle file once and check its sha256; return exactly the bytes that were hashed.
-
-    Raises:
-        BundleError: The file escapes the bundle, is missing or not a regular file, or its sha256 differs.
-    """
-    data = _read_regular(_safe_file(root, rel, where), what, root)
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != sha256.lower():
-        raise BundleError(f"bundle {root} failed its integrity check: {rel!r} has sha256 {digest[:12]}..., the "
-                          f"manifest says {sha256[:12]}...; the file was modified or corrupted — restore it from "
-                          "the original bundle or re-export")
-    return data
 
 
 def _check_file(root: Path, entry: Mapping[str, Any], what: str, where: str, verify: bool) -> bytes | None:
     """Refuse a listed file that escapes the bundle, is missing, or (``verify``) fails its sha256; its bytes."""
     if verify:
         return read_verified(root, entry["file"], entry["sha256"], what, where)
-    full = _safe_file(root, entry["file"], where)
+    full = safe_file(root, entry["file"], where)
     if not full.is_file():
         raise BundleError(f"bundle {root} is incomplete: {what} file {entry['file']!r} is missing; "
                           "copy the whole bundle folder, or re-export it")
@@ -302,10 +200,10 @@ def _check_attachments(manifest: Mapping[str, Any], root: Path, where: str, veri
         if key in SCHEMA_KEYS or not isinstance(entry, dict) or "file" not in entry:
             continue
         w = f"{where}, {key!r}"
-        _check_name(key, w, "an attached file's key")
-        _need("sha256" in entry, w, f"attached file {entry['file']!r} has no 'sha256'; every file a bundle lists "
-              "is verified — attach it with runtime.bundle.attach_file, or remove the entry"[:400])
-        checked = {**entry, "sha256": _check_sha256(entry["sha256"], w)}
+        check_name(key, w, "an attached file's key")
+        need("sha256" in entry, w, f"attached file {entry['file']!r} has no 'sha256'; every file a bundle lists "
+             "is verified — attach it with runtime.bundle.attach_file, or remove the entry"[:400])
+        checked = {**entry, "sha256": check_sha256(entry["sha256"], w)}
         _check_file(root, checked, f"attached {key!r}", w, verify)
 
 
@@ -315,10 +213,10 @@ def _check_licences(provenance: Mapping[str, Any], root: Path, where: str) -> No
     if value is None:
         return
     names = [value] if isinstance(value, str) else value
-    _need(isinstance(names, list) and all(isinstance(n, str) for n in names), where,
-          "'provenance.licence_file' must be a file name or a list of file names")
+    need(isinstance(names, list) and all(isinstance(n, str) for n in names), where,
+         "'provenance.licence_file' must be a file name or a list of file names")
     for name in names:
-        full = _safe_file(root, name, f"{where}, provenance.licence_file")
+        full = safe_file(root, name, f"{where}, provenance.licence_file")
         if not full.is_file():
             raise BundleError(f"bundle {root} is incomplete: its licence file {name!r} (provenance.licence_file) is "
                               "missing; the weights may not be shared without it — copy the whole bundle folder")
@@ -329,24 +227,24 @@ def _parse_engines(d: Any, root: Path, where: str, verify: bool, labels: list[st
     from .bundle_checks import check_onnx_engine
     from .onnx_info import read_onnx_info
 
-    _need(isinstance(d, dict) and d, where, "'engines' must be a non-empty object of name -> engine")
+    need(isinstance(d, dict) and d, where, "'engines' must be a non-empty object of name -> engine")
     engines: dict[str, EngineSpec] = {}
     for name, e in d.items():
-        _check_name(name, where, "an engine name")
+        check_name(name, where, "an engine name")
         w = f"{where}, engine {name!r}"
-        _need(isinstance(e, dict), w, "must be an object")
+        need(isinstance(e, dict), w, "must be an object")
         for key in ("file", "format", "precision", "role", "sha256"):
-            _need(key in e, w, f"is missing '{key}'")
+            need(key in e, w, f"is missing '{key}'")
         for key in ("format", "precision", "role"):
-            _need(isinstance(e[key], str), w, f"'{key}' must be a string, got {e[key]!r}"[:300])
-        _need(e["format"] in FORMATS, w, f"'format' must be one of {FORMATS}, got {e['format']!r}")
-        _need(e["precision"] in PRECISIONS, w, f"'precision' must be one of {PRECISIONS}, got {e['precision']!r}")
-        _need(e["role"] in ROLES, w, f"'role' must be one of {ROLES}, got {e['role']!r}")
+            need(isinstance(e[key], str), w, f"'{key}' must be a string, got {e[key]!r}"[:300])
+        need(e["format"] in FORMATS, w, f"'format' must be one of {FORMATS}, got {e['format']!r}")
+        need(e["precision"] in PRECISIONS, w, f"'precision' must be one of {PRECISIONS}, got {e['precision']!r}")
+        need(e["role"] in ROLES, w, f"'role' must be one of {ROLES}, got {e['role']!r}")
         output = e.get("output", "logits")
-        _need(isinstance(output, str) and output in OUTPUT_KINDS, w,
-              f"'output' must be one of {OUTPUT_KINDS}, got {output!r}"[:300])
-        sha = _check_sha256(e["sha256"], w)
-        built_with = _check_built_with(e.get("built_with", {}), w)
+        need(isinstance(output, str) and output in OUTPUT_KINDS, w,
+             f"'output' must be one of {OUTPUT_KINDS}, got {output!r}"[:300])
+        sha = check_sha256(e["sha256"], w)
+        built_with = check_built_with(e.get("built_with", {}), w)
         known = {"file", "format", "precision", "role", "output", "sha256", "built_with"}
         engines[name] = EngineSpec(name, e["file"], e["format"], e["precision"], e["role"], sha, output, built_with,
                                    {k: v for k, v in e.items() if k not in known})
@@ -360,30 +258,30 @@ def _parse_engines(d: Any, root: Path, where: str, verify: bool, labels: list[st
 def parse_manifest(manifest: Mapping[str, Any], root: Path, *, verify: bool = True) -> Bundle:
     """Validate a manifest dict against the schema and the files in ``root`` (``verify``: sha256 and models)."""
     where = str(root / MANIFEST)
-    _need(isinstance(manifest, dict), where, "the manifest must be a JSON object")
+    need(isinstance(manifest, dict), where, "the manifest must be a JSON object")
     version = manifest.get("schema_version")
-    if not _is_int(version) or version != SCHEMA_VERSION:
+    if not is_int(version) or version != SCHEMA_VERSION:
         raise BundleError(f"bundle {root} has schema_version {version!r}, this ofer reads version {SCHEMA_VERSION} "
                           f"(an integer); upgrade ofer (pip install -U ofer) or re-export the bundle with this version"
                           [:400])
     name = manifest.get("name", root.name)
-    _check_name(name, where, "'name'")
+    check_name(name, where, "'name'")
     labels = manifest.get("labels")
-    _need(isinstance(labels, list) and len(labels) >= 2, where, "'labels' must be a list of at least 2 names")
+    need(isinstance(labels, list) and len(labels) >= 2, where, "'labels' must be a list of at least 2 names")
     for label in labels:
-        _check_name(label, where, "a label in 'labels'")
-    _need(len(set(labels)) == len(labels), where, "'labels' has duplicate names")
+        check_name(label, where, "a label in 'labels'")
+    need(len(set(labels)) == len(labels), where, "'labels' has duplicate names")
     spec = _parse_input(manifest.get("input"), where)
     engines = _parse_engines(manifest.get("engines"), root, where, verify, labels, spec)
     pipelines = manifest.get("pipelines", ["direct"])
-    _need(isinstance(pipelines, list) and pipelines and all(isinstance(p, str) and p in PIPELINES for p in pipelines),
-          where, f"'pipelines' must be a non-empty list drawn from {PIPELINES}, got {pipelines!r}"[:300])
-    _need(any(e.role == "classifier" for e in engines.values()), where, "the bundle has no classifier engine")
+    need(isinstance(pipelines, list) and pipelines and all(isinstance(p, str) and p in PIPELINES for p in pipelines),
+         where, f"'pipelines' must be a non-empty list drawn from {PIPELINES}, got {pipelines!r}"[:300])
+    need(any(e.role == "classifier" for e in engines.values()), where, "the bundle has no classifier engine")
     if "inpaint" in pipelines or "auto" in pipelines:
-        _need(any(e.role == "inpainter" for e in engines.values()), where,
-              "'pipelines' lists inpaint/auto but there is no inpainter engine")
+        need(any(e.role == "inpainter" for e in engines.values()), where,
+             "'pipelines' lists inpaint/auto but there is no inpainter engine")
     provenance = manifest.get("provenance", {})
-    _need(isinstance(provenance, dict), where, "'provenance' must be an object")
+    need(isinstance(provenance, dict), where, "'provenance' must be an object")
     _check_attachments(manifest, root, where, verify)
     _check_licences(provenance, root, where)
     return Bundle(root, name, tuple(labels), spec, engines, tuple(pipelines), dict(provenance), dict(manifest))
@@ -413,10 +311,10 @@ def load_bundle(path: str | os.PathLike[str], *, verify: bool = True) -> Bundle:
     if not is_dir:
         raise BundleError(f"{root} is a file, not a bundle folder; a bundle is a folder with manifest.json and "
                           "engine files (create one with `ofer export`)")
-    mpath = _safe_file(root, MANIFEST, str(root / MANIFEST))
+    mpath = safe_file(root, MANIFEST, str(root / MANIFEST))
     if not mpath.exists():
         raise BundleError(f"{root} is not a bundle: it has no {MANIFEST}; create one with `ofer export`")
-    manifest = loads_strict(_read_regular(mpath, "manifest", root), str(mpath))
+    manifest = loads_strict(read_regular(mpath, "manifest", root), str(mpath))
     return parse_manifest(manifest, root, verify=verify)
 
 
@@ -436,7 +334,7 @@ def _engine_entry(root: Path, e: Mapping[str, Any]) -> tuple[str, dict[str, Any]
     if not src.is_file():
         raise BundleError(f"cannot add engine {e.get('name')!r}: source file {src} does not exist")
     file = e.get("file", src.name)
-    dest = _safe_file(root, file, f"engine {e.get('name')!r}")
+    dest = safe_file(root, file, f"engine {e.get('name')!r}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     if src.resolve() != dest.resolve():
         shutil.copyfile(src, dest)
@@ -445,22 +343,6 @@ def _engine_entry(root: Path, e: Mapping[str, Any]) -> tuple[str, dict[str, Any]
              "built_with": dict(e.get("built_with") or _tool_versions())}
     entry.update({k: v for k, v in e.items() if k not in {"name", "path", *entry}})
     return str(e["name"]), entry
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with NaN/Infinity floats as ``None`` (not measured): JSON has no NaN and loading refuses it."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def dump_manifest(manifest: Mapping[str, Any]) -> str:
-    """The manifest as the JSON text a bundle stores (no NaN/Infinity: those become ``null``)."""
-    return json.dumps(_finite(dict(manifest)), indent=2, allow_nan=False) + "\n"
 
 
 def write_bundle(folder: str | os.PathLike[str], *, labels: Iterable[str], input_spec: Mapping[str, Any] | InputSpec,
@@ -495,7 +377,7 @@ def write_bundle(folder: str | os.PathLike[str], *, labels: Iterable[str], input
             src = Path(extra)
             if not src.is_file():
                 raise BundleError(f"cannot add {src} to the bundle: it is not a file")
-            shutil.copyfile(src, _safe_file(tmp, src.name, f"file {src.name!r}"))
+            shutil.copyfile(src, safe_file(tmp, src.name, f"file {src.name!r}"))
         manifest = {"schema_version": SCHEMA_VERSION, "name": name or dest.name, "labels": list(labels),
                     "input": spec, "engines": entries, "pipelines": list(pipelines),
                     "provenance": dict(provenance or {}),
@@ -543,7 +425,7 @@ def attach_file(folder: str | os.PathLike[str], src: str | os.PathLike[str], key
     under a top-level manifest key."""
     bundle = load_bundle(folder)
     src = Path(src)
-    dest = _safe_file(bundle.path, src.name, f"attached file {key!r}")
+    dest = safe_file(bundle.path, src.name, f"attached file {key!r}")
     shutil.copyfile(src, dest)
     manifest = dict(bundle.manifest)
     manifest[key] = {"file": src.name, "sha256": sha256_file(dest), **dict(info or {})}

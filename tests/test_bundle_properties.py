@@ -21,7 +21,9 @@ from runtime.backends import open_for_role
 from runtime.bundle import Bundle, load_bundle
 from runtime.errors import OferError
 
-SETTINGS = settings(max_examples=int(os.environ.get("OFER_HYPOTHESIS_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: Modest by default (CI time); OFER_HYPOTHESIS_EXAMPLES=500 for a deeper search.
+SETTINGS = settings(max_examples=int(os.environ.get("OFER_HYPOTHESIS_EXAMPLES", "40")), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 _leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2 ** 70), 2 ** 70),
                   st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12),

@@ -104,8 +104,8 @@ def test_info_on_a_bad_bundle_is_one_line_exit_2(tiny_bundle: Path, ofer_cmd: li
         (tiny_bundle / "manifest.json").write_text(json.dumps(m))
     else:  # deep enough for Python's own json to raise RecursionError
         text = (tiny_bundle / "manifest.json").read_text()
-        (tiny_bundle / "manifest.json").write_text(text.replace('"provenance": {',
-                                                                '"provenance": {"x": ' + "[" * 3000 + "]" * 3000 + ", "))
+        deep = '"provenance": {"x": ' + "[" * 3000 + "]" * 3000 + ", "
+        (tiny_bundle / "manifest.json").write_text(text.replace('"provenance": {', deep))
     out = subprocess.run([*ofer_cmd, "info", str(tiny_bundle)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2, out.stdout + out.stderr
     lines = out.stderr.strip().splitlines()
