@@ -3,8 +3,10 @@ a bundle that really works (its classifier opens and gives one score per label) 
 another exception."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -85,13 +87,10 @@ def _copy(template: Path, tmp: str) -> Path:
     return folder
 
 
-@SETTINGS
-@given(data=st.data())
-def test_manifest_mutations(template: Path, data: st.DataObject) -> None:
-    manifest = json.loads((template / "manifest.json").read_text())
+def _mutate(data: st.DataObject, manifest: Any) -> Any:
+    """1-3 random edits of a JSON value: replace a value, delete a key/item, or add one."""
     for _ in range(data.draw(st.integers(1, 3), label="mutations")):
-        paths = _paths(manifest)
-        path = data.draw(st.sampled_from(paths), label="path")
+        path = data.draw(st.sampled_from(_paths(manifest)), label="path")
         op = data.draw(st.sampled_from(["replace", "delete", "add"]), label="op")
         if path == ():
             if op == "replace":
@@ -110,10 +109,37 @@ def test_manifest_mutations(template: Path, data: st.DataObject) -> None:
             parent.append(data.draw(JSON, label="value"))
         if not isinstance(manifest, (dict, list)):
             break
+    return manifest
+
+
+@SETTINGS
+@given(data=st.data())
+def test_manifest_mutations(template: Path, data: st.DataObject) -> None:
+    manifest = _mutate(data, json.loads((template / "manifest.json").read_text()))
     with tempfile.TemporaryDirectory() as tmp:
         folder = _copy(template, tmp)
         (folder / "manifest.json").write_text(json.dumps(copy.deepcopy(manifest)))
         _check(folder)
+
+
+@settings(SETTINGS, max_examples=max(10, SETTINGS.max_examples // 2))
+@given(data=st.data())
+def test_ofer_info_on_mutated_bundles(template: Path, data: st.DataObject) -> None:
+    """`ofer info` either describes the bundle (exit 0) or says in one line what is wrong (exit 2)."""
+    from sdk.cli.main import main
+
+    manifest = _mutate(data, json.loads((template / "manifest.json").read_text()))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = _copy(template, tmp)
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["info", str(folder)])
+    assert code in (0, 2)
+    if code == 2:
+        assert len(err.getvalue().strip().splitlines()) == 1 and out.getvalue() == ""
+    else:
+        assert out.getvalue().startswith("bundle ")
 
 
 @SETTINGS

@@ -53,17 +53,27 @@ def collect(bundle_path: str | None) -> dict[str, Any]:
             "onnxruntime": {"version": ort.__version__, "providers_listed": ort.get_available_providers()}}
 
 
+def _num(value: Any, digits: int) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
 def summarize_metrics(metrics: dict[str, Any]) -> list[str]:
-    """Readable lines for a manifest's metrics: accuracy per protocol, export agreement per precision, others."""
+    """Readable lines for a manifest's metrics: accuracy per protocol, export agreement per precision, others.
+
+    Metrics are free-form provenance: values that are not numbers are shown as they are, never a crash.
+    """
+    if not isinstance(metrics, dict):
+        return [f"metrics    {json.dumps(metrics)[:300]}"]
     acc = {k: v for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v}
     lines = []
     if acc:
-        lines.append("accuracy   " + ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in acc.items()))
+        lines.append("accuracy   " + ", ".join(f"{k} {_num(v['accuracy'], 3)}" for k, v in acc.items()))
     export = metrics.get("export") if isinstance(metrics.get("export"), dict) else {}
     agree = {k: v["top1_agreement"] for k, v in export.items() if isinstance(v, dict) and "top1_agreement" in v}
     if agree:
-        lines.append("agreement  " + ", ".join(f"{k} {v:.4f}" for k, v in agree.items())
-                     + f" (top-1 vs fp32 on {export.get('heldout', {}).get('n', '?')} held-out occluded faces)")
+        heldout = export.get("heldout") if isinstance(export.get("heldout"), dict) else {}
+        lines.append("agreement  " + ", ".join(f"{k} {_num(v, 4)}" for k, v in agree.items())
+                     + f" (top-1 vs fp32 on {heldout.get('n', '?')} held-out occluded faces)")
     rest = {k: v for k, v in metrics.items() if k not in acc and k != "export"}
     if rest:
         lines.append(f"metrics    {json.dumps(rest)[:300]}")
