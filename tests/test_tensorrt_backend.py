@@ -169,6 +169,9 @@ def test_real_tensorrt_engine_matches_onnxruntime(tiny_bundle: Path, tmp_path: P
     ref = OnnxRuntimeEngine(tiny_bundle / "classifier.onnx", providers="cpu").run({"input": x})["logits"]
     out = engine.run({"input": x})["logits"]
     np.testing.assert_allclose(out, ref, atol=1e-3)
+    # from checked bytes, as open_engine does: the path only names the engine and is never read
+    from_bytes = TensorRTEngine(tmp_path / "not-there.engine", data=plan.read_bytes(), built_with=built)
+    np.testing.assert_allclose(from_bytes.run({"input": x})["logits"], ref, atol=1e-3)
     outs, subs = engine.timed_run({"input": x[:3]})
     assert set(subs) == {"h2d", "compute", "d2h"} and all(v >= 0 for v in subs.values())
     with pytest.raises(EngineError, match="ofer build-engines"):
