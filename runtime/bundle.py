@@ -21,8 +21,12 @@ Schema (version 1)::
                        "built_with": {...}}                 # tool versions; GPU arch for TensorRT
       },
       "pipelines": ["direct"],                              # direct | inpaint | auto
-      "provenance": {"method": ..., "data": ..., "metrics": {...}, "licence": ..., "source": ...}
+      "provenance": {"method": ..., "data": ..., "metrics": {...}, "licence": ..., "source": ...,
+                     "licence_file": "LICENSE-fer.txt"}             # optional: licence texts in the bundle folder
     }
+
+TensorRT engines (``format: trt``) also record ``built_with.precision`` and ``built_with.source_onnx_sha256`` (see
+:func:`runtime.bundle_checks.check_plan_record`). All of these are additive to version 1.
 
 Loading reads the manifest strictly (:mod:`runtime.manifest_json`: no duplicate keys, NaN/Infinity or deep
 nesting; a UTF-8 BOM is fine) from a regular file inside the folder, checks the schema version (an integer, not

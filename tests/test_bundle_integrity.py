@@ -124,7 +124,11 @@ def test_engine_name_with_nul_is_refused(tiny_bundle: Path) -> None:
 def test_engine_file_that_is_a_folder_or_fifo(tiny_bundle: Path) -> None:
     (tiny_bundle / "classifier.onnx").unlink()
     os.mkfifo(tiny_bundle / "classifier.onnx")  # reading it would block forever
-    with pytest.raises(BundleError, match="not a regular file"):
+    with pytest.raises(BundleError, match="'classifier.onnx' is not a regular file"):
+        load_bundle(tiny_bundle)
+    (tiny_bundle / "classifier.onnx").unlink()
+    (tiny_bundle / "classifier.onnx").mkdir()
+    with pytest.raises(BundleError, match="'classifier.onnx' is not a regular file"):
         load_bundle(tiny_bundle)
 
 
