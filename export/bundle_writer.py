@@ -23,6 +23,28 @@ TRT_CACHE_FILE = "classifier.trt-calib.cache"
 DEFAULT_TRT_VERSION = "10.3.0"
 
 
+def self_contained(onnx_path: Path, work: Path) -> Path:
+    """``onnx_path``, or a copy in ``work`` with its external data inlined: a bundle engine is one file, covered by
+    one sha256 (loading refuses external data). Models over protobuf's 2 GB limit cannot be inlined.
+
+    Raises:
+        ExportError: The external data cannot be read or the model is too large for one file.
+    """
+    from runtime.onnx_info import read_onnx_info
+
+    if not read_onnx_info(onnx_path.read_bytes(), str(onnx_path)).external:
+        return onnx_path
+    import onnx
+
+    dest = work / f"inlined-{onnx_path.name}"
+    try:
+        onnx.save(onnx.load(str(onnx_path)), str(dest))  # load() reads the external files; save() writes one file
+    except Exception as exc:  # onnx raises ValueError/OSError/protobuf errors
+        raise ExportError(f"cannot inline the external data of {onnx_path} ({str(exc).splitlines()[0]}); ofer "
+                          "bundles hold self-contained ONNX files (at most 2 GB)") from None
+    return dest
+
+
 def _input_name(onnx_path: Path) -> str:
     import onnxruntime as ort
 
@@ -34,7 +56,8 @@ def export_bundle(classifier: str | os.PathLike[str], out: str | os.PathLike[str
                   calib_method: str = "minmax", calib_count: int = 256, heldout_count: int = 64,
                   agreement: float = 0.97, faces: str = "detect", seed: int = 0, inpainter: str | None = None,
                   provenance: Mapping[str, Any] | None = None, name: str | None = None,
-                  trt_version: str = DEFAULT_TRT_VERSION, cache_dir: str | os.PathLike[str] | None = DEFAULT_CACHE,
+                  files: Sequence[str | os.PathLike[str]] = (), trt_version: str = DEFAULT_TRT_VERSION,
+                  cache_dir: str | os.PathLike[str] | None = DEFAULT_CACHE,
                   force: bool = False) -> Bundle:
     """Write a bundle with the requested formats of ``classifier`` (FP32 ONNX).
 
@@ -51,6 +74,7 @@ def export_bundle(classifier: str | os.PathLike[str], out: str | os.PathLike[str
         seed: Seeds face choice, protocol assignment and occluders.
         inpainter: Optional FP32 ONNX inpainter (bundle gets the inpaint/auto pipelines).
         provenance, name: Manifest provenance (export metrics are added) and bundle name.
+        files: Other files the bundle carries, e.g. the licence texts ``provenance.licence_file`` names.
         trt_version: TensorRT version named in the native calibration cache header (must match the device's).
         cache_dir: Calibration-set cache folder (``None``: no cache).
         force: Replace an existing bundle.
@@ -75,6 +99,8 @@ def export_bundle(classifier: str | os.PathLike[str], out: str | os.PathLike[str
     report: dict[str, Any] = {"threshold": agreement, "method": method}
     with tempfile.TemporaryDirectory(prefix=".ofer-export.", dir=out.parent if out.parent.exists() else None) as t:
         tmp = Path(t)
+        classifier = self_contained(classifier, tmp)
+        inpainter = self_contained(Path(inpainter), tmp) if inpainter is not None else None
         engines.append({"name": "classifier", "path": classifier, "format": "onnx", "precision": "fp32",
                         "role": "classifier", "file": EXPORT_FORMATS["fp32"].file_name("classifier")})
         heldout = None
@@ -137,7 +163,7 @@ def export_bundle(classifier: str | os.PathLike[str], out: str | os.PathLike[str
         prov["metrics"] = {**prov["metrics"], "export": report}
         bundle = write_bundle(out, labels=labels, input_spec=input_spec, engines=engines,
                               pipelines=["direct", "inpaint", "auto"] if inpainter else ["direct"], provenance=prov,
-                              name=name, force=force)
+                              name=name, files=files, force=force)
         if int8 and (tmp / TRT_CACHE_FILE).is_file():
             bundle = attach_file(bundle.path, tmp / TRT_CACHE_FILE, "trt_calibration_cache",
                                  {"method": method, "tensorrt": trt_version, "source_onnx": "classifier"})

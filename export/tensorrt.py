@@ -1,7 +1,7 @@
 """TensorRT engines from a bundle's ONNX files, their metadata, and the compatibility check the runtime calls.
 
-Written against the TensorRT 10 Python API (``Builder.create_network``, ``OnnxParser.parse_from_file``,
-``IBuilderConfig.set_memory_pool_limit(MemoryPoolType.WORKSPACE)``, ``add_optimization_profile``,
+Written against the TensorRT 10 Python API (``Builder.create_network``,
+``OnnxParser.parse`` (from the bytes whose sha256 is recorded), ``IBuilderConfig.set_memory_pool_limit(MemoryPoolType.WORKSPACE)``, ``add_optimization_profile``,
 ``set_flag(BuilderFlag.FP16/INT8)``, ``int8_calibrator``, ``build_serialized_network``) and TensorRT 11, where the
 precision flags and implicit-quantisation calibrators are gone and every network is strongly typed: there FP16
 comes from the FP16-typed ONNX and INT8 from the explicit Q/DQ ONNX. :func:`plan_build` makes that decision and is
@@ -10,12 +10,12 @@ written here is what the runtime's :func:`runtime.engines.tensorrt_engine.check_
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from runtime.bundle import sha256_file
 from runtime.engines.tensorrt_engine import INSTALL, check_built_with, tensorrt_version, trt_version_tuple
 from runtime.errors import ConfigError, EngineError, ExportError
 
@@ -109,12 +109,14 @@ def engine_metadata(*, trt_version: str, gpu_name: str, compute_capability: str,
 
 
 def build_engine(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[str], plan: BuildPlan, *,
-                 batch: tuple[int, int, int] = (1, 8, 32), workspace_mb: int | None = None,
+                 onnx_bytes: bytes | None = None, batch: tuple[int, int, int] = (1, 8, 32), workspace_mb: int | None = None,
                  calibrator: Any = None, cache_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Build and serialise one engine as ``plan`` says; returns its ``built_with`` metadata.
 
     Args:
-        onnx_path: The ONNX file the plan names.
+        onnx_path: The ONNX file the plan names (read once unless ``onnx_bytes`` is given; names it in messages).
+        onnx_bytes: The ONNX model's bytes, already checked (a bundle's ``read_engine``): TensorRT parses exactly
+            these and their sha256 becomes ``built_with.source_onnx_sha256``.
         out_path: Engine file to write.
         plan: From :func:`plan_build`.
         batch: Optimisation-profile batch sizes (min, opt, max).
@@ -133,6 +135,7 @@ def build_engine(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[
     from runtime.engines.cuda_memory import gpu_identity
 
     onnx_path, out_path = Path(onnx_path), Path(out_path)
+    data = onnx_path.read_bytes() if onnx_bytes is None else onnx_bytes
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0
@@ -140,7 +143,7 @@ def build_engine(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
+    if not parser.parse(data):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise EngineError(f"TensorRT could not parse {onnx_path.name}: {errors}")
     config = builder.create_builder_config()
@@ -170,7 +173,7 @@ def build_engine(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[
     gpu = gpu_identity()
     return engine_metadata(trt_version=str(trt.__version__), gpu_name=gpu["name"],
                            compute_capability=gpu["compute_capability"], precision=plan.precision,
-                           onnx_sha256=sha256_file(onnx_path), plan=plan, batch=batch,
+                           onnx_sha256=hashlib.sha256(data).hexdigest(), plan=plan, batch=batch,
                            workspace_mb=workspace_mb,
                            calibration={"kind": plan.calibration, "cache": Path(cache_path).name}
                            if cache_path and plan.calibration == "cache" else None)

@@ -58,7 +58,11 @@ def select_engine(bundle: Bundle, role: str, *, backend: str = "auto", precision
 
 def open_engine(bundle: Bundle, spec: EngineSpec, *, backend: str = "auto", threads: int | None = None,
                 **options: Any) -> Engine:
-    """Open one engine of a bundle for ``backend``; ``engine.describe()`` says what actually loaded."""
+    """Open one engine of a bundle for ``backend``; ``engine.describe()`` says what actually loaded.
+
+    The engine is built from :meth:`Bundle.read_engine`'s bytes (read once, sha256-checked), never re-read by path.
+    A TensorRT plan is first checked against the bundle (:func:`runtime.bundle_checks.check_plan_record`).
+    """
     if spec.format == "onnx":
         from .engines.onnxruntime_engine import OnnxRuntimeEngine
 
@@ -66,13 +70,17 @@ def open_engine(bundle: Bundle, spec: EngineSpec, *, backend: str = "auto", thre
             raise EngineError(f"engine {spec.name!r} is ONNX; backend 'tensorrt' runs TensorRT engines (format trt): "
                               "build them with `ofer build-engines BUNDLE`, or use backend 'onnxruntime-tensorrt'")
         providers = "auto" if backend == "auto" else BACKENDS[backend][1]
-        return OnnxRuntimeEngine(bundle.engine_path(spec.name), threads=threads, providers=providers, **options)
+        return OnnxRuntimeEngine(bundle.engine_path(spec.name), model_bytes=bundle.read_engine(spec.name),
+                                 threads=threads, providers=providers, **options)
     if spec.format == "trt":
         if backend not in ("auto", "tensorrt"):
             raise EngineError(f"engine {spec.name!r} is a TensorRT engine; open it with backend 'tensorrt' or 'auto'")
+        from .bundle_checks import check_plan_record
         from .engines.tensorrt_engine import TensorRTEngine
 
-        return TensorRTEngine(bundle.engine_path(spec.name), built_with=spec.built_with, **options)
+        check_plan_record(bundle, spec)  # stale or mislabelled plans are refused before TensorRT is touched
+        return TensorRTEngine(bundle.engine_path(spec.name), data=bundle.read_engine(spec.name),
+                              built_with=spec.built_with, **options)
     raise EngineError(f"engine format {spec.format!r} has no backend in this version of ofer")
 
 

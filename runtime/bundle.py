@@ -21,20 +21,28 @@ Schema (version 1)::
                        "built_with": {...}}                 # tool versions; GPU arch for TensorRT
       },
       "pipelines": ["direct"],                              # direct | inpaint | auto
-      "provenance": {"method": ..., "data": ..., "metrics": {...}, "licence": ..., "source": ...}
+      "provenance": {"method": ..., "data": ..., "metrics": {...}, "licence": ..., "source": ...,
+                     "licence_file": "LICENSE-fer.txt"}             # optional: licence texts in the bundle folder
     }
 
-Loading checks the schema version, every field, that each engine file lies inside the bundle folder (no absolute
-paths, no ``..``, no symlink out) and that its sha256 matches; so are attached files (top-level objects with
-``file`` and ``sha256``, e.g. ``"trt_calibration_cache"``, written by :func:`attach_file`). Anything else is
-refused with a
-:class:`~runtime.errors.BundleError` that says why and what to do.
+TensorRT engines (``format: trt``) also record ``built_with.precision`` and ``built_with.source_onnx_sha256`` (see
+:func:`runtime.bundle_checks.check_plan_record`). All of these are additive to version 1.
+
+Loading reads the manifest strictly (:mod:`runtime.manifest_json`: no duplicate keys, NaN/Infinity or deep
+nesting; a UTF-8 BOM is fine) from a regular file inside the folder, checks the schema version (an integer, not
+``true``), every field's type (booleans are not numbers), names (no control characters, at most 255 bytes; paths at
+most 1024), that each engine file lies inside the bundle folder (no absolute paths, no ``..``, no symlink out) and
+that its sha256 (64 hex digits, any case) matches; so are attached files (top-level objects with ``file``, which
+must have a ``sha256``, e.g. ``"trt_calibration_cache"``, written by :func:`attach_file`) and the licence files
+named by ``provenance.licence_file`` must be present. Each ONNX engine is then compared with the manifest from the
+bytes that were hashed (:mod:`runtime.bundle_checks`: no external data, input shape, label count, logits vs
+probabilities). Anything else is refused with a :class:`~runtime.errors.BundleError` that says why and what to do.
+Engines are opened from :meth:`Bundle.read_engine`: read once, hashed, and those same bytes handed to the backend.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -42,7 +50,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .bundle_files import read_regular, read_verified, safe_file
 from .errors import BundleError
+from .manifest_json import (check_built_with, check_name, check_sha256, dump_manifest, is_int, is_num, loads_strict,
+                            need)
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -52,6 +63,9 @@ ROLES = ("classifier", "inpainter", "occlusion_estimator")
 PIPELINES = ("direct", "inpaint", "auto")
 COLORS = {"gray": 1, "bgr": 3, "rgb": 3}
 OUTPUT_KINDS = ("logits", "probabilities", "image")
+MAX_SIZE = 8192  # input.size limit, pixels per side
+#: Top-level manifest keys of the schema; any other top-level object with a ``file`` is an attached file.
+SCHEMA_KEYS = ("schema_version", "name", "labels", "input", "engines", "pipelines", "provenance", "created")
 
 
 @dataclass(frozen=True)
@@ -112,6 +126,21 @@ class Bundle:
         """Absolute path of engine ``name``'s file."""
         return self.path / self.engines[name].file
 
+    def read_engine(self, name: str) -> bytes:
+        """Engine ``name``'s bytes, read once and checked against the manifest's sha256: hand these to the backend
+        (never re-open the file by path, it may have changed since).
+
+        Raises:
+            BundleError: The file escapes the bundle, is missing or not a regular file, or fails its sha256.
+        """
+        e = self.engines[name]
+        return read_verified(self.path, e.file, e.sha256, f"engine {name!r}", str(self.path / MANIFEST))
+
+    def licence_files(self) -> list[str]:
+        """Files named by ``provenance.licence_file`` (a name or a list), relative to the bundle folder."""
+        value = self.provenance.get("licence_file", [])
+        return [value] if isinstance(value, str) else list(value)
+
     def find_engines(self, role: str, *, format: str | None = None, precision: str | None = None) -> list[EngineSpec]:
         """Engines of a role, optionally filtered by format and precision (in manifest order)."""
         return [e for e in self.engines.values() if e.role == role
@@ -127,144 +156,169 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _need(cond: bool, where: str, what: str) -> None:
-    if not cond:
-        raise BundleError(f"invalid bundle manifest ({where}): {what}")
-
-
 def _parse_input(d: Any, where: str) -> InputSpec:
-    _need(isinstance(d, dict), where, "'input' must be an object")
+    need(isinstance(d, dict), where, "'input' must be an object")
     for key in ("size", "channels", "color", "scale", "mean", "std"):
-        _need(key in d, where, f"'input' is missing '{key}'")
+        need(key in d, where, f"'input' is missing '{key}'")
     size = d["size"]
-    _need(isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size), where,
-          f"'input.size' must be [height, width] positive integers, got {size!r}")
+    need(isinstance(size, list) and len(size) == 2 and all(is_int(s) and 0 < s <= MAX_SIZE for s in size), where,
+         f"'input.size' must be [height, width] integers in 1..{MAX_SIZE}, got {size!r}"[:300])
     color = d["color"]
-    _need(color in COLORS, where, f"'input.color' must be one of {sorted(COLORS)}, got {color!r}")
+    need(isinstance(color, str) and color in COLORS, where,
+         f"'input.color' must be one of {sorted(COLORS)}, got {color!r}"[:300])
     channels = d["channels"]
-    _need(channels == COLORS[color], where, f"'input.channels' is {channels!r} but color {color!r} has {COLORS[color]}")
+    need(is_int(channels) and channels == COLORS[color], where,
+         f"'input.channels' is {channels!r} but color {color!r} has {COLORS[color]}")
     mean, std = d["mean"], d["std"]
     for nm, v in (("mean", mean), ("std", std)):
-        _need(isinstance(v, list) and len(v) in (1, channels) and all(isinstance(x, (int, float)) for x in v), where,
-              f"'input.{nm}' must be a list of 1 or {channels} numbers, got {v!r}")
-    _need(all(s > 0 for s in std), where, "'input.std' values must be > 0")
-    _need(isinstance(d["scale"], (int, float)) and d["scale"] > 0, where, "'input.scale' must be a positive number")
+        need(isinstance(v, list) and len(v) in (1, channels) and all(is_num(x) for x in v), where,
+             f"'input.{nm}' must be a list of 1 or {channels} numbers, got {v!r}"[:300])
+    need(all(s > 0 for s in std), where, "'input.std' values must be > 0")
+    need(is_num(d["scale"]) and d["scale"] > 0, where, "'input.scale' must be a positive number")
     margin = d.get("crop_margin", 0.0)
-    _need(isinstance(margin, (int, float)) and 0 <= margin <= 1, where, "'input.crop_margin' must be in [0, 1]")
+    need(is_num(margin) and 0 <= margin <= 1, where, "'input.crop_margin' must be in [0, 1]")
     layout = d.get("layout", "NCHW")
-    _need(layout in ("NCHW", "NHWC"), where, f"'input.layout' must be NCHW or NHWC, got {layout!r}")
+    need(isinstance(layout, str) and layout in ("NCHW", "NHWC"), where,
+         f"'input.layout' must be NCHW or NHWC, got {layout!r}"[:300])
     offset = d.get("crop_offset", [0.0, 0.0])
-    _need(isinstance(offset, list) and len(offset) == 2 and all(isinstance(v, (int, float)) and abs(v) <= 1
-                                                                for v in offset), where,
-          f"'input.crop_offset' must be [dx, dy] fractions of the box size in [-1, 1], got {offset!r}")
+    need(isinstance(offset, list) and len(offset) == 2 and all(is_num(v) and abs(v) <= 1 for v in offset),
+         where, f"'input.crop_offset' must be [dx, dy] fractions of the box size in [-1, 1], got {offset!r}"[:300])
     return InputSpec((size[0], size[1]), channels, color, float(d["scale"]), tuple(float(x) for x in mean),
                      tuple(float(x) for x in std), float(margin), layout, (float(offset[0]), float(offset[1])))
 
 
-def _safe_file(root: Path, rel: Any, where: str) -> Path:
-    """Resolve an engine file name and refuse anything that escapes the bundle folder."""
-    _need(isinstance(rel, str) and rel.strip() != "", where, "an engine 'file' must be a non-empty string")
-    p = Path(rel)
-    if p.is_absolute() or ".." in p.parts or rel.startswith(("/", "\\")):
-        raise BundleError(f"unsafe bundle ({where}): engine file {rel!r} points outside the bundle folder; "
-                          "a bundle may only name files inside its own folder — do not open bundles from untrusted "
-                          "sources, and re-export it with `ofer export`")
-    full = root / p
-    real_root = root.resolve()
-    real = full.resolve()
-    if real_root not in real.parents:
-        raise BundleError(f"unsafe bundle ({where}): engine file {rel!r} is a link to {real}, outside the bundle "
-                          "folder; replace the link with the real file")
-    return full
-
-
-def _check_file(root: Path, entry: Mapping[str, Any], what: str, where: str, verify: bool) -> None:
-    """Refuse a listed file that escapes the bundle, is missing, or (``verify``) fails its sha256."""
-    full = _safe_file(root, entry["file"], where)
+def _check_file(root: Path, entry: Mapping[str, Any], what: str, where: str, verify: bool) -> bytes | None:
+    """Refuse a listed file that escapes the bundle, is missing, or (``verify``) fails its sha256; its bytes."""
+    if verify:
+        return read_verified(root, entry["file"], entry["sha256"], what, where)
+    full = safe_file(root, entry["file"], where)
     if not full.is_file():
         raise BundleError(f"bundle {root} is incomplete: {what} file {entry['file']!r} is missing; "
                           "copy the whole bundle folder, or re-export it")
-    if verify:
-        digest = sha256_file(full)
-        if digest != entry["sha256"]:
-            raise BundleError(f"bundle {root} failed its integrity check: {entry['file']!r} has sha256 "
-                              f"{digest[:12]}..., the manifest says {str(entry['sha256'])[:12]}...; the file was "
-                              "modified or corrupted — restore it from the original bundle or re-export")
+    return None
 
 
 def _check_attachments(manifest: Mapping[str, Any], root: Path, where: str, verify: bool) -> None:
-    """Top-level objects with ``file`` and ``sha256`` (see :func:`attach_file`) are checked like engine files."""
+    """Top-level objects with ``file`` (see :func:`attach_file`) must have a sha256, and are checked like engines."""
     for key, entry in manifest.items():
-        if isinstance(entry, dict) and "file" in entry and "sha256" in entry:
-            _check_file(root, entry, f"attached {key!r}", f"{where}, {key!r}", verify)
+        if key in SCHEMA_KEYS or not isinstance(entry, dict) or "file" not in entry:
+            continue
+        w = f"{where}, {key!r}"
+        check_name(key, w, "an attached file's key")
+        need("sha256" in entry, w, f"attached file {entry['file']!r} has no 'sha256'; every file a bundle lists "
+             "is verified — attach it with runtime.bundle.attach_file, or remove the entry"[:400])
+        checked = {**entry, "sha256": check_sha256(entry["sha256"], w)}
+        _check_file(root, checked, f"attached {key!r}", w, verify)
 
 
-def _parse_engines(d: Any, root: Path, where: str, verify: bool) -> dict[str, EngineSpec]:
-    _need(isinstance(d, dict) and d, where, "'engines' must be a non-empty object of name -> engine")
+def _check_licences(provenance: Mapping[str, Any], root: Path, where: str) -> None:
+    """``provenance.licence_file`` (a name or a list) names files that must be in the bundle."""
+    value = provenance.get("licence_file")
+    if value is None:
+        return
+    names = [value] if isinstance(value, str) else value
+    need(isinstance(names, list) and all(isinstance(n, str) for n in names), where,
+         "'provenance.licence_file' must be a file name or a list of file names")
+    for name in names:
+        full = safe_file(root, name, f"{where}, provenance.licence_file")
+        if not full.is_file():
+            raise BundleError(f"bundle {root} is incomplete: its licence file {name!r} (provenance.licence_file) is "
+                              "missing; the weights may not be shared without it — copy the whole bundle folder")
+
+
+def _parse_engines(d: Any, root: Path, where: str, verify: bool, labels: list[str],
+                   spec: InputSpec) -> dict[str, EngineSpec]:
+    from .bundle_checks import check_onnx_engine
+    from .onnx_info import read_onnx_info
+
+    need(isinstance(d, dict) and d, where, "'engines' must be a non-empty object of name -> engine")
     engines: dict[str, EngineSpec] = {}
     for name, e in d.items():
+        check_name(name, where, "an engine name")
         w = f"{where}, engine {name!r}"
-        _need(isinstance(e, dict), w, "must be an object")
+        need(isinstance(e, dict), w, "must be an object")
         for key in ("file", "format", "precision", "role", "sha256"):
-            _need(key in e, w, f"is missing '{key}'")
-        _need(e["format"] in FORMATS, w, f"'format' must be one of {FORMATS}, got {e['format']!r}")
-        _need(e["precision"] in PRECISIONS, w, f"'precision' must be one of {PRECISIONS}, got {e['precision']!r}")
-        _need(e["role"] in ROLES, w, f"'role' must be one of {ROLES}, got {e['role']!r}")
+            need(key in e, w, f"is missing '{key}'")
+        for key in ("format", "precision", "role"):
+            need(isinstance(e[key], str), w, f"'{key}' must be a string, got {e[key]!r}"[:300])
+        need(e["format"] in FORMATS, w, f"'format' must be one of {FORMATS}, got {e['format']!r}")
+        need(e["precision"] in PRECISIONS, w, f"'precision' must be one of {PRECISIONS}, got {e['precision']!r}")
+        need(e["role"] in ROLES, w, f"'role' must be one of {ROLES}, got {e['role']!r}")
         output = e.get("output", "logits")
-        _need(output in OUTPUT_KINDS, w, f"'output' must be one of {OUTPUT_KINDS}, got {output!r}")
-        _check_file(root, e, f"engine {name!r}", w, verify)
+        need(isinstance(output, str) and output in OUTPUT_KINDS, w,
+             f"'output' must be one of {OUTPUT_KINDS}, got {output!r}"[:300])
+        sha = check_sha256(e["sha256"], w)
+        built_with = check_built_with(e.get("built_with", {}), w)
         known = {"file", "format", "precision", "role", "output", "sha256", "built_with"}
-        engines[name] = EngineSpec(name, e["file"], e["format"], e["precision"], e["role"], e["sha256"], output,
-                                   dict(e.get("built_with", {})), {k: v for k, v in e.items() if k not in known})
+        engines[name] = EngineSpec(name, e["file"], e["format"], e["precision"], e["role"], sha, output, built_with,
+                                   {k: v for k, v in e.items() if k not in known})
+        data = _check_file(root, {**e, "sha256": sha}, f"engine {name!r}", w, verify)
+        if data is not None and e["format"] == "onnx":
+            check_onnx_engine(engines[name], read_onnx_info(data, f"engine {name!r} ({e['file']})"), labels, spec,
+                              where)
     return engines
 
 
 def parse_manifest(manifest: Mapping[str, Any], root: Path, *, verify: bool = True) -> Bundle:
-    """Validate a manifest dict against the schema and the files in ``root``."""
+    """Validate a manifest dict against the schema and the files in ``root`` (``verify``: sha256 and models)."""
     where = str(root / MANIFEST)
-    _need(isinstance(manifest, dict), where, "the manifest must be a JSON object")
+    need(isinstance(manifest, dict), where, "the manifest must be a JSON object")
     version = manifest.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise BundleError(f"bundle {root} has schema_version {version!r}, this ofer reads version {SCHEMA_VERSION}; "
-                          "upgrade ofer (pip install -U ofer) or re-export the bundle with this version")
+    if not is_int(version) or version != SCHEMA_VERSION:
+        raise BundleError(f"bundle {root} has schema_version {version!r}, this ofer reads version {SCHEMA_VERSION} "
+                          f"(an integer); upgrade ofer (pip install -U ofer) or re-export the bundle with this version"
+                          [:400])
+    name = manifest.get("name", root.name)
+    check_name(name, where, "'name'")
     labels = manifest.get("labels")
-    _need(isinstance(labels, list) and len(labels) >= 2 and all(isinstance(x, str) and x for x in labels), where,
-          "'labels' must be a list of at least 2 non-empty names")
-    _need(len(set(labels)) == len(labels), where, "'labels' has duplicate names")
+    need(isinstance(labels, list) and len(labels) >= 2, where, "'labels' must be a list of at least 2 names")
+    for label in labels:
+        check_name(label, where, "a label in 'labels'")
+    need(len(set(labels)) == len(labels), where, "'labels' has duplicate names")
     spec = _parse_input(manifest.get("input"), where)
-    engines = _parse_engines(manifest.get("engines"), root, where, verify)
+    engines = _parse_engines(manifest.get("engines"), root, where, verify, labels, spec)
     pipelines = manifest.get("pipelines", ["direct"])
-    _need(isinstance(pipelines, list) and pipelines and all(p in PIPELINES for p in pipelines), where,
-          f"'pipelines' must be a non-empty list drawn from {PIPELINES}, got {pipelines!r}")
-    _need(any(e.role == "classifier" for e in engines.values()), where, "the bundle has no classifier engine")
+    need(isinstance(pipelines, list) and pipelines and all(isinstance(p, str) and p in PIPELINES for p in pipelines),
+         where, f"'pipelines' must be a non-empty list drawn from {PIPELINES}, got {pipelines!r}"[:300])
+    need(any(e.role == "classifier" for e in engines.values()), where, "the bundle has no classifier engine")
     if "inpaint" in pipelines or "auto" in pipelines:
-        _need(any(e.role == "inpainter" for e in engines.values()), where,
-              "'pipelines' lists inpaint/auto but there is no inpainter engine")
+        need(any(e.role == "inpainter" for e in engines.values()), where,
+             "'pipelines' lists inpaint/auto but there is no inpainter engine")
     provenance = manifest.get("provenance", {})
-    _need(isinstance(provenance, dict), where, "'provenance' must be an object")
+    need(isinstance(provenance, dict), where, "'provenance' must be an object")
     _check_attachments(manifest, root, where, verify)
-    return Bundle(root, str(manifest.get("name", root.name)), tuple(labels), spec, engines, tuple(pipelines),
-                  dict(provenance), dict(manifest))
+    _check_licences(provenance, root, where)
+    return Bundle(root, name, tuple(labels), spec, engines, tuple(pipelines), dict(provenance), dict(manifest))
 
 
 def load_bundle(path: str | os.PathLike[str], *, verify: bool = True) -> Bundle:
-    """Load and verify a bundle folder (or its ``manifest.json``)."""
+    """Load and verify a bundle folder (or its ``manifest.json``).
+
+    Args:
+        path: The bundle folder or its manifest.
+        verify: Check every listed file's sha256 and each ONNX engine against the manifest (``False``: only that
+            the files exist, e.g. to inspect a damaged bundle).
+
+    Raises:
+        BundleError: What is wrong and how to fix it (never another exception for a bad bundle).
+    """
     root = Path(path)
-    if root.name == MANIFEST and root.is_file():
-        root = root.parent
-    if not root.exists():
+    try:
+        if root.name == MANIFEST and root.is_file():
+            root = root.parent
+        exists, is_dir = root.exists(), root.is_dir()
+    except (OSError, ValueError) as exc:  # ValueError: NUL in the path
+        raise BundleError(f"cannot open bundle {str(root)[:200]!r}: {exc}") from None
+    if not exists:
         raise BundleError(f"bundle not found: {root} does not exist; pass the folder that holds manifest.json "
                           "(or omit the bundle to use the default one)")
-    if not root.is_dir():
+    if not is_dir:
         raise BundleError(f"{root} is a file, not a bundle folder; a bundle is a folder with manifest.json and "
                           "engine files (create one with `ofer export`)")
-    mpath = root / MANIFEST
-    if not mpath.is_file():
+    mpath = safe_file(root, MANIFEST, str(root / MANIFEST))
+    if not mpath.exists():
         raise BundleError(f"{root} is not a bundle: it has no {MANIFEST}; create one with `ofer export`")
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{mpath} is not valid JSON ({exc}); the bundle is corrupt — restore or re-export it") from None
+    manifest = loads_strict(read_regular(mpath, "manifest", root), str(mpath))
     return parse_manifest(manifest, root, verify=verify)
 
 
@@ -284,7 +338,7 @@ def _engine_entry(root: Path, e: Mapping[str, Any]) -> tuple[str, dict[str, Any]
     if not src.is_file():
         raise BundleError(f"cannot add engine {e.get('name')!r}: source file {src} does not exist")
     file = e.get("file", src.name)
-    dest = _safe_file(root, file, f"engine {e.get('name')!r}")
+    dest = safe_file(root, file, f"engine {e.get('name')!r}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     if src.resolve() != dest.resolve():
         shutil.copyfile(src, dest)
@@ -298,7 +352,7 @@ def _engine_entry(root: Path, e: Mapping[str, Any]) -> tuple[str, dict[str, Any]
 def write_bundle(folder: str | os.PathLike[str], *, labels: Iterable[str], input_spec: Mapping[str, Any] | InputSpec,
                  engines: Iterable[Mapping[str, Any]], pipelines: Iterable[str] = ("direct",),
                  provenance: Mapping[str, Any] | None = None, name: str | None = None,
-                 force: bool = False) -> Bundle:
+                 files: Iterable[str | os.PathLike[str]] = (), force: bool = False) -> Bundle:
     """Write a bundle folder and return it loaded and verified.
 
     Args:
@@ -310,6 +364,8 @@ def write_bundle(folder: str | os.PathLike[str], *, labels: Iterable[str], input
         pipelines: Pipelines the bundle supports.
         provenance: Method, data, metrics, licence and source of the weights.
         name: Bundle name (defaults to the folder name).
+        files: Other files copied into the bundle folder under their own names, e.g. the licence texts that
+            ``provenance.licence_file`` names (loading refuses a bundle whose licence file is missing).
         force: Replace an existing non-empty folder.
     """
     dest = Path(folder)
@@ -321,12 +377,17 @@ def write_bundle(folder: str | os.PathLike[str], *, labels: Iterable[str], input
     try:
         spec = input_spec.to_dict() if isinstance(input_spec, InputSpec) else dict(input_spec)
         entries = dict(_engine_entry(tmp, e) for e in engines)
+        for extra in files:
+            src = Path(extra)
+            if not src.is_file():
+                raise BundleError(f"cannot add {src} to the bundle: it is not a file")
+            shutil.copyfile(src, safe_file(tmp, src.name, f"file {src.name!r}"))
         manifest = {"schema_version": SCHEMA_VERSION, "name": name or dest.name, "labels": list(labels),
                     "input": spec, "engines": entries, "pipelines": list(pipelines),
                     "provenance": dict(provenance or {}),
                     "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
         parse_manifest(manifest, tmp)  # validate before anything replaces the destination
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        (tmp / MANIFEST).write_text(dump_manifest(manifest), encoding="utf-8")
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a bundle is meant to be shared
         if dest.exists():
             old = dest.with_name(f".{dest.name}.old")
@@ -368,7 +429,7 @@ def attach_file(folder: str | os.PathLike[str], src: str | os.PathLike[str], key
     under a top-level manifest key."""
     bundle = load_bundle(folder)
     src = Path(src)
-    dest = _safe_file(bundle.path, src.name, f"attached file {key!r}")
+    dest = safe_file(bundle.path, src.name, f"attached file {key!r}")
     shutil.copyfile(src, dest)
     manifest = dict(bundle.manifest)
     manifest[key] = {"file": src.name, "sha256": sha256_file(dest), **dict(info or {})}
@@ -379,6 +440,6 @@ def _replace_manifest(root: Path, manifest: dict[str, Any]) -> Bundle:
     """Validate a changed manifest, then swap it in atomically."""
     parse_manifest(manifest, root)
     tmp = root / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(dump_manifest(manifest), encoding="utf-8")
     os.replace(tmp, root / MANIFEST)
     return load_bundle(root)

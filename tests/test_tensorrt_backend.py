@@ -91,8 +91,10 @@ def _with_fake_build(bundle: Path, built_with: dict) -> Path:
     """Add a file named as a TensorRT engine (not a real plan: it must never get as far as deserializing)."""
     plan = bundle.parent / "classifier_fp16.engine"
     plan.write_bytes(b"not a real TensorRT plan")
+    record = {"precision": "fp16", "source_onnx_sha256": load_bundle(bundle).engines["classifier"].sha256,
+              **built_with}  # what export.tensorrt.engine_metadata records
     add_engines(bundle, [{"name": "classifier_trt_fp16", "path": plan, "file": plan.name, "format": "trt",
-                          "precision": "fp16", "role": "classifier", "built_with": built_with}])
+                          "precision": "fp16", "role": "classifier", "built_with": record}])
     return bundle
 
 
@@ -167,6 +169,9 @@ def test_real_tensorrt_engine_matches_onnxruntime(tiny_bundle: Path, tmp_path: P
     ref = OnnxRuntimeEngine(tiny_bundle / "classifier.onnx", providers="cpu").run({"input": x})["logits"]
     out = engine.run({"input": x})["logits"]
     np.testing.assert_allclose(out, ref, atol=1e-3)
+    # from checked bytes, as open_engine does: the path only names the engine and is never read
+    from_bytes = TensorRTEngine(tmp_path / "not-there.engine", data=plan.read_bytes(), built_with=built)
+    np.testing.assert_allclose(from_bytes.run({"input": x})["logits"], ref, atol=1e-3)
     outs, subs = engine.timed_run({"input": x[:3]})
     assert set(subs) == {"h2d", "compute", "d2h"} and all(v >= 0 for v in subs.values())
     with pytest.raises(EngineError, match="ofer build-engines"):

@@ -1,7 +1,10 @@
 """ONNX Runtime engine: CPU by default, CUDA or TensorRT execution providers when onnxruntime-gpu loads them."""
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import subprocess
 from pathlib import Path
 from typing import Sequence
 
@@ -23,6 +26,52 @@ def available_providers() -> list[str]:
     import onnxruntime as ort
 
     return list(ort.get_available_providers())
+
+
+def cache_root() -> Path:
+    """ofer's user cache folder: ``$OFER_CACHE``, else ``$XDG_CACHE_HOME/ofer``, else ``~/.cache/ofer``."""
+    if os.environ.get("OFER_CACHE"):
+        return Path(os.environ["OFER_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ofer"
+
+
+def gpu_key() -> str:
+    """A folder-safe name of GPU 0 and its compute capability (``NVIDIA-H200-sm90``), best effort.
+
+    Asks the CUDA binding when one is installed, else ``nvidia-smi``; ``unknown-gpu`` when neither answers.
+    """
+    name = cc = ""
+    try:
+        from .cuda_memory import gpu_identity
+
+        ident = gpu_identity()
+        name, cc = ident["name"], ident["compute_capability"]
+    except Exception:  # no binding / no GPU: try nvidia-smi
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader", "-i", "0"],
+                                 capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+            name, _, cc = out.partition(",")
+        except (OSError, subprocess.SubprocessError):
+            return "unknown-gpu"
+    key = re.sub(r"[^A-Za-z0-9.]+", "-", f"{name.strip()}-sm{cc.strip().replace('.', '')}").strip("-")
+    return key[:100] or "unknown-gpu"
+
+
+def trt_ep_cache_dir(model_sha256: str, gpu: str | None = None) -> Path:
+    """Where ONNX Runtime's TensorRT execution provider caches engines for one model on one GPU:
+    ``<cache>/trt-ep/<model sha256[:16]>/<gpu>`` (never inside a bundle: bundles are shared and may be read-only)."""
+    return cache_root() / "trt-ep" / model_sha256[:16] / (gpu or gpu_key())
+
+
+def provider_args(requested: Sequence[str], trt_cache_dir: str | os.PathLike[str] | None) -> list:
+    """ONNX Runtime ``providers`` entries: the TensorRT EP gets its engine cache enabled in ``trt_cache_dir``."""
+    out: list = []
+    for p in requested:
+        if p == "TensorrtExecutionProvider":
+            out.append((p, {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(trt_cache_dir)}))
+        else:
+            out.append(p)
+    return out
 
 
 def _resolve_providers(providers: str | Sequence[str]) -> list[str]:
@@ -47,11 +96,15 @@ class OnnxRuntimeEngine:
     """An ONNX model run by ONNX Runtime.
 
     Args:
-        path: The ``.onnx`` file.
+        path: The ``.onnx`` file (names the engine in messages; read once when ``model_bytes`` is not given).
+        model_bytes: The model's bytes, already checked (a bundle's :meth:`~runtime.bundle.Bundle.read_engine`);
+            the session is built from them and the file is not read again. Models load from bytes only, so external
+            data files are never read (bundles refuse them).
         threads: Intra-op threads (``None``: ONNX Runtime's default). Inter-op is pinned to 1.
         providers: ``"auto"`` (TensorRT, CUDA, then CPU: whichever actually load), ``"cpu"``, ``"cuda"``,
             ``"tensorrt"`` or a list of provider names.
-        trt_cache_dir: Where the TensorRT execution provider keeps its engine cache.
+        trt_cache_dir: Where the TensorRT execution provider keeps its engine cache (default:
+            :func:`trt_ep_cache_dir` of the model's sha256 and this GPU, in the user's cache folder).
 
     ``providers_loaded`` says what actually loaded (from ``session.get_providers()``), which can differ from what
     was asked for: onnxruntime-gpu lists CUDA even on machines without a GPU and silently falls back to CPU.
@@ -59,13 +112,16 @@ class OnnxRuntimeEngine:
 
     backend = "onnxruntime"
 
-    def __init__(self, path: str | os.PathLike[str], *, threads: int | None = None,
-                 providers: str | Sequence[str] = "auto", trt_cache_dir: str | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, model_bytes: bytes | None = None, threads: int | None = None,
+                 providers: str | Sequence[str] = "auto", trt_cache_dir: str | os.PathLike[str] | None = None) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
-        if not self.path.is_file():
-            raise EngineError(f"ONNX model not found: {self.path}")
+        if model_bytes is None:
+            try:
+                model_bytes = self.path.read_bytes()
+            except OSError:
+                raise EngineError(f"ONNX model not found or not readable: {self.path}") from None
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise InputError(f"threads must be a positive integer or None, got {threads!r}")
         opts = ort.SessionOptions()
@@ -79,15 +135,13 @@ class OnnxRuntimeEngine:
         # then classifier) wants them: with several small engines back to back, spinning costs more than it saves.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         requested = _resolve_providers(providers)
-        provider_args: list = []
-        for p in requested:
-            if p == "TensorrtExecutionProvider":
-                cache = trt_cache_dir or str(self.path.parent / ".trt_cache")
-                provider_args.append((p, {"trt_engine_cache_enable": True, "trt_engine_cache_path": cache}))
-            else:
-                provider_args.append(p)
+        self.trt_cache_dir = None
+        if "TensorrtExecutionProvider" in requested:
+            self.trt_cache_dir = Path(trt_cache_dir or trt_ep_cache_dir(hashlib.sha256(model_bytes).hexdigest()))
+            self.trt_cache_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=provider_args)
+            self.session = ort.InferenceSession(model_bytes, sess_options=opts,
+                                                providers=provider_args(requested, self.trt_cache_dir))
         except Exception as exc:  # onnxruntime raises its own exception types for corrupt/unsupported models
             raise EngineError(f"ONNX Runtime could not load {self.path.name}: {str(exc).splitlines()[0]}; "
                               "the file may be corrupt or need a newer onnxruntime — re-export the model") from None

@@ -115,29 +115,34 @@ class TensorRTEngine:
     """A serialized TensorRT engine, run with execute_async_v3 on its own CUDA stream.
 
     Args:
-        path: The engine file.
+        path: The engine file (names it in messages; read once when ``data`` is not given).
+        data: The plan's bytes, already checked (a bundle's :meth:`~runtime.bundle.Bundle.read_engine`); they are
+            deserialized as they are and the file is not read again.
         built_with: The manifest's ``built_with`` record; checked against this device before loading.
         check_device: Set ``False`` only for an engine that has no build record and that you know fits.
     """
 
     backend = "tensorrt"
 
-    def __init__(self, path: str | os.PathLike[str], *, built_with: Mapping[str, Any] | None = None,
-                 check_device: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, data: bytes | None = None,
+                 built_with: Mapping[str, Any] | None = None, check_device: bool = True) -> None:
         from .cuda_memory import CudaMemory, gpu_identity
 
         self.path = Path(path)
         version = tensorrt_version()
         import tensorrt as trt
 
-        if not self.path.is_file():
-            raise EngineError(f"TensorRT engine not found: {self.path}")
+        if data is None:
+            try:
+                data = self.path.read_bytes()
+            except OSError:
+                raise EngineError(f"TensorRT engine not found or not readable: {self.path}") from None
         self.gpu = gpu_identity()
         if check_device:
             check_built_with(built_with or {}, trt_version=version, gpu=self.gpu, engine=self.path.name)
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
-        self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        self.engine = self._runtime.deserialize_cuda_engine(data)
         if self.engine is None:
             raise EngineError(f"TensorRT could not deserialize {self.path.name} (see the TensorRT log); {REBUILD}")
         self.context = self.engine.create_execution_context()

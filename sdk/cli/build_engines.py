@@ -51,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
             dummy = np.zeros((1, spec.channels, *spec.size), np.float32)  # never read: the cache answers
             calibrator = make_trt_calibrator(cache.get("method", "entropy"), dummy, cache_path=cache_path)
         out = Path(bundle.path) / fmt.file_name("classifier")
-        meta = build_engine(bundle.engine_path(onnx[plan.onnx_key].name), out, plan, batch=(lo, opt, hi),
+        source = onnx[plan.onnx_key].name
+        meta = build_engine(bundle.engine_path(source), out, plan, onnx_bytes=bundle.read_engine(source),
+                            batch=(lo, opt, hi),
                             workspace_mb=args.workspace_mb, calibrator=calibrator, cache_path=cache_path)
         built.append({"name": fmt.engine_name("classifier"), "path": out, "file": out.name, "format": "trt",
                       "precision": fmt.precision, "role": "classifier", "built_with": meta})

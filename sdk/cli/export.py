@@ -1,7 +1,8 @@
 """``ofer export MODEL --out BUNDLE --precision fp32,fp16,int8 --calib SOURCE``: a model to a deployable bundle.
 
 MODEL is a training checkpoint folder (classifier, or inpainter + classifier by its export plan), an ONNX classifier
-with ``--spec`` (JSON with ``labels`` and ``input``), or an existing bundle (its FP32 models are re-exported).
+with ``--spec`` (JSON with ``labels`` and ``input``), or an existing bundle (its FP32 models are re-exported, with its
+provenance and its licence files).
 Two MODELs mean INPAINTER CLASSIFIER.
 """
 from __future__ import annotations
@@ -52,7 +53,11 @@ def _from_spec_file(path: str | None, onnx_path: Path) -> tuple[list[str], dict[
 
 
 def resolve_model(paths: list[str], spec_file: str | None, work: Path) -> dict[str, Any]:
-    """``{classifier, inpainter, labels, input, provenance}`` from the MODEL arguments (ONNX files in ``work``)."""
+    """``{classifier, inpainter, labels, input, provenance, files}`` from the MODEL arguments (ONNX files in ``work``).
+
+    From a bundle: its FP32 models as the bytes that passed its sha256 check (written to ``work``), its provenance
+    (plus ``exported_from``: the source bundle's name and model sha256) and its licence files (``files``).
+    """
     from runtime.bundle import load_bundle
     from runtime.errors import InputError
 
@@ -63,15 +68,23 @@ def resolve_model(paths: list[str], spec_file: str | None, work: Path) -> dict[s
         if not p.exists():
             raise InputError(f"model {p} does not exist")
     main = items[-1]
-    res: dict[str, Any] = {"inpainter": None, "provenance": {}}
+    res: dict[str, Any] = {"inpainter": None, "provenance": {}, "files": []}
     if (main / "manifest.json").is_file():
         b = load_bundle(main)
         clf = b.find_engines("classifier", format="onnx", precision="fp32")
         if not clf:
             raise InputError(f"bundle {main} has no FP32 ONNX classifier to export from")
         inp = b.find_engines("inpainter", format="onnx", precision="fp32")
-        res.update(classifier=b.engine_path(clf[0].name), labels=list(b.labels), input=b.input.to_dict(),
-                   inpainter=b.engine_path(inp[0].name) if inp else None, provenance=dict(b.provenance))
+        models = {}
+        for role, specs in (("classifier", clf), ("inpainter", inp)):
+            if specs:
+                models[role] = work / f"source-{role}.onnx"
+                models[role].write_bytes(b.read_engine(specs[0].name))  # the checked bytes, not a re-read by path
+        provenance = dict(b.provenance)
+        provenance["exported_from"] = {"bundle": b.name, "classifier_sha256": clf[0].sha256}
+        res.update(classifier=models["classifier"], labels=list(b.labels), input=b.input.to_dict(),
+                   inpainter=models.get("inpainter"), provenance=provenance,
+                   files=[b.path / f for f in b.licence_files()])
     elif main.suffix.lower() == ".onnx":
         labels, spec = _from_spec_file(spec_file, main)
         res.update(classifier=main, labels=labels, input=spec)
@@ -169,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
                                calib_count=args.calib_count, heldout_count=args.heldout_count,
                                agreement=args.agreement, faces=args.calib_faces, seed=args.seed,
                                inpainter=model["inpainter"], provenance=model["provenance"],
-                               trt_version=args.trt_version, force=args.force)
+                               files=model["files"], trt_version=args.trt_version, force=args.force)
     report = bundle.provenance.get("metrics", {}).get("export", {})
     print(f"wrote bundle {bundle.path}")
     for name, e in bundle.engines.items():

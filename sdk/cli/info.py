@@ -1,4 +1,8 @@
-"""``ofer info [BUNDLE]``: the bundle's manifest in readable form, and which backends actually load here."""
+"""``ofer info [BUNDLE]``: the bundle's manifest in readable form, and which backends actually load here.
+
+A bad bundle (one that fails :func:`runtime.bundle.load_bundle`, an ONNX engine ONNX Runtime cannot load, a stale
+or mislabelled TensorRT plan) is a user error: one line on stderr saying what is wrong, exit code 2.
+"""
 from __future__ import annotations
 
 import argparse
@@ -14,25 +18,34 @@ def add_parser(sub: Any) -> None:
 
 
 def collect(bundle_path: str | None) -> dict[str, Any]:
-    """Everything ``ofer info`` reports, as a dict."""
+    """Everything ``ofer info`` reports, as a dict.
+
+    Raises:
+        BundleError: The bundle is bad (see the module doc); the message says what is wrong.
+    """
     import onnxruntime as ort
 
     from runtime.bundle import load_bundle
+    from runtime.bundle_checks import check_plan_record
     from runtime.engines.onnxruntime_engine import OnnxRuntimeEngine
-    from runtime.errors import EngineError
+    from runtime.errors import BundleError, EngineError
     from sdk.recognizer import DEFAULT_BUNDLE
 
     bundle = load_bundle(bundle_path or DEFAULT_BUNDLE)
     engines = {}
     for name, e in bundle.engines.items():
-        entry: dict[str, Any] = {**e.to_dict(), "size_kb": round(bundle.engine_path(name).stat().st_size / 1024, 1)}
-        if e.format == "onnx":
-            try:
-                eng = OnnxRuntimeEngine(bundle.engine_path(name), providers="auto")
+        data = bundle.read_engine(name)
+        entry: dict[str, Any] = {**e.to_dict(), "size_kb": round(len(data) / 1024, 1)}
+        try:
+            if e.format == "onnx":
+                eng = OnnxRuntimeEngine(bundle.engine_path(name), model_bytes=data, providers="auto")
                 entry["loads_with"] = eng.providers_loaded
                 entry["inputs"] = eng.describe()["inputs"]
-            except EngineError as exc:
-                entry["loads_with"] = f"failed: {exc}"
+            else:
+                check_plan_record(bundle, e)
+                entry["loads_with"] = "TensorRT on a GPU matching built_with (checked when opened)"
+        except EngineError as exc:
+            raise BundleError(f"bundle {bundle.path}: engine {name!r} cannot be used: {exc}") from None
         engines[name] = entry
     return {"bundle": str(bundle.path), "name": bundle.name, "schema_version": bundle.manifest["schema_version"],
             "labels": list(bundle.labels), "input": bundle.input.to_dict(), "pipelines": list(bundle.pipelines),
@@ -40,17 +53,27 @@ def collect(bundle_path: str | None) -> dict[str, Any]:
             "onnxruntime": {"version": ort.__version__, "providers_listed": ort.get_available_providers()}}
 
 
+def _num(value: Any, digits: int) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
 def summarize_metrics(metrics: dict[str, Any]) -> list[str]:
-    """Readable lines for a manifest's metrics: accuracy per protocol, export agreement per precision, others."""
+    """Readable lines for a manifest's metrics: accuracy per protocol, export agreement per precision, others.
+
+    Metrics are free-form provenance: values that are not numbers are shown as they are, never a crash.
+    """
+    if not isinstance(metrics, dict):
+        return [f"metrics    {json.dumps(metrics)[:300]}"]
     acc = {k: v for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v}
     lines = []
     if acc:
-        lines.append("accuracy   " + ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in acc.items()))
+        lines.append("accuracy   " + ", ".join(f"{k} {_num(v['accuracy'], 3)}" for k, v in acc.items()))
     export = metrics.get("export") if isinstance(metrics.get("export"), dict) else {}
     agree = {k: v["top1_agreement"] for k, v in export.items() if isinstance(v, dict) and "top1_agreement" in v}
     if agree:
-        lines.append("agreement  " + ", ".join(f"{k} {v:.4f}" for k, v in agree.items())
-                     + f" (top-1 vs fp32 on {export.get('heldout', {}).get('n', '?')} held-out occluded faces)")
+        heldout = export.get("heldout") if isinstance(export.get("heldout"), dict) else {}
+        lines.append("agreement  " + ", ".join(f"{k} {_num(v, 4)}" for k, v in agree.items())
+                     + f" (top-1 vs fp32 on {heldout.get('n', '?')} held-out occluded faces)")
     rest = {k: v for k, v in metrics.items() if k not in acc and k != "export"}
     if rest:
         lines.append(f"metrics    {json.dumps(rest)[:300]}")
