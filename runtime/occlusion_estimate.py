@@ -142,7 +142,9 @@ class ImageStatsEstimator:
     For every pixel of the face region, statistics over a ``window x window`` neighbourhood (default: 1/12 of the
     crop side, odd): a pixel is covered when the local gray-level standard deviation is below ``min_std`` (flat:
     uniform fills, a headset's plastic) or the local correlation of horizontal and vertical neighbours is below
-    ``min_corr`` (noise-like: no facial structure). An opening removes isolated specks of smooth skin, then the
+    ``min_corr`` (noise-like: no facial structure). Both are computed after stretching the face region's contrast
+    to the full range, so a very dark, backlit or bright face reads like a well exposed one; clipped highlights of
+    an overexposed face do not count as covered. An opening removes isolated specks of smooth skin, then the
     mask is dilated by half a window to reach the occluder's edges. Occluders that look like skin (a hand) are
     mostly missed: see the measured accuracy per protocol in the README.
     """
@@ -170,9 +172,9 @@ class ImageStatsEstimator:
         with np.errstate(divide="ignore", invalid="ignore"):
             corr = np.where(var > 0, cov / np.maximum(var, 1e-6), 1.0)
         raw = (var < self.min_std ** 2) | (corr < self.min_corr)
-        # In an overexposed face, clipped highlights carry no information: flat or structureless *because* they are
-        # blown out is not evidence of an occluder. Flat dark areas stay covered (a black headset), and so do bright fills on
-        # a normally exposed face.
+        # In an overexposed face, clipped highlights carry no information: flat or structureless *because* they
+        # are blown out is not evidence of an occluder. Flat dark areas stay covered (a black headset), and so do
+        # bright fills on a normally exposed face.
         if _blown_out(gray):
             raw &= box((gray >= SATURATED).astype(np.float32)) < 0.5
         raw = raw.astype(np.uint8)
