@@ -99,8 +99,8 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
         st = p.stat()
     except FileNotFoundError:
         raise InputError(f"image not found: {p}; check the path") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {p}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise InputError(f"cannot read {p!r}: {getattr(exc, 'strerror', None) or exc}") from None
     if stat.S_ISDIR(st.st_mode):
         raise InputError(f"{p} is a folder, not an image; pass one image file (the CLI `ofer run` takes folders)")
     if not stat.S_ISREG(st.st_mode):

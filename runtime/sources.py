@@ -242,7 +242,7 @@ def open_source(source: str | int | os.PathLike[str] | Iterable[np.ndarray], *, 
         path = Path(source)
         try:
             mode = path.stat().st_mode
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL byte in the path
             raise InputError(f"source not found: {path}; pass an image, a folder of images, a video file or a "
                              "camera index") from None
         if stat.S_ISDIR(mode):
