@@ -110,6 +110,14 @@ SOFT_EDGE = 200  # clipped areas whose border pixels are this bright (median) ro
 BRIGHT_QUARTER = 180  # a crop whose darker quarter is above this gray level is heavily overexposed
 
 
+def _percentiles(gray: np.ndarray, *qs: float) -> list[int]:
+    """Gray levels at fractions ``qs`` of a uint8 image's pixels (a histogram: much faster than np.percentile)."""
+    if gray.dtype != np.uint8:
+        gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    cum = np.bincount(gray.ravel(), minlength=256).cumsum()
+    return [int(np.searchsorted(cum, q * cum[-1])) for q in qs]
+
+
 def _blown_out(gray: np.ndarray) -> bool:
     """Whether the crop's clipped highlights are overexposed skin (they fade into bright pixels, or the whole crop
     is bright) rather than a bright occluder (a hard step from the fill to a normally exposed face)."""
@@ -118,7 +126,7 @@ def _blown_out(gray: np.ndarray) -> bool:
     sat = (gray >= SATURATED).astype(np.uint8)
     if not sat.any():
         return False
-    if np.percentile(gray, 25) >= BRIGHT_QUARTER:  # heavy overexposure: even the darker quarter is bright
+    if _percentiles(gray, 0.25)[0] >= BRIGHT_QUARTER:  # heavy overexposure: even the darker quarter is bright
         return True
     ring = (cv2.dilate(sat, np.ones((3, 3), np.uint8)) > sat)
     return bool(ring.any() and np.median(gray[ring]) >= SOFT_EDGE)
@@ -130,8 +138,8 @@ def _normalise_exposure(gray: np.ndarray, face: tuple[int, int, int, int]) -> np
     no range (< 4 levels: a uniform fill) is left as it is."""
     x0, y0, x1, y1 = face
     g = gray.astype(np.float32)
-    lo, hi = np.percentile(g[y0:y1, x0:x1], (2.0, 98.0))
-    if hi - lo < 4.0:
+    lo, hi = _percentiles(gray[y0:y1, x0:x1], 0.02, 0.98)
+    if hi - lo < 4:
         return g
     return (g - lo) * np.float32(255.0 / (hi - lo))
 
