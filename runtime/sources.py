@@ -63,6 +63,7 @@ class FrameSource:
         skipped: ``(name, reason)`` of every item skipped so far.
         warnings: Messages about the source (e.g. truncated video), also issued as :class:`SourceWarning`.
         error: Set when the source failed (a camera stopped delivering frames), else ``None``.
+        names: The file names of a folder source, in order (empty for other kinds).
     """
 
     def __init__(self, kind: str, frames: Iterator[Frame] | Callable[["FrameSource"], Iterator[Frame]], *,
@@ -71,6 +72,7 @@ class FrameSource:
         self.skipped: list[tuple[str, str]] = []
         self.warnings: list[str] = []
         self.error: str | None = None
+        self.names: list[str] = []
         self._frames = frames(self) if callable(frames) else frames
         self._release = release
 
@@ -249,7 +251,9 @@ def open_source(source: str | int | os.PathLike[str] | Iterable[np.ndarray], *, 
             files = _list_images(path)
             if not files:
                 raise InputError(f"folder {path} has no images ({', '.join(IMAGE_SUFFIXES)})")
-            return FrameSource("folder", _folder_frames(files), length=len(files), fps=None, description=str(path))
+            src = FrameSource("folder", _folder_frames(files), length=len(files), fps=None, description=str(path))
+            src.names = [f.name for f in files]
+            return src
         if not stat.S_ISREG(mode):
             raise InputError(f"{path} is not a regular file (a FIFO, socket or device?); save it to a file first, "
                              "or pass a camera by its index")

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -56,6 +57,14 @@ def test_folder_out_into_the_input_folder_is_refused(tmp_path: Path, media_dir: 
     before = _sha(d / "a.jpg")
     _one_line_error(ofer_in(tmp_path, "run", "photos", "--out", "photos/../photos", "--force"), "is the input")
     assert _sha(d / "a.jpg") == before
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / "a.jpg").write_bytes(b"an earlier annotation")
+    (tmp_path / "ann" / "keep.txt").write_text("not ours")
+    _one_line_error(ofer_in(tmp_path, "run", "photos", "--out", "ann", "--jsonl", "r.jsonl"),
+                    "already has 1 of the annotated files (e.g. a.jpg)")
+    assert not (tmp_path / "r.jsonl").exists()  # refused before the first frame
+    assert ofer_in(tmp_path, "run", "photos", "--out", "ann", "--force").returncode == 0
+    assert cv2.imread(str(tmp_path / "ann" / "a.jpg")) is not None and (tmp_path / "ann" / "keep.txt").exists()
 
 
 def test_two_outputs_naming_one_file_are_refused(tmp_path: Path, media_dir: Path) -> None:

@@ -108,7 +108,7 @@ class _CsvSeries:
             self.file.close()
 
 
-def _check_out(path: str | None, kind: str, force: bool, source: str) -> Path | None:
+def _check_out(path: str | None, kind: str, force: bool, source: str, names: list[str]) -> Path | None:
     """``--out`` checked before the first frame: its kind matches the source's, it is not the input, and it can be
     written."""
     import cv2
@@ -124,6 +124,10 @@ def _check_out(path: str | None, kind: str, force: bool, source: str) -> Path | 
     if kind == "folder":
         if p.exists() and not p.is_dir():
             raise InputError(f"--out {p} must be a folder for a folder source")
+        clash = [n for n in names if (p / n).exists()] if p.is_dir() and not force else []
+        if clash:
+            raise InputError(f"--out {p} already has {len(clash)} of the annotated files (e.g. {clash[0]}); "
+                             "choose another folder or pass --force to overwrite them")
         check_writable(p, "--out")
         return p
     if kind == "image":
@@ -154,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     csv_path = output_path(args.csv, args.force, "--csv", inputs=inputs)
     source = open_source(args.source, camera_retries=args.camera_retries)
     try:
-        out_path = _check_out(args.out, source.kind, args.force, args.source)
+        out_path = _check_out(args.out, source.kind, args.force, args.source, source.names)
         distinct_outputs(jsonl=jsonl, csv=csv_path, out=out_path)
         recognizer = recognizer_from_args(args)
     except BaseException:
