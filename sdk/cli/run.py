@@ -24,7 +24,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", default=None,
                    help="write the annotated image (image source), folder of images (folder source) or video "
                         "(.avi MJPG or .mp4 mp4v) here")
-    p.add_argument("--force", action="store_true", help="overwrite existing --out/--jsonl files")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite existing --out/--jsonl/--csv outputs (never the input)")
     p.add_argument("--limit", type=int, default=None, help="stop after this many frames")
     p.add_argument("--camera-retries", type=int, default=0, metavar="N",
                    help="reopen a camera that stops delivering frames up to N times before the run fails (exit 1)")
