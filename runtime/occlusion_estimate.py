@@ -105,13 +105,54 @@ def _gray(crop: np.ndarray) -> np.ndarray:
     return crop.reshape(crop.shape[:2])
 
 
+SATURATED = 250  # gray level from which a pixel counts as a clipped highlight
+SOFT_EDGE = 200  # clipped areas whose border pixels are this bright (median) roll off gradually: overexposure
+BRIGHT_QUARTER = 180  # a crop whose darker quarter is above this gray level is heavily overexposed
+
+
+def _percentiles(gray: np.ndarray, *qs: float) -> list[int]:
+    """Gray levels at fractions ``qs`` of a uint8 image's pixels (a histogram: much faster than np.percentile)."""
+    if gray.dtype != np.uint8:
+        gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    cum = np.bincount(gray.ravel(), minlength=256).cumsum()
+    return [int(np.searchsorted(cum, q * cum[-1])) for q in qs]
+
+
+def _blown_out(gray: np.ndarray) -> bool:
+    """Whether the crop's clipped highlights are overexposed skin (they fade into bright pixels, or the whole crop
+    is bright) rather than a bright occluder (a hard step from the fill to a normally exposed face)."""
+    import cv2
+
+    sat = (gray >= SATURATED).astype(np.uint8)
+    if not sat.any():
+        return False
+    if _percentiles(gray, 0.25)[0] >= BRIGHT_QUARTER:  # heavy overexposure: even the darker quarter is bright
+        return True
+    ring = (cv2.dilate(sat, np.ones((3, 3), np.uint8)) > sat)
+    return bool(ring.any() and np.median(gray[ring]) >= SOFT_EDGE)
+
+
+def _normalise_exposure(gray: np.ndarray, face: tuple[int, int, int, int]) -> np.ndarray:
+    """The crop with its face region's 2nd..98th percentile stretched to 0..255 (float32), so that contrast and
+    flatness mean the same in a very dark, backlit or bright face as in a well exposed one. A region with almost
+    no range (< 4 levels: a uniform fill) is left as it is."""
+    x0, y0, x1, y1 = face
+    g = gray.astype(np.float32)
+    lo, hi = _percentiles(gray[y0:y1, x0:x1], 0.02, 0.98)
+    if hi - lo < 4:
+        return g
+    return (g - lo) * np.float32(255.0 / (hi - lo))
+
+
 class ImageStatsEstimator:
     """Built-in estimator from local image statistics (no model; well under 1 ms per 64x64 face on one core).
 
     For every pixel of the face region, statistics over a ``window x window`` neighbourhood (default: 1/12 of the
     crop side, odd): a pixel is covered when the local gray-level standard deviation is below ``min_std`` (flat:
     uniform fills, a headset's plastic) or the local correlation of horizontal and vertical neighbours is below
-    ``min_corr`` (noise-like: no facial structure). An opening removes isolated specks of smooth skin, then the
+    ``min_corr`` (noise-like: no facial structure). Both are computed after stretching the face region's contrast
+    to the full range, so a very dark, backlit or bright face reads like a well exposed one; clipped highlights of
+    an overexposed face do not count as covered. An opening removes isolated specks of smooth skin, then the
     mask is dilated by half a window to reach the occluder's edges. Occluders that look like skin (a hand) are
     mostly missed: see the measured accuracy per protocol in the README.
     """
@@ -129,7 +170,8 @@ class ImageStatsEstimator:
 
         h, w = gray.shape
         k = self.window or max(3, int(round(min(h, w) / 12)) | 1)
-        g = gray.astype(np.float32)
+        x0, y0, x1, y1 = geo.box_to_pixels(geo.FACE_BOX, h, w)
+        g = _normalise_exposure(gray, (x0, y0, x1, y1))
         box = lambda a: cv2.boxFilter(a, -1, (k, k), normalize=True, borderType=cv2.BORDER_REFLECT)  # noqa: E731
         mu = box(g)
         var = np.maximum(box(g * g) - mu * mu, 0.0)
@@ -137,8 +179,13 @@ class ImageStatsEstimator:
         cov = 0.5 * (box(g * gx) - mu * np.roll(mu, -1, axis=1) + box(g * gy) - mu * np.roll(mu, -1, axis=0))
         with np.errstate(divide="ignore", invalid="ignore"):
             corr = np.where(var > 0, cov / np.maximum(var, 1e-6), 1.0)
-        raw = ((var < self.min_std ** 2) | (corr < self.min_corr)).astype(np.uint8)
-        x0, y0, x1, y1 = geo.box_to_pixels(geo.FACE_BOX, h, w)
+        raw = (var < self.min_std ** 2) | (corr < self.min_corr)
+        # In an overexposed face, clipped highlights carry no information: flat or structureless *because* they
+        # are blown out is not evidence of an occluder. Flat dark areas stay covered (a black headset), and so do
+        # bright fills on a normally exposed face.
+        if _blown_out(gray):
+            raw &= box((gray >= SATURATED).astype(np.float32)) < 0.5
+        raw = raw.astype(np.uint8)
         face = np.zeros_like(raw)
         face[y0:y1, x0:x1] = 1
         raw &= face

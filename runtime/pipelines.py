@@ -76,8 +76,17 @@ class DirectPipeline:
         self._output = classifier.output_names[0]
 
     def classify_tensor(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities for an already normalised batch."""
+        """Probabilities for an already normalised batch.
+
+        Raises:
+            EngineError: the classifier gave NaN or infinite outputs (never turned into a confident label).
+        """
         out = self.classifier.run({self._input: batch})[self._output].astype(np.float32)
+        bad = ~np.isfinite(out).reshape(len(out), -1).all(axis=1)
+        if bad.any():
+            raise EngineError(f"the classifier engine gave NaN or infinite outputs for {int(bad.sum())} of "
+                              f"{len(out)} faces; its weights are broken or it overflows at this precision: try "
+                              "another precision (--precision fp32) or re-export the bundle")
         return softmax(out) if self.output_kind == "logits" else out
 
     def run(self, crops: list[np.ndarray]) -> PipelineResult:

@@ -74,6 +74,14 @@ def crop_face(frame: np.ndarray, box: Box, spec: InputSpec, *, square: bool = Tr
         if region.size == 0:
             region = np.zeros((1, 1) + frame.shape[2:], frame.dtype)
             pad = [0, iy2 - iy1 - 1, 0, ix2 - ix1 - 1]
+        shrink = min((iy2 - iy1) / (4 * out_h), (ix2 - ix1) / (4 * out_w))
+        if any(pad) and shrink > 1.0:
+            # A crop mostly outside the frame (e.g. a 1 x 100000 strip made square) would pad to gigabytes:
+            # shrink the visible part and its padding by the same factor first.
+            rh, rw = region.shape[:2]
+            region = cv2.resize(region, (max(1, round(rw / shrink)), max(1, round(rh / shrink))),
+                                interpolation=cv2.INTER_AREA)
+            pad = [round(v / shrink) for v in pad]
         if any(pad):
             region = cv2.copyMakeBorder(region, *pad, cv2.BORDER_REPLICATE)
         crop = cv2.resize(region, (out_w, out_h), interpolation=cv2.INTER_AREA)

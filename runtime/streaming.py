@@ -12,6 +12,11 @@ than capture, stale frames are dropped and counted (``StreamResult.dropped_so_fa
 A :class:`Stream` stops all its threads and releases the source on :meth:`Stream.close`, on leaving a ``with``
 block, when it is garbage collected (e.g. after ``break`` out of ``for r in rec.stream(...)``), on
 ``KeyboardInterrupt`` in the consumer, and when any stage raises (the exception is re-raised in the consumer).
+
+Bad items do not end a stream: an unreadable image of a folder arrives as a result with ``error`` set (no
+predictions, ``image=None``) and is listed in :attr:`Stream.skipped`; a source that fails (a camera that stopped
+delivering frames) ends the stream with one last result that has ``source_failed=True`` (also
+:attr:`Stream.source_error`). Check ``result.error`` before using ``result.image``.
 The stages are plain callables, so this module knows nothing about models (see ``runtime.processor``).
 """
 from __future__ import annotations
@@ -30,6 +35,7 @@ from .sources import Frame, FrameSource, open_source
 
 MODES = ("auto", "offline", "realtime")
 _END = object()
+_SOURCE_FAILED = object()
 _JOIN_TIMEOUT_S = 5.0
 
 
@@ -61,7 +67,11 @@ class StreamResult:
         latency_ms: Milliseconds from the frame leaving the source to this result reaching the consumer.
         timings_ms: Milliseconds per stage for this frame (``capture``, ``detect``, ``crop``, ``normalize``,
             ``classify``, ``track``, ...).
-        image: The frame's pixels (BGR), e.g. for drawing.
+        image: The frame's pixels (BGR), e.g. for drawing; ``None`` when ``error`` is set.
+        error: ``None`` for a processed frame. Otherwise why there is no result: an item of the source that could
+            not be read (e.g. a truncated image in a folder: it is skipped, the stream goes on), or, with
+            ``source_failed``, why the source failed (the last result of the stream).
+        source_failed: The source failed (a camera stopped delivering frames); nothing follows this result.
     """
 
     frame_index: int
@@ -71,7 +81,9 @@ class StreamResult:
     dropped_so_far: int
     latency_ms: float
     timings_ms: dict[str, float]
-    image: np.ndarray
+    image: np.ndarray | None
+    error: str | None = None
+    source_failed: bool = False
 
 
 class _Control:
@@ -163,6 +175,9 @@ def _capture(ctl: _Control, source: FrameSource, out: _Channel, pace_fps: float 
             try:
                 frame = next(frames)
             except StopIteration:
+                if source.error is not None:  # the source failed: one last result says so
+                    out.put(Packet(Frame(i, 0.0, "", None, error=source.error), time.perf_counter(), {},
+                                   data=_SOURCE_FAILED))
                 break
             now = time.perf_counter()
             packet = Packet(frame, now, {"capture": (now - t_read) * 1e3})
@@ -186,7 +201,8 @@ def _stage(ctl: _Control, k: int, fn: Callable[[Packet], None]) -> None:
             packet = inp.get()
             if packet is _END:
                 break
-            fn(packet)
+            if packet.frame.error is None:  # skipped items and source failures pass through untouched
+                fn(packet)
             out.put(packet)
         out.close()
     except _Cancelled:
@@ -260,6 +276,16 @@ class Stream:
         """Frames read from the source so far."""
         return self._ctl.produced
 
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """``(name, reason)`` of every source item skipped so far (unreadable images of a folder)."""
+        return self.source.skipped
+
+    @property
+    def source_error(self) -> str | None:
+        """Why the source failed (a camera stopped delivering frames), else ``None``."""
+        return self.source.error
+
     def backlog(self) -> int:
         """Frames waiting in the queues right now."""
         return sum(len(c) for c in self._ctl.channels)
@@ -288,7 +314,7 @@ class Stream:
         latency = (time.perf_counter() - packet.captured) * 1e3
         f = packet.frame
         return StreamResult(f.index, f.time, f.name, packet.predictions, self._ctl.dropped, latency,
-                            packet.timings_ms, f.image)
+                            packet.timings_ms, f.image, error=f.error, source_failed=packet.data is _SOURCE_FAILED)
 
     def close(self) -> None:
         """Stop every thread and release the source (idempotent)."""

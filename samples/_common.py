@@ -19,6 +19,26 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads per engine")
 
 
+def checked_outputs(force: bool, inputs: Sequence[str], **paths: str | None) -> dict[str, Path | None]:
+    """Check every output before the first frame, by the rules of the ``ofer`` CLI: not an input, not existing
+    unless ``--force``, distinct, writable, and ``--out`` a video name. Exits with one line and code 2 otherwise."""
+    from runtime.errors import OferError
+    from sdk.cli.args import distinct_outputs, make_parent, output_path
+
+    try:
+        out = {k: output_path(v, force, f"--{k}", suffixes=(".avi", ".mp4") if k == "out" else None,
+                              inputs=[i for i in inputs if Path(i).exists()])
+               for k, v in paths.items()}
+        distinct_outputs(**out)
+    except OferError as exc:
+        print(f"{Path(sys.argv[0]).name}: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    for p in out.values():
+        if p is not None:
+            make_parent(p)
+    return out
+
+
 def annotate(frame: Any, predictions: Sequence[Any]) -> Any:
     """Boxes, labels and score bars, plus the pipeline and occlusion of each face above its box."""
     import cv2

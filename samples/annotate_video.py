@@ -12,7 +12,7 @@ import json
 import sys
 from contextlib import ExitStack
 
-from _common import VideoOut, add_model_args, annotate
+from _common import VideoOut, add_model_args, annotate, checked_outputs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,8 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jsonl", required=True, help="one JSON line per face per frame")
     p.add_argument("--csv", default=None, help="frame, time, track_id, label, pipeline, occlusion, a score per label")
     p.add_argument("--smooth", default=None, help="per-face smoothing: ema:ALPHA or window:N")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs (never the input)")
     add_model_args(p)
     args = p.parse_args(argv)
+    checked_outputs(args.force, [args.video], out=args.out, jsonl=args.jsonl, csv=args.csv)
 
     import sdk
     from runtime.sources import open_source
@@ -41,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
             table.writerow(["frame", "time", "track_id", "label", "pipeline", "occlusion", *labels])
         with rec.stream(source, mode="offline", smooth=args.smooth) as results:
             for r in results:
+                if r.error is not None:
+                    print(f"annotate_video: {r.error}", file=sys.stderr)
+                    continue
                 out.write(annotate(r.image, r.predictions))
                 for face, q in enumerate(r.predictions):
                     faces += 1

@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 
-from _common import VideoOut, add_model_args, annotate
+from _common import VideoOut, add_model_args, annotate, checked_outputs
 
 
 def _first_face(frame) -> tuple[float, float, float, float]:
@@ -36,9 +36,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="black out the upper half of the face region of every frame (demo on normal videos)")
     p.add_argument("--limit", type=int, default=None, help="stop after this many frames")
     p.add_argument("--out", default=None, help="also write the annotated video here (.avi/.mp4)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out (never the input)")
     add_model_args(p)
     p.set_defaults(pipeline=None)
     args = p.parse_args(argv)
+    checked_outputs(args.force, [args.source], out=args.out)
 
     import sdk
     from runtime.bundle import load_bundle
@@ -48,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
 
     bundle = load_bundle(args.bundle or DEFAULT_BUNDLE)
     pipeline = args.pipeline or ("inpaint" if bundle.find_engines("inpainter") else "direct")
-    source = open_source(int(args.source) if args.source.isdigit() else args.source)
+    source = open_source(args.source)
     frames = iter(source)
-    first = next(frames, None)
+    first = next((f for f in frames if f.error is None), None)
     if first is None:
         raise SystemExit(f"{args.source} has no frames")
     roi = tuple(float(v) for v in args.roi.split(",")) if args.roi else _first_face(first.image)
@@ -62,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     out = VideoOut(args.out, source.fps) if args.out else None
     n = 0
     for frame in _chain(first, frames):
+        if frame.error is not None:
+            print(f"headset_companion: skipped {frame.name}: {frame.error}", file=sys.stderr)
+            continue
         image = frame.image
         if args.simulate_headset:
             image = image.copy()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import add_model_args
+from _common import add_model_args, checked_outputs
 
 
 def _frame(path: str):
@@ -37,8 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-sizes", default="1,8", help="comma list of classifier batch sizes")
     p.add_argument("--json", default="profile.json")
     p.add_argument("--png", default="profile.png")
+    p.add_argument("--force", action="store_true", help="overwrite existing --json/--png files")
     add_model_args(p)
     args = p.parse_args(argv)
+    if not args.png.lower().endswith(".png"):
+        raise SystemExit(f"--png {args.png}: give the chart a .png name")
+    checked_outputs(args.force, [args.frame] if args.frame else [], json=args.json, png=args.png)
 
     import sdk
 

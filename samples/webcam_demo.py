@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from _common import VideoOut, add_model_args, annotate, display_available
+from _common import VideoOut, add_model_args, annotate, checked_outputs, display_available
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="webcam_demo.avi", help="annotated video when there is no window")
     p.add_argument("--limit", type=int, default=None, help="stop after this many frames")
     p.add_argument("--smooth", default="ema:0.5", help="per-face smoothing (ema:ALPHA, window:N or none)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out (never the input)")
     add_model_args(p)
     args = p.parse_args(argv)
 
@@ -31,12 +32,17 @@ def main(argv: list[str] | None = None) -> int:
 
     rec = sdk.Recognizer(args.bundle, backend=args.backend, pipeline=args.pipeline, threads=args.threads)
     window = not args.headless and display_available()
+    if not window:
+        checked_outputs(args.force, [args.source], out=args.out)
     out = None if window else VideoOut(args.out, None)
-    source = int(args.source) if args.source.isdigit() else args.source
+    source = args.source  # a camera index, unless a file of that name exists
     smooth = None if args.smooth == "none" else args.smooth
     n = 0
     with rec.stream(source, smooth=smooth) as results:
         for r in results:
+            if r.error is not None:
+                print(f"webcam_demo: {r.error}", file=sys.stderr)
+                continue
             image = annotate(r.image, r.predictions)
             cv2.putText(image, f"{r.latency_ms:.0f} ms", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 0), 2)
             if window:

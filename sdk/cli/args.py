@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+from typing import Sequence
 
 from runtime.errors import InputError
 
@@ -63,14 +65,93 @@ def occlusion_from_arg(value: str | None):
     return (mask > 127).astype("uint8")
 
 
-def output_path(path: str | None, force: bool, what: str) -> Path | None:
-    """Check an output file: refuse to overwrite an existing one unless ``--force``; create its folder."""
+def _first_existing(p: Path) -> Path:
+    q = p.absolute()
+    while not q.exists() and q != q.parent:
+        q = q.parent
+    return q
+
+
+def check_writable(p: Path, what: str) -> None:
+    """Refuse an output whose folder cannot be created or written (a parent that is a file, no permission, a
+    read-only file system), before anything is written. Nothing is left behind."""
+    import tempfile
+
+    if p.exists() and not p.is_dir():
+        try:
+            with open(p, "r+b"):  # opens for writing without changing it
+                pass
+        except OSError as exc:
+            raise InputError(f"{what} {p}: cannot write it ({exc.strerror or exc})") from None
+        return
+    anc = _first_existing(p.parent if not p.exists() else p)
+    if not anc.is_dir():
+        raise InputError(f"{what} {p}: {anc} is a file, not a folder; choose another path")
+    try:
+        with tempfile.TemporaryFile(dir=anc):
+            pass
+    except OSError as exc:
+        raise InputError(f"{what} {p}: cannot write in {anc} ({exc.strerror or exc}); choose another path") from None
+
+
+def same_path(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name the same file or folder (after resolving links; hard links too)."""
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def output_path(path: str | None, force: bool, what: str, *, suffixes: Sequence[str] | None = None,
+                inputs: Sequence[str | Path] = ()) -> Path | None:
+    """Check an output file before anything is written: its extension (``suffixes``), that it is not one of
+    ``inputs``, that it does not exist unless ``force``, that it is not a folder, and that it can be written.
+    Creates nothing (see :func:`make_parent`)."""
     if path is None:
         return None
     p = Path(path)
-    if p.exists() and not force:
-        raise InputError(f"{what} {p} already exists; choose another name or pass --force to overwrite it")
+    if suffixes is not None and p.suffix.lower() not in suffixes:
+        raise InputError(f"{what} {p}: use one of the extensions {', '.join(suffixes)}")
+    for inp in inputs:
+        if same_path(p, inp):
+            raise InputError(f"{what} {p} is the input {inp}; write the output elsewhere (--force only replaces "
+                             "earlier outputs, never the input)")
     if p.is_dir():
         raise InputError(f"{what} {p} is a folder; give a file name")
+    if p.exists() and not force:
+        raise InputError(f"{what} {p} already exists; choose another name or pass --force to overwrite it")
+    check_writable(p, what)
+    return p
+
+
+def output_dir(path: str | None, force: bool, what: str, *, inputs: Sequence[str | Path] = ()) -> Path | None:
+    """Check an output folder: not one of ``inputs``, not a file, empty unless ``force``, writable."""
+    if path is None:
+        return None
+    p = Path(path)
+    for inp in inputs:
+        if same_path(p, inp):
+            raise InputError(f"{what} {p} is the input {inp}; write the output elsewhere")
+    if p.exists() and not p.is_dir():
+        raise InputError(f"{what} {p} is a file; pass a folder")
+    if p.is_dir() and any(p.iterdir()) and not force:
+        raise InputError(f"{what} {p} is not empty; pass --force to write into it, or choose another folder")
+    check_writable(p, what)
+    return p
+
+
+def distinct_outputs(**outputs: Path | None) -> None:
+    """Refuse two options naming the same output file (e.g. ``--jsonl x --csv x``)."""
+    given = [(k, v) for k, v in outputs.items() if v is not None]
+    for i, (ka, a) in enumerate(given):
+        for kb, b in given[i + 1:]:
+            if same_path(a, b):
+                raise InputError(f"--{ka} and --{kb} name the same file {a}; give each output its own name")
+
+
+def make_parent(p: Path) -> Path:
+    """Create the folder of an output checked by :func:`output_path`."""
     p.parent.mkdir(parents=True, exist_ok=True)
     return p

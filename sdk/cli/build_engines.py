@@ -28,6 +28,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         raise InputError(f"--batch must be three integers min,opt,max, got {args.batch!r}") from None
     bundle = load_bundle(args.bundle)
+    from .args import check_writable
+
+    check_writable(Path(bundle.path) / "manifest.json", "bundle")  # engines are added to the bundle folder
     onnx = {}
     for e in bundle.find_engines("classifier", format="onnx"):
         key = e.extra.get("quantization", {}).get("flavour", e.precision)

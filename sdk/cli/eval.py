@@ -19,7 +19,10 @@ def add_parser(subparsers: Any) -> None:
                    help="split to evaluate (default: test, else val)")
     p.add_argument("--protocols", default=None,
                    help="comma-separated protocols or 'all' (default: those the checkpoint was trained to report)")
-    p.add_argument("--out", required=True, help="folder for metrics.json, metrics.md, confusion_*.png")
+    p.add_argument("--out", required=True, help="folder for metrics.json, metrics.md, confusion_*.png (refused if "
+                                                "not empty, unless --force)")
+    p.add_argument("--force", action="store_true",
+                   help="write into a non-empty --out folder (earlier metrics and confusion PNGs are removed first)")
     p.add_argument("--limit", type=int, help="evaluate only the first N samples")
     p.add_argument("--seed", type=int, default=0, help="seed of the occlusions")
     p.add_argument("--batch-size", type=int, default=64)
@@ -36,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
     from sdk.training.evaluation import evaluate, torch_predictor, write_report
     from sdk.training.methods import open_data, open_eval_data
 
+    from .args import output_dir
+
+    out = output_dir(args.out, args.force, "--out", inputs=[args.checkpoint])
     if (Path(args.checkpoint) / "manifest.json").is_file():
         from sdk.training.evaluation import bundle_predictor
 
@@ -56,9 +62,18 @@ def run(args: argparse.Namespace) -> int:
     data = open_data(args.data, args.split) if args.split else open_eval_data(args.data)
     report = evaluate(predict, data, protocols, spec, labels=labels, batch_size=args.batch_size,
                       seed=args.seed, limit=args.limit)
-    write_report(report, Path(args.out), title=f"{title} on {args.data}")
+    _remove_earlier_report(out)
+    write_report(report, out, title=f"{title} on {args.data}")
     print(report.markdown())
     return 0
+
+
+def _remove_earlier_report(out: Path) -> None:
+    """With --force: drop the files an earlier ``ofer eval`` wrote, so no stale metrics or PNGs remain."""
+    if out.is_dir():
+        for f in [out / "metrics.json", out / "metrics.md", *out.glob("confusion_*.png")]:
+            if f.is_file():
+                f.unlink()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -173,7 +173,10 @@ def run(args: argparse.Namespace) -> int:
     from export.formats import parse_precisions
     from runtime.bundle import _parse_input
 
+    from .args import output_dir
+
     formats = parse_precisions(args.precision)
+    output_dir(args.out, args.force, "--out", inputs=[*args.model, *([args.spec] if args.spec else [])])
     with tempfile.TemporaryDirectory(prefix="ofer-export-") as work:
         model = resolve_model(args.model, args.spec, Path(work))
         spec = _parse_input(model["input"], "--spec")

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+import threading
 from typing import Sequence
 
 # Subcommand modules, in the order `ofer --help` lists them. Each has add_parser(subparsers) and run(args) -> int,
@@ -24,8 +27,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _install_interrupt_handlers(command: str) -> dict[int, object]:
+    """SIGTERM behaves like Ctrl-C (KeyboardInterrupt: outputs are closed properly); a second Ctrl-C or SIGTERM
+    while that cleanup runs exits at once with 130."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    interrupted = False
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        if interrupted:
+            print(f"\nofer {command}: interrupted again, exiting now", file=sys.stderr, flush=True)
+            os._exit(130)
+        interrupted = True
+        raise KeyboardInterrupt
+
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``ofer``; returns the exit code (0 ok, 1 runtime failure, 2 user error)."""
+    """Run ``ofer``; returns the exit code (0 ok, 1 runtime failure, 2 user error, 130 interrupted)."""
     from runtime.errors import OferError
 
     parser = build_parser()
@@ -33,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    previous = _install_interrupt_handlers(args.command)
     try:
         return int(args.func(args) or 0)
     except OferError as exc:
@@ -45,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # e.g. `ofer run ... | head`
         return 0
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from typing import Any
 
 from runtime.errors import InputError
 
-from .args import add_recognizer_args, output_path, recognizer_from_args
+from .args import add_recognizer_args, distinct_outputs, make_parent, output_path, recognizer_from_args
 
 
 def add_parser(sub: Any) -> None:
@@ -41,10 +41,10 @@ def run(args: argparse.Namespace) -> int:
     if args.iters < 1 or args.warmup < 0:
         raise InputError(f"--iters must be >= 1 and --warmup >= 0, got {args.iters} and {args.warmup}")
     batches = _batches(args.batch)
-    json_path = output_path(args.json, args.force, "--json")
-    png_path = output_path(args.png, args.force, "--png")
-    if png_path is not None and png_path.suffix.lower() != ".png":
-        raise InputError(f"--png {png_path}: give the chart a .png name")
+    inputs = [args.frame] if args.frame else []
+    json_path = output_path(args.json, args.force, "--json", inputs=inputs)
+    png_path = output_path(args.png, args.force, "--png", suffixes=(".png",), inputs=inputs)
+    distinct_outputs(json=json_path, png=png_path)
     if args.bundle_path:
         args.bundle = args.bundle_path
     recognizer = recognizer_from_args(args)
@@ -55,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
           f"{report.meta['faces_detected']}" + (f" ({report.meta['note']})" if "note" in report.meta else ""))
     print(report.table())
     if json_path is not None:
-        report.save_json(json_path)
+        report.save_json(make_parent(json_path))
         print(f"ofer profile: JSON report in {json_path}", file=sys.stderr)
     if png_path is not None:
-        report.save_png(png_path)
+        report.save_png(make_parent(png_path))
         print(f"ofer profile: chart in {png_path}", file=sys.stderr)
     return 0

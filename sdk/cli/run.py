@@ -4,13 +4,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, TextIO
 
-from runtime.errors import InputError
+from runtime.errors import EngineError, InputError
 
-from .args import add_recognizer_args, output_path, recognizer_from_args
+from .args import add_recognizer_args, distinct_outputs, make_parent, output_path, recognizer_from_args, same_path
 from .progress import progress
+
+VIDEO_OUT = {".avi": "MJPG", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v"}
 
 
 def add_parser(sub: Any) -> None:
@@ -21,8 +24,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", default=None,
                    help="write the annotated image (image source), folder of images (folder source) or video "
                         "(.avi MJPG or .mp4 mp4v) here")
-    p.add_argument("--force", action="store_true", help="overwrite existing --out/--jsonl files")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite existing --out/--jsonl/--csv outputs (never the input)")
     p.add_argument("--limit", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--camera-retries", type=int, default=0, metavar="N",
+                   help="reopen a camera that stops delivering frames up to N times before the run fails (exit 1)")
     p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
                    help="progress bar on stderr (auto: when stderr is a terminal and the source is a file)")
     s = p.add_argument_group("stream")
@@ -52,8 +58,8 @@ class _Writer:
         if self.path is None:
             return
         if self.kind == "image":
-            if not cv2.imwrite(str(self.path), image):
-                raise InputError(f"could not write {self.path}; use an image extension such as .jpg or .png")
+            if not cv2.imwrite(str(make_parent(self.path)), image):
+                raise InputError(f"could not write {self.path}")
         elif self.kind == "folder":
             self.path.mkdir(parents=True, exist_ok=True)
             target = self.path / frame_name
@@ -62,12 +68,10 @@ class _Writer:
             cv2.imwrite(str(target), image)
         else:
             if self.video is None:
-                suffix = self.path.suffix.lower()
-                fourcc = {".avi": "MJPG", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v"}.get(suffix)
-                if fourcc is None:
-                    raise InputError(f"--out {self.path}: use .avi (MJPG) or .mp4 (mp4v) for annotated video")
+                fourcc = VIDEO_OUT[self.path.suffix.lower()]  # checked before the first frame
                 h, w = image.shape[:2]
-                self.video = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), self.fps, (w, h))
+                self.video = cv2.VideoWriter(str(make_parent(self.path)), cv2.VideoWriter_fourcc(*fourcc), self.fps,
+                                             (w, h))
                 if not self.video.isOpened():
                     raise InputError(f"OpenCV could not open a {fourcc} video writer for {self.path}")
             self.video.write(image)
@@ -78,72 +82,124 @@ class _Writer:
 
 
 class _CsvSeries:
-    """``--csv``: one row per face per frame (frame, time, track_id, label, score of every label)."""
+    """``--csv``: one row per face per frame (frame, time, track_id, label, score of every label, error); an item
+    that could not be read gets one row with only frame, time and error."""
 
     def __init__(self, path: Path | None, labels: Any) -> None:
         import csv
 
         self.labels = list(labels)
-        self.file = open(path, "w", newline="", encoding="utf-8") if path else None
+        self.file = open(make_parent(path), "w", newline="", encoding="utf-8") if path else None
         self.writer = csv.writer(self.file) if self.file else None
         if self.writer:
-            self.writer.writerow(["frame", "time", "track_id", "label", *self.labels])
+            self.writer.writerow(["frame", "time", "track_id", "label", *self.labels, "error"])
 
     def write(self, result: Any) -> None:
-        if self.writer:
-            for p in result.predictions:
-                self.writer.writerow([result.frame_index, f"{result.time:.4f}", p.track_id, p.label,
-                                      *(f"{p.scores[n]:.6f}" for n in self.labels)])
+        if not self.writer:
+            return
+        if result.error is not None:
+            self.writer.writerow([result.frame_index, f"{result.time:.4f}", "", "", *([""] * len(self.labels)),
+                                  result.error])
+        for p in result.predictions:
+            self.writer.writerow([result.frame_index, f"{result.time:.4f}", p.track_id, p.label,
+                                  *(f"{p.scores[n]:.6f}" for n in self.labels), ""])
 
     def close(self) -> None:
         if self.file:
             self.file.close()
 
 
-def _check_out(path: str | None, kind: str, force: bool) -> Path | None:
+def _check_out(path: str | None, kind: str, force: bool, source: str, names: list[str]) -> Path | None:
+    """``--out`` checked before the first frame: its kind matches the source's, it is not the input, and it can be
+    written."""
+    import cv2
+
+    from .args import check_writable
+
     if path is None:
         return None
+    p = Path(path)
+    if same_path(p, source):
+        raise InputError(f"--out {p} is the input {source}; write the annotated output elsewhere (--force only "
+                         "replaces earlier outputs, never the input)")
     if kind == "folder":
-        p = Path(path)
         if p.exists() and not p.is_dir():
             raise InputError(f"--out {p} must be a folder for a folder source")
+        clash = [n for n in names if (p / n).exists()] if p.is_dir() and not force else []
+        if clash:
+            raise InputError(f"--out {p} already has {len(clash)} of the annotated files (e.g. {clash[0]}); "
+                             "choose another folder or pass --force to overwrite them")
+        check_writable(p, "--out")
         return p
-    return output_path(path, force, "--out")
+    if kind == "image":
+        if not cv2.haveImageWriter(str(p)):
+            raise InputError(f"--out {p}: use an image extension such as .jpg or .png for an image source")
+        return output_path(path, force, "--out")
+    return output_path(path, force, "--out", suffixes=tuple(VIDEO_OUT))
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    try:
+        return json.dumps(record, allow_nan=False) + "\n"
+    except ValueError:
+        raise EngineError(f"frame {record.get('frame')}: a result is NaN or infinite; the engine is broken "
+                          "(re-export the bundle, or try --precision fp32)") from None
 
 
 def run(args: argparse.Namespace) -> int:
     from runtime.draw import draw_predictions
-    from runtime.sources import open_source
+    from runtime.sources import SourceWarning, open_source
 
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be >= 1, got {args.limit}")
-    jsonl = output_path(args.jsonl, args.force, "--jsonl")
-    source = open_source(args.source)
-    recognizer = recognizer_from_args(args)
-    out_path = _check_out(args.out, source.kind, args.force)
+    if args.camera_retries < 0:
+        raise InputError(f"--camera-retries must be >= 0, got {args.camera_retries}")
+    inputs = [args.source] if Path(args.source).exists() else []
+    jsonl = output_path(args.jsonl, args.force, "--jsonl", inputs=inputs)
+    csv_path = output_path(args.csv, args.force, "--csv", inputs=inputs)
+    source = open_source(args.source, camera_retries=args.camera_retries)
+    try:
+        out_path = _check_out(args.out, source.kind, args.force, args.source, source.names)
+        distinct_outputs(jsonl=jsonl, csv=csv_path, out=out_path)
+        recognizer = recognizer_from_args(args)
+    except BaseException:
+        source.close()
+        raise
     writer = _Writer(out_path, source.kind, source.fps, args.force)
     show = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty()
                                      and source.kind in ("video", "folder"))
-    stream: TextIO = open(jsonl, "w", encoding="utf-8") if jsonl else sys.stdout
-    series = _CsvSeries(output_path(args.csv, args.force, "--csv"), recognizer.labels)
-    n_frames = n_faces = 0
+    stream: TextIO = open(make_parent(jsonl), "w", encoding="utf-8") if jsonl else sys.stdout
+    series = _CsvSeries(csv_path, recognizer.labels)
+    n_frames = n_faces = n_skipped = 0
     results = None
     try:
-        results = recognizer.stream(source, mode=args.mode, smooth=args.smooth, max_missed=args.max_missed)
-        total = min(source.length, args.limit) if source.length and args.limit else source.length or args.limit
-        for r in progress(results, total, "ofer run", enabled=show):
-            if args.limit is not None and n_frames >= args.limit:
-                break
-            n_frames += 1
-            for face, p in enumerate(r.predictions):
-                n_faces += 1
-                record = {"frame": r.frame_index, "time": round(r.time, 4), "name": r.name, "face": face,
-                          **p.to_dict()}
-                stream.write(json.dumps(record) + "\n")
-            series.write(r)
-            if out_path is not None:
-                writer.write(r.name, draw_predictions(r.image, r.predictions))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SourceWarning)  # printed below, once, as ofer lines
+            results = recognizer.stream(source, mode=args.mode, smooth=args.smooth, max_missed=args.max_missed)
+            total = min(source.length, args.limit) if source.length and args.limit else source.length or args.limit
+            for r in progress(results, total, "ofer run", enabled=show):
+                if args.limit is not None and n_frames + n_skipped >= args.limit:
+                    break
+                series.write(r)
+                if r.error is not None:
+                    stream.write(_json_line({"frame": r.frame_index, "time": round(r.time, 4), "name": r.name,
+                                             "error": r.error, "source_failed": r.source_failed}))
+                    if not r.source_failed:
+                        n_skipped += 1
+                        print(f"ofer run: skipped {r.name}: {r.error}", file=sys.stderr)
+                    continue
+                n_frames += 1
+                for face, p in enumerate(r.predictions):
+                    n_faces += 1
+                    record = {"frame": r.frame_index, "time": round(r.time, 4), "name": r.name, "face": face,
+                              **p.to_dict()}
+                    stream.write(_json_line(record))
+                if out_path is not None:
+                    writer.write(r.name, draw_predictions(r.image, r.predictions))
         stream.flush()
+    except KeyboardInterrupt:
+        print(f"ofer run: stopping after {n_frames} frames; closing the outputs", file=sys.stderr)
+        raise
     finally:
         if results is not None:
             results.close()
@@ -152,7 +208,13 @@ def run(args: argparse.Namespace) -> int:
         series.close()
         if jsonl:
             stream.close()
+    for message in source.warnings:
+        print(f"ofer run: warning: {message}", file=sys.stderr)
     dropped = f", {results.dropped} dropped ({results.mode} mode)" if results.mode == "realtime" else ""
-    print(f"ofer run: {n_frames} frames, {n_faces} faces{dropped}"
+    skipped = f", {n_skipped} skipped (unreadable)" if n_skipped else ""
+    print(f"ofer run: {n_frames} frames, {n_faces} faces{skipped}{dropped}"
           + (f"; annotated output in {out_path}" if out_path else ""), file=sys.stderr)
+    if source.error is not None:
+        print(f"ofer run: error: the source failed: {source.error}", file=sys.stderr)
+        return 1
     return 0

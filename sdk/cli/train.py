@@ -71,11 +71,11 @@ def build_config(args: argparse.Namespace) -> Any:
 
 
 def check_out_dir(out: Path, force: bool, resume: str | None) -> None:
-    """Refuse to overwrite a non-empty output folder unless ``--force`` (or resuming into it)."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is a file; pass a folder")
-    if out.is_dir() and any(out.iterdir()) and not force and resume is None:
-        raise InputError(f"--out {out} is not empty; pass --force to write into it, or choose another folder")
+    """Refuse to overwrite a non-empty output folder unless ``--force`` (or resuming into it), a folder that is a
+    file or cannot be written."""
+    from .args import output_dir
+
+    output_dir(str(out), force or resume is not None, "--out")
 
 
 def run(args: argparse.Namespace) -> int:
