@@ -54,6 +54,8 @@ class FaceTracker:
         max_missed: Frames a face may go unfound and keep its track id.
         roi_scale: Side of a tracked face's search region, in face sizes (the larger side of the predicted box).
         max_faces: Follow at most this many faces (largest first); ``None``: all.
+        follow: Search for tracked faces in their predicted regions. ``False`` runs only the full-frame detector
+            (give ``detect_every=1``) and gives ids by association, e.g. for a folder of unrelated photos.
 
     Example:
         >>> tracker = FaceTracker(create_detector("auto"), detect_every=10)
@@ -63,7 +65,7 @@ class FaceTracker:
     """
 
     def __init__(self, detector: FaceDetector, *, detect_every: int = 10, max_missed: int = 15,
-                 roi_scale: float = 2.0, max_faces: int | None = None) -> None:
+                 roi_scale: float = 2.0, max_faces: int | None = None, follow: bool = True) -> None:
         if not isinstance(detect_every, int) or detect_every < 1:
             raise ConfigError(f"detect_every must be an integer >= 1 (frames), got {detect_every!r}")
         if not roi_scale >= 1.0:
@@ -72,6 +74,7 @@ class FaceTracker:
         self.detect_every = detect_every
         self.roi_scale = float(roi_scale)
         self.max_faces = max_faces
+        self.follow = follow
         self.tracker = Tracker(max_missed=max_missed)
         self.frame_index = -1
         self.timings_ms: dict[str, float] = {}
@@ -122,7 +125,7 @@ class FaceTracker:
         if dets and predicted:
             live = list(self.tracker.tracks.values())
             found = {live[r].id for r, _ in self.tracker.match([d.box for d in dets], live)}
-        for tid, box in predicted.items():
+        for tid, box in predicted.items() if self.follow else ():
             if tid not in found:
                 near = self.find_near(frame, box)
                 if near is not None:

@@ -146,9 +146,9 @@ class FrameProcessor:
         return out
 
     def stream_stages(self, *, smooth: str | Smoother | None = None, max_missed: int = 15,
-                      detect_every: int = 10) -> "StreamStages":
+                      detect_every: int = 10, follow: bool = True) -> "StreamStages":
         """The two stream stages over this processor, with fresh per-stream tracking and smoothing state."""
-        return StreamStages(self, smooth=smooth, max_missed=max_missed, detect_every=detect_every)
+        return StreamStages(self, smooth=smooth, max_missed=max_missed, detect_every=detect_every, follow=follow)
 
 
 class StreamStages:
@@ -162,15 +162,17 @@ class StreamStages:
         max_missed: Frames a face may go unfound and keep its track id.
         detect_every: Run the full-frame detector every this many frames (tracked faces are searched for in
             their predicted region on the others).
+        follow: Search for tracked faces in their predicted regions; ``False`` (unrelated photos) only runs the
+            full-frame detector and gives ids by association.
     """
 
     def __init__(self, processor: FrameProcessor, *, smooth: str | Smoother | None = None, max_missed: int = 15,
-                 detect_every: int = 10) -> None:
+                 detect_every: int = 10, follow: bool = True) -> None:
         self.processor = processor
         if processor.detector.name in ("none", "roi"):
             detect_every = 1  # nothing to acquire: the face is the frame or a fixed box
         self.face_tracker = FaceTracker(processor.detector, detect_every=detect_every, max_missed=max_missed,
-                                        max_faces=processor.max_faces)
+                                        max_faces=processor.max_faces, follow=follow)
         self.tracker = self.face_tracker.tracker
         self.smoother = parse_smoothing(smooth)
         if not isinstance(max_missed, int) or max_missed < 0:

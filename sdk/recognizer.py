@@ -147,7 +147,8 @@ class Recognizer:
             pace_fps: Read a file or iterator no faster than this (to emulate a live camera).
             detect_every: Run the full-frame detector every this many frames to acquire new faces (and on every
                 frame while no face is tracked); tracked faces are searched for in the region their motion model
-                predicts, which also keeps a face whose upper half a headset covers.
+                predicts, which also keeps a face whose upper half a headset covers. Folders of images are
+                photos, not video: there every image is searched whole.
 
         Returns:
             A :class:`runtime.streaming.Stream`: iterate it for one :class:`~runtime.streaming.StreamResult`
@@ -158,9 +159,18 @@ class Recognizer:
             ...     for r in results:
             ...         print(r.frame_index, [(p.track_id, p.label) for p in r.predictions], r.latency_ms)
         """
+        from runtime.sources import FrameSource, open_source
         from runtime.streaming import Stream
 
-        stages = self.processor.stream_stages(smooth=smooth, max_missed=max_missed, detect_every=detect_every)
+        source = source if isinstance(source, FrameSource) else open_source(source)
+        # A folder of photos is not a video: every image is searched whole and no face is followed between them.
+        stills = source.kind in ("folder", "image")
+        try:
+            stages = self.processor.stream_stages(smooth=smooth, max_missed=max_missed,
+                                                  detect_every=1 if stills else detect_every, follow=not stills)
+        except BaseException:
+            source.close()
+            raise
         stream = Stream(source, [stages.find_and_crop, stages.classify_smooth], mode=mode, queue_size=queue_size,
                         pace_fps=pace_fps)
         stream.tracker = stages.tracker  # type: ignore[attr-defined]
