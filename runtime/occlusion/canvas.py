@@ -16,9 +16,10 @@ from runtime.occlusion.face_frame import FaceFrame
 
 _SHIFT = 4                     # fixed-point bits for cv2 sub-pixel coordinates
 _ONE = float(1 << _SHIFT)
-#: Raster density in pixels per face unit (IOD): about the image's own, within these bounds.
-#: The cap keeps large faces cheap (the warp upsamples smoothly); 40 px per IOD resolves the details drawn here.
-MIN_DENSITY, MAX_DENSITY = 8.0, 40.0
+#: Raster density in pixels per face unit (IOD): ``DENSITY_SCALE`` of the image's own, within these bounds. The
+#: warp upsamples the slightly coarser raster smoothly; the cap keeps large faces cheap (36 px per IOD resolves
+#: the details drawn here).
+DENSITY_SCALE, MIN_DENSITY, MAX_DENSITY = 0.8, 8.0, 36.0
 
 
 @lru_cache(maxsize=64)
@@ -95,7 +96,7 @@ class Canvas:
             u0, v0 = max(u0, corners[:, 0].min()), max(v0, corners[:, 1].min())
             u1, v1 = max(u0, min(u1, corners[:, 0].max())), max(v0, min(v1, corners[:, 1].max()))
         self.u0, self.v0 = u0, v0
-        self.density = float(np.clip(frame.iod, MIN_DENSITY, MAX_DENSITY))
+        self.density = min(max(DENSITY_SCALE * frame.iod, MIN_DENSITY), MAX_DENSITY)
         self._origin = np.array([u0 - 0.5 / (self.density * _ONE), v0 - 0.5 / (self.density * _ONE)])
         self._scale = self.density * _ONE
         self.w = max(2, int(np.ceil((u1 - self.u0) * self.density)) + 1)
@@ -168,7 +169,7 @@ class Canvas:
 
     # -- output ---------------------------------------------------------------------------------------------
     def composite(self, out: np.ndarray, mask: np.ndarray) -> None:
-        """Blends the occluder into ``out`` (H, W, C) uint8 in place and sets ``mask`` (H, W) bool where alpha >= 0.5."""
+        """Blends the occluder into ``out`` (H, W, C) uint8 in place; sets ``mask`` (H, W) bool where alpha >= 0.5."""
         a = self.frame.affine
         lin = a[:, :2] / self.density
         off = a[:, :2] @ np.array([self.u0, self.v0]) + a[:, 2]
@@ -180,18 +181,22 @@ class Canvas:
         if x1 <= x0 or y1 <= y0:
             return
         m = np.concatenate([lin, (off - (x0, y0))[:, None]], axis=1)
-        rgba = np.empty((self.h, self.w, 4), np.float32)
+        rgba = np.empty((self.h, self.w, 4), np.float32)          # premultiplied colour and alpha, 0-255
         np.multiply(self.color, self.alpha[..., None], out=rgba[..., :3])
-        rgba[..., 3] = self.alpha
-        warped = cv2.warpAffine(rgba, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+        np.multiply(self.alpha, 255.0, out=rgba[..., 3])
+        rgba8 = cv2.convertScaleAbs(rgba)                          # rounds and saturates to uint8
+        warped = cv2.warpAffine(rgba8, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
-        alpha = warped[..., 3:]
-        cover = alpha[..., 0] >= 0.5
+        alpha = warped[..., 3]
+        cover = alpha >= 128
         roi = out[y0:y1, x0:x1]
         premult = warped[..., :3]
+        inv = 255 - alpha
         if roi.shape[2] == 1:
-            premult = premult @ np.array([[0.114], [0.587], [0.299]], np.float32)
-        blended = premult + roi * (1.0 - alpha) + 0.5
-        np.clip(blended, 0, 255, out=blended)
-        np.copyto(roi, blended.astype(np.uint8), where=cover[..., None])
+            premult = cv2.cvtColor(np.ascontiguousarray(premult), cv2.COLOR_BGR2GRAY)[..., None]
+            behind = cv2.multiply(roi[..., 0], inv, scale=1 / 255)[..., None]
+        else:
+            behind = cv2.multiply(roi, cv2.merge([inv, inv, inv]), scale=1 / 255)
+        blended = cv2.add(premult, behind)
+        np.copyto(roi, blended.reshape(roi.shape), where=cover[..., None])
         mask[y0:y1, x0:x1] |= cover

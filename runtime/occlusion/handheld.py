@@ -20,9 +20,8 @@ HAND_POSES = ("mouth", "cheek", "eyes")
 
 def _place(pts: np.ndarray, center: tuple[float, float], angle: float, scale: float) -> np.ndarray:
     """Local points (k, 2) rotated by ``angle`` degrees, scaled and moved to ``center`` (face units)."""
-    c, s = np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))
-    p = np.asarray(pts, float) * scale
-    return np.stack([center[0] + c * p[:, 0] - s * p[:, 1], center[1] + s * p[:, 0] + c * p[:, 1]], axis=1)
+    c, s = np.cos(np.deg2rad(angle)) * scale, np.sin(np.deg2rad(angle)) * scale
+    return pts @ np.array([[c, s], [-s, c]]) + center
 
 
 def _soft_shading(cv: Canvas, cov: np.ndarray, depth: float) -> np.ndarray:
@@ -94,8 +93,8 @@ def draw_cup(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     height = d * rng.uniform(1.05, 1.45)
     center = (0.35 * frame.yaw + rng.uniform(-0.25, 0.25), rng.uniform(0.55, 0.75) + height / 2)
     angle = rng.uniform(-20, 20)
-    cv = Canvas(frame, bounds_of(_place(np.array([[-d, -height / 2 - 0.3], [d, height / 2 + 0.3]]), center, angle, 1.0),
-                                 _place(np.array([[-d, height / 2 + 0.3], [d, -height / 2 - 0.3]]), center, angle, 1.0)))
+    extent = np.array([[-d, -height / 2 - 0.3], [d, height / 2 + 0.3], [-d, height / 2 + 0.3], [d, -height / 2 - 0.3]])
+    cv = Canvas(frame, bounds_of(_place(extent, center, angle, 1.0)))
     taper = 0.78 if style == "paper" else rng.uniform(0.92, 1.0)
     r = d / 2
     body = np.concatenate([[[-r, -height / 2]], [[r, -height / 2]], ellipse(0, height / 2, r * taper, 0.1 * d,

@@ -156,7 +156,8 @@ def _cloth_pattern(rng: np.random.Generator, colour: np.ndarray, U: np.ndarray, 
                    base: np.ndarray) -> np.ndarray:
     """Procedural cloth: plain, stripes, checks, dots or camouflage blotches over ``colour``."""
     pattern = ("plain", "stripes", "checks", "dots", "camo")[int(rng.integers(5))]
-    other = jitter(rng, _CLOTH[int(rng.integers(len(_CLOTH)))] if rng.random() < 0.6 else base * rng.uniform(0.5, 1.6), 5)
+    second = _CLOTH[int(rng.integers(len(_CLOTH)))] if rng.random() < 0.6 else base * rng.uniform(0.5, 1.6)
+    other = jitter(rng, second, 5)
     if pattern == "plain":
         return colour
     period = rng.uniform(0.12, 0.3)
