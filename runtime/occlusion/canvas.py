@@ -7,6 +7,7 @@ pixels that may have changed.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import cv2
@@ -108,11 +109,14 @@ class Canvas:
     # -- geometry -------------------------------------------------------------------------------------------
     @property
     def grid(self) -> tuple[np.ndarray, np.ndarray]:
-        """Face-unit coordinates ``(U, V)`` of every canvas pixel, each (h, w) float32."""
+        """Face-unit coordinates of the canvas pixels: ``U`` (1, w) and ``V`` (h, 1) float32, which broadcast.
+
+        Shading that depends on one of them stays a row or a column until it meets the other (cheap).
+        """
         if self._grid is None:
             u = (self.u0 + np.arange(self.w, dtype=np.float32) / self.density)[None, :]
             v = (self.v0 + np.arange(self.h, dtype=np.float32) / self.density)[:, None]
-            self._grid = (np.broadcast_to(u, (self.h, self.w)), np.broadcast_to(v, (self.h, self.w)))
+            self._grid = (u, v)
         return self._grid
 
     def _px(self, uv: np.ndarray) -> np.ndarray:
@@ -126,11 +130,12 @@ class Canvas:
             cv2.fillPoly(buf, [self._px(p)], 255, cv2.LINE_AA, _SHIFT)
         return buf.astype(np.float32) * (1 / 255)
 
-    def stroke(self, pts: np.ndarray, width: float, closed: bool = False) -> np.ndarray:
-        """Coverage of a polyline of ``width`` face units."""
+    def stroke(self, pts: np.ndarray | Sequence[np.ndarray], width: float, closed: bool = False) -> np.ndarray:
+        """Coverage of a polyline (or a list of polylines) of ``width`` face units."""
         buf = np.zeros((self.h, self.w), np.uint8)
         thick = max(1, int(round(width * self.density)))
-        cv2.polylines(buf, [self._px(pts)], closed, 255, thick, cv2.LINE_AA, _SHIFT)
+        lines = [self._px(p) for p in pts] if isinstance(pts, (list, tuple)) else [self._px(pts)]
+        cv2.polylines(buf, lines, closed, 255, thick, cv2.LINE_AA, _SHIFT)
         return buf.astype(np.float32) * (1 / 255)
 
     # -- painting -------------------------------------------------------------------------------------------
@@ -140,6 +145,7 @@ class Canvas:
         ``solid`` adds to the alpha (the occluder grows); otherwise only the colour of what is already there
         changes (details, shading, highlights).
         """
+        cov = np.broadcast_to(cov, self.alpha.shape)
         x, y, w, h = cv2.boundingRect((cov > 0).view(np.uint8))
         if w == 0:
             return
@@ -149,18 +155,18 @@ class Canvas:
             a = a * self.alpha[win]
         c = np.asarray(color, np.float32)
         if c.ndim == 3:
-            c = c[win]
+            c = np.broadcast_to(c, self.color.shape)[win]
         col = self.color[win]
         col += (c - col) * a[..., None]
         if solid:
             self.alpha[win] += (1.0 - self.alpha[win]) * a
 
     def shade(self, factor: np.ndarray) -> None:
-        """Multiplies the colour by ``factor`` ((h, w) array) where the occluder is."""
+        """Multiplies the colour by ``factor`` (an array that broadcasts to (h, w)) where the occluder is."""
         self.color *= factor[..., None]
 
     def add_light(self, amount: np.ndarray, color: object = (255, 255, 255)) -> None:
-        """Blends towards ``color`` by ``amount`` ((h, w), 0-1): highlights, gloss."""
+        """Blends towards ``color`` by ``amount`` (broadcasts to (h, w), 0-1): highlights, gloss."""
         self.paint(np.clip(amount, 0, 1), color, solid=False)
 
     def erase(self, cov: np.ndarray) -> None:
