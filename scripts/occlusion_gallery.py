@@ -81,7 +81,8 @@ def face_view(image: np.ndarray, box: tuple[float, float, float, float], size: i
     """A square ``size`` crop centred on ``box``, ``zoom`` box-widths either side (borders replicated)."""
     x0, y0, x1, y1 = box
     cx, cy, r = (x0 + x1) / 2, (y0 + y1) / 2, zoom * max(x1 - x0, y1 - y0)
-    m = np.float32([[size / (2 * r), 0, size / 2 - cx * size / (2 * r)], [0, size / (2 * r), size / 2 - cy * size / (2 * r)]])
+    k = size / (2 * r)
+    m = np.float32([[k, 0, size / 2 - cx * k], [0, k, size / 2 - cy * k]])
     return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=(128, 128, 128))
 

@@ -256,3 +256,22 @@ def test_bad_arguments_raise_ofer_errors() -> None:
         occlude_faces(img, [(None, KP), (None, np.zeros((6, 2)))], "cup")
     with pytest.raises(InputError, match="keypoints"):
         apply_occlusion(_image((64, 64)), "headset", seed=0, keypoints=np.zeros((3, 2)))
+
+
+def test_real_faces_from_detector_keypoints(media_dir) -> None:
+    """On real photos, placed from blazeface-full's keypoints: each kind covers what it should on every face."""
+    import cv2
+
+    from runtime.detection import create_detector
+
+    det = create_detector("blazeface-full")
+    for name in ("single_face.jpg", "multi_face.jpg", "45-m7-di-ph.jpg"):
+        image = cv2.imread(str(media_dir / name), cv2.IMREAD_COLOR)
+        found = det.detect(image)
+        assert found, name
+        faces = [(d.box, d.keypoints) for d in found]
+        for kind, covered, free in (("headset", (0, 1), (3,)), ("sunglasses", (0, 1), (3,)), ("mask", (3,), (0, 1))):
+            out = occlude_faces(image, faces, kind, seed=1)
+            for _, kp in faces:
+                assert all(_covered(out.mask, kp[i]) for i in covered), (name, kind)
+                assert not any(_covered(out.mask, kp[i]) for i in free), (name, kind)

@@ -7,6 +7,7 @@ pixels that may have changed.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import cv2
@@ -16,9 +17,10 @@ from runtime.occlusion.face_frame import FaceFrame
 
 _SHIFT = 4                     # fixed-point bits for cv2 sub-pixel coordinates
 _ONE = float(1 << _SHIFT)
-#: Raster density in pixels per face unit (IOD): about the image's own, within these bounds.
-#: The cap keeps large faces cheap (the warp upsamples smoothly); 40 px per IOD resolves the details drawn here.
-MIN_DENSITY, MAX_DENSITY = 8.0, 40.0
+#: Raster density in pixels per face unit (IOD): ``DENSITY_SCALE`` of the image's own, within these bounds. The
+#: warp upsamples the slightly coarser raster smoothly; the cap keeps large faces cheap (36 px per IOD resolves
+#: the details drawn here).
+DENSITY_SCALE, MIN_DENSITY, MAX_DENSITY = 0.8, 8.0, 36.0
 
 
 @lru_cache(maxsize=64)
@@ -95,7 +97,7 @@ class Canvas:
             u0, v0 = max(u0, corners[:, 0].min()), max(v0, corners[:, 1].min())
             u1, v1 = max(u0, min(u1, corners[:, 0].max())), max(v0, min(v1, corners[:, 1].max()))
         self.u0, self.v0 = u0, v0
-        self.density = float(np.clip(frame.iod, MIN_DENSITY, MAX_DENSITY))
+        self.density = min(max(DENSITY_SCALE * frame.iod, MIN_DENSITY), MAX_DENSITY)
         self._origin = np.array([u0 - 0.5 / (self.density * _ONE), v0 - 0.5 / (self.density * _ONE)])
         self._scale = self.density * _ONE
         self.w = max(2, int(np.ceil((u1 - self.u0) * self.density)) + 1)
@@ -107,11 +109,14 @@ class Canvas:
     # -- geometry -------------------------------------------------------------------------------------------
     @property
     def grid(self) -> tuple[np.ndarray, np.ndarray]:
-        """Face-unit coordinates ``(U, V)`` of every canvas pixel, each (h, w) float32."""
+        """Face-unit coordinates of the canvas pixels: ``U`` (1, w) and ``V`` (h, 1) float32, which broadcast.
+
+        Shading that depends on one of them stays a row or a column until it meets the other (cheap).
+        """
         if self._grid is None:
             u = (self.u0 + np.arange(self.w, dtype=np.float32) / self.density)[None, :]
             v = (self.v0 + np.arange(self.h, dtype=np.float32) / self.density)[:, None]
-            self._grid = (np.broadcast_to(u, (self.h, self.w)), np.broadcast_to(v, (self.h, self.w)))
+            self._grid = (u, v)
         return self._grid
 
     def _px(self, uv: np.ndarray) -> np.ndarray:
@@ -125,11 +130,12 @@ class Canvas:
             cv2.fillPoly(buf, [self._px(p)], 255, cv2.LINE_AA, _SHIFT)
         return buf.astype(np.float32) * (1 / 255)
 
-    def stroke(self, pts: np.ndarray, width: float, closed: bool = False) -> np.ndarray:
-        """Coverage of a polyline of ``width`` face units."""
+    def stroke(self, pts: np.ndarray | Sequence[np.ndarray], width: float, closed: bool = False) -> np.ndarray:
+        """Coverage of a polyline (or a list of polylines) of ``width`` face units."""
         buf = np.zeros((self.h, self.w), np.uint8)
         thick = max(1, int(round(width * self.density)))
-        cv2.polylines(buf, [self._px(pts)], closed, 255, thick, cv2.LINE_AA, _SHIFT)
+        lines = [self._px(p) for p in pts] if isinstance(pts, (list, tuple)) else [self._px(pts)]
+        cv2.polylines(buf, lines, closed, 255, thick, cv2.LINE_AA, _SHIFT)
         return buf.astype(np.float32) * (1 / 255)
 
     # -- painting -------------------------------------------------------------------------------------------
@@ -139,6 +145,7 @@ class Canvas:
         ``solid`` adds to the alpha (the occluder grows); otherwise only the colour of what is already there
         changes (details, shading, highlights).
         """
+        cov = np.broadcast_to(cov, self.alpha.shape)
         x, y, w, h = cv2.boundingRect((cov > 0).view(np.uint8))
         if w == 0:
             return
@@ -148,18 +155,18 @@ class Canvas:
             a = a * self.alpha[win]
         c = np.asarray(color, np.float32)
         if c.ndim == 3:
-            c = c[win]
+            c = np.broadcast_to(c, self.color.shape)[win]
         col = self.color[win]
         col += (c - col) * a[..., None]
         if solid:
             self.alpha[win] += (1.0 - self.alpha[win]) * a
 
     def shade(self, factor: np.ndarray) -> None:
-        """Multiplies the colour by ``factor`` ((h, w) array) where the occluder is."""
+        """Multiplies the colour by ``factor`` (an array that broadcasts to (h, w)) where the occluder is."""
         self.color *= factor[..., None]
 
     def add_light(self, amount: np.ndarray, color: object = (255, 255, 255)) -> None:
-        """Blends towards ``color`` by ``amount`` ((h, w), 0-1): highlights, gloss."""
+        """Blends towards ``color`` by ``amount`` (broadcasts to (h, w), 0-1): highlights, gloss."""
         self.paint(np.clip(amount, 0, 1), color, solid=False)
 
     def erase(self, cov: np.ndarray) -> None:
@@ -168,7 +175,7 @@ class Canvas:
 
     # -- output ---------------------------------------------------------------------------------------------
     def composite(self, out: np.ndarray, mask: np.ndarray) -> None:
-        """Blends the occluder into ``out`` (H, W, C) uint8 in place and sets ``mask`` (H, W) bool where alpha >= 0.5."""
+        """Blends the occluder into ``out`` (H, W, C) uint8 in place; sets ``mask`` (H, W) bool where alpha >= 0.5."""
         a = self.frame.affine
         lin = a[:, :2] / self.density
         off = a[:, :2] @ np.array([self.u0, self.v0]) + a[:, 2]
@@ -180,18 +187,22 @@ class Canvas:
         if x1 <= x0 or y1 <= y0:
             return
         m = np.concatenate([lin, (off - (x0, y0))[:, None]], axis=1)
-        rgba = np.empty((self.h, self.w, 4), np.float32)
+        rgba = np.empty((self.h, self.w, 4), np.float32)          # premultiplied colour and alpha, 0-255
         np.multiply(self.color, self.alpha[..., None], out=rgba[..., :3])
-        rgba[..., 3] = self.alpha
-        warped = cv2.warpAffine(rgba, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+        np.multiply(self.alpha, 255.0, out=rgba[..., 3])
+        rgba8 = cv2.convertScaleAbs(rgba)                          # rounds and saturates to uint8
+        warped = cv2.warpAffine(rgba8, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
-        alpha = warped[..., 3:]
-        cover = alpha[..., 0] >= 0.5
+        alpha = warped[..., 3]
+        cover = alpha >= 128
         roi = out[y0:y1, x0:x1]
         premult = warped[..., :3]
+        inv = 255 - alpha
         if roi.shape[2] == 1:
-            premult = premult @ np.array([[0.114], [0.587], [0.299]], np.float32)
-        blended = premult + roi * (1.0 - alpha) + 0.5
-        np.clip(blended, 0, 255, out=blended)
-        np.copyto(roi, blended.astype(np.uint8), where=cover[..., None])
+            premult = cv2.cvtColor(np.ascontiguousarray(premult), cv2.COLOR_BGR2GRAY)[..., None]
+            behind = cv2.multiply(roi[..., 0], inv, scale=1 / 255)[..., None]
+        else:
+            behind = cv2.multiply(roi, cv2.merge([inv, inv, inv]), scale=1 / 255)
+        blended = cv2.add(premult, behind)
+        np.copyto(roi, blended.reshape(roi.shape), where=cover[..., None])
         mask[y0:y1, x0:x1] |= cover

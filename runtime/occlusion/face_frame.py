@@ -93,15 +93,15 @@ def face_frame(keypoints: np.ndarray, image_size: tuple[int, int] | None = None)
     ex = ex / iod
     ey = np.array([-ex[1], ex[0]])
     local = (k - mid) @ np.stack([ex, ey], axis=1) / iod          # keypoints in similarity face units
-    mu, mv = local[3]
-    vscale = float(np.clip(mv, 0.75, 1.4)) if mv > 0 else 1.0
-    shear = float(np.clip(mu / max(mv, 0.5), -0.45, 0.45))
+    mu, mv = float(local[3, 0]), float(local[3, 1])
+    vscale = min(max(mv, 0.75), 1.4) if mv > 0 else 1.0
+    shear = min(max(mu / max(mv, 0.5), -0.45), 0.45)
     col_u = ex * iod
     col_v = (shear * ex + vscale * ey) * iod
     affine = np.stack([col_u, col_v, mid], axis=1)
-    right = float(np.clip(-local[4, 0], 0.45, 1.8))
-    left = float(np.clip(local[5, 0], 0.45, 1.8))
-    yaw = float(np.clip(local[2, 0], -0.8, 0.8))
+    right = min(max(-float(local[4, 0]), 0.45), 1.8)
+    left = min(max(float(local[5, 0]), 0.45), 1.8)
+    yaw = min(max(float(local[2, 0]), -0.8), 0.8)
     return FaceFrame(affine, iod, float(np.arctan2(ex[1], ex[0])), (right, left), yaw, image_size)
 
 

@@ -20,9 +20,8 @@ HAND_POSES = ("mouth", "cheek", "eyes")
 
 def _place(pts: np.ndarray, center: tuple[float, float], angle: float, scale: float) -> np.ndarray:
     """Local points (k, 2) rotated by ``angle`` degrees, scaled and moved to ``center`` (face units)."""
-    c, s = np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))
-    p = np.asarray(pts, float) * scale
-    return np.stack([center[0] + c * p[:, 0] - s * p[:, 1], center[1] + s * p[:, 0] + c * p[:, 1]], axis=1)
+    c, s = np.cos(np.deg2rad(angle)) * scale, np.sin(np.deg2rad(angle)) * scale
+    return pts @ np.array([[c, s], [-s, c]]) + center
 
 
 def _soft_shading(cv: Canvas, cov: np.ndarray, depth: float) -> np.ndarray:
@@ -71,16 +70,14 @@ def draw_hand(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     light = 0.92 + 0.12 * np.cos((U - center[0]) * 1.3 + (V - center[1]) * 0.7)
     grain = 0.96 + 0.08 * value_noise(rng, cv.h, cv.w, max(4, cv.w // 5))
     cv.paint(cov, skin[None, None] * (_soft_shading(cv, cov, 0.3) * light * grain)[..., None])
-    for f in placed_fingers:                              # the gaps between the fingers, creases at the joints
-        cv.paint(cv.stroke(f, 0.03, closed=True) * cov, skin * 0.6, opacity=0.4, solid=False)
+    # the gaps between the fingers and creases at the joints, then flushed fingertips and nails
+    cv.paint(cv.stroke(placed_fingers, 0.03, closed=True) * cov, skin * 0.6, opacity=0.4, solid=False)
     flush = np.float32([skin[0] * 0.85, skin[1] * 0.85, min(255.0, skin[2] * 1.05)])
-    for tip, a in tips:                                   # nails and slightly flushed fingertips
-        nail = ellipse(tip[0] - 0.12 * np.cos(np.radians(a)), tip[1] - 0.12 * np.sin(np.radians(a)),
-                       0.1, radius * 0.6, a, n=16)
-        cv.paint(cv.fill(_place(ellipse(tip[0], tip[1], 0.22, radius, a, n=16), center, angle, scale)), flush,
-                 opacity=0.35, solid=False)
-        cv.paint(cv.fill(_place(nail, center, angle, scale)), np.minimum(skin * 1.12 + 14, 255), opacity=0.7,
-                 solid=False)
+    tip_polys = [_place(ellipse(t[0], t[1], 0.22, radius, a, n=16), center, angle, scale) for t, a in tips]
+    nails = [_place(ellipse(t[0] - 0.12 * np.cos(np.radians(a)), t[1] - 0.12 * np.sin(np.radians(a)),
+                            0.1, radius * 0.6, a, n=16), center, angle, scale) for t, a in tips]
+    cv.paint(cv.fill(*tip_polys), flush, opacity=0.35, solid=False)
+    cv.paint(cv.fill(*nails), np.minimum(skin * 1.12 + 14, 255), opacity=0.7, solid=False)
     knuckles = [_place(capsule((1.0, y - 0.09), (1.0, y + 0.09), 0.015), center, angle, scale)
                 for y in (-0.45, -0.15, 0.15, 0.45)]
     cv.paint(cv.fill(*knuckles), skin * 0.75, opacity=0.5, solid=False)
@@ -94,8 +91,8 @@ def draw_cup(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     height = d * rng.uniform(1.05, 1.45)
     center = (0.35 * frame.yaw + rng.uniform(-0.25, 0.25), rng.uniform(0.55, 0.75) + height / 2)
     angle = rng.uniform(-20, 20)
-    cv = Canvas(frame, bounds_of(_place(np.array([[-d, -height / 2 - 0.3], [d, height / 2 + 0.3]]), center, angle, 1.0),
-                                 _place(np.array([[-d, height / 2 + 0.3], [d, -height / 2 - 0.3]]), center, angle, 1.0)))
+    extent = np.array([[-d, -height / 2 - 0.3], [d, height / 2 + 0.3], [-d, height / 2 + 0.3], [d, -height / 2 - 0.3]])
+    cv = Canvas(frame, bounds_of(_place(extent, center, angle, 1.0)))
     taper = 0.78 if style == "paper" else rng.uniform(0.92, 1.0)
     r = d / 2
     body = np.concatenate([[[-r, -height / 2]], [[r, -height / 2]], ellipse(0, height / 2, r * taper, 0.1 * d,
@@ -163,8 +160,7 @@ def draw_phone(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
         lenses = [_place(ellipse(cu + du, cvv + dv, 0.085, 0.085, n=16), center, angle, 1.0)
                   for du, dv in ((-0.1, -0.1), (-0.1, 0.1), (0.1, 0.0))[:int(rng.integers(1, 4))]]
         cv.paint(cv.fill(*lenses), np.float32([10, 10, 12]), solid=False)
-        for ln in lenses:
-            cv.paint(cv.stroke(ln, 0.02, True), np.float32([120, 120, 125]), solid=False)
+        cv.paint(cv.stroke(lenses, 0.02, True), np.float32([120, 120, 125]), solid=False)
         logo = _place(ellipse(0, -0.1, 0.1, 0.11, n=16), center, angle, 1.0)
         cv.paint(cv.fill(logo), body * 0.8 + 30, opacity=0.6, solid=False)
     else:

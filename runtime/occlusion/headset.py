@@ -53,10 +53,10 @@ def draw_headset(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     # straps first: the visor is drawn over their inner ends
     strap_w = rng.uniform(0.16, 0.24)
     rise = rng.uniform(0.05, 0.25)
-    for sign, a, hw in ((-1, a_r, hw_r), (1, a_l, hw_l)):
-        inner = (uc + sign * (a - 0.2), vc - 0.1)
-        outer = (uc + sign * (max(a + rng.uniform(0.12, 0.3), hw + 0.45)), vc - 0.1 - rise)
-        cv.paint(cv.fill(capsule(inner, outer, strap_w / 2, strap_w / 2.5)), strap)
+    straps = [capsule((uc + sign * (a - 0.2), vc - 0.1),
+                      (uc + sign * (max(a + rng.uniform(0.12, 0.3), hw + 0.45)), vc - 0.1 - rise),
+                      strap_w / 2, strap_w / 2.5) for sign, a, hw in ((-1, a_r, hw_r), (1, a_l, hw_l))]
+    cv.paint(cv.fill(*straps), strap)
     if style == "halo":     # a head band ring across the upper forehead, the visor hanging from it
         hb = 0.5 * (hw_r + hw_l) + 0.15
         ring = ellipse(uc, vc - top - 0.12, hb, rng.uniform(0.12, 0.25), 0, 180, 360, 40)
@@ -84,16 +84,14 @@ def draw_headset(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     elif style == "halo":
         glass = cv.fill(superellipse(uc, vc + 0.06, (a_r * 0.93, a_l * 0.93), (top * 0.7, bottom * 0.9), power))
         cv.paint(glass * body, np.float32([12, 12, 14]), solid=False)
-        for sign in (-1, 1):    # blue light strips along the upper corners
-            arc = ellipse(uc, vc, 0.82 * (a_l if sign > 0 else a_r), 0.8 * top,
-                          0, 200 if sign < 0 else 290, 250 if sign < 0 else 340, 12)
-            cv.paint(cv.stroke(arc, 0.05) * body, np.float32([255, 190, 90]), opacity=0.9, solid=False)
+        strips = [ellipse(uc, vc, 0.82 * (a_l if sign > 0 else a_r), 0.8 * top,     # blue lights, upper corners
+                          0, 200 if sign < 0 else 290, 250 if sign < 0 else 340, 12) for sign in (-1, 1)]
+        cv.paint(cv.stroke(strips, 0.05) * body, np.float32([255, 190, 90]), opacity=0.9, solid=False)
     elif style == "pills":
-        for du in (-0.56, 0.0, 0.56):
-            a = a_l if du > 0 else a_r
-            cu = uc + du * a
-            pill = capsule((cu, vc - 0.28 * top), (cu, vc + 0.3 * bottom), rng.uniform(0.07, 0.1))
-            cv.paint(cv.fill(pill) * body, np.float32([18, 18, 20]), opacity=0.95, solid=False)
+        pr = rng.uniform(0.07, 0.1)
+        pills = [capsule((uc + du * (a_l if du > 0 else a_r), vc - 0.28 * top),
+                         (uc + du * (a_l if du > 0 else a_r), vc + 0.3 * bottom), pr) for du in (-0.56, 0.0, 0.56)]
+        cv.paint(cv.fill(*pills) * body, np.float32([18, 18, 20]), opacity=0.95, solid=False)
     elif style == "box":
         cam_r = rng.uniform(0.05, 0.08)
         cams = [ellipse(uc + s * 0.78 * (a_l if s > 0 else a_r), vc + t, cam_r, cam_r, n=16)

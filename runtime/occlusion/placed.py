@@ -11,7 +11,7 @@ import numpy as np
 
 from runtime.errors import ConfigError, InputError
 from runtime.occlusion.canvas import Canvas
-from runtime.occlusion.face_frame import FaceFrame, check_keypoints, face_frame
+from runtime.occlusion.face_frame import CANONICAL_UV, FaceFrame, check_keypoints, face_frame
 from runtime.occlusion.headset import draw_headset
 from runtime.occlusion.protocols import REALISTIC_KINDS
 
@@ -51,7 +51,6 @@ def keypoints_from_box(box: object) -> np.ndarray:
         raise InputError(f"box {b.tolist()} is not a valid (x1, y1, x2, y2) with x2 > x1 and y2 > y1.")
     w = b[2] - b[0]
     iod = w * _BOX_IOD
-    from runtime.occlusion.face_frame import CANONICAL_UV
     mid = np.array([b[0] + w / 2, b[1] + _BOX_EYE_Y * (b[3] - b[1])])
     return mid + CANONICAL_UV * iod
 

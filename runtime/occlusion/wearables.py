@@ -83,8 +83,7 @@ def draw_sunglasses(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
         c = rng.uniform(-0.3, 0.3)
         band = np.exp(-(((U - shift) * 0.35 + (V - vl) + c) / rng.uniform(0.03, 0.07)) ** 2)
         cv.add_light(rng.uniform(0.2, 0.45) * band * cov)
-    for outline in lenses:
-        cv.paint(cv.stroke(outline, fw, closed=True), fcol)
+    cv.paint(cv.stroke(lenses, fw, closed=True), fcol)
     cv.add_light(0.25 * cv.stroke(lenses[0] - (0, 0.01), fw * 0.3, True) * (fcol.mean() < 100))
     return cv
 
@@ -118,11 +117,10 @@ def draw_mask(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     else:
         base = jitter(rng, SURGICAL[int(rng.choice(len(SURGICAL), p=[0.5, 0.3, 0.08, 0.07, 0.05]))], 5)
     loop = np.float32([235, 235, 235]) if kind != "cloth" else base * 0.9
-    for sign, w, hw in ((-1, w_r, frame.half_widths[0]), (1, w_l, frame.half_widths[1])):   # ear loops
-        ear = (cu + sign * (hw + 0.04), 0.2)
-        for v0 in (0.38, 1.0):
-            pts = np.array([(cu + sign * (w * (0.98 if v0 < 0.5 else 0.84)), v0), ear])
-            cv.paint(cv.stroke(pts, rng.uniform(0.025, 0.04)), loop)
+    loops = [np.array([(cu + sign * (w * (0.98 if v0 < 0.5 else 0.84)), v0), (cu + sign * (hw + 0.04), 0.2)])
+             for sign, w, hw in ((-1, w_r, frame.half_widths[0]), (1, w_l, frame.half_widths[1]))
+             for v0 in (0.38, 1.0)]
+    cv.paint(cv.stroke(loops, rng.uniform(0.025, 0.04)), loop)
     body = cv.fill(outline)
     nu = np.where(U < cu, (U - cu) / w_r, (U - cu) / w_l)
     shade = 0.78 + 0.22 * np.cos(np.clip(nu, -1, 1) * 1.3)
@@ -137,11 +135,13 @@ def draw_mask(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     cv.add_light(0.18 * body * np.exp(-((U - cu) / 0.3) ** 2 - ((V - 0.55) / 0.3) ** 2))
     cv.shade(1 - 0.18 * np.clip((V - 1.25) / 0.45, 0, 1) * body)
     if kind == "surgical":
+        folds = []
         for k, v in enumerate(np.sort(rng.uniform(0.0, 0.08, 3)) + (0.6, 0.85, 1.1)):
             fold = np.stack([np.linspace(cu - w_r * 0.97, cu + w_l * 0.97, 12), np.full(12, v)], axis=1)
             fold[:, 1] += 0.04 * np.sin(np.linspace(0, np.pi, 12)) * (k - 1)
-            cv.paint(cv.stroke(fold, 0.035) * body, base * 0.72, opacity=0.8, solid=False)
-            cv.add_light(0.3 * cv.stroke(fold - (0, 0.04), 0.03) * body)
+            folds.append(fold)
+        cv.paint(cv.stroke(folds, 0.035) * body, base * 0.72, opacity=0.8, solid=False)
+        cv.add_light(0.3 * cv.stroke([f - (0, 0.04) for f in folds], 0.03) * body)
         cv.paint(cv.stroke(outline, 0.07, closed=True) * body, base * 0.93, solid=False)   # bound edges
         cv.paint(cv.stroke(np.array([(cu - 0.3, 0.3), (cu + 0.3, 0.3)]), 0.03) * body, base * 0.85, solid=False)
     else:
@@ -156,7 +156,8 @@ def _cloth_pattern(rng: np.random.Generator, colour: np.ndarray, U: np.ndarray, 
                    base: np.ndarray) -> np.ndarray:
     """Procedural cloth: plain, stripes, checks, dots or camouflage blotches over ``colour``."""
     pattern = ("plain", "stripes", "checks", "dots", "camo")[int(rng.integers(5))]
-    other = jitter(rng, _CLOTH[int(rng.integers(len(_CLOTH)))] if rng.random() < 0.6 else base * rng.uniform(0.5, 1.6), 5)
+    second = _CLOTH[int(rng.integers(len(_CLOTH)))] if rng.random() < 0.6 else base * rng.uniform(0.5, 1.6)
+    other = jitter(rng, second, 5)
     if pattern == "plain":
         return colour
     period = rng.uniform(0.12, 0.3)
@@ -169,7 +170,8 @@ def _cloth_pattern(rng: np.random.Generator, colour: np.ndarray, U: np.ndarray, 
         du, dv = (U / period) % 1 - 0.5, (V / period) % 1 - 0.5
         sel = np.clip((0.3 - np.hypot(du, dv)) * 12, 0, 1)
     else:
-        noise = value_noise(rng, U.shape[0], U.shape[1], max(3, U.shape[1] // 8))
+        h, w = V.shape[0], U.shape[1]
+        noise = value_noise(rng, h, w, max(3, w // 8))
         noise = cv2.GaussianBlur(noise, (0, 0), 1.0)
         sel = np.clip((noise - 0.5) * 8, 0, 1)
     shade = colour / np.maximum(base, 1)[None, None]
