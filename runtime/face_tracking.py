@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
 
 import numpy as np
 
 from .detection.base import Detection, FaceDetector
+from .detection.merge import suppress_overlaps
 from .errors import ConfigError
 from .tracking import Tracker, centre_distance, iou_matrix
 
@@ -130,7 +130,7 @@ class FaceTracker:
                 near = self.find_near(frame, box)
                 if near is not None:
                     dets.append(near)
-        dets = _dedupe(dets)
+        dets = suppress_overlaps(dets, 0.5)  # a face found by the full-frame pass and its region search
         t1 = time.perf_counter()
         ids = self.tracker.update([d.box for d in dets], new_tracks=acquire)
         faces = [TrackedFace(d, i) for d, i in zip(dets, ids) if i != -1]
@@ -140,22 +140,3 @@ class FaceTracker:
         self.timings_ms = {"detect": (t1 - t0) * 1e3, "track": (time.perf_counter() - t1) * 1e3}
         return faces
 
-
-def _dedupe(dets: Sequence[Detection], iou: float = 0.5) -> list[Detection]:
-    """Drop detections that overlap a higher-scored one by more than ``iou`` (a face found twice)."""
-    if len(dets) < 2:
-        return list(dets)
-    order = sorted(dets, key=lambda d: -d.score)
-    boxes = np.array([d.box for d in order], np.float64)
-    ious = iou_matrix(boxes, boxes)
-    keep: list[int] = []
-    for i in range(len(order)):
-        if all(ious[i, j] <= iou for j in keep):
-            keep.append(i)
-    return [order[i] for i in keep]
-
-
-def describe_tracker(tracker: Any) -> dict[str, Any]:
-    """The settings of a :class:`FaceTracker` (for ``describe()`` and reports)."""
-    return {"detect_every": tracker.detect_every, "max_missed": tracker.tracker.max_missed,
-            "roi_scale": tracker.roi_scale, "motion": "constant-velocity Kalman"}

@@ -11,6 +11,20 @@ from .base import Detection, FaceDetector
 from .ssd import iou_matrix
 
 
+def suppress_overlaps(dets: Sequence[Detection], iou: float) -> list[Detection]:
+    """Greedy NMS: keep detections best score first, dropping any whose IoU with a kept one exceeds ``iou``."""
+    if len(dets) < 2:
+        return list(dets)
+    order = sorted(range(len(dets)), key=lambda i: -dets[i].score)
+    boxes = np.array([dets[i].box for i in order], dtype=np.float64)
+    ious = iou_matrix(boxes, boxes)
+    keep: list[int] = []
+    for i in range(len(order)):
+        if all(ious[i, j] <= iou for j in keep):
+            keep.append(i)
+    return [dets[order[i]] for i in keep]
+
+
 class MergedDetector(FaceDetector):
     """Union of several detectors; boxes of the same face (IoU > ``nms_iou``) collapse to the best-scored one.
 
@@ -49,16 +63,7 @@ class MergedDetector(FaceDetector):
 
     def merge(self, dets: list[Detection]) -> list[Detection]:
         """Collapse boxes of the same face (IoU > ``nms_iou``) to the best-scored one."""
-        if len(dets) < 2:
-            return dets
-        order = sorted(range(len(dets)), key=lambda i: -dets[i].score)
-        boxes = np.array([dets[i].box for i in order], dtype=np.float64)
-        ious = iou_matrix(boxes, boxes)
-        keep: list[int] = []
-        for i in range(len(order)):
-            if all(ious[i, j] <= self.nms_iou for j in keep):
-                keep.append(i)
-        return [dets[order[i]] for i in keep]
+        return suppress_overlaps(dets, self.nms_iou)
 
 
 class CascadeDetector(FaceDetector):

@@ -30,6 +30,11 @@ def add_recognizer_args(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--detector", default="auto", help="auto | none (input is a face crop) | roi (fixed box)")
     d.add_argument("--roi", default=None, help="x1,y1,x2,y2 of the face for --detector roi")
     d.add_argument("--max-faces", type=int, default=None, help="keep at most this many faces per frame")
+    d.add_argument("--min-face", type=float, default=None,
+                   help="smallest face width to find, in pixels: also search overlapping tiles of large frames "
+                        "(slower; without it faces narrower than ~4%% of the frame's longer side are missed)")
+    d.add_argument("--no-align", dest="align", action="store_false",
+                   help="crop faces axis-aligned instead of rotating tilted faces upright")
 
 
 def recognizer_from_args(args: argparse.Namespace):
@@ -47,7 +52,8 @@ def recognizer_from_args(args: argparse.Namespace):
     return Recognizer(args.bundle, backend=args.backend, detector=args.detector, pipeline=args.pipeline, roi=roi,
                       precision=args.precision, threads=args.threads, max_faces=args.max_faces,
                       occlusion=occlusion_from_arg(getattr(args, "occlusion", None)),
-                      occlusion_threshold=getattr(args, "occlusion_threshold", 0.25))
+                      occlusion_threshold=getattr(args, "occlusion_threshold", 0.25),
+                      align=getattr(args, "align", True), min_face=getattr(args, "min_face", None))
 
 
 def occlusion_from_arg(value: str | None):
