@@ -65,14 +65,16 @@ class FrameProcessor:
         detector: The face detector (``none``/``roi``/neural).
         pipeline: The built pipeline (:func:`runtime.pipelines.build_pipeline`).
         max_faces: Keep at most this many faces per frame (largest first).
+        engines: The pipeline's engines, released by :meth:`close`.
         align: Rotate each crop so the face is upright (roll from the detector's eye keypoints) when the face is
             tilted by at least ``ALIGN_MIN_ROLL_DEG``; nearer upright faces are cropped axis-aligned, like the
             crops the classifiers were trained and checked on.
     """
 
     def __init__(self, bundle: Bundle, detector: FaceDetector, pipeline: Any, *, max_faces: int | None = None,
-                 align: bool = True) -> None:
+                 align: bool = True, engines: Sequence[Any] = ()) -> None:
         self.bundle, self.detector, self.pipeline = bundle, detector, pipeline
+        self.engines = list(engines)
         self.max_faces = max_faces
         self.align = align
         self.labels = list(bundle.labels)
@@ -116,6 +118,14 @@ class FrameProcessor:
                     timings_ms=dict(timings_ms), detection_score=f.score, track_id=f.track_id,
                     occlusion=None if occ is None else float(occ[start + j]), roll=float(np.degrees(f.roll)))
                 for j, f in enumerate(faces)]
+
+    def close(self) -> None:
+        """Release the detector's and the pipeline's engines (idempotent)."""
+        self.detector.close()
+        for engine in self.engines:
+            close = getattr(engine, "close", None)
+            if close is not None:
+                close()
 
     # ------------------------------------------------------------------------------------------------ frames
     def process_batch(self, frames: Sequence[Any]) -> list[list[Prediction]]:

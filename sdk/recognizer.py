@@ -101,7 +101,8 @@ class Recognizer:
         self.pipeline_name = self.pipeline.name
         self.classifier = self.engines["classifier"]
         self.labels = self.bundle.labels
-        self.processor = FrameProcessor(self.bundle, self.detector, self.pipeline, max_faces=max_faces, align=align)
+        self.processor = FrameProcessor(self.bundle, self.detector, self.pipeline, max_faces=max_faces, align=align,
+                                        engines=list(self.engines.values()))
 
     def _make_detector(self, name: str, threads: int | None, min_score: float | None) -> Any:
         from runtime.detection import create_detector
@@ -206,6 +207,19 @@ class Recognizer:
 
         return profile_recognizer(self, frames, iters=iters, batch_sizes=batch_sizes, warmup=warmup,
                                   engines=engines)
+
+    def close(self) -> None:
+        """Release every engine (detector, classifier, inpainter, estimator); the recognizer cannot run after it.
+
+        ``with sdk.Recognizer() as rec: ...`` closes it at the end of the block.
+        """
+        self.processor.close()
+
+    def __enter__(self) -> "Recognizer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     def describe(self) -> dict[str, Any]:
         """What is loaded: bundle, labels, detector, pipeline, each engine as it actually loaded, the occlusion

@@ -144,3 +144,15 @@ def test_import_sdk_is_light() -> None:
     probe = "import sys; import sdk; print(sorted(m for m in ('onnxruntime', 'cv2', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_close_releases_every_engine(media_dir: Path) -> None:
+    import cv2
+
+    frame = cv2.imread(str(media_dir / "single_face.jpg"))
+    with sdk.Recognizer(threads=1) as rec:
+        assert len(rec.predict(frame)) == 1
+    with pytest.raises(sdk.EngineError, match="closed"):
+        rec.predict(frame)
+    rec.close()  # idempotent
+    assert rec.classifier.session is None

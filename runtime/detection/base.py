@@ -84,6 +84,14 @@ class FaceDetector(ABC):
     def __call__(self, frame: np.ndarray) -> list[Detection]:
         return self.detect(frame)
 
+    def close(self) -> None:
+        """Release the detector's engines and those of the detectors it wraps (idempotent)."""
+        for part in getattr(self, "detectors", ()):
+            part.close()
+        engine = getattr(self, "engine", None)
+        if engine is not None and hasattr(engine, "close"):
+            engine.close()
+
 
 class NoDetector(FaceDetector):
     """The frame *is* the face (already cropped): one detection covering the whole frame, score 1."""

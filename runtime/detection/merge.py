@@ -53,10 +53,11 @@ class MergedDetector(FaceDetector):
         return [d for f in futures for d in f.result()]
 
     def close(self) -> None:
-        """Stop the worker threads of a parallel detector."""
+        """Stop the worker threads of a parallel detector and release the detectors' engines."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        super().close()
 
     def _detect(self, frame: np.ndarray) -> list[Detection]:
         return self.merge(self._run_all(frame))

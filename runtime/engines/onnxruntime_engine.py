@@ -170,6 +170,8 @@ class OnnxRuntimeEngine:
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch. Inputs are checked for names, rank and fixed dimensions first."""
+        if self.session is None:
+            raise EngineError(f"engine {self.path.name} was closed; make a new Recognizer (or engine) to run again")
         missing = [n for n in self.input_names if n not in inputs]
         if missing:
             raise InputError(f"{self.path.name} needs inputs {list(self.input_names)}; missing {missing}")
@@ -182,6 +184,10 @@ class OnnxRuntimeEngine:
             feed[name] = np.ascontiguousarray(arr, dtype=self.input_dtype(name))
         outs = self.session.run(None, feed)
         return dict(zip(self.output_names, outs))
+
+    def close(self) -> None:
+        """Release the ONNX Runtime session (idempotent); a closed engine raises :class:`EngineError` on use."""
+        self.session = None
 
     def describe(self) -> dict[str, object]:
         """What actually loaded."""
