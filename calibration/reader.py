@@ -12,6 +12,10 @@ from runtime.errors import ConfigError
 class ArrayCalibrationReader(CalibrationDataReader):
     """Feeds ``{input_name: batch}`` dicts from an array of preprocessed inputs; ``rewind()`` starts over.
 
+    Every batch has the same size (ONNX Runtime's histogram calibrators, entropy and percentile, stack the batches
+    and fail on a short last one): when ``N`` is not a multiple of ``batch_size`` the last batch is the last
+    ``batch_size`` samples, so it overlaps the one before it (each sample is seen, a few twice).
+
     Args:
         inputs: ``(N, ...)`` float32 model inputs (e.g. ``OccludedSet.inputs``).
         input_name: The model's input name.
@@ -25,7 +29,7 @@ class ArrayCalibrationReader(CalibrationDataReader):
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.inputs = np.ascontiguousarray(inputs, dtype=np.float32)
         self.input_name = input_name
-        self.batch_size = int(batch_size)
+        self.batch_size = int(min(batch_size, inputs.shape[0]))
         self._it: Iterator[dict[str, np.ndarray]] = iter(())
         self.rewind()
 
@@ -36,5 +40,5 @@ class ArrayCalibrationReader(CalibrationDataReader):
         return next(self._it, None)
 
     def rewind(self) -> None:
-        self._it = ({self.input_name: self.inputs[i:i + self.batch_size]}
-                    for i in range(0, self.inputs.shape[0], self.batch_size))
+        n, b = self.inputs.shape[0], self.batch_size
+        self._it = ({self.input_name: self.inputs[min(i, n - b):min(i, n - b) + b]} for i in range(0, n, b))
