@@ -16,23 +16,30 @@ def _overlap(a: Rect, b: Rect) -> int:
     return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
-def _place(size: tuple[int, int], box: Rect, frame: tuple[int, int], taken: Sequence[Rect]) -> Rect:
-    """A ``(w, h)`` panel next to ``box`` (below, above, right, left, inside), inside the frame, overlapping the
-    panels in ``taken`` and the face boxes as little as possible (the first position with no overlap wins)."""
+def _place(size: tuple[int, int], box: Rect, frame: tuple[int, int], panels: Sequence[Rect],
+           boxes: Sequence[Rect] = ()) -> Rect:
+    """A ``(w, h)`` panel next to ``box``, inside the frame: never over another panel when any position avoids
+    them, then over as little of the face boxes as possible, then as close to below-the-box as possible.
+
+    Candidates: below, above, right and left of the box, slid along that side to line up with the box's edges or
+    to clear the panels already placed.
+    """
     w, h = size
     fh, fw = frame
     x1, y1, x2, y2 = box
-    options = [(x1, y2 + 2), (x1, y1 - h - 2), (x2 + 2, y1), (x1 - w - 2, y1), (x1 + 2, y1 + 2)]
+    xs = {x1, x2 - w, *(p[2] + 2 for p in panels), *(p[0] - w - 2 for p in panels)}
+    ys = {y1, y2 - h, *(p[3] + 2 for p in panels), *(p[1] - h - 2 for p in panels)}
+    options = ([(x, y2 + 2) for x in xs] + [(x, y1 - h - 2) for x in xs] + [(x2 + 2, y) for y in ys]
+               + [(x1 - w - 2, y) for y in ys] + [(x1 + 2, y1 + 2)])
     best, best_cost = None, None
-    for k, (x, y) in enumerate(options):
+    for x, y in options:
         x = int(min(max(x, 0), max(fw - w, 0)))
         y = int(min(max(y, 0), max(fh - h, 0)))
         rect = (x, y, x + w, y + h)
-        cost = sum(_overlap(rect, t) for t in taken) * 10 + k  # prefer the earlier options on a tie
+        cost = (sum(_overlap(rect, p) for p in panels) * 1000 + sum(_overlap(rect, b) for b in boxes)
+                + abs(x - x1) + abs(y - (y2 + 2)))
         if best_cost is None or cost < best_cost:
             best, best_cost = rect, cost
-        if cost == k:
-            break
     assert best is not None
     return best
 
@@ -67,7 +74,8 @@ def draw_predictions(frame: np.ndarray, predictions: Sequence[Any], *, bars: boo
         color = PALETTE[(p.track_id if p.track_id is not None else k) % len(PALETTE)]
         cv2.rectangle(out, (max(x1, 0), max(y1, 0)), (min(x2, fw - 1), min(y2, fh - 1)), color, thick + 1,
                       cv2.LINE_AA)
-    taken: list[Rect] = [(max(b[0], 0), max(b[1], 0), min(b[2], fw), min(b[3], fh)) for b in boxes]
+    faces = [(max(b[0], 0), max(b[1], 0), min(b[2], fw), min(b[3], fh)) for b in boxes]
+    taken: list[Rect] = []
     for (box, (k, p)) in zip(boxes, enumerate(predictions)):
         color = PALETTE[(p.track_id if p.track_id is not None else k) % len(PALETTE)]
         tid = f"#{p.track_id} " if p.track_id is not None else ""
@@ -79,7 +87,7 @@ def draw_predictions(frame: np.ndarray, predictions: Sequence[Any], *, bars: boo
         bar_w = max(40, int(60 * font))
         w = min(max(text_w, name_w + bar_w + 6) + 8, fw)
         h = min(line * len(lines) + line * len(scores) + 4, fh)
-        rect = _place((w, h), box, (fh, fw), taken)
+        rect = _place((w, h), box, (fh, fw), taken, faces)
         taken.append(rect)
         _panel(out, rect)
         cv2.rectangle(out, rect[:2], (rect[2] - 1, rect[3] - 1), color, 1)
