@@ -29,7 +29,7 @@ from runtime.errors import ConfigError
 
 from .sources import Faces, load_faces, source_identity
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 #: Share of the calibration mix given to the realistic occluders (headset, sunglasses, mask, hand, cup, phone).
 REALISTIC_SHARE = 0.24
 
@@ -68,6 +68,7 @@ class OccludedSet:
         protocols: ``(N,)`` occlusion spec of each sample.
         key: sha256 of the inputs the set was built from (its cache key).
         faces: Distinct face crops behind the samples (a face can appear under several protocols).
+        masks: ``(N, H, W)`` uint8 0/1 occlusion masks (what an inpainter is told to fill).
     """
 
     inputs: np.ndarray
@@ -76,6 +77,7 @@ class OccludedSet:
     protocols: np.ndarray
     key: str
     faces: int = 0  # distinct face crops (0: unknown, as many as samples)
+    masks: np.ndarray | None = None  # (N, H, W) uint8 0/1: what the occluder covers (for inpainters)
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
@@ -108,7 +110,7 @@ def _cached(key: str, cache_dir: str | os.PathLike[str] | None, build: Callable[
         try:
             with np.load(path, allow_pickle=False) as z:
                 return OccludedSet(z["inputs"], z["labels"], tuple(str(s) for s in z["label_names"]),
-                                   z["protocols"].astype(str), key, int(z["faces"]))
+                                   z["protocols"].astype(str), key, int(z["faces"]), z["masks"])
         except (OSError, ValueError, KeyError):  # a truncated or foreign file: rebuild it
             path.unlink(missing_ok=True)
     result = build()
@@ -119,7 +121,7 @@ def _cached(key: str, cache_dir: str | os.PathLike[str] | None, build: Callable[
         with open(tmp, "wb") as f:
             np.savez(f, inputs=result.inputs, labels=result.labels,
                      label_names=np.asarray(result.label_names, dtype=str), protocols=result.protocols.astype(str),
-                     faces=np.int64(result.faces))
+                     faces=np.int64(result.faces), masks=result.masks)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -132,16 +134,18 @@ def _payload(source: str, spec: InputSpec, part: str, count: int, seed: int, fac
             "faces": faces, "protocols": protocols, "input": spec.to_dict()}
 
 
-def _occlude(crops: np.ndarray, specs: Sequence[str], seed: int) -> np.ndarray:
-    """Apply ``specs[i]`` to crop ``i`` (grouped by spec, one seeded batch per spec)."""
+def _occlude(crops: np.ndarray, specs: Sequence[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Apply ``specs[i]`` to crop ``i`` (grouped by spec, one seeded batch per spec); images and masks."""
     from runtime.occlusion import apply_batch
 
     out = crops.copy()
+    masks = np.zeros(crops.shape[:3], np.uint8)
     specs_arr = np.asarray(specs)
     for spec in sorted(set(specs)):
         idx = np.flatnonzero(specs_arr == spec)
-        out[idx] = apply_batch(crops[idx], spec, _protocol_seed(seed, spec)).image
-    return out
+        occ = apply_batch(crops[idx], spec, _protocol_seed(seed, spec))
+        out[idx], masks[idx] = occ.image, occ.mask
+    return out, masks
 
 
 def build_calibration_set(source: str, spec: InputSpec, *, count: int = 256,
@@ -171,9 +175,9 @@ def build_calibration_set(source: str, spec: InputSpec, *, count: int = 256,
         views = min(MAX_VIEWS, -(-count // n))
         index = np.tile(np.arange(n), views)[:max(n, min(count, n * views))]
         specs = stratified_assignment(len(index), mix, seed)
-        images = _occlude(found.crops[index], specs, seed)
+        images, masks = _occlude(found.crops[index], specs, seed)
         return OccludedSet(to_tensor(images, spec), found.labels[index], found.label_names, np.asarray(specs, str),
-                           key, n)
+                           key, n, masks)
 
     return _cached(key, cache_dir, build)
 
@@ -197,8 +201,9 @@ def build_heldout_set(source: str, spec: InputSpec, *, count: int = 64, protocol
     def build() -> OccludedSet:
         found = load_faces(source, spec, count=count, part=part, seed=seed, faces=faces)
         n = len(found.crops)
-        images = np.concatenate([_occlude(found.crops, [p] * n, seed) for p in specs])
-        return OccludedSet(to_tensor(images, spec), np.tile(found.labels, len(specs)), found.label_names,
-                           np.repeat(np.asarray(specs, str), n), key, n)
+        parts = [_occlude(found.crops, [p] * n, seed) for p in specs]
+        return OccludedSet(to_tensor(np.concatenate([i for i, _ in parts]), spec), np.tile(found.labels, len(specs)),
+                           found.label_names, np.repeat(np.asarray(specs, str), n), key, n,
+                           np.concatenate([m for _, m in parts]))
 
     return _cached(key, cache_dir, build)

@@ -126,6 +126,9 @@ def export_bundle(classifier: str | os.PathLike[str], out: str | os.PathLike[str
     if parity:
         report["parity"] = {role: {k: info.get(k) for k in PARITY_KEYS if k in info} for role, info in parity.items()}
     outcomes: dict[str, dict[str, Any]] = {}
+    variants: dict[str, dict[str, Any]] = {}  # key -> classifier engine entry (passed its own gate)
+    inpainter_variants: dict[str, dict[str, Any]] = {}
+    calib = None
     with tempfile.TemporaryDirectory(prefix=".ofer-export.", dir=out.parent if out.parent.exists() else None) as t:
         tmp = Path(t)
         classifier = self_contained(classifier, tmp)
@@ -160,9 +163,9 @@ def export_bundle(classifier: str | os.PathLike[str], out: str | os.PathLike[str
             report["fp16"] = {**result, "passed": message is None, "seconds": round(time.perf_counter() - t0, 2),
                               **({"failure": message} if message else {})}
             if message is None:
-                engines.append({"name": fmt.engine_name("classifier"), "path": path, "file": path.name,
-                                "format": "onnx", "precision": "fp16", "role": "classifier", "conversion": info,
-                                "agreement": result["top1_agreement"]})
+                variants["fp16"] = {"name": fmt.engine_name("classifier"), "path": path, "file": path.name,
+                                    "format": "onnx", "precision": "fp16", "role": "classifier", "conversion": info,
+                                    "agreement": result["top1_agreement"]}
         cache_written = False
         if int8:
             from calibration.ranges import amax_table, compute_ranges
@@ -191,17 +194,27 @@ def export_bundle(classifier: str | os.PathLike[str], out: str | os.PathLike[str
                                **({"failure": o.message} if o.message else {})}
                 if o.passed:
                     fmt = EXPORT_FORMATS[key]
-                    engines.append({"name": fmt.engine_name("classifier"), "path": o.path,
-                                    "file": fmt.file_name("classifier"), "format": "onnx", "precision": "int8",
-                                    "role": "classifier", "quantization": o.quantization,
-                                    "agreement": o.result["top1_agreement"]})
+                    variants[key] = {"name": fmt.engine_name("classifier"), "path": o.path,
+                                     "file": fmt.file_name("classifier"), "format": "onnx", "precision": "int8",
+                                     "role": "classifier", "quantization": o.quantization,
+                                     "agreement": o.result["top1_agreement"]}
             if method in ALGORITHMS and any(o.passed for o in results.values()):
                 write_trt_cache(tmp / TRT_CACHE_FILE, amax_table(ranges), trt_version=trt_version, method=method)
                 cache_written = True
+        if inpainter is not None and variants:
+            inpainter_variants = _check_pipelines(Path(inpainter), classifier, variants, outcomes, report,
+                                                  heldout=heldout, calib=calib, layout=input_spec.layout,
+                                                  method=method, threshold=agreement, labels=labels, work=tmp)
         require_some(outcomes)
+        for key, entry in variants.items():
+            if outcomes[key]["passed"]:
+                engines.append(entry)
         if inpainter is not None:
             engines.append({"name": "inpainter", "path": Path(inpainter), "file": "inpainter.onnx", "format": "onnx",
                             "precision": "fp32", "role": "inpainter", "output": "image"})
+            for key, entry in inpainter_variants.items():
+                if outcomes[key]["passed"]:
+                    engines.append(entry)
         report["outcome"] = {k: "passed" if o["passed"] else "failed" for k, o in outcomes.items()}
         report["seconds"] = round(time.perf_counter() - started, 2)
         prov.setdefault("metrics", {})
@@ -213,3 +226,38 @@ def export_bundle(classifier: str | os.PathLike[str], out: str | os.PathLike[str
             bundle = attach_file(bundle.path, tmp / TRT_CACHE_FILE, "trt_calibration_cache",
                                  {"method": method, "tensorrt": trt_version, "source_onnx": "classifier"})
     return bundle
+
+
+def _check_pipelines(inpainter: Path, classifier: Path, variants: dict[str, dict[str, Any]],
+                     outcomes: dict[str, dict[str, Any]], report: dict[str, Any], *, heldout: Any, calib: Any,
+                     layout: str, method: str, threshold: float, labels: Sequence[str],
+                     work: Path) -> dict[str, dict[str, Any]]:
+    """Inpainter variants for the classifier variants that passed, each pair judged as the whole inpaint pipeline
+    against the FP32 pipeline on the held-out faces and their masks; a pair below the gate fails its key.
+
+    Returns the inpainter engine entries (key -> entry) of the pairs that passed.
+    """
+    from .agreement import compare
+    from .inpaint_check import inpainter_variant, run_pipeline
+
+    reference = run_pipeline(inpainter, classifier, heldout.inputs, heldout.masks, layout)
+    report["fp32_pipeline"] = compare(reference, reference, heldout.protocols, heldout.labels, heldout.label_names,
+                                      labels)
+    entries: dict[str, dict[str, Any]] = {}
+    for key, entry in variants.items():
+        fmt = EXPORT_FORMATS[key]
+        path = work / fmt.file_name("inpainter")
+        info = inpainter_variant(inpainter, key, path, calib=calib, layout=layout, method=method)
+        got = run_pipeline(path, entry["path"], heldout.inputs, heldout.masks, layout, simulate=key == "int8-trt")
+        result = compare(reference, got, heldout.protocols, heldout.labels, heldout.label_names, labels)
+        message = gate_failure(result, threshold, what=f"{key} inpaint pipeline (inpainter + classifier)")
+        report[key]["pipeline"] = {**result, "passed": message is None}
+        if message is not None:
+            outcomes[key] = {"passed": False, "message": message}
+            report[key].update(passed=False, failure=message)
+            continue
+        entries[key] = {"name": fmt.engine_name("inpainter"), "path": path, "file": path.name, "format": "onnx",
+                        "precision": fmt.precision, "role": "inpainter", "output": "image",
+                        ("conversion" if key == "fp16" else "quantization"): info,
+                        "agreement": result["top1_agreement"]}
+    return entries

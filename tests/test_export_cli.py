@@ -113,11 +113,17 @@ def test_export_inpainter_and_classifier_pair(ofer_cmd, tmp_path):
               "mask": (rng.random((2, 1, 64, 64)) > 0.5).astype(np.float32)}
     export_onnx(inpainter, sample, tmp_path / "inpainter.onnx", output_names=("inpainted",), atol=1e-3)
     res = subprocess.run([*ofer_cmd, "export", str(tmp_path / "inpainter.onnx"), str(ROOT / "sdk" / "default_bundle"),
-                          "--out", str(tmp_path / "b"), "--precision", "fp32"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+                          "--out", str(tmp_path / "b"), "--precision", "fp16", "--heldout-count", "6"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         env={**os.environ, "OFER_CACHE": str(tmp_path / "cache")})
     assert res.returncode == 0, res.stderr
     bundle = load_bundle(tmp_path / "b")
     assert bundle.engines["inpainter"].role == "inpainter" and bundle.engines["inpainter"].output == "image"
+    # FP16 for the inpainter too, judged on the whole pipeline (inpainter + classifier) against the FP32 pipeline
+    assert bundle.engines["inpainter-fp16"].precision == "fp16" and bundle.engines["inpainter-fp16"].role == "inpainter"
+    record = bundle.provenance["metrics"]["export"]["fp16"]
+    assert record["pipeline"]["passed"] and record["pipeline"]["n"] == 6 * 21
+    assert record["pipeline"]["top1_agreement"] >= 0.98
     assert set(bundle.pipelines) == {"direct", "inpaint", "auto"}
     from sdk import Recognizer
 
