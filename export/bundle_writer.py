@@ -29,7 +29,7 @@ DEFAULT_TRT_VERSION = "10.3.0"
 #: Default agreement gate: top-1 agreement with FP32 on held-out occluded faces.
 DEFAULT_AGREEMENT = 0.98
 #: Default cap on the nodes the INT8 sensitivity fallback keeps in float.
-DEFAULT_MAX_FLOAT_NODES = 12
+DEFAULT_MAX_FLOAT_NODES = 24
 #: What of :func:`export.onnx.export_onnx`'s report goes into the manifest as conversion parity.
 PARITY_KEYS = ("max_abs_diff", "top1_agreement", "opset", "inputs")
 
@@ -191,6 +191,7 @@ def export_bundle(classifier: str | os.PathLike[str], out: str | os.PathLike[str
                 outcomes[key] = {"passed": o.passed, "message": o.message}
                 report[key] = {**o.result, "passed": o.passed, "seconds": round(o.seconds, 2),
                                "excluded_nodes": o.quantization["excluded_nodes"],
+                               "quantizable_nodes": o.quantization.get("sensitivity", {}).get("candidates"),
                                **({"failure": o.message} if o.message else {})}
                 if o.passed:
                     fmt = EXPORT_FORMATS[key]

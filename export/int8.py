@@ -85,7 +85,7 @@ def export_int8(classifier: Path, keys: Sequence[str], *, ranges: Any, method: s
         classifier: FP32 ONNX.
         keys: ``int8-cpu`` and/or ``int8-trt``.
         ranges, method, reader: Activation ranges, the method they came from, the calibration reader.
-        calib_inputs: Calibration inputs (the sensitivity ranking runs on the first 128).
+        calib_inputs: Calibration inputs (the sensitivity ranking runs on the first 64).
         heldout_inputs, reference: Held-out inputs and FP32 outputs on them.
         judge: Held-out outputs -> :func:`export.agreement.compare` result.
         threshold: The agreement gate.
@@ -97,7 +97,7 @@ def export_int8(classifier: Path, keys: Sequence[str], *, ranges: Any, method: s
     from .sensitivity import candidates, fallback
 
     outcomes: dict[str, Int8Outcome] = {}
-    sample = calib_inputs[:128]
+    sample = calib_inputs[:64]
     sample_ref = run_onnx(classifier, sample)
     for key in keys:
         start = time.perf_counter()
@@ -116,9 +116,10 @@ def export_int8(classifier: Path, keys: Sequence[str], *, ranges: Any, method: s
         sensitivity: dict[str, Any] | None = None
         if result["top1_agreement"] < threshold and max_float_nodes > 0:
             nodes = candidates(classifier, key)
+            # at least one node stays INT8: a model with every node in float is not an INT8 model
             fb = fallback(quantize, run, judge, threshold, nodes=nodes, calib_inputs=sample,
                           calib_reference=sample_ref, heldout_inputs=heldout_inputs,
-                          max_excluded=min(max_float_nodes, len(nodes)), work=work / f"{key}-fallback")
+                          max_excluded=min(max_float_nodes, len(nodes) - 1), work=work / f"{key}-fallback")
             sensitivity = {"all_int8_agreement": result["top1_agreement"], "candidates": len(nodes),
                            "ranking": [[n, round(e, 5)] for n, e in fb.ranking[:10]],
                            "tried": [[k, round(a, 4)] for k, a in fb.tried], "ranked_on": len(sample)}

@@ -95,6 +95,7 @@ def fallback(quantize: Callable[[Path, list[str]], None], run: Callable[[Path, n
     """
     own = tempfile.TemporaryDirectory(prefix="ofer.sens.") if work is None else None
     folder = Path(own.name if own else work)
+    folder.mkdir(parents=True, exist_ok=True)
     try:
         ranking = rank_nodes(quantize, run, nodes, calib_inputs, calib_reference, folder)
         order = [n for n, _ in ranking]

@@ -18,16 +18,9 @@ DEFAULT = ROOT / "sdk" / "default_bundle"
 @pytest.fixture(scope="module")
 def real_folders(tmp_path_factory):
     """Real photos with faces, tune split (calibration) and report split (held-out): other people."""
-    import cv2
-
-    rf = load_real_faces_module()
-    root = tmp_path_factory.mktemp("real")
-    for split in ("tune", "report"):
-        (root / split).mkdir()
-        for k, im in enumerate(rf.load_real_images(split, sources=real_face_sources())):
-            if im.faces:
-                cv2.imwrite(str(root / split / f"{k:03d}.png"), im.image)
-    return root / "tune", root / "report"
+    folders = load_real_faces_module().write_split_folders(tmp_path_factory.mktemp("real"),
+                                                          sources=real_face_sources())
+    return folders["tune"], folders["report"]
 
 
 def test_calibration_domain_follows_the_model():
@@ -43,40 +36,47 @@ def test_calibration_domain_follows_the_model():
     assert check_calibration_domain(None, {"data": "procedural"}) == "procedural"
 
 
-def test_default_model_int8_on_real_occluded_faces(real_folders, tmp_path):
-    """Both flavours judged on their own on other people's occluded faces; a flavour below the gate gets the
-    sensitivity fallback (nodes kept in float, recorded) and, if it still fails, is left out and reported."""
+def _export(real_folders, tmp_path, precisions: str, **kw):
     from export.bundle_writer import export_bundle
     from export.formats import parse_precisions
 
     tune, report = real_folders
     src = load_bundle(DEFAULT)
-    bundle = export_bundle(src.engine_path("classifier"), tmp_path / "b", labels=src.labels, input_spec=src.input,
-                           formats=parse_precisions("fp16,int8"), calib_source=str(tune), heldout_source=str(report),
-                           calib_count=96, heldout_count=24, provenance=src.provenance, max_float_nodes=4,
-                           files=[src.path / f for f in src.licence_files()], cache_dir=tmp_path / "cache",
-                           calib_note="research-use-only media")
+    return export_bundle(src.engine_path("classifier"), tmp_path / "b", labels=src.labels, input_spec=src.input,
+                         formats=parse_precisions(precisions), calib_source=str(tune), heldout_source=str(report),
+                         calib_count=64, heldout_count=16, provenance=src.provenance,
+                         files=[src.path / f for f in src.licence_files()], cache_dir=tmp_path / "cache",
+                         calib_note="research-use-only media", **kw)
+
+
+def test_default_model_int8_passes_on_real_occluded_faces(real_folders, tmp_path):
+    """The target: both INT8 flavours of the default model at >= 98 % top-1 agreement with FP32 on other people's
+    occluded real faces (standard + realistic protocols), with the sensitivity fallback's float nodes recorded."""
+    bundle = _export(real_folders, tmp_path, "int8")
     rec = bundle.provenance["metrics"]["export"]
-    assert rec["fp16"]["passed"] and "classifier-fp16" in bundle.engines  # FP16 is kept whatever INT8 does
+    assert rec["threshold"] == 0.98
     assert rec["calibration"]["domain"] == "real" and rec["calibration"]["note"] == "research-use-only media"
-    assert rec["heldout"]["source"] == str(report) and "headset" in rec["heldout"]["per_protocol"]
+    assert rec["heldout"]["source"] == str(real_folders[1]) and "headset" in rec["heldout"]["per_protocol"]
     assert {"headset", "mask"} <= set(rec["calibration"]["per_protocol"])  # realistic occluders in the mix
     for key in ("int8-cpu", "int8-trt"):
         r = rec[key]
-        assert rec["outcome"][key] == ("passed" if r["top1_agreement"] >= 0.98 else "failed")
-        assert (f"classifier-{key}" in bundle.engines) == r["passed"]
-        assert 0.85 <= r["top1_agreement"] <= 1.0  # a broken quantisation lands near chance
-        if r["passed"]:
-            q = bundle.engines[f"classifier-{key}"].extra["quantization"]
-            assert q["excluded_nodes"] == r["excluded_nodes"] and len(q["excluded_nodes"]) <= 4
-        else:
-            assert len(r["excluded_nodes"]) == 4 and "--max-float-nodes" in r["failure"]
-            assert "--calib-method" not in r["failure"]  # no round of calibration methods
-    # The fallback really helps: keeping nodes in float never lowers agreement below the all-INT8 model's.
-    for key in ("int8-cpu", "int8-trt"):
-        r = rec[key]
-        if r["excluded_nodes"]:
-            assert r["top1_agreement"] >= 0.9
+        assert r["passed"] and r["top1_agreement"] >= 0.98, (key, r.get("failure"))
+        q = bundle.engines[f"classifier-{key}"].extra["quantization"]
+        assert q["excluded_nodes"] == r["excluded_nodes"] and len(r["excluded_nodes"]) <= 24
+        if r["excluded_nodes"]:  # the fallback ran: what all-INT8 reached and what it tried are on record
+            assert q["sensitivity"]["all_int8_agreement"] < 0.98 and q["sensitivity"]["tried"][-1][1] >= 0.98
+            assert len(r["excluded_nodes"]) < q["sensitivity"]["candidates"]  # some nodes stay INT8
+
+
+def test_a_failing_flavour_is_left_out_and_the_others_kept(real_folders, tmp_path):
+    """Per-variant outcome: INT8 without the fallback misses a 0.995 gate and is left out (reason on record),
+    FP16 passes and is kept; no calibration-method round in the advice."""
+    bundle = _export(real_folders, tmp_path, "fp16,int8-cpu", agreement=0.995, max_float_nodes=0)
+    rec = bundle.provenance["metrics"]["export"]
+    assert rec["outcome"] == {"fp16": "passed", "int8-cpu": "failed"}
+    assert "classifier-fp16" in bundle.engines and "classifier-int8-cpu" not in bundle.engines
+    assert "below --agreement 0.995" in rec["int8-cpu"]["failure"] and "--calib-method" not in rec["int8-cpu"]["failure"]
+    assert "trt_calibration_cache" not in bundle.manifest  # no INT8 engine, no cache
 
 
 def test_sensitivity_ranking_finds_the_noisy_node(tmp_path):

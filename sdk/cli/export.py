@@ -43,7 +43,7 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--agreement", type=float, default=0.98,
                    help="minimum top-1 agreement with FP32 per variant (default: %(default)s); variants below it "
                         "are left out and reported")
-    g.add_argument("--max-float-nodes", type=int, default=12,
+    g.add_argument("--max-float-nodes", type=int, default=24,
                    help="INT8 below the gate: keep up to this many of the most sensitive nodes in float "
                         "(default: %(default)s; 0: no fallback)")
     g.add_argument("--allow-domain-mismatch", action="store_true",
@@ -210,8 +210,10 @@ def run(args: argparse.Namespace) -> int:
     for name, e in bundle.engines.items():
         agree = report.get(e.extra.get("quantization", {}).get("flavour", e.precision), {}).get("top1_agreement")
         extra = f"  agreement {agree:.4f}" if isinstance(agree, float) else ""
-        floats = len(e.extra.get("quantization", {}).get("excluded_nodes", []))
-        extra += f" ({floats} nodes kept in float)" if floats else ""
+        quant = e.extra.get("quantization", {})
+        floats = len(quant.get("excluded_nodes", []))
+        of = quant.get("sensitivity", {}).get("candidates")
+        extra += f" ({floats}{f' of {of}' if of else ''} nodes kept in float)" if floats else ""
         size = bundle.engine_path(name).stat().st_size / 1024
         print(f"  {name:<22} {e.format}/{e.precision:<5} {size:8.1f} KB{extra}")
     for key, outcome in report.get("outcome", {}).items():

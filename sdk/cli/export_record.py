@@ -88,9 +88,11 @@ def export_lines(metrics: Mapping[str, Any]) -> list[str]:
         passed = r.get("passed", True)
         status = "reference" if k == "fp32" else ("in bundle" if passed else "LEFT OUT")
         excluded = r.get("excluded_nodes")
+        floats = str(len(excluded)) if isinstance(excluded, list) else "-"
+        if isinstance(r.get("quantizable_nodes"), int):
+            floats += f" of {r['quantizable_nodes']}"
         rows.append([k, status, _num(r.get("top1_agreement"), 4), _num(r.get("max_abs_diff")),
-                     _num(r.get("accuracy")), str(len(excluded)) if isinstance(excluded, list) else "-",
-                     _num(r.get("seconds"), 1)])
+                     _num(r.get("accuracy")), floats, _num(r.get("seconds"), 1)])
     lines.append("precisions")
     lines += table(["precision", "status", "agreement", "max |diff|", "accuracy", "float nodes", "time s"], rows)
     for k in variants:
