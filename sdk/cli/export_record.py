@@ -91,10 +91,15 @@ def export_lines(metrics: Mapping[str, Any]) -> list[str]:
         floats = str(len(excluded)) if isinstance(excluded, list) else "-"
         if isinstance(r.get("quantizable_nodes"), int):
             floats += f" of {r['quantizable_nodes']}"
+        pipe = _dict(r.get("pipeline")).get("top1_agreement", 1.0 if k == "fp32" else None)
         rows.append([k, status, _num(r.get("top1_agreement"), 4), _num(r.get("max_abs_diff")),
-                     _num(r.get("accuracy")), floats, _num(r.get("seconds"), 1)])
-    lines.append("precisions")
-    lines += table(["precision", "status", "agreement", "max |diff|", "accuracy", "float nodes", "time s"], rows)
+                     _num(r.get("accuracy")), floats, _num(r.get("seconds"), 1)]
+                    + ([_num(pipe, 4)] if "fp32_pipeline" in export else []))
+    lines.append("precisions (agreement: top-1 vs FP32 classifier" + (
+        "; inpaint pipeline: inpainter + classifier of that precision vs the FP32 pipeline)"
+        if "fp32_pipeline" in export else ")"))
+    lines += table(["precision", "status", "agreement", "max |diff|", "accuracy", "float nodes", "time s"]
+                   + (["inpaint pipeline"] if "fp32_pipeline" in export else []), rows)
     for k in variants:
         if isinstance(export[k].get("failure"), str):
             lines.append(f"  {k} left out: {export[k]['failure']}")
