@@ -15,7 +15,7 @@ import numpy as np
 from runtime.errors import InputError
 
 #: Suffix -> codecs tried in order (``avc1``: H.264 through PyAV, else OpenCV; then the fallback).
-CODECS = {".mp4": ("avc1", "mp4v"), ".m4v": ("avc1", "mp4v"), ".mov": ("avc1", "mp4v"), ".avi": ("MJPG",)}
+CODECS = {".avi": ("MJPG",), ".mp4": ("avc1", "mp4v"), ".m4v": ("avc1", "mp4v"), ".mov": ("avc1", "mp4v")}
 
 
 def _quiet_opencv() -> Any:
