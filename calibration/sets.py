@@ -1,9 +1,12 @@
 """Occluded calibration and held-out sets: deterministic, stratified over occlusion protocols, cached as ``.npz``.
 
 * :func:`build_calibration_set`: ``count`` faces, each occluded by one protocol of a mix (default
-  :data:`runtime.occlusion.CALIBRATION_MIX`), assigned by largest remainder and shuffled from ``seed``.
+  :data:`DEFAULT_MIX`: :data:`runtime.occlusion.CALIBRATION_MIX` plus the realistic occluders placed from
+  keypoints), assigned by largest remainder and shuffled from ``seed``. A source with fewer faces than ``count``
+  gives each face several times, under different protocols (``views``).
 * :func:`build_heldout_set`: held-out faces (another split / other files / the end of a video), each one under
-  every protocol of a list (default: the standard evaluation protocols), for agreement and accuracy per protocol.
+  every protocol of a list (default :data:`HELDOUT_PROTOCOLS`: the standard evaluation protocols and the realistic
+  occluders), for agreement and accuracy per protocol.
 
 Both are preprocessed with the bundle's input spec (:func:`runtime.preprocess.to_tensor`) and cached under
 ``cache_dir`` in a file named by the sha256 of everything they depend on (source identity, part, protocols,
@@ -26,7 +29,31 @@ from runtime.errors import ConfigError
 
 from .sources import Faces, load_faces, source_identity
 
-CACHE_VERSION = 1
+CACHE_VERSION = 3
+#: Share of the calibration mix given to the realistic occluders (headset, sunglasses, mask, hand, cup, phone).
+REALISTIC_SHARE = 0.24
+
+
+def _default_mix() -> tuple[tuple[str, float], ...]:
+    from runtime.occlusion import CALIBRATION_MIX, REALISTIC_PROTOCOLS
+
+    rest = 1.0 - REALISTIC_SHARE
+    return (tuple((spec, share * rest) for spec, share in CALIBRATION_MIX)
+            + tuple((kind, REALISTIC_SHARE / len(REALISTIC_PROTOCOLS)) for kind in REALISTIC_PROTOCOLS))
+
+
+def _heldout_protocols() -> tuple[str, ...]:
+    from runtime.occlusion import EVAL_PROTOCOLS, REALISTIC_PROTOCOLS
+
+    return tuple(EVAL_PROTOCOLS) + tuple(REALISTIC_PROTOCOLS)
+
+
+#: Default calibration mix: ``runtime.occlusion.CALIBRATION_MIX`` scaled to 76 %, plus 4 % per realistic occluder.
+DEFAULT_MIX: tuple[tuple[str, float], ...] = _default_mix()
+#: Default held-out protocols: ``EVAL_PROTOCOLS`` (15) + ``REALISTIC_PROTOCOLS`` (6).
+HELDOUT_PROTOCOLS: tuple[str, ...] = _heldout_protocols()
+#: Most times one face is used in a calibration set (under different protocols) when the source has few faces.
+MAX_VIEWS = 8
 DEFAULT_CACHE = Path(os.environ.get("OFER_CACHE", Path.home() / ".cache" / "ofer")) / "calibration"
 
 
@@ -40,6 +67,8 @@ class OccludedSet:
         label_names: Class names of the source's labels (empty when unlabelled).
         protocols: ``(N,)`` occlusion spec of each sample.
         key: sha256 of the inputs the set was built from (its cache key).
+        faces: Distinct face crops behind the samples (a face can appear under several protocols).
+        masks: ``(N, H, W)`` uint8 0/1 occlusion masks (what an inpainter is told to fill).
     """
 
     inputs: np.ndarray
@@ -47,6 +76,8 @@ class OccludedSet:
     label_names: tuple[str, ...]
     protocols: np.ndarray
     key: str
+    faces: int = 0  # distinct face crops (0: unknown, as many as samples)
+    masks: np.ndarray | None = None  # (N, H, W) uint8 0/1: what the occluder covers (for inpainters)
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
@@ -56,9 +87,10 @@ class OccludedSet:
         return [self.inputs[i:i + batch_size] for i in range(0, len(self), batch_size)]
 
     def describe(self) -> dict[str, Any]:
-        """Counts per protocol and the key, for manifests."""
+        """Counts (samples, distinct faces, per protocol) and the key, for manifests."""
         specs, counts = np.unique(self.protocols, return_counts=True)
-        return {"n": len(self), "key": self.key, "labelled": bool((self.labels >= 0).any()),
+        return {"n": len(self), "faces": self.faces or len(self), "key": self.key,
+                "labelled": bool((self.labels >= 0).any()),
                 "per_protocol": {str(s): int(c) for s, c in zip(specs, counts)}}
 
 
@@ -78,7 +110,7 @@ def _cached(key: str, cache_dir: str | os.PathLike[str] | None, build: Callable[
         try:
             with np.load(path, allow_pickle=False) as z:
                 return OccludedSet(z["inputs"], z["labels"], tuple(str(s) for s in z["label_names"]),
-                                   z["protocols"].astype(str), key)
+                                   z["protocols"].astype(str), key, int(z["faces"]), z["masks"])
         except (OSError, ValueError, KeyError):  # a truncated or foreign file: rebuild it
             path.unlink(missing_ok=True)
     result = build()
@@ -88,7 +120,8 @@ def _cached(key: str, cache_dir: str | os.PathLike[str] | None, build: Callable[
     try:
         with open(tmp, "wb") as f:
             np.savez(f, inputs=result.inputs, labels=result.labels,
-                     label_names=np.asarray(result.label_names, dtype=str), protocols=result.protocols.astype(str))
+                     label_names=np.asarray(result.label_names, dtype=str), protocols=result.protocols.astype(str),
+                     faces=np.int64(result.faces), masks=result.masks)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -101,16 +134,18 @@ def _payload(source: str, spec: InputSpec, part: str, count: int, seed: int, fac
             "faces": faces, "protocols": protocols, "input": spec.to_dict()}
 
 
-def _occlude(faces: Faces, specs: Sequence[str], seed: int) -> np.ndarray:
-    """Apply ``specs[i]`` to crop ``i`` (grouped by spec, one seeded batch per spec)."""
+def _occlude(crops: np.ndarray, specs: Sequence[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Apply ``specs[i]`` to crop ``i`` (grouped by spec, one seeded batch per spec); images and masks."""
     from runtime.occlusion import apply_batch
 
-    out = faces.crops.copy()
+    out = crops.copy()
+    masks = np.zeros(crops.shape[:3], np.uint8)
     specs_arr = np.asarray(specs)
     for spec in sorted(set(specs)):
         idx = np.flatnonzero(specs_arr == spec)
-        out[idx] = apply_batch(faces.crops[idx], spec, _protocol_seed(seed, spec)).image
-    return out
+        occ = apply_batch(crops[idx], spec, _protocol_seed(seed, spec))
+        out[idx], masks[idx] = occ.image, occ.mask
+    return out, masks
 
 
 def build_calibration_set(source: str, spec: InputSpec, *, count: int = 256,
@@ -121,47 +156,54 @@ def build_calibration_set(source: str, spec: InputSpec, *, count: int = 256,
     Args:
         source: Dataset spec, folder, image, video or ``procedural`` (see :mod:`calibration.sources`).
         spec: The bundle's input spec.
-        count: Number of faces wanted (fewer if the source has fewer).
-        mix: ``(protocol, share)`` pairs; default :data:`runtime.occlusion.CALIBRATION_MIX`.
+        count: Number of samples wanted. A source with fewer faces gives each face ``ceil(count / faces)`` times
+            (at most :data:`MAX_VIEWS`), each time under a protocol of the mix.
+        mix: ``(protocol, share)`` pairs; default :data:`DEFAULT_MIX`.
         seed: Seeds the sample choice, the protocol assignment and every occluder.
         faces: ``detect`` (crop detected faces) or ``whole`` (images are face crops).
         cache_dir: Where the ``.npz`` cache lives (``None``: no cache).
     """
-    from runtime.occlusion import CALIBRATION_MIX, parse_protocol, stratified_assignment
+    from runtime.occlusion import parse_protocol, stratified_assignment
     from runtime.preprocess import to_tensor
 
-    mix = [(parse_protocol(s).spec, float(w)) for s, w in (mix or CALIBRATION_MIX)]
+    mix = [(parse_protocol(s).spec, float(w)) for s, w in (mix or DEFAULT_MIX)]
     key = _key(_payload(source, spec, "calib", count, seed, faces, mix))
 
     def build() -> OccludedSet:
         found = load_faces(source, spec, count=count, part="calib", seed=seed, faces=faces)
-        specs = stratified_assignment(len(found.crops), mix, seed)
-        images = _occlude(found, specs, seed)
-        return OccludedSet(to_tensor(images, spec), found.labels, found.label_names, np.asarray(specs, str), key)
+        n = len(found.crops)
+        views = min(MAX_VIEWS, -(-count // n))
+        index = np.tile(np.arange(n), views)[:max(n, min(count, n * views))]
+        specs = stratified_assignment(len(index), mix, seed)
+        images, masks = _occlude(found.crops[index], specs, seed)
+        return OccludedSet(to_tensor(images, spec), found.labels[index], found.label_names, np.asarray(specs, str),
+                           key, n, masks)
 
     return _cached(key, cache_dir, build)
 
 
 def build_heldout_set(source: str, spec: InputSpec, *, count: int = 64, protocols: Sequence[str] | None = None,
                       seed: int = 1, faces: str = "detect",
-                      cache_dir: str | os.PathLike[str] | None = DEFAULT_CACHE) -> OccludedSet:
-    """Held-out faces, each under every protocol (default :data:`runtime.occlusion.EVAL_PROTOCOLS`).
+                      cache_dir: str | os.PathLike[str] | None = DEFAULT_CACHE, part: str = "heldout") -> OccludedSet:
+    """Held-out faces, each under every protocol (default :data:`HELDOUT_PROTOCOLS`).
 
-    The faces come from the part of the source that calibration never sees (see :mod:`calibration.sources`).
+    The faces come from the part of the source that calibration never sees (see :mod:`calibration.sources`);
+    ``part="all"`` takes the whole source (a held-out source of its own, e.g. other people).
     """
-    from runtime.occlusion import EVAL_PROTOCOLS, parse_protocol
+    from runtime.occlusion import parse_protocol
     from runtime.preprocess import to_tensor
 
-    specs = [parse_protocol(p).spec for p in (protocols or EVAL_PROTOCOLS)]
+    specs = [parse_protocol(p).spec for p in (protocols or HELDOUT_PROTOCOLS)]
     if not specs:
         raise ConfigError("the held-out set needs at least one occlusion protocol")
-    key = _key(_payload(source, spec, "heldout", count, seed, faces, specs))
+    key = _key(_payload(source, spec, part, count, seed, faces, specs))
 
     def build() -> OccludedSet:
-        found = load_faces(source, spec, count=count, part="heldout", seed=seed, faces=faces)
+        found = load_faces(source, spec, count=count, part=part, seed=seed, faces=faces)
         n = len(found.crops)
-        images = np.concatenate([_occlude(found, [p] * n, seed) for p in specs])
-        return OccludedSet(to_tensor(images, spec), np.tile(found.labels, len(specs)), found.label_names,
-                           np.repeat(np.asarray(specs, str), n), key)
+        parts = [_occlude(found.crops, [p] * n, seed) for p in specs]
+        return OccludedSet(to_tensor(np.concatenate([i for i, _ in parts]), spec), np.tile(found.labels, len(specs)),
+                           found.label_names, np.repeat(np.asarray(specs, str), n), key, n,
+                           np.concatenate([m for _, m in parts]))
 
     return _cached(key, cache_dir, build)

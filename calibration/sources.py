@@ -28,7 +28,7 @@ from runtime.errors import ConfigError, DatasetError
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXT = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 FACE_MODES = ("detect", "whole")
-PARTS = ("calib", "heldout")
+PARTS = ("calib", "heldout", "all")  # "all": a held-out source of its own (other people), used whole
 HELDOUT_SHARE = 0.3  # share of a folder's files / a video's duration kept apart for the held-out check
 _DATASET_FORMATS = ("fer2013", "ferplus", "rafdb", "ckplus", "affectnet", "folder")
 
@@ -145,7 +145,7 @@ def _dataset_faces(source: str, spec: InputSpec, count: int, part: str, seed: in
     text = str(source).strip()
     if kind == "procedural" and ":" not in text:
         text = f"procedural:n={max(count, 1)},size={max(spec.size)}"
-    splits = ("train",) if part == "calib" else ("test", "val")
+    splits = {"calib": ("train",), "heldout": ("test", "val"), "all": ("test", "val", "train")}[part]
     dataset, last_error = None, None
     for split in splits:
         try:
@@ -167,8 +167,8 @@ def _dataset_faces(source: str, spec: InputSpec, count: int, part: str, seed: in
 
 def _split_files(files: list[Path], part: str) -> list[Path]:
     """Deterministic file-level split (independent of the calibration seed, so the parts never overlap)."""
-    if len(files) < 2:
-        return files if part == "calib" else []
+    if part == "all" or len(files) < 2:
+        return files if part in ("calib", "all") else []
     order = np.random.default_rng(0).permutation(len(files))
     n_held = max(1, int(round(len(files) * HELDOUT_SHARE)))
     keep = order[:n_held] if part == "heldout" else order[n_held:]
@@ -202,7 +202,7 @@ def _video_faces(source: str, spec: InputSpec, count: int, part: str, faces: str
         cap.release()
         raise DatasetError(f"cannot read video {source}; check the file or convert it to mp4 (H.264)")
     cut = int(total * (1 - HELDOUT_SHARE))
-    lo, hi = (0, cut) if part == "calib" else (cut, total)
+    lo, hi = {"calib": (0, cut), "heldout": (cut, total), "all": (0, total)}[part]
     wanted = set(np.unique(np.linspace(lo, hi - 1, num=min(count, max(hi - lo, 0))).round().astype(int)).tolist())
     crop = _face_cropper(faces, spec)
     crops, origin, index = [], [], 0
@@ -223,7 +223,7 @@ def _video_faces(source: str, spec: InputSpec, count: int, part: str, faces: str
 
 def load_faces(source: str, spec: InputSpec, *, count: int, part: str = "calib", seed: int = 0,
                faces: str = "detect") -> Faces:
-    """Up to ``count`` face crops of one part (``calib`` or ``heldout``) of a source (see the module docstring).
+    """Up to ``count`` face crops of one part (``calib``, ``heldout`` or ``all``) of a source (module docstring).
 
     Raises:
         ConfigError: unknown source or option. DatasetError: nothing usable in it.

@@ -8,10 +8,6 @@ import numpy as np
 
 from runtime.errors import ExportError
 
-#: What to try next when a calibration method falls short.
-NEXT_METHOD = {"minmax": "entropy", "entropy": "percentile", "percentile": "minmax"}
-
-
 def run_onnx(path: str | os.PathLike[str], inputs: np.ndarray, *, batch: int = 64, threads: int = 1,
              simulate: bool = False) -> np.ndarray:
     """First output of an ONNX model over ``inputs`` in batches on ONNX Runtime CPU.
@@ -60,14 +56,39 @@ def compare(reference: np.ndarray, candidate: np.ndarray, protocols: np.ndarray,
             "accuracy_fp32": acc(ref, everything), "per_protocol": per}
 
 
-def check_agreement(result: dict[str, Any], threshold: float, *, what: str, method: str | None = None) -> None:
-    """Raise ExportError when ``result['top1_agreement'] < threshold``, saying what to try."""
+def worst_protocols(result: dict[str, Any], k: int = 3) -> str:
+    """``"upper_half 0.912, mouth 0.930, ..."``: the ``k`` protocols with the lowest agreement."""
+    worst = sorted(result["per_protocol"].items(), key=lambda kv: kv[1]["agreement"])[:k]
+    return ", ".join(f"{p} {r['agreement']:.3f}" for p, r in worst)
+
+
+def gate_failure(result: dict[str, Any], threshold: float, *, what: str, excluded: int | None = None,
+                 max_excluded: int | None = None) -> str | None:
+    """``None`` when ``result['top1_agreement'] >= threshold``, else one line: what failed and what to do.
+
+    The advice follows from what was measured, never a round of calibration methods: ``excluded`` is how many
+    nodes the sensitivity fallback already left in float (``None``: it did not run, e.g. FP16).
+    """
     agreement = result["top1_agreement"]
     if agreement >= threshold:
-        return
-    worst = sorted(result["per_protocol"].items(), key=lambda kv: kv[1]["agreement"])[:3]
-    worst_txt = ", ".join(f"{p} {r['agreement']:.3f}" for p, r in worst)
-    hint = f"try --calib-method {NEXT_METHOD[method]}, " if method in NEXT_METHOD else ""
-    raise ExportError(f"{what}: top-1 agreement with FP32 is {agreement:.4f} on {result['n']} held-out occluded faces, "
-                      f"below --agreement {threshold:g} (worst protocols: {worst_txt}); {hint}more or more "
-                      "representative calibration faces (--calib-count, --calib), or leave this precision out")
+        return None
+    head = (f"{what}: top-1 agreement with FP32 {agreement:.4f} on {result['n']} held-out occluded faces is below "
+            f"--agreement {threshold:g} (worst protocols: {worst_protocols(result)})")
+    clean = result["per_protocol"].get("clean", {}).get("agreement")
+    if excluded is None:
+        fix = "leave this precision out, or report the model (FP16 should agree almost exactly)"
+    elif excluded == 0 and clean is not None and clean < threshold:
+        fix = (f"even clean faces agree only {clean:.3f}: calibrate on more faces from the deployment domain "
+               "(--calib, --calib-count)")
+    else:
+        fix = (f"the sensitivity analysis kept the {excluded} most sensitive nodes in float (--max-float-nodes "
+               f"{max_excluded}); allow more, calibrate on more faces from the deployment domain, or use fp16 "
+               "for this model")
+    return f"{head}; {fix}"
+
+
+def check_agreement(result: dict[str, Any], threshold: float, *, what: str) -> None:
+    """Raise ExportError with :func:`gate_failure`'s line when ``result`` is below ``threshold``."""
+    message = gate_failure(result, threshold, what=what)
+    if message:
+        raise ExportError(message)

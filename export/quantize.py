@@ -17,7 +17,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from runtime.errors import ExportError
 
@@ -67,7 +67,8 @@ def _has_range_cache() -> bool:
 
 
 def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], ranges: Any, *, flavour: str = "int8-cpu",
-                  method: str = "entropy", reduce_range: bool | None = None, reader: Any = None) -> dict[str, Any]:
+                  method: str = "entropy", reduce_range: bool | None = None, reader: Any = None,
+                  exclude: Sequence[str] = ()) -> dict[str, Any]:
     """Write an INT8 Q/DQ copy of ``src`` using activation ``ranges`` computed on calibration data.
 
     Args:
@@ -82,6 +83,7 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], rang
         reader: Calibration reader, used only by an onnxruntime whose ``quantize_static`` cannot take ``ranges``
             (before ``calibration_cache_path``): it then calibrates itself with ``method`` (entropy with its own
             default histogram, so results can differ slightly from ``ranges``).
+        exclude: Node names left in floating point (``nodes_to_exclude``; see :mod:`export.sensitivity`).
 
     Returns:
         The settings used (JSON-able), for the manifest.
@@ -94,6 +96,8 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], rang
     src, dst = Path(src), Path(dst)
     settings = quantize_settings(flavour, method)
     settings["reduce_range"] = (flavour == "int8-cpu") if reduce_range is None else bool(reduce_range)
+    if exclude:
+        settings["nodes_to_exclude"] = list(exclude)
     dst.parent.mkdir(parents=True, exist_ok=True)
     # onnxruntime.quantization advises "pre-processing" through the root logger at WARNING on every call; the
     # graph is already shape-inferred by export_onnx, so keep the CLI's output to ofer's own lines.
@@ -124,4 +128,5 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], rang
     return {"flavour": flavour, "method": method, "activations": settings["activation_type"].name,
             "weights": settings["weight_type"].name, "per_channel": True, "format": "QDQ",
             "reduce_range": settings["reduce_range"], "symmetric_activations": flavour == "int8-trt",
-            "ops": settings.get("op_types_to_quantize", "all"), "description": EXPORT_FORMATS[flavour].description}
+            "ops": settings.get("op_types_to_quantize", "all"), "excluded_nodes": list(exclude),
+            "description": EXPORT_FORMATS[flavour].description}

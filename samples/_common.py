@@ -40,43 +40,39 @@ def checked_outputs(force: bool, inputs: Sequence[str], **paths: str | None) -> 
 
 
 def annotate(frame: Any, predictions: Sequence[Any]) -> Any:
-    """Boxes, labels and score bars, plus the pipeline and occlusion of each face above its box."""
-    import cv2
-
+    """Boxes, track ids, labels, pipeline, occlusion and score bars (:func:`runtime.draw.draw_predictions`)."""
     from runtime.draw import draw_predictions
 
-    out = draw_predictions(frame, predictions)
-    for p in predictions:
-        x1, y1 = int(p.box[0]), int(p.box[1])
-        occ = "" if p.occlusion is None else f" occl {p.occlusion:.0%}"
-        cv2.putText(out, f"{p.pipeline}{occ}", (x1, max(12, y1 - 24)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                    (0, 255, 255), 1, cv2.LINE_AA)
-    return out
+    return draw_predictions(frame, predictions)
 
 
 class VideoOut:
-    """Annotated frames to ``.avi`` (MJPG) or ``.mp4`` (mp4v), opened on the first frame."""
+    """Annotated frames to ``.avi`` (MJPG) or ``.mp4`` (H.264 when OpenCV/PyAV can write it, else mp4v)."""
 
     def __init__(self, path: str | Path, fps: float | None) -> None:
-        self.path, self.fps, self.writer, self.frames = Path(path), fps or 25.0, None, 0
-        if self.path.suffix.lower() not in (".avi", ".mp4"):
-            raise SystemExit(f"{self.path}: use .avi or .mp4 for the annotated video")
+        from runtime.errors import InputError
+        from runtime.video_writer import VideoWriter
+
+        try:
+            self.writer = VideoWriter(path, fps)
+        except InputError as exc:
+            raise SystemExit(str(exc)) from None
+        self.path = Path(path)
+
+    @property
+    def frames(self) -> int:
+        return self.writer.frames
+
+    @property
+    def codec(self) -> str | None:
+        """The codec used (``avc1`` = H.264, ``mp4v``, ``MJPG``)."""
+        return self.writer.codec
 
     def write(self, image: Any) -> None:
-        import cv2
-
-        if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
-            self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (image.shape[1], image.shape[0]))
-            if not self.writer.isOpened():
-                raise SystemExit(f"OpenCV cannot write {self.path}")
         self.writer.write(image)
-        self.frames += 1
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
+        self.writer.close()
 
 
 def display_available() -> bool:

@@ -18,7 +18,7 @@ from _common import VideoOut, add_model_args, annotate, checked_outputs
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("video", help="input video file")
-    p.add_argument("--out", required=True, help="annotated video (.avi or .mp4)")
+    p.add_argument("--out", required=True, help="annotated video (.mp4: H.264 when available, else mp4v; .avi: MJPG)")
     p.add_argument("--jsonl", required=True, help="one JSON line per face per frame")
     p.add_argument("--csv", default=None, help="frame, time, track_id, label, pipeline, occlusion, a score per label")
     p.add_argument("--smooth", default=None, help="per-face smoothing: ema:ALPHA or window:N")
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "" if q.occlusion is None else f"{q.occlusion:.4f}",
                                         *(f"{q.scores[k]:.6f}" for k in labels)])
     out.close()
-    print(f"annotate_video: {out.frames} frames, {faces} faces -> {args.out}, {args.jsonl}"
+    print(f"annotate_video: {out.frames} frames, {faces} faces -> {args.out} ({out.codec}), {args.jsonl}"
           + (f", {args.csv}" if args.csv else ""), file=sys.stderr)
     return 0
 

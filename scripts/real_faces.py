@@ -229,6 +229,35 @@ def load_real_images(split: str | None = None, *, sources: Iterable[str] | None 
     return out
 
 
+def write_split_folders(root: Path, *, sources: Iterable[str] | None = None) -> dict[str, Path]:
+    """Write the images and frames that have faces as PNGs into ``root/tune`` and ``root/report`` (lossless), for
+    tools that take a folder of photos (``ofer export --calib root/tune --heldout root/report``: calibration and
+    held-out faces of different people). Existing folders are reused as they are.
+
+    Returns:
+        ``{"tune": folder, "report": folder}``.
+    """
+    out = {}
+    for split in SPLITS:
+        folder = Path(root) / split
+        out[split] = folder
+        if folder.is_dir() and any(folder.iterdir()):
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, im in enumerate(load_real_images(split, sources=sources)):
+            if im.faces:
+                name = im.name.replace("/", "_").replace("#", "_")
+                cv2.imwrite(str(folder / f"{k:03d}_{Path(name).stem}.png"), im.image)
+    return out
+
+
+def research_only_note(sources: Iterable[str] | None = None) -> str:
+    """One line naming the research-use-only sources among ``sources`` (all by default), for manifests."""
+    names = [n for n in (sources or SOURCES) if SOURCES[n].research_only]
+    return (f"real faces from {', '.join(sources or SOURCES)} (scripts/real_faces.py, split by person); research use "
+            f"only: {', '.join(names)} - not for shipped weights" if names else "")
+
+
 def load_lfw_subset() -> tuple[np.ndarray, np.ndarray]:
     """scikit-image's LFW subset: 100 face crops and 100 background crops, each ``(100, 25, 25)`` gray uint8.
 

@@ -66,7 +66,9 @@ def test_reader_batches_and_rewinds():
     x = np.arange(10 * 4, dtype=np.float32).reshape(10, 1, 2, 2)
     reader = ArrayCalibrationReader(x, "input", batch_size=4)
     first = [reader.get_next() for _ in range(4)]
-    assert [b["input"].shape[0] for b in first[:3]] == [4, 4, 2] and first[3] is None
+    # equal batches (ONNX Runtime's histogram calibrators fail on a short one): the last overlaps the one before
+    assert [b["input"].shape[0] for b in first[:3]] == [4, 4, 4] and first[3] is None
+    np.testing.assert_array_equal(first[2]["input"], x[6:10])
     reader.rewind()
     again = reader.get_next()["input"]
     np.testing.assert_array_equal(again, x[:4])

@@ -108,7 +108,10 @@ def test_user_errors_are_one_line(ofer_cmd, media_dir: Path, tmp_path: Path, arg
 def test_info(ofer_cmd) -> None:
     res = ofer(ofer_cmd, "info", check=True)
     assert "angry, disgust, fear, happy, sad, surprise, neutral" in res.stdout
-    assert "loads with: CPUExecutionProvider" in res.stdout
+    lines = res.stdout.splitlines()
+    head = next(ln for ln in lines if ln.split()[:2] == ["name", "format"])
+    row = next(ln for ln in lines if ln.split()[:1] == ["classifier"])
+    assert row.endswith("CPUExecutionProvider") and row.index("CPUExecutionProvider") == head.index("loads with")
     info = json.loads(ofer(ofer_cmd, "info", "--json", check=True).stdout)
     assert info["engines"]["classifier"]["loads_with"] == ["CPUExecutionProvider"]
     assert info["schema_version"] == 1

@@ -219,3 +219,65 @@ def test_samples_follow_the_output_rules(tmp_path: Path, media_dir: Path) -> Non
     assert (tmp_path / "demo.avi").read_bytes() == b"an earlier result"
     res = _sample("profile_engines.py", "--json", "p.json", "--png", "p.json", cwd=tmp_path)
     assert res.returncode != 0 and not (tmp_path / "p.json").exists()
+
+
+def _pred(box, tid):
+    from runtime.prediction import Prediction
+
+    labels = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    scores = dict(zip(labels, np.random.default_rng(tid).dirichlet(np.ones(7))))
+    label = max(scores, key=scores.get)
+    return Prediction(box=box, label=label, confidence=float(scores[label]), scores={k: float(v) for k, v in
+                      scores.items()}, pipeline="inpaint", occlusion=0.4, track_id=tid)
+
+
+@pytest.mark.parametrize("boxes", [
+    [(250, 120, 390, 280)],
+    [(0, 300, 110, 470), (540, 0, 640, 110)],  # at the frame edges
+    [(20, 40, 120, 150), (130, 40, 230, 150), (240, 40, 340, 150), (350, 300, 450, 410), (560, 380, 640, 480)],
+])
+def test_annotation_panels_stay_in_frame_and_apart(boxes):
+    """Each face's panel (id, label, pipeline, occlusion, bars) is drawn inside the frame, clear of the others."""
+    from runtime import draw
+
+    placed = []
+    real_place = draw._place
+    draw._place = lambda *a: placed.append(real_place(*a)) or placed[-1]
+    try:
+        frame = np.full((480, 640, 3), 200, np.uint8)
+        out = draw.draw_predictions(frame, [_pred(b, i + 1) for i, b in enumerate(boxes)])
+    finally:
+        draw._place = real_place
+    assert len(placed) == len(boxes) and out.shape == frame.shape
+    for i, a in enumerate(placed):
+        assert 0 <= a[0] < a[2] <= 640 and 0 <= a[1] < a[3] <= 480
+        assert (out[a[1]:a[3], a[0]:a[2]] != 200).any()  # something was drawn there
+        for b in placed[i + 1:]:
+            assert draw._overlap(a, b) == 0, (a, b)
+
+
+def test_mp4_is_written_in_a_codec_browsers_play_when_available(tmp_path):
+    """.mp4 comes out as H.264 ('avc1') when PyAV or OpenCV can encode it (else mp4v), and it decodes."""
+    import cv2
+
+    from runtime.video_writer import VideoWriter
+
+    w = VideoWriter(tmp_path / "a.mp4", 25)
+    for i in range(6):
+        w.write(np.full((61, 81, 3), 40 * i, np.uint8))
+    w.close()
+    try:
+        import av  # noqa: F401
+
+        has_h264 = "libx264" in av.codecs_available or "h264" in av.codecs_available
+    except ImportError:
+        has_h264 = False
+    assert w.codec == ("avc1" if has_h264 else w.codec) and w.codec in ("avc1", "mp4v")
+    cap = cv2.VideoCapture(str(tmp_path / "a.mp4"))
+    ok, frame = cap.read()
+    assert ok and frame.shape[:2] in ((61, 81), (62, 82)) and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    cap.release()
+    w = VideoWriter(tmp_path / "b.avi", 25)
+    w.write(np.zeros((32, 32, 3), np.uint8))
+    w.close()
+    assert w.codec == "MJPG"

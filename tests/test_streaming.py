@@ -238,9 +238,11 @@ def test_cli_run_mode_smooth_csv(tiny_bundle, media_dir, tmp_path, ofer_cmd):
     assert [r["frame"] for r in records] == list(range(12))
     assert {r["track_id"] for r in records} == {1}
     rows = list(csv.DictReader(table.open()))
-    assert len(rows) == 12 and rows[0].keys() >= {"frame", "time", "track_id", "label", "angry", "neutral"}
+    assert len(rows) == 12 and rows[0].keys() >= {"frame", "time", "track_id", "label", "pipeline", "occlusion",
+                                                  "angry", "neutral"}
     for row, rec in zip(rows, records):
         assert int(row["frame"]) == rec["frame"] and row["label"] == rec["label"]
+        assert row["pipeline"] == rec["pipeline"] and int(row["track_id"]) == rec["track_id"]
         assert float(row["happy"]) == pytest.approx(rec["scores"]["happy"], abs=1e-5)
     assert "12 frames" in res.stderr
     bad = subprocess.run([*ofer_cmd, "run", str(video), "--bundle", str(tiny_bundle), "--detector", "none",

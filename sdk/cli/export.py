@@ -26,13 +26,28 @@ def add_parser(sub: Any) -> None:
                    help="comma list of fp32, fp16, int8 (= int8-cpu + int8-trt), int8-cpu, int8-trt")
     p.add_argument("--spec", default=None, help="JSON file with 'labels' and 'input' (for an ONNX MODEL)")
     g = p.add_argument_group("calibration (INT8)")
-    g.add_argument("--calib", default=None, help="face images folder, video, dataset spec or 'procedural'")
-    g.add_argument("--calib-method", default="minmax", choices=CALIBRATION_METHODS)
+    g.add_argument("--calib", default=None,
+                   help="faces from the model's own domain: a folder of photos, a video, a dataset spec, or "
+                        "'procedural' (the default only for a model trained on procedural faces)")
+    g.add_argument("--heldout", default=None,
+                   help="held-out faces for the agreement gate, e.g. other people (default: the part of --calib "
+                        "that calibration does not use)")
+    g.add_argument("--calib-note", default=None, help="recorded with the calibration source, e.g. its licence")
+    g.add_argument("--calib-method", default="minmax", choices=CALIBRATION_METHODS,
+                   help="activation ranges (default: %(default)s); minmax and entropy also write a TensorRT "
+                        "calibration cache, percentile does not")
     g.add_argument("--calib-count", type=int, default=256, help="calibration faces")
     g.add_argument("--heldout-count", type=int, default=64, help="held-out faces (each under every protocol)")
     g.add_argument("--calib-faces", default="detect", choices=("detect", "whole"),
                    help="detect faces in images/videos, or use each image whole (ready face crops)")
-    g.add_argument("--agreement", type=float, default=0.97, help="minimum top-1 agreement with FP32")
+    g.add_argument("--agreement", type=float, default=0.98,
+                   help="minimum top-1 agreement with FP32 per variant (default: %(default)s); variants below it "
+                        "are left out and reported")
+    g.add_argument("--max-float-nodes", type=int, default=24,
+                   help="INT8 below the gate: keep up to this many of the most sensitive nodes in float "
+                        "(default: %(default)s; 0: no fallback)")
+    g.add_argument("--allow-domain-mismatch", action="store_true",
+                   help="calibrate a model trained on real faces on procedural faces anyway")
     g.add_argument("--trt-version", default="10.3.0", help="TensorRT version named in the calibration cache")
     g.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="replace an existing bundle")
@@ -158,12 +173,13 @@ def _from_checkpoint(path: Path, work: Path) -> dict[str, Any]:
     clf = ck.models[plan["classifier"]]
     if plan.get("classifier_output") is not None:
         clf = _select_output(clf, int(plan["classifier_output"]))
-    export_onnx(clf, sample, work / "classifier.onnx")
+    out["parity"] = {"classifier": export_onnx(clf, sample, work / "classifier.onnx")}
     out["classifier"] = work / "classifier.onnx"
     if plan.get("pipeline") == "inpaint" and plan.get("inpainter"):
         mask = (np.random.default_rng(1).random((4, 1, h, w)) > 0.5).astype(np.float32)
-        export_onnx(ck.models[plan["inpainter"]], {"image": sample, "mask": mask}, work / "inpainter.onnx",
-                    output_names=("inpainted",))  # an output named like the input gets renamed
+        out["parity"]["inpainter"] = export_onnx(ck.models[plan["inpainter"]], {"image": sample, "mask": mask},
+                                                 work / "inpainter.onnx", output_names=("inpainted",))
+        # (an output named like the input gets renamed)
         out["inpainter"] = work / "inpainter.onnx"
     return out
 
@@ -185,12 +201,22 @@ def run(args: argparse.Namespace) -> int:
                                calib_count=args.calib_count, heldout_count=args.heldout_count,
                                agreement=args.agreement, faces=args.calib_faces, seed=args.seed,
                                inpainter=model["inpainter"], provenance=model["provenance"],
-                               files=model["files"], trt_version=args.trt_version, force=args.force)
+                               files=model["files"], trt_version=args.trt_version, force=args.force,
+                               heldout_source=args.heldout, calib_note=args.calib_note,
+                               max_float_nodes=args.max_float_nodes,
+                               allow_domain_mismatch=args.allow_domain_mismatch, parity=model.get("parity"))
     report = bundle.provenance.get("metrics", {}).get("export", {})
-    print(f"wrote bundle {bundle.path}")
+    print(f"wrote bundle {bundle.path} in {report.get('seconds', 0):.1f} s")
     for name, e in bundle.engines.items():
         agree = report.get(e.extra.get("quantization", {}).get("flavour", e.precision), {}).get("top1_agreement")
         extra = f"  agreement {agree:.4f}" if isinstance(agree, float) else ""
+        quant = e.extra.get("quantization", {})
+        floats = len(quant.get("excluded_nodes", []))
+        of = quant.get("sensitivity", {}).get("candidates")
+        extra += f" ({floats}{f' of {of}' if of else ''} nodes kept in float)" if floats else ""
         size = bundle.engine_path(name).stat().st_size / 1024
         print(f"  {name:<22} {e.format}/{e.precision:<5} {size:8.1f} KB{extra}")
+    for key, outcome in report.get("outcome", {}).items():
+        if outcome != "passed":
+            print(f"  not exported: {report[key]['failure']}")
     return 0

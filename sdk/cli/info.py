@@ -58,23 +58,21 @@ def _num(value: Any, digits: int) -> str:
 
 
 def summarize_metrics(metrics: dict[str, Any]) -> list[str]:
-    """Readable lines for a manifest's metrics: accuracy per protocol, export agreement per precision, others.
+    """Readable lines for a manifest's metrics: accuracy, conversion parity, the export record, the rest.
 
     Metrics are free-form provenance: values that are not numbers are shown as they are, never a crash.
     """
+    from .export_record import export_lines, parity_lines
+
     if not isinstance(metrics, dict):
         return [f"metrics    {json.dumps(metrics)[:300]}"]
     acc = {k: v for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v}
     lines = []
     if acc:
         lines.append("accuracy   " + ", ".join(f"{k} {_num(v['accuracy'], 3)}" for k, v in acc.items()))
-    export = metrics.get("export") if isinstance(metrics.get("export"), dict) else {}
-    agree = {k: v["top1_agreement"] for k, v in export.items() if isinstance(v, dict) and "top1_agreement" in v}
-    if agree:
-        heldout = export.get("heldout") if isinstance(export.get("heldout"), dict) else {}
-        lines.append("agreement  " + ", ".join(f"{k} {_num(v, 4)}" for k, v in agree.items())
-                     + f" (top-1 vs fp32 on {heldout.get('n', '?')} held-out occluded faces)")
-    rest = {k: v for k, v in metrics.items() if k not in acc and k != "export"}
+    lines += parity_lines(metrics)
+    lines += export_lines(metrics)
+    rest = {k: v for k, v in metrics.items() if k not in acc and k not in ("export", "onnx_parity")}
     if rest:
         lines.append(f"metrics    {json.dumps(rest)[:300]}")
     return lines
@@ -90,11 +88,15 @@ def run(args: argparse.Namespace) -> int:
              "input      {size[0]}x{size[1]} {color}, {layout}, x*{scale:.6g} - mean {mean} / std {std}, "
              "crop margin {crop_margin}".format(**info["input"]),
              f"pipelines  {', '.join(info['pipelines'])}", "engines"]
+    from .export_record import table
+
+    rows = []
     for name, e in info["engines"].items():
         loads = e.get("loads_with")
-        loads = ", ".join(loads) if isinstance(loads, list) else loads
-        lines.append(f"  {name:<14} {e['format']}/{e['precision']:<5} role={e['role']:<11} {e['size_kb']} KB "
-                     f"sha256={e['sha256'][:12]}  loads with: {loads}")
+        loads = ", ".join(loads) if isinstance(loads, list) else str(loads)
+        rows.append([name, f"{e['format']}/{e['precision']}", str(e["role"]), f"{e['size_kb']:.1f}",
+                     str(e["sha256"])[:12], loads])
+    lines += table(["name", "format", "role", "KB", "sha256", "loads with"], rows)
     prov = info["provenance"]
     for key in ("method", "data", "source", "licence"):
         if key in prov:

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from runtime.errors import EngineError, InputError
+from runtime.video_writer import CODECS as VIDEO_OUT  # suffix -> codecs tried
 
 from .args import add_recognizer_args, distinct_outputs, make_parent, output_path, recognizer_from_args, same_path
 from .progress import progress
-
-VIDEO_OUT = {".avi": "MJPG", ".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v"}
 
 
 def add_parser(sub: Any) -> None:
@@ -23,7 +22,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--jsonl", default=None, help="write the JSON lines to this file instead of stdout")
     p.add_argument("--out", default=None,
                    help="write the annotated image (image source), folder of images (folder source) or video "
-                        "(.avi MJPG or .mp4 mp4v) here")
+                        "(.mp4: H.264 when OpenCV or PyAV can encode it, else mp4v; .avi: MJPG) here")
     p.add_argument("--force", action="store_true",
                    help="overwrite existing --out/--jsonl/--csv outputs (never the input)")
     p.add_argument("--limit", type=int, default=None, help="stop after this many frames")
@@ -40,7 +39,8 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--max-missed", type=int, default=15,
                    help="frames a face may go undetected and keep its track id")
     s.add_argument("--csv", default=None,
-                   help="write a time series per track: frame, time, track_id, label, one column per label")
+                   help="write a time series per track: frame, time, track_id, label, pipeline, occlusion, one "
+                        "column per label")
     add_recognizer_args(p)
     p.set_defaults(func=run)
 
@@ -68,22 +68,24 @@ class _Writer:
             cv2.imwrite(str(target), image)
         else:
             if self.video is None:
-                fourcc = VIDEO_OUT[self.path.suffix.lower()]  # checked before the first frame
-                h, w = image.shape[:2]
-                self.video = cv2.VideoWriter(str(make_parent(self.path)), cv2.VideoWriter_fourcc(*fourcc), self.fps,
-                                             (w, h))
-                if not self.video.isOpened():
-                    raise InputError(f"OpenCV could not open a {fourcc} video writer for {self.path}")
+                from runtime.video_writer import VideoWriter
+
+                self.video = VideoWriter(make_parent(self.path), self.fps)  # suffix checked before the first frame
             self.video.write(image)
+
+    @property
+    def codec(self) -> str | None:
+        """The video codec used (``avc1`` = H.264, ``mp4v``, ``MJPG``), once a frame was written."""
+        return self.video.codec if self.video is not None else None
 
     def close(self) -> None:
         if self.video is not None:
-            self.video.release()
+            self.video.close()
 
 
 class _CsvSeries:
-    """``--csv``: one row per face per frame (frame, time, track_id, label, score of every label, error); an item
-    that could not be read gets one row with only frame, time and error."""
+    """``--csv``: one row per face per frame (frame, time, track_id, label, pipeline, occlusion, score of every label,
+    error); an item that could not be read gets one row with only frame, time and error."""
 
     def __init__(self, path: Path | None, labels: Any) -> None:
         import csv
@@ -92,16 +94,17 @@ class _CsvSeries:
         self.file = open(make_parent(path), "w", newline="", encoding="utf-8") if path else None
         self.writer = csv.writer(self.file) if self.file else None
         if self.writer:
-            self.writer.writerow(["frame", "time", "track_id", "label", *self.labels, "error"])
+            self.writer.writerow(["frame", "time", "track_id", "label", "pipeline", "occlusion", *self.labels, "error"])
 
     def write(self, result: Any) -> None:
         if not self.writer:
             return
         if result.error is not None:
-            self.writer.writerow([result.frame_index, f"{result.time:.4f}", "", "", *([""] * len(self.labels)),
-                                  result.error])
+            self.writer.writerow([result.frame_index, f"{result.time:.4f}", "", "", "", "",
+                                  *([""] * len(self.labels)), result.error])
         for p in result.predictions:
-            self.writer.writerow([result.frame_index, f"{result.time:.4f}", p.track_id, p.label,
+            self.writer.writerow([result.frame_index, f"{result.time:.4f}", p.track_id, p.label, p.pipeline,
+                                  "" if p.occlusion is None else f"{p.occlusion:.4f}",
                                   *(f"{p.scores[n]:.6f}" for n in self.labels), ""])
 
     def close(self) -> None:
@@ -212,8 +215,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"ofer run: warning: {message}", file=sys.stderr)
     dropped = f", {results.dropped} dropped ({results.mode} mode)" if results.mode == "realtime" else ""
     skipped = f", {n_skipped} skipped (unreadable)" if n_skipped else ""
+    codec = f" ({writer.codec}{' = H.264' if writer.codec == 'avc1' else ''})" if writer.codec else ""
     print(f"ofer run: {n_frames} frames, {n_faces} faces{skipped}{dropped}"
-          + (f"; annotated output in {out_path}" if out_path else ""), file=sys.stderr)
+          + (f"; annotated output in {out_path}{codec}" if out_path else ""), file=sys.stderr)
     if source.error is not None:
         print(f"ofer run: error: the source failed: {source.error}", file=sys.stderr)
         return 1
