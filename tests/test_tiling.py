@@ -41,24 +41,24 @@ def test_tiles_cover_the_frame_with_half_overlap() -> None:
 
 
 def test_small_face_needs_min_face(media_dir: Path) -> None:
-    frame, centre = small_face_frame(media_dir, 40)  # ~2 % of the frame's longer side
+    frame, centre = small_face_frame(media_dir, 24)  # 1.25 % of the frame's longer side
     det = create_detector("auto", threads=1)
-    assert not _found(det.detect(frame), centre, 40)
-    tiled = TiledDetector(det, min_face=32)
+    assert not _found(det.detect(frame), centre, 24)
+    tiled = TiledDetector(det, min_face=16)
     assert len(tiled.tiles_for(1920, 1080)) > 1
-    assert _found(tiled.detect(frame), centre, 40)
-    assert tiled.tiles_for(640, 360) == []  # a small frame: the whole-frame pass already finds 32 px faces
+    assert _found(tiled.detect(frame), centre, 24)
+    assert TiledDetector(det, min_face=32).tiles_for(640, 360) == []  # the whole frame already finds 32 px faces
 
 
 def test_recognizer_min_face_option(media_dir: Path) -> None:
     import sdk
 
-    frame, centre = small_face_frame(media_dir, 40)
+    frame, centre = small_face_frame(media_dir, 24)
     assert sdk.Recognizer(threads=1).predict(frame) == []
-    preds = sdk.Recognizer(threads=1, min_face=32).predict(frame)
-    assert len(preds) == 1 and _found(preds, centre, 40)
+    preds = sdk.Recognizer(threads=1, min_face=16).predict(frame)
+    assert len(preds) == 1 and _found(preds, centre, 24)
     with pytest.raises(ConfigError, match="min_face"):
         sdk.Recognizer(min_face=2)
     with pytest.raises(ConfigError, match="min_face"):
         sdk.Recognizer(detector="none", min_face=32)
-    assert SMALLEST_FRACTION * 1920 > 40  # the documented limit: why the default misses this face
+    assert SMALLEST_FRACTION * 1920 > 24  # the documented limit: why the default misses this face
