@@ -28,7 +28,7 @@ def add_parser(subparsers: Any) -> None:
                    help="write into a non-empty --out folder (earlier metrics and confusion PNGs are removed first)")
     p.add_argument("--limit", type=int, help="evaluate only the first N samples")
     p.add_argument("--seed", type=int, default=0, help="seed of the occlusions")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="faces per predict call")
     p.add_argument("--device", default="cpu", help="torch device for a checkpoint")
     p.add_argument("--pipeline", default=None, choices=("direct", "inpaint", "auto"),
                    help="bundle pipeline to evaluate (default: inpaint when the bundle has an inpainter, else direct)")

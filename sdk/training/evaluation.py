@@ -73,7 +73,8 @@ class EvalReport:
             lines.append(f"| {p} | {r.n} | {r.accuracy:.4f} | {r.macro_f1:.4f} |")
         occ = self.occluded_mean()
         if occ is not None:
-            lines.append(f"| occluded mean | {occ['protocols']} protocols | {occ['accuracy']:.4f} | "
+            k = occ["protocols"]
+            lines.append(f"| occluded mean | {k} protocol{'s' if k != 1 else ''} | {occ['accuracy']:.4f} | "
                          f"{occ['macro_f1']:.4f} |")
         return "\n".join(lines)
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from runtime.errors import ConfigError, DatasetError
+from runtime.errors import ConfigError
 
 from .base import FaceDatasetLike
 from .convert import to_model_input
