@@ -160,6 +160,21 @@ def profile_stages(stages: Mapping[str, Callable[[], Any]], *, iters: int = 100,
             for name, fn in stages.items()]
 
 
+def self_timed_stages(fn: Callable[[], Mapping[str, float]], *, iters: int = 100, warmup: int = 10,
+                      faces: int = 1) -> list[StageProfile]:
+    """Stages of a callable that times its own parts: ``fn() -> {stage: ms}`` (e.g. a pipeline's
+    ``timings_ms``), called ``warmup`` then ``iters`` times; one profile per stage, in the order reported."""
+    if iters < 1 or warmup < 0:
+        raise ConfigError(f"iters must be >= 1 and warmup >= 0, got iters={iters}, warmup={warmup}")
+    for _ in range(warmup):
+        fn()
+    samples: dict[str, list[float]] = {}
+    for _ in range(iters):
+        for k, v in fn().items():
+            samples.setdefault(k, []).append(float(v))
+    return [StageProfile(k, LatencyStats.from_samples(v), faces) for k, v in samples.items()]
+
+
 @dataclass
 class ProfileReport:
     """Engines and stages measured, plus what they ran on (``meta``)."""
@@ -167,6 +182,24 @@ class ProfileReport:
     engines: list[EngineProfile]
     stages: list[StageProfile]
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        """The title, the frame, the table and how the stages add up: ``print(rec.profile())``."""
+        head = [str(self.meta["title"])] if "title" in self.meta else []
+        if "frame" in self.meta:
+            head.append(f"frame: {self.meta['frame']} {self.meta.get('frame_shape', '')}, faces detected: "
+                        f"{self.meta.get('faces_detected', '?')}"
+                        + (f" ({self.meta['note']})" if "note" in self.meta else ""))
+        lines = [*head, self.table()]
+        total, parts = self.stage_sum()
+        if total is not None:
+            lines.append(f"stages add up to {parts:.3f} ms p50 of the {total:.3f} ms total")
+        return "\n".join(lines)
+
+    def stage_sum(self) -> tuple[float | None, float]:
+        """The ``total`` stage's p50 and the sum of the other stages' p50s (``None`` without a total)."""
+        total = next((s.latency.p50 for s in self.stages if s.name.startswith("total")), None)
+        return total, float(sum(s.latency.p50 for s in self.stages if not s.name.startswith("total")))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
