@@ -232,7 +232,7 @@ class Trainer:
                 loader = self._loader(si, stage, epoch)
                 bar = tqdm(loader, desc=f"{self.method.name}:{stage.name} {epoch + 1}/{stage.epochs}",
                            disable=None if self.progress else True,  # None: hidden when not a terminal
-                           leave=False, dynamic_ncols=True)  # the epoch line below replaces it
+                           leave=True, dynamic_ncols=True)  # on a terminal the bar stays, then the epoch line
                 t_epoch, sums, n_steps = time.monotonic(), {}, 0
                 for batch in bar:
                     last = self._step(stage, batch, optimizers, scalers)
