@@ -157,3 +157,28 @@ def test_near_chance_warning() -> None:
     assert chance_warning(report(0.22), 7, 300) is None
     with pytest.raises(ConfigError, match="val_limit"):
         TrainConfig(method="cbam", data=DATA, val_limit=-1)
+
+
+def test_resume_with_other_model_options_is_refused(tmp_path: Path) -> None:
+    from sdk.training.loop import Trainer
+    from sdk.training.methods import open_data
+    from tests.test_training import tiny_config
+
+    cfg = tiny_config("baseline")
+    Trainer(build_method(cfg), open_data(cfg.data, "train"), out_dir=tmp_path, progress=False).fit()
+    other = tiny_config("baseline", model_kwargs={"classifier": {"width": 8, "stem": "3x3s2"}})
+    with pytest.raises(ConfigError, match="resume with the options it was trained with"):
+        Trainer(build_method(other), open_data(cfg.data, "train"), progress=False).fit(resume_from=tmp_path)
+
+
+def test_help_texts_show_the_defaults() -> None:
+    from sdk.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    train_help = " ".join(sub.choices["train"].format_help().split())
+    assert "input size in pixels (default: 48)" in train_help and "(default: 64)" in train_help
+    assert "(default: None)" not in train_help and "(default: False)" not in train_help
+    eval_help = " ".join(sub.choices["eval"].format_help().split())
+    assert "(default: protocol)" in eval_help and "--pipeline" in eval_help
+    assert "(default: 1,8)" in " ".join(sub.choices["profile"].format_help().split())

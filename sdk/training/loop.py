@@ -10,6 +10,7 @@ held-out metric), and exact resumption.
 from __future__ import annotations
 
 import csv
+import json
 import random
 import time
 from pathlib import Path
@@ -160,6 +161,12 @@ class Trainer:
                               f"{self.method.name!r} needs {sorted(self.models)}; resume with the same method")
         if loaded.labels != self.labels:
             raise ConfigError(f"checkpoint labels {loaded.labels} differ from the dataset's {self.labels}")
+        for name, spec in self.specs.items():
+            was = loaded.config["models"][name]
+            if was["registry"] != spec.registry or was["kwargs"] != json.loads(json.dumps(spec.kwargs)):
+                raise ConfigError(f"checkpoint {loaded.path} has {name} {was['registry']}({was['kwargs']}), this run "
+                                  f"builds {spec.registry}({spec.kwargs}); resume with the options it was trained "
+                                  "with (the same --model/--width/--stem/... and --size)")
         for name, m in self.models.items():
             m.load_state_dict(loaded.models[name].state_dict())
         self.position = loaded.position

@@ -164,7 +164,9 @@ def train(cfg: "TrainConfig", out_dir: str | None, *, eval_data: str | None = No
             print(f"\n{cfg.method} — evaluation of the last checkpoint on {eval_data or cfg.data} (test split)\n"
                   f"{report.markdown()}", flush=True)
         if warning is not None:
-            print(f"{cfg.method}: {warning}", flush=True)
+            import sys
+
+            print(f"{cfg.method}: {warning}", file=sys.stderr, flush=True)
         if verbose and out_dir is not None:
             print(f"results saved to {out_dir}", flush=True)
     shutdown(trainer.dist)
