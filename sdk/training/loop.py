@@ -12,9 +12,12 @@ from __future__ import annotations
 import csv
 import json
 import random
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -39,6 +42,20 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back (main thread, POSIX) until the block ends, so an interrupt never leaves a
+    half-written checkpoint or logs that disagree with it; the signal is delivered right after."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _worker_init(worker_id: int) -> None:
@@ -270,14 +287,15 @@ class Trainer:
                 held_out = validate(self.models) if validate is not None and self.dist.is_main else {}
                 row.update(held_out, seconds=round(time.monotonic() - t_epoch, 3),
                            items_per_s=round(n_steps * self.cfg.batch_size * self.dist.world_size / max(seconds, 1e-9), 1))
-                if self.report is not None:
-                    (self.report.epoch if self.verbose else self.report.rows.append)(row)
-                    if not self.verbose:
-                        self.report.write_csv()
-                self._write_log()
-                if held_out and si == len(self.stage_list) - 1:
-                    self._keep_best(row, next(iter(held_out)))
-                self.save(optimizers, scalers)
+                with signals_deferred():  # Ctrl-C here waits: the logs and checkpoints stay consistent
+                    if self.report is not None:
+                        (self.report.epoch if self.verbose else self.report.rows.append)(row)
+                        if not self.verbose:
+                            self.report.write_csv()
+                    self._write_log()
+                    if held_out and si == len(self.stage_list) - 1:
+                        self._keep_best(row, next(iter(held_out)))
+                    self.save(optimizers, scalers)
                 barrier(self.dist)
                 stop = (stop_after_epochs is not None and epochs_run >= stop_after_epochs) or agree(
                     time_budget_s is not None and time.monotonic() - t0 > time_budget_s, self.dist, self.device)
