@@ -21,9 +21,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--split", default=None, choices=("train", "val", "test", "all"),
                    help="split to evaluate (default: test, else val)")
     p.add_argument("--protocols", default=None,
-                   help="comma-separated protocols or 'all' (default: those the checkpoint was trained to report)")
-    p.add_argument("--out", required=True, help="folder for metrics.json, metrics.md, summary.png, confusion_*.png (refused if "
-                                                "not empty, unless --force)")
+                   help="comma-separated protocols or 'all' (default: those the checkpoint was trained to report; "
+                        "for a bundle the standard list: clean, upper_half, lower_half, eyes, mouth, r16, "
+                        "random_box:0.3)")
+    p.add_argument("--out", required=True, help="folder for metrics.json, metrics.md, summary.png, confusion_*.png "
+                                                "(refused if not empty, unless --force)")
     p.add_argument("--force", action="store_true",
                    help="write into a non-empty --out folder (earlier metrics and confusion PNGs are removed first)")
     p.add_argument("--limit", type=int, help="evaluate only the first N samples")
@@ -42,7 +44,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``ofer eval`` on a checkpoint (torch) or a bundle (its pipeline, no torch) and print the table."""
-    from sdk.training.evaluation import evaluate, write_report
+    from sdk.training.evaluation import evaluate, print_progress, write_report
     from sdk.training.methods import open_data, open_eval_data
 
     from .args import output_dir
@@ -55,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
         bp = bundle_predictor(args.checkpoint, args.pipeline, backend=args.backend, precision=args.precision,
                               masks=args.mask)
         predict, spec, labels = bp.predict, bp.spec, bp.labels
-        title, default_protocols = f"bundle {Path(args.checkpoint).name}", ["clean"]
+        from sdk.training.config import DEFAULT_EVAL_PROTOCOLS
+
+        title, default_protocols = f"bundle {Path(args.checkpoint).name}", list(DEFAULT_EVAL_PROTOCOLS)
         meta["pipeline"] = bp.describe()
         print(f"ofer eval: {bp.describe()}", file=sys.stderr, flush=True)
     else:
@@ -80,25 +84,12 @@ def run(args: argparse.Namespace) -> int:
         protocols = list(default_protocols)
     data = open_data(args.data, args.split) if args.split else open_eval_data(args.data)
     report = evaluate(predict, data, protocols, spec, labels=labels, batch_size=args.batch_size,
-                      seed=args.seed, limit=args.limit, progress=protocol_progress())
+                      seed=args.seed, limit=args.limit, progress=print_progress("ofer eval"))
     _remove_earlier_report(out)
     write_report(report, out, title=f"{title} on {args.data}", meta=meta)
     print(f"{meta['pipeline']}\n{report.markdown()}")
     print(f"results saved to {out}", file=sys.stderr)
     return 0
-
-
-def protocol_progress(prefix: str = "ofer eval") -> Any:
-    """A ``progress`` callback for ``evaluate``: one stderr line per protocol (works when not a terminal)."""
-    import time
-
-    t0 = time.monotonic()
-
-    def report(done: int, total: int, protocol: str, result: Any) -> None:
-        print(f"{prefix}: [{done}/{total}] {protocol}: accuracy {result.accuracy:.4f} on {result.n} faces "
-              f"({time.monotonic() - t0:.1f} s)", file=sys.stderr, flush=True)
-
-    return report
 
 
 def _remove_earlier_report(out: Path) -> None:

@@ -50,6 +50,11 @@ class InputSpec:
         return cls(**{k: d[k] for k in ("size", "channels", "mean", "std", "color") if k in d})
 
 
+#: The evaluation table's protocols unless a run says otherwise (training, and ``ofer eval`` of a bundle).
+DEFAULT_EVAL_PROTOCOLS: tuple[str, ...] = ("clean", "upper_half", "lower_half", "eyes", "mouth", "r16",
+                                           "random_box:0.3")
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (written into every checkpoint).
@@ -93,8 +98,7 @@ class TrainConfig:
     amp: bool = True
     channels_last: bool = True
     options: dict[str, Any] = field(default_factory=dict)
-    eval_protocols: tuple[str, ...] = ("clean", "upper_half", "lower_half", "eyes", "mouth", "r16",
-                                       "random_box:0.3")
+    eval_protocols: tuple[str, ...] = DEFAULT_EVAL_PROTOCOLS
     val_limit: int = 256
 
     def __post_init__(self) -> None:

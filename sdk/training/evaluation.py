@@ -164,6 +164,20 @@ def evaluate(predict: Predict, dataset: Any, protocols: Sequence[str], spec: Inp
     return report
 
 
+def print_progress(prefix: str) -> Progress:
+    """A ``progress`` callback for :func:`evaluate`: one stderr line per protocol (terminal or not)."""
+    import sys
+    import time
+
+    t0 = time.monotonic()
+
+    def report(done: int, total: int, protocol: str, result: ProtocolResult) -> None:
+        print(f"{prefix}: [{done}/{total}] {protocol}: accuracy {result.accuracy:.4f} on {result.n} faces "
+              f"({time.monotonic() - t0:.1f} s)", file=sys.stderr, flush=True)
+
+    return report
+
+
 def torch_predictor(models: dict[str, Any], plan: dict[str, Any], spec: InputSpec, device: str = "cpu") -> Predict:
     """A predict function running a checkpoint's modules as its export plan says (``direct`` or ``inpaint``)."""
     import torch

@@ -285,8 +285,9 @@ class Trainer:
                 row = {"stage": stage.name, "epoch": epoch + 1, "epochs": stage.epochs, "step": self.position["step"],
                        **{k: v / max(1, n_steps) for k, v in sums.items()}}
                 held_out = validate(self.models) if validate is not None and self.dist.is_main else {}
+                items = n_steps * self.cfg.batch_size * self.dist.world_size
                 row.update(held_out, seconds=round(time.monotonic() - t_epoch, 3),
-                           items_per_s=round(n_steps * self.cfg.batch_size * self.dist.world_size / max(seconds, 1e-9), 1))
+                           items_per_s=round(items / max(seconds, 1e-9), 1))
                 with signals_deferred():  # Ctrl-C here waits: the logs and checkpoints stay consistent
                     if self.report is not None:
                         (self.report.epoch if self.verbose else self.report.rows.append)(row)

@@ -200,6 +200,7 @@ class Method:
                 continue
             bad = sorted(set(spec.kwargs) - set(params))
             if bad:
+                takes = ", ".join(k for k in params if k not in ("num_classes", "in_channels"))
                 raise ConfigError(f"the {name} of method {self.name!r} ({spec.registry}) has no option(s) {bad}; "
-                                  f"it takes: {', '.join(k for k in params if k not in ('num_classes', 'in_channels'))}")
+                                  f"it takes: {takes}")
         return specs

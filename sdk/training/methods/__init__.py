@@ -123,7 +123,7 @@ def train(cfg: "TrainConfig", out_dir: str | None, *, eval_data: str | None = No
 
     from ..checkpoint import update_metrics
     from ..distributed import shutdown
-    from ..evaluation import evaluate, torch_predictor, write_report
+    from ..evaluation import evaluate, print_progress, torch_predictor, write_report
     from ..loop import Trainer
     from ..reporting import draw_curves
 
@@ -143,7 +143,7 @@ def train(cfg: "TrainConfig", out_dir: str | None, *, eval_data: str | None = No
     if trainer.dist.is_main:
         predict = torch_predictor(trainer.models, plan, cfg.input, str(trainer.device))
         report = evaluate(predict, test, cfg.eval_protocols, cfg.input, labels=trainer.labels, seed=cfg.seed,
-                          limit=eval_limit)
+                          limit=eval_limit, progress=print_progress(f"{cfg.method}: evaluating") if verbose else None)
         if out_dir is not None:
             write_report(report, Path(out_dir) / "eval", title=f"{cfg.method} ({cfg.data})",
                          meta={"checkpoint": "last (checkpoint/)"})
@@ -157,7 +157,8 @@ def train(cfg: "TrainConfig", out_dir: str | None, *, eval_data: str | None = No
                 print(f"best held-out {b['metric']} {b['value']:.4f} at {b['stage']} epoch {b['epoch']} (step "
                       f"{b['step']})" + (f": {Path(out_dir) / 'best'}" if out_dir is not None else ""), flush=True)
             if out_dir is not None:
-                drawn = draw_curves(trainer.report.rows, Path(out_dir) / "curves.png", title=f"{cfg.method} ({cfg.data})")
+                drawn = draw_curves(trainer.report.rows, Path(out_dir) / "curves.png",
+                                    title=f"{cfg.method} ({cfg.data})")
                 if not isinstance(drawn, Path):
                     print(f"{cfg.method}: {drawn}", flush=True)
         if print_table:
