@@ -236,3 +236,6 @@ def test_inpaint_bundle_evaluates_its_pipeline_like_its_checkpoint_without_torch
         assert abs(from_bundle[p]["accuracy"] - from_ckpt[p]["accuracy"]) <= 1 / 24 + 1e-9, p
     direct = eval_bundle("ed", "--pipeline", "direct")
     assert direct.returncode == 0 and "pipeline direct: classifier" in direct.stdout, direct.stderr
+    # auto routes by the protocol's mask: clean and r16 faces (covered < 0.25) direct, upper_half ones inpainted
+    auto = eval_bundle("ea", "--pipeline", "auto")
+    assert auto.returncode == 0 and "(routed: direct 48 faces, inpaint 24 faces)" in auto.stdout, auto.stdout

@@ -51,21 +51,21 @@ def run(args: argparse.Namespace) -> int:
 
     out = output_dir(args.out, args.force, "--out", inputs=[args.checkpoint])
     meta: dict[str, Any] = {}
+    bp = None
     if (Path(args.checkpoint) / "manifest.json").is_file():
         from sdk.bundle_eval import bundle_predictor
+        from sdk.training.config import DEFAULT_EVAL_PROTOCOLS
 
         bp = bundle_predictor(args.checkpoint, args.pipeline, backend=args.backend, precision=args.precision,
                               masks=args.mask)
         predict, spec, labels = bp.predict, bp.spec, bp.labels
-        from sdk.training.config import DEFAULT_EVAL_PROTOCOLS
-
         title, default_protocols = f"bundle {Path(args.checkpoint).name}", list(DEFAULT_EVAL_PROTOCOLS)
         meta["pipeline"] = bp.describe()
         print(f"ofer eval: {bp.describe()}", file=sys.stderr, flush=True)
     else:
-        if args.pipeline is not None:
-            raise ConfigError("--pipeline applies to bundles; a checkpoint is evaluated as its method deploys it "
-                              "(its export plan)")
+        if args.pipeline is not None or args.mask != "protocol":
+            raise ConfigError("--pipeline and --mask apply to bundles; a checkpoint is evaluated as its method "
+                              "deploys it (its export plan), with the protocol's masks")
         from sdk.training.checkpoint import load_checkpoint
         from sdk.training.config import InputSpec
         from sdk.training.evaluation import torch_predictor
@@ -85,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
     data = open_data(args.data, args.split) if args.split else open_eval_data(args.data)
     report = evaluate(predict, data, protocols, spec, labels=labels, batch_size=args.batch_size,
                       seed=args.seed, limit=args.limit, progress=print_progress("ofer eval"))
+    if bp is not None and bp.pipeline == "auto":
+        meta["routes"] = ", ".join(f"{k} {v} faces" for k, v in sorted(bp.routes.items()))
+        meta["pipeline"] += f" (routed: {meta['routes']})"
     _remove_earlier_report(out)
     write_report(report, out, title=f"{title} on {args.data}", meta=meta)
     print(f"{meta['pipeline']}\n{report.markdown()}")
