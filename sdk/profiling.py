@@ -17,7 +17,7 @@ from runtime.errors import ConfigError, OferError
 from runtime.frames import as_bgr_frame
 from runtime.preprocess import to_tensor
 from runtime.processor import Face
-from runtime.profiling import EngineProfile, ProfileReport, profile_engine, profile_stages, self_timed_stages
+from runtime.profiling import EngineProfile, ProfileReport, interleaved_stages, profile_engine
 
 if TYPE_CHECKING:
     from .recognizer import Recognizer
@@ -131,14 +131,13 @@ def profile_recognizer(rec: "Recognizer", frames: Any = None, *, iters: int = 10
         as_bgr_frame(frame)
         proc.predictions(faces, result, timings_ms=dict(result.timings_ms))
 
-    kw = {"iters": iters, "warmup": warmup, "faces": len(faces)}
     # detect and crop timed as callables; the pipeline's stages (occlusion, normalize, inpaint, classify) as the
-    # pipeline itself times them while it runs, so they are exactly what predict() runs and add up to it
-    stage_profiles = profile_stages({"detect": lambda: proc.find_faces(frame), "crop": lambda: proc.crop(frame, faces)},
-                                    **kw)
-    stage_profiles += self_timed_stages(lambda: proc.classify(crops).timings_ms, **kw)
-    stage_profiles += profile_stages({"frame check + predictions": frame_check_and_predictions,
-                                      "total (predict)": lambda: rec.predict(frame)}, **kw)
+    # pipeline itself times them while it runs, so they are exactly what predict() runs and add up to it; all of
+    # them round-robin with the total, so a busy machine slows them alike
+    stage_profiles = interleaved_stages(
+        [("detect", lambda: proc.find_faces(frame)), ("crop", lambda: proc.crop(frame, faces)),
+         (None, lambda: proc.classify(crops).timings_ms), ("frame check + predictions", frame_check_and_predictions),
+         ("total (predict)", lambda: rec.predict(frame))], iters=iters, warmup=warmup, faces=len(faces))
 
     feeds = _pipeline_inputs(rec, crops)
     engine_profiles: list[EngineProfile] = []

@@ -60,6 +60,19 @@ def test_stage_stats_against_known_sleeps():
     assert five.per_s == pytest.approx(1000 / five.mean)
 
 
+def test_interleaved_stages_expand_self_timed_parts_in_order():
+    from runtime.profiling import interleaved_stages
+
+    calls = []
+    stages = [("sleep", lambda: calls.append("s") or _sleep_ms(2)),
+              (None, lambda: calls.append("p") or {"occlusion": 0.5, "classify": 1.5}),
+              ("total", lambda: calls.append("t"))]
+    res = interleaved_stages(stages, iters=4, warmup=1)
+    assert [r.name for r in res] == ["sleep", "occlusion", "classify", "total"]
+    assert calls == ["s", "p", "t"] * 5  # round-robin, warmup round first
+    assert res[0].latency.p50 >= 2.0 and res[1].latency.p50 == 0.5 and res[2].latency.n == 4
+
+
 def test_engine_sub_timings_from_timed_run():
     (b1, b4) = profile_engine("sleepy", SleepEngine(), batch_sizes=(1, 4), iters=30, warmup=2)
     assert (b1.batch, b4.batch) == (1, 4)
@@ -140,7 +153,7 @@ def test_cli_profile(tiny_bundle, media_dir, tmp_path, ofer_cmd):
 
 def test_profile_covers_every_engine_and_stage_of_the_inpaint_pipeline_and_adds_up(tmp_path, media_dir, capsys):
     """An inpaint bundle on a real frame: the inpainter is profiled with the classifier and the detector, the
-    inpaint and occlusion stages are there, the stages' p50s add up to predict()'s, and print() shows the table."""
+    inpaint and occlusion stages are there, the stages' means add up to predict()'s, and print() shows the table."""
     import sdk
     from tests._bundles import export_models, write_test_bundle
 
