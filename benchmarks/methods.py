@@ -152,11 +152,16 @@ def main() -> None:
         if method == "gan-inpaint":  # its discriminator is the classifier: one more stage of receptive field
             kwargs = {**model_kwargs, "discriminator": {**gw, "depth": 4}}
         match = EQUAL_STEPS.get(name)
+        probe = TrainConfig(method=method, data=data, input=InputSpec(size=args.size, channels=1), model="resnet18",
+                            model_kwargs=kwargs, options=options)
+        roles = build_method(probe).used_roles()  # only the modules this run has (others would be refused)
+        kwargs = {r: v for r, v in kwargs.items() if r in roles}
         cfg = TrainConfig(method=method, data=data, input=InputSpec(size=args.size, channels=1),
                           epochs=args.max_epochs, batch_size=args.batch_size, lr=2e-4 if gan else args.lr,
-                          seed=args.seed, model="resnet18", model_kwargs=kwargs, options=options,
+                          seed=args.seed, model="resnet18" if "classifier" in roles else None, model_kwargs=kwargs,
+                          options=options,
                           max_steps=results[match]["steps"] if match in results else None,
-                          eval_protocols=tuple(args.protocols.split(",")))
+                          eval_protocols=tuple(args.protocols.split(",")), val_limit=0)
         n_stages = len(build_method(cfg).stages())
         run_dir = work / name
         t0 = time.monotonic()

@@ -241,13 +241,39 @@ class EngineEstimator:
                          "fraction per face (N,) / (N, 1) or a mask (N, 1, H, W); re-export the estimator")
 
 
+class GivenMasks:
+    """Masks known from elsewhere (an evaluation protocol draws the occluder, so it knows what is covered).
+
+    :meth:`set` gives the ``(N, H, W)`` masks (1 = covered) of the next batch; :meth:`estimate` returns them.
+    Evaluation uses it so that a bundle's inpainter gets the same masks as the checkpoint it came from.
+    """
+
+    source = "given"
+
+    def __init__(self) -> None:
+        self._masks: np.ndarray | None = None
+
+    def set(self, masks: np.ndarray) -> None:
+        """The masks of the next :meth:`estimate` call."""
+        self._masks = (np.asarray(masks) > 0.5).astype(np.uint8)
+
+    def estimate(self, crops: Sequence[np.ndarray]) -> OcclusionEstimate:
+        """The masks given with :meth:`set` (their number must match the crops)."""
+        if self._masks is None or len(self._masks) != len(crops):
+            n = None if self._masks is None else len(self._masks)
+            raise ConfigError(f"GivenMasks: {n} masks were set for {len(crops)} crops; call set(masks) with one "
+                              "mask per crop before each batch")
+        return OcclusionEstimate(face_fraction(self._masks), self._masks, self.source)
+
+
 def make_estimator(occlusion: Any, *, estimator_engine: Engine | None = None, spec: InputSpec | None = None,
                    output_kind: str = "probabilities") -> Any:
     """The estimator for a Recognizer's ``occlusion`` option.
 
     Args:
         occlusion: ``None``/``"auto"`` (the bundle's estimator engine if any, else the built-in one),
-            ``"image-stats"`` (always the built-in one), a region name or a 2-D mask (:class:`KnownRegion`).
+            ``"image-stats"`` (always the built-in one), a region name or a 2-D mask (:class:`KnownRegion`), or
+            an estimator object (anything with ``estimate(crops)``, e.g. :class:`GivenMasks`), used as is.
         estimator_engine: The bundle's ``occlusion_estimator`` engine, when it has one.
         spec: The bundle's input spec (needed with an engine).
         output_kind: The estimator engine's manifest ``output``.
@@ -260,6 +286,8 @@ def make_estimator(occlusion: Any, *, estimator_engine: Engine | None = None, sp
         return ImageStatsEstimator()
     if isinstance(occlusion, str) and occlusion == "image-stats":
         return ImageStatsEstimator()
+    if callable(getattr(occlusion, "estimate", None)):
+        return occlusion
     if isinstance(occlusion, (str, np.ndarray, list, tuple)):
         return KnownRegion(occlusion if isinstance(occlusion, str) else np.asarray(occlusion))
     raise ConfigError(f"occlusion must be None, 'auto', 'image-stats', one of {', '.join(REGIONS)} or a 2-D mask; "

@@ -24,6 +24,8 @@ from .occlusion_estimate import OcclusionEstimate
 from .preprocess import softmax, to_tensor
 
 PIPELINE_NAMES = ("auto", "direct", "inpaint")
+#: The stages a pipeline reports in ``PipelineResult.timings_ms``, in the order they run.
+STAGES = ("occlusion", "normalize", "inpaint", "classify")
 DEFAULT_THRESHOLD = 0.25
 GET_INPAINTER = ("export a bundle with an inpainter: `ofer export INPAINTER.onnx CLASSIFIER --out BUNDLE` (or "
                  "`ofer export CHECKPOINT --out BUNDLE` with a gan-inpaint / deocclusion training checkpoint)")
@@ -36,7 +38,9 @@ class PipelineResult:
     Attributes:
         probabilities: ``(N, n_labels)``.
         pipeline: The pipeline object's name (``direct``, ``inpaint`` or ``auto``).
-        timings_ms: Milliseconds per stage for the whole batch.
+        timings_ms: Milliseconds per stage for the whole batch, keys from :data:`STAGES` (``occlusion`` when
+            estimated, ``inpaint`` when some face was inpainted; ``auto`` adds both sub-batches' ``normalize`` and
+            ``classify`` together), in the order they ran.
         per_face: The pipeline that produced each face (``direct`` or ``inpaint``).
         occlusion: Covered fraction of each face's face region, or ``None`` when not estimated.
         inpainted: The inpainter's output ``(M, ...)`` for the faces that went through it (in order), else ``None``.
@@ -200,10 +204,8 @@ class AutoPipeline:
                 continue
             res = run(idx)
             probs[idx] = res.probabilities
-            prefix = "inpaint:" if flag else ""
-            for k, v in res.timings_ms.items():
-                key = k if k == "inpaint" else prefix + k
-                timings[key] = timings.get(key, 0.0) + v
+            for k, v in res.timings_ms.items():  # both sub-batches add to the same stage keys
+                timings[k] = timings.get(k, 0.0) + v
             if flag:
                 inpainted = res.inpainted
         return PipelineResult(probs, self.name, timings, per_face, est.fraction, inpainted)

@@ -160,6 +160,33 @@ def profile_stages(stages: Mapping[str, Callable[[], Any]], *, iters: int = 100,
             for name, fn in stages.items()]
 
 
+def interleaved_stages(stages: Sequence[tuple[str | None, Callable[[], Any]]], *, iters: int = 100,
+                       warmup: int = 10, faces: int = 1) -> list[StageProfile]:
+    """Time stages round-robin: every round calls each stage once, so all of them (and a total among them) see the
+    same machine load, and their sum compares with the total even on a busy machine.
+
+    Args:
+        stages: ``(name, fn)`` in order; ``name=None`` marks a self-timed callable ``fn() -> {stage: ms}`` (e.g. a
+            pipeline's ``timings_ms``) whose parts become stages.
+        iters, warmup: Timed and untimed rounds.
+        faces: Faces in the frame (reported with each stage).
+    """
+    if iters < 1 or warmup < 0:
+        raise ConfigError(f"iters must be >= 1 and warmup >= 0, got iters={iters}, warmup={warmup}")
+    for _ in range(warmup):
+        for _, fn in stages:
+            fn()
+    samples: dict[str, list[float]] = {}
+    for _ in range(iters):
+        for name, fn in stages:
+            t0 = time.perf_counter()
+            out = fn()
+            ms = (time.perf_counter() - t0) * 1e3
+            for k, v in (out.items() if name is None else [(name, ms)]):
+                samples.setdefault(k, []).append(float(v))
+    return [StageProfile(k, LatencyStats.from_samples(v), faces) for k, v in samples.items()]
+
+
 @dataclass
 class ProfileReport:
     """Engines and stages measured, plus what they ran on (``meta``)."""
@@ -167,6 +194,28 @@ class ProfileReport:
     engines: list[EngineProfile]
     stages: list[StageProfile]
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        """The title, the frame, the table and how the stages add up: ``print(rec.profile())``."""
+        head = [str(self.meta["title"])] if "title" in self.meta else []
+        if "frame" in self.meta:
+            head.append(f"frame: {self.meta['frame']} {self.meta.get('frame_shape', '')}, faces detected: "
+                        f"{self.meta.get('faces_detected', '?')}"
+                        + (f" ({self.meta['note']})" if "note" in self.meta else ""))
+        lines = [*head, self.table()]
+        total, parts = self.stage_sum()
+        if total is not None:
+            lines.append(f"stages add up to {parts:.3f} ms of the {total:.3f} ms total (means)")
+        return "\n".join(lines)
+
+    def stage_sum(self) -> tuple[float | None, float]:
+        """The ``total`` stage's mean and the sum of the other stages' means (``None`` without a total).
+
+        Means, not medians: the mean of a sum is the sum of the means, while on a busy machine the median of a
+        long call (the total) catches a stolen time slice more often than the medians of its short parts do.
+        """
+        total = next((s.latency.mean for s in self.stages if s.name.startswith("total")), None)
+        return total, float(sum(s.latency.mean for s in self.stages if not s.name.startswith("total")))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frame", default=None, help="image or video (its first frame) to profile the stages on")
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--batch-sizes", default="1,8", help="comma list of classifier batch sizes")
+    p.add_argument("--batch-sizes", default="1,8", help="comma list of engine batch sizes")
     p.add_argument("--json", default="profile.json")
     p.add_argument("--png", default="profile.png")
     p.add_argument("--force", action="store_true", help="overwrite existing --json/--png files")
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     batches = tuple(int(b) for b in args.batch_sizes.split(","))
     report = rec.profile(_frame(args.frame) if args.frame else None, iters=args.iters, warmup=args.warmup,
                          batch_sizes=batches)
-    print(report.table())
+    print(report)  # the table, and how the stages add up to the total
     report.save_json(args.json)
     report.save_png(args.png)
     print(f"profile_engines: wrote {args.json} and {args.png}", file=sys.stderr)

@@ -190,18 +190,23 @@ class Recognizer:
 
     def profile(self, frames: Any = None, *, iters: int = 100, batch_sizes: Sequence[int] = (1, 8),
                 warmup: int = 10, engines: str = "all") -> Any:
-        """Measure every engine on its own and every stage (detect, crop, normalize, classify) on a real frame.
+        """Measure every engine the pipeline runs on its own, and every stage on a real frame.
+
+        Engines: the classifier, the inpainter and the occlusion estimator when the pipeline has them, and every
+        engine inside the detector. Stages: ``detect``, ``crop``, the pipeline's ``occlusion``, ``normalize``,
+        ``inpaint`` and ``classify`` (as the pipeline times them while it runs), ``frame check + predictions`` and
+        ``total (predict)``; on a frame with a face the stages add up to the total.
 
         Args:
             frames: A frame, an image path or frames (the first is used); ``None`` uses a synthetic frame.
             iters: Timed calls per measurement (after ``warmup`` untimed ones).
-            batch_sizes: Batch sizes for the classifier engines (real crops from the frame, repeated).
-            engines: ``all`` (every classifier engine of the bundle that loads with this backend, and the
-                detector's) or ``loaded`` (the engines this recognizer uses).
+            batch_sizes: Batch sizes for the pipeline's engines (real crops from the frame, repeated).
+            engines: ``all`` (also the bundle's other classifier engines that load with this backend) or
+                ``loaded`` (the engines this recognizer uses).
 
         Returns:
-            A :class:`runtime.profiling.ProfileReport` (``.table()``, ``.to_dict()``, ``.save_json()``,
-            ``.save_png()``) with mean/p50/p90/p95/p99 ms and items/s.
+            A :class:`runtime.profiling.ProfileReport`: ``print(report)`` prints the table; ``.to_dict()``,
+            ``.save_json()``, ``.save_png()``; mean/p50/p90/p95/p99 ms and items/s.
         """
         from .profiling import profile_recognizer
 

@@ -176,3 +176,66 @@ def test_ofer_eval_on_a_bundle_matches_the_checkpoint(tmp_path: Path, capfd: pyt
     from_bundle = json.loads((tmp_path / "eb" / "metrics.json").read_text())["protocols"]
     from_ckpt = json.loads((tmp_path / "ec" / "metrics.json").read_text())["protocols"]
     assert {p: r["confusion"] for p, r in from_bundle.items()} == {p: r["confusion"] for p, r in from_ckpt.items()}
+
+
+def test_report_has_an_occluded_mean_row_and_a_summary_chart(tmp_path: Path) -> None:
+    report = evaluate(decode_visible, CodedFaces(), ["clean", "upper_half", "lower_half"], SPEC)
+    occ = report.occluded_mean()
+    want = (report.results["upper_half"].accuracy + report.results["lower_half"].accuracy) / 2
+    assert occ is not None and occ["accuracy"] == pytest.approx(want) and occ["protocols"] == 2
+    assert report.markdown().splitlines()[-1].startswith(f"| occluded mean | 2 protocols | {want:.4f} |")
+    seen: list[tuple[int, int, str]] = []
+    evaluate(decode_visible, CodedFaces(), ["clean", "mouth"], SPEC, progress=lambda d, t, p, r: seen.append((d, t, p)))
+    assert seen == [(1, 2, "clean"), (2, 2, "mouth")]
+    paths = write_report(report, tmp_path, title="coded", meta={"pipeline": "pipeline direct"})
+    chart = cv2.imread(str(paths["summary"]))
+    assert chart is not None and chart.shape[0] > 100
+    assert json.loads(paths["json"].read_text())["pipeline"] == "pipeline direct"
+    assert evaluate(decode_visible, CodedFaces(), ["clean"], SPEC).occluded_mean() is None
+
+
+# Runs ``ofer eval`` with torch made unimportable, and checks afterwards that nothing imported it.
+NO_TORCH = ("import sys; sys.modules['torch'] = None\n"
+            "from sdk.cli.main import main\n"
+            "rc = main(sys.argv[1:])\n"
+            "assert sys.modules.get('torch') is None, 'torch was imported'\n"
+            "print('NO-TORCH-OK', flush=True); sys.exit(rc)")
+
+
+def test_inpaint_bundle_evaluates_its_pipeline_like_its_checkpoint_without_torch(tmp_path: Path) -> None:
+    """gan-inpaint checkpoint -> `ofer export` -> `ofer eval BUNDLE` (inpainter + classifier, no torch) gives the
+    checkpoint's table; `--pipeline direct` (the classifier alone) is another, and says so."""
+    import os
+    import subprocess
+    import sys
+
+    from sdk.cli import eval as eval_cli
+    from tests.test_checkpoint_to_bundle import _export
+    from tests.test_training import DATA, ROOT, make_trainer, tiny_config
+
+    make_trainer(tiny_config("gan-inpaint", max_steps=3), tmp_path / "run").fit()
+    res = _export([sys.executable, "-m", "sdk.cli.main"], tmp_path / "run", tmp_path / "bundle", "--precision", "fp32")
+    assert res.returncode == 0, res.stderr
+    common = ["--data", DATA, "--protocols", "clean,upper_half,r16", "--limit", "24"]
+    assert eval_cli.main([str(tmp_path / "run"), *common, "--out", str(tmp_path / "ec")]) == 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+    def eval_bundle(out: str, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", NO_TORCH, "eval", str(tmp_path / "bundle"), *common, *extra,
+                               "--out", str(tmp_path / out)], env=env, cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+
+    r = eval_bundle("eb")
+    assert r.returncode == 0 and "NO-TORCH-OK" in r.stdout, r.stdout + r.stderr
+    assert "pipeline inpaint: inpainter" in r.stdout and "masks from the protocol" in r.stdout
+    assert "[3/3] r16" in r.stderr and "| occluded mean |" in r.stdout
+    assert (tmp_path / "eb" / "summary.png").is_file()
+    from_bundle = json.loads((tmp_path / "eb" / "metrics.json").read_text())["protocols"]
+    from_ckpt = json.loads((tmp_path / "ec" / "metrics.json").read_text())["protocols"]
+    for p in from_ckpt:  # ONNX vs PyTorch float differences may flip a near-tie, nothing more
+        assert abs(from_bundle[p]["accuracy"] - from_ckpt[p]["accuracy"]) <= 1 / 24 + 1e-9, p
+    direct = eval_bundle("ed", "--pipeline", "direct")
+    assert direct.returncode == 0 and "pipeline direct: classifier" in direct.stdout, direct.stderr
+    # auto routes by the protocol's mask: clean and r16 faces (covered < 0.25) direct, upper_half ones inpainted
+    auto = eval_bundle("ea", "--pipeline", "auto")
+    assert auto.returncode == 0 and "(routed: direct 48 faces, inpaint 24 faces)" in auto.stdout, auto.stdout

@@ -119,7 +119,7 @@ def test_eval_out_follows_the_force_rule(tmp_path: Path, tiny_bundle: Path) -> N
     forced = ofer_in(tmp_path, "eval", *common, "--protocols", "clean", "--out", "ev", "--force")
     assert forced.returncode == 0, forced.stderr
     assert sorted(p.name for p in (tmp_path / "ev").iterdir()) == ["confusion_clean.png", "metrics.json",
-                                                                   "metrics.md"]  # no stale upper_half PNG
+                                                                   "metrics.md", "summary.png"]  # no stale PNG
     assert list(json.loads((tmp_path / "ev" / "metrics.json").read_text())["protocols"]) == ["clean"]
 
 

@@ -60,6 +60,19 @@ def test_stage_stats_against_known_sleeps():
     assert five.per_s == pytest.approx(1000 / five.mean)
 
 
+def test_interleaved_stages_expand_self_timed_parts_in_order():
+    from runtime.profiling import interleaved_stages
+
+    calls = []
+    stages = [("sleep", lambda: calls.append("s") or _sleep_ms(2)),
+              (None, lambda: calls.append("p") or {"occlusion": 0.5, "classify": 1.5}),
+              ("total", lambda: calls.append("t"))]
+    res = interleaved_stages(stages, iters=4, warmup=1)
+    assert [r.name for r in res] == ["sleep", "occlusion", "classify", "total"]
+    assert calls == ["s", "p", "t"] * 5  # round-robin, warmup round first
+    assert res[0].latency.p50 >= 2.0 and res[1].latency.p50 == 0.5 and res[2].latency.n == 4
+
+
 def test_engine_sub_timings_from_timed_run():
     (b1, b4) = profile_engine("sleepy", SleepEngine(), batch_sizes=(1, 4), iters=30, warmup=2)
     assert (b1.batch, b4.batch) == (1, 4)
@@ -104,7 +117,8 @@ def test_recognizer_profile_on_a_real_frame(tiny_bundle, media_dir, tmp_path):
     rec = sdk.Recognizer(tiny_bundle, threads=1)
     report = rec.profile(media_dir / "single_face.jpg", iters=5, warmup=1, batch_sizes=(1, 4))
     assert report.meta["faces_detected"] == 1
-    assert [s.name for s in report.stages] == ["detect", "crop", "normalize", "classify", "total (predict)"]
+    assert [s.name for s in report.stages] == ["detect", "crop", "occlusion", "normalize", "classify",
+                                              "frame check + predictions", "total (predict)"]
     names = {(e.name.split()[0], e.batch) for e in report.engines}
     assert {("classifier", 1), ("classifier", 4), ("detector", 1)} <= names
     json.dumps(report.to_dict())
@@ -135,3 +149,26 @@ def test_cli_profile(tiny_bundle, media_dir, tmp_path, ofer_cmd):
     bad = subprocess.run([*ofer_cmd, "profile", str(tiny_bundle), "--detector", "none", "--batch", "1,x"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--batch" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_profile_covers_every_engine_and_stage_of_the_inpaint_pipeline_and_adds_up(tmp_path, media_dir, capsys):
+    """An inpaint bundle on a real frame: the inpainter is profiled with the classifier and the detector, the
+    inpaint and occlusion stages are there, the stages' means add up to predict()'s, and print() shows the table."""
+    import sdk
+    from tests._bundles import export_models, write_test_bundle
+
+    bundle = write_test_bundle(tmp_path / "inpaint", export_models(tmp_path))
+    rec = sdk.Recognizer(bundle, pipeline="inpaint", threads=1)
+    report = rec.profile(media_dir / "single_face.jpg", iters=40, warmup=5, batch_sizes=(1, 2))
+    assert report.meta["faces_detected"] == 1 and report.meta["routes"] == ["inpaint"]
+    stages = [s.name for s in report.stages]
+    assert stages == ["detect", "crop", "occlusion", "normalize", "inpaint", "classify", "frame check + predictions",
+                      "total (predict)"]
+    roles = {(e.name.split()[0], e.batch) for e in report.engines if e.latency is not None}
+    assert {("classifier", 1), ("classifier", 2), ("inpainter", 1), ("inpainter", 2), ("detector", 1)} <= roles
+    total, parts = report.stage_sum()
+    assert abs(parts - total) <= 0.25 * total + 0.5, (parts, total)
+    print(report)
+    out = capsys.readouterr().out
+    assert "inpainter inpainter onnx/fp32" in out and "stages add up to" in out and "p99" in out
+    assert str(report) == out.rstrip("\n")

@@ -41,11 +41,14 @@ def one_thread() -> Any:
 
 
 def tiny_config(method: str, **kw: Any) -> TrainConfig:
-    """A config that trains in about a second: 32 px grey faces, tiny widths, 2 steps per stage."""
+    """A config that trains in about a second: 32 px grey faces, tiny widths (of the modules the method has),
+    2 steps per stage."""
     base: dict[str, Any] = dict(method=method, data=DATA, input=InputSpec(size=32, channels=1), epochs=1,
                                 max_steps=2, batch_size=8, model_kwargs=TINY_MODELS,
                                 eval_protocols=("clean", "upper_half"))
     base.update(kw)
+    roles = build_method(TrainConfig(**base)).used_roles()
+    base["model_kwargs"] = {r: v for r, v in base["model_kwargs"].items() if r in roles}
     return TrainConfig(**base)
 
 

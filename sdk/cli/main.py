@@ -14,11 +14,31 @@ from typing import Sequence
 SUBCOMMANDS = ("run", "info", "train", "eval", "export", "build-engines", "profile")
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Adds ``(default: X)`` to each option's help, unless it has no default (None, a flag) or already says one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or action.default is None or action.default is False
+                or action.default == argparse.SUPPRESS or "default" in text
+                or isinstance(action, argparse._VersionAction)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class OferParser(argparse.ArgumentParser):
+    """``ArgumentParser`` whose help (and every subcommand's) shows the defaults."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``ofer`` parser."""
     from sdk import __version__
 
-    parser = argparse.ArgumentParser(prog="ofer", description="Facial expression recognition on occluded faces.")
+    parser = OferParser(prog="ofer", description="Facial expression recognition on occluded faces.")
     parser.add_argument("--version", action="version", version=f"ofer {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -51,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # e.g. for `ofer train`'s resume command
     if not getattr(args, "command", None):
         parser.print_help()
         return 2

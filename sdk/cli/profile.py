@@ -12,12 +12,14 @@ from .args import add_recognizer_args, distinct_outputs, make_parent, output_pat
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("profile", help="measure every engine and pipeline stage (ms p50/p90/p95/p99, items/s)",
-                       description="Times each engine of the bundle on its own at several batch sizes, and each "
-                                   "stage (detect, crop, normalize, classify) on a real frame.")
+                       description="Times every engine the pipeline runs on its own at several batch sizes "
+                                   "(classifier, inpainter, occlusion estimator, detector engines), and each stage "
+                                   "(detect, crop, occlusion, normalize, inpaint, classify, predictions) on a real "
+                                   "frame; the stages add up to the total predict().")
     p.add_argument("bundle_path", nargs="?", default=None, metavar="BUNDLE",
                    help="bundle folder (default: --bundle, or the bundle shipped with ofer)")
     p.add_argument("--frame", default=None, help="image to measure the stages on (default: a synthetic frame)")
-    p.add_argument("--batch", default="1,8", help="classifier batch sizes, comma separated (default 1,8)")
+    p.add_argument("--batch", default="1,8", help="engine batch sizes, comma separated")
     p.add_argument("--iters", type=int, default=100, help="timed iterations per measurement")
     p.add_argument("--warmup", type=int, default=10, help="untimed iterations first")
     p.add_argument("--json", default=None, help="write the report as JSON here")
@@ -50,10 +52,7 @@ def run(args: argparse.Namespace) -> int:
     recognizer = recognizer_from_args(args)
     report = recognizer.profile(args.frame, iters=args.iters, batch_sizes=batches, warmup=args.warmup,
                                 engines="loaded" if args.precision else "all")
-    print(report.meta["title"])
-    print(f"frame: {report.meta['frame']} {report.meta['frame_shape']}, faces detected: "
-          f"{report.meta['faces_detected']}" + (f" ({report.meta['note']})" if "note" in report.meta else ""))
-    print(report.table())
+    print(report)
     if json_path is not None:
         report.save_json(make_parent(json_path))
         print(f"ofer profile: JSON report in {json_path}", file=sys.stderr)

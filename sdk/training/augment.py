@@ -16,25 +16,12 @@ from runtime.errors import ConfigError
 from runtime.occlusion import apply_occlusion, parse_protocol
 
 from .config import InputSpec
-from .data.torch_dataset import to_model_input
+from .data.convert import normalize, prepare_image  # noqa: F401 - re-exported
 
 
 #: Occlusions the occlusion-aware methods train with by default (a mix of the evaluation families).
 DEFAULT_TRAIN_PROTOCOLS: tuple[str, ...] = ("clean", "random_box:0.3", "r16", "eyes", "mouth", "upper_half",
                                             "lower_half", "random_shapes")
-
-
-def prepare_image(image: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """Convert a face crop to the input size, channels and colour order; returns uint8 ``(H, W, C)``."""
-    img = to_model_input(np.asarray(image), (spec.size, spec.size), spec.channels, spec.color)
-    return np.ascontiguousarray(img[:, :, None] if img.ndim == 2 else img)
-
-
-def normalize(images: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """uint8 ``(H, W, C)`` or ``(N, H, W, C)`` -> float32 CHW / NCHW, ``(x/255 - mean) / std``."""
-    x = images.astype(np.float32) / 255.0
-    x = (x - spec.mean) / spec.std
-    return np.ascontiguousarray(np.moveaxis(x, -1, -3))
 
 
 def sample_rng(seed: int, epoch: int, index: int, salt: int = 0) -> np.random.Generator:

@@ -50,6 +50,11 @@ class InputSpec:
         return cls(**{k: d[k] for k in ("size", "channels", "mean", "std", "color") if k in d})
 
 
+#: The evaluation table's protocols unless a run says otherwise (training, and ``ofer eval`` of a bundle).
+DEFAULT_EVAL_PROTOCOLS: tuple[str, ...] = ("clean", "upper_half", "lower_half", "eyes", "mouth", "r16",
+                                           "random_box:0.3")
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (written into every checkpoint).
@@ -72,7 +77,8 @@ class TrainConfig:
         amp: Mixed precision on CUDA (always off on CPU).
         channels_last: channels_last memory format on CUDA (always off on CPU).
         options: Method options (loss weights, switches); validated by the method.
-        eval_protocols: Protocols of the final evaluation table.
+        eval_protocols: Protocols of the final evaluation table (and of the held-out check after each epoch).
+        val_limit: Held-out faces (from the ``val`` split) checked after each epoch; 0 = no per-epoch check.
     """
 
     method: str
@@ -92,8 +98,8 @@ class TrainConfig:
     amp: bool = True
     channels_last: bool = True
     options: dict[str, Any] = field(default_factory=dict)
-    eval_protocols: tuple[str, ...] = ("clean", "upper_half", "lower_half", "eyes", "mouth", "r16",
-                                       "random_box:0.3")
+    eval_protocols: tuple[str, ...] = DEFAULT_EVAL_PROTOCOLS
+    val_limit: int = 256
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -102,6 +108,8 @@ class TrainConfig:
             raise ConfigError(f"learning rate must be > 0, got {self.lr}")
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+        if self.val_limit < 0:
+            raise ConfigError(f"val_limit must be >= 0 (0: no per-epoch check), got {self.val_limit}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max steps must be >= 1, got {self.max_steps}")
         self.betas = (float(self.betas[0]), float(self.betas[1]))

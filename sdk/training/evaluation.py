@@ -21,10 +21,12 @@ import numpy as np
 from runtime.errors import ConfigError
 from runtime.occlusion import apply_occlusion, parse_protocol
 
-from .augment import normalize, prepare_image
+from .data.convert import normalize, prepare_image
 from .config import InputSpec
 
 Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: ``progress(done, total, protocol, result)`` after each protocol.
+Progress = Callable[[int, int, str, "ProtocolResult"], None]
 
 
 @dataclass
@@ -49,17 +51,31 @@ class EvalReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {"labels": list(self.labels),
-                "protocols": {p: r.__dict__ for p, r in self.results.items()}}
+                "protocols": {p: r.__dict__ for p, r in self.results.items()},
+                "occluded_mean": self.occluded_mean()}
 
     def summary(self) -> dict[str, dict[str, float]]:
         """``{protocol: {"accuracy", "macro_f1"}}``."""
         return {p: {"accuracy": r.accuracy, "macro_f1": r.macro_f1} for p, r in self.results.items()}
 
+    def occluded_mean(self) -> dict[str, float] | None:
+        """Mean accuracy and macro-F1 over every protocol but ``clean`` (``None`` when there is none)."""
+        occ = [r for p, r in self.results.items() if p != "clean"]
+        if not occ:
+            return None
+        return {"accuracy": float(np.mean([r.accuracy for r in occ])),
+                "macro_f1": float(np.mean([r.macro_f1 for r in occ])), "protocols": len(occ)}
+
     def markdown(self) -> str:
-        """The evaluation table (one row per protocol)."""
+        """The evaluation table (one row per protocol, then the occluded mean)."""
         lines = ["| protocol | n | accuracy | macro-F1 |", "|---|---:|---:|---:|"]
         for p, r in self.results.items():
             lines.append(f"| {p} | {r.n} | {r.accuracy:.4f} | {r.macro_f1:.4f} |")
+        occ = self.occluded_mean()
+        if occ is not None:
+            k = occ["protocols"]
+            lines.append(f"| occluded mean | {k} protocol{'s' if k != 1 else ''} | {occ['accuracy']:.4f} | "
+                         f"{occ['macro_f1']:.4f} |")
         return "\n".join(lines)
 
 
@@ -98,7 +114,7 @@ def align_labels(model_labels: Sequence[str], data_labels: Sequence[str]) -> np.
 
 def evaluate(predict: Predict, dataset: Any, protocols: Sequence[str], spec: InputSpec,
              labels: Sequence[str] | None = None, batch_size: int = 64, seed: int = 0,
-             limit: int | None = None) -> EvalReport:
+             limit: int | None = None, progress: Progress | None = None) -> EvalReport:
     """Evaluate ``predict`` on every protocol.
 
     Args:
@@ -110,6 +126,7 @@ def evaluate(predict: Predict, dataset: Any, protocols: Sequence[str], spec: Inp
         batch_size: Images per ``predict`` call.
         seed: Base seed of the occlusions.
         limit: Evaluate only the first ``limit`` samples.
+        progress: Called after each protocol (long evaluations say how far they are).
     """
     labels = tuple(labels) if labels is not None else tuple(dataset.labels)
     mapping = align_labels(labels, tuple(dataset.labels))
@@ -125,7 +142,7 @@ def evaluate(predict: Predict, dataset: Any, protocols: Sequence[str], spec: Inp
         truth[i] = mapping[int(y)]
     report = EvalReport(labels=labels)
     k = len(labels)
-    for p in protocols:
+    for done, p in enumerate(protocols, start=1):
         preds = np.empty(n, np.int64)
         for start in range(0, n, batch_size):
             occ_imgs, masks = [], []
@@ -142,6 +159,22 @@ def evaluate(predict: Predict, dataset: Any, protocols: Sequence[str], spec: Inp
         f1, macro = f1_scores(cm)
         report.results[p] = ProtocolResult(p, n, float((preds == truth).mean()), macro, f1.round(6).tolist(),
                                            cm.tolist())
+        if progress is not None:
+            progress(done, len(protocols), p, report.results[p])
+    return report
+
+
+def print_progress(prefix: str) -> Progress:
+    """A ``progress`` callback for :func:`evaluate`: one stderr line per protocol (terminal or not)."""
+    import sys
+    import time
+
+    t0 = time.monotonic()
+
+    def report(done: int, total: int, protocol: str, result: ProtocolResult) -> None:
+        print(f"{prefix}: [{done}/{total}] {protocol}: accuracy {result.accuracy:.4f} on {result.n} faces "
+              f"({time.monotonic() - t0:.1f} s)", file=sys.stderr, flush=True)
+
     return report
 
 
@@ -166,35 +199,6 @@ def torch_predictor(models: dict[str, Any], plan: dict[str, Any], spec: InputSpe
             return logits.float().softmax(1).cpu().numpy()
 
     return predict
-
-
-def bundle_predictor(path: str | Path, backend: str = "auto", precision: str | None = None,
-                     threads: int | None = None) -> tuple[Predict, InputSpec, tuple[str, ...]]:
-    """A predict function running a deployed bundle's ``direct`` pipeline (no torch), its input spec and labels.
-
-    Raises:
-        ConfigError: the bundle's input is not square or uses an unsupported layout.
-        BundleError / EngineError: from ``runtime`` when the bundle or engine cannot be loaded.
-    """
-    from runtime.backends import open_engine, select_engine
-    from runtime.bundle import load_bundle
-    from runtime.pipelines import DirectPipeline
-
-    bundle = load_bundle(path)
-    h, w = bundle.input.size
-    if h != w:
-        raise ConfigError(f"bundle {bundle.name!r} has a {h}x{w} input; evaluation supports square inputs only")
-    spec = InputSpec(size=int(h), channels=bundle.input.channels,
-                     color="bgr" if bundle.input.color == "bgr" else "rgb")
-    engine_spec = select_engine(bundle, "classifier", backend=backend, precision=precision)
-    pipeline = DirectPipeline(bundle, open_engine(bundle, engine_spec, backend=backend, threads=threads),
-                              output_kind=engine_spec.output)
-
-    def predict(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        crops = list(images[..., 0]) if images.shape[-1] == 1 else list(images)
-        return pipeline.run(crops).probabilities
-
-    return predict, spec, tuple(bundle.labels)
 
 
 def draw_confusion(cm: np.ndarray, labels: Sequence[str], title: str = "") -> np.ndarray:
@@ -226,13 +230,42 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
-def write_report(report: EvalReport, out_dir: str | Path, title: str = "evaluation") -> dict[str, Path]:
-    """Write ``metrics.json``, ``metrics.md`` and ``confusion_<protocol>.png`` under ``out_dir``."""
+def draw_summary(report: EvalReport, title: str = "") -> np.ndarray:
+    """Accuracy per protocol as horizontal bars, the occluded mean last, chance marked (BGR uint8, OpenCV)."""
+    rows = [(p, r.accuracy) for p, r in report.results.items()]
+    occ = report.occluded_mean()
+    if occ is not None:
+        rows.append(("occluded mean", occ["accuracy"]))
+    row_h, left, top, bar_w = 28, 190, 56, 560
+    img = np.full((top + row_h * len(rows) + 40, left + bar_w + 90, 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(img, title[:70], (8, 24), font, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "accuracy per occlusion protocol", (8, 44), font, 0.45, (90, 90, 90), 1, cv2.LINE_AA)
+    for i, (name, acc) in enumerate(rows):
+        y = top + i * row_h
+        colour = (60, 60, 200) if name == "occluded mean" else ((60, 160, 60) if name == "clean" else (200, 120, 40))
+        cv2.putText(img, name[:24], (8, y + 18), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.rectangle(img, (left, y + 4), (left + max(1, int(acc * bar_w)), y + row_h - 4), colour, -1)
+        cv2.putText(img, f"{acc:.3f}", (left + int(acc * bar_w) + 6, y + 18), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    chance = left + int(bar_w / max(1, len(report.labels)))
+    y_end = top + row_h * len(rows)
+    cv2.line(img, (chance, top), (chance, y_end), (0, 0, 0), 1)
+    cv2.putText(img, "chance", (chance - 20, y_end + 16), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    return img
+
+
+def write_report(report: EvalReport, out_dir: str | Path, title: str = "evaluation",
+                 meta: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write ``metrics.json``, ``metrics.md``, ``summary.png`` (accuracy per protocol) and
+    ``confusion_<protocol>.png`` under ``out_dir``; ``meta`` (e.g. the pipeline that ran) goes into the JSON."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "metrics.json", "markdown": out / "metrics.md"}
-    paths["json"].write_text(json.dumps({"title": title, **report.to_dict()}, indent=2))
-    paths["markdown"].write_text(f"# {title}\n\n{report.markdown()}\n")
+    paths = {"json": out / "metrics.json", "markdown": out / "metrics.md", "summary": out / "summary.png"}
+    paths["json"].write_text(json.dumps({"title": title, **(meta or {}), **report.to_dict()}, indent=2))
+    notes = "".join(f"- {k}: {v}\n" for k, v in (meta or {}).items())
+    paths["markdown"].write_text(f"# {title}\n\n{notes}{chr(10) if notes else ''}{report.markdown()}\n")
+    if not cv2.imwrite(str(paths["summary"]), draw_summary(report, title)):
+        raise OSError(f"could not write {paths['summary']}")
     for p, r in report.results.items():
         png = out / f"confusion_{_slug(p)}.png"
         if not cv2.imwrite(str(png), draw_confusion(np.asarray(r.confusion), report.labels, f"{title}: {p}")):

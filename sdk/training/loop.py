@@ -3,154 +3,38 @@
 A :class:`Method` declares its modules (registry names + kwargs), its :class:`Stage` list (epochs, which
 modules each optimiser trains, which occlusions the data gets) and its named loss terms. The :class:`Trainer`
 does the rest: seeding, data, AMP/channels_last on CUDA, alternating generator/discriminator updates,
-data-parallel gradient averaging, CSV logging, checkpoints every epoch, and exact resumption.
+data-parallel gradient averaging, one printed line and one ``results.csv`` row per epoch (with held-out
+validation when given), per-step CSV logging, ``checkpoint/`` (last) every epoch and ``best/`` (by the
+held-out metric), and exact resumption.
 """
 from __future__ import annotations
 
 import csv
+import json
 import random
+import signal
+import threading
 import time
-from dataclasses import dataclass, field
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from runtime.errors import ConfigError
 
 from . import checkpoint as ckpt
-from .augment import OcclusionMix, PairedOcclusionDataset
-from .config import TrainConfig
+from .augment import PairedOcclusionDataset
 from .distributed import (DistInfo, agree, all_reduce_gradients, all_reduce_mean, barrier, broadcast_state,
                           init_distributed, resolve_device)
 
-Batch = dict[str, torch.Tensor]
-Models = dict[str, nn.Module]
+from .method import Batch, ExportPlan, Method, Models, ModelSpec, Stage  # noqa: F401 - re-exported
+from .reporting import StagePlan, TrainingReport, read_results
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A module of a method: registry name and constructor kwargs (JSON-serialisable)."""
-
-    registry: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ExportPlan:
-    """What a trained method deploys: the runtime pipeline and which module plays which engine role.
-
-    ``classifier_output`` selects an element when the classifier module returns a tuple (the GAN discriminator).
-    """
-
-    pipeline: str  # "direct" or "inpaint"
-    classifier: str
-    inpainter: str | None = None
-    classifier_output: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {"pipeline": self.pipeline, "classifier": self.classifier, "inpainter": self.inpainter,
-                "classifier_output": self.classifier_output}
-
-
-@dataclass
-class Stage:
-    """One training stage.
-
-    Attributes:
-        name: Shown in logs and progress bars.
-        epochs: Epochs of this stage.
-        groups: Optimiser name -> modules it trains. ``main`` gets ``Method.losses``; ``disc`` (optional) gets
-            ``Method.discriminator_losses`` and is updated after ``main`` in the same step. Modules in no group
-            are frozen (``eval()`` mode, no gradients).
-        occlusion: Occlusions applied to the ``occluded`` half of each batch.
-        lr_scale: Multiplies the configured learning rate.
-        max_steps: Optional cap on optimiser steps in this stage.
-    """
-
-    name: str
-    epochs: int
-    groups: dict[str, list[str]]
-    occlusion: OcclusionMix = field(default_factory=OcclusionMix)
-    lr_scale: float = 1.0
-    max_steps: int | None = None
-
-    @property
-    def trainable(self) -> list[str]:
-        """Every module some optimiser of this stage trains."""
-        return [m for mods in self.groups.values() for m in mods]
-
-
-class Method:
-    """Base class of a training method. Subclasses set ``name``/``defaults`` and override the hooks."""
-
-    name: ClassVar[str] = ""
-    default_model: ClassVar[str] = "resnet18"
-    default_epochs: ClassVar[int] = 10
-    #: Option defaults; loss weights are options named ``w_<term>`` (0 switches a term off).
-    defaults: ClassVar[dict[str, Any]] = {}
-
-    def __init__(self, cfg: TrainConfig) -> None:
-        unknown = set(cfg.options) - set(self.defaults)
-        if unknown:
-            raise ConfigError(f"method {self.name!r} has no option(s) {sorted(unknown)}; "
-                              f"known options: {sorted(self.defaults) or 'none'}")
-        self.cfg = cfg
-        self.opts: dict[str, Any] = {**self.defaults, **cfg.options}
-        self.labels: tuple[str, ...] = ()  # set by the Trainer (the dataset's label names)
-
-    # --- declared by subclasses
-    def model_specs(self, num_classes: int) -> dict[str, ModelSpec]:
-        """Modules this method trains or uses, by name."""
-        raise NotImplementedError
-
-    def stages(self) -> list[Stage]:
-        """The stages, in order."""
-        raise NotImplementedError
-
-    def export_plan(self) -> ExportPlan:
-        """What to export for deployment."""
-        raise NotImplementedError
-
-    def losses(self, stage: Stage, batch: Batch, models: Models, cache: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Named loss terms of the ``main`` optimiser (weighted by ``w_<name>`` options, default 1)."""
-        raise NotImplementedError
-
-    def discriminator_losses(self, stage: Stage, batch: Batch, models: Models,
-                             cache: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Named loss terms of the ``disc`` optimiser (runs after ``losses`` with the same ``cache``)."""
-        return {}
-
-    def on_stage_start(self, index: int, stage: Stage, models: Models) -> None:
-        """Hook before a stage (e.g. compute pruning masks)."""
-
-    def after_step(self, stage: Stage, models: Models) -> None:
-        """Hook after each optimiser step (e.g. re-apply pruning masks)."""
-
-    # --- shared helpers
-    def weight(self, term: str) -> float:
-        """Weight of a loss term (option ``w_<term>``, default 1.0)."""
-        return float(self.opts.get(f"w_{term}", 1.0))
-
-    def active(self, term: str) -> bool:
-        """Whether a loss term is switched on (non-zero weight)."""
-        return self.weight(term) != 0.0
-
-    def epochs(self, default: int | None = None) -> int:
-        """Epochs per stage: the config's, else ``default``, else the method's default."""
-        return self.cfg.epochs or default or self.default_epochs
-
-    def classifier_name(self) -> str:
-        """The classifier registry name (``--model`` or the method's default)."""
-        return self.cfg.model or self.default_model
-
-    def kwargs_for(self, role: str, **base: Any) -> dict[str, Any]:
-        """``base`` kwargs updated with the config's ``model_kwargs[role]``."""
-        return {**base, **self.cfg.model_kwargs.get(role, {})}
+#: Held-out validation after each epoch: ``models -> {"val_<name>": value, ...}`` (first value: higher is better).
+Validate = Callable[[Models], dict[str, float]]
 
 
 def seed_everything(seed: int) -> None:
@@ -158,6 +42,20 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back (main thread, POSIX) until the block ends, so an interrupt never leaves a
+    half-written checkpoint or logs that disagree with it; the signal is delivered right after."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _worker_init(worker_id: int) -> None:
@@ -173,11 +71,12 @@ class Trainer:
         method: The method (holds the config).
         dataset: A ``FaceDataset`` (``__len__``, ``__getitem__ -> (uint8 image, int label)``, ``labels``).
         out_dir: Where the CSV log and ``checkpoint/`` go (rank 0 only); ``None`` writes nothing.
-        progress: Show tqdm progress bars.
+        progress: Show a tqdm bar within each epoch (on a terminal only; the epoch lines are printed anyway).
+        verbose: Print the plan, the time estimate and one line per epoch (:mod:`.reporting`) on rank 0.
     """
 
     def __init__(self, method: Method, dataset: Any, out_dir: str | Path | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, verbose: bool = True) -> None:
         self.method = method
         self.cfg = method.cfg
         self.dataset = dataset
@@ -193,11 +92,15 @@ class Trainer:
         self.amp_dtype = (torch.bfloat16 if self.cuda and torch.cuda.is_bf16_supported() else torch.float16)
         self.use_amp = bool(self.cfg.amp and self.cuda)
         self.channels_last = bool(self.cfg.channels_last and self.cuda)
-        self.specs = method.model_specs(len(self.labels))
+        self.specs = method.checked_specs(len(self.labels))
         self.stage_list = method.stages()
         self.rows: list[dict[str, Any]] = []
         self.position = {"stage": 0, "epoch": 0, "step": 0, "stage_step": 0}
         self.models = self._build_models()
+        self.report = TrainingReport(method.name, self.out_dir) if self.dist.is_main else None
+        self.verbose = verbose and self.report is not None
+        #: The best held-out value so far in the last stage: ``{"metric", "value", "stage", "epoch", "step"}``.
+        self.best: dict[str, Any] = {}
 
     # ---------- setup
     def _build_models(self) -> Models:
@@ -263,7 +166,8 @@ class Trainer:
             return None
         state = {"optimizers": {k: o.state_dict() for k, o in optimizers.items()},
                  "scalers": {k: s.state_dict() for k, s in scalers.items()},
-                 "rng": ckpt.capture_rng(), "rows": len(self.rows)}
+                 "rng": ckpt.capture_rng(), "rows": len(self.rows),
+                 "epoch_rows": len(self.report.rows) if self.report else 0, "best": dict(self.best)}
         return ckpt.save_checkpoint(self.out_dir / "checkpoint", config=self.config_dict(), models=self.models,
                                     training_state=state)
 
@@ -274,6 +178,12 @@ class Trainer:
                               f"{self.method.name!r} needs {sorted(self.models)}; resume with the same method")
         if loaded.labels != self.labels:
             raise ConfigError(f"checkpoint labels {loaded.labels} differ from the dataset's {self.labels}")
+        for name, spec in self.specs.items():
+            was = loaded.config["models"][name]
+            if was["registry"] != spec.registry or was["kwargs"] != json.loads(json.dumps(spec.kwargs)):
+                raise ConfigError(f"checkpoint {loaded.path} has {name} {was['registry']}({was['kwargs']}), this run "
+                                  f"builds {spec.registry}({spec.kwargs}); resume with the options it was trained "
+                                  "with (the same --model/--width/--stem/... and --size)")
         for name, m in self.models.items():
             m.load_state_dict(loaded.models[name].state_dict())
         self.position = loaded.position
@@ -281,11 +191,31 @@ class Trainer:
         if log is not None and log.exists():
             with log.open() as f:
                 self.rows = list(csv.DictReader(f))[: int(loaded.state.get("rows", 0))]
+        if self.report is not None and self.out_dir is not None:
+            self.report.rows = read_results(self.out_dir / "results.csv", int(loaded.state.get("epoch_rows", 0)))
+        self.best = dict(loaded.state.get("best") or {})
         return loaded.state
 
     # ---------- the loop
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps in one epoch (per process; the last partial batch is dropped when there are more)."""
+        n = len(self.dataset) // self.dist.world_size
+        return n // self.cfg.batch_size if n > self.cfg.batch_size else int(n > 0)
+
+    def plan(self) -> list[StagePlan]:
+        """Each stage's epochs and steps (what :meth:`fit` will run from the start)."""
+        per = self.steps_per_epoch()
+        return [StagePlan(s.name, s.epochs, per, s.max_steps) for s in self.stage_list]
+
+    def describe_models(self) -> str:
+        """``generator=inpainter(width=16, depth=3), ...`` (the options that set each module's size)."""
+        skip = ("num_classes", "in_channels", "out_channels", "out_size", "use_mask")
+        return ", ".join(f"{n}={s.registry}(" + ", ".join(f"{k}={v}" for k, v in s.kwargs.items() if k not in skip)
+                         + ")" for n, s in self.specs.items())
+
     def fit(self, resume_from: str | Path | None = None, stop_after_epochs: int | None = None,
-            time_budget_s: float | None = None, stage_budget_s: float | None = None) -> dict[str, Any]:
+            time_budget_s: float | None = None, stage_budget_s: float | None = None,
+            validate: Validate | None = None) -> dict[str, Any]:
         """Train every stage; returns the final position and last losses.
 
         Args:
@@ -294,9 +224,14 @@ class Trainer:
             time_budget_s: Stop (after checkpointing) at the first epoch end past this many seconds.
             stage_budget_s: End each stage after the first step past this many seconds (benchmarks use it to
                 give methods equal compute; the stage then counts as done, so this is not resumable mid-epoch).
+            validate: ``models -> {"val_...": value}`` on held-out data after every epoch (rank 0); the first
+                value is the one ``best`` (``out_dir/best``, last stage only) is chosen by, higher is better.
         """
         state = self._resume(resume_from) if resume_from is not None else {}
         epochs_run, t0, last = 0, time.monotonic(), {}
+        if self.verbose:
+            self.report.plan(self.plan(), batch_size=self.cfg.batch_size, done_steps=self.position["step"],
+                             model=self.describe_models())
         from tqdm import tqdm
 
         for si in range(self.position["stage"], len(self.stage_list)):
@@ -321,14 +256,19 @@ class Trainer:
                 loader = self._loader(si, stage, epoch)
                 bar = tqdm(loader, desc=f"{self.method.name}:{stage.name} {epoch + 1}/{stage.epochs}",
                            disable=None if self.progress else True,  # None: hidden when not a terminal
-                           leave=False, dynamic_ncols=True)
+                           leave=True, dynamic_ncols=True)  # on a terminal the bar stays, then the epoch line
+                t_epoch, sums, n_steps = time.monotonic(), {}, 0
                 for batch in bar:
                     last = self._step(stage, batch, optimizers, scalers)
                     self.position["step"] += 1
                     steps_in_stage += 1
-                    row = {"stage": stage.name, "epoch": epoch, "step": self.position["step"], **last}
-                    self.rows.append(row)
+                    n_steps += 1
+                    for k, v in last.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    self.rows.append({"stage": stage.name, "epoch": epoch, "step": self.position["step"], **last})
                     bar.set_postfix({k: f"{v:.3g}" for k, v in last.items() if k.endswith("total")})
+                    if self.verbose:
+                        self.report.step(self.position["step"])
                     if stage.max_steps is not None and steps_in_stage >= stage.max_steps:
                         break
                     if stage_budget_s is not None and agree(time.monotonic() - t_stage > stage_budget_s,
@@ -341,8 +281,22 @@ class Trainer:
                 self.position.update({"stage": si + 1, "epoch": 0, "stage_step": 0} if done_stage
                                      else {"stage": si, "epoch": epoch + 1, "stage_step": steps_in_stage})
                 epochs_run += 1
-                self._write_log()
-                self.save(optimizers, scalers)
+                seconds = time.monotonic() - t_epoch
+                row = {"stage": stage.name, "epoch": epoch + 1, "epochs": stage.epochs, "step": self.position["step"],
+                       **{k: v / max(1, n_steps) for k, v in sums.items()}}
+                held_out = validate(self.models) if validate is not None and self.dist.is_main else {}
+                items = n_steps * self.cfg.batch_size * self.dist.world_size
+                row.update(held_out, seconds=round(time.monotonic() - t_epoch, 3),
+                           items_per_s=round(items / max(seconds, 1e-9), 1))
+                with signals_deferred():  # Ctrl-C here waits: the logs and checkpoints stay consistent
+                    if self.report is not None:
+                        (self.report.epoch if self.verbose else self.report.rows.append)(row)
+                        if not self.verbose:
+                            self.report.write_csv()
+                    self._write_log()
+                    if held_out and si == len(self.stage_list) - 1:
+                        self._keep_best(row, next(iter(held_out)))
+                    self.save(optimizers, scalers)
                 barrier(self.dist)
                 stop = (stop_after_epochs is not None and epochs_run >= stop_after_epochs) or agree(
                     time_budget_s is not None and time.monotonic() - t0 > time_budget_s, self.dist, self.device)
@@ -351,6 +305,17 @@ class Trainer:
             if stop:
                 break
         return {"position": dict(self.position), "last": last, "seconds": time.monotonic() - t0}
+
+    def _keep_best(self, row: dict[str, Any], metric: str) -> None:
+        """Save ``out_dir/best`` (weights and config, no optimiser state) when ``row[metric]`` beats the best."""
+        if self.best.get("metric") == metric and float(row[metric]) <= float(self.best["value"]):
+            return
+        self.best = {"metric": metric, "value": float(row[metric]), "stage": row["stage"], "epoch": row["epoch"],
+                     "step": row["step"]}
+        if self.out_dir is not None and self.dist.is_main:
+            config = self.config_dict()
+            config["best"] = dict(self.best)
+            ckpt.save_checkpoint(self.out_dir / "best", config=config, models=self.models)
 
     def _to_device(self, batch: Batch) -> Batch:
         out = {}

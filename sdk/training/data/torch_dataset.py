@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from runtime.errors import ConfigError, DatasetError
+from runtime.errors import ConfigError
 
 from .base import FaceDatasetLike
+from .convert import to_model_input
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -28,27 +28,6 @@ def _per_channel(value: float | Sequence[float], channels: int, name: str) -> np
     if arr.size != channels:
         raise ConfigError(f"{name} has {arr.size} values but channels={channels}; give one value or one per channel")
     return arr
-
-
-def to_model_input(image: np.ndarray, size: tuple[int, int], channels: int, color: str = "rgb") -> np.ndarray:
-    """Convert a uint8 HxW / HxWx3 BGR image to uint8 ``size`` with ``channels`` channels (HxW when 1)."""
-    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
-        raise DatasetError(f"dataset image has dtype {image.dtype} and shape {image.shape}; expected uint8 HxW or "
-                           f"HxWx3 BGR")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if channels == 1 and image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    elif channels == 3:
-        if image.ndim == 2:
-            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-        if color == "rgb":
-            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    h, w = size
-    if image.shape[:2] != (h, w):
-        shrink = h * w < image.shape[0] * image.shape[1]
-        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return image
 
 
 class TorchFaceDataset(Dataset):

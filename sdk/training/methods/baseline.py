@@ -23,8 +23,9 @@ class SupervisedMethod(Method):
                                 "w_ce": 1.0}
 
     def model_specs(self, num_classes: int) -> dict[str, ModelSpec]:
-        kw = self.kwargs_for("classifier", num_classes=num_classes, in_channels=self.cfg.input.channels)
-        return {"classifier": ModelSpec(self.classifier_name(), kw)}
+        name = self.classifier_name()
+        kw = self.kwargs_for("classifier", name, num_classes=num_classes, in_channels=self.cfg.input.channels)
+        return {"classifier": ModelSpec(name, kw)}
 
     def mix(self, protocols: Any = None) -> OcclusionMix:
         """The stage's occlusion mix from the options (``protocols`` overrides the option)."""

@@ -54,8 +54,8 @@ class DeocclusionMethod(Method):
         c = self.cfg.input.channels
         return {"generator": ModelSpec("inpainter", self.kwargs_for("generator", in_channels=c, use_mask=True)),
                 "discriminator": discriminator_spec(self, num_classes),
-                "classifier": ModelSpec(self.classifier_name(),
-                                        self.kwargs_for("classifier", num_classes=num_classes, in_channels=c))}
+                "classifier": ModelSpec(self.classifier_name(), self.kwargs_for(
+                    "classifier", self.classifier_name(), num_classes=num_classes, in_channels=c))}
 
     def stages(self) -> list[Stage]:
         e, steps = self.epochs(), self.cfg.max_steps

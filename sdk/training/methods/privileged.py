@@ -46,7 +46,7 @@ class PrivilegedMethod(Method):
 
     def model_specs(self, num_classes: int) -> dict[str, ModelSpec]:
         c = self.cfg.input.channels
-        kw = self.kwargs_for("classifier", num_classes=num_classes, in_channels=c)
+        kw = self.kwargs_for("classifier", self.classifier_name(), num_classes=num_classes, in_channels=c)
         specs = {"student": ModelSpec(self.classifier_name(), kw)}
         if self.needs_teacher():
             specs["teacher"] = ModelSpec(self.classifier_name(), kw)
