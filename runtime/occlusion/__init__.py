@@ -4,6 +4,7 @@ Example:
     >>> from runtime.occlusion import apply_occlusion
     >>> occ = apply_occlusion(face_crop, "upper_half@noise", seed=0)
     >>> occ.image, occ.mask    # occluded copy, uint8 0/1 mask of what was covered
+    >>> occ = draw_occluder(frame, "headset", detection.keypoints, seed=0)   # realistic, from keypoints
 
 The assumed aligned-crop geometry is documented in :mod:`runtime.occlusion.geometry`; spec syntax in
 :mod:`runtime.occlusion.protocols`.
@@ -15,12 +16,16 @@ from runtime.occlusion.protocols import (
     CALIBRATION_MIX,
     EVAL_PROTOCOLS,
     FILLS,
+    REALISTIC_KINDS,
+    REALISTIC_PROTOCOLS,
     Protocol,
     list_protocols,
     parse_protocol,
 )
+from runtime.occlusion.realistic import canonical_keypoints, draw_occluder, occlude_faces
 
 __all__ = [
-    "CALIBRATION_MIX", "EVAL_PROTOCOLS", "FILLS", "Occluded", "Protocol", "apply_batch", "apply_occlusion",
-    "list_protocols", "parse_protocol", "stratified_assignment",
+    "CALIBRATION_MIX", "EVAL_PROTOCOLS", "FILLS", "REALISTIC_KINDS", "REALISTIC_PROTOCOLS", "Occluded", "Protocol",
+    "apply_batch", "apply_occlusion", "canonical_keypoints", "draw_occluder", "list_protocols", "occlude_faces",
+    "parse_protocol", "stratified_assignment",
 ]

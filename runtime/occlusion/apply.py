@@ -9,7 +9,9 @@ import numpy as np
 
 from runtime.errors import ConfigError, InputError
 from runtime.occlusion import geometry as geo
-from runtime.occlusion.protocols import Protocol, parse_protocol
+from runtime.occlusion.face_frame import canonical_keypoints
+from runtime.occlusion.placed import render
+from runtime.occlusion.protocols import REALISTIC_KINDS, Protocol, parse_protocol
 from runtime.occlusion.textured import render_textured
 
 _FIXED_BOXES = {"eyes": geo.EYES_BAND, "mouth": geo.MOUTH_BAND,
@@ -101,8 +103,21 @@ def _as_channels(layer: np.ndarray, c: int) -> np.ndarray:
     return layer if c == 3 else cv2.cvtColor(layer, cv2.COLOR_BGR2GRAY)[..., None]
 
 
+def _batch_keypoints(keypoints: object, n: int, h: int, w: int) -> np.ndarray:
+    """(n, 6, 2) keypoints: the canonical crop layout, one (6, 2) set for all items, or one set per item."""
+    if keypoints is None:
+        return np.broadcast_to(canonical_keypoints(h, w), (n, 6, 2))
+    k = np.asarray(keypoints, dtype=np.float64) if isinstance(keypoints, (np.ndarray, list, tuple)) else None
+    if k is not None and k.shape == (6, 2):
+        return np.broadcast_to(k, (n, 6, 2))
+    if k is None or k.shape != (n, 6, 2):
+        raise InputError(f"keypoints must be (6, 2) or ({n}, 6, 2) BlazeFace keypoints in pixels, got "
+                         f"{getattr(keypoints, 'shape', type(keypoints).__name__)}.")
+    return k
+
+
 def apply_batch(images: np.ndarray, protocol: str | Protocol, seed: int, *,
-                sources: Sequence[np.ndarray] | None = None) -> Occluded:
+                sources: Sequence[np.ndarray] | None = None, keypoints: np.ndarray | None = None) -> Occluded:
     """Occludes a batch of face crops (N, H, W) or (N, H, W, C) with one protocol.
 
     Deterministic in ``(protocol, seed, H, W)``: item ``i`` of the batch depends on ``i`` but not on the batch
@@ -113,9 +128,12 @@ def apply_batch(images: np.ndarray, protocol: str | Protocol, seed: int, *,
         protocol: spec string or :class:`Protocol` (see :func:`parse_protocol`).
         seed: any non-negative int.
         sources: images to cut ``textured:patch`` patches from (else a procedural texture).
+        keypoints: for the realistic kinds (``headset``, ``sunglasses``, ...): BlazeFace keypoints (6, 2) shared
+            by the batch or (N, 6, 2), in crop pixels; default :func:`canonical_keypoints` of the crop geometry.
+            Ignored by the other kinds, which assume the aligned crop geometry.
 
     Raises:
-        InputError: wrong type, dtype or shape.
+        InputError: wrong type, dtype or shape; invalid keypoints.
         ConfigError: invalid protocol or seed.
     """
     images = _check(images, batch=True)
@@ -133,6 +151,12 @@ def apply_batch(images: np.ndarray, protocol: str | Protocol, seed: int, *,
         if not isinstance(src, np.ndarray) or src.dtype != np.uint8 or src.ndim not in (2, 3) or min(src.shape[:2]) < 2:
             raise InputError(f"sources[{k}] must be a uint8 image (H, W) or (H, W, 3|4) of at least 2x2, got "
                              f"{getattr(src, 'shape', type(src).__name__)}; load patch sources with cv2.imread.")
+    if p.kind in REALISTIC_KINDS:
+        kps = _batch_keypoints(keypoints, n, h, w)
+        out = x.copy()
+        for i, child in enumerate(_item_rngs(seed, n)):
+            render(out[i], masks[i], p.kind, kps[i], child)
+        return Occluded(out[..., 0] if gray2d else out, masks.astype(np.uint8))
     layer: np.ndarray
     if p.kind == "textured":
         layer = np.empty_like(x)
@@ -154,14 +178,16 @@ def apply_batch(images: np.ndarray, protocol: str | Protocol, seed: int, *,
 
 
 def apply_occlusion(image: np.ndarray, protocol: str | Protocol, *, seed: int,
-                    sources: Sequence[np.ndarray] | None = None) -> Occluded:
+                    sources: Sequence[np.ndarray] | None = None, keypoints: np.ndarray | None = None) -> Occluded:
     """Occludes one aligned face crop (H, W) or (H, W, C) uint8; see :func:`apply_batch` for the arguments.
 
     Returns:
         ``Occluded(image, mask)``: the occluded copy (input untouched) and the uint8 0/1 mask (H, W).
     """
     image = _check(image, batch=False)
-    res = apply_batch(image[None], protocol, seed, sources=sources)
+    if keypoints is not None and np.asarray(keypoints).shape != (6, 2):
+        raise InputError(f"keypoints must be (6, 2) BlazeFace keypoints in pixels, got {np.asarray(keypoints).shape}.")
+    res = apply_batch(image[None], protocol, seed, sources=sources, keypoints=keypoints)
     return Occluded(res.image[0], res.mask[0])
 
 

@@ -15,6 +15,8 @@ from runtime.errors import ConfigError
 FILLS: Final = ("black", "gray", "color", "noise")
 BOX_KINDS: Final = ("random_box", "r8", "r16", "r24", "eyes", "mouth", "upper_half", "lower_half")
 TEXTURES: Final = ("hand", "cup", "patch")
+#: Realistic occluders placed from face keypoints (:mod:`runtime.occlusion.realistic`); each is a protocol name.
+REALISTIC_KINDS: Final[tuple[str, ...]] = ("headset", "sunglasses", "mask", "hand", "cup", "phone")
 RANDOM_BOX_RANGE: Final = (0.1, 0.7)
 
 _DESCRIPTIONS: Final[dict[str, str]] = {
@@ -31,6 +33,12 @@ _DESCRIPTIONS: Final[dict[str, str]] = {
     "textured:hand": "hand-like occluder with skin texture and finger gaps",
     "textured:cup": "cup-like occluder (body, rim, handle, stripe)",
     "textured:patch": "patch cut from caller-supplied images, else a built-in procedural texture",
+    "headset": "VR headset placed from keypoints: visor wider than the face, brows to below the eyes, straps",
+    "sunglasses": "sunglasses placed from keypoints: tinted lenses over the eyes, frame, reflections",
+    "mask": "surgical or cloth face mask placed from keypoints: nose bridge to chin, ear loops",
+    "hand": "hand placed from keypoints over the mouth, a cheek or the eyes (skin tones, fingers)",
+    "cup": "cup or mug held in front of the mouth, placed from keypoints",
+    "phone": "phone held in front of the lower face, placed from keypoints",
 }
 
 #: The standard evaluation list every trainer reports.
@@ -38,6 +46,10 @@ EVAL_PROTOCOLS: Final[tuple[str, ...]] = (
     "clean", "random_box:0.1", "random_box:0.2", "random_box:0.3", "random_box:0.4", "random_box:0.5",
     "random_box:0.6", "random_box:0.7", "r8", "r16", "r24", "eyes", "mouth", "upper_half", "lower_half",
 )
+
+#: The realistic occluders as evaluation protocols (kept out of ``EVAL_PROTOCOLS`` so that existing tables, held-out
+#: set sizes and their tests keep their meaning; evaluate them with ``EVAL_PROTOCOLS + REALISTIC_PROTOCOLS``).
+REALISTIC_PROTOCOLS: Final[tuple[str, ...]] = REALISTIC_KINDS
 
 #: Default stratified mix for INT8 calibration: (spec, share); shares sum to 1.
 CALIBRATION_MIX: Final[tuple[tuple[str, float], ...]] = (
@@ -52,10 +64,10 @@ class Protocol:
     """A parsed occlusion protocol.
 
     Attributes:
-        kind: ``clean``, one of ``BOX_KINDS``, ``random_shapes`` or ``textured``.
+        kind: ``clean``, one of ``BOX_KINDS``, ``random_shapes``, ``textured`` or one of ``REALISTIC_KINDS``.
         fraction: face-area fraction for ``random_box``, else ``None``.
         texture: ``hand``/``cup``/``patch`` for ``textured``, else ``None``.
-        fill: one of ``FILLS`` for geometric kinds, ``None`` for ``clean``/``textured``.
+        fill: one of ``FILLS`` for geometric kinds, ``None`` for ``clean``/``textured``/realistic kinds.
     """
 
     kind: str
@@ -106,6 +118,10 @@ def parse_protocol(spec: str | Protocol) -> Protocol:
     if "@" in text and fill not in FILLS:
         raise _bad(spec, f"unknown fill {fill!r}")
     kind, sep, param = body.partition(":")
+    if kind in REALISTIC_KINDS:
+        if "@" in text or sep:
+            raise _bad(spec, f"'{kind}' takes no parameter or fill (it brings its own colours)")
+        return Protocol(kind)
     if kind == "clean" or kind == "textured":
         if "@" in text:
             raise _bad(spec, f"'{kind}' takes no fill")
