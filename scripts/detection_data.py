@@ -20,10 +20,9 @@ if str(ROOT) not in sys.path:
 
 from runtime.detection.ssd import iou_matrix  # noqa: E402
 
-try:  # realistic occluders placed from keypoints
-    from runtime.occlusion.realistic import REALISTIC_KINDS, draw_occluder  # noqa: E402
-except ImportError:  # pragma: no cover - before runtime.occlusion.realistic exists
-    REALISTIC_KINDS, draw_occluder = (), None
+from runtime.errors import InputError  # noqa: E402
+from runtime.occlusion.placed import keypoints_from_box  # noqa: E402
+from runtime.occlusion.realistic import REALISTIC_KINDS, draw_occluder  # noqa: E402
 
 BLOCK = "upper_half"  # the benchmark's original headset-like block over the upper half of the box
 OCCLUDER_KINDS: tuple[str, ...] = (*REALISTIC_KINDS, BLOCK)
@@ -66,8 +65,13 @@ def load_samples(split: str | None, *, shippable_only: bool = False) -> list[Sam
     """
     from scripts.real_faces import load_real_images
 
+    return to_samples(load_real_images(split=split, include_research_only=not shippable_only))
+
+
+def to_samples(images: Sequence[object]) -> list[Sample]:
+    """``scripts.real_faces.RealImage`` objects as :class:`Sample` (numpy boxes, ``(6, 2)`` keypoints or None)."""
     out = []
-    for im in load_real_images(split=split, include_research_only=not shippable_only):
+    for im in images:
         faces = [Face(np.asarray(f.box, np.float64), None if f.keypoints is None else
                       np.asarray(f.keypoints, np.float64).reshape(6, 2), str(f.person)) for f in im.faces]
         out.append(Sample(im.name, im.source, im.image, faces, [np.asarray(b, np.float64) for b in im.ignore],
@@ -77,7 +81,7 @@ def load_samples(split: str | None, *, shippable_only: bool = False) -> list[Sam
 
 def fill_keypoints(samples: Sequence[Sample]) -> None:
     """Give every face without keypoints the six keypoints of the best-overlapping BlazeFace candidate on the
-    clean image (IoU >= 0.3), else a canonical layout scaled to the box. In place."""
+    clean image (IoU >= 0.3), else the occluder library's layout for the box. In place."""
     from runtime.detection.two_stage import CandidateDetector
 
     det = None
@@ -93,14 +97,7 @@ def fill_keypoints(samples: Sequence[Sample]) -> None:
             if len(ious) and ious.max() >= 0.3:
                 f.keypoints = cands[int(ious.argmax())].keypoints.astype(np.float64)
             else:
-                f.keypoints = canonical_keypoints(f.box)
-
-
-def canonical_keypoints(box: np.ndarray) -> np.ndarray:
-    """An upright frontal face's BlazeFace keypoints placed in a box (fractions measured on BlazeFace outputs)."""
-    x1, y1, x2, y2 = box
-    frac = np.array([[0.33, 0.38], [0.67, 0.38], [0.5, 0.58], [0.5, 0.76], [0.08, 0.45], [0.92, 0.45]])
-    return np.array([x1, y1]) + frac * [x2 - x1, y2 - y1]
+                f.keypoints = keypoints_from_box(f.box)
 
 
 def cover_upper_half(frame: np.ndarray, boxes: Sequence[Sequence[float]], *, widen: float = 0.12,
@@ -146,8 +143,10 @@ def occlude(image: np.ndarray, faces: Sequence[Face], kind: str, seed: int = 0) 
         raise ValueError(f"unknown occluder kind {kind!r}; use clean, {', '.join(OCCLUDER_KINDS)}")
     out = image
     for i, f in enumerate(faces):
-        kp = f.keypoints if f.keypoints is not None else canonical_keypoints(f.box)
-        out = draw_occluder(out, kind, kp, box=f.box, seed=seed * 1009 + i).image
+        try:
+            out = draw_occluder(out, kind, f.keypoints, box=f.box, seed=seed * 1009 + i).image
+        except InputError:  # keypoints collapsed (eyes < 4 px apart): place it from the box instead
+            out = draw_occluder(out, kind, None, box=f.box, seed=seed * 1009 + i).image
     return out
 
 
@@ -191,8 +190,9 @@ def resize(sample: Sample, long_side: int) -> Sample:
 
 def label_candidates(boxes: np.ndarray, faces: Sequence[Face], ignore: Sequence[np.ndarray]) -> np.ndarray:
     """Per candidate box ``(N, 4)``: 1 if it finds a face (IoU >= 0.4, or centre inside the face box and
-    IoU >= 0.25), 0 if it is a false face, -1 if neither can be said (centre in an ``ignore`` region, or an
-    in-between overlap with centre outside)."""
+    IoU >= 0.25), 0 if it is a false face away from every face, -1 if neither can be said: centre in an ``ignore``
+    region, or a box on part of a face (centre inside it or IoU >= 0.1) that is not a match. Such part-boxes show
+    mostly face; the detector suppresses them next to the face's own box instead (see ``TwoStageDetector``)."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     labels = np.zeros(len(boxes), np.int64)
     if not len(boxes):
@@ -204,7 +204,7 @@ def label_candidates(boxes: np.ndarray, faces: Sequence[Face], ignore: Sequence[
         inside = ((centres[:, None, 0] >= g[None, :, 0]) & (centres[:, None, 0] <= g[None, :, 2])
                   & (centres[:, None, 1] >= g[None, :, 1]) & (centres[:, None, 1] <= g[None, :, 3]))
         pos = ((ious >= 0.4) | (inside & (ious >= 0.25))).any(1)
-        unsure = (~inside & (ious >= 0.25)).any(1) & ~pos
+        unsure = (inside | (ious >= 0.1)).any(1) & ~pos
         labels[pos] = 1
         labels[unsure] = -1
     for b in ignore:

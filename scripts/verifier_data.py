@@ -14,8 +14,9 @@ import numpy as np
 
 from runtime.detection.geometry import aligned_crops, eye_roll
 from runtime.detection.ssd import iou_matrix
+from runtime.occlusion.placed import keypoints_from_box
 from runtime.detection.two_stage import FEATURES, CandidateDetector, candidate_features
-from scripts.detection_data import (OCCLUDER_KINDS, REALISTIC_KINDS, Face, Sample, canonical_keypoints,
+from scripts.detection_data import (OCCLUDER_KINDS, REALISTIC_KINDS, Face, Sample,
                                     label_candidates, occlude, resize, rotate)
 
 ORIGINS = ("candidate", "gt", "random")
@@ -59,7 +60,7 @@ def _random_faces(rng: np.random.Generator, h: int, w: int, n: int) -> list[Face
         side = rng.uniform(0.1, 0.45) * min(h, w)
         x, y = rng.uniform(0, w - side), rng.uniform(0, h - side)
         box = np.array([x, y, x + side, y + side])
-        out.append(Face(box, canonical_keypoints(box), "none"))
+        out.append(Face(box, keypoints_from_box(box), "none"))
     return out
 
 

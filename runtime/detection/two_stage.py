@@ -82,13 +82,18 @@ class CandidateDetector(FaceDetector):
                                             threads=threads, providers=providers) for v in variants]
         self._merge = MergedDetector(self.detectors, nms_iou=nms_iou)
 
-    def _detect(self, frame: np.ndarray) -> list[Detection]:
+    def propose(self, frame: np.ndarray, detectors: Sequence[FaceDetector] | None = None) -> list[Detection]:
+        """Candidates of ``detectors`` (default: all variants) on the frame and its rotations, merged."""
         h, w = frame.shape[:2]
-        dets = [d for det in self.detectors for d in det._detect(frame)]
+        detectors = self.detectors if detectors is None else detectors
+        dets = [d for det in detectors for d in det._detect(frame)]
         for angle in self.rotations:
             rotated = cv2.rotate(frame, _ROTATE[angle])
-            dets += [unrotate(d, angle, w, h) for det in self.detectors for d in det._detect(rotated)]
+            dets += [unrotate(d, angle, w, h) for det in detectors for d in det._detect(rotated)]
         return self._merge.merge(dets)
+
+    def _detect(self, frame: np.ndarray) -> list[Detection]:
+        return self.propose(frame)
 
 
 def candidate_features(dets: Sequence[Detection], verifier_logits: np.ndarray) -> dict[str, np.ndarray]:
@@ -116,12 +121,20 @@ def combined_score(features: dict[str, np.ndarray], combination: dict[str, Any])
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
-    """Indices kept by greedy NMS, highest score first."""
+    """Indices kept by greedy NMS, highest score first.
+
+    A box is dropped when it overlaps a kept one by more than ``iou``, or when it is smaller than a kept one and
+    its centre lies inside it (a box on part of an already found face, e.g. the visible chin under a visor).
+    """
     order = np.argsort(-scores, kind="stable")
-    ious = iou_matrix(boxes[order], boxes[order])
+    b = boxes[order]
+    ious = iou_matrix(b, b)
+    centres = (b[:, :2] + b[:, 2:]) / 2
+    areas = np.prod(b[:, 2:] - b[:, :2], axis=1)
     keep: list[int] = []
     for i in range(len(order)):
-        if all(ious[i, j] <= iou for j in keep):
+        if all(ious[i, j] <= iou and not (areas[i] < areas[j] and b[j, 0] <= centres[i, 0] <= b[j, 2]
+                                          and b[j, 1] <= centres[i, 1] <= b[j, 3]) for j in keep):
             keep.append(i)
     return [int(order[i]) for i in keep]
 
@@ -139,6 +152,9 @@ class TwoStageDetector(FaceDetector):
         nms_iou: IoU above which two accepted faces are the same face.
         max_faces: Keep at most this many faces (``None``: all).
         rotations: Override the config's extra candidate passes on the rotated frame (e.g. ``(90, -90)``).
+        cascade: Run the full-range model only when the short-range one finds no close-up face (default: the
+            config's ``candidates.cascade``, else True); see :meth:`scored_candidates`.
+        close_up: Face width, as a fraction of the frame's longer side, that makes a frame a close-up.
         threads: ONNX Runtime intra-op threads per model.
 
     ``last_timings`` holds the milliseconds of the last call's stages (``candidates``, ``verifier``).
@@ -146,10 +162,10 @@ class TwoStageDetector(FaceDetector):
 
     name = "blazeface-verified"
 
-    def __init__(self, *, verifier: FaceVerifier | None = None, candidates: FaceDetector | None = None,
+    def __init__(self, *, verifier: FaceVerifier | None = None, candidates: CandidateDetector | None = None,
                  threshold: float | None = None, nms_iou: float = 0.3, max_faces: int | None = None,
-                 rotations: Sequence[int] | None = None, threads: int | None = None,
-                 providers: str | Sequence[str] = "cpu") -> None:
+                 rotations: Sequence[int] | None = None, cascade: bool | None = None, close_up: float = 0.2,
+                 threads: int | None = None, providers: str | Sequence[str] = "cpu") -> None:
         self.verifier = verifier or FaceVerifier(threads=threads, providers=providers)
         cfg = self.verifier.config
         cand = cfg["candidates"]
@@ -163,7 +179,11 @@ class TwoStageDetector(FaceDetector):
             raise ConfigError(f"threshold must be in (0, 1), got {threshold!r}")
         if max_faces is not None and max_faces < 1:
             raise ConfigError(f"max_faces must be a positive integer or None, got {max_faces!r}")
+        if not 0.0 < close_up <= 1.0:
+            raise ConfigError(f"close_up must be in (0, 1], got {close_up!r}")
         self.nms_iou, self.max_faces = nms_iou, max_faces
+        self.cascade = bool(cand.get("cascade", True) if cascade is None else cascade)
+        self.close_up = close_up
         self.last_timings: dict[str, float] = {}
 
     def score_candidates(self, frame: np.ndarray, dets: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray]:
@@ -171,12 +191,38 @@ class TwoStageDetector(FaceDetector):
         logits = self.verifier.logits(frame, dets)
         return combined_score(candidate_features(dets, logits), self.combination), logits
 
+    def scored_candidates(self, frame: np.ndarray, *, cascade: bool | None = None
+                          ) -> tuple[list[Detection], np.ndarray, np.ndarray]:
+        """Every candidate with its combined score and verifier logit, before the threshold and NMS.
+
+        With ``cascade`` (default: the detector's setting), the first BlazeFace variant (short range) runs first,
+        and the others only when none of its accepted faces is a close-up (width >= ``close_up`` of the frame's
+        longer side), as :class:`~runtime.detection.merge.CascadeDetector` does.
+        """
+        cascade = self.cascade if cascade is None else cascade
+        parts = self.candidates.detectors
+        groups = [parts[:1], parts[1:]] if cascade and len(parts) > 1 else [parts]
+        cands: list[Detection] = []
+        scores, logits = [np.zeros(0)], [np.zeros(0, np.float32)]
+        t_cand = t_ver = 0.0
+        longer = max(frame.shape[:2])
+        for group in groups:
+            t0 = time.perf_counter()
+            found = self.candidates.propose(frame, group)
+            t1 = time.perf_counter()
+            s, lg = self.score_candidates(frame, found)
+            t_ver += time.perf_counter() - t1
+            t_cand += t1 - t0
+            cands += found
+            scores.append(s)
+            logits.append(lg)
+            if any(sc >= self.threshold and d.width >= self.close_up * longer for d, sc in zip(found, s)):
+                break
+        self.last_timings = {"candidates": t_cand * 1e3, "verifier": t_ver * 1e3}
+        return cands, np.concatenate(scores), np.concatenate(logits)
+
     def _detect(self, frame: np.ndarray) -> list[Detection]:
-        t0 = time.perf_counter()
-        cands = self.candidates._detect(frame)
-        t1 = time.perf_counter()
-        scores, logits = self.score_candidates(frame, cands)
-        self.last_timings = {"candidates": (t1 - t0) * 1e3, "verifier": (time.perf_counter() - t1) * 1e3}
+        cands, scores, logits = self.scored_candidates(frame)
         idx = np.flatnonzero(scores >= self.threshold)
         if not len(idx):
             return []
