@@ -78,9 +78,10 @@ MIN_EAR_SPAN = 0.5
 MIN_MOUTH_DROP = 0.25
 MIN_EYE_SPAN_ROLLED = 0.25  # a face claimed to be rolled beyond ROLLED needs a resolved eye line
 ROLLED = np.radians(30.0)
+MAX_ROLL = np.radians(40.0)  # single-stage detectors accept no more roll than this (see plausible_face)
 
 
-def plausible_face(box: np.ndarray, keypoints: np.ndarray) -> bool:
+def plausible_face(box: np.ndarray, keypoints: np.ndarray, max_roll: float = MAX_ROLL) -> bool:
     """Whether BlazeFace's six keypoints form a face inside its box, at any roll.
 
     Measured in the frame of the eye line (:func:`~runtime.detection.geometry.face_geometry`), so a face rolled
@@ -90,9 +91,15 @@ def plausible_face(box: np.ndarray, keypoints: np.ndarray) -> bool:
     drop <= 0.24. The thresholds (0.5, 0.25) sit between. Collapsed keypoints can also fake a rolled face (a
     false alarm on no_face.mp4 has its eyes 0.2 box sides apart at -47 degrees and passes span and drop in that
     frame), so beyond 30 degrees of roll the eyes must be >= 0.25 box sides apart: real faces rolled by 30-60
-    degrees had >= 0.26 in 95 % of BlazeFace's detections. See ``benchmarks/detector_occlusion.py``.
+    degrees had >= 0.26 in 95 % of BlazeFace's detections. Even so, the skin-coloured title text of
+    ``no_face.mp4`` (frames 77-89) gives rotated-looking false faces at |roll| 47-111 degrees, some with a perfect
+    rotated layout; so a single-stage detector also rejects roll beyond ``max_roll`` (radians, default 40 degrees;
+    the upright-frame check it replaces failed about there too). Strongly rolled faces are the two-stage detector's
+    job (``blazeface-verified``), whose verifier sees them upright. See ``benchmarks/detector_occlusion.py``.
     """
     g = face_geometry(box, keypoints)
+    if abs(g.roll) > max_roll:
+        return False
     if abs(g.roll) > ROLLED and g.eye_span < MIN_EYE_SPAN_ROLLED:
         return False
     return bool(g.ear_span >= MIN_EAR_SPAN and g.mouth_drop >= MIN_MOUTH_DROP)
