@@ -15,7 +15,8 @@ import numpy as np
 from runtime.detection.geometry import aligned_crops, eye_roll
 from runtime.detection.ssd import iou_matrix
 from runtime.detection.two_stage import FEATURES, CandidateDetector, candidate_features
-from scripts.detection_data import OCCLUDER_KINDS, Sample, label_candidates, occlude_sample, resize, rotate
+from scripts.detection_data import (OCCLUDER_KINDS, REALISTIC_KINDS, Sample, label_candidates, occlude,
+                                    random_faces, resize, rotate)
 
 ORIGINS = ("candidate", "gt", "random")
 
@@ -59,7 +60,12 @@ def variants(sample: Sample, rng: np.random.Generator, per_kind: int,
     out = []
     for kind in kinds:
         for _ in range(per_kind):
-            image = occlude_sample(sample, kind, int(rng.integers(1 << 30)))
+            seed = int(rng.integers(1 << 30))
+            if sample.faces or kind not in REALISTIC_KINDS:
+                image = occlude(sample.image, sample.faces, kind, seed)
+            else:  # an occluder alone must not make a face
+                h, w = sample.image.shape[:2]
+                image = occlude(sample.image, random_faces(rng, h, w, int(rng.integers(1, 3))), kind, seed)
             v = Sample(sample.name, sample.source, image, sample.faces, sample.ignore, sample.split,
                        sample.research_only, sample.licence)
             roll = rng.uniform(-15, 15) if rng.random() < 0.5 else rng.uniform(-90, 90)
