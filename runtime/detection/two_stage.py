@@ -1,0 +1,232 @@
+"""Two-stage face detection: BlazeFace proposes candidates at a low threshold, a verifier CNN that learned
+occlusion decides which are faces.
+
+``candidates -> roll-aligned crops -> verifier (one batch) -> combined score -> threshold -> NMS``. The combined
+score is a logistic model of the verifier logit and the detector logit (and, where it was measured to help, the
+keypoint geometry), fitted on the tuning split by ``scripts/train_verifier.py`` and stored in the verifier config.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from ..errors import ConfigError
+from .base import Detection, FaceDetector
+from .blazeface import BlazeFaceDetector
+from .geometry import eye_roll, face_geometry
+from .merge import MergedDetector
+from .ssd import iou_matrix
+from .verifier import FaceVerifier
+
+FEATURES = ("verifier", "detector", "ear_span", "mouth_drop", "eye_span")
+_ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, -90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180}
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def unrotate_points(pts: np.ndarray, angle: int, width: int, height: int) -> np.ndarray:
+    """Map ``(..., 2)`` points found on the frame rotated by ``angle`` degrees clockwise (``cv2.rotate``) back to
+    the original ``width x height`` frame."""
+    u, v = pts[..., 0], pts[..., 1]
+    if angle == 90:
+        x, y = v, height - u
+    elif angle == -90:
+        x, y = width - v, u
+    elif angle == 180:
+        x, y = width - u, height - v
+    else:
+        raise ConfigError(f"candidate rotations must be 90, -90 or 180 degrees, got {angle!r}")
+    return np.stack([x, y], axis=-1)
+
+
+def unrotate(det: Detection, angle: int, width: int, height: int) -> Detection:
+    """A detection found on the rotated frame, with its box and keypoints mapped back to the original frame."""
+    corners = unrotate_points(np.array(det.box, np.float64).reshape(2, 2), angle, width, height)
+    box = (*corners.min(0), *corners.max(0))
+    kp = det.keypoints
+    if kp is not None:
+        kp = unrotate_points(kp.astype(np.float64), angle, width, height).astype(np.float32)
+    return replace(det, box=tuple(float(v) for v in box), keypoints=kp,
+                   roll=eye_roll(kp) if kp is not None else det.roll)
+
+
+class CandidateDetector(FaceDetector):
+    """BlazeFace short- and full-range at a low score threshold, without the keypoint geometry check, merged;
+    optionally also run on the frame rotated by 90 degrees either way (faces rolled beyond ~45 degrees).
+
+    Args:
+        score_threshold: Minimum BlazeFace score of a candidate.
+        variants: BlazeFace variants to run (see :data:`~runtime.detection.blazeface.SPECS`).
+        rotations: Extra passes on the frame rotated by these angles (degrees clockwise: 90, -90, 180).
+        nms_iou: IoU above which two candidates are the same face.
+        threads: ONNX Runtime intra-op threads per model.
+    """
+
+    name = "blazeface-candidates"
+
+    def __init__(self, *, score_threshold: float = 0.2, variants: Sequence[str] = ("blazeface-short", "blazeface-full"),
+                 rotations: Sequence[int] = (), nms_iou: float = 0.3, threads: int | None = None,
+                 providers: str | Sequence[str] = "cpu") -> None:
+        for a in rotations:
+            if a not in _ROTATE:
+                raise ConfigError(f"candidate rotations must be 90, -90 or 180 degrees, got {a!r}")
+        self.rotations = tuple(int(a) for a in rotations)
+        self.detectors = [BlazeFaceDetector(v, score_threshold=score_threshold, check_geometry=False,
+                                            threads=threads, providers=providers) for v in variants]
+        self._merge = MergedDetector(self.detectors, nms_iou=nms_iou)
+
+    def propose(self, frame: np.ndarray, detectors: Sequence[FaceDetector] | None = None) -> list[Detection]:
+        """Candidates of ``detectors`` (default: all variants) on the frame and its rotations, merged."""
+        h, w = frame.shape[:2]
+        detectors = self.detectors if detectors is None else detectors
+        dets = [d for det in detectors for d in det._detect(frame)]
+        for angle in self.rotations:
+            rotated = cv2.rotate(frame, _ROTATE[angle])
+            dets += [unrotate(d, angle, w, h) for det in detectors for d in det._detect(rotated)]
+        return self._merge.merge(dets)
+
+    def _detect(self, frame: np.ndarray) -> list[Detection]:
+        return self.propose(frame)
+
+
+def candidate_features(dets: Sequence[Detection], verifier_logits: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-candidate features the combined score may use: ``(N,)`` arrays named as in :data:`FEATURES`."""
+    geo = [face_geometry(d.box, d.keypoints) if d.keypoints is not None else None for d in dets]
+    return {
+        "verifier": np.asarray(verifier_logits, np.float64),
+        "detector": _logit(np.array([d.score for d in dets], np.float64)),
+        "ear_span": np.array([g.ear_span if g else 0.0 for g in geo], np.float64),
+        "mouth_drop": np.array([g.mouth_drop if g else 0.0 for g in geo], np.float64),
+        "eye_span": np.array([g.eye_span if g else 0.0 for g in geo], np.float64),
+    }
+
+
+def combined_score(features: dict[str, np.ndarray], combination: dict[str, Any]) -> np.ndarray:
+    """``sigmoid(bias + sum_k weight_k * feature_k)`` for the weights in ``combination``."""
+    weights = combination["weights"]
+    unknown = set(weights) - set(FEATURES)
+    if unknown:
+        raise ConfigError(f"verifier config combines unknown features {sorted(unknown)}; known: {FEATURES}")
+    z = np.full(len(features["verifier"]), float(combination["bias"]))
+    for k, wk in weights.items():
+        z += float(wk) * features[k]
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    """Indices kept by greedy NMS, highest score first.
+
+    A box is dropped when it overlaps a kept one by more than ``iou``, or when it is smaller than a kept one and
+    its centre lies inside it (a box on part of an already found face, e.g. the visible chin under a visor).
+    """
+    order = np.argsort(-scores, kind="stable")
+    b = boxes[order]
+    ious = iou_matrix(b, b)
+    centres = (b[:, :2] + b[:, 2:]) / 2
+    areas = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    keep: list[int] = []
+    for i in range(len(order)):
+        if all(ious[i, j] <= iou and not (areas[i] < areas[j] and b[j, 0] <= centres[i, 0] <= b[j, 2]
+                                          and b[j, 1] <= centres[i, 1] <= b[j, 3]) for j in keep):
+            keep.append(i)
+    return [int(order[i]) for i in keep]
+
+
+class TwoStageDetector(FaceDetector):
+    """Candidates from :class:`CandidateDetector`, confirmed by :class:`FaceVerifier`.
+
+    Each returned :class:`Detection` has ``score`` = the combined probability, ``verifier_score`` = the verifier's
+    own probability, ``roll`` from the eye keypoints, and the candidate's box and keypoints.
+
+    Args:
+        verifier: The verifier (default: the shipped one, with ``threads``).
+        candidates: The candidate stage (default: from the verifier config's ``candidates`` section).
+        threshold: Minimum combined score (default: the config's, chosen on the tuning split).
+        nms_iou: IoU above which two accepted faces are the same face.
+        max_faces: Keep at most this many faces (``None``: all).
+        rotations: Override the config's extra candidate passes on the rotated frame (e.g. ``(90, -90)``).
+        cascade: Run the full-range model only when the short-range one finds no close-up face (default: the
+            config's ``candidates.cascade``, else True); see :meth:`scored_candidates`.
+        close_up: Face width, as a fraction of the frame's longer side, that makes a frame a close-up.
+        threads: ONNX Runtime intra-op threads per model.
+
+    ``last_timings`` holds the milliseconds of the last call's stages (``candidates``, ``verifier``).
+    """
+
+    name = "blazeface-verified"
+
+    def __init__(self, *, verifier: FaceVerifier | None = None, candidates: CandidateDetector | None = None,
+                 threshold: float | None = None, nms_iou: float = 0.3, max_faces: int | None = None,
+                 rotations: Sequence[int] | None = None, cascade: bool | None = None, close_up: float = 0.2,
+                 threads: int | None = None, providers: str | Sequence[str] = "cpu") -> None:
+        self.verifier = verifier or FaceVerifier(threads=threads, providers=providers)
+        cfg = self.verifier.config
+        cand = cfg["candidates"]
+        self.candidates = candidates or CandidateDetector(
+            score_threshold=float(cand["score_threshold"]), variants=tuple(cand["variants"]),
+            rotations=tuple(cand.get("rotations", ())) if rotations is None else tuple(rotations),
+            threads=threads, providers=providers)
+        self.combination = cfg["combination"]
+        self.threshold = float(cfg["threshold"] if threshold is None else threshold)
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"threshold must be in (0, 1), got {threshold!r}")
+        if max_faces is not None and max_faces < 1:
+            raise ConfigError(f"max_faces must be a positive integer or None, got {max_faces!r}")
+        if not 0.0 < close_up <= 1.0:
+            raise ConfigError(f"close_up must be in (0, 1], got {close_up!r}")
+        self.nms_iou, self.max_faces = nms_iou, max_faces
+        self.cascade = bool(cand.get("cascade", True) if cascade is None else cascade)
+        self.close_up = close_up
+        self.last_timings: dict[str, float] = {}
+
+    def score_candidates(self, frame: np.ndarray, dets: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray]:
+        """``(combined probability, verifier logit)`` ``(N,)`` each, for candidates on a BGR frame."""
+        logits = self.verifier.logits(frame, dets)
+        return combined_score(candidate_features(dets, logits), self.combination), logits
+
+    def scored_candidates(self, frame: np.ndarray, *, cascade: bool | None = None
+                          ) -> tuple[list[Detection], np.ndarray, np.ndarray]:
+        """Every candidate with its combined score and verifier logit, before the threshold and NMS.
+
+        With ``cascade`` (default: the detector's setting), the first BlazeFace variant (short range) runs first,
+        and the others only when none of its accepted faces is a close-up (width >= ``close_up`` of the frame's
+        longer side), as :class:`~runtime.detection.merge.CascadeDetector` does.
+        """
+        cascade = self.cascade if cascade is None else cascade
+        parts = self.candidates.detectors
+        groups = [parts[:1], parts[1:]] if cascade and len(parts) > 1 else [parts]
+        cands: list[Detection] = []
+        scores, logits = [np.zeros(0)], [np.zeros(0, np.float32)]
+        t_cand = t_ver = 0.0
+        longer = max(frame.shape[:2])
+        for group in groups:
+            t0 = time.perf_counter()
+            found = self.candidates.propose(frame, group)
+            t1 = time.perf_counter()
+            s, lg = self.score_candidates(frame, found)
+            t_ver += time.perf_counter() - t1
+            t_cand += t1 - t0
+            cands += found
+            scores.append(s)
+            logits.append(lg)
+            if any(sc >= self.threshold and d.width >= self.close_up * longer for d, sc in zip(found, s)):
+                break
+        self.last_timings = {"candidates": t_cand * 1e3, "verifier": t_ver * 1e3}
+        return cands, np.concatenate(scores), np.concatenate(logits)
+
+    def _detect(self, frame: np.ndarray) -> list[Detection]:
+        cands, scores, logits = self.scored_candidates(frame)
+        idx = np.flatnonzero(scores >= self.threshold)
+        if not len(idx):
+            return []
+        boxes = np.array([cands[i].box for i in idx], np.float64)
+        keep = [int(idx[k]) for k in nms(boxes, scores[idx], self.nms_iou)][:self.max_faces]
+        vprob = 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))
+        return [replace(cands[i], score=float(scores[i]), verifier_score=float(vprob[i])) for i in keep]
