@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .detection.base import Detection, FaceDetector
+from .detection.base import Detection, FaceDetector, shifted
 from .detection.merge import suppress_overlaps
 from .errors import ConfigError
 from .tracking import Tracker, centre_distance, iou_matrix
@@ -38,10 +38,6 @@ class TrackedFace:
     track_id: int
 
 
-def _shift(det: Detection, dx: float, dy: float) -> Detection:
-    x1, y1, x2, y2 = det.box
-    kp = None if det.keypoints is None else det.keypoints + np.float32((dx, dy))
-    return Detection((x1 + dx, y1 + dy, x2 + dx, y2 + dy), det.score, kp)
 
 
 class FaceTracker:
@@ -99,7 +95,7 @@ class FaceTracker:
         region, x0, y0 = self.search_region(frame, box)
         if region.shape[0] < 8 or region.shape[1] < 8:
             return None
-        dets = [_shift(d, x0, y0) for d in self.detector.detect(region)]
+        dets = [shifted(d, x0, y0) for d in self.detector.detect(region)]
         if not dets:
             return None
         boxes = np.array([d.box for d in dets], np.float64)

@@ -25,20 +25,6 @@ def expand_box(box: Box, margin: float, *, square: bool = True, offset: tuple[fl
     return cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0
 
 
-def roll_from_keypoints(keypoints: np.ndarray | None) -> float:
-    """In-plane rotation of a face in radians from its eye keypoints (BlazeFace order: right eye, left eye, ...).
-
-    0 for an upright face; positive when the eye line turns clockwise on screen (image y points down). ``None``
-    or fewer than two keypoints give 0.
-    """
-    if keypoints is None or len(keypoints) < 2:
-        return 0.0
-    (rx, ry), (lx, ly) = np.asarray(keypoints, np.float64)[:2, :2]
-    if not np.isfinite([rx, ry, lx, ly]).all() or (rx == lx and ry == ly):
-        return 0.0
-    return float(np.arctan2(ly - ry, lx - rx))
-
-
 def crop_face(frame: np.ndarray, box: Box, spec: InputSpec, *, square: bool = True, roll: float = 0.0) -> np.ndarray:
     """Crop ``box`` (plus the spec's margin and offset) from a BGR frame and resize it to the spec's size and colour.
 
@@ -47,7 +33,7 @@ def crop_face(frame: np.ndarray, box: Box, spec: InputSpec, *, square: bool = Tr
         box: Face box ``(x1, y1, x2, y2)`` in frame pixels.
         spec: The bundle's input spec (size, colour, ``crop_margin``, ``crop_offset``).
         square: Make the crop square around the box centre.
-        roll: The face's in-plane rotation in radians (:func:`roll_from_keypoints`); the crop is rotated so the
+        roll: The face's in-plane rotation in radians (``Detection.roll``); the crop is rotated so the
             face comes out upright (the spec's offset is applied along the face's own axes). 0: axis-aligned.
 
     Parts of the crop that fall outside the frame are filled by replicating the border, so faces at the edge keep

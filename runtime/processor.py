@@ -25,7 +25,7 @@ from .face_tracking import FaceTracker
 from .frames import as_bgr_frame
 from .pipelines import PipelineResult
 from .prediction import Prediction
-from .preprocess import crop_face, roll_from_keypoints
+from .preprocess import crop_face
 from .smoothing import Smoother, parse_smoothing
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class Face:
     @classmethod
     def from_detection(cls, det: Detection, *, track_id: int | None = None, align: bool = True) -> "Face":
         """The face of a detection (roll from its eye keypoints when ``align``)."""
-        return cls(det.box, det.score, det.keypoints, roll_from_keypoints(det.keypoints) if align else 0.0, track_id)
+        return cls(det.box, det.score, det.keypoints, det.roll if align else 0.0, track_id)
 
 
 ALIGN_MIN_ROLL_DEG = 10.0  # faces tilted less than this are cropped axis-aligned, as the classifiers were trained

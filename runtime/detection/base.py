@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import cv2
@@ -42,6 +42,13 @@ class Detection:
     def height(self) -> float:
         """Box height in pixels."""
         return self.box[3] - self.box[1]
+
+
+def shifted(det: Detection, dx: float, dy: float) -> Detection:
+    """The detection moved by ``(dx, dy)`` pixels (from a region of a frame to the frame), all else kept."""
+    x1, y1, x2, y2 = det.box
+    kp = None if det.keypoints is None else det.keypoints + np.float32((dx, dy))
+    return replace(det, box=(x1 + dx, y1 + dy, x2 + dx, y2 + dy), keypoints=kp)
 
 
 def as_bgr(frame: object) -> np.ndarray:

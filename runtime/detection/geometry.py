@@ -33,10 +33,18 @@ class FaceGeometry:
     eye_span: float
 
 
-def eye_roll(keypoints: np.ndarray) -> float:
-    """Roll in radians from the two eye keypoints (``keypoints[0]`` right eye, ``keypoints[1]`` left eye)."""
-    k = np.asarray(keypoints, dtype=np.float64)
+def eye_roll(keypoints: np.ndarray | None) -> float:
+    """Roll in radians from the two eye keypoints (``keypoints[0]`` right eye, ``keypoints[1]`` left eye).
+
+    0 for an upright face; positive when the eye line turns clockwise on screen (image y points down). ``None``,
+    fewer than two keypoints, non-finite or coincident eyes give 0.
+    """
+    if keypoints is None or len(keypoints) < 2:
+        return 0.0
+    k = np.asarray(keypoints, dtype=np.float64)[:2, :2]
     dx, dy = k[1] - k[0]
+    if not np.isfinite([dx, dy]).all() or (dx == 0 and dy == 0):
+        return 0.0
     return float(np.arctan2(dy, dx))
 
 

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ..errors import ConfigError
-from .base import Detection, FaceDetector
+from .base import Detection, FaceDetector, shifted
 from .merge import suppress_overlaps
 
 SMALLEST_FRACTION = 0.045  # a face this wide relative to the detector's input side is found reliably (see above)
@@ -69,8 +69,5 @@ class TiledDetector(FaceDetector):
         h, w = frame.shape[:2]
         dets = list(self.detector._detect(frame))
         for x0, y0, x1, y1 in self.tiles_for(w, h):
-            for d in self.detector._detect(frame[y0:y1, x0:x1]):
-                bx1, by1, bx2, by2 = d.box
-                kp = None if d.keypoints is None else d.keypoints + np.float32((x0, y0))
-                dets.append(Detection((bx1 + x0, by1 + y0, bx2 + x0, by2 + y0), d.score, kp))
+            dets.extend(shifted(d, x0, y0) for d in self.detector._detect(frame[y0:y1, x0:x1]))
         return suppress_overlaps(dets, self.nms_iou)

@@ -19,6 +19,7 @@ from .base import Detection, FaceDetector
 from .blazeface import BlazeFaceDetector
 from .geometry import eye_roll, face_geometry
 from .merge import MergedDetector
+from .roll import refine_roll
 from .ssd import iou_matrix
 from .verifier import FaceVerifier
 
@@ -229,4 +230,6 @@ class TwoStageDetector(FaceDetector):
         boxes = np.array([cands[i].box for i in idx], np.float64)
         keep = [int(idx[k]) for k in nms(boxes, scores[idx], self.nms_iou)][:self.max_faces]
         vprob = 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))
-        return [replace(cands[i], score=float(scores[i]), verifier_score=float(vprob[i])) for i in keep]
+        near = self.candidates.detectors[0]
+        return [refine_roll(near, frame, replace(cands[i], score=float(scores[i]), verifier_score=float(vprob[i])))
+                for i in keep]
