@@ -3,9 +3,10 @@
 Per frame (:meth:`FaceTracker.step`):
 
 1. every track's motion model (:class:`runtime.tracking.BoxKalman`) predicts where its face is now;
-2. the full-frame detector runs only to acquire faces: every ``detect_every`` frames, and on every frame while no
+2. the full-frame detector runs every ``detect_every`` frames (default: every frame) and on every frame while no
    face is tracked;
-3. each tracked face that the full-frame pass did not already find is searched for in a square region around its
+3. each tracked face that the full-frame pass did not find (or that was not looked for) is searched for in a square
+   region around its
    predicted box (``roi_scale`` face sizes wide). There the face fills a large part of the detector's input, so the
    near-range model sees it as a close-up even when a headset or a hand covers part of it; the detection nearest
    the prediction continues the track;
@@ -60,7 +61,7 @@ class FaceTracker:
         ...         print(face.track_id, face.detection.box)
     """
 
-    def __init__(self, detector: FaceDetector, *, detect_every: int = 10, max_missed: int = 15,
+    def __init__(self, detector: FaceDetector, *, detect_every: int = 1, max_missed: int = 15,
                  roi_scale: float = 2.0, max_faces: int | None = None, follow: bool = True) -> None:
         if not isinstance(detect_every, int) or detect_every < 1:
             raise ConfigError(f"detect_every must be an integer >= 1 (frames), got {detect_every!r}")

@@ -156,7 +156,7 @@ class FrameProcessor:
         return out
 
     def stream_stages(self, *, smooth: str | Smoother | None = None, max_missed: int = 15,
-                      detect_every: int = 10, follow: bool = True) -> "StreamStages":
+                      detect_every: int = 1, follow: bool = True) -> "StreamStages":
         """The two stream stages over this processor, with fresh per-stream tracking and smoothing state."""
         return StreamStages(self, smooth=smooth, max_missed=max_missed, detect_every=detect_every, follow=follow)
 
@@ -170,14 +170,14 @@ class StreamStages:
         processor: The frame processor (its engines are shared, not copied).
         smooth: ``None``, ``"ema:ALPHA"``, ``"window:N"`` or a :class:`~runtime.smoothing.Smoother`.
         max_missed: Frames a face may go unfound and keep its track id.
-        detect_every: Run the full-frame detector every this many frames (tracked faces are searched for in
-            their predicted region on the others).
+        detect_every: Run the full-frame detector every this many frames; tracked faces it does not find are
+            searched for in their predicted region.
         follow: Search for tracked faces in their predicted regions; ``False`` (unrelated photos) only runs the
             full-frame detector and gives ids by association.
     """
 
     def __init__(self, processor: FrameProcessor, *, smooth: str | Smoother | None = None, max_missed: int = 15,
-                 detect_every: int = 10, follow: bool = True) -> None:
+                 detect_every: int = 1, follow: bool = True) -> None:
         self.processor = processor
         if processor.detector.name in ("none", "roi"):
             detect_every = 1  # nothing to acquire: the face is the frame or a fixed box
