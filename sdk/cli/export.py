@@ -148,7 +148,7 @@ def _from_checkpoint(path: Path, work: Path) -> dict[str, Any]:
     ck = load_checkpoint(path)
     cfg = ck.config
     plan = cfg.get("export") or {"pipeline": "direct", "classifier": next(iter(ck.models)), "inpainter": None}
-    spec = _parse_input(_bundle_input(cfg["input"]), str(path))
+    spec = _parse_input(_bundle_input(cfg.get("bundle_input") or cfg["input"]), str(path))
     h, w = spec.size
     shape = (4, h, w) if spec.channels == 1 else (4, h, w, 3)
     sample = to_tensor(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8), spec)
