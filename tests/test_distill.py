@@ -177,3 +177,33 @@ def test_cli_distill_export_recognizer_and_consistency_eval(faces_spec: str, fac
     rep = json.loads((ev / "consistency.json").read_text())[0]
     assert set(rep["protocols"]) == {"clean", "headset", "mask"} and rep["people"] >= 1
     assert (ev / "consistency.png").stat().st_size > 1000
+
+
+def test_bundle_with_headset_student_routes_upper_face_covered_faces(tmp_path: Path, ofer_cmd: list[str],
+                                                                     media_dir: Path) -> None:
+    import sdk
+    from sdk.training import checkpoint as ckpt
+    from sdk.training.distill.teacher import load_teacher
+
+    t = load_teacher(DEFAULT_BUNDLE)
+    with torch.no_grad():
+        t.model.head.bias[t.labels.index("sad")] += 3.0  # a visibly different "student"
+    ckpt.save_checkpoint(tmp_path / "headset", config={
+        "method": "distill", "models": {"student": {"registry": t.registry, "kwargs": t.kwargs}},
+        "labels": list(t.labels), "input": t.input.to_dict(), "bundle_input": t.bundle_input,
+        "export": {"pipeline": "direct", "classifier": "student"}}, models={"student": t.model})
+    out = tmp_path / "bundle"
+    r = subprocess.run([*ofer_cmd, "export", str(DEFAULT_BUNDLE), "--out", str(out), "--precision", "fp32",
+                        "--headset", str(tmp_path / "headset")], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert r.returncode == 0, r.stderr
+    assert "classifier_headset" in r.stdout
+    image = str(media_dir / "single_face.jpg")
+    covered = sdk.Recognizer(out, backend="onnxruntime-cpu", occlusion="upper_half").predict(image)[0]
+    lower = sdk.Recognizer(out, backend="onnxruntime-cpu", occlusion="lower_half").predict(image)[0]
+    assert covered.pipeline == "headset" and covered.engine == "classifier_headset"
+    assert lower.pipeline == "direct" and lower.engine == "classifier"
+    assert covered.scores["sad"] > 10 * lower.scores["sad"]  # the headset engine (sad logit +3) really answered
+    plain = sdk.Recognizer(DEFAULT_BUNDLE, backend="onnxruntime-cpu", occlusion="upper_half").predict(image)[0]
+    assert plain.pipeline == "direct" and plain.engine == "classifier"
+    assert plain.to_dict()["engine"] == "classifier"

@@ -35,6 +35,9 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--agreement", type=float, default=0.97, help="minimum top-1 agreement with FP32")
     g.add_argument("--trt-version", default="10.3.0", help="TensorRT version named in the calibration cache")
     g.add_argument("--seed", type=int, default=0)
+    p.add_argument("--headset", default=None, metavar="CHECKPOINT",
+                   help="a headset student (ofer distill --protocols headset) to carry as engine classifier_headset: "
+                        "the auto pipeline sends faces whose upper face is covered to it")
     p.add_argument("--force", action="store_true", help="replace an existing bundle")
     p.set_defaults(func=run)
 
@@ -186,6 +189,10 @@ def run(args: argparse.Namespace) -> int:
                                agreement=args.agreement, faces=args.calib_faces, seed=args.seed,
                                inpainter=model["inpainter"], provenance=model["provenance"],
                                files=model["files"], trt_version=args.trt_version, force=args.force)
+    if args.headset:
+        from sdk.training.distill.bundle import add_headset_student
+
+        bundle = add_headset_student(args.out, args.headset)
     report = bundle.provenance.get("metrics", {}).get("export", {})
     print(f"wrote bundle {bundle.path}")
     for name, e in bundle.engines.items():

@@ -333,7 +333,7 @@ class Distiller:
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
-            logs["d_adv"] = float(loss_d)
+            logs["d_adv"] = float(loss_d.detach())
         return logs
 
     # ------------------------------------------------------------------ selection, checkpoints
