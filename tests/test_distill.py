@@ -89,6 +89,13 @@ def test_onnx_teacher_import_matches_onnxruntime() -> None:
         load_teacher(DEFAULT_BUNDLE, model="resnet18")
 
 
+@pytest.fixture(scope="module")
+def teacher():
+    from sdk.training.distill.teacher import load_teacher
+
+    return load_teacher(DEFAULT_BUNDLE)
+
+
 def _split(faces_spec: str) -> tuple:
     from sdk.training.data.spec import open_dataset
 
@@ -107,14 +114,15 @@ def _kl_occluded(d, data, protocol: str = "headset") -> float:
     return float(np.mean(np.sum(p * (np.log(p + 1e-8) - np.log(q + 1e-8)), 1)))
 
 
-def test_a_few_steps_move_the_student_toward_the_teacher_on_occluded_faces(faces_spec: str) -> None:
+def test_a_few_steps_move_the_student_toward_the_teacher_on_occluded_faces(faces_spec: str, teacher) -> None:
     from sdk.training.distill import DistillConfig, Distiller
 
     train, val = _split(faces_spec)
     cfg = DistillConfig(teacher=str(DEFAULT_BUNDLE), data=faces_spec, protocols=("headset",), epochs=1,
                         batch_size=8, lr=3e-4, augment={"flip": 0.0, "shift": 0, "scale": 0, "rotate": 0,
-                                                        "brightness": 0, "blur": 0})
-    d = Distiller(cfg, train, val, None, log=lambda m: None)
+                                                        "brightness": 0, "blur": 0},
+                        val_protocols=("headset",))
+    d = Distiller(cfg, train, val, None, log=lambda m: None, teacher=teacher)
     before = _kl_occluded(d, train)
     for _ in range(3):
         for batch in d._loader(d.epoch):
@@ -122,21 +130,27 @@ def test_a_few_steps_move_the_student_toward_the_teacher_on_occluded_faces(faces
         d.epoch += 1
     after = _kl_occluded(d, train)
     assert after < 0.9 * before, (before, after)
+    batch = next(iter(d._loader(9)))
+    assert "label" not in d.step(batch)  # unlabelled faces: soft targets only
+    batch["label"][:] = teacher.labels.index("sad")
+    logs = d.step(batch)  # labelled faces: the label term joins, targets mix the one-hot label in
+    assert logs["label"] > 0 and np.isfinite(logs["total"])
 
 
-def test_resume_continues_exactly(faces_spec: str, tmp_path: Path) -> None:
+def test_resume_continues_exactly(faces_spec: str, tmp_path: Path, teacher) -> None:
     from sdk.training.checkpoint import load_checkpoint
     from sdk.training.distill import DistillConfig, Distiller
 
     train, val = _split(faces_spec)
     cfg = DistillConfig(teacher=str(DEFAULT_BUNDLE), data=faces_spec, epochs=2, batch_size=8, max_steps=2,
-                        patience=5, clean_floor=0.0, weights={"soft": 1, "clean": 1, "lir": 0.5, "adv": 0.1})
-    straight = Distiller(cfg, train, val, tmp_path / "a", log=lambda m: None)
+                        patience=5, clean_floor=0.0, weights={"soft": 1, "clean": 1, "lir": 0.5, "adv": 0.1},
+                        val_protocols=("headset",))
+    straight = Distiller(cfg, train, val, tmp_path / "a", log=lambda m: None, teacher=teacher)
     straight.fit()
-    first = Distiller(cfg, train, val, tmp_path / "b", log=lambda m: None)
+    first = Distiller(cfg, train, val, tmp_path / "b", log=lambda m: None, teacher=teacher)
     first.fit(stop_after_epochs=1)
     assert first.epoch == 1
-    again = Distiller(cfg, train, val, tmp_path / "b", log=lambda m: None)
+    again = Distiller(cfg, train, val, tmp_path / "b", log=lambda m: None, teacher=teacher)
     again.resume(tmp_path / "b")
     again.fit()
     assert again.epoch == 2 and [r["epoch"] for r in again.history] == [0, 1, 2]
@@ -152,7 +166,7 @@ def test_cli_distill_export_recognizer_and_consistency_eval(faces_spec: str, fac
     env = {**os.environ, "OFER_CACHE": str(face_cache), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     out = tmp_path / "run"
     r = subprocess.run([*ofer_cmd, "distill", "--data", faces_spec + ",val=0.3", "--out", str(out), "--epochs", "1",
-                        "--steps", "2", "--batch-size", "8", "--threads", "1"],
+                        "--steps", "2", "--batch-size", "8", "--threads", "1", "--val-protocols", "headset"],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "epoch 1/1" in r.stdout and "held-out" in r.stdout and "kept epoch" in r.stdout
@@ -185,7 +199,7 @@ def test_bundle_with_headset_student_routes_upper_face_covered_faces(tmp_path: P
     from sdk.training import checkpoint as ckpt
     from sdk.training.distill.teacher import load_teacher
 
-    t = load_teacher(DEFAULT_BUNDLE)
+    t = load_teacher(DEFAULT_BUNDLE)  # its own copy: the weights change below
     with torch.no_grad():
         t.model.head.bias[t.labels.index("sad")] += 3.0  # a visibly different "student"
     ckpt.save_checkpoint(tmp_path / "headset", config={

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from runtime.errors import ConfigError
 
@@ -75,6 +75,7 @@ class DistillConfig:
     patience: int = 3
     freeze_bn: bool = True
     clean_share: float = 0.5  # share of each batch's clean faces the clean term uses
+    balance: float = 0.5  # sampling weight of a face = 1 / (faces of its person) ** balance (0: uniform)
     cache_teacher: bool = True  # targets from the teacher on the un-augmented (and flipped) clean crop, computed once
     augment: dict[str, float] = field(default_factory=lambda: Augment().to_dict())
     max_steps: int | None = None  # per epoch
@@ -184,6 +185,7 @@ class Distiller:
                       if "feature_disc" in self.models else None)
         del params
         self.held_out = HeldOut(val, teacher, cfg.held_out_protocols, cfg.seed)
+        self.sample_weights = self._sample_weights(train)
         self.teacher_logits = self._teacher_cache(train) if cfg.cache_teacher and not cfg.weights["adv"] else None
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
@@ -274,8 +276,22 @@ class Distiller:
                          Augment(**self.cfg.augment), seed=self.cfg.seed)
         ds.set_epoch(epoch)
         gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
-        return DataLoader(ds, batch_size=self.cfg.batch_size, shuffle=True, generator=gen,
+        if self.sample_weights is None:
+            return DataLoader(ds, batch_size=self.cfg.batch_size, shuffle=True, generator=gen,
+                              drop_last=len(ds) > self.cfg.batch_size, num_workers=0)
+        sampler = WeightedRandomSampler(self.sample_weights, len(ds), replacement=True, generator=gen)
+        return DataLoader(ds, batch_size=self.cfg.batch_size, sampler=sampler,
                           drop_last=len(ds) > self.cfg.batch_size, num_workers=0)
+
+    def _sample_weights(self, data: Any) -> torch.Tensor | None:
+        """Per-face sampling weights that keep one long video from dominating (None: uniform)."""
+        if not self.cfg.balance or not hasattr(data, "subject"):
+            return None
+        people = np.asarray([data.subject(i) or f"#{i}" for i in range(len(data))], dtype=str)
+        _, inverse, counts = np.unique(people, return_inverse=True, return_counts=True)
+        if counts.max() == 1:
+            return None
+        return torch.from_numpy(counts[inverse].astype(np.float64) ** -float(self.cfg.balance))
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One optimiser step (and one discriminator step when ``adv`` is on); returns the loss terms."""
