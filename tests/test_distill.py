@@ -221,3 +221,10 @@ def test_bundle_with_headset_student_routes_upper_face_covered_faces(tmp_path: P
     plain = sdk.Recognizer(DEFAULT_BUNDLE, backend="onnxruntime-cpu", occlusion="upper_half").predict(image)[0]
     assert plain.pipeline == "direct" and plain.engine == "classifier"
     assert plain.to_dict()["engine"] == "classifier"
+
+
+def test_train_refuses_unlabelled_faces_with_a_pointer_to_distill(faces_spec: str, tmp_path: Path, capsys) -> None:
+    from sdk.cli.main import main
+
+    assert main(["train", "baseline", "--data", faces_spec, "--out", str(tmp_path / "t"), "--steps", "1"]) == 2
+    assert "ofer distill" in capsys.readouterr().err

@@ -254,7 +254,10 @@ def extract_faces(paths: Sequence[str], settings: FaceSettings, bundle: Any, *, 
                 raise ConfigError(f"faces: detect=false takes ready face crops (images), not videos ({f})")
             ex = ex or _Extractor(bundle, settings)
             ex.crops, ex.tags = [], []
-            n = ex.video(f, root) if is_video else ex.still(f, root)
+            if is_video:
+                ex.video(f, root)
+            else:
+                ex.still(f, root)
             part = ex.result()
             if use_cache:
                 cache.parent.mkdir(parents=True, exist_ok=True)

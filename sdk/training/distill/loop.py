@@ -4,7 +4,8 @@ Loss per batch (each term switchable by its weight; T = temperature):
 
 * ``soft``: T²·KL(q ‖ softmax(student(occluded)/T)), q = softmax(teacher(clean)/T), mixed with the one-hot label
   (``label_mix``) where the data have labels;
-* ``clean``: T²·KL(softmax(teacher(clean)/T) ‖ softmax(student(clean)/T)): the student keeps the teacher's clean answers;
+* ``clean``: T²·KL(softmax(teacher(clean)/T) ‖ softmax(student(clean)/T)) on a share (``clean_share``) of each
+  batch's clean faces: the student keeps the teacher's clean answers;
 * ``lir``: [CE(teacher(clean), ŷ) − CE(student(occluded), ŷ)]₊ with ŷ the target's top class (seed 002's LIR);
 * ``adv``: a feature discriminator tells the student's mid-level features of occluded faces from the teacher's
   of clean faces (seed 002), the student learns to fool it;
@@ -23,7 +24,6 @@ import copy
 import csv
 import json
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,126 +37,19 @@ from runtime.errors import ConfigError
 
 from .. import checkpoint as ckpt
 from ..augment import normalize, prepare_image
-from ..consistency import agreement, cohen_kappa
 from ..losses import adversarial_d, adversarial_g, features_and_logits, features_of, reconstruction_l2
-from .data import Augment, PairedFaces, occluded_views
+from .config import GENERAL_PROTOCOLS, HEADSET_PROTOCOLS, PRESETS, TERMS, VAL_PROTOCOLS, DistillConfig
+from .data import Augment, PairedFaces
+from .heldout import HeldOut, predict_probs
 from .teacher import Teacher, load_teacher
 
-#: The general student's training occluders (realistic kinds + geometric bands + boxes; a share of clean faces).
-GENERAL_PROTOCOLS: tuple[str, ...] = ("headset", "sunglasses", "mask", "hand", "cup", "phone", "upper_half",
-                                      "lower_half", "eyes", "mouth", "random_box:0.3", "clean")
-#: The headset student's occluders (the upper face covered).
-HEADSET_PROTOCOLS: tuple[str, ...] = ("headset", "headset", "upper_half", "eyes")
-PRESETS = {"general": GENERAL_PROTOCOLS, "headset": HEADSET_PROTOCOLS}
-VAL_PROTOCOLS = {"general": ("headset", "hand", "mask", "sunglasses"), "headset": ("headset",)}
-TERMS = ("soft", "clean", "lir", "adv", "rec", "label")
-
-
-@dataclass
-class DistillConfig:
-    """Everything that defines a distillation run (stored in the checkpoint)."""
-
-    teacher: str
-    data: str
-    val_data: str | None = None
-    teacher_model: str = "mini_xception"
-    student_model: str | None = None  # None: a copy of the teacher
-    preset: str = "general"
-    protocols: tuple[str, ...] | None = None  # None: the preset's
-    val_protocols: tuple[str, ...] | None = None
-    epochs: int = 12
-    batch_size: int = 64
-    lr: float = 1e-4
-    temperature: float = 2.0
-    weights: dict[str, float] = field(default_factory=lambda: {"soft": 1.0, "clean": 1.0, "lir": 0.5, "adv": 0.0,
-                                                               "rec": 0.0, "label": 1.0})
-    label_mix: float = 0.5
-    clean_floor: float = 0.97
-    patience: int = 3
-    freeze_bn: bool = True
-    clean_share: float = 0.5  # share of each batch's clean faces the clean term uses
-    balance: float = 0.5  # sampling weight of a face = 1 / (faces of its person) ** balance (0: uniform)
-    cache_teacher: bool = True  # targets from the teacher on the un-augmented (and flipped) clean crop, computed once
-    augment: dict[str, float] = field(default_factory=lambda: Augment().to_dict())
-    max_steps: int | None = None  # per epoch
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ConfigError(f"--protocols preset must be one of {', '.join(PRESETS)} or a comma list of protocols, "
-                              f"got {self.preset!r}")
-        unknown = set(self.weights) - set(TERMS)
-        if unknown:
-            raise ConfigError(f"unknown loss term(s) {sorted(unknown)}; terms: {', '.join(TERMS)}")
-        self.weights = {**{t: 0.0 for t in TERMS}, **{k: float(v) for k, v in self.weights.items()}}
-        if not any(self.weights[t] for t in ("soft", "clean", "label")):
-            raise ConfigError("every output term (soft, clean, label) is switched off; enable at least one")
-        for name, v in (("epochs", self.epochs), ("batch_size", self.batch_size)):
-            if v < 1:
-                raise ConfigError(f"{name} must be >= 1, got {v}")
-        if not self.temperature > 0 or not self.lr > 0:
-            raise ConfigError(f"temperature and lr must be > 0 (got {self.temperature}, {self.lr})")
-
-    @property
-    def train_protocols(self) -> tuple[str, ...]:
-        return tuple(self.protocols or PRESETS[self.preset])
-
-    @property
-    def held_out_protocols(self) -> tuple[str, ...]:
-        return tuple(self.val_protocols or VAL_PROTOCOLS[self.preset])
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["protocols"], d["val_protocols"] = list(self.train_protocols), list(self.held_out_protocols)
-        return d
-
+__all__ = ["GENERAL_PROTOCOLS", "HEADSET_PROTOCOLS", "PRESETS", "TERMS", "VAL_PROTOCOLS", "DistillConfig", "Distiller",
+           "HeldOut", "kl_soft", "predict_probs"]
 
 def kl_soft(student_logits: torch.Tensor, target: torch.Tensor, t: float) -> torch.Tensor:
     """T²·KL(target ‖ softmax(student/T)) averaged over the batch (``target`` already at temperature T)."""
     logp = F.log_softmax(student_logits / t, dim=1)
     return (target * (target.clamp_min(1e-8).log() - logp)).sum(1).mean() * t * t
-
-
-def predict_probs(model: nn.Module, images: np.ndarray, spec: Any, batch: int = 256) -> np.ndarray:
-    """Softmax of ``model`` (evaluated in eval mode) on uint8 crops ``(N, H, W[, C])`` prepared for ``spec``."""
-    imgs = images if images.ndim == 4 else images[..., None]
-    out = []
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        for s in range(0, len(imgs), batch):
-            out.append(model(torch.from_numpy(normalize(imgs[s:s + batch], spec))).softmax(1).numpy())
-    model.train(was)
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-
-
-class HeldOut:
-    """The held-out people's faces, the teacher's clean answers and the fixed occluded views."""
-
-    def __init__(self, dataset: Any, teacher: Teacher, protocols: tuple[str, ...], seed: int) -> None:
-        spec = teacher.input
-        crops = np.stack([prepare_image(dataset[i][0], spec) for i in range(len(dataset))])
-        self.people = np.asarray([dataset.subject(i) or str(i) for i in range(len(dataset))], dtype=str)
-        self.views = {"clean": crops, **{p: occluded_views(crops[..., 0] if crops.shape[-1] == 1 else crops, p, seed)
-                                          for p in protocols}}
-        self.spec = spec
-        self.teacher_probs = self.predict(teacher.model, crops)
-        self.ref = self.teacher_probs.argmax(1)
-
-    def predict(self, model: nn.Module, images: np.ndarray) -> np.ndarray:
-        return predict_probs(model, images, self.spec)
-
-    def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """``{clean, <protocol>..., <protocol>_kappa..., occluded_mean}`` agreements with the teacher's clean answer."""
-        k = self.teacher_probs.shape[1]
-        res: dict[str, float] = {}
-        for p, imgs in self.views.items():
-            pred = self.predict(model, imgs).argmax(1)
-            res[p] = agreement(pred, self.ref)
-            res[f"{p}_kappa"] = cohen_kappa(pred, self.ref, k)
-        occ = [res[p] for p in self.views if p != "clean"]
-        res["occluded_mean"] = float(np.mean(occ)) if occ else float("nan")
-        return res
 
 
 class Distiller:
@@ -450,7 +343,8 @@ class Distiller:
             self._save_state()
             since = self.epoch - (self.best["epoch"] if self.best else 0)
             if since >= self.cfg.patience:
-                self.log(f"early stop: no better qualifying epoch for {since} epochs (best: epoch {self.best['epoch']})")
+                self.log(f"early stop: no better qualifying epoch for {since} epochs "
+                         f"(best: epoch {self.best['epoch']})")
                 break
             if time_budget_s is not None and time.monotonic() - t0 > time_budget_s:
                 self.log(f"time budget of {time_budget_s:.0f} s reached after epoch {self.epoch}")
