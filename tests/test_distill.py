@@ -121,7 +121,7 @@ def test_a_few_steps_move_the_student_toward_the_teacher_on_occluded_faces(faces
     cfg = DistillConfig(teacher=str(DEFAULT_BUNDLE), data=faces_spec, protocols=("headset",), epochs=1,
                         batch_size=8, lr=3e-4, augment={"flip": 0.0, "shift": 0, "scale": 0, "rotate": 0,
                                                         "brightness": 0, "blur": 0},
-                        val_protocols=("headset",))
+                        val_protocols=("headset",), balance=0.0)
     d = Distiller(cfg, train, val, None, log=lambda m: None, teacher=teacher)
     before = _kl_occluded(d, train)
     for _ in range(3):
