@@ -29,7 +29,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--temperature", type=float, default=2.0)
-    for term, default in (("soft", 1.0), ("clean", 1.0), ("lir", 0.5), ("adv", 0.0), ("rec", 0.0), ("label", 1.0)):
+    for term, default in (("soft", 1.0), ("clean", 2.0), ("lir", 0.5), ("adv", 0.0), ("rec", 0.0), ("label", 1.0)):
         p.add_argument(f"--w-{term}", type=float, default=default, help=f"weight of the {term} term (0: off)")
     p.add_argument("--label-mix", type=float, default=0.5, help="share of the one-hot label in labelled targets")
     p.add_argument("--clean-floor", type=float, default=0.97, help="minimum held-out clean agreement of a kept epoch")

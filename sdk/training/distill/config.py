@@ -34,11 +34,12 @@ class DistillConfig:
     batch_size: int = 64
     lr: float = 1e-4
     temperature: float = 2.0
-    weights: dict[str, float] = field(default_factory=lambda: {"soft": 1.0, "clean": 1.0, "lir": 0.5, "adv": 0.0,
+    weights: dict[str, float] = field(default_factory=lambda: {"soft": 1.0, "clean": 2.0, "lir": 0.5, "adv": 0.0,
                                                                "rec": 0.0, "label": 1.0})
     label_mix: float = 0.5
     clean_floor: float = 0.97
     patience: int = 3
+    min_epochs: int = 4  # no early stop before this many epochs (clean agreement often dips, then recovers)
     freeze_bn: bool = True
     clean_share: float = 0.5  # share of each batch's clean faces the clean term uses
     balance: float = 0.5  # sampling weight of a face = 1 / (faces of its person) ** balance (0: uniform)

@@ -16,7 +16,7 @@ teacher's clean answer on clean faces and under each ``val_protocols`` occluder.
 checkpoint is the epoch with the best mean occluded agreement among epochs whose clean agreement is at least
 ``clean_floor`` (0.97) — the teacher agrees with itself on clean faces, so 97 % of the teacher's. Epoch 0 (the student
 as initialised: a copy of the teacher) always qualifies, so the result is never worse than the start by this rule.
-Training stops early after ``patience`` epochs without a better qualifying epoch.
+Training stops early after ``patience`` epochs without a better qualifying epoch (never before ``min_epochs``).
 """
 from __future__ import annotations
 
@@ -342,7 +342,7 @@ class Distiller:
                          {k: v / max(1, steps) for k, v in sums.items()}, time.monotonic() - te)
             self._save_state()
             since = self.epoch - (self.best["epoch"] if self.best else 0)
-            if since >= self.cfg.patience:
+            if since >= self.cfg.patience and self.epoch >= self.cfg.min_epochs:
                 self.log(f"early stop: no better qualifying epoch for {since} epochs "
                          f"(best: epoch {self.best['epoch']})")
                 break
