@@ -34,6 +34,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--label-mix", type=float, default=0.5, help="share of the one-hot label in labelled targets")
     p.add_argument("--clean-floor", type=float, default=0.97, help="minimum held-out clean agreement of a kept epoch")
     p.add_argument("--patience", type=int, default=3, help="epochs without a better kept epoch before stopping")
+    p.add_argument("--min-epochs", type=int, default=4, help="never stop early before this many epochs")
     p.add_argument("--train-bn", action="store_true", help="update BatchNorm statistics (default: frozen)")
     p.add_argument("--time-budget", type=float, default=None, help="stop after the first epoch past this many s")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -62,7 +63,7 @@ def build_config(args: argparse.Namespace) -> Any:
                          teacher_model=args.teacher_model, student_model=args.student_model, preset=preset,
                          protocols=protocols, val_protocols=val, epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, temperature=args.temperature, weights=weights, label_mix=args.label_mix,
-                         clean_floor=args.clean_floor, patience=args.patience, freeze_bn=not args.train_bn,
+                         clean_floor=args.clean_floor, patience=args.patience, min_epochs=args.min_epochs, freeze_bn=not args.train_bn,
                          max_steps=args.steps, seed=args.seed)
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..augment import normalize, prepare_image
-from ..consistency import agreement, cohen_kappa
+from ..consistency import cohen_kappa
 from .data import occluded_views
 from .teacher import Teacher
 
@@ -38,17 +38,20 @@ class HeldOut:
         self.spec = spec
         self.teacher_probs = self.predict(teacher.model, crops)
         self.ref = self.teacher_probs.argmax(1)
+        _, inverse, counts = np.unique(self.people, return_inverse=True, return_counts=True)
+        self.weights = 1.0 / (counts[inverse] * len(counts))  # sums to 1: every person counts the same
 
     def predict(self, model: nn.Module, images: np.ndarray) -> np.ndarray:
         return predict_probs(model, images, self.spec)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """``{clean, <protocol>..., <protocol>_kappa..., occluded_mean}`` agreements with the teacher's clean answer."""
+        """``{clean, <protocol>..., <protocol>_kappa..., occluded_mean}``: agreement with the teacher's clean answer,
+        each person weighted equally (a person with a long video counts as much as one with a photo); κ per face."""
         k = self.teacher_probs.shape[1]
         res: dict[str, float] = {}
         for p, imgs in self.views.items():
             pred = self.predict(model, imgs).argmax(1)
-            res[p] = agreement(pred, self.ref)
+            res[p] = float(np.sum(self.weights * (pred == self.ref)))
             res[f"{p}_kappa"] = cohen_kappa(pred, self.ref, k)
         occ = [res[p] for p in self.views if p != "clean"]
         res["occluded_mean"] = float(np.mean(occ)) if occ else float("nan")

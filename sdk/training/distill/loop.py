@@ -12,7 +12,8 @@ Loss per batch (each term switchable by its weight; T = temperature):
 * ``rec``: a 3-deconv decoder rebuilds the clean face from the student's occluded-face features (seed 002).
 
 Held-out people (the ``val`` split) are evaluated before training and after every epoch: agreement with the
-teacher's clean answer on clean faces and under each ``val_protocols`` occluder. **Selection rule:** the saved
+teacher's clean answer on clean faces and under each ``val_protocols`` occluder, every person weighted equally
+(so one long video does not decide). **Selection rule:** the saved
 checkpoint is the epoch with the best mean occluded agreement among epochs whose clean agreement is at least
 ``clean_floor`` (0.97) — the teacher agrees with itself on clean faces, so 97 % of the teacher's. Epoch 0 (the student
 as initialised: a copy of the teacher) always qualifies, so the result is never worse than the start by this rule.
