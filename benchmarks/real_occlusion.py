@@ -125,6 +125,8 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=300, help="training seconds per student")
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--w-clean", type=float, default=2.0)
+    ap.add_argument("--clean-share", type=float, default=0.5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(RESULTS / "real_occlusion"))
@@ -152,7 +154,8 @@ def main() -> None:
     runs = {}
     for name in [s for s in args.students.split(",") if s]:
         cfg = DistillConfig(teacher=str(DEFAULT_BUNDLE), data="benchmark:tune+lfw", preset=name, epochs=args.epochs,
-                            seed=args.seed, lr=args.lr)
+                            seed=args.seed, lr=args.lr, clean_share=args.clean_share,
+                            weights={"soft": 1.0, "clean": args.w_clean, "lir": 0.5})
         out = Path(args.out) / f"student-{name}"
         ts = time.monotonic()
         from sdk.training.checkpoint import load_checkpoint
