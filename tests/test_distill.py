@@ -18,9 +18,9 @@ STILLS = ("multi_face.jpg", "single_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.j
           "45-m7-di-ph.jpg", "Image_with_alpha.png")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def face_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh OFER_CACHE for the session (the crops of one test are reused by the next)."""
+    """A fresh OFER_CACHE for this module's tests (the crops of one test are reused by the next); restored after."""
     root = tmp_path_factory.mktemp("ofer-cache")
     old = os.environ.get("OFER_CACHE")
     os.environ["OFER_CACHE"] = str(root)
@@ -31,7 +31,7 @@ def face_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.environ["OFER_CACHE"] = old
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def faces_spec(media_dir: Path, face_cache: Path) -> str:
     files = [str(media_dir / f) for f in STILLS] + [str(media_dir / "single_face.mp4")]
     return "faces:" + ",".join(files) + ",stride=6"
