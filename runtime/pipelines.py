@@ -5,7 +5,10 @@
   normalisation plus the occlusion mask when it takes one), and the classifier runs on its output image.
 * ``auto``    -- per face: an occlusion estimate (:mod:`runtime.occlusion_estimate`) decides; faces whose covered
   fraction reaches ``threshold`` go to ``inpaint``, the others to ``direct``. On a bundle without an inpainter
-  every face goes to ``direct`` (the occlusion is still estimated and reported).
+  every face goes to ``direct`` (the occlusion is still estimated and reported). When the bundle carries a
+  ``classifier_headset`` engine (a student trained for the upper-face-covered case, ``ofer distill --protocols
+  headset``), faces whose upper face is covered (at least ``HEADSET_UPPER_THRESHOLD`` of the upper half of the face
+  region, estimated or a known ``upper_half`` region) go to it (route ``headset``) before the inpaint rule.
 
 Every result says which pipeline ran for each face and the occlusion estimate when there is one.
 """
@@ -27,6 +30,9 @@ PIPELINE_NAMES = ("auto", "direct", "inpaint")
 #: The stages a pipeline reports in ``PipelineResult.timings_ms``, in the order they run.
 STAGES = ("occlusion", "normalize", "inpaint", "classify")
 DEFAULT_THRESHOLD = 0.25
+#: Covered fraction of the upper half of the face region from which ``auto`` sends a face to the headset student.
+HEADSET_UPPER_THRESHOLD = 0.5
+HEADSET_ROLE = "classifier_headset"
 GET_INPAINTER = ("export a bundle with an inpainter: `ofer export INPAINTER.onnx CLASSIFIER --out BUNDLE` (or "
                  "`ofer export CHECKPOINT --out BUNDLE` with a gan-inpaint / deocclusion training checkpoint)")
 
@@ -44,6 +50,7 @@ class PipelineResult:
         per_face: The pipeline that produced each face (``direct`` or ``inpaint``).
         occlusion: Covered fraction of each face's face region, or ``None`` when not estimated.
         inpainted: The inpainter's output ``(M, ...)`` for the faces that went through it (in order), else ``None``.
+        engines: The classifier engine that answered for each face (empty when the pipeline does not say).
     """
 
     probabilities: np.ndarray
@@ -52,6 +59,17 @@ class PipelineResult:
     per_face: list[str] = field(default_factory=list)
     occlusion: np.ndarray | None = None
     inpainted: np.ndarray | None = None
+    engines: list[str] = field(default_factory=list)
+
+
+def upper_face_fraction(masks: np.ndarray) -> np.ndarray:
+    """Covered fraction of the upper half of the face region of ``(N, H, W)`` 0/1 masks (what a headset hides)."""
+    from .occlusion import geometry as geo
+
+    h, w = masks.shape[1:3]
+    x0, y0, x1, y1 = geo.box_to_pixels(geo.FACE_BOX, h, w)
+    upper = masks[:, y0:y0 + max(1, (y1 - y0) // 2), x0:x1]
+    return upper.reshape(len(masks), -1).mean(axis=1).astype(np.float32)
 
 
 def _ms(t0: float) -> float:
@@ -69,6 +87,7 @@ class DirectPipeline:
     """
 
     name = "direct"
+    engine_name = "classifier"  # the manifest name of the classifier engine (set by build_pipeline)
 
     def __init__(self, bundle: Bundle, classifier: Engine, output_kind: str = "logits",
                  estimator: Any = None) -> None:
@@ -106,7 +125,8 @@ class DirectPipeline:
         t1 = time.perf_counter()
         probs = self.classify_tensor(batch)
         timings.update(normalize=(t1 - t0) * 1e3, classify=_ms(t1))
-        return PipelineResult(probs, self.name, timings, [self.name] * len(crops), occlusion)
+        return PipelineResult(probs, self.name, timings, [self.name] * len(crops), occlusion,
+                              engines=[self.engine_name] * len(crops))
 
 
 class InpaintPipeline:
@@ -157,7 +177,8 @@ class InpaintPipeline:
         t2 = time.perf_counter()
         probs = self.direct.classify_tensor(filled)
         timings = {"normalize": (t1 - t0) * 1e3, "inpaint": (t2 - t1) * 1e3, "classify": _ms(t2)}
-        return PipelineResult(probs, self.name, timings, [self.name] * len(crops), estimate.fraction, filled)
+        return PipelineResult(probs, self.name, timings, [self.name] * len(crops), estimate.fraction, filled,
+                              engines=[self.direct.engine_name] * len(crops))
 
     def run(self, crops: list[np.ndarray]) -> PipelineResult:
         """Estimate the occlusion mask, inpaint, classify."""
@@ -182,33 +203,46 @@ class AutoPipeline:
     name = "auto"
 
     def __init__(self, direct: DirectPipeline, inpaint: InpaintPipeline | None, estimator: Any,
-                 threshold: float = DEFAULT_THRESHOLD) -> None:
+                 threshold: float = DEFAULT_THRESHOLD, headset: DirectPipeline | None = None,
+                 upper_threshold: float = HEADSET_UPPER_THRESHOLD) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ConfigError(f"occlusion threshold must be in [0, 1], got {threshold!r}")
         self.direct, self.inpaint, self.estimator, self.threshold = direct, inpaint, estimator, float(threshold)
+        self.headset, self.upper_threshold = headset, float(upper_threshold)
 
     def run(self, crops: list[np.ndarray]) -> PipelineResult:
-        """Estimate, route each face, run both sub-batches, put the results back in order."""
+        """Estimate, route each face, run the sub-batches, put the results back in order."""
         n = len(crops)
         t = time.perf_counter()
         est = self.estimator.estimate(crops)
         timings = {"occlusion": _ms(t)}
-        covered = est.fraction >= self.threshold if self.inpaint is not None else np.zeros(n, bool)
+        route = np.zeros(n, np.int8)  # 0 direct, 1 inpaint, 2 headset
+        if self.inpaint is not None:
+            route[est.fraction >= self.threshold] = 1
+        if self.headset is not None and n:
+            route[upper_face_fraction(np.asarray(est.masks)) >= self.upper_threshold] = 2
         probs = np.zeros((n, len(self.direct.bundle.labels)), np.float32)
-        per_face = ["inpaint" if c else "direct" for c in covered]
+        names = ("direct", "inpaint", "headset")
+        per_face = [names[r] for r in route]
+        engines = [""] * n
         inpainted = None
-        for flag, run in ((False, lambda idx: self.direct.run([crops[i] for i in idx])),
-                          (True, lambda idx: self.inpaint.run_with([crops[i] for i in idx], est.take(idx)))):
-            idx = np.flatnonzero(covered == flag)
+        runs = ((0, lambda idx: self.direct.run([crops[i] for i in idx])),
+                (1, lambda idx: self.inpaint.run_with([crops[i] for i in idx], est.take(idx))),
+                (2, lambda idx: self.headset.run([crops[i] for i in idx])))
+        for flag, run in runs:
+            idx = np.flatnonzero(route == flag)
             if not len(idx):
                 continue
             res = run(idx)
             probs[idx] = res.probabilities
-            for k, v in res.timings_ms.items():  # both sub-batches add to the same stage keys
+            for j, i in enumerate(idx):
+                engines[i] = res.engines[j] if res.engines else ""
+            for k, v in res.timings_ms.items():  # every sub-batch adds to the same stage keys
                 timings[k] = timings.get(k, 0.0) + v
-            if flag:
+            if flag == 1:
                 inpainted = res.inpainted
-        return PipelineResult(probs, self.name, timings, per_face, est.fraction, inpainted)
+        return PipelineResult(probs, self.name, timings, per_face, est.fraction, inpainted,
+                              engines if all(engines) else [])
 
 
 def resolve_pipeline(bundle: Bundle, requested: str) -> str:
@@ -244,7 +278,9 @@ def build_pipeline(bundle: Bundle, requested: str, open_role: OpenRole, *, occlu
     clf, clf_spec = open_role("classifier")
     if name == "direct":
         given = occlusion is not None and not (isinstance(occlusion, str) and occlusion == "auto")
-        return DirectPipeline(bundle, clf, clf_spec.output, make_estimator(occlusion) if given else None)
+        direct = DirectPipeline(bundle, clf, clf_spec.output, make_estimator(occlusion) if given else None)
+        direct.engine_name = clf_spec.name
+        return direct
     est_engine, est_kind = None, "probabilities"
     if bundle.find_engines("occlusion_estimator") and (occlusion is None or (isinstance(occlusion, str)
                                                                               and occlusion == "auto")):
@@ -252,6 +288,12 @@ def build_pipeline(bundle: Bundle, requested: str, open_role: OpenRole, *, occlu
         est_kind = est_spec.output
     estimator = make_estimator(occlusion, estimator_engine=est_engine, spec=bundle.input, output_kind=est_kind)
     direct = DirectPipeline(bundle, clf, clf_spec.output)
+    direct.engine_name = clf_spec.name
+    headset = None
+    if name == "auto" and bundle.find_engines(HEADSET_ROLE):
+        hs, hs_spec = open_role(HEADSET_ROLE)
+        headset = DirectPipeline(bundle, hs, hs_spec.output)
+        headset.engine_name = hs_spec.name
     inpaint = None
     if bundle.find_engines("inpainter"):
         inp, inp_spec = open_role("inpainter")
@@ -261,4 +303,4 @@ def build_pipeline(bundle: Bundle, requested: str, open_role: OpenRole, *, occlu
         inpaint = InpaintPipeline(bundle, inp, direct, estimator)
     if name == "inpaint":
         return inpaint  # type: ignore[return-value]  # resolve_pipeline checked there is an inpainter
-    return AutoPipeline(direct, inpaint, estimator, threshold)
+    return AutoPipeline(direct, inpaint, estimator, threshold, headset=headset)

@@ -116,7 +116,8 @@ class FrameProcessor:
                     self.labels, f.box, probs[j],
                     pipeline=result.per_face[start + j] if result.per_face else self.pipeline.name,
                     timings_ms=dict(timings_ms), detection_score=f.score, track_id=f.track_id,
-                    occlusion=None if occ is None else float(occ[start + j]), roll=float(np.degrees(f.roll)))
+                    occlusion=None if occ is None else float(occ[start + j]), roll=float(np.degrees(f.roll)),
+                    engine=result.engines[start + j] if result.engines else None)
                 for j, f in enumerate(faces)]
 
     def close(self) -> None:

@@ -39,6 +39,9 @@ def add_parser(subparsers: Any) -> None:
                         "from the bundle's occlusion estimate (as deployed)")
     p.add_argument("--backend", default="auto", help="runtime backend for a bundle")
     p.add_argument("--precision", default=None, help="engine precision for a bundle (fp32, fp16, int8)")
+    p.add_argument("--teacher", default=None, metavar="BUNDLE_OR_CHECKPOINT",
+                   help="label-free occlusion consistency: agreement/kappa with this teacher's clean answer per "
+                        "occluder kind, bootstrap intervals over people (works on unlabelled faces: specs)")
     p.set_defaults(func=run)
 
 
@@ -50,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     from .args import output_dir
 
     out = output_dir(args.out, args.force, "--out", inputs=[args.checkpoint])
+    if args.teacher is not None:
+        from .eval_consistency import run_consistency
+
+        return run_consistency(args, out)
     meta: dict[str, Any] = {}
     bp = None
     if (Path(args.checkpoint) / "manifest.json").is_file():

@@ -50,6 +50,9 @@ def add_parser(sub: Any) -> None:
                    help="calibrate a model trained on real faces on procedural faces anyway")
     g.add_argument("--trt-version", default="10.3.0", help="TensorRT version named in the calibration cache")
     g.add_argument("--seed", type=int, default=0)
+    p.add_argument("--headset", default=None, metavar="CHECKPOINT",
+                   help="a headset student (ofer distill --protocols headset) to carry as engine classifier_headset: "
+                        "the auto pipeline sends faces whose upper face is covered to it")
     p.add_argument("--force", action="store_true", help="replace an existing bundle")
     p.set_defaults(func=run)
 
@@ -163,7 +166,7 @@ def _from_checkpoint(path: Path, work: Path) -> dict[str, Any]:
     ck = load_checkpoint(path)
     cfg = ck.config
     plan = cfg.get("export") or {"pipeline": "direct", "classifier": next(iter(ck.models)), "inpainter": None}
-    spec = _parse_input(_bundle_input(cfg["input"]), str(path))
+    spec = _parse_input(_bundle_input(cfg.get("bundle_input") or cfg["input"]), str(path))
     h, w = spec.size
     shape = (4, h, w) if spec.channels == 1 else (4, h, w, 3)
     sample = to_tensor(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8), spec)
@@ -205,6 +208,10 @@ def run(args: argparse.Namespace) -> int:
                                heldout_source=args.heldout, calib_note=args.calib_note,
                                max_float_nodes=args.max_float_nodes,
                                allow_domain_mismatch=args.allow_domain_mismatch, parity=model.get("parity"))
+    if args.headset:
+        from sdk.training.distill.bundle import add_headset_student
+
+        bundle = add_headset_student(args.out, args.headset)
     report = bundle.provenance.get("metrics", {}).get("export", {})
     print(f"wrote bundle {bundle.path} in {report.get('seconds', 0):.1f} s")
     for name, e in bundle.engines.items():

@@ -11,7 +11,7 @@ from typing import Sequence
 
 # Subcommand modules, in the order `ofer --help` lists them. Each has add_parser(subparsers) and run(args) -> int,
 # and imports heavy things (onnxruntime, torch) only inside run().
-SUBCOMMANDS = ("run", "info", "train", "eval", "export", "build-engines", "profile")
+SUBCOMMANDS = ("run", "info", "train", "distill", "eval", "export", "build-engines", "profile")
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):

@@ -12,6 +12,8 @@ Specs:
   (``path`` may also be the folder of training.csv/validation.csv; option ``margin=0.1``)
 * ``folder:/data/faces`` (``root/<class>/`` or ``root/<split>/<class>/``)
 * ``procedural:n=20000,size=64,seed=0`` (:class:`sdk.training.data.procedural.ProceduralFaces`)
+* ``faces:/videos/a.mp4,/photos/,glob=*.jpg,stride=5`` unlabelled faces found by ofer's detector in videos and
+  images, split by person (:mod:`sdk.training.data.faces`; several paths before the options)
 
 The path is everything between the colon and the first comma (paths with commas are not supported).
 Values ``true``/``false``/``none`` and numbers are converted; the rest stay strings. Keyword arguments
@@ -51,7 +53,9 @@ FORMATS: dict[str, tuple[str | None, str]] = {
     "affectnet": ("AffectNet", "path"),
     "folder": ("ImageFolder", "root"),
     "procedural": (None, ""),
+    "faces": (None, "path"),
 }
+MULTI_PATH_FORMATS = ("faces",)
 
 
 def _value(text: str) -> Any:
@@ -83,6 +87,9 @@ def parse_spec(spec: str) -> tuple[str, str | None, dict[str, Any]]:
     options: dict[str, Any] = {}
     for k, item in enumerate(p for p in rest.split(",") if p.strip()):
         if "=" not in item:
+            if path is not None and fmt in MULTI_PATH_FORMATS and not options:
+                path = f"{path},{item.strip()}"
+                continue
             if k > 0:
                 raise ConfigError(f"dataset spec {spec!r}: {item!r} is not key=value (only the first item is a path)")
             path = item.strip()
@@ -112,6 +119,16 @@ def open_dataset(spec: str, split: str = "train", **kw: Any) -> FaceDatasetLike:
     if "split" in options:
         raise ConfigError(f"dataset spec {spec!r} sets split; pass split= to open_dataset instead")
     reader_name, path_arg = FORMATS[fmt]
+    if fmt == "faces":
+        from .faces import open_faces
+
+        if path is None:
+            raise ConfigError(f"faces spec {spec!r} has no path; use faces:/videos/a.mp4,/photos/")
+        try:
+            inspect.signature(open_faces).bind(path, split, **options)
+        except TypeError as e:
+            raise ConfigError(f"faces spec {spec!r}: {e}") from None
+        return open_faces(path, split, **options)
     if reader_name is None:
         if path is not None:
             raise ConfigError(f"procedural spec {spec!r} takes only key=value options, e.g. procedural:n=20000,size=64")

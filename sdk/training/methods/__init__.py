@@ -129,6 +129,11 @@ def train(cfg: "TrainConfig", out_dir: str | None, *, eval_data: str | None = No
 
     method = build_method(cfg)
     dataset = open_data(cfg.data, "train")
+    from ..data.faces import UnlabelledFaces
+
+    if isinstance(dataset, UnlabelledFaces):
+        raise ConfigError(f"{cfg.data!r} holds unlabelled faces; the training methods need labels: use "
+                          f"`ofer distill --data {cfg.data}` (a teacher labels them) instead")
     test = open_eval_data(eval_data or cfg.data)  # before training: a bad spec fails now, not hours later
     val = open_val_data(cfg.data) if cfg.val_limit else None
     trainer = Trainer(method, dataset, out_dir=out_dir, progress=progress, verbose=verbose)

@@ -1,0 +1,103 @@
+"""``ofer distill --teacher BUNDLE_OR_CHECKPOINT --data faces:... --out DIR``: an occlusion-robust student."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``distill`` on an ``argparse`` subparsers object."""
+    p = subparsers.add_parser(
+        "distill", help="train an occlusion-robust student from a teacher on unlabelled faces",
+        description="The teacher sees each clean face, the student the same face occluded; soft targets plus the "
+                    "privileged-information terms. The checkpoint kept is the epoch with the best held-out occluded "
+                    "agreement among epochs whose clean agreement with the teacher is >= --clean-floor.")
+    p.add_argument("--teacher", default=None, help="bundle or checkpoint folder (default: ofer's default bundle)")
+    p.add_argument("--teacher-model", default="mini_xception",
+                   help="registry architecture of a bundle teacher's ONNX classifier (weights are imported)")
+    p.add_argument("--student-model", default=None, help="registry model for the student (default: a copy of the "
+                                                        "teacher)")
+    p.add_argument("--data", required=True, help="dataset spec, e.g. faces:/videos/,/photos/,stride=5")
+    p.add_argument("--val-data", default=None, help="held-out people (default: the val split of --data)")
+    p.add_argument("--out", required=True, help="output folder (checkpoint/ = chosen epoch, state/, distill_log.csv)")
+    p.add_argument("--protocols", default="general",
+                   help="'general', 'headset' (upper face covered) or a comma list of occlusion protocols")
+    p.add_argument("--val-protocols", default=None, help="held-out occluders (default: the preset's)")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--steps", type=int, default=None, help="cap on optimiser steps per epoch")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--temperature", type=float, default=2.0)
+    for term, default in (("soft", 1.0), ("clean", 2.0), ("lir", 0.5), ("adv", 0.0), ("rec", 0.0), ("label", 1.0)):
+        p.add_argument(f"--w-{term}", type=float, default=default, help=f"weight of the {term} term (0: off)")
+    p.add_argument("--label-mix", type=float, default=0.5, help="share of the one-hot label in labelled targets")
+    p.add_argument("--clean-floor", type=float, default=0.97, help="minimum held-out clean agreement of a kept epoch")
+    p.add_argument("--patience", type=int, default=3, help="epochs without a better kept epoch before stopping")
+    p.add_argument("--min-epochs", type=int, default=4, help="never stop early before this many epochs")
+    p.add_argument("--train-bn", action="store_true", help="update BatchNorm statistics (default: frozen)")
+    p.add_argument("--time-budget", type=float, default=None, help="stop after the first epoch past this many s")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", default=None, help="an interrupted run's --out folder")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    p.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    """The ``DistillConfig`` the arguments describe."""
+    from sdk.recognizer import DEFAULT_BUNDLE
+    from sdk.training.distill import DistillConfig
+    from sdk.training.distill.loop import PRESETS
+
+    from .train import parse_protocol_list
+
+    preset, protocols = "general", None
+    if args.protocols in PRESETS:
+        preset = args.protocols
+    else:
+        protocols = parse_protocol_list(args.protocols)
+    val = parse_protocol_list(args.val_protocols) if args.val_protocols else None
+    weights = {t: getattr(args, f"w_{t}") for t in ("soft", "clean", "lir", "adv", "rec", "label")}
+    return DistillConfig(teacher=str(args.teacher or DEFAULT_BUNDLE), data=args.data, val_data=args.val_data,
+                         teacher_model=args.teacher_model, student_model=args.student_model, preset=preset,
+                         protocols=protocols, val_protocols=val, epochs=args.epochs, batch_size=args.batch_size,
+                         lr=args.lr, temperature=args.temperature, weights=weights, label_mix=args.label_mix,
+                         clean_floor=args.clean_floor, patience=args.patience, min_epochs=args.min_epochs, freeze_bn=not args.train_bn,
+                         max_steps=args.steps, seed=args.seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``ofer distill``."""
+    from runtime.errors import ConfigError
+
+    from .args import output_dir
+
+    output_dir(args.out, args.force or args.resume is not None, "--out")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from sdk.training.distill import distill
+
+    cfg = build_config(args)
+    res = distill(cfg, args.out, resume=args.resume, time_budget_s=args.time_budget,
+                  log=lambda m: print(m, flush=True))
+    b = res["best"]
+    print(f"kept epoch {b['epoch']}: held-out clean {100 * b['clean']:.1f}%, occluded mean "
+          f"{100 * b['occluded_mean']:.1f}% ({res['seconds']:.0f} s); export with: ofer export {args.out}/checkpoint "
+          f"--out BUNDLE")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m sdk.cli.distill``)."""
+    from .main import main as ofer_main
+
+    return ofer_main(["distill", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

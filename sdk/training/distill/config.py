@@ -1,0 +1,78 @@
+"""The configuration of a distillation run and the occluder presets of the general and the headset student."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from runtime.errors import ConfigError
+
+from .data import Augment
+
+#: The general student's training occluders (realistic kinds + geometric bands + boxes; a share of clean faces).
+GENERAL_PROTOCOLS: tuple[str, ...] = ("headset", "sunglasses", "mask", "hand", "cup", "phone", "upper_half",
+                                      "lower_half", "eyes", "mouth", "random_box:0.3", "clean")
+#: The headset student's occluders (the upper face covered).
+HEADSET_PROTOCOLS: tuple[str, ...] = ("headset", "headset", "upper_half", "eyes")
+PRESETS = {"general": GENERAL_PROTOCOLS, "headset": HEADSET_PROTOCOLS}
+VAL_PROTOCOLS = {"general": ("headset", "hand", "mask", "sunglasses"), "headset": ("headset",)}
+TERMS = ("soft", "clean", "lir", "adv", "rec", "label")
+
+
+@dataclass
+class DistillConfig:
+    """Everything that defines a distillation run (stored in the checkpoint)."""
+
+    teacher: str
+    data: str
+    val_data: str | None = None
+    teacher_model: str = "mini_xception"
+    student_model: str | None = None  # None: a copy of the teacher
+    preset: str = "general"
+    protocols: tuple[str, ...] | None = None  # None: the preset's
+    val_protocols: tuple[str, ...] | None = None
+    epochs: int = 12
+    batch_size: int = 64
+    lr: float = 1e-4
+    temperature: float = 2.0
+    weights: dict[str, float] = field(default_factory=lambda: {"soft": 1.0, "clean": 2.0, "lir": 0.5, "adv": 0.0,
+                                                               "rec": 0.0, "label": 1.0})
+    label_mix: float = 0.5
+    clean_floor: float = 0.97
+    patience: int = 3
+    min_epochs: int = 4  # no early stop before this many epochs (clean agreement often dips, then recovers)
+    freeze_bn: bool = True
+    clean_share: float = 0.5  # share of each batch's clean faces the clean term uses
+    balance: float = 0.5  # sampling weight of a face = 1 / (faces of its person) ** balance (0: uniform)
+    cache_teacher: bool = True  # targets from the teacher on the un-augmented (and flipped) clean crop, computed once
+    augment: dict[str, float] = field(default_factory=lambda: Augment().to_dict())
+    max_steps: int | None = None  # per epoch
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ConfigError(f"--protocols preset must be one of {', '.join(PRESETS)} or a comma list of protocols, "
+                              f"got {self.preset!r}")
+        unknown = set(self.weights) - set(TERMS)
+        if unknown:
+            raise ConfigError(f"unknown loss term(s) {sorted(unknown)}; terms: {', '.join(TERMS)}")
+        self.weights = {**{t: 0.0 for t in TERMS}, **{k: float(v) for k, v in self.weights.items()}}
+        if not any(self.weights[t] for t in ("soft", "clean", "label")):
+            raise ConfigError("every output term (soft, clean, label) is switched off; enable at least one")
+        for name, v in (("epochs", self.epochs), ("batch_size", self.batch_size)):
+            if v < 1:
+                raise ConfigError(f"{name} must be >= 1, got {v}")
+        if not self.temperature > 0 or not self.lr > 0:
+            raise ConfigError(f"temperature and lr must be > 0 (got {self.temperature}, {self.lr})")
+
+    @property
+    def train_protocols(self) -> tuple[str, ...]:
+        return tuple(self.protocols or PRESETS[self.preset])
+
+    @property
+    def held_out_protocols(self) -> tuple[str, ...]:
+        return tuple(self.val_protocols or VAL_PROTOCOLS[self.preset])
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["protocols"], d["val_protocols"] = list(self.train_protocols), list(self.held_out_protocols)
+        return d

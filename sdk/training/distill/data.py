@@ -1,0 +1,125 @@
+"""Paired (clean, occluded) face crops for distillation, with photometric and geometric augmentation.
+
+Per sample and epoch (every random choice from ``(seed, epoch, index)``, so a resumed run sees the same data):
+the aligned crop is occluded first (realistic occluders are placed from the crop's canonical keypoints, so they
+sit on the face), then the *same* augmentation — flip, shift, scale, small rotation, brightness/contrast, blur — is
+applied to the clean and the occluded image, so the teacher's view and the student's differ only by the occluder.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from runtime.occlusion import apply_occlusion
+
+from ..augment import normalize, prepare_image, sample_rng
+from ..config import InputSpec
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Augmentation strengths (0 switches one off).
+
+    Attributes:
+        flip: Probability of a horizontal flip.
+        shift: Largest shift, as a fraction of the crop size.
+        scale: Largest relative zoom in or out.
+        rotate: Largest rotation in degrees.
+        brightness: Largest brightness offset and relative contrast change (fraction of 255 / of 1).
+        blur: Probability of a Gaussian blur (sigma 0.5-1.2 px).
+    """
+
+    flip: float = 0.5
+    shift: float = 0.05
+    scale: float = 0.08
+    rotate: float = 8.0
+    brightness: float = 0.2
+    blur: float = 0.2
+
+    def to_dict(self) -> dict[str, float]:
+        """JSON form."""
+        return asdict(self)
+
+    def draw(self, rng: np.random.Generator) -> dict[str, Any]:
+        """One random draw of the parameters."""
+        u = rng.uniform
+        return {"flip": rng.random() < self.flip, "dx": u(-self.shift, self.shift), "dy": u(-self.shift, self.shift),
+                "zoom": 1 + u(-self.scale, self.scale), "angle": u(-self.rotate, self.rotate),
+                "offset": u(-self.brightness, self.brightness) * 255, "gain": 1 + u(-self.brightness, self.brightness),
+                "sigma": u(0.5, 1.2) if rng.random() < self.blur else 0.0}
+
+
+def augment_image(img: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+    """Apply one parameter draw of :meth:`Augment.draw` to a uint8 ``(H, W)`` or ``(H, W, C)`` image."""
+    h, w = img.shape[:2]
+    out = img[:, ::-1] if p["flip"] else img
+    if p["dx"] or p["dy"] or p["zoom"] != 1 or p["angle"]:
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), p["angle"], p["zoom"])
+        m[:, 2] += (p["dx"] * w, p["dy"] * h)
+        out = cv2.warpAffine(np.ascontiguousarray(out), m, (w, h), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE)
+    if p["sigma"] > 0:
+        out = cv2.GaussianBlur(np.ascontiguousarray(out), (0, 0), p["sigma"])
+    if p["offset"] or p["gain"] != 1:
+        mean = float(np.mean(out))
+        out = np.clip((out.astype(np.float32) - mean) * p["gain"] + mean + p["offset"], 0, 255).astype(np.uint8)
+    out = np.ascontiguousarray(out)
+    return out.reshape(img.shape) if out.ndim != img.ndim else out
+
+
+class PairedFaces(Dataset):
+    """Item ``i``: ``{"clean", "occluded", "mask", "label", "index", "flip"}`` (normalised float CHW, mask
+    ``(1, H, W)``, ``flip``: whether the augmentation flipped the face).
+
+    Args:
+        base: A face dataset (``ds[i] -> (image, label)``; ``-1`` = unlabelled).
+        spec: The training input spec.
+        protocols: Occlusion protocols to draw from (uniformly); ``clean`` allowed.
+        augment: Augmentation strengths, or None for none (held-out evaluation).
+        seed: Seed of every random choice.
+    """
+
+    def __init__(self, base: Any, spec: InputSpec, protocols: Sequence[str], augment: Augment | None,
+                 seed: int = 0) -> None:
+        self.base, self.spec, self.protocols = base, spec, tuple(protocols)
+        self.augment, self.seed, self.epoch = augment, int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose random draws ``__getitem__`` returns."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        image, label = self.base[index]
+        rng = sample_rng(self.seed, self.epoch, index, salt=7)
+        clean = prepare_image(image, self.spec)
+        protocol = self.protocols[int(rng.integers(len(self.protocols)))]
+        occ = apply_occlusion(clean, protocol, seed=int(rng.integers(0, 2**31 - 1)))
+        occ_img = occ.image if occ.image.ndim == 3 else occ.image[:, :, None]
+        mask = (np.asarray(occ.mask) > 0).astype(np.uint8)
+        flip = False
+        if self.augment is not None:
+            p = self.augment.draw(rng)
+            flip = bool(p["flip"])
+            clean, occ_img = augment_image(clean, p), augment_image(occ_img, p)
+            mask = augment_image(mask * 255, {**p, "sigma": 0.0, "offset": 0.0, "gain": 1.0}) > 127
+        return {"clean": torch.from_numpy(normalize(clean, self.spec)),
+                "occluded": torch.from_numpy(normalize(occ_img, self.spec)),
+                "mask": torch.from_numpy(mask.astype(np.float32)[None]),
+                "label": torch.tensor(int(label), dtype=torch.long), "index": torch.tensor(int(index)),
+                "flip": torch.tensor(flip)}
+
+
+def occluded_views(images: np.ndarray, protocol: str, seed: int) -> np.ndarray:
+    """Every ``(H, W[, C])`` uint8 crop occluded by ``protocol``, deterministically per (seed, protocol, index)."""
+    from ..evaluation import protocol_seed
+
+    return np.stack([apply_occlusion(img, protocol, seed=protocol_seed(seed, protocol, i)).image
+                     for i, img in enumerate(images)])
