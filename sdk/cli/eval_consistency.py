@@ -19,10 +19,13 @@ CONSISTENCY_PROTOCOLS = ("clean", "headset", "sunglasses", "mask", "hand", "cup"
 
 def predictor(path: str, args: argparse.Namespace) -> tuple[Callable[[np.ndarray], np.ndarray], Any, tuple[str, ...]]:
     """``(predict(uint8 crops) -> probs, training InputSpec, labels)`` of a bundle or checkpoint folder."""
-    from sdk.training.evaluation import bundle_predictor, torch_predictor
+    from sdk.bundle_eval import bundle_predictor
+    from sdk.training.evaluation import torch_predictor
 
     if (Path(path) / "manifest.json").is_file():
-        predict, spec, labels = bundle_predictor(path, args.backend, args.precision)
+        # As deployed: the bundle's own pipeline, with its occlusion estimate deciding routes and inpainting masks.
+        bp = bundle_predictor(path, None, backend=args.backend, precision=args.precision, masks="estimate")
+        predict, spec, labels = bp.predict, bp.spec, bp.labels
     else:
         from sdk.training.checkpoint import load_checkpoint
         from sdk.training.config import InputSpec
