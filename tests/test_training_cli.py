@@ -89,7 +89,7 @@ def test_ctrl_c_names_the_checkpoint_and_the_exact_resume_command(tmp_path: Path
     from sdk.training.checkpoint import read_config
 
     done = read_config(out / "checkpoint")["position"]["step"] // 6  # epochs in the checkpoint (6 steps each)
-    assert 1 <= done < 40 and len(list(csv.DictReader((out / "results.csv").open()))) == done
+    assert 0 < done < 40 and len(list(csv.DictReader((out / "results.csv").open()))) == done
     # the printed command resumes this --out (no path after --resume); cap the rest at a few steps
     r = ofer(*cmd[1:-1], "--steps", str(6 * done + 12), "--resume")
     assert r.returncode == 0, r.stderr
