@@ -88,15 +88,25 @@ def aligned_crops(frame: np.ndarray, boxes: Sequence[Sequence[float]], rolls: Se
     warp does not alias; outside the frame is black (as BlazeFace's letterbox padding).
     """
     out = np.zeros((len(boxes), size, size, 3), np.uint8)
-    pyramid = [frame]
+    fh, fw = frame.shape[:2]
     for i, (box, roll) in enumerate(zip(boxes, rolls)):
         side = max(box[2] - box[0], box[3] - box[1], 1.0) * expand
         level = int(np.clip(np.floor(np.log2(side / (2.0 * size))) + 1, 0, 6)) if side > 2 * size else 0
-        while len(pyramid) <= level and min(pyramid[-1].shape[:2]) >= 2:
-            pyramid.append(cv2.pyrDown(pyramid[-1]))
-        level = min(level, len(pyramid) - 1)
+        # Only the region the rotated crop can reach is reduced (not the whole frame): a level-aligned window
+        # around the box, so its pyramid equals the whole frame's pyramid there.
+        half = 0.75 * side + 2 ** (level + 2)
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        step = 2 ** level
+        x0, y0 = max(0, int(cx - half) // step * step), max(0, int(cy - half) // step * step)
+        x1, y1 = min(fw, int(np.ceil(cx + half))), min(fh, int(np.ceil(cy + half)))
+        if x1 <= x0 or y1 <= y0:
+            continue  # the box lies outside the frame: a black crop
+        region = frame[y0:y1, x0:x1]
+        for _ in range(level):
+            region = cv2.pyrDown(region)
         scale = 0.5 ** level
-        m = crop_matrix([v * scale for v in box], roll, size, expand)
-        out[i] = cv2.warpAffine(pyramid[level], m, (size, size), flags=cv2.INTER_LINEAR,
+        shifted = [box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0]
+        m = crop_matrix([v * scale for v in shifted], roll, size, expand)
+        out[i] = cv2.warpAffine(region, m, (size, size), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     return out
