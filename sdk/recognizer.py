@@ -43,7 +43,9 @@ class Recognizer:
             the bundle has an inpainter, else ``direct``), ``direct`` or ``inpaint``.
         roi: ``(x1, y1, x2, y2)`` of the face for ``detector="roi"``.
         precision: Engine precision to load (``fp32``, ``fp16``, ``int8``); default: the most accurate available.
-        threads: CPU threads for each engine (``None``: the backend's default).
+        threads: CPU threads for each engine. ``None``: 1, chosen by measurement: these models are small, and on a
+            2-core CPU ``predict()`` took p50 4.7 ms with 1 thread per engine against 6.5 ms with 2
+            (``benchmarks/runtime_latency.py``); streams run their stages in parallel threads instead.
         max_faces: Keep at most this many faces per frame (largest first); ``None`` keeps all.
         min_detection_score: Detections below this confidence are ignored.
         occlusion: What is covered: ``None`` (estimate it: the bundle's ``occlusion_estimator`` engine, else the
@@ -80,6 +82,9 @@ class Recognizer:
         self.max_faces = max_faces
         self.roi = _parse_roi(roi)
         self.detector_name = detector
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+            raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
+        threads = 1 if threads is None else threads
         self.detector = self._make_detector(detector, threads, min_detection_score)
         if min_face is not None:
             from runtime.detection.tiling import TiledDetector

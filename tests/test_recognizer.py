@@ -156,3 +156,14 @@ def test_close_releases_every_engine(media_dir: Path) -> None:
         rec.predict(frame)
     rec.close()  # idempotent
     assert rec.classifier.session is None
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
+def test_bad_threads_is_one_clear_error(threads) -> None:
+    with pytest.raises(sdk.ConfigError, match="threads"):
+        sdk.Recognizer(threads=threads)
+
+
+def test_default_threads_is_one_per_engine() -> None:
+    rec = sdk.Recognizer()
+    assert rec.classifier.describe()["threads"] == 1
