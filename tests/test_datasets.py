@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from runtime.errors import ConfigError, DatasetError
-from sdk.training.data.base import FaceDataset, Remapped, Subset
-from sdk.training.data.formats import CKPlus, FER2013, FERPlus, RAFDB, AffectNet, ImageFolder
-from sdk.training.data.labels import (AFFECTNET8, CANONICAL, CKPLUS8, FER7, FERPLUS8, RAFDB7, canonical_name,
+from runtime.datasets.base import FaceDataset, Remapped, Subset
+from runtime.datasets.formats import CKPlus, FER2013, FERPlus, RAFDB, AffectNet, ImageFolder
+from runtime.datasets.labels import (AFFECTNET8, CANONICAL, CKPLUS8, FER7, FERPLUS8, RAFDB7, canonical_name,
                                       label_set, remap)
-from sdk.training.data.spec import FORMATS, open_dataset, parse_spec
+from runtime.datasets.spec import FORMATS, open_dataset, parse_spec
 
 FIX = Path(__file__).parent / "fixtures" / "datasets"
 _spec = importlib.util.spec_from_file_location("make_fixtures", FIX / "make_fixtures.py")
@@ -467,7 +467,7 @@ def test_spec_errors():
 
 
 def test_spec_procedural():
-    pytest.importorskip("sdk.training.data.procedural")
+    pytest.importorskip("runtime.datasets.procedural")
     ds = open_dataset("procedural:n=6,size=32,seed=1", split="val")
     image, label = ds[0]
     assert len(ds) == 6 and image.shape[:2] == (32, 32) and 0 <= label < len(ds.labels)
@@ -539,3 +539,22 @@ def test_committed_fixtures_match_their_generator(tmp_path):
             assert np.abs(a.astype(int) - b.astype(int)).max() <= 1, rel  # JPEG encoders may differ by 1
         else:
             assert (tmp_path / rel).read_bytes() == (FIX / rel).read_bytes(), rel
+
+
+def test_datasets_sit_below_calibration_and_keep_their_old_home():
+    """The readers live in runtime.datasets (no torch, no sdk); sdk.training.data re-exports them; the faces reader
+    finds the SDK's default bundle without importing sdk."""
+    import subprocess
+    import sys
+
+    code = ("import sys, calibration.sources, runtime.datasets.faces, runtime.datasets.formats, "
+            "runtime.datasets.procedural; from runtime.datasets.faces import default_bundle_dir; "
+            "bad = sorted(m for m in sys.modules if m == 'torch' or m.split('.')[0] == 'sdk'); "
+            "assert not bad, bad; print(default_bundle_dir())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parent.parent)
+    from sdk.recognizer import DEFAULT_BUNDLE
+    from sdk.training import data
+
+    assert Path(out.stdout.strip()) == DEFAULT_BUNDLE and (DEFAULT_BUNDLE / "manifest.json").is_file()
+    assert data.open_dataset is open_dataset and data.FER7 == FER7 and "open_dataset" in data.__all__

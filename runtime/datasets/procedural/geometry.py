@@ -17,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 
 from runtime.occlusion import geometry as geo
-from sdk.training.data.procedural.aus import AU_INDEX
+from runtime.datasets.procedural.aus import AU_INDEX
 
 POLY, LINE, CLOSED, CIRCLE = 0, 1, 2, 3
 _DARK = np.array([25.0, 20.0, 30.0])
