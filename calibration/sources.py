@@ -67,7 +67,8 @@ def source_kind(source: str) -> str:
         if p.suffix.lower() in IMAGE_SUFFIXES:
             return "image"
         raise ConfigError(f"calibration source {p} is neither an image ({', '.join(IMAGE_SUFFIXES)}) nor a video "
-                          f"({', '.join(VIDEO_SUFFIXES)}); pass a folder of images, a video, a dataset spec or 'procedural'")
+                          f"({', '.join(VIDEO_SUFFIXES)}); pass a folder of images, a video, a dataset spec or "
+                          "'procedural'")
     raise ConfigError(f"calibration source {text!r} does not exist; pass a folder of face images, a video, a dataset "
                       "spec (e.g. fer2013:/data/fer2013.csv) or 'procedural'")
 

@@ -147,6 +147,7 @@ def open_dataset(spec: str, split: str = "train", **kw: Any) -> FaceDatasetLike:
     unmapped = options.pop("unmapped", "drop")
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise ConfigError(f"{fmt} does not take option(s) {unknown}; it takes {', '.join(accepted + ['labels', 'unmapped'])}")
+        takes = ", ".join(accepted + ["labels", "unmapped"])
+        raise ConfigError(f"{fmt} does not take option(s) {unknown}; it takes {takes}")
     dataset = reader(**{path_arg: path}, split=split, **options)
     return dataset if labels is None else Remapped(dataset, labels, unmapped)
