@@ -3,7 +3,8 @@ roll, and latency per stage at 640x360 on 1 and 2 threads; the single-stage and 
 
 Usage::
 
-    python benchmarks/detector_occlusion.py                 # report split: table + benchmarks/results/detector_occlusion.json
+    python benchmarks/detector_occlusion.py                 # report split: table + results JSON
+                                                            # (benchmarks/results/detector_occlusion.json)
     python benchmarks/detector_occlusion.py --split tune    # the split the thresholds were chosen on
     python benchmarks/detector_occlusion.py --quick         # fewer latency iterations, no roll sweep
 
@@ -12,8 +13,8 @@ registries into a cache), split by person into a tuning part (every threshold of
 there, by ``scripts/train_verifier.py``) and a reporting part (the numbers below). Occluders: every kind of
 ``runtime.occlusion.realistic`` placed from the GT keypoints (seeded per image), plus the former headset-like block
 over the upper half of the box. Separately, every face-free image gets each realistic occluder drawn alone at
-random places ("alone": an occluder on its own must not make a face; not tuned for). Roll: whole images rotated by 0-90 degrees (faces keep their box size around the
-rotated centre).
+random places ("alone": an occluder on its own must not make a face; not tuned for). Roll: whole images rotated
+by 0-90 degrees (faces keep their box size around the rotated centre).
 
 Matching (greedy by score, one detection per face; ``scripts/detection_data.match``):
   clean:    IoU >= 0.4. Box conventions differ between detectors and annotators (brow vs hairline, chin

@@ -140,7 +140,8 @@ def main() -> None:
         plan = [r for r in plan if r[0] in keep]
     per_run = args.budget_minutes * 60 / len(plan)
     gw = {"width": args.gen_width}
-    model_kwargs = {"classifier": {"width": args.width, "stem": args.stem, "dropout": 0.2}, "generator": {**gw, "depth": 2},
+    model_kwargs = {"classifier": {"width": args.width, "stem": args.stem, "dropout": 0.2},
+                    "generator": {**gw, "depth": 2},
                     "discriminator": {**gw, "depth": 3}, "feature_disc": {"width": 2 * args.width},
                     "decoder": {"hidden": [2 * args.width, args.width]}}
     results: dict[str, dict[str, Any]] = {}

@@ -61,7 +61,7 @@ def _trained_procedural(work: Path, seconds: float, arch: str = "mini_xception")
     from runtime.bundle import load_bundle, write_bundle
     from runtime.occlusion import CALIBRATION_MIX, apply_batch
     from runtime.preprocess import to_tensor
-    from sdk.training.data.procedural import ProceduralFaces
+    from runtime.datasets.procedural import ProceduralFaces
     from sdk.training.models import create_model
 
     torch.manual_seed(0)

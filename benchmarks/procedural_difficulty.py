@@ -28,7 +28,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from runtime.occlusion import apply_batch  # noqa: E402
-from sdk.training.data.procedural import ProceduralFaces  # noqa: E402
+from runtime.datasets.procedural import ProceduralFaces  # noqa: E402
 
 PROTOCOLS = ("clean", "upper_half", "eyes", "mouth", "lower_half", "upper_half@gray", "mouth@gray", "random_box:0.3")
 

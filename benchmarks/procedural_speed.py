@@ -25,7 +25,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from runtime.occlusion import apply_batch  # noqa: E402
-from sdk.training.data.procedural import ProceduralFaces  # noqa: E402
+from runtime.datasets.procedural import ProceduralFaces  # noqa: E402
 
 
 def measure(size: int, n: int, repeats: int, color: bool) -> dict:

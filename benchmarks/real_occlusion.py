@@ -60,7 +60,7 @@ def lfw_crops(size: int) -> "FaceCrops":  # noqa: F821
     import cv2
 
     from real_faces import load_lfw_subset
-    from sdk.training.data.faces import FaceCrops
+    from runtime.datasets.faces import FaceCrops
 
     faces, _ = load_lfw_subset()
     imgs = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_CUBIC) for f in faces])
@@ -84,7 +84,7 @@ def build_sets(seed: int = 0) -> dict[str, object]:
     """``{"train", "val", "report"}`` UnlabelledFaces (the teacher's crops; people disjoint)."""
     from runtime.bundle import load_bundle
     from sdk.recognizer import DEFAULT_BUNDLE
-    from sdk.training.data.faces import FaceSettings, UnlabelledFaces, _concat, extract_faces, split_groups
+    from runtime.datasets.faces import FaceSettings, UnlabelledFaces, _concat, extract_faces, split_groups
 
     bundle = load_bundle(DEFAULT_BUNDLE)
     settings = FaceSettings(stride=5)

@@ -27,7 +27,7 @@ import numpy as np
 from runtime.bundle import InputSpec
 from runtime.errors import ConfigError
 
-from .sources import Faces, load_faces, source_identity
+from .sources import load_faces, source_identity
 
 CACHE_VERSION = 3
 #: Share of the calibration mix given to the realistic occluders (headset, sunglasses, mask, hand, cup, phone).

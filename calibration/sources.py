@@ -5,7 +5,7 @@ A *source* is one string:
 * ``procedural`` or ``procedural:n=...,seed=...`` -- the procedural benchmark (calibration from its ``train``
   split, held-out faces from ``test``: disjoint identities);
 * a dataset spec ``fer2013:/data/fer2013.csv``, ``rafdb:/data/RAF-DB/basic``, ... (see
-  :mod:`sdk.training.data.spec`; ``train`` split for calibration, ``test`` or ``val`` for held-out);
+  :mod:`runtime.datasets.spec`; ``train`` split for calibration, ``test`` or ``val`` for held-out);
 * a folder of images (searched recursively) or one image: faces are detected and cropped with
   :mod:`runtime.detection`, or used whole with ``faces="whole"`` (for folders of ready face crops);
 * a video file: frames sampled evenly (calibration from the first 70 % of the video, held-out from the rest).
@@ -23,14 +23,14 @@ from typing import Any, Callable
 import numpy as np
 
 from runtime.bundle import InputSpec
+from runtime.datasets.spec import LABELLED_FORMATS, open_dataset
 from runtime.errors import ConfigError, DatasetError
+from runtime.frames import IMAGE_SUFFIXES
+from runtime.sources import VIDEO_SUFFIXES
 
-IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-VIDEO_EXT = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 FACE_MODES = ("detect", "whole")
 PARTS = ("calib", "heldout", "all")  # "all": a held-out source of its own (other people), used whole
 HELDOUT_SHARE = 0.3  # share of a folder's files / a video's duration kept apart for the held-out check
-_DATASET_FORMATS = ("fer2013", "ferplus", "rafdb", "ckplus", "affectnet", "folder")
 
 
 @dataclass(frozen=True)
@@ -56,24 +56,25 @@ def source_kind(source: str) -> str:
     head = text.split(":", 1)[0].lower()
     if head == "procedural":
         return "procedural"
-    if ":" in text and head in _DATASET_FORMATS:
+    if ":" in text and head in LABELLED_FORMATS:
         return "dataset"
     p = Path(text).expanduser()
     if p.is_dir():
         return "folder"
     if p.is_file():
-        if p.suffix.lower() in VIDEO_EXT:
+        if p.suffix.lower() in VIDEO_SUFFIXES:
             return "video"
-        if p.suffix.lower() in IMAGE_EXT:
+        if p.suffix.lower() in IMAGE_SUFFIXES:
             return "image"
-        raise ConfigError(f"calibration source {p} is neither an image ({', '.join(IMAGE_EXT)}) nor a video "
-                          f"({', '.join(VIDEO_EXT)}); pass a folder of images, a video, a dataset spec or 'procedural'")
+        raise ConfigError(f"calibration source {p} is neither an image ({', '.join(IMAGE_SUFFIXES)}) nor a video "
+                          f"({', '.join(VIDEO_SUFFIXES)}); pass a folder of images, a video, a dataset spec or "
+                          "'procedural'")
     raise ConfigError(f"calibration source {text!r} does not exist; pass a folder of face images, a video, a dataset "
                       "spec (e.g. fer2013:/data/fer2013.csv) or 'procedural'")
 
 
 def _image_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXT)
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def source_identity(source: str) -> dict[str, Any]:
@@ -139,8 +140,6 @@ def _stack(crops: list[np.ndarray], labels: list[int], names: tuple[str, ...], o
 
 
 def _dataset_faces(source: str, spec: InputSpec, count: int, part: str, seed: int) -> Faces:
-    from sdk.training.data.spec import open_dataset
-
     kind = source_kind(source)
     text = str(source).strip()
     if kind == "procedural" and ":" not in text:

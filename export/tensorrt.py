@@ -1,7 +1,8 @@
 """TensorRT engines from a bundle's ONNX files, their metadata, and the compatibility check the runtime calls.
 
 Written against the TensorRT 10 Python API (``Builder.create_network``,
-``OnnxParser.parse`` (from the bytes whose sha256 is recorded), ``IBuilderConfig.set_memory_pool_limit(MemoryPoolType.WORKSPACE)``, ``add_optimization_profile``,
+``OnnxParser.parse`` (from the bytes whose sha256 is recorded),
+``IBuilderConfig.set_memory_pool_limit(MemoryPoolType.WORKSPACE)``, ``add_optimization_profile``,
 ``set_flag(BuilderFlag.FP16/INT8)``, ``int8_calibrator``, ``build_serialized_network``) and TensorRT 11, where the
 precision flags and implicit-quantisation calibrators are gone and every network is strongly typed: there FP16
 comes from the FP16-typed ONNX and INT8 from the explicit Q/DQ ONNX. :func:`plan_build` makes that decision and is
@@ -109,7 +110,8 @@ def engine_metadata(*, trt_version: str, gpu_name: str, compute_capability: str,
 
 
 def build_engine(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[str], plan: BuildPlan, *,
-                 onnx_bytes: bytes | None = None, batch: tuple[int, int, int] = (1, 8, 32), workspace_mb: int | None = None,
+                 onnx_bytes: bytes | None = None, batch: tuple[int, int, int] = (1, 8, 32),
+                 workspace_mb: int | None = None,
                  calibrator: Any = None, cache_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Build and serialise one engine as ``plan`` says; returns its ``built_with`` metadata.
 

@@ -1,4 +1,5 @@
-"""Drawing predictions on frames: box, track id, label, pipeline, occlusion and score bars, laid out so that\nthe panels of several faces never overlap each other or leave the frame."""
+"""Drawing predictions on frames: box, track id, label, pipeline, occlusion and score bars, laid out so that
+the panels of several faces never overlap each other or leave the frame."""
 from __future__ import annotations
 
 from typing import Any, Sequence

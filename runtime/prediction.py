@@ -60,4 +60,5 @@ class Prediction:
                 "confidence": round(self.confidence, 6), "scores": {k: round(v, 6) for k, v in self.scores.items()},
                 "pipeline": self.pipeline, "detection_score": round(self.detection_score, 4),
                 "occlusion": None if self.occlusion is None else round(self.occlusion, 4), "track_id": self.track_id,
-                "roll": round(self.roll, 2), "engine": self.engine, "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()}}
+                "roll": round(self.roll, 2), "engine": self.engine,
+                "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()}}

@@ -167,7 +167,8 @@ def crop_study(model: Any, margins: tuple[float, ...] = (0.05, 0.075, 0.1, 0.15,
     for f in ref["faces"]:
         x1, y1, x2, y2 = f["crop_xyxy"]
         dets = detector.detect(cv2.imread(str(media / f["image"])))
-        boxes.append(min(dets, key=lambda d: abs(d.box[0] + d.box[2] - x1 - x2) + abs(d.box[1] + d.box[3] - y1 - y2)).box)
+        boxes.append(min(dets, key=lambda d: abs(d.box[0] + d.box[2] - x1 - x2)
+                         + abs(d.box[1] + d.box[3] - y1 - y2)).box)
     print(f"crop study on {len(boxes)} fixture faces, default detector boxes vs the Keras reference crops:")
     print("offset_y  margin  top-1 agreement  mean TV distance")
     for dy in offsets:

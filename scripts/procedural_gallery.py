@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from runtime.draw import labelled_grid  # noqa: E402
 from runtime.occlusion import apply_occlusion  # noqa: E402
-from sdk.training.data.procedural import ProceduralFaces  # noqa: E402
+from runtime.datasets.procedural import ProceduralFaces  # noqa: E402
 
 
 def gallery(ds: ProceduralFaces, cols: int, protocol: str) -> np.ndarray:

@@ -247,7 +247,8 @@ def main() -> None:
         w = fit_logistic(np.stack([feats[c] for c in cols], 1), y)
         comb = {"bias": float(w[0]), "weights": {c: float(v) for c, v in zip(cols, w[1:])}}
         scores = combined_score(feats, comb)
-        best = choose_threshold(sweep(scores, sub, meta["faces_per_kind"], meta["variants_per_kind"]), args.false_budget)
+        swept = sweep(scores, sub, meta["faces_per_kind"], meta["variants_per_kind"])
+        best = choose_threshold(swept, args.false_budget)
         comparison[name] = {"threshold": best["threshold"], "min_recall": best["min_recall"],
                             "max_false_per_100_images": best["max_false"], "recall": best["recall"]}
         fits[name] = (comb, best)
@@ -270,7 +271,8 @@ def main() -> None:
     sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     licences = sorted({f"{s.source}: {s.licence}" for s in samples})
     cfg = {
-        "model": "face_verifier", "model_kwargs": {"width": args.width}, "onnx": onnx_path.name, "onnx_sha256": sha, "size_bytes": report["size_bytes"],
+        "model": "face_verifier", "model_kwargs": {"width": args.width}, "onnx": onnx_path.name, "onnx_sha256": sha,
+        "size_bytes": report["size_bytes"],
         "input": {"size": args.size, "expand": args.expand, "color": "rgb", "layout": "NCHW", "scale": 1 / 255,
                   "mean": 0.5, "std": 0.5, "alignment": "box centre, side = expand x longer box side, rotated by "
                                                           "-roll from the eye keypoints"},

@@ -6,11 +6,11 @@ pipeline (candidates, combined score, threshold, NMS, the benchmark's matching r
 Images: every tuning image (research-only media included: they never trained the verifier, so for them its
 scores are those of unseen people), upright with every occluder kind placed from the GT keypoints, plus the clean
 images rolled by 30-90 degrees (the benchmark's protocol; occluders drawn alone on face-free images are reported by
-the benchmark but not tuned for: with them in the tuning set no threshold kept recall, see the lead's report). The detector part of
-the combination (bias, detector weight, geometry weights if any) comes from the cross-fitted logistic fit in
-``scripts/train_verifier.py``; here the verifier's weight and the threshold are chosen together: the best
-worst-kind recall with at most ``budget`` false faces per kind over these images (ties: fewer false faces in all,
-then the higher threshold). Called at the end of ``train_verifier.py``.
+the benchmark but not tuned for: with them in the tuning set no threshold kept recall, see the lead's report). The
+detector part of the combination (bias, detector weight, geometry weights if any) comes from the cross-fitted
+logistic fit in ``scripts/train_verifier.py``; here the verifier's weight and the threshold are chosen together: the
+best worst-kind recall with at most ``budget`` false faces per kind over these images (ties: fewer false faces in
+all, then the higher threshold). Called at the end of ``train_verifier.py``.
 """
 from __future__ import annotations
 
@@ -63,7 +63,8 @@ def sweep(runs: list[tuple], combination: dict, nms_iou: float) -> list[dict]:
             faces[kind], tp[kind], fp[kind] = faces[kind] + len(v.faces), tp[kind] + a, fp[kind] + b
         recall = {k: tp[k] / faces[k] for k in KINDS if faces[k]}
         rows.append({"threshold": float(t), "recall": recall, "false_faces": dict(fp),
-                     "min_recall": min(recall.values()), "max_false": max(fp.values()), "total_false": sum(fp.values())})
+                     "min_recall": min(recall.values()), "max_false": max(fp.values()),
+                     "total_false": sum(fp.values())})
     return rows
 
 
@@ -83,7 +84,8 @@ def tune(detector: TwoStageDetector, samples: list[Sample], budget: int) -> tupl
         row = best_row(sweep(runs, comb, detector.nms_iou), budget)
         results.append((wv, comb, row))
         print(f"  verifier weight {wv:4.2f}: threshold {row['threshold']:.2f} worst-kind recall "
-              f"{row['min_recall']:.3f}, false faces {row['total_false']} (max {row['max_false']} per kind)", flush=True)
+              f"{row['min_recall']:.3f}, false faces {row['total_false']} (max {row['max_false']} per kind)",
+              flush=True)
     wv, comb, row = max(results, key=lambda x: (x[2]["max_false"] <= budget, round(x[2]["min_recall"], 4),
                                                 -x[2]["total_false"], -x[0]))
     record = {

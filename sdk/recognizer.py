@@ -76,7 +76,9 @@ class Recognizer:
         from runtime.pipelines import build_pipeline
         from runtime.processor import FrameProcessor
 
-        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(DEFAULT_BUNDLE if bundle is None else bundle)
+        if not isinstance(bundle, Bundle):
+            bundle = load_bundle(DEFAULT_BUNDLE if bundle is None else bundle)
+        self.bundle = bundle
         if max_faces is not None and (not isinstance(max_faces, int) or max_faces < 1):
             raise ConfigError(f"max_faces must be a positive integer or None, got {max_faces!r}")
         self.max_faces = max_faces

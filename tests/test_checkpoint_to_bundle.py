@@ -22,7 +22,7 @@ def _export(ofer_cmd: list[str], ckpt: Path, out: Path, *extra: str) -> subproce
 
 
 def _faces(n: int, size: int) -> np.ndarray:
-    from sdk.training.data.procedural import ProceduralFaces
+    from runtime.datasets.procedural import ProceduralFaces
 
     ds = ProceduralFaces(n, size=size, seed=5, split="test")
     return np.stack([ds[i][0] for i in range(n)])

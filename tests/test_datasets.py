@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from runtime.errors import ConfigError, DatasetError
-from sdk.training.data.base import FaceDataset, Remapped, Subset
-from sdk.training.data.formats import CKPlus, FER2013, FERPlus, RAFDB, AffectNet, ImageFolder
-from sdk.training.data.labels import (AFFECTNET8, CANONICAL, CKPLUS8, FER7, FERPLUS8, RAFDB7, canonical_name,
+from runtime.datasets.base import FaceDataset, Remapped, Subset
+from runtime.datasets.formats import CKPlus, FER2013, FERPlus, RAFDB, AffectNet, ImageFolder
+from runtime.datasets.labels import (AFFECTNET8, CANONICAL, CKPLUS8, FER7, FERPLUS8, RAFDB7, canonical_name,
                                       label_set, remap)
-from sdk.training.data.spec import FORMATS, open_dataset, parse_spec
+from runtime.datasets.spec import FORMATS, open_dataset, parse_spec
 
 FIX = Path(__file__).parent / "fixtures" / "datasets"
 _spec = importlib.util.spec_from_file_location("make_fixtures", FIX / "make_fixtures.py")
@@ -110,7 +110,8 @@ def test_fer2013_other_column_order_and_spaced_header(tmp_path):
 
 @pytest.mark.parametrize("line, match", [
     ("3,1 2 3", "fer2013.csv line 3: 2 columns, expected 3"),
-    ("3," + " ".join(["7"] * 2303) + ",Training", r"fer2013.csv line 3: 'pixels' has 2303 values, expected 2304 \(48x48\)"),
+    ("3," + " ".join(["7"] * 2303) + ",Training",
+     r"fer2013.csv line 3: 'pixels' has 2303 values, expected 2304 \(48x48\)"),
     ("3," + " ".join(["7"] * 2303) + " x,Training", "fer2013.csv line 3: 'pixels' value 'x' is not an integer"),
     ("3," + " ".join(["7"] * 2303) + " 256,Training", "fer2013.csv line 3: 'pixels' value 256 is outside 0..255"),
     ("7," + " ".join(["7"] * 2304) + ",Training", "fer2013.csv line 3: 'emotion' is 7, expected 0..6"),
@@ -156,7 +157,8 @@ def test_ferplus_majority_soft_labels_and_drops():
             np.testing.assert_allclose(ds.soft_label(i), votes / votes.sum(), rtol=1e-6)
     test = FERPlus(FERPLUS_CSV, split="test")  # pixels default: fer2013.csv next to it
     soft = test.soft_label(1)
-    assert soft[FERPLUS8.index("fear")] == pytest.approx(4 / 7) and soft[FERPLUS8.index("surprise")] == pytest.approx(3 / 7)
+    assert soft[FERPLUS8.index("fear")] == pytest.approx(4 / 7)
+    assert soft[FERPLUS8.index("surprise")] == pytest.approx(3 / 7)
     assert len(FERPlus(FERPLUS_CSV, split="all")) == 5  # 8 rows - empty name - unknown tie - NF
 
 
@@ -467,7 +469,7 @@ def test_spec_errors():
 
 
 def test_spec_procedural():
-    pytest.importorskip("sdk.training.data.procedural")
+    pytest.importorskip("runtime.datasets.procedural")
     ds = open_dataset("procedural:n=6,size=32,seed=1", split="val")
     image, label = ds[0]
     assert len(ds) == 6 and image.shape[:2] == (32, 32) and 0 <= label < len(ds.labels)
@@ -497,7 +499,8 @@ def test_torch_adapter_normalises_resizes_and_converts():
             assert x[c].mean().item() == pytest.approx((bgr[src] / 255 - mean[c]) / std[c], abs=0.03)
     g, _ = TorchFaceDataset(raf, size=24, channels=1, mean=0.0, std=1.0)[0]
     b, gr, r = mf.rafdb_color(0)
-    assert g.shape == (1, 24, 24) and g.mean().item() == pytest.approx((0.114 * b + 0.587 * gr + 0.299 * r) / 255, abs=0.02)
+    assert g.shape == (1, 24, 24)
+    assert g.mean().item() == pytest.approx((0.114 * b + 0.587 * gr + 0.299 * r) / 255, abs=0.02)
 
 
 def test_torch_adapter_transform_soft_labels_and_loader():
@@ -535,7 +538,27 @@ def test_committed_fixtures_match_their_generator(tmp_path):
     assert made == committed
     for rel in made:
         if rel.suffix in (".png", ".jpg"):
-            a, b = cv2.imread(str(tmp_path / rel), cv2.IMREAD_UNCHANGED), cv2.imread(str(FIX / rel), cv2.IMREAD_UNCHANGED)
+            a = cv2.imread(str(tmp_path / rel), cv2.IMREAD_UNCHANGED)
+            b = cv2.imread(str(FIX / rel), cv2.IMREAD_UNCHANGED)
             assert np.abs(a.astype(int) - b.astype(int)).max() <= 1, rel  # JPEG encoders may differ by 1
         else:
             assert (tmp_path / rel).read_bytes() == (FIX / rel).read_bytes(), rel
+
+
+def test_datasets_sit_below_calibration_and_keep_their_old_home():
+    """The readers live in runtime.datasets (no torch, no sdk); sdk.training.data re-exports them; the faces reader
+    finds the SDK's default bundle without importing sdk."""
+    import subprocess
+    import sys
+
+    code = ("import sys, calibration.sources, runtime.datasets.faces, runtime.datasets.formats, "
+            "runtime.datasets.procedural; from runtime.datasets.faces import default_bundle_dir; "
+            "bad = sorted(m for m in sys.modules if m == 'torch' or m.split('.')[0] == 'sdk'); "
+            "assert not bad, bad; print(default_bundle_dir())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parent.parent)
+    from sdk.recognizer import DEFAULT_BUNDLE
+    from sdk.training import data
+
+    assert Path(out.stdout.strip()) == DEFAULT_BUNDLE and (DEFAULT_BUNDLE / "manifest.json").is_file()
+    assert data.open_dataset is open_dataset and data.FER7 == FER7 and "open_dataset" in data.__all__

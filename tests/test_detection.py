@@ -152,7 +152,8 @@ def test_anchor_counts_match_models() -> None:
     assert len(ssd_anchors(128, (8, 16, 16, 16), 2)) == 896
     assert len(ssd_anchors(192, (4,), 1)) == 2304
     a = ssd_anchors(128, (8, 16, 16, 16), 2)
-    assert np.allclose(a[0], [0.5 / 16, 0.5 / 16]) and np.allclose(a[1], a[0]) and np.allclose(a[2], [1.5 / 16, 0.5 / 16])
+    assert np.allclose(a[0], [0.5 / 16, 0.5 / 16]) and np.allclose(a[1], a[0])
+    assert np.allclose(a[2], [1.5 / 16, 0.5 / 16])
 
 
 def test_weighted_nms_merges_overlaps_only() -> None:

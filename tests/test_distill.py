@@ -38,7 +38,7 @@ def faces_spec(media_dir: Path, face_cache: Path) -> str:
 
 
 def test_spec_with_several_paths_and_splits_by_person(faces_spec: str, face_cache: Path) -> None:
-    from sdk.training.data.spec import open_dataset, parse_spec
+    from runtime.datasets.spec import open_dataset, parse_spec
 
     fmt, path, opts = parse_spec(faces_spec + ",val=0.3,test=0.2")
     assert fmt == "faces" and len(path.split(",")) == len(STILLS) + 1 and opts == {"stride": 6, "val": 0.3,
@@ -64,7 +64,7 @@ def test_faceless_file_is_a_clear_error_and_skipped_in_a_folder(media_dir: Path,
                                                                  tmp_path: Path) -> None:
     import shutil
 
-    from sdk.training.data.spec import open_dataset
+    from runtime.datasets.spec import open_dataset
 
     with pytest.raises(DatasetError, match="no face found in .*free-mountain"):
         open_dataset(f"faces:{media_dir / 'free-mountain-vector-01.jpg'}", "all")
@@ -97,7 +97,7 @@ def teacher():
 
 
 def _split(faces_spec: str) -> tuple:
-    from sdk.training.data.spec import open_dataset
+    from runtime.datasets.spec import open_dataset
 
     return open_dataset(faces_spec + ",val=0.3", "train"), open_dataset(faces_spec + ",val=0.3", "val")
 

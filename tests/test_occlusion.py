@@ -173,7 +173,7 @@ def test_lists_and_mixes() -> None:
 def test_occlusion_and_procedural_faces_do_not_import_torch() -> None:
     import subprocess
     import sys
-    code = ("import sys, runtime.occlusion, sdk.training.data.procedural; "
+    code = ("import sys, runtime.occlusion, runtime.datasets.procedural; "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     root = __import__("pathlib").Path(__file__).resolve().parents[1]
     assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0

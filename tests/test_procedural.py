@@ -9,8 +9,8 @@ import pytest
 
 from runtime.errors import ConfigError
 from runtime.occlusion import apply_occlusion
-from sdk.training.data.procedural import FER7, PROTOTYPES, ProceduralFaces, render_face, set_au, zero_aus
-from sdk.training.data.procedural.seeding import generators, pcg64_states
+from runtime.datasets.procedural import FER7, PROTOTYPES, ProceduralFaces, render_face, set_au, zero_aus
+from runtime.datasets.procedural.seeding import generators, pcg64_states
 
 
 def test_deterministic_and_pure_function_of_seed_split_index() -> None:
@@ -46,7 +46,7 @@ def test_reading_in_order_renders_ahead_and_gives_the_same_samples() -> None:
 
 
 def test_batch_larger_than_one_rendering_pass_matches_single_items() -> None:
-    from sdk.training.data.procedural import _CHUNK
+    from runtime.datasets.procedural import _CHUNK
     ds = ProceduralFaces(_CHUNK + 9, size=32, seed=1)
     images, _ = ds.render_batch(range(len(ds)))
     for i in (0, _CHUNK - 1, _CHUNK, _CHUNK + 8):

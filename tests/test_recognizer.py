@@ -133,7 +133,8 @@ def test_default_bundle_records_source_and_licence() -> None:
     assert "fer" in json.dumps(prov["source"]).lower() and "MIT" in json.dumps(prov["licence"])
 
 
-@pytest.mark.parametrize("code", ["import sdk", "import sdk; sdk.Recognizer().predict(__import__('numpy').zeros((64,64,3),'uint8'))"])
+@pytest.mark.parametrize("code", ["import sdk",
+                                  "import sdk; sdk.Recognizer().predict(__import__('numpy').zeros((64,64,3),'uint8'))"])
 def test_never_imports_torch(code: str) -> None:
     probe = f"{code}\nimport sys; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

@@ -255,7 +255,8 @@ def test_factory_options() -> None:
 
 def test_runtime_two_stage_never_imports_torch(media_dir: Path) -> None:
     code = ("import sys, cv2; from runtime.detection import create_detector; "
-            f"d = create_detector('blazeface-verified', threads=1).detect(cv2.imread({str(media_dir / 'single_face.jpg')!r})); "
+            "d = create_detector('blazeface-verified', threads=1)"
+            f".detect(cv2.imread({str(media_dir / 'single_face.jpg')!r})); "
             "assert len(d) == 1; sys.exit(1 if 'torch' in sys.modules else 0)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]

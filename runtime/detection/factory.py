@@ -33,7 +33,8 @@ def create_detector(name: str = "auto", *, threads: int | None = None, score_thr
         threads: ONNX Runtime intra-op threads for neural detectors (``None``: its default).
         score_threshold: Minimum score for neural detectors (``None``: the model's default).
         **kw: Passed to the detector (``box`` for roi; ``nms_iou``, ``max_faces``, ``providers`` for neural ones,
-            ``check_geometry`` for single BlazeFace models, ``rotations``, ``cascade``, ``close_up`` for blazeface-verified).
+            ``check_geometry`` for single BlazeFace models, ``rotations``, ``cascade``, ``close_up`` for
+            blazeface-verified).
 
     Raises:
         ConfigError: Unknown name or options that the detector does not take.
@@ -54,7 +55,8 @@ def create_detector(name: str = "auto", *, threads: int | None = None, score_thr
     if variant == VERIFIED:
         from .two_stage import TwoStageDetector
 
-        _no_extra(name, {k: v for k, v in kw.items() if k not in {"nms_iou", "max_faces", "providers", "rotations", "cascade", "close_up"}})
+        known = {"nms_iou", "max_faces", "providers", "rotations", "cascade", "close_up"}
+        _no_extra(name, {k: v for k, v in kw.items() if k not in known})
         return TwoStageDetector(threads=threads, threshold=score_threshold, **kw)
     allowed = {"nms_iou", "max_faces", "providers", "model_path"} | ({"check_geometry"} if variant in SPECS else set())
     _no_extra(name, {k: v for k, v in kw.items() if k not in allowed})

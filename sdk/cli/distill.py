@@ -63,7 +63,8 @@ def build_config(args: argparse.Namespace) -> Any:
                          teacher_model=args.teacher_model, student_model=args.student_model, preset=preset,
                          protocols=protocols, val_protocols=val, epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, temperature=args.temperature, weights=weights, label_mix=args.label_mix,
-                         clean_floor=args.clean_floor, patience=args.patience, min_epochs=args.min_epochs, freeze_bn=not args.train_bn,
+                         clean_floor=args.clean_floor, patience=args.patience, min_epochs=args.min_epochs,
+                         freeze_bn=not args.train_bn,
                          max_steps=args.steps, seed=args.seed)
 
 

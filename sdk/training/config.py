@@ -61,7 +61,7 @@ class TrainConfig:
 
     Attributes:
         method: Method id (``gan-inpaint``, ``deocclusion``, ``privileged``, ``cbam``, ``lower-half``, ``baseline``).
-        data: Dataset spec for training (see ``sdk.training.data.spec``).
+        data: Dataset spec for training (see ``runtime.datasets.spec``).
         model: Classifier registry name; ``None`` = the method's default.
         model_kwargs: Extra keyword arguments for every model the method creates, by role (``{"classifier": {...}}``).
         input: Input spec.

@@ -108,7 +108,7 @@ def align_labels(model_labels: Sequence[str], data_labels: Sequence[str]) -> np.
         extra = sorted(set(model_labels) - set(data_labels))
         raise ConfigError(f"label sets differ: the model has {list(model_labels)}, the dataset "
                           f"{list(data_labels)} (dataset-only {missing}, model-only {extra}); remap the dataset "
-                          f"labels (sdk.training.data.labels.remap) to the model's")
+                          f"labels (runtime.datasets.labels.remap) to the model's")
     return np.array([list(model_labels).index(n) for n in data_labels], dtype=np.int64)
 
 

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from runtime.errors import ConfigError
 
-from .base import FaceDatasetLike
+from runtime.datasets.base import FaceDatasetLike
 from .convert import to_model_input
 
 Transform = Callable[[np.ndarray], np.ndarray]

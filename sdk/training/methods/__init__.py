@@ -43,7 +43,7 @@ def open_data(spec: str, split: str) -> object:
     """Open a dataset spec, turning any failure into a one-line ``DatasetError``."""
     from runtime.errors import DatasetError, OferError
 
-    from ..data.spec import open_dataset
+    from runtime.datasets.spec import open_dataset
 
     try:
         return open_dataset(spec, split=split)
@@ -129,7 +129,7 @@ def train(cfg: "TrainConfig", out_dir: str | None, *, eval_data: str | None = No
 
     method = build_method(cfg)
     dataset = open_data(cfg.data, "train")
-    from ..data.faces import UnlabelledFaces
+    from runtime.datasets.faces import UnlabelledFaces
 
     if isinstance(dataset, UnlabelledFaces):
         raise ConfigError(f"{cfg.data!r} holds unlabelled faces; the training methods need labels: use "

@@ -142,7 +142,8 @@ def load_keras_hdf5_weights(model: nn.Module, path: str | Path) -> None:
         raise ConfigError(
             f"{path} has {len(layers)} weighted layers but {type(model).__name__} has {len(units)} weighted "
             f"modules; create the model with the architecture the file was saved from.\n"
-            f"file: {[f'{l.name}:{l.class_name}' for l in layers]}\nmodel: {[f'{q}:{k}' for q, k, _ in units]}")
+            f"file: {[f'{layer.name}:{layer.class_name}' for layer in layers]}\n"
+            f"model: {[f'{q}:{k}' for q, k, _ in units]}")
     pending: list[tuple[torch.Tensor, np.ndarray]] = []
     eps: list[tuple[nn.Module, float]] = []
     for layer, (qname, kind, module) in zip(layers, units):

@@ -17,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 
 from runtime.occlusion import geometry as geo
-from sdk.training.data.procedural.aus import AU_INDEX
+from runtime.datasets.procedural.aus import AU_INDEX
 
 POLY, LINE, CLOSED, CIRCLE = 0, 1, 2, 3
 _DARK = np.array([25.0, 20.0, 30.0])
@@ -141,7 +141,10 @@ def face_ops(idn: dict, aus: np.ndarray, scene: dict, single: bool = False) -> l
 
     ops = _Ops()
     skin, hair = idn["skin"], idn["hair"]
-    const = (lambda *v: np.array(v, np.float64))
+
+    def const(*v: float) -> np.ndarray:  # one constant column per value
+        return np.array(v, np.float64)
+
     dx = 0.025 * scene["yaw"]
     fcy, fw, fh = 0.53, idn["face_w"], idn["face_h"]
     long_hair = np.asarray(idn["long_hair"]) > 0.5

@@ -35,11 +35,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from runtime.errors import ConfigError, DatasetError
+from runtime.frames import IMAGE_SUFFIXES
+from runtime.sources import VIDEO_SUFFIXES
 
 from .base import FaceDataset, check_split
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 CACHE_VERSION = 1
 UNLABELLED = -1
 
@@ -338,6 +338,20 @@ class UnlabelledFaces(FaceDataset):
         return self.crops.person[self.indices]
 
 
+def default_bundle_dir() -> Path:
+    """The SDK's default bundle folder (``sdk/default_bundle``, ``sdk.recognizer.DEFAULT_BUNDLE``).
+
+    Found as package data without importing ``sdk`` (runtime sits below it). ConfigError when the sdk package
+    is not installed.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("sdk")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("faces: no default bundle (the sdk package is not installed); pass bundle=/path/to/bundle")
+    return Path(list(spec.submodule_search_locations)[0]) / "default_bundle"
+
+
 def open_faces(path: str, split: str = "train", *, stride: int = 5, dedupe: float = 3.0, person: str = "image",
                detect: bool = True, glob: str = "*", max_faces: int | None = None, val: float = 0.15,
                test: float = 0.0, seed: int = 0, bundle: Any = None, cache: bool = True,
@@ -352,9 +366,7 @@ def open_faces(path: str, split: str = "train", *, stride: int = 5, dedupe: floa
     if float(val) + float(test) >= 1:
         raise ConfigError(f"faces: val + test = {val + test} leaves no people to train on; lower them")
     if bundle is None:
-        from sdk.recognizer import DEFAULT_BUNDLE
-
-        bundle = DEFAULT_BUNDLE
+        bundle = default_bundle_dir()
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     settings = FaceSettings(stride=stride, dedupe=float(dedupe), person=str(person), detect=bool(detect),
                             glob=str(glob), max_faces=max_faces)

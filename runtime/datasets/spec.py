@@ -11,15 +11,15 @@ Specs:
 * ``affectnet:/data/AffectNet/training.csv,root=/data/AffectNet/Manually_Annotated_Images``
   (``path`` may also be the folder of training.csv/validation.csv; option ``margin=0.1``)
 * ``folder:/data/faces`` (``root/<class>/`` or ``root/<split>/<class>/``)
-* ``procedural:n=20000,size=64,seed=0`` (:class:`sdk.training.data.procedural.ProceduralFaces`)
+* ``procedural:n=20000,size=64,seed=0`` (:class:`runtime.datasets.procedural.ProceduralFaces`)
 * ``faces:/videos/a.mp4,/photos/,glob=*.jpg,stride=5`` unlabelled faces found by ofer's detector in videos and
-  images, split by person (:mod:`sdk.training.data.faces`; several paths before the options)
+  images, split by person (:mod:`runtime.datasets.faces`; several paths before the options)
 
 The path is everything between the colon and the first comma (paths with commas are not supported).
 Values ``true``/``false``/``none`` and numbers are converted; the rest stay strings. Keyword arguments
 of :func:`open_dataset` override options of the same name in the spec. Every format also takes
 ``labels=<label set>`` (and ``unmapped=drop|error|<class>``) to see the dataset through another label
-set (see :class:`sdk.training.data.base.Remapped`); the split is always the ``split`` argument.
+set (see :class:`runtime.datasets.base.Remapped`); the split is always the ``split`` argument.
 """
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ FORMATS: dict[str, tuple[str | None, str]] = {
     "faces": (None, "path"),
 }
 MULTI_PATH_FORMATS = ("faces",)
+LABELLED_FORMATS = tuple(f for f, (reader, _) in FORMATS.items() if reader is not None)  # readers of labelled files
 
 
 def _value(text: str) -> Any:
@@ -146,6 +147,7 @@ def open_dataset(spec: str, split: str = "train", **kw: Any) -> FaceDatasetLike:
     unmapped = options.pop("unmapped", "drop")
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise ConfigError(f"{fmt} does not take option(s) {unknown}; it takes {', '.join(accepted + ['labels', 'unmapped'])}")
+        takes = ", ".join(accepted + ["labels", "unmapped"])
+        raise ConfigError(f"{fmt} does not take option(s) {unknown}; it takes {takes}")
     dataset = reader(**{path_arg: path}, split=split, **options)
     return dataset if labels is None else Remapped(dataset, labels, unmapped)

@@ -115,7 +115,8 @@ class FERPlus(FaceDataset):
         if mismatch.size:
             k = int(mismatch[0])
             raise DatasetError(f"{p.name} line {int(self.vote_line[k])}: Usage is {str(vote_split[k])!r} but "
-                               f"{self.table.path.name} line {int(self.table.line[k])} says {str(self.table.split[k])!r}; "
+                               f"{self.table.path.name} line {int(self.table.line[k])} says "
+                               f"{str(self.table.split[k])!r}; "
                                f"the files are not the matching FER+/FER2013 pair (or are in a different order)")
         self.split = split
         self.votes = votes

@@ -1,6 +1,6 @@
 """The numpy-level dataset contract every face dataset follows.
 
-Core contract (shared with :class:`sdk.training.data.procedural.ProceduralFaces`):
+Core contract (shared with :class:`runtime.datasets.procedural.ProceduralFaces`):
 
 * ``labels``: tuple of canonical class names; a label is an index into it.
 * ``len(ds)`` and ``ds[i] -> (image, label)`` with ``image`` uint8, ``HxW`` (gray) or ``HxWx3`` (BGR),
@@ -149,7 +149,7 @@ class Subset(FaceDataset):
 
 
 class Remapped(Subset):
-    """A dataset seen through another label set (see :func:`sdk.training.data.labels.remap`).
+    """A dataset seen through another label set (see :func:`runtime.datasets.labels.remap`).
 
     Samples whose class is dropped by the mapping are left out. Soft labels are remapped by summing the
     mass of the source classes that land on each target class and renormalising (a dropped class's

@@ -12,8 +12,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from sdk.training.data.procedural.geometry import CIRCLE, CLOSED, POLY, Op, face_ops
-from sdk.training.data.procedural.identity import Identity, Scene, identity_columns
+from runtime.datasets.procedural.geometry import CIRCLE, CLOSED, POLY, Op, face_ops
+from runtime.datasets.procedural.identity import Identity, Scene, identity_columns
 
 _SHIFT = 4
 _ONE = 1 << _SHIFT

@@ -22,10 +22,10 @@ from functools import lru_cache
 import numpy as np
 
 from runtime.errors import ConfigError
-from sdk.training.data.procedural.aus import AUS, FER7, FER7_CONTEMPT, PROTOTYPES, sample_aus, set_au, zero_aus
-from sdk.training.data.procedural.identity import Identity, Scene, sample_identity, sample_scene, scene_values
-from sdk.training.data.procedural.render import render_face, render_faces
-from sdk.training.data.procedural.seeding import generators
+from runtime.datasets.procedural.aus import AUS, FER7, FER7_CONTEMPT, PROTOTYPES, sample_aus, set_au, zero_aus
+from runtime.datasets.procedural.identity import Identity, Scene, sample_identity, sample_scene, scene_values
+from runtime.datasets.procedural.render import render_face, render_faces
+from runtime.datasets.procedural.seeding import generators
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 LABEL_SETS = {"fer7": FER7, "fer7+contempt": FER7_CONTEMPT}
