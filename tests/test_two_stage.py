@@ -15,6 +15,7 @@ import pytest
 
 from runtime.detection import Detection, create_detector
 from runtime.detection.geometry import aligned_crops, crop_matrix, eye_roll, face_geometry
+from runtime.detection.ssd import iou_matrix
 from runtime.detection.two_stage import TwoStageDetector, unrotate_points
 from runtime.detection.verifier import VERIFIER_ONNX, FaceVerifier, load_config
 from runtime.errors import ConfigError
@@ -260,3 +261,17 @@ def test_runtime_two_stage_never_imports_torch(media_dir: Path) -> None:
             "assert len(d) == 1; sys.exit(1 if 'torch' in sys.modules else 0)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_a_box_spanning_several_faces_is_dropped(media_dir: Path) -> None:
+    """A candidate between two people (it holds both their centres) is not a face: multi_face.jpg gives its 5
+    annotated faces and no sixth box around two of them."""
+    from runtime.detection.two_stage import drop_spanning
+
+    assert drop_spanning([(0, 0, 100, 100), (10, 10, 40, 40), (60, 60, 90, 90)]) == [1, 2]
+    assert drop_spanning([(0, 0, 100, 100), (10, 10, 40, 40)]) == [0, 1]  # one contained box: NMS's business
+    dets = create_detector("auto", threads=1).detect(cv2.imread(str(media_dir / "multi_face.jpg")))
+    gt = json.loads((ROOT / "tests" / "fixtures" / "face_boxes.json").read_text())["images"]["multi_face.jpg"]["faces"]
+    assert len(dets) == len(gt) == 5
+    ious = iou_matrix(np.array([d.box for d in dets], np.float64), np.array(gt, np.float64))
+    assert (ious.max(axis=1) >= 0.4).all()

@@ -140,6 +140,19 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
     return [int(order[i]) for i in keep]
 
 
+def drop_spanning(boxes: Sequence[Sequence[float]]) -> list[int]:
+    """Indices of the boxes to keep: a box that holds the centres of two or more other boxes spans several faces
+    (a candidate between two people), and no face contains two others, so it is dropped."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if len(b) < 3:
+        return list(range(len(b)))
+    c = (b[:, :2] + b[:, 2:]) / 2
+    inside = ((b[:, None, 0] <= c[None, :, 0]) & (c[None, :, 0] <= b[:, None, 2])
+              & (b[:, None, 1] <= c[None, :, 1]) & (c[None, :, 1] <= b[:, None, 3]))
+    np.fill_diagonal(inside, False)
+    return [i for i in range(len(b)) if inside[i].sum() < 2]
+
+
 class TwoStageDetector(FaceDetector):
     """Candidates from :class:`CandidateDetector`, confirmed by :class:`FaceVerifier`.
 
@@ -228,7 +241,8 @@ class TwoStageDetector(FaceDetector):
         if not len(idx):
             return []
         boxes = np.array([cands[i].box for i in idx], np.float64)
-        keep = [int(idx[k]) for k in nms(boxes, scores[idx], self.nms_iou)][:self.max_faces]
+        keep = [int(idx[k]) for k in nms(boxes, scores[idx], self.nms_iou)]
+        keep = [keep[k] for k in drop_spanning([cands[i].box for i in keep])][:self.max_faces]
         vprob = 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))
         near = self.candidates.detectors[0]
         return [refine_roll(near, frame, replace(cands[i], score=float(scores[i]), verifier_score=float(vprob[i])))
