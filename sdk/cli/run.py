@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from runtime.errors import EngineError, InputError
+from runtime.signals import signals_deferred
 from runtime.video_writer import CODECS as VIDEO_OUT  # suffix -> codecs tried
 
 from .args import add_recognizer_args, distinct_outputs, make_parent, output_path, recognizer_from_args, same_path
@@ -183,22 +184,23 @@ def run(args: argparse.Namespace) -> int:
             for r in progress(results, total, "ofer run", enabled=show):
                 if args.limit is not None and n_frames + n_skipped >= args.limit:
                     break
-                series.write(r)
-                if r.error is not None:
-                    stream.write(_json_line({"frame": r.frame_index, "time": round(r.time, 4), "name": r.name,
-                                             "error": r.error, "source_failed": r.source_failed}))
-                    if not r.source_failed:
-                        n_skipped += 1
-                        print(f"ofer run: skipped {r.name}: {r.error}", file=sys.stderr)
-                    continue
-                n_frames += 1
-                for face, p in enumerate(r.predictions):
-                    n_faces += 1
-                    record = {"frame": r.frame_index, "time": round(r.time, 4), "name": r.name, "face": face,
-                              **p.to_dict()}
-                    stream.write(_json_line(record))
-                if out_path is not None:
-                    writer.write(r.name, draw_predictions(r.image, r.predictions))
+                with signals_deferred():  # one result reaches every output, or none: they never disagree
+                    series.write(r)
+                    if r.error is not None:
+                        stream.write(_json_line({"frame": r.frame_index, "time": round(r.time, 4), "name": r.name,
+                                                 "error": r.error, "source_failed": r.source_failed}))
+                        if not r.source_failed:
+                            n_skipped += 1
+                            print(f"ofer run: skipped {r.name}: {r.error}", file=sys.stderr)
+                        continue
+                    n_frames += 1
+                    for face, p in enumerate(r.predictions):
+                        n_faces += 1
+                        record = {"frame": r.frame_index, "time": round(r.time, 4), "name": r.name, "face": face,
+                                  **p.to_dict()}
+                        stream.write(_json_line(record))
+                    if out_path is not None:
+                        writer.write(r.name, draw_predictions(r.image, r.predictions))
         stream.flush()
     except KeyboardInterrupt:
         print(f"ofer run: stopping after {n_frames} frames; closing the outputs", file=sys.stderr)

@@ -12,18 +12,16 @@ from __future__ import annotations
 import csv
 import json
 import random
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from runtime.errors import ConfigError
+from runtime.signals import signals_deferred
 
 from . import checkpoint as ckpt
 from .augment import PairedOcclusionDataset
@@ -42,20 +40,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-@contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM back (main thread, POSIX) until the block ends, so an interrupt never leaves a
-    half-written checkpoint or logs that disagree with it; the signal is delivered right after."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _worker_init(worker_id: int) -> None:
