@@ -20,7 +20,6 @@ import numpy as np
 
 from .bundle import Bundle
 from .detection.base import Detection, FaceDetector
-from .errors import ConfigError
 from .face_tracking import FaceTracker
 from .frames import as_bgr_frame
 from .pipelines import PipelineResult
@@ -186,8 +185,6 @@ class StreamStages:
                                         max_faces=processor.max_faces, follow=follow)
         self.tracker = self.face_tracker.tracker
         self.smoother = parse_smoothing(smooth)
-        if not isinstance(max_missed, int) or max_missed < 0:
-            raise ConfigError(f"max_missed must be an integer >= 0 (frames), got {max_missed!r}")
 
     def find_and_crop(self, packet: "Packet") -> None:
         """Stage 1: validate the frame, find and follow its faces, crop them."""

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from .base import Detection, FaceDetector
-from .geometry import eye_roll
+from .geometry import crop_matrix, eye_roll
 
 REFINE_ABOVE_DEG = 30.0  # faces rolled less than this keep the detector's own keypoints
 REGION_SCALE = 2.0  # side of the re-examined region, in face sizes
@@ -20,15 +20,10 @@ def upright_region(frame: np.ndarray, det: Detection, roll: float) -> tuple[np.n
     """The square region around ``det`` turned by ``-roll`` (so the face is upright), and the ``2 x 3`` affine map
     from region pixels to frame pixels."""
     x1, y1, x2, y2 = det.box
-    side = REGION_SCALE * max(x2 - x1, y2 - y1)
-    size = int(max(16, min(MAX_REGION_PX, round(side))))
-    s = side / size
-    cos, sin = float(np.cos(roll)), float(np.sin(roll))
-    m = np.array([[cos * s, -sin * s, 0.0], [sin * s, cos * s, 0.0]])
-    m[:, 2] = ((x1 + x2) / 2, (y1 + y2) / 2) - m[:, :2] @ (size / 2, size / 2)
-    region = cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                            borderMode=cv2.BORDER_REPLICATE)
-    return region, m
+    size = int(max(16, min(MAX_REGION_PX, round(REGION_SCALE * max(x2 - x1, y2 - y1)))))
+    to_region = crop_matrix(det.box, roll, size, REGION_SCALE)
+    region = cv2.warpAffine(frame, to_region, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return region, cv2.invertAffineTransform(to_region)
 
 
 def refine_roll(detector: FaceDetector, frame: np.ndarray, det: Detection, rounds: int = 2) -> Detection:
