@@ -52,29 +52,38 @@ def crop_face(frame: np.ndarray, box: Box, spec: InputSpec, *, square: bool = Tr
     src = frame
     if interp == cv2.INTER_AREA:
         # warpAffine has no area filter: crop first, then let resize() average properly.
-        ix1, iy1 = int(np.floor(x1)), int(np.floor(y1))
-        ix2, iy2 = int(np.ceil(x2)), int(np.ceil(y2))
-        fh, fw = frame.shape[:2]
-        pad = [max(0, -iy1), max(0, iy2 - fh), max(0, -ix1), max(0, ix2 - fw)]
-        region = frame[max(0, iy1):min(fh, iy2), max(0, ix1):min(fw, ix2)]
-        if region.size == 0:
-            region = np.zeros((1, 1) + frame.shape[2:], frame.dtype)
-            pad = [0, iy2 - iy1 - 1, 0, ix2 - ix1 - 1]
-        shrink = min((iy2 - iy1) / (4 * out_h), (ix2 - ix1) / (4 * out_w))
-        if any(pad) and shrink > 1.0:
-            # A crop mostly outside the frame (e.g. a 1 x 100000 strip made square) would pad to gigabytes:
-            # shrink the visible part and its padding by the same factor first.
-            rh, rw = region.shape[:2]
-            region = cv2.resize(region, (max(1, round(rw / shrink)), max(1, round(rh / shrink))),
-                                interpolation=cv2.INTER_AREA)
-            pad = [round(v / shrink) for v in pad]
-        if any(pad):
-            region = cv2.copyMakeBorder(region, *pad, cv2.BORDER_REPLICATE)
+        region = _padded_region(frame, int(np.floor(x1)), int(np.floor(y1)), int(np.ceil(x2)), int(np.ceil(y2)),
+                                (out_h, out_w))
         crop = cv2.resize(region, (out_w, out_h), interpolation=cv2.INTER_AREA)
     else:
         crop = cv2.warpAffine(src, m, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_REPLICATE)
     return convert_color(crop, spec.color)
+
+
+def _padded_region(frame: np.ndarray, ix1: int, iy1: int, ix2: int, iy2: int, out_hw: tuple[int, int]) -> np.ndarray:
+    """Pixels ``[iy1:iy2, ix1:ix2]`` of ``frame`` with the parts outside it filled by replicating the border, to be
+    resized to ``out_hw`` next. A region mostly outside the frame (e.g. a 1 x 100000 strip made square) would pad to
+    gigabytes, so when it is over 4x the output size the visible part and its padding shrink by the same factor first.
+    """
+    import cv2
+
+    out_h, out_w = out_hw
+    fh, fw = frame.shape[:2]
+    pad = [max(0, -iy1), max(0, iy2 - fh), max(0, -ix1), max(0, ix2 - fw)]
+    region = frame[max(0, iy1):min(fh, iy2), max(0, ix1):min(fw, ix2)]
+    if region.size == 0:
+        region = np.zeros((1, 1) + frame.shape[2:], frame.dtype)
+        pad = [0, iy2 - iy1 - 1, 0, ix2 - ix1 - 1]
+    shrink = min((iy2 - iy1) / (4 * out_h), (ix2 - ix1) / (4 * out_w))
+    if any(pad) and shrink > 1.0:
+        rh, rw = region.shape[:2]
+        region = cv2.resize(region, (max(1, round(rw / shrink)), max(1, round(rh / shrink))),
+                            interpolation=cv2.INTER_AREA)
+        pad = [round(v / shrink) for v in pad]
+    if any(pad):
+        region = cv2.copyMakeBorder(region, *pad, cv2.BORDER_REPLICATE)
+    return region
 
 
 def _rotated_crop(frame: np.ndarray, box: Box, spec: InputSpec, *, square: bool, roll: float) -> np.ndarray:
@@ -91,24 +100,17 @@ def _rotated_crop(frame: np.ndarray, box: Box, spec: InputSpec, *, square: bool,
     w, h = w * (1 + 2 * spec.crop_margin), h * (1 + 2 * spec.crop_margin)
     out_h, out_w = spec.size
     sx, sy = w / out_w, h / out_h
-    src, shift = frame, (0.0, 0.0)
+    src = frame
     pre = min(sx, sy)
     if pre > 1.0:
         # Shrink the region around the face first with an area filter (warpAffine alone would alias), then rotate.
         r = 0.5 * np.hypot(w, h) + 2.0
         ix1, iy1, ix2, iy2 = int(np.floor(cx - r)), int(np.floor(cy - r)), int(np.ceil(cx + r)), int(np.ceil(cy + r))
-        fh, fw = frame.shape[:2]
-        region = frame[max(0, iy1):min(fh, iy2), max(0, ix1):min(fw, ix2)]
-        pad = [max(0, -iy1), max(0, iy2 - fh), max(0, -ix1), max(0, ix2 - fw)]
-        if region.size == 0:
-            region, pad = np.zeros((1, 1) + frame.shape[2:], frame.dtype), [0, iy2 - iy1 - 1, 0, ix2 - ix1 - 1]
-        if any(pad):
-            region = cv2.copyMakeBorder(region, *pad, cv2.BORDER_REPLICATE)
         size = (max(1, round((ix2 - ix1) / pre)), max(1, round((iy2 - iy1) / pre)))
+        region = _padded_region(frame, ix1, iy1, ix2, iy2, (size[1], size[0]))
         src = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
-        shift = (ix1, iy1)
         k = (ix2 - ix1) / size[0], (iy2 - iy1) / size[1]
-        cx, cy = (cx - shift[0]) / k[0], (cy - shift[1]) / k[1]
+        cx, cy = (cx - ix1) / k[0], (cy - iy1) / k[1]
         sx, sy = sx / k[0], sy / k[1]
     # Output pixel (u, v) samples the source at centre + R(roll) @ ((u + 0.5) * sx - w'/2, (v + 0.5) * sy - h'/2).
     m = np.array([[cos * sx, -sin * sy, 0.0], [sin * sx, cos * sy, 0.0]], dtype=np.float64)
