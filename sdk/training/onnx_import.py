@@ -44,13 +44,18 @@ def _conv_order(model: nn.Module, sample: torch.Tensor) -> list[tuple[nn.Conv2d,
             hooks.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, nn.BatchNorm2d):
             hooks.append(m.register_forward_hook(bn_hook))
+    _run_hooked(model, sample, hooks)
+    return [(c, bn_of.get(id(c))) for c in calls]
+
+
+def _run_hooked(model: nn.Module, sample: torch.Tensor, hooks: list[Any]) -> None:
+    """One eval-mode forward pass of ``sample`` with the registered ``hooks``, removed afterwards."""
     try:
         with torch.no_grad():
             model.eval()(sample)
     finally:
         for h in hooks:
             h.remove()
-    return [(c, bn_of.get(id(c))) for c in calls]
 
 
 def _bn_stats(model: nn.Module, pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d | None]],
@@ -66,12 +71,7 @@ def _bn_stats(model: nn.Module, pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d | No
             stats[id(m)] = (out.mean(dim=(0, 2, 3)), out.var(dim=(0, 2, 3), unbiased=False))
 
         hooks.append(conv.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            model.eval()(sample)
-    finally:
-        for h in hooks:
-            h.remove()
+    _run_hooked(model, sample, hooks)
     return stats
 
 
