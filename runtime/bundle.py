@@ -423,6 +423,23 @@ def add_engines(folder: str | os.PathLike[str], engines: Iterable[Mapping[str, A
     return _replace_manifest(bundle.path, manifest)
 
 
+def annotate_engine(folder: str | os.PathLike[str], name: str, info: Mapping[str, Any]) -> Bundle:
+    """Add or replace informational fields of one engine's entry (e.g. ``measured``, see :mod:`runtime.routing`).
+
+    Raises:
+        BundleError: no such engine, or ``info`` names a field of the schema (file, format, sha256, ...).
+    """
+    bundle = load_bundle(folder)
+    manifest = dict(bundle.manifest)
+    if name not in manifest["engines"]:
+        raise BundleError(f"bundle {bundle.path} has no engine {name!r} (it has {sorted(manifest['engines'])})")
+    schema = {"file", "format", "precision", "role", "output", "sha256", "built_with"} & set(info)
+    if schema:
+        raise BundleError(f"annotate_engine cannot change schema fields {sorted(schema)}; re-add the engine")
+    manifest["engines"] = {**manifest["engines"], name: {**manifest["engines"][name], **dict(info)}}
+    return _replace_manifest(bundle.path, manifest)
+
+
 def attach_file(folder: str | os.PathLike[str], src: str | os.PathLike[str], key: str,
                 info: Mapping[str, Any] | None = None) -> Bundle:
     """Copy a non-engine file (e.g. a TensorRT calibration cache) into a bundle and record it, with its sha256,

@@ -9,6 +9,8 @@
   ``classifier_headset`` engine (a student trained for the upper-face-covered case, ``ofer distill --protocols
   headset``), faces whose upper face is covered (at least ``HEADSET_UPPER_THRESHOLD`` of the upper half of the face
   region, estimated or a known ``upper_half`` region) go to it (route ``headset``) before the inpaint rule.
+  When those engines record what they measured per occlusion kind (upper face, lower face, other), ``auto`` sends
+  each kind to the route that measured best instead (:mod:`runtime.routing`).
 
 Every result says which pipeline ran for each face and the occlusion estimate when there is one.
 """
@@ -25,13 +27,16 @@ from .engines.base import Engine
 from .errors import ConfigError, EngineError
 from .occlusion_estimate import OcclusionEstimate
 from .preprocess import softmax, to_tensor
+from .routing import (HEADSET_UPPER_THRESHOLD, KINDS, ROUTE_CODES, bundle_routes, face_kinds, recorded,
+                      upper_face_fraction)
+
+__all__ = ["HEADSET_UPPER_THRESHOLD", "AutoPipeline", "DirectPipeline", "InpaintPipeline", "PipelineResult",
+           "build_pipeline", "resolve_pipeline", "upper_face_fraction"]
 
 PIPELINE_NAMES = ("auto", "direct", "inpaint")
 #: The stages a pipeline reports in ``PipelineResult.timings_ms``, in the order they run.
 STAGES = ("occlusion", "normalize", "inpaint", "classify")
 DEFAULT_THRESHOLD = 0.25
-#: Covered fraction of the upper half of the face region from which ``auto`` sends a face to the headset student.
-HEADSET_UPPER_THRESHOLD = 0.5
 HEADSET_ROLE = "classifier_headset"
 GET_INPAINTER = ("export a bundle with an inpainter: `ofer export INPAINTER.onnx CLASSIFIER --out BUNDLE` (or "
                  "`ofer export CHECKPOINT --out BUNDLE` with a gan-inpaint / deocclusion training checkpoint)")
@@ -60,16 +65,6 @@ class PipelineResult:
     occlusion: np.ndarray | None = None
     inpainted: np.ndarray | None = None
     engines: list[str] = field(default_factory=list)
-
-
-def upper_face_fraction(masks: np.ndarray) -> np.ndarray:
-    """Covered fraction of the upper half of the face region of ``(N, H, W)`` 0/1 masks (what a headset hides)."""
-    from .occlusion import geometry as geo
-
-    h, w = masks.shape[1:3]
-    x0, y0, x1, y1 = geo.box_to_pixels(geo.FACE_BOX, h, w)
-    upper = masks[:, y0:y0 + max(1, (y1 - y0) // 2), x0:x1]
-    return upper.reshape(len(masks), -1).mean(axis=1).astype(np.float32)
 
 
 def _ms(t0: float) -> float:
@@ -198,17 +193,38 @@ class AutoPipeline:
         inpaint: The inpaint pipeline, or ``None`` (bundle without an inpainter: every face goes direct).
         estimator: The occlusion estimator.
         threshold: Covered fraction of the face region from which a face is inpainted.
+        headset: The headset student's pipeline, or ``None``.
+        upper_threshold: Covered fraction of the upper face from which a face goes to the headset student.
+        routes: Route per occlusion kind (``upper``, ``lower``, ``other`` -> ``direct``, ``inpaint`` or
+            ``headset``) measured by the bundle (:func:`runtime.routing.bundle_routes`); ``None``: the fixed rules.
     """
 
     name = "auto"
 
     def __init__(self, direct: DirectPipeline, inpaint: InpaintPipeline | None, estimator: Any,
                  threshold: float = DEFAULT_THRESHOLD, headset: DirectPipeline | None = None,
-                 upper_threshold: float = HEADSET_UPPER_THRESHOLD) -> None:
+                 upper_threshold: float = HEADSET_UPPER_THRESHOLD, routes: dict[str, str] | None = None) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ConfigError(f"occlusion threshold must be in [0, 1], got {threshold!r}")
         self.direct, self.inpaint, self.estimator, self.threshold = direct, inpaint, estimator, float(threshold)
-        self.headset, self.upper_threshold = headset, float(upper_threshold)
+        self.headset, self.upper_threshold, self.routes = headset, float(upper_threshold), routes
+
+    def _route(self, est: OcclusionEstimate) -> np.ndarray:
+        """Per face 0 direct, 1 inpaint, 2 headset."""
+        n = len(est.fraction)
+        route = np.zeros(n, np.int8)
+        if self.routes is not None and n:
+            kinds = face_kinds(np.asarray(est.masks), est.fraction, self.threshold)
+            available = {0, *([1] if self.inpaint is not None else []), *([2] if self.headset is not None else [])}
+            for i, kind in enumerate(KINDS, 1):
+                code = ROUTE_CODES[self.routes.get(kind, "direct")]
+                route[kinds == i] = code if code in available else 0
+            return route
+        if self.inpaint is not None:
+            route[est.fraction >= self.threshold] = 1
+        if self.headset is not None and n:
+            route[upper_face_fraction(np.asarray(est.masks)) >= self.upper_threshold] = 2
+        return route
 
     def run(self, crops: list[np.ndarray]) -> PipelineResult:
         """Estimate, route each face, run the sub-batches, put the results back in order."""
@@ -216,11 +232,7 @@ class AutoPipeline:
         t = time.perf_counter()
         est = self.estimator.estimate(crops)
         timings = {"occlusion": _ms(t)}
-        route = np.zeros(n, np.int8)  # 0 direct, 1 inpaint, 2 headset
-        if self.inpaint is not None:
-            route[est.fraction >= self.threshold] = 1
-        if self.headset is not None and n:
-            route[upper_face_fraction(np.asarray(est.masks)) >= self.upper_threshold] = 2
+        route = self._route(est)
         probs = np.zeros((n, len(self.direct.bundle.labels)), np.float32)
         names = ("direct", "inpaint", "headset")
         per_face = [names[r] for r in route]
@@ -289,7 +301,10 @@ def build_pipeline(bundle: Bundle, requested: str, open_role: OpenRole, *, occlu
     estimator = make_estimator(occlusion, estimator_engine=est_engine, spec=bundle.input, output_kind=est_kind)
     direct = DirectPipeline(bundle, clf, clf_spec.output)
     direct.engine_name = clf_spec.name
-    headset = None
+    headset, routes = None, None
+    if name == "auto":
+        routes = bundle_routes({"inpaint": recorded(bundle.find_engines("inpainter")),
+                                "headset": recorded(bundle.find_engines(HEADSET_ROLE))})
     if name == "auto" and bundle.find_engines(HEADSET_ROLE):
         hs, hs_spec = open_role(HEADSET_ROLE)
         headset = DirectPipeline(bundle, hs, hs_spec.output)
@@ -303,4 +318,4 @@ def build_pipeline(bundle: Bundle, requested: str, open_role: OpenRole, *, occlu
         inpaint = InpaintPipeline(bundle, inp, direct, estimator)
     if name == "inpaint":
         return inpaint  # type: ignore[return-value]  # resolve_pipeline checked there is an inpainter
-    return AutoPipeline(direct, inpaint, estimator, threshold, headset=headset)
+    return AutoPipeline(direct, inpaint, estimator, threshold, headset=headset, routes=routes)

@@ -208,6 +208,11 @@ def run(args: argparse.Namespace) -> int:
                                heldout_source=args.heldout, calib_note=args.calib_note,
                                max_float_nodes=args.max_float_nodes,
                                allow_domain_mismatch=args.allow_domain_mismatch, parity=model.get("parity"))
+    ck_metrics = model["provenance"].get("metrics") or {}
+    if model.get("inpainter") is not None and model["provenance"].get("method") == "distill-inpaint":
+        from sdk.training.distill.bundle import record_measured
+
+        bundle = record_measured(args.out, "inpainter", ck_metrics)
     if args.headset:
         from sdk.training.distill.bundle import add_headset_student
 

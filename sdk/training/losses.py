@@ -31,6 +31,31 @@ def reconstruction_l1(output: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     return F.l1_loss(output, target)
 
 
+def kl_soft(logits: torch.Tensor, target: torch.Tensor, t: float) -> torch.Tensor:
+    """T²·KL(target ‖ softmax(logits/T)) averaged over the batch (``target``: probabilities at temperature T)."""
+    logp = F.log_softmax(logits / t, dim=1)
+    return (target * (target.clamp_min(1e-8).log() - logp)).sum(1).mean() * t * t
+
+
+def expression_consistency(classifier: nn.Module, generated: torch.Tensor, clean: torch.Tensor,
+                           t: float = 1.0) -> torch.Tensor:
+    """Seed 001's expression-consistency loss with a frozen classifier as the judge, label-free:
+    T²·KL(softmax(c(clean)/T) ‖ softmax(c(generated)/T)).
+
+    The classifier's answer on the clean face is the (constant) target; gradients flow through the classifier into
+    ``generated`` only (freeze its parameters and keep it in eval mode). Zero when ``generated == clean``.
+
+    Args:
+        classifier: Returns logits (or a tuple whose first element is the logits).
+        generated: ``(N, C, H, W)`` de-occluded faces, in the classifier's input normalisation.
+        clean: ``(N, C, H, W)`` the same faces unoccluded.
+        t: Temperature.
+    """
+    with torch.no_grad():
+        target = F.softmax(first_output(classifier(clean)) / t, dim=1)
+    return kl_soft(first_output(classifier(generated)), target, t)
+
+
 def output_distance(logits_o: torch.Tensor, logits_c: torch.Tensor) -> torch.Tensor:
     """``||ŷo - ŷc||²`` between the softmax outputs of the student (occluded) and teacher (clean), per sample."""
     return (logits_o.softmax(1) - logits_c.softmax(1)).pow(2).sum(1).mean()

@@ -1,4 +1,5 @@
-"""``ofer distill``: occlusion-robust students from unlabelled faces and a real teacher (see :mod:`.loop`)."""
+"""``ofer distill``: occlusion-robust students (:mod:`.loop`) or a de-occluder for the inpaint route (:mod:`.inpaint`)
+from unlabelled faces and a real teacher."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,7 +31,12 @@ def distill(cfg: DistillConfig, out_dir: str | Path | None, *, resume: str | Pat
             raise ConfigError(f"distill needs held-out people for early stopping: {exc}; pass --val-data SPEC "
                               f"(faces: specs hold out val=0.15 of the people by default)") from None
     _check_disjoint(train, val)
-    d = Distiller(cfg, train, val, out_dir, log=log)
+    if cfg.route == "inpaint":
+        from .inpaint import InpaintDistiller
+
+        d: Distiller = InpaintDistiller(cfg, train, val, out_dir, log=log)
+    else:
+        d = Distiller(cfg, train, val, out_dir, log=log)
     log(f"distill: {len(train)} training faces, {len(val)} held-out faces "
         f"({len(set(d.held_out.people.tolist()))} people); teacher {d.teacher.source}")
     if resume is not None:

@@ -16,6 +16,12 @@ HEADSET_PROTOCOLS: tuple[str, ...] = ("headset", "headset", "upper_half", "eyes"
 PRESETS = {"general": GENERAL_PROTOCOLS, "headset": HEADSET_PROTOCOLS}
 VAL_PROTOCOLS = {"general": ("headset", "hand", "mask", "sunglasses"), "headset": ("headset",)}
 TERMS = ("soft", "clean", "lir", "adv", "rec", "label")
+#: The inpaint route's terms: L1 over the crop, L1 on the covered region, adversarial (real/fake discriminator on the
+#: clean crop vs the inpainted one), expression consistency (the frozen teacher on the inpainted vs the clean face).
+INPAINT_TERMS = ("pixel", "hole", "adv", "expr")
+ROUTES = ("student", "inpaint")
+DEFAULT_WEIGHTS = {"student": {"soft": 1.0, "clean": 2.0, "lir": 0.5, "adv": 0.0, "rec": 0.0, "label": 1.0},
+                   "inpaint": {"pixel": 1.0, "hole": 1.0, "adv": 0.01, "expr": 1.0}}
 
 
 @dataclass
@@ -34,8 +40,9 @@ class DistillConfig:
     batch_size: int = 64
     lr: float = 1e-4
     temperature: float = 2.0
-    weights: dict[str, float] = field(default_factory=lambda: {"soft": 1.0, "clean": 2.0, "lir": 0.5, "adv": 0.0,
-                                                               "rec": 0.0, "label": 1.0})
+    weights: dict[str, float] | None = None  # None: the route's DEFAULT_WEIGHTS; given terms over zeros otherwise
+    route: str = "student"  # student: a direct classifier; inpaint: a de-occluder in front of the frozen teacher
+    inpainter_width: int = 16  # the registry ``inpainter``'s first-stage channels (route inpaint)
     label_mix: float = 0.5
     clean_floor: float = 0.97
     patience: int = 3
@@ -49,20 +56,31 @@ class DistillConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.route not in ROUTES:
+            raise ConfigError(f"--route must be one of {', '.join(ROUTES)}, got {self.route!r}")
         if self.preset not in PRESETS:
             raise ConfigError(f"--protocols preset must be one of {', '.join(PRESETS)} or a comma list of protocols, "
                               f"got {self.preset!r}")
-        unknown = set(self.weights) - set(TERMS)
+        terms = self.terms
+        given = DEFAULT_WEIGHTS[self.route] if self.weights is None else self.weights
+        unknown = set(given) - set(terms)
         if unknown:
-            raise ConfigError(f"unknown loss term(s) {sorted(unknown)}; terms: {', '.join(TERMS)}")
-        self.weights = {**{t: 0.0 for t in TERMS}, **{k: float(v) for k, v in self.weights.items()}}
-        if not any(self.weights[t] for t in ("soft", "clean", "label")):
-            raise ConfigError("every output term (soft, clean, label) is switched off; enable at least one")
+            raise ConfigError(f"unknown loss term(s) {sorted(unknown)} for route {self.route}; terms: "
+                              f"{', '.join(terms)}")
+        self.weights = {**{t: 0.0 for t in terms}, **{k: float(v) for k, v in given.items()}}
+        needed = ("soft", "clean", "label") if self.route == "student" else ("pixel", "hole", "expr")
+        if not any(self.weights[t] for t in needed):
+            raise ConfigError(f"every output term ({', '.join(needed)}) is switched off; enable at least one")
         for name, v in (("epochs", self.epochs), ("batch_size", self.batch_size)):
             if v < 1:
                 raise ConfigError(f"{name} must be >= 1, got {v}")
         if not self.temperature > 0 or not self.lr > 0:
             raise ConfigError(f"temperature and lr must be > 0 (got {self.temperature}, {self.lr})")
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        """The loss terms of this run's route."""
+        return TERMS if self.route == "student" else INPAINT_TERMS
 
     @property
     def train_protocols(self) -> tuple[str, ...]:

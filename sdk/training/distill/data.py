@@ -119,7 +119,13 @@ class PairedFaces(Dataset):
 
 def occluded_views(images: np.ndarray, protocol: str, seed: int) -> np.ndarray:
     """Every ``(H, W[, C])`` uint8 crop occluded by ``protocol``, deterministically per (seed, protocol, index)."""
+    return occluded_views_and_masks(images, protocol, seed)[0]
+
+
+def occluded_views_and_masks(images: np.ndarray, protocol: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`occluded_views` and the occluders' ``(N, H, W)`` uint8 masks (1 = covered; zeros for ``clean``)."""
     from ..evaluation import protocol_seed
 
-    return np.stack([apply_occlusion(img, protocol, seed=protocol_seed(seed, protocol, i)).image
-                     for i, img in enumerate(images)])
+    occ = [apply_occlusion(img, protocol, seed=protocol_seed(seed, protocol, i)) for i, img in enumerate(images)]
+    masks = [(np.asarray(o.mask) > 0).astype(np.uint8) for o in occ]
+    return np.stack([o.image for o in occ]), np.stack(masks)

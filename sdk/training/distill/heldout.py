@@ -9,7 +9,7 @@ from torch import nn
 
 from ..augment import normalize, prepare_image
 from ..consistency import cohen_kappa
-from .data import occluded_views
+from .data import occluded_views_and_masks
 from .teacher import Teacher
 
 
@@ -33,8 +33,11 @@ class HeldOut:
         spec = teacher.input
         crops = np.stack([prepare_image(dataset[i][0], spec) for i in range(len(dataset))])
         self.people = np.asarray([dataset.subject(i) or str(i) for i in range(len(dataset))], dtype=str)
-        self.views = {"clean": crops, **{p: occluded_views(crops[..., 0] if crops.shape[-1] == 1 else crops, p, seed)
-                                          for p in protocols}}
+        flat = crops[..., 0] if crops.shape[-1] == 1 else crops
+        views = {p: occluded_views_and_masks(flat, p, seed) for p in protocols}
+        self.views = {"clean": crops, **{p: v[0] for p, v in views.items()}}
+        #: The occluders' masks per view (1 = covered), for routes that take the mask (inpaint).
+        self.masks = {"clean": np.zeros(crops.shape[:3], np.uint8), **{p: v[1] for p, v in views.items()}}
         self.spec = spec
         self.teacher_probs = self.predict(teacher.model, crops)
         self.ref = self.teacher_probs.argmax(1)
@@ -44,13 +47,17 @@ class HeldOut:
     def predict(self, model: nn.Module, images: np.ndarray) -> np.ndarray:
         return predict_probs(model, images, self.spec)
 
+    def view_probs(self, model: nn.Module, view: str) -> np.ndarray:
+        """``model``'s probabilities on one view (``clean`` or a protocol); routes with more parts override it."""
+        return self.predict(model, self.views[view])
+
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """``{clean, <protocol>..., <protocol>_kappa..., occluded_mean}``: agreement with the teacher's clean answer,
         each person weighted equally (a person with a long video counts as much as one with a photo); κ per face."""
         k = self.teacher_probs.shape[1]
         res: dict[str, float] = {}
-        for p, imgs in self.views.items():
-            pred = self.predict(model, imgs).argmax(1)
+        for p in self.views:
+            pred = self.view_probs(model, p).argmax(1)
             res[p] = float(np.sum(self.weights * (pred == self.ref)))
             res[f"{p}_kappa"] = cohen_kappa(pred, self.ref, k)
         occ = [res[p] for p in self.views if p != "clean"]

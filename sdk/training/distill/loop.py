@@ -38,7 +38,8 @@ from runtime.errors import ConfigError
 
 from .. import checkpoint as ckpt
 from ..augment import normalize, prepare_image
-from ..losses import adversarial_d, adversarial_g, features_and_logits, features_of, reconstruction_l2
+from ..losses import (adversarial_d, adversarial_g, features_and_logits, features_of, kl_soft,
+                      reconstruction_l2)
 from .config import GENERAL_PROTOCOLS, HEADSET_PROTOCOLS, PRESETS, TERMS, VAL_PROTOCOLS, DistillConfig
 from .data import Augment, PairedFaces
 from .heldout import HeldOut, predict_probs
@@ -46,11 +47,6 @@ from .teacher import Teacher, load_teacher
 
 __all__ = ["GENERAL_PROTOCOLS", "HEADSET_PROTOCOLS", "PRESETS", "TERMS", "VAL_PROTOCOLS", "DistillConfig", "Distiller",
            "HeldOut", "kl_soft", "predict_probs"]
-
-def kl_soft(student_logits: torch.Tensor, target: torch.Tensor, t: float) -> torch.Tensor:
-    """T²·KL(target ‖ softmax(student/T)) averaged over the batch (``target`` already at temperature T)."""
-    logp = F.log_softmax(student_logits / t, dim=1)
-    return (target * (target.clamp_min(1e-8).log() - logp)).sum(1).mean() * t * t
 
 
 class Distiller:
@@ -68,24 +64,38 @@ class Distiller:
         self.teacher = teacher
         self.labels = teacher.labels
         self.label_map = self._label_map(train)
-        self.models: dict[str, nn.Module] = {"student": self._student()}
-        self.specs = {"student": {"registry": cfg.student_model or teacher.registry,
-                                  "kwargs": self._student_kwargs()}}
-        self._aux_modules()
-        params = [p for m in self.models.values() for p in m.parameters()]
-        self.opt = torch.optim.Adam([p for n, m in self.models.items() if n != "feature_disc" for p in m.parameters()],
+        self.models: dict[str, nn.Module] = {}
+        self.specs: dict[str, dict[str, Any]] = {}
+        self._build_models()
+        d = self.disc_name
+        self.opt = torch.optim.Adam([p for n, m in self.models.items() if n != d for p in m.parameters()],
                                     lr=cfg.lr, betas=(0.9, 0.999))
-        self.opt_d = (torch.optim.Adam(self.models["feature_disc"].parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-                      if "feature_disc" in self.models else None)
-        del params
-        self.held_out = HeldOut(val, teacher, cfg.held_out_protocols, cfg.seed)
+        self.opt_d = (torch.optim.Adam(self.models[d].parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+                      if d in self.models else None)
+        self.held_out = self._held_out(val)
         self.sample_weights = self._sample_weights(train)
-        self.teacher_logits = self._teacher_cache(train) if cfg.cache_teacher and not cfg.weights["adv"] else None
+        self.teacher_logits = (self._teacher_cache(train) if cfg.route == "student" and cfg.cache_teacher
+                               and not cfg.weights["adv"] else None)
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
         self.epoch = 0
 
+    #: The module trained by the discriminator's own optimiser (not the main one).
+    disc_name = "feature_disc"
+    #: The module the held-out people evaluate (and ``checkpoint/`` exports).
+    main_name = "student"
+
     # ------------------------------------------------------------------ setup
+    def _build_models(self) -> None:
+        """The trainable modules (``self.models``) and their registry specs (``self.specs``)."""
+        self.models["student"] = self._student()
+        self.specs["student"] = {"registry": self.cfg.student_model or self.teacher.registry,
+                                 "kwargs": self._student_kwargs()}
+        self._aux_modules()
+
+    def _held_out(self, val: Any) -> HeldOut:
+        return HeldOut(val, self.teacher, self.cfg.held_out_protocols, self.cfg.seed)
+
     @staticmethod
     def _calibration(train: Any, teacher_path: str, n: int = 256) -> np.ndarray | None:
         """Normalised clean faces for the imported BatchNorm statistics (bundle teachers only)."""
@@ -160,7 +170,7 @@ class Distiller:
     def _train_mode(self) -> None:
         for m in self.models.values():
             m.train()
-        if self.cfg.freeze_bn:
+        if self.cfg.freeze_bn and "student" in self.models:
             for mod in self.models["student"].modules():
                 if isinstance(mod, nn.modules.batchnorm._BatchNorm):
                     mod.eval()
@@ -276,6 +286,9 @@ class Distiller:
                 "metrics": {"selection": "best mean held-out occluded agreement with the teacher's clean answer among "
                                          f"epochs with clean agreement >= {self.cfg.clean_floor}",
                             "best": self.best, "teacher": self.teacher.source,
+                            # epoch 0 = the student as initialised; a copy of the teacher = the direct route
+                            "direct": (None if self.cfg.student_model is not None or not self.history else
+                                       {k[4:]: v for k, v in self.history[0].items() if k.startswith("val_")}),
                             "teacher_parity": self.teacher.parity,
                             "held_out": {"people": int(len(set(self.held_out.people.tolist()))),
                                          "faces": int(len(self.held_out.people)),
@@ -324,7 +337,7 @@ class Distiller:
         """Train until ``epochs``, early stopping or the time budget; returns the best epoch's numbers."""
         t0 = time.monotonic()
         if self.epoch == 0 and not self.history:
-            self._record(0, self.held_out.evaluate(self.models["student"]), {}, 0.0)
+            self._record(0, self.held_out.evaluate(self.models[self.main_name]), {}, 0.0)
             self._save_state()
         ran = 0
         while self.epoch < self.cfg.epochs:
@@ -339,7 +352,7 @@ class Distiller:
                     break
             self.epoch += 1
             ran += 1
-            self._record(self.epoch, self.held_out.evaluate(self.models["student"]),
+            self._record(self.epoch, self.held_out.evaluate(self.models[self.main_name]),
                          {k: v / max(1, steps) for k, v in sums.items()}, time.monotonic() - te)
             self._save_state()
             since = self.epoch - (self.best["epoch"] if self.best else 0)
