@@ -15,7 +15,10 @@ torch = pytest.importorskip("torch")
 from runtime.errors import ConfigError  # noqa: E402
 from sdk.recognizer import DEFAULT_BUNDLE  # noqa: E402
 
-from .test_distill import _split, face_cache, faces_spec, teacher  # noqa: E402,F401  (shared module fixtures)
+from . import test_distill as _td  # noqa: E402
+
+_split = _td._split
+face_cache, faces_spec, teacher = _td.face_cache, _td.faces_spec, _td.teacher  # the same module fixtures
 
 NO_AUGMENT = {"flip": 0.0, "shift": 0, "scale": 0, "rotate": 0, "brightness": 0, "blur": 0}
 
@@ -136,6 +139,7 @@ def test_cli_inpaint_route_bundle_loads_in_recognizer_and_auto_routes_by_measure
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     b = load_bundle(bundle)
+    assert "MIT" in b.provenance["licence"] and (bundle / "LICENSE-fer.txt").is_file()  # the teacher's licence
     measured = b.engines["inpainter"].extra["measured"]
     assert set(measured) >= {"upper", "lower", "protocols", "on"}
     assert measured["upper"]["direct"] == pytest.approx(cfg["metrics"]["direct"]["headset"], abs=1e-4)

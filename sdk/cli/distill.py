@@ -1,4 +1,5 @@
-"""``ofer distill --teacher BUNDLE_OR_CHECKPOINT --data faces:... --out DIR``: an occlusion-robust student."""
+"""``ofer distill --teacher BUNDLE_OR_CHECKPOINT --data faces:... --out DIR [--route inpaint]``: an occlusion-robust
+student, or a de-occluder (inpainter) for the inpaint route in front of the frozen teacher."""
 from __future__ import annotations
 
 import argparse

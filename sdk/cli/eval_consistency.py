@@ -3,6 +3,8 @@
 For each face of the evaluated split: the teacher's answer on the clean face is the reference; the model answers
 on the same face clean and under each occluder kind. Agreement, Cohen's κ, mean TV distance per kind with 95 %
 intervals from a bootstrap over people (``sdk.training.consistency``); writes consistency.json/.md/.png.
+A checkpoint of the inpaint route (``ofer distill --route inpaint``) inpaints with the occluders' true masks; a
+bundle runs as deployed, with its own occlusion estimate.
 """
 from __future__ import annotations
 
@@ -34,8 +36,9 @@ def predictor(path: str, args: argparse.Namespace) -> tuple[Callable[[np.ndarray
         spec, labels = InputSpec.from_dict(ck.config["input"]), ck.labels
         predict = torch_predictor(ck.models, ck.config["export"], spec, args.device)
 
-    def run(images: np.ndarray) -> np.ndarray:
-        masks = np.zeros(images.shape[:3], np.uint8)
+    def run(images: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
+        """``masks``: the occluders' masks, for a checkpoint's inpaint route (a bundle estimates its own)."""
+        masks = np.zeros(images.shape[:3], np.uint8) if masks is None else masks
         out = [predict(images[s:s + args.batch_size], masks[s:s + args.batch_size])
                for s in range(0, len(images), args.batch_size)]
         return np.concatenate(out)
@@ -48,7 +51,7 @@ def run_consistency(args: argparse.Namespace, out: Path) -> int:
     from runtime.errors import ConfigError
     from sdk.training.augment import prepare_image
     from sdk.training.consistency import consistency, write_consistency
-    from sdk.training.distill.data import occluded_views
+    from sdk.training.distill.data import occluded_views_and_masks
     from sdk.training.methods import open_data, open_eval_data
 
     from .train import parse_protocol_list
@@ -70,8 +73,9 @@ def run_consistency(args: argparse.Namespace, out: Path) -> int:
     flat = crops[..., 0] if crops.shape[-1] == 1 else crops
     probs = {}
     for p in protocols:
-        views = crops if p == "clean" else occluded_views(flat, p, args.seed)
-        probs[p] = model(views if views.ndim == 4 else views[..., None])
+        views, masks = occluded_views_and_masks(flat, p, args.seed)
+        views = crops if p == "clean" else views
+        probs[p] = model(views if views.ndim == 4 else views[..., None], masks)
     report = consistency(t_probs, probs, people, labels=t_labels, model=Path(args.checkpoint).name,
                          teacher=Path(args.teacher).name, seed=args.seed)
     write_consistency([report], out, title=f"{Path(args.checkpoint).name} vs {Path(args.teacher).name} on "

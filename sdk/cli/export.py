@@ -108,6 +108,7 @@ def resolve_model(paths: list[str], spec_file: str | None, work: Path) -> dict[s
         res.update(classifier=main, labels=labels, input=spec)
     elif main.is_dir():
         res.update(_from_checkpoint(main, work))
+        res["provenance"].update(res.pop("provenance_licence", {}))
     else:
         raise InputError(f"{main} is not a checkpoint folder, an .onnx file or a bundle")
     if len(items) == 2:
@@ -148,6 +149,25 @@ def _select_output(module: Any, index: int) -> Any:
     return Select().eval()
 
 
+def _teacher_licence(cfg: dict[str, Any]) -> dict[str, Any]:
+    """For a checkpoint distilled from a bundle teacher (its weights are the teacher's, or learnt from it): the
+    teacher's licence and licence files, carried into the new bundle (``{}`` otherwise)."""
+    from runtime.bundle import load_bundle
+    from runtime.errors import OferError
+
+    teacher = (cfg.get("distill_config") or {}).get("teacher")
+    if not teacher or not (Path(teacher) / "manifest.json").is_file():
+        return {}
+    try:
+        tb = load_bundle(teacher)
+    except OferError:
+        return {}
+    keep = {k: tb.provenance[k] for k in ("licence", "licence_file") if k in tb.provenance}
+    if not keep:
+        return {}
+    return {"files": [tb.path / f for f in tb.licence_files()], "provenance_licence": keep}
+
+
 def _from_checkpoint(path: Path, work: Path) -> dict[str, Any]:
     """Export a training checkpoint's modules to ONNX (classifier; inpainter too for the inpaint pipeline)."""
     from runtime.errors import InputError
@@ -173,6 +193,7 @@ def _from_checkpoint(path: Path, work: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"labels": list(cfg["labels"]), "input": spec.to_dict(),
                            "provenance": {"method": cfg.get("method"), "data": cfg.get("data"),
                                           "metrics": cfg.get("metrics", {}), "source": f"checkpoint {path.name}"}}
+    out.update(_teacher_licence(cfg))
     clf = ck.models[plan["classifier"]]
     if plan.get("classifier_output") is not None:
         clf = _select_output(clf, int(plan["classifier_output"]))
