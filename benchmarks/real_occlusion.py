@@ -140,6 +140,25 @@ def model_probs(model: object, views: dict, teacher: object, inpainter: object =
     return {p: inpaint_probs(inpainter, teacher.model, v["images"], v[masks], teacher.input) for p, v in views.items()}
 
 
+def auto_report(metrics: dict, inpaint: dict[str, np.ndarray], direct: dict[str, np.ndarray], people: np.ndarray,
+                teacher: object, seed: int) -> object:
+    """``auto`` as an exported bundle would route: each occluder kind to the route its held-out (val) people measured
+    best (``runtime.routing``), the kind known (true masks)."""
+    from runtime.routing import bundle_routes, protocol_kind
+    from runtime.bundle import EngineSpec
+    from sdk.training.consistency import consistency
+    from sdk.training.distill.bundle import measured
+
+    rec = measured(metrics)
+    spec = EngineSpec("inpainter", "-", "onnx", "fp32", "inpainter", "0" * 64, "image", {}, {"measured": rec})
+    routes = bundle_routes({"inpaint": spec, "headset": None}) or {}
+    probs = {p: inpaint[p] if p != "clean" and routes.get(protocol_kind(p)) == "inpaint" else direct[p]
+             for p in direct}
+    said = ", ".join(f"{k}->{v}" for k, v in routes.items())
+    return consistency(direct["clean"], probs, people, labels=teacher.labels, model=f"auto, routes measured on val "
+                       f"people ({said})", teacher="default bundle", seed=seed)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--students", default="general,headset,inpaint",
@@ -201,7 +220,8 @@ def main() -> None:
             res = d.fit(time_budget_s=args.budget)
             history, best = d.history, d.best
 
-        models = load_checkpoint(out / "checkpoint").models
+        ck = load_checkpoint(out / "checkpoint")
+        models = ck.models
         if name == "inpaint":
             for masks in ("masks", "estimated"):
                 probs = model_probs(None, views, teacher, models["inpainter"], masks)
@@ -209,6 +229,8 @@ def main() -> None:
                 reports.append(consistency(t_probs["clean"], probs, people, labels=teacher.labels,
                                            model=f"inpaint route, {what} (epoch {best['epoch']})",
                                            teacher="default bundle", seed=args.seed))
+                if masks == "masks":
+                    reports.append(auto_report(ck.config["metrics"], probs, t_probs, people, teacher, args.seed))
         else:
             probs = model_probs(models["student"], views, teacher)
             reports.append(consistency(t_probs["clean"], probs, people, labels=teacher.labels,
