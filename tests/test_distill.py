@@ -161,6 +161,31 @@ def test_resume_continues_exactly(faces_spec: str, tmp_path: Path, teacher) -> N
             assert torch.equal(va, vb), f"{name}.{k} differs after resuming"
 
 
+def test_loader_workers_change_nothing_but_speed(faces_spec: str, teacher) -> None:
+    from sdk.training.distill import DistillConfig, Distiller
+
+    train, val = _split(faces_spec)
+    batches = []
+    for workers in (0, 2):
+        cfg = DistillConfig(teacher=str(DEFAULT_BUNDLE), data=faces_spec, batch_size=8, workers=workers,
+                            val_protocols=("headset",), device="cpu")
+        d = Distiller(cfg, train, val, None, log=lambda m: None, teacher=teacher)
+        batches.append(next(iter(d._loader(1))))
+    assert batches[0].keys() == batches[1].keys()
+    for k in batches[0]:
+        assert torch.equal(batches[0][k], batches[1][k]), k
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where no GPU is seen")
+def test_device_cuda_without_a_gpu_is_one_clear_error(faces_spec: str, tmp_path: Path, ofer_cmd: list[str]) -> None:
+    r = subprocess.run([*ofer_cmd, "distill", "--data", faces_spec, "--out", str(tmp_path / "o"), "--device", "cuda",
+                        "--epochs", "1"], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert r.returncode == 2, r.stderr
+    assert "sees no GPU" in r.stderr and "--device cpu" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
 def test_cli_distill_export_recognizer_and_consistency_eval(faces_spec: str, face_cache: Path, tmp_path: Path,
                                                             ofer_cmd: list[str], media_dir: Path) -> None:
     env = {**os.environ, "OFER_CACHE": str(face_cache), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}

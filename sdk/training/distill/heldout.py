@@ -14,14 +14,17 @@ from .teacher import Teacher
 
 
 def predict_probs(model: nn.Module, images: np.ndarray, spec: Any, batch: int = 256) -> np.ndarray:
-    """Softmax of ``model`` (evaluated in eval mode) on uint8 crops ``(N, H, W[, C])`` prepared for ``spec``."""
+    """Softmax of ``model`` (eval mode, on the model's device) on uint8 crops ``(N, H, W[, C])`` prepared for
+    ``spec``; returns ``(N, K)`` float32 on the CPU."""
     imgs = images if images.ndim == 4 else images[..., None]
     out = []
     was = model.training
     model.eval()
+    dev = next(model.parameters()).device
     with torch.no_grad():
         for s in range(0, len(imgs), batch):
-            out.append(model(torch.from_numpy(normalize(imgs[s:s + batch], spec))).softmax(1).numpy())
+            x = torch.from_numpy(normalize(imgs[s:s + batch], spec)).to(dev)
+            out.append(model(x).softmax(1).float().cpu().numpy())
     model.train(was)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 

@@ -38,6 +38,7 @@ from runtime.errors import ConfigError
 
 from .. import checkpoint as ckpt
 from ..augment import normalize, prepare_image
+from ..distributed import resolve_device
 from ..losses import adversarial_d, adversarial_g, features_and_logits, features_of, reconstruction_l2
 from .config import GENERAL_PROTOCOLS, HEADSET_PROTOCOLS, PRESETS, TERMS, VAL_PROTOCOLS, DistillConfig
 from .data import Augment, PairedFaces
@@ -46,6 +47,18 @@ from .teacher import Teacher, load_teacher
 
 __all__ = ["GENERAL_PROTOCOLS", "HEADSET_PROTOCOLS", "PRESETS", "TERMS", "VAL_PROTOCOLS", "DistillConfig", "Distiller",
            "HeldOut", "kl_soft", "predict_probs"]
+
+def _device(name: str) -> torch.device:
+    """``auto``/``cpu``/``cuda[:i]`` -> a device, with one clear error when CUDA is asked for but absent."""
+    try:
+        dev = resolve_device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"--device {name!r} is not a torch device ({exc}); use auto, cpu or cuda[:i]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name} asks for CUDA, but this torch ({torch.__version__}) sees no GPU; "
+                          f"use --device cpu (or auto)")
+    return dev
+
 
 def kl_soft(student_logits: torch.Tensor, target: torch.Tensor, t: float) -> torch.Tensor:
     """T²·KL(target ‖ softmax(student/T)) averaged over the batch (``target`` already at temperature T)."""
@@ -61,13 +74,16 @@ class Distiller:
         self.cfg, self.train_data, self.val_data = cfg, train, val
         self.out = Path(out_dir) if out_dir is not None else None
         self.log = log
+        self.device = _device(cfg.device)
         torch.manual_seed(cfg.seed)
         if teacher is None:
             calib = self._calibration(train, cfg.teacher)
             teacher = load_teacher(cfg.teacher, cfg.teacher_model, calibration=calib)
+        teacher.model.to(self.device)
         self.teacher = teacher
         self.labels = teacher.labels
-        self.label_map = self._label_map(train)
+        label_map = self._label_map(train)
+        self.label_map = None if label_map is None else torch.from_numpy(label_map).to(self.device)
         self.models: dict[str, nn.Module] = {"student": self._student()}
         self.specs = {"student": {"registry": cfg.student_model or teacher.registry,
                                   "kwargs": self._student_kwargs()}}
@@ -106,7 +122,7 @@ class Distiller:
         with torch.no_grad():
             for s in range(0, len(train), batch):
                 crops = np.stack([prepare_image(train[i][0], spec) for i in range(s, min(len(train), s + batch))])
-                x = torch.from_numpy(normalize(crops, spec))
+                x = torch.from_numpy(normalize(crops, spec)).to(self.device)
                 out.append(torch.stack([self.teacher.model(x), self.teacher.model(x.flip(-1))], 1))
         return torch.cat(out)
 
@@ -132,7 +148,7 @@ class Distiller:
         from ..models import create_model
 
         try:
-            return create_model(self.cfg.student_model, **self._student_kwargs())
+            return create_model(self.cfg.student_model, **self._student_kwargs()).to(self.device)
         except KeyError as exc:
             raise ConfigError(str(exc.args[0])) from None
 
@@ -144,16 +160,16 @@ class Distiller:
             return
         s, c = self.teacher.input.size, self.teacher.input.channels
         with torch.no_grad():
-            f = features_of(self.models["student"].eval(), torch.zeros(2, c, s, s))
+            f = features_of(self.models["student"].eval(), torch.zeros(2, c, s, s, device=self.device))
         fc, stride = int(f.shape[1]), max(1, s // int(f.shape[-1]))
         if w["adv"]:
             kw = {"in_channels": fc}
-            self.models["feature_disc"] = create_model("feature_discriminator", **kw)
+            self.models["feature_disc"] = create_model("feature_discriminator", **kw).to(self.device)
             self.specs["feature_disc"] = {"registry": "feature_discriminator", "kwargs": kw}
         if w["rec"]:
             kw = {"in_channels": fc, "out_channels": c, "upsample": min(8, 1 << (stride.bit_length() - 1)),
                   "out_size": [s, s]}
-            self.models["decoder"] = create_model("reconstruction_decoder", **kw)
+            self.models["decoder"] = create_model("reconstruction_decoder", **kw).to(self.device)
             self.specs["decoder"] = {"registry": "reconstruction_decoder", "kwargs": kw}
 
     # ------------------------------------------------------------------ training
@@ -170,12 +186,13 @@ class Distiller:
                          Augment(**self.cfg.augment), seed=self.cfg.seed)
         ds.set_epoch(epoch)
         gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        # every random choice of a sample comes from (seed, epoch, index): workers change nothing but the speed
+        kw = dict(batch_size=self.cfg.batch_size, drop_last=len(ds) > self.cfg.batch_size,
+                  num_workers=self.cfg.workers, pin_memory=self.device.type == "cuda")
         if self.sample_weights is None:
-            return DataLoader(ds, batch_size=self.cfg.batch_size, shuffle=True, generator=gen,
-                              drop_last=len(ds) > self.cfg.batch_size, num_workers=0)
+            return DataLoader(ds, shuffle=True, generator=gen, **kw)
         sampler = WeightedRandomSampler(self.sample_weights, len(ds), replacement=True, generator=gen)
-        return DataLoader(ds, batch_size=self.cfg.batch_size, sampler=sampler,
-                          drop_last=len(ds) > self.cfg.batch_size, num_workers=0)
+        return DataLoader(ds, sampler=sampler, **kw)
 
     def _sample_weights(self, data: Any) -> torch.Tensor | None:
         """Per-face sampling weights that keep one long video from dominating (None: uniform)."""
@@ -190,12 +207,13 @@ class Distiller:
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One optimiser step (and one discriminator step when ``adv`` is on); returns the loss terms."""
         cfg, w, t = self.cfg, self.cfg.weights, self.cfg.temperature
-        x_o, x_c, y = batch["occluded"], batch["clean"], batch["label"]
+        dev = self.device
+        x_o, x_c, y = (batch[k].to(dev, non_blocking=True) for k in ("occluded", "clean", "label"))
         if self.label_map is not None:
-            y = torch.where(y >= 0, torch.from_numpy(self.label_map)[y.clamp_min(0)], y)
+            y = torch.where(y >= 0, self.label_map[y.clamp_min(0)], y)
         with torch.no_grad():
             if self.teacher_logits is not None:
-                f_t, l_t = None, self.teacher_logits[batch["index"], batch["flip"].long()]
+                f_t, l_t = None, self.teacher_logits[batch["index"].to(dev), batch["flip"].long().to(dev)]
             else:
                 f_t, l_t = features_and_logits(self.teacher.model, x_c)
             p_t = F.softmax(l_t / t, dim=1)
