@@ -129,6 +129,7 @@ def main() -> None:
     ap.add_argument("--clean-share", type=float, default=0.5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--patience", type=int, default=3, help="epochs without a better qualifying epoch before stopping")
     ap.add_argument("--device", default="auto", help="training device: auto, cpu or cuda[:i]")
     ap.add_argument("--workers", type=int, default=0, help="data-loader processes for the students' training")
     ap.add_argument("--out", default=str(RESULTS / "real_occlusion"))
@@ -158,7 +159,7 @@ def main() -> None:
         cfg = DistillConfig(teacher=str(DEFAULT_BUNDLE), data="benchmark:tune+lfw", preset=name, epochs=args.epochs,
                             seed=args.seed, lr=args.lr, clean_share=args.clean_share,
                             weights={"soft": 1.0, "clean": args.w_clean, "lir": 0.5}, device=args.device,
-                            workers=args.workers)
+                            workers=args.workers, patience=args.patience)
         out = Path(args.out) / f"student-{name}"
         ts = time.monotonic()
         from sdk.training.checkpoint import load_checkpoint

@@ -158,7 +158,9 @@ def test_resume_continues_exactly(faces_spec: str, tmp_path: Path, teacher) -> N
     b = load_checkpoint(tmp_path / "b" / "state").models
     for name in ("student", "feature_disc"):
         for (k, va), vb in zip(a[name].state_dict().items(), b[name].state_dict().values()):
-            assert torch.equal(va, vb), f"{name}.{k} differs after resuming"
+            # on a GPU, cuDNN's non-deterministic kernels leave float-rounding differences; on the CPU: identical
+            same = torch.allclose(va, vb, rtol=1e-4, atol=1e-6) if torch.cuda.is_available() else torch.equal(va, vb)
+            assert same, f"{name}.{k} differs after resuming"
 
 
 def test_loader_workers_change_nothing_but_speed(faces_spec: str, teacher) -> None:

@@ -57,7 +57,7 @@ def make_trainer(cfg: TrainConfig, out: Path | None = None) -> Trainer:
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}  # checkpoints load on the CPU
 
 
 def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
