@@ -7,21 +7,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..augment import normalize, prepare_image
+from runtime.preprocess import fit_face, to_tensor
+
 from ..consistency import cohen_kappa
 from .data import occluded_views
 from .teacher import Teacher
 
 
 def predict_probs(model: nn.Module, images: np.ndarray, spec: Any, batch: int = 256) -> np.ndarray:
-    """Softmax of ``model`` (evaluated in eval mode) on uint8 crops ``(N, H, W[, C])`` prepared for ``spec``."""
-    imgs = images if images.ndim == 4 else images[..., None]
+    """Softmax of ``model`` (evaluated in eval mode) on uint8 crops ``(N, H, W[, 3])`` prepared for ``spec``."""
+    imgs = images
     out = []
     was = model.training
     model.eval()
     with torch.no_grad():
         for s in range(0, len(imgs), batch):
-            out.append(model(torch.from_numpy(normalize(imgs[s:s + batch], spec))).softmax(1).numpy())
+            out.append(model(torch.from_numpy(to_tensor(imgs[s:s + batch], spec))).softmax(1).numpy())
     model.train(was)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
@@ -31,9 +32,9 @@ class HeldOut:
 
     def __init__(self, dataset: Any, teacher: Teacher, protocols: tuple[str, ...], seed: int) -> None:
         spec = teacher.input
-        crops = np.stack([prepare_image(dataset[i][0], spec) for i in range(len(dataset))])
+        crops = np.stack([fit_face(dataset[i][0], spec) for i in range(len(dataset))])
         self.people = np.asarray([dataset.subject(i) or str(i) for i in range(len(dataset))], dtype=str)
-        self.views = {"clean": crops, **{p: occluded_views(crops[..., 0] if crops.shape[-1] == 1 else crops, p, seed)
+        self.views = {"clean": crops, **{p: occluded_views(crops, p, seed)
                                           for p in protocols}}
         self.spec = spec
         self.teacher_probs = self.predict(teacher.model, crops)
