@@ -40,7 +40,7 @@ from runtime.sources import VIDEO_SUFFIXES
 
 from .base import FaceDataset, check_split
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: whole-image faces are resampled by runtime.preprocess.fit_face
 UNLABELLED = -1
 
 

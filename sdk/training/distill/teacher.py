@@ -44,11 +44,6 @@ class Teacher:
     parity: float | None = None
     bundle_path: Path | None = None
 
-    @property
-    def bundle_input(self) -> dict[str, Any]:
-        """:attr:`input` in the manifest form."""
-        return self.input.to_json()
-
 
 def _train_input(spec: InputSpec, where: str) -> InputSpec:
     """``spec`` once checked to be one the torch models train on (square, NCHW)."""
