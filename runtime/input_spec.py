@@ -78,7 +78,7 @@ class InputSpec:
     def square(cls, size: int, channels: int = 1, *, color: str = "rgb", mean: float = 0.5, std: float = 0.5,
                crop_margin: float = DEFAULT_CROP_MARGIN,
                crop_offset: tuple[float, float] = DEFAULT_CROP_OFFSET) -> "InputSpec":
-        """A square input at scale 1/255 with one mean/std for every channel (what training makes by default).
+        """A square input at scale 1/255, the same mean/std for every channel (what training makes by default).
 
         ``color`` is the order of 3-channel inputs (``rgb``/``bgr``); 1 channel is always ``gray``. The crop
         geometry defaults to the default detector's.
@@ -87,8 +87,8 @@ class InputSpec:
             raise ConfigError(f"input channels must be 1 (grey) or 3 (colour), got {channels}")
         if color not in ("rgb", "bgr"):
             raise ConfigError(f"input colour order must be 'rgb' or 'bgr', got {color!r}")
-        return cls((size, size), channels, "gray" if channels == 1 else color, 1 / 255, (mean,), (std,),
-                   crop_margin, "NCHW", crop_offset)
+        return cls((size, size), channels, "gray" if channels == 1 else color, 1 / 255, (mean,) * channels,
+                   (std,) * channels, crop_margin, "NCHW", crop_offset)
 
     def to_json(self) -> dict[str, Any]:
         """The manifest form (JSON-serialisable)."""
@@ -126,8 +126,9 @@ def parse_input_spec(value: Any, where: str) -> InputSpec:
         channels = value.get("channels", 1)
         color = value.get("color", "rgb")
         color = "gray" if channels == 1 and color in ("rgb", "bgr", "gray") else color
+        n = channels if channels in (1, 3) else 1  # a bad channel count is reported below, by name
         value = {"size": [value["size"]] * 2, "channels": channels, "color": color, "scale": 1 / 255,
-                 "mean": [value.get("mean", 0.5)], "std": [value.get("std", 0.5)],
+                 "mean": [value.get("mean", 0.5)] * n, "std": [value.get("std", 0.5)] * n,
                  "crop_margin": DEFAULT_CROP_MARGIN, "crop_offset": list(DEFAULT_CROP_OFFSET)}
     return _build(_validate(value, where, ConfigError, "invalid input spec"))
 

@@ -13,9 +13,8 @@ import torch
 from torch.utils.data import Dataset
 
 from runtime.errors import ConfigError
-from runtime.occlusion import apply_occlusion, parse_protocol
-
 from runtime.input_spec import InputSpec
+from runtime.occlusion import apply_occlusion, parse_protocol
 from runtime.preprocess import fit_face, to_tensor
 
 

@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from runtime.errors import ConfigError, InputError
-
 from runtime.input_spec import InputSpec
 
 from ..onnx_import import PARITY_TOL, import_onnx_weights, parity
