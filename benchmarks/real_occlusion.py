@@ -109,13 +109,12 @@ def build_sets(seed: int = 0) -> dict[str, object]:
 
 def model_probs(model: object, report: object, teacher: object, seed: int) -> dict[str, np.ndarray]:
     """The model's probabilities on the report faces under every protocol (same occluder seeds for every model)."""
-    from sdk.training.augment import prepare_image
+    from runtime.preprocess import fit_face
     from sdk.training.distill.data import occluded_views
     from sdk.training.distill.loop import predict_probs
 
-    crops = np.stack([prepare_image(report[i][0], teacher.input) for i in range(len(report))])
-    flat = crops[..., 0] if crops.shape[-1] == 1 else crops
-    return {p: predict_probs(model, crops if p == "clean" else occluded_views(flat, p, seed), teacher.input)
+    crops = np.stack([fit_face(report[i][0], teacher.input) for i in range(len(report))])
+    return {p: predict_probs(model, crops if p == "clean" else occluded_views(crops, p, seed), teacher.input)
             for p in PROTOCOLS}
 
 

@@ -29,7 +29,7 @@ from runtime.errors import ConfigError
 
 from .sources import load_faces, source_identity
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: ready crops are resampled by runtime.preprocess.fit_face (as the runtime crops)
 #: Share of the calibration mix given to the realistic occluders (headset, sunglasses, mask, hand, cup, phone).
 REALISTIC_SHARE = 0.24
 
@@ -131,7 +131,7 @@ def _cached(key: str, cache_dir: str | os.PathLike[str] | None, build: Callable[
 def _payload(source: str, spec: InputSpec, part: str, count: int, seed: int, faces: str,
              protocols: Any) -> dict[str, Any]:
     return {"version": CACHE_VERSION, "source": source_identity(source), "part": part, "count": count, "seed": seed,
-            "faces": faces, "protocols": protocols, "input": spec.to_dict()}
+            "faces": faces, "protocols": protocols, "input": spec.to_json()}
 
 
 def _occlude(crops: np.ndarray, specs: Sequence[str], seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -104,13 +104,13 @@ def _split(faces_spec: str) -> tuple:
 
 def _kl_occluded(d, data, protocol: str = "headset") -> float:
     """Mean KL(teacher on the clean face || student on the occluded face) over ``data``."""
-    from sdk.training.augment import prepare_image
+    from runtime.preprocess import fit_face
     from sdk.training.distill.data import occluded_views
     from sdk.training.distill.loop import predict_probs
 
-    crops = np.stack([prepare_image(data[i][0], d.teacher.input) for i in range(len(data))])
+    crops = np.stack([fit_face(data[i][0], d.teacher.input) for i in range(len(data))])
     p = predict_probs(d.teacher.model, crops, d.teacher.input)
-    q = predict_probs(d.models["student"], occluded_views(crops[..., 0], protocol, 3), d.teacher.input)
+    q = predict_probs(d.models["student"], occluded_views(crops, protocol, 3), d.teacher.input)
     return float(np.mean(np.sum(p * (np.log(p + 1e-8) - np.log(q + 1e-8)), 1)))
 
 
@@ -231,7 +231,7 @@ def test_bundle_with_headset_student_routes_upper_face_covered_faces(tmp_path: P
         t.model.head.bias[t.labels.index("sad")] += 3.0  # a visibly different "student"
     ckpt.save_checkpoint(tmp_path / "headset", config={
         "method": "distill", "models": {"student": {"registry": t.registry, "kwargs": t.kwargs}},
-        "labels": list(t.labels), "input": t.input.to_dict(), "bundle_input": t.bundle_input,
+        "labels": list(t.labels), "input": t.input.to_json(),
         "export": {"pipeline": "direct", "classifier": "student"}}, models={"student": t.model})
     out = tmp_path / "bundle"
     r = subprocess.run([*ofer_cmd, "export", str(DEFAULT_BUNDLE), "--out", str(out), "--precision", "fp32",

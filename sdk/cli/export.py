@@ -57,21 +57,25 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _from_spec_file(path: str | None, onnx_path: Path) -> tuple[list[str], dict[str, Any]]:
+def _from_spec_file(path: str | None, onnx_path: Path) -> tuple[list[str], Any]:
+    """``(labels, InputSpec)`` of an ONNX classifier's ``--spec`` file."""
     from runtime.errors import InputError
+    from runtime.input_spec import parse_input_spec
 
     if path is None:
         raise InputError(f"{onnx_path.name} is an ONNX file: pass --spec SPEC.json with its 'labels' and 'input' "
                          "(see the bundle schema in runtime/bundle.py)")
     try:
         spec = json.loads(Path(path).read_text())
-        return list(spec["labels"]), dict(spec["input"])
+        labels, inp = list(spec["labels"]), spec["input"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"--spec {path} must be a JSON object with 'labels' and 'input' ({exc})") from None
+    return labels, parse_input_spec(inp, f"--spec {path}")
 
 
 def resolve_model(paths: list[str], spec_file: str | None, work: Path) -> dict[str, Any]:
-    """``{classifier, inpainter, labels, input, provenance, files}`` from the MODEL arguments (ONNX files in ``work``).
+    """``{classifier, inpainter, labels, input, provenance, files}`` from the MODEL arguments (ONNX files in ``work``;
+    ``input`` an :class:`~runtime.input_spec.InputSpec`).
 
     From a bundle: its FP32 models as the bytes that passed its sha256 check (written to ``work``), its provenance
     (plus ``exported_from``: the source bundle's name and model sha256) and its licence files (``files``).
@@ -100,7 +104,7 @@ def resolve_model(paths: list[str], spec_file: str | None, work: Path) -> dict[s
                 models[role].write_bytes(b.read_engine(specs[0].name))  # the checked bytes, not a re-read by path
         provenance = dict(b.provenance)
         provenance["exported_from"] = {"bundle": b.name, "classifier_sha256": clf[0].sha256}
-        res.update(classifier=models["classifier"], labels=list(b.labels), input=b.input.to_dict(),
+        res.update(classifier=models["classifier"], labels=list(b.labels), input=b.input,
                    inpainter=models.get("inpainter"), provenance=provenance,
                    files=[b.path / f for f in b.licence_files()])
     elif main.suffix.lower() == ".onnx":
@@ -116,21 +120,6 @@ def resolve_model(paths: list[str], spec_file: str | None, work: Path) -> dict[s
                              "inpainter exports both from its export plan (pass it alone)")
         res["inpainter"] = items[0]
     return res
-
-
-def _bundle_input(train_input: dict[str, Any]) -> dict[str, Any]:
-    """A checkpoint's input spec as a bundle ``input`` section; face-crop geometry from the default bundle (tuned to
-    the default detector's boxes) unless the checkpoint already has a bundle-form spec."""
-    if isinstance(train_input.get("size"), list):
-        return dict(train_input)
-    from runtime.bundle import load_bundle
-    from sdk.recognizer import DEFAULT_BUNDLE
-    from sdk.training.config import InputSpec as TrainInput
-
-    default = load_bundle(DEFAULT_BUNDLE).input
-    spec = TrainInput.from_dict(train_input).to_bundle_input(crop_margin=default.crop_margin)
-    spec["crop_offset"] = list(default.crop_offset)
-    return spec
 
 
 def _select_output(module: Any, index: int) -> Any:
@@ -160,17 +149,16 @@ def _from_checkpoint(path: Path, work: Path) -> dict[str, Any]:
     import numpy as np
 
     from export.onnx import export_onnx
-    from runtime.bundle import _parse_input  # the one parser of bundle input specs
     from runtime.preprocess import to_tensor
 
     ck = load_checkpoint(path)
     cfg = ck.config
     plan = cfg.get("export") or {"pipeline": "direct", "classifier": next(iter(ck.models)), "inpainter": None}
-    spec = _parse_input(_bundle_input(cfg.get("bundle_input") or cfg["input"]), str(path))
+    spec = ck.input
     h, w = spec.size
     shape = (4, h, w) if spec.channels == 1 else (4, h, w, 3)
     sample = to_tensor(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8), spec)
-    out: dict[str, Any] = {"labels": list(cfg["labels"]), "input": spec.to_dict(),
+    out: dict[str, Any] = {"labels": list(cfg["labels"]), "input": spec,
                            "provenance": {"method": cfg.get("method"), "data": cfg.get("data"),
                                           "metrics": cfg.get("metrics", {}), "source": f"checkpoint {path.name}"}}
     clf = ck.models[plan["classifier"]]
@@ -190,7 +178,6 @@ def _from_checkpoint(path: Path, work: Path) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from export.bundle_writer import export_bundle
     from export.formats import parse_precisions
-    from runtime.bundle import _parse_input
 
     from .args import output_dir
 
@@ -198,8 +185,7 @@ def run(args: argparse.Namespace) -> int:
     output_dir(args.out, args.force, "--out", inputs=[*args.model, *([args.spec] if args.spec else [])])
     with tempfile.TemporaryDirectory(prefix="ofer-export-") as work:
         model = resolve_model(args.model, args.spec, Path(work))
-        spec = _parse_input(model["input"], "--spec")
-        bundle = export_bundle(model["classifier"], args.out, labels=model["labels"], input_spec=spec,
+        bundle = export_bundle(model["classifier"], args.out, labels=model["labels"], input_spec=model["input"],
                                formats=formats, calib_source=args.calib, calib_method=args.calib_method,
                                calib_count=args.calib_count, heldout_count=args.heldout_count,
                                agreement=args.agreement, faces=args.calib_faces, seed=args.seed,

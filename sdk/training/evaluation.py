@@ -1,7 +1,8 @@
 """The evaluation table every method reports: accuracy and macro-F1 per occlusion protocol + confusion matrices.
 
-Evaluation consumes a *predict function* ``predict(images, masks) -> probabilities``: ``images`` are uint8
-``(N, H, W, C)`` face crops at the input size (occluded by the protocol), ``masks`` float ``(N, H, W)`` with 1
+Evaluation consumes a *predict function* ``predict(images, masks) -> probabilities``: ``images`` are uint8 face
+crops at the input size as :mod:`runtime.preprocess` makes them, ``(N, H, W)`` gray or ``(N, H, W, 3)`` (occluded
+by the protocol), ``masks`` float ``(N, H, W)`` with 1
 where occluded; the result is ``(N, K)`` class probabilities. A checkpoint (:func:`torch_predictor`) or a
 deployed bundle plugs in the same way. Occlusions are seeded from ``(seed, protocol, sample index)``, so
 every number is reproducible.
@@ -21,8 +22,8 @@ import numpy as np
 from runtime.errors import ConfigError
 from runtime.occlusion import apply_occlusion, parse_protocol
 
-from .data.convert import normalize, prepare_image
-from .config import InputSpec
+from runtime.input_spec import InputSpec
+from runtime.preprocess import fit_face, to_tensor
 
 Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 #: ``progress(done, total, protocol, result)`` after each protocol.
@@ -118,7 +119,7 @@ def evaluate(predict: Predict, dataset: Any, protocols: Sequence[str], spec: Inp
     """Evaluate ``predict`` on every protocol.
 
     Args:
-        predict: ``(uint8 images NHWC, float masks NHW) -> (N, K) probabilities`` in ``labels`` order.
+        predict: ``(uint8 crops NHW or NHW3, float masks NHW) -> (N, K) probabilities`` in ``labels`` order.
         dataset: ``FaceDataset`` (``labels``, ``__len__``, ``__getitem__ -> (image, label)``).
         protocols: ``runtime.occlusion`` protocol strings.
         spec: Input spec the images are prepared to.
@@ -138,7 +139,7 @@ def evaluate(predict: Predict, dataset: Any, protocols: Sequence[str], spec: Inp
     images, truth = [], np.empty(n, np.int64)
     for i in range(n):
         img, y = dataset[i]
-        images.append(prepare_image(img, spec))
+        images.append(fit_face(img, spec))
         truth[i] = mapping[int(y)]
     report = EvalReport(labels=labels)
     k = len(labels)
@@ -148,7 +149,7 @@ def evaluate(predict: Predict, dataset: Any, protocols: Sequence[str], spec: Inp
             occ_imgs, masks = [], []
             for i in range(start, min(n, start + batch_size)):
                 o = apply_occlusion(images[i], p, seed=protocol_seed(seed, p, i))
-                occ_imgs.append(o.image if o.image.ndim == 3 else o.image[:, :, None])
+                occ_imgs.append(o.image)
                 masks.append((np.asarray(o.mask) > 0).astype(np.float32))
             probs = np.asarray(predict(np.stack(occ_imgs), np.stack(masks)))
             if probs.shape != (len(occ_imgs), k):
@@ -189,7 +190,7 @@ def torch_predictor(models: dict[str, Any], plan: dict[str, Any], spec: InputSpe
     out_idx = plan.get("classifier_output")
 
     def predict(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(normalize(images, spec)).to(device)
+        x = torch.from_numpy(to_tensor(images, spec)).to(device)
         m = torch.from_numpy(masks[:, None].astype(np.float32)).to(device)
         with torch.no_grad():
             if inp is not None:

@@ -30,10 +30,11 @@ def add_headset_student(bundle_dir: str | Path, checkpoint: str | Path, *, force
     ck = load_checkpoint(checkpoint)
     if tuple(ck.labels) != tuple(b.labels):
         raise ConfigError(f"headset student {checkpoint} has labels {ck.labels}, the bundle {b.labels}")
-    size = int(ck.config["input"]["size"])
-    if tuple(b.input.size) != (size, size) or int(ck.config["input"]["channels"]) != b.input.channels:
-        raise ConfigError(f"headset student {checkpoint} takes {size}x{size} inputs with "
-                          f"{ck.config['input']['channels']} channel(s); the bundle {b.input.size}, {b.input.channels}")
+    tensor = ("size", "channels", "color", "scale", "mean", "std", "layout")  # what makes the tensor; not crop geometry
+    mine, theirs = ({k: s.to_json()[k] for k in tensor} for s in (ck.input, b.input))
+    if mine != theirs:
+        raise ConfigError(f"headset student {checkpoint} takes input {mine}; the bundle's classifier {theirs}: "
+                          "distill the student from this bundle (ofer distill --teacher BUNDLE)")
     plan = ck.config.get("export") or {}
     model = ck.models[plan.get("classifier", "student")].eval()
     h, w = b.input.size

@@ -7,23 +7,24 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..augment import normalize, prepare_image
+from runtime.preprocess import fit_face, to_tensor
+
 from ..consistency import cohen_kappa
 from .data import occluded_views
 from .teacher import Teacher
 
 
 def predict_probs(model: nn.Module, images: np.ndarray, spec: Any, batch: int = 256) -> np.ndarray:
-    """Softmax of ``model`` (eval mode, on the model's device) on uint8 crops ``(N, H, W[, C])`` prepared for
+    """Softmax of ``model`` (eval mode, on the model's device) on uint8 crops ``(N, H, W[, 3])`` prepared for
     ``spec``; returns ``(N, K)`` float32 on the CPU."""
-    imgs = images if images.ndim == 4 else images[..., None]
+    imgs = images
     out = []
     was = model.training
     model.eval()
     dev = next(model.parameters()).device
     with torch.no_grad():
         for s in range(0, len(imgs), batch):
-            x = torch.from_numpy(normalize(imgs[s:s + batch], spec)).to(dev)
+            x = torch.from_numpy(to_tensor(imgs[s:s + batch], spec)).to(dev)
             out.append(model(x).softmax(1).float().cpu().numpy())
     model.train(was)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
@@ -34,9 +35,9 @@ class HeldOut:
 
     def __init__(self, dataset: Any, teacher: Teacher, protocols: tuple[str, ...], seed: int) -> None:
         spec = teacher.input
-        crops = np.stack([prepare_image(dataset[i][0], spec) for i in range(len(dataset))])
+        crops = np.stack([fit_face(dataset[i][0], spec) for i in range(len(dataset))])
         self.people = np.asarray([dataset.subject(i) or str(i) for i in range(len(dataset))], dtype=str)
-        self.views = {"clean": crops, **{p: occluded_views(crops[..., 0] if crops.shape[-1] == 1 else crops, p, seed)
+        self.views = {"clean": crops, **{p: occluded_views(crops, p, seed)
                                           for p in protocols}}
         self.spec = spec
         self.teacher_probs = self.predict(teacher.model, crops)

@@ -35,9 +35,9 @@ from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from runtime.errors import ConfigError
+from runtime.preprocess import fit_face, to_tensor
 
 from .. import checkpoint as ckpt
-from ..augment import normalize, prepare_image
 from ..distributed import resolve_device
 from ..losses import adversarial_d, adversarial_g, features_and_logits, features_of, reconstruction_l2
 from .config import GENERAL_PROTOCOLS, HEADSET_PROTOCOLS, PRESETS, TERMS, VAL_PROTOCOLS, DistillConfig
@@ -113,7 +113,7 @@ class Distiller:
 
         spec = _train_input(load_bundle(teacher_path).input, teacher_path)
         idx = np.linspace(0, len(train) - 1, min(n, len(train))).astype(int)
-        return normalize(np.stack([prepare_image(train[int(i)][0], spec) for i in idx]), spec)
+        return to_tensor(np.stack([fit_face(train[int(i)][0], spec) for i in idx]), spec)
 
     def _teacher_cache(self, train: Any, batch: int = 256) -> torch.Tensor:
         """``(N, 2, K)`` teacher logits on every training crop as is (0) and flipped (1)."""
@@ -121,8 +121,8 @@ class Distiller:
         out = []
         with torch.no_grad():
             for s in range(0, len(train), batch):
-                crops = np.stack([prepare_image(train[i][0], spec) for i in range(s, min(len(train), s + batch))])
-                x = torch.from_numpy(normalize(crops, spec)).to(self.device)
+                crops = np.stack([fit_face(train[i][0], spec) for i in range(s, min(len(train), s + batch))])
+                x = torch.from_numpy(to_tensor(crops, spec)).to(self.device)
                 out.append(torch.stack([self.teacher.model(x), self.teacher.model(x.flip(-1))], 1))
         return torch.cat(out)
 
@@ -158,7 +158,7 @@ class Distiller:
         w = self.cfg.weights
         if not (w["adv"] or w["rec"]):
             return
-        s, c = self.teacher.input.size, self.teacher.input.channels
+        s, c = self.teacher.input.size[0], self.teacher.input.channels  # square (teacher._train_input)
         with torch.no_grad():
             f = features_of(self.models["student"].eval(), torch.zeros(2, c, s, s, device=self.device))
         fc, stride = int(f.shape[1]), max(1, s // int(f.shape[-1]))
@@ -286,7 +286,7 @@ class Distiller:
 
     def config_dict(self, models: dict[str, Any]) -> dict[str, Any]:
         return {"method": "distill", "models": models, "labels": list(self.labels),
-                "input": self.teacher.input.to_dict(), "bundle_input": self.teacher.bundle_input,
+                "input": self.teacher.input.to_json(),
                 "data": self.cfg.data, "seed": self.cfg.seed, "position": {"stage": 0, "epoch": self.epoch, "step": 0},
                 "export": {"pipeline": "direct", "classifier": "student", "inpainter": None,
                            "classifier_output": None},
