@@ -119,7 +119,8 @@ def test_an_onnx_pipeline_plugs_into_evaluate_like_the_checkpoint(tmp_path: Path
     from sdk.training.augment import normalize
     from sdk.training.checkpoint import load_checkpoint
     from sdk.training.evaluation import torch_predictor
-    from sdk.training.methods import export_modules, open_data
+    from export import export_modules
+    from sdk.training.methods import open_data
     from tests.test_training import make_trainer, tiny_config
 
     cfg = tiny_config("gan-inpaint")
@@ -127,7 +128,7 @@ def test_an_onnx_pipeline_plugs_into_evaluate_like_the_checkpoint(tmp_path: Path
     ck = load_checkpoint(tmp_path)
     plan = ck.config["export"]
     assert plan["pipeline"] == "inpaint"
-    mods = export_modules(ck.models, plan)
+    mods = export_modules(ck)
     spec = InputSpec.from_dict(ck.config["input"])
     test = open_data(cfg.data, "test")
     x = np.random.default_rng(0).normal(0, 0.5, (2, 1, 32, 32)).astype(np.float32)
@@ -159,14 +160,14 @@ def test_ofer_eval_on_a_bundle_matches_the_checkpoint(tmp_path: Path, capfd: pyt
     from runtime.bundle import write_bundle
     from sdk.cli import eval as eval_cli
     from sdk.training.checkpoint import load_checkpoint
-    from sdk.training.methods import export_modules
+    from export import export_modules
     from tests.test_training import DATA, make_trainer, tiny_config
 
     make_trainer(tiny_config("cbam"), tmp_path / "run").fit()
     ck = load_checkpoint(tmp_path / "run")
     spec = InputSpec.from_dict(ck.config["input"])
     x = np.random.default_rng(0).normal(0, 0.5, (2, 1, 32, 32)).astype(np.float32)
-    export_onnx(export_modules(ck.models, ck.config["export"])["classifier"], x, tmp_path / "clf.onnx")
+    export_onnx(export_modules(ck)["classifier"], x, tmp_path / "clf.onnx")
     write_bundle(tmp_path / "bundle", labels=ck.labels, input_spec=spec.to_bundle_input(),
                  engines=[{"name": "classifier", "path": tmp_path / "clf.onnx", "format": "onnx",
                            "precision": "fp32", "role": "classifier"}], provenance={"method": "cbam"})

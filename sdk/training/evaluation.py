@@ -182,11 +182,12 @@ def torch_predictor(models: dict[str, Any], plan: dict[str, Any], spec: InputSpe
     """A predict function running a checkpoint's modules as its export plan says (``direct`` or ``inpaint``)."""
     import torch
 
+    from export.modules import select_modules
+
     from .losses import first_output
 
-    clf = models[plan["classifier"]].eval()
-    inp = models[plan["inpainter"]].eval() if plan.get("pipeline") == "inpaint" else None
-    out_idx = plan.get("classifier_output")
+    modules = select_modules(models, plan)  # what export deploys: the classifier's logits output, the inpainter
+    clf, inp = modules["classifier"], modules.get("inpainter")
 
     def predict(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(normalize(images, spec)).to(device)
@@ -194,8 +195,7 @@ def torch_predictor(models: dict[str, Any], plan: dict[str, Any], spec: InputSpe
         with torch.no_grad():
             if inp is not None:
                 x = inp(x, m)
-            out = clf(x)
-            logits = out[out_idx] if out_idx is not None else first_output(out)
+            logits = first_output(clf(x))
             return logits.float().softmax(1).cpu().numpy()
 
     return predict
