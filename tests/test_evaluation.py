@@ -240,3 +240,23 @@ def test_inpaint_bundle_evaluates_its_pipeline_like_its_checkpoint_without_torch
     # auto routes by the protocol's mask: clean and r16 faces (covered < 0.25) direct, upper_half ones inpainted
     auto = eval_bundle("ea", "--pipeline", "auto")
     assert auto.returncode == 0 and "(routed: direct 48 faces, inpaint 24 faces)" in auto.stdout, auto.stdout
+
+
+def test_bundle_consistency_against_a_bundle_teacher_runs_without_torch(tmp_path: Path) -> None:
+    """`ofer eval BUNDLE --teacher BUNDLE` is bundle evaluation too: no torch imported."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_training import ROOT
+
+    default = str(ROOT / "sdk" / "default_bundle")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-c", NO_TORCH, "eval", default, "--teacher", default, "--data",
+                        "procedural:n=12,size=64", "--protocols", "clean,mask", "--limit", "6", "--out",
+                        str(tmp_path / "c")], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "NO-TORCH-OK" in r.stdout, r.stdout + r.stderr
+    (report,) = json.loads((tmp_path / "c" / "consistency.json").read_text())
+    assert report["protocols"]["clean"]["faces"] == 6 and set(report["protocols"]) == {"clean", "mask"}
+    # the teacher is the model itself: on clean faces it agrees with itself exactly
+    assert report["protocols"]["clean"]["agreement"] == 1.0 and report["protocols"]["clean"]["tv"] == 0.0

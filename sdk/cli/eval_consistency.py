@@ -46,9 +46,9 @@ def predictor(path: str, args: argparse.Namespace) -> tuple[Callable[[np.ndarray
 def run_consistency(args: argparse.Namespace, out: Path) -> int:
     """The ``--teacher`` branch of ``ofer eval``."""
     from runtime.errors import ConfigError
-    from sdk.training.augment import prepare_image
     from sdk.training.consistency import consistency, write_consistency
-    from sdk.training.distill.data import occluded_views
+    from sdk.training.data.convert import prepare_image
+    from sdk.training.evaluation import occluded_views
     from sdk.training.methods import open_data, open_eval_data
 
     from .train import parse_protocol_list

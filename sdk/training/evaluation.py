@@ -101,6 +101,12 @@ def protocol_seed(seed: int, protocol: str, index: int) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(protocol.encode()) * 7919 + int(index)) % (2**31 - 1)
 
 
+def occluded_views(images: np.ndarray, protocol: str, seed: int) -> np.ndarray:
+    """Every ``(H, W[, C])`` uint8 crop occluded by ``protocol``, deterministically per (seed, protocol, index)."""
+    return np.stack([apply_occlusion(img, protocol, seed=protocol_seed(seed, protocol, i)).image
+                     for i, img in enumerate(images)])
+
+
 def align_labels(model_labels: Sequence[str], data_labels: Sequence[str]) -> np.ndarray:
     """Index map data label -> model label; ``ConfigError`` when the label sets differ."""
     if set(model_labels) != set(data_labels) or len(model_labels) != len(data_labels):
