@@ -9,7 +9,7 @@ import pytest
 
 from export.tensorrt import (BuildPlan, check_engine_compatible, engine_metadata, plan_build, profile_shapes,
                              trt_version_tuple)
-from runtime.errors import ConfigError, EngineError, ExportError
+from runtime.errors import BundleError, ConfigError, EngineError, ExportError
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL = ["fp32", "fp16", "int8-cpu", "int8-trt"]
@@ -115,6 +115,27 @@ def test_build_fp16_and_int8_engines_on_gpu(tmp_path):
     assert (tmp_path / "c.engine").stat().st_size > 0
     check_engine_compatible(meta, trt_version=trt.__version__,
                             gpu={"name": meta["gpu"], "compute_capability": meta["compute_capability"]})
+
+
+@pytest.mark.gpu
+def test_build_engines_adds_a_checked_engine_to_a_bundle(tmp_path):
+    _gpu()
+    import shutil
+
+    from export.formats import parse_precisions
+    from export.tensorrt import build_engines
+    from runtime.bundle import load_bundle
+
+    shutil.copytree(ROOT / "sdk" / "default_bundle", tmp_path / "b")
+    built = []
+    bundle = build_engines(tmp_path / "b", parse_precisions("fp32", target="trt"), batch=(1, 2, 4), workspace_mb=256,
+                           on_built=built.append)
+    assert [j.fmt.key for j in built] == ["trt-fp32"]
+    engine = load_bundle(tmp_path / "b").engines["classifier-trt-fp32"]  # sha256 checked
+    assert engine.format == "trt" and engine.file == "classifier.trt-fp32.engine"
+    assert bundle.engines["classifier-trt-fp32"].built_with["source_onnx"] == "fp32"
+    with pytest.raises(BundleError, match="already has an engine named 'classifier-trt-fp32'"):
+        build_engines(tmp_path / "b", parse_precisions("fp32", target="trt"))
 
 
 def test_calibrator_feeder_reads_and_writes_the_cache_file(tmp_path):
