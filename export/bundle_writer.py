@@ -10,12 +10,11 @@ per precision, excluded nodes, times.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from calibration.config import DEFAULT_TRT_VERSION, CalibrationConfig
 from runtime.bundle import Bundle, attach_file, write_bundle
@@ -23,6 +22,9 @@ from runtime.errors import BundleError
 
 from .formats import EXPORT_FORMATS, ExportFormat
 from .source import ExportSource, self_contained
+
+if TYPE_CHECKING:
+    from .variants import ExportRun, Variant
 
 __all__ = ["DEFAULT_AGREEMENT", "DEFAULT_MAX_FLOAT_NODES", "DEFAULT_TRT_VERSION", "TRT_CACHE_FILE", "export_bundle",
            "self_contained"]
@@ -80,8 +82,7 @@ def export_bundle(source: ExportSource, out: str | os.PathLike[str], *, formats:
             calibration.source, prov, allow_mismatch=calibration.allow_domain_mismatch))
     with tempfile.TemporaryDirectory(prefix=".ofer-export.", dir=out.parent if out.parent.exists() else None) as t:
         tmp = Path(t)
-        run = ExportRun(dataclasses.replace(source, provenance=prov), calibration, agreement=agreement,
-                        max_float_nodes=max_float_nodes, work=tmp)
+        run = ExportRun(source, calibration, agreement=agreement, max_float_nodes=max_float_nodes, work=tmp)
         engines = reference_entries(EXPORT_FORMATS["fp32"], run)
         fp32 = run.compare(run.reference) if variants else None
         done = [export_variant(fmt, run) for fmt in variants]
@@ -101,7 +102,7 @@ def export_bundle(source: ExportSource, out: str | os.PathLike[str], *, formats:
     return bundle
 
 
-def _report(source: ExportSource, run: Any, fp32: dict[str, Any] | None, done: Sequence[Any],
+def _report(source: ExportSource, run: ExportRun, fp32: dict[str, Any] | None, done: Sequence[Variant],
             method: str) -> dict[str, Any]:
     """The export record (``provenance.metrics.export``): gate, parity, held-out and calibration faces, one record
     per format (the calibration record with the INT8 ones), the FP32 pipeline, the outcome per variant."""
@@ -123,7 +124,7 @@ def _report(source: ExportSource, run: Any, fp32: dict[str, Any] | None, done: S
     return report
 
 
-def _write_trt_cache(run: Any, path: Path) -> bool:
+def _write_trt_cache(run: ExportRun, path: Path) -> bool:
     """Write the native TensorRT calibration cache of the classifier's ranges when an INT8 classifier passed its
     gate and the method is one TensorRT has (minmax, entropy); whether it was written."""
     from calibration.trt_cache import ALGORITHMS, write_trt_cache
