@@ -30,7 +30,8 @@ from runtime.frames import IMAGE_SUFFIXES
 from runtime.preprocess import fit_face
 from runtime.sources import VIDEO_SUFFIXES
 
-FACE_MODES = ("detect", "whole")
+from .config import FACE_MODES
+
 PARTS = ("calib", "heldout", "all")  # "all": a held-out source of its own (other people), used whole
 HELDOUT_SHARE = 0.3  # share of a folder's files / a video's duration kept apart for the held-out check
 

@@ -47,7 +47,7 @@ def run_consistency(args: argparse.Namespace, out: Path) -> int:
     from runtime.errors import ConfigError
     from runtime.preprocess import fit_face
     from sdk.training.consistency import consistency, write_consistency
-    from sdk.training.distill.data import occluded_views
+    from sdk.training.evaluation import occluded_views
     from sdk.training.methods import open_data, open_eval_data
 
     from .train import parse_protocol_list

@@ -8,14 +8,17 @@ Two MODELs mean INPAINTER CLASSIFIER.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from calibration.config import CalibrationConfig
+    from export.source import ExportSource
 
 
 def add_parser(sub: Any) -> None:
-    from export.formats import CALIBRATION_METHODS
+    from calibration.config import CALIBRATION_METHODS
 
     p = sub.add_parser("export", help="export a checkpoint/ONNX model to a bundle (FP32, FP16, INT8 Q/DQ)",
                        description=__doc__)
@@ -57,30 +60,9 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _from_spec_file(path: str | None, onnx_path: Path) -> tuple[list[str], Any]:
-    """``(labels, InputSpec)`` of an ONNX classifier's ``--spec`` file."""
-    from runtime.errors import InputError
-    from runtime.input_spec import parse_input_spec
-
-    if path is None:
-        raise InputError(f"{onnx_path.name} is an ONNX file: pass --spec SPEC.json with its 'labels' and 'input' "
-                         "(see the bundle schema in runtime/bundle.py)")
-    try:
-        spec = json.loads(Path(path).read_text())
-        labels, inp = list(spec["labels"]), spec["input"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"--spec {path} must be a JSON object with 'labels' and 'input' ({exc})") from None
-    return labels, parse_input_spec(inp, f"--spec {path}")
-
-
-def resolve_model(paths: list[str], spec_file: str | None, work: Path) -> dict[str, Any]:
-    """``{classifier, inpainter, labels, input, provenance, files}`` from the MODEL arguments (ONNX files in ``work``;
-    ``input`` an :class:`~runtime.input_spec.InputSpec`).
-
-    From a bundle: its FP32 models as the bytes that passed its sha256 check (written to ``work``), its provenance
-    (plus ``exported_from``: the source bundle's name and model sha256) and its licence files (``files``).
-    """
-    from runtime.bundle import load_bundle
+def resolve_model(paths: list[str], spec_file: str | None, work: Path) -> ExportSource:
+    """The MODEL arguments as an :class:`export.source.ExportSource` (ONNX files converted into ``work``)."""
+    from export.source import source_from_bundle, source_from_onnx
     from runtime.errors import InputError
 
     if len(paths) > 2:
@@ -90,55 +72,24 @@ def resolve_model(paths: list[str], spec_file: str | None, work: Path) -> dict[s
         if not p.exists():
             raise InputError(f"model {p} does not exist")
     main = items[-1]
-    res: dict[str, Any] = {"inpainter": None, "provenance": {}, "files": []}
     if (main / "manifest.json").is_file():
-        b = load_bundle(main)
-        clf = b.find_engines("classifier", format="onnx", precision="fp32")
-        if not clf:
-            raise InputError(f"bundle {main} has no FP32 ONNX classifier to export from")
-        inp = b.find_engines("inpainter", format="onnx", precision="fp32")
-        models = {}
-        for role, specs in (("classifier", clf), ("inpainter", inp)):
-            if specs:
-                models[role] = work / f"source-{role}.onnx"
-                models[role].write_bytes(b.read_engine(specs[0].name))  # the checked bytes, not a re-read by path
-        provenance = dict(b.provenance)
-        provenance["exported_from"] = {"bundle": b.name, "classifier_sha256": clf[0].sha256}
-        res.update(classifier=models["classifier"], labels=list(b.labels), input=b.input,
-                   inpainter=models.get("inpainter"), provenance=provenance,
-                   files=[b.path / f for f in b.licence_files()])
+        source = source_from_bundle(main, work)
     elif main.suffix.lower() == ".onnx":
-        labels, spec = _from_spec_file(spec_file, main)
-        res.update(classifier=main, labels=labels, input=spec)
+        source = source_from_onnx(main, spec_file)
     elif main.is_dir():
-        res.update(_from_checkpoint(main, work))
+        source = _from_checkpoint(main, work)
     else:
         raise InputError(f"{main} is not a checkpoint folder, an .onnx file or a bundle")
     if len(items) == 2:
         if items[0].suffix.lower() != ".onnx":
             raise InputError("with two MODELs the first is the inpainter as an .onnx file; a checkpoint with an "
                              "inpainter exports both from its export plan (pass it alone)")
-        res["inpainter"] = items[0]
-    return res
+        source = source.with_inpainter(items[0])
+    return source
 
 
-def _select_output(module: Any, index: int) -> Any:
-    """Wrap a module returning a tuple (the GAN discriminator) so it returns element ``index``."""
-    import torch
-
-    class Select(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = module
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.inner(x)[index]
-
-    return Select().eval()
-
-
-def _from_checkpoint(path: Path, work: Path) -> dict[str, Any]:
-    """Export a training checkpoint's modules to ONNX (classifier; inpainter too for the inpaint pipeline)."""
+def _from_checkpoint(path: Path, work: Path) -> ExportSource:
+    """A training checkpoint's modules as ONNX (:func:`export.modules.checkpoint_to_onnx`)."""
     from runtime.errors import InputError
 
     try:
@@ -146,33 +97,20 @@ def _from_checkpoint(path: Path, work: Path) -> dict[str, Any]:
     except ImportError as exc:
         raise InputError(f"cannot read checkpoints here ({exc}); install the training extra (pip install "
                          "ofer[train]) or pass an ONNX classifier with --spec") from None
-    import numpy as np
-
-    from export.onnx import export_onnx
-    from runtime.preprocess import to_tensor
+    from export.modules import checkpoint_to_onnx
 
     ck = load_checkpoint(path)
-    cfg = ck.config
-    plan = cfg.get("export") or {"pipeline": "direct", "classifier": next(iter(ck.models)), "inpainter": None}
-    spec = ck.input
-    h, w = spec.size
-    shape = (4, h, w) if spec.channels == 1 else (4, h, w, 3)
-    sample = to_tensor(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8), spec)
-    out: dict[str, Any] = {"labels": list(cfg["labels"]), "input": spec,
-                           "provenance": {"method": cfg.get("method"), "data": cfg.get("data"),
-                                          "metrics": cfg.get("metrics", {}), "source": f"checkpoint {path.name}"}}
-    clf = ck.models[plan["classifier"]]
-    if plan.get("classifier_output") is not None:
-        clf = _select_output(clf, int(plan["classifier_output"]))
-    out["parity"] = {"classifier": export_onnx(clf, sample, work / "classifier.onnx")}
-    out["classifier"] = work / "classifier.onnx"
-    if plan.get("pipeline") == "inpaint" and plan.get("inpainter"):
-        mask = (np.random.default_rng(1).random((4, 1, h, w)) > 0.5).astype(np.float32)
-        out["parity"]["inpainter"] = export_onnx(ck.models[plan["inpainter"]], {"image": sample, "mask": mask},
-                                                 work / "inpainter.onnx", output_names=("inpainted",))
-        # (an output named like the input gets renamed)
-        out["inpainter"] = work / "inpainter.onnx"
-    return out
+    return checkpoint_to_onnx(ck, ck.input, work, name=path.name)
+
+
+def calibration_config(args: argparse.Namespace) -> CalibrationConfig:
+    """The calibration group's flags as one :class:`calibration.config.CalibrationConfig`."""
+    from calibration.config import CalibrationConfig
+
+    return CalibrationConfig(source=args.calib, method=args.calib_method, count=args.calib_count,
+                             heldout=args.heldout, heldout_count=args.heldout_count, faces=args.calib_faces,
+                             seed=args.seed, note=args.calib_note, allow_domain_mismatch=args.allow_domain_mismatch,
+                             trt_version=args.trt_version)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -182,18 +120,12 @@ def run(args: argparse.Namespace) -> int:
     from .args import output_dir
 
     formats = parse_precisions(args.precision)
+    calibration = calibration_config(args)
     output_dir(args.out, args.force, "--out", inputs=[*args.model, *([args.spec] if args.spec else [])])
     with tempfile.TemporaryDirectory(prefix="ofer-export-") as work:
-        model = resolve_model(args.model, args.spec, Path(work))
-        bundle = export_bundle(model["classifier"], args.out, labels=model["labels"], input_spec=model["input"],
-                               formats=formats, calib_source=args.calib, calib_method=args.calib_method,
-                               calib_count=args.calib_count, heldout_count=args.heldout_count,
-                               agreement=args.agreement, faces=args.calib_faces, seed=args.seed,
-                               inpainter=model["inpainter"], provenance=model["provenance"],
-                               files=model["files"], trt_version=args.trt_version, force=args.force,
-                               heldout_source=args.heldout, calib_note=args.calib_note,
-                               max_float_nodes=args.max_float_nodes,
-                               allow_domain_mismatch=args.allow_domain_mismatch, parity=model.get("parity"))
+        source = resolve_model(args.model, args.spec, Path(work))
+        bundle = export_bundle(source, args.out, formats=formats, calibration=calibration, agreement=args.agreement,
+                               max_float_nodes=args.max_float_nodes, force=args.force)
     if args.headset:
         from sdk.training.distill.bundle import add_headset_student
 

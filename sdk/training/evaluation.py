@@ -102,6 +102,12 @@ def protocol_seed(seed: int, protocol: str, index: int) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(protocol.encode()) * 7919 + int(index)) % (2**31 - 1)
 
 
+def occluded_views(images: np.ndarray, protocol: str, seed: int) -> np.ndarray:
+    """Every ``(H, W[, C])`` uint8 crop occluded by ``protocol``, deterministically per (seed, protocol, index)."""
+    return np.stack([apply_occlusion(img, protocol, seed=protocol_seed(seed, protocol, i)).image
+                     for i, img in enumerate(images)])
+
+
 def align_labels(model_labels: Sequence[str], data_labels: Sequence[str]) -> np.ndarray:
     """Index map data label -> model label; ``ConfigError`` when the label sets differ."""
     if set(model_labels) != set(data_labels) or len(model_labels) != len(data_labels):
@@ -183,11 +189,12 @@ def torch_predictor(models: dict[str, Any], plan: dict[str, Any], spec: InputSpe
     """A predict function running a checkpoint's modules as its export plan says (``direct`` or ``inpaint``)."""
     import torch
 
+    from export.modules import select_modules
+
     from .losses import first_output
 
-    clf = models[plan["classifier"]].eval()
-    inp = models[plan["inpainter"]].eval() if plan.get("pipeline") == "inpaint" else None
-    out_idx = plan.get("classifier_output")
+    modules = select_modules(models, plan)  # what export deploys: the classifier's logits output, the inpainter
+    clf, inp = modules["classifier"], modules.get("inpainter")
 
     def predict(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(to_tensor(images, spec)).to(device)
@@ -195,8 +202,7 @@ def torch_predictor(models: dict[str, Any], plan: dict[str, Any], spec: InputSpe
         with torch.no_grad():
             if inp is not None:
                 x = inp(x, m)
-            out = clf(x)
-            logits = out[out_idx] if out_idx is not None else first_output(out)
+            logits = first_output(clf(x))
             return logits.float().softmax(1).cpu().numpy()
 
     return predict

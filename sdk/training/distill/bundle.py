@@ -5,8 +5,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from runtime.errors import ConfigError
 
 
@@ -19,10 +17,11 @@ def add_headset_student(bundle_dir: str | Path, checkpoint: str | Path, *, force
         ConfigError: labels or input size differ from the bundle's.
         BundleError: the bundle already has a headset engine (unless ``force``).
     """
+    from export.formats import EXPORT_FORMATS
+    from export.modules import export_modules, sample_batch
     from export.onnx import export_onnx
     from runtime.bundle import add_engines, load_bundle
     from runtime.pipelines import HEADSET_ROLE
-    from runtime.preprocess import to_tensor
 
     from ..checkpoint import load_checkpoint
 
@@ -35,14 +34,8 @@ def add_headset_student(bundle_dir: str | Path, checkpoint: str | Path, *, force
     if mine != theirs:
         raise ConfigError(f"headset student {checkpoint} takes input {mine}; the bundle's classifier {theirs}: "
                           "distill the student from this bundle (ofer distill --teacher BUNDLE)")
-    plan = ck.config.get("export") or {}
-    model = ck.models[plan.get("classifier", "student")].eval()
-    h, w = b.input.size
-    shape = (4, h, w) if b.input.channels == 1 else (4, h, w, 3)
-    sample = to_tensor(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8), b.input)
+    fp32 = EXPORT_FORMATS["fp32"]
     with tempfile.TemporaryDirectory(prefix="ofer-headset-") as work:
-        onnx_path = Path(work) / "classifier_headset.onnx"
-        export_onnx(model, sample, onnx_path, output_names=("logits",))
-        return add_engines(b.path, [{"name": HEADSET_ROLE, "path": onnx_path, "file": "classifier_headset.onnx",
-                                     "format": "onnx", "precision": "fp32", "role": HEADSET_ROLE,
-                                     "output": "logits"}], force=force)
+        onnx_path = Path(work) / fp32.file_name(HEADSET_ROLE)
+        export_onnx(export_modules(ck)["classifier"], sample_batch(b.input), onnx_path, output_names=("logits",))
+        return add_engines(b.path, [fp32.entry(HEADSET_ROLE, onnx_path)], force=force)

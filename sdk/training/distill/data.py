@@ -20,6 +20,7 @@ from runtime.occlusion import apply_occlusion
 from runtime.preprocess import fit_face, to_tensor
 
 from ..augment import sample_rng
+from ..evaluation import occluded_views  # noqa: F401 - re-exported (torch-free home)
 
 
 @dataclass(frozen=True)
@@ -116,11 +117,3 @@ class PairedFaces(Dataset):
                 "mask": torch.from_numpy(mask.astype(np.float32)[None]),
                 "label": torch.tensor(int(label), dtype=torch.long), "index": torch.tensor(int(index)),
                 "flip": torch.tensor(flip)}
-
-
-def occluded_views(images: np.ndarray, protocol: str, seed: int) -> np.ndarray:
-    """Every ``(H, W[, C])`` uint8 crop occluded by ``protocol``, deterministically per (seed, protocol, index)."""
-    from ..evaluation import protocol_seed
-
-    return np.stack([apply_occlusion(img, protocol, seed=protocol_seed(seed, protocol, i)).image
-                     for i, img in enumerate(images)])
