@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from calibration.config import DEFAULT_TRT_VERSION, CalibrationConfig
 from runtime.bundle import Bundle, attach_file, write_bundle
-from runtime.errors import BundleError
+from runtime.errors import BundleError, ExportError
 
 from .formats import EXPORT_FORMATS, ExportFormat
 from .source import ExportSource, self_contained
@@ -36,6 +36,22 @@ DEFAULT_AGREEMENT = 0.98
 DEFAULT_MAX_FLOAT_NODES = 24
 #: What of :func:`export.onnx.export_onnx`'s report goes into the manifest as conversion parity.
 PARITY_KEYS = ("max_abs_diff", "top1_agreement", "opset", "inputs")
+
+
+def _check_inputs(source: ExportSource) -> None:
+    """Every source model takes the crops of ``source.input_spec``: checked before any calibration or ONNX Runtime
+    session, so a mismatch (e.g. a 32x32 inpainter before a 64x64 classifier) is one clear error."""
+    from runtime.bundle_checks import check_image_input
+    from runtime.onnx_info import read_onnx_info
+
+    for role, path in (("classifier", source.classifier), ("inpainter", source.inpainter)):
+        if path is None:
+            continue
+        what = f"the {role} {Path(path).name}"
+        try:
+            check_image_input(read_onnx_info(Path(path).read_bytes(), what), role, source.input_spec, what)
+        except BundleError as exc:
+            raise ExportError(f"cannot export: {exc}") from None
 
 
 def export_bundle(source: ExportSource, out: str | os.PathLike[str], *, formats: Sequence[ExportFormat],
@@ -75,6 +91,7 @@ def export_bundle(source: ExportSource, out: str | os.PathLike[str], *, formats:
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise BundleError(f"{out} already exists and is not empty; choose another --out or pass --force to replace it")
+    _check_inputs(source)
     variants = [f for f in formats if f.format == "onnx" and f.make is not None]
     prov = dict(source.provenance)
     if any(f.calibrated for f in variants):
