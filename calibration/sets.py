@@ -27,9 +27,10 @@ import numpy as np
 from runtime.bundle import InputSpec
 from runtime.errors import ConfigError
 
+from .config import DEFAULT_CACHE, CalibrationConfig
 from .sources import load_faces, source_identity
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: ready crops are resampled by runtime.preprocess.fit_face (as the runtime crops)
 #: Share of the calibration mix given to the realistic occluders (headset, sunglasses, mask, hand, cup, phone).
 REALISTIC_SHARE = 0.24
 
@@ -54,7 +55,6 @@ DEFAULT_MIX: tuple[tuple[str, float], ...] = _default_mix()
 HELDOUT_PROTOCOLS: tuple[str, ...] = _heldout_protocols()
 #: Most times one face is used in a calibration set (under different protocols) when the source has few faces.
 MAX_VIEWS = 8
-DEFAULT_CACHE = Path(os.environ.get("OFER_CACHE", Path.home() / ".cache" / "ofer")) / "calibration"
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def _cached(key: str, cache_dir: str | os.PathLike[str] | None, build: Callable[
 def _payload(source: str, spec: InputSpec, part: str, count: int, seed: int, faces: str,
              protocols: Any) -> dict[str, Any]:
     return {"version": CACHE_VERSION, "source": source_identity(source), "part": part, "count": count, "seed": seed,
-            "faces": faces, "protocols": protocols, "input": spec.to_dict()}
+            "faces": faces, "protocols": protocols, "input": spec.to_json()}
 
 
 def _occlude(crops: np.ndarray, specs: Sequence[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -207,3 +207,24 @@ def build_heldout_set(source: str, spec: InputSpec, *, count: int = 64, protocol
                            np.concatenate([m for _, m in parts]))
 
     return _cached(key, cache_dir, build)
+
+
+def calibration_set(config: CalibrationConfig, spec: InputSpec) -> OccludedSet:
+    """The calibration set ``config`` describes (``source``, ``count``, ``seed``, ``faces``, ``cache_dir``).
+
+    Raises:
+        ConfigError: ``config.source`` is not set (resolve it first, e.g. with the model's domain).
+    """
+    if config.source is None:
+        raise ConfigError("no calibration source; pass --calib with faces from the model's own domain")
+    return build_calibration_set(config.source, spec, count=config.count, seed=config.seed, faces=config.faces,
+                                 cache_dir=config.cache_dir)
+
+
+def heldout_set(config: CalibrationConfig, spec: InputSpec) -> tuple[str, OccludedSet]:
+    """``(source, set)``: the held-out faces ``config`` describes. ``config.heldout`` is taken whole (other people);
+    without it, the part of ``config.source`` that calibration never sees (``procedural`` when neither is set)."""
+    source = config.heldout or config.source or "procedural"
+    return source, build_heldout_set(source, spec, count=config.heldout_count, seed=config.seed + 1,
+                                     faces=config.faces, cache_dir=config.cache_dir,
+                                     part="all" if config.heldout else "heldout")

@@ -10,7 +10,8 @@ A *source* is one string:
   :mod:`runtime.detection`, or used whole with ``faces="whole"`` (for folders of ready face crops);
 * a video file: frames sampled evenly (calibration from the first 70 % of the video, held-out from the rest).
 
-Every crop comes out at the bundle's input size and colour (uint8), ready for occlusion and ``to_tensor``.
+Every crop comes out at the bundle's input size and colour (uint8, :func:`runtime.preprocess.fit_face` for ready
+crops, :func:`~runtime.preprocess.crop_face` for detected faces), ready for occlusion and ``to_tensor``.
 """
 from __future__ import annotations
 
@@ -22,13 +23,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from runtime.bundle import InputSpec
+from runtime.input_spec import InputSpec
 from runtime.datasets.spec import LABELLED_FORMATS, open_dataset
 from runtime.errors import ConfigError, DatasetError
 from runtime.frames import IMAGE_SUFFIXES
+from runtime.preprocess import fit_face
 from runtime.sources import VIDEO_SUFFIXES
 
-FACE_MODES = ("detect", "whole")
+from .config import FACE_MODES
+
 PARTS = ("calib", "heldout", "all")  # "all": a held-out source of its own (other people), used whole
 HELDOUT_SHARE = 0.3  # share of a folder's files / a video's duration kept apart for the held-out check
 
@@ -98,27 +101,12 @@ def source_identity(source: str) -> dict[str, Any]:
     return {"kind": kind, "path": str(p), "files": len(files), "content": digest.hexdigest()}
 
 
-def _fit(image: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """A ready face crop (gray or BGR) resized to the spec's size and converted to its colour."""
-    import cv2
-
-    from runtime.preprocess import convert_color
-
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    h, w = spec.size
-    if image.shape[:2] != (h, w):
-        interp = cv2.INTER_AREA if image.shape[0] > h else cv2.INTER_LINEAR
-        image = cv2.resize(image, (w, h), interpolation=interp)
-    return convert_color(image, spec.color)
-
-
 def _face_cropper(faces: str, spec: InputSpec) -> Callable[[np.ndarray], list[np.ndarray]]:
     """frame (BGR) -> face crops, by detection or taking the whole frame."""
     if faces not in FACE_MODES:
         raise ConfigError(f"faces must be one of {FACE_MODES}, got {faces!r}")
     if faces == "whole":
-        return lambda frame: [_fit(frame, spec)]
+        return lambda frame: [fit_face(frame, spec)]
     try:
         from runtime.detection import create_detector
     except ImportError:
@@ -158,7 +146,7 @@ def _dataset_faces(source: str, spec: InputSpec, count: int, part: str, seed: in
     crops, labels, origin = [], [], []
     for i in sorted(int(j) for j in order):
         image, label = dataset[i]
-        crops.append(_fit(np.asarray(image), spec))
+        crops.append(fit_face(np.asarray(image), spec))
         labels.append(int(label))
         origin.append(f"{text}[{i}]")
     return _stack(crops, labels, tuple(dataset.labels), origin, spec, source)

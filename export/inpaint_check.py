@@ -1,4 +1,4 @@
-"""Inpainter variants (FP16, INT8) and agreement of the whole inpaint pipeline (inpainter -> classifier).
+"""Running the whole inpaint pipeline (inpainter -> classifier) on ONNX Runtime, as the export gate judges it.
 
 An inpaint bundle's variant is judged as it runs: the occluded held-out face and its occlusion mask go through the
 inpainter of that precision, its output through the classifier of that precision, and the class scores are
@@ -8,14 +8,14 @@ mask_tensor`: ``(N, 1, H, W)`` for NCHW, ``(N, H, W, 1)`` for NHWC).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 
-def _names(path: str | os.PathLike[str]) -> tuple[str, str | None]:
-    """(image input, mask input or None) of an inpainter, named as the runtime finds them."""
+def input_names(path: str | os.PathLike[str]) -> tuple[str, str | None]:
+    """(image input, mask input or None) of an inpainter, named as the runtime finds them (a classifier: its
+    input, ``None``)."""
     import onnxruntime as ort
 
     names = [i.name for i in ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()]
@@ -31,7 +31,7 @@ def mask_tensor(masks: np.ndarray, layout: str) -> np.ndarray:
 
 def feeds(inpainter: str | os.PathLike[str], inputs: np.ndarray, masks: np.ndarray, layout: str) -> dict[str, Any]:
     """The inpainter's named inputs for normalised ``inputs`` and their masks."""
-    image, mask = _names(inpainter)
+    image, mask = input_names(inpainter)
     out = {image: np.ascontiguousarray(inputs, np.float32)}
     if mask is not None:
         out[mask] = mask_tensor(masks, layout)
@@ -55,26 +55,3 @@ def run_pipeline(inpainter: str | os.PathLike[str], classifier: str | os.PathLik
     for i in range(0, len(inputs), batch):
         filled.append(sess.run(None, feeds(inpainter, inputs[i:i + batch], masks[i:i + batch], layout))[0])
     return run_onnx(classifier, np.concatenate(filled), simulate=simulate)
-
-
-def inpainter_variant(inpainter: Path, key: str, dst: Path, *, calib: Any = None, layout: str = "NCHW",
-                      method: str = "minmax") -> dict[str, Any]:
-    """Write the ``key`` (``fp16``, ``int8-cpu``, ``int8-trt``) variant of an FP32 inpainter to ``dst``.
-
-    INT8 ranges come from the calibration set's occluded faces and their masks (``calib``: an
-    :class:`calibration.sets.OccludedSet` with ``masks``). Returns the conversion/quantisation record.
-    """
-    if key == "fp16":
-        from .fp16 import convert_fp16
-
-        return convert_fp16(inpainter, dst)
-    from calibration.ranges import compute_ranges
-    from calibration.reader import ArrayCalibrationReader
-
-    from .quantize import quantize_int8
-
-    image, mask = _names(inpainter)
-    extra = {mask: mask_tensor(calib.masks, layout)} if mask is not None else None
-    reader = ArrayCalibrationReader(calib.inputs, image, extra=extra)
-    ranges = compute_ranges(inpainter, reader, method)
-    return quantize_int8(inpainter, dst, ranges, flavour=key, method=method, reader=reader)

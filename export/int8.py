@@ -1,22 +1,23 @@
-"""INT8 flavours of one FP32 ONNX model, each judged on its own: quantise, gate, and fall back per flavour.
+"""INT8 specifics of export: which faces are the model's own domain, and the per-flavour sensitivity fallback.
 
-:func:`export_int8` quantises ``int8-cpu`` and/or ``int8-trt`` from one set of activation ranges, measures each
-against FP32 on the held-out occluded set (int8-trt as TensorRT computes it: exact Q/DQ maths), and when a flavour
-misses the gate runs the sensitivity fallback (:mod:`export.sensitivity`), which keeps the most sensitive nodes in
-float. Every flavour gets an :class:`Int8Outcome`; one that fails never takes the others with it.
+Every INT8 flavour is quantised from one set of activation ranges and judged on its own
+(:func:`export.variants.export_variant`); when one misses the gate, :func:`sensitivity_fallback` keeps its most
+sensitive nodes in float (:mod:`export.sensitivity`). One that fails never takes the others with it.
 
-Also here: which faces are the model's own domain (:func:`model_domain`, :func:`check_calibration_domain`).
+Domain: :func:`model_domain`, :func:`source_domain`, :func:`check_calibration_domain`.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from runtime.errors import ExportError
+
+if TYPE_CHECKING:
+    from .formats import ExportFormat
+    from .variants import ExportRun, Variant
 
 #: Words in a model's provenance (``data``/``method``) that mark it as trained on procedural (synthetic) faces.
 PROCEDURAL_WORDS = ("procedural", "synthetic")
@@ -62,84 +63,48 @@ def check_calibration_domain(calib: str | None, provenance: Mapping[str, Any], *
     return calib
 
 
-@dataclass
-class Int8Outcome:
-    """One flavour's result: the model (when it passed), its agreement record and the settings, for the manifest."""
-
-    key: str
-    path: Path | None
-    result: dict[str, Any]
-    quantization: dict[str, Any]
-    passed: bool
-    message: str | None
-    seconds: float
-
-
-def export_int8(classifier: Path, keys: Sequence[str], *, ranges: Any, method: str, reader: Any,
-                calib_inputs: np.ndarray, heldout_inputs: np.ndarray, reference: np.ndarray,
-                judge: Callable[[np.ndarray], dict[str, Any]], threshold: float, max_float_nodes: int,
-                work: Path) -> dict[str, Int8Outcome]:
-    """Quantise every flavour in ``keys`` and gate each on its own (see the module docstring).
-
-    Args:
-        classifier: FP32 ONNX.
-        keys: ``int8-cpu`` and/or ``int8-trt``.
-        ranges, method, reader: Activation ranges, the method they came from, the calibration reader.
-        calib_inputs: Calibration inputs (the sensitivity ranking runs on the first 64).
-        heldout_inputs, reference: Held-out inputs and FP32 outputs on them.
-        judge: Held-out outputs -> :func:`export.agreement.compare` result.
-        threshold: The agreement gate.
-        max_float_nodes: The most nodes the fallback may keep in float (0: no fallback).
-        work: Folder for the models.
+def sensitivity_fallback(fmt: ExportFormat, run: ExportRun, path: Path, result: dict[str, Any],
+                         info: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The INT8 flavour ``fmt`` at ``path`` below the gate: keep its most sensitive nodes in float
+    (:func:`export.sensitivity.fallback`, ranked on the first 64 calibration faces) and write the chosen model back
+    to ``path``. Returns ``(result, quantisation record)``: the record gains ``excluded_nodes`` and, when the fallback
+    ran, ``sensitivity`` (what all-INT8 reached, the ranking, what was tried). ``run.max_float_nodes`` 0: no fallback.
     """
-    from .agreement import gate_failure, run_onnx
-    from .quantize import quantize_int8
+    from .agreement import run_onnx
     from .sensitivity import candidates, fallback
 
-    outcomes: dict[str, Int8Outcome] = {}
-    sample = calib_inputs[:64]
-    sample_ref = run_onnx(classifier, sample)
-    for key in keys:
-        start = time.perf_counter()
-        simulate = key == "int8-trt"
+    assert fmt.int8 is not None and fmt.make is not None
+    excluded: list[str] = []
+    sensitivity: dict[str, Any] | None = None
+    if result["top1_agreement"] < run.agreement and run.max_float_nodes > 0:
+        classifier = run.models["classifier"]
+        sample = run.calib.inputs[:64]
+        nodes = candidates(classifier, fmt.int8.fallback_ops)
 
-        def quantize(dst: Path, exclude: list[str], key: str = key) -> dict[str, Any]:
-            return quantize_int8(classifier, dst, ranges, flavour=key, method=method, reader=reader, exclude=exclude)
+        def quantize(dst: Path, exclude: list[str]) -> dict[str, Any]:
+            return fmt.make(fmt, run, "classifier", dst, exclude)
 
-        def run(path: Path, x: np.ndarray, simulate: bool = simulate) -> np.ndarray:
-            return run_onnx(path, x, simulate=simulate)
+        def run_model(model: Path, x: np.ndarray) -> np.ndarray:
+            return run_onnx(model, x, simulate=fmt.simulate)
 
-        path = work / f"{key}.onnx"
-        info = quantize(path, [])
-        result = judge(run(path, heldout_inputs))
-        excluded: list[str] = []
-        sensitivity: dict[str, Any] | None = None
-        if result["top1_agreement"] < threshold and max_float_nodes > 0:
-            nodes = candidates(classifier, key)
-            # at least one node stays INT8: a model with every node in float is not an INT8 model
-            fb = fallback(quantize, run, judge, threshold, nodes=nodes, calib_inputs=sample,
-                          calib_reference=sample_ref, heldout_inputs=heldout_inputs,
-                          max_excluded=min(max_float_nodes, len(nodes) - 1), work=work / f"{key}-fallback")
-            sensitivity = {"all_int8_agreement": result["top1_agreement"], "candidates": len(nodes),
-                           "ranking": [[n, round(e, 5)] for n, e in fb.ranking[:10]],
-                           "tried": [[k, round(a, 4)] for k, a in fb.tried], "ranked_on": len(sample)}
-            result, excluded = fb.result, fb.excluded
-            path = work / f"{key}.onnx"
-            info = quantize(path, excluded)  # the chosen model, written where the bundle takes it from
-        info["excluded_nodes"] = excluded
-        if sensitivity is not None:
-            info["sensitivity"] = sensitivity
-        message = gate_failure(result, threshold, what=f"{key} ({method})",
-                               excluded=len(excluded) if sensitivity is not None else 0,
-                               max_excluded=max_float_nodes)
-        outcomes[key] = Int8Outcome(key, path if message is None else None, result, info, message is None, message,
-                                    time.perf_counter() - start)
-    return outcomes
+        # at least one node stays INT8: a model with every node in float is not an INT8 model
+        fb = fallback(quantize, run_model, run.compare, run.agreement, nodes=nodes, calib_inputs=sample,
+                      calib_reference=run_onnx(classifier, sample), heldout_inputs=run.heldout.inputs,
+                      max_excluded=min(run.max_float_nodes, len(nodes) - 1), work=run.work / f"{fmt.key}-fallback")
+        sensitivity = {"all_int8_agreement": result["top1_agreement"], "candidates": len(nodes),
+                       "ranking": [[n, round(e, 5)] for n, e in fb.ranking[:10]],
+                       "tried": [[k, round(a, 4)] for k, a in fb.tried], "ranked_on": len(sample)}
+        result, excluded = fb.result, fb.excluded
+        info = quantize(path, excluded)  # the chosen model, written where the bundle takes it from
+    info["excluded_nodes"] = excluded
+    if sensitivity is not None:
+        info["sensitivity"] = sensitivity
+    return result, info
 
 
-def require_some(outcomes: Mapping[str, Any]) -> None:
+def require_some(variants: Sequence[Variant]) -> None:
     """Raise ExportError (one line per failed variant) when every requested variant failed its gate."""
-    failed = [o for o in outcomes.values() if not o["passed"]]
-    if outcomes and len(failed) == len(outcomes):
+    failed = [v for v in variants if not v.passed]
+    if variants and len(failed) == len(variants):
         raise ExportError("no requested precision passed the agreement gate, nothing written:\n  "
-                          + "\n  ".join(o["message"] for o in failed))
+                          + "\n  ".join(str(v.message) for v in failed))

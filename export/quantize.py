@@ -1,4 +1,5 @@
-"""FP32 ONNX -> INT8 Q/DQ ONNX with ONNX Runtime static quantisation, in two flavours (see :mod:`export.formats`).
+"""FP32 ONNX -> INT8 Q/DQ ONNX with ONNX Runtime static quantisation, in the flavours of :mod:`export.formats`
+(each entry's :class:`export.formats.Int8Scheme` holds its settings):
 
 * ``int8-cpu``: QUInt8 asymmetric activations, QInt8 symmetric per-channel weights. ONNX Runtime fuses the Q/DQ
   pairs into QLinearConv/QLinearMatMul (U8S8 kernels) on CPU.
@@ -17,13 +18,13 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
-
-from runtime.errors import ExportError
+from typing import TYPE_CHECKING, Any, Sequence
 
 from calibration.ranges import calibrate_method
+from runtime.errors import ExportError
 
-from .formats import EXPORT_FORMATS, check_method
+if TYPE_CHECKING:
+    from .formats import ExportFormat
 
 
 @contextlib.contextmanager
@@ -36,25 +37,27 @@ def _quiet_root_logger():
     finally:
         root.setLevel(level)
 
-#: Ops that get Q/DQ for TensorRT explicit quantisation (weighted layers; TensorRT fuses the rest).
-TRT_QDQ_OPS: tuple[str, ...] = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
+def quantize_settings(fmt: ExportFormat, method: str) -> dict[str, Any]:
+    """Keyword arguments for ``quantize_static`` of an INT8 format (its :class:`export.formats.Int8Scheme`) and a
+    calibration method.
 
-def quantize_settings(flavour: str, method: str) -> dict[str, Any]:
-    """Keyword arguments for ``quantize_static`` of a flavour (``int8-cpu``/``int8-trt``) and method."""
+    Raises:
+        ExportError: ``fmt`` is not an INT8 format.
+    """
     from onnxruntime.quantization import QuantFormat, QuantType
 
-    if flavour not in ("int8-cpu", "int8-trt"):
-        raise ExportError(f"unknown INT8 flavour {flavour!r}; use int8-cpu or int8-trt")
-    extra = {"WeightSymmetric": True}
-    common = {"quant_format": QuantFormat.QDQ, "per_channel": True, "weight_type": QuantType.QInt8,
-              "calibrate_method": calibrate_method(check_method(method))}
-    if flavour == "int8-cpu":
-        return {**common, "activation_type": QuantType.QUInt8, "extra_options": {**extra, "ActivationSymmetric": False}}
-    return {**common, "activation_type": QuantType.QInt8, "op_types_to_quantize": list(TRT_QDQ_OPS),
-            "extra_options": {**extra, "ActivationSymmetric": True, "AddQDQPairToWeight": False,
-                              "DedicatedQDQPair": False, "QDQKeepRemovableActivations": False,
-                              "OpTypesToExcludeOutputQuantization": list(TRT_QDQ_OPS)}}
+    scheme = fmt.int8
+    if scheme is None:
+        raise ExportError(f"{fmt.key} is not an INT8 format; use int8-cpu or int8-trt")
+    extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": scheme.symmetric}
+    settings = {"quant_format": QuantFormat.QDQ, "per_channel": True, "weight_type": QuantType.QInt8,
+                "calibrate_method": calibrate_method(method), "activation_type": getattr(QuantType, scheme.activations)}
+    if scheme.ops is not None:  # explicit quantisation: Q/DQ only in front of the weighted layers
+        settings["op_types_to_quantize"] = list(scheme.ops)
+        extra.update(AddQDQPairToWeight=False, DedicatedQDQPair=False, QDQKeepRemovableActivations=False,
+                     OpTypesToExcludeOutputQuantization=list(scheme.ops))
+    return {**settings, "extra_options": extra}
 
 
 def _has_range_cache() -> bool:
@@ -66,7 +69,7 @@ def _has_range_cache() -> bool:
     return "calibration_cache_path" in inspect.signature(quantize_static).parameters
 
 
-def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], ranges: Any, *, flavour: str = "int8-cpu",
+def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], ranges: Any, fmt: ExportFormat, *,
                   method: str = "entropy", reduce_range: bool | None = None, reader: Any = None,
                   exclude: Sequence[str] = ()) -> dict[str, Any]:
     """Write an INT8 Q/DQ copy of ``src`` using activation ``ranges`` computed on calibration data.
@@ -75,11 +78,9 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], rang
         src: FP32 ONNX file (opset >= 13 for per-channel Q/DQ).
         dst: Output file; written only on success.
         ranges: ``TensorsData`` from :func:`calibration.ranges.compute_ranges` on ``src`` with ``method``.
-        flavour: ``int8-cpu`` or ``int8-trt``.
+        fmt: The INT8 flavour (``EXPORT_FORMATS["int8-cpu"]`` or ``["int8-trt"]``).
         method: The calibration method the ranges came from (recorded, and checked by ONNX Runtime).
-        reduce_range: 7-bit weights. Default: on for ``int8-cpu``, because x86 CPUs without VNNI compute U8S8 with
-            16-bit intermediate sums that saturate on full-range weights (measured: top-1 agreement of the FER
-            model 0.91 -> 0.95 on an AVX2 machine); off for ``int8-trt`` (GPUs do not saturate).
+        reduce_range: 7-bit weights; default: the flavour's ``Int8Scheme.reduce_range`` (on for ``int8-cpu``).
         reader: Calibration reader, used only by an onnxruntime whose ``quantize_static`` cannot take ``ranges``
             (before ``calibration_cache_path``): it then calibrates itself with ``method`` (entropy with its own
             default histogram, so results can differ slightly from ``ranges``).
@@ -94,8 +95,9 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], rang
     from onnxruntime.quantization import quantize_static
 
     src, dst = Path(src), Path(dst)
-    settings = quantize_settings(flavour, method)
-    settings["reduce_range"] = (flavour == "int8-cpu") if reduce_range is None else bool(reduce_range)
+    settings = quantize_settings(fmt, method)
+    assert fmt.int8 is not None
+    settings["reduce_range"] = fmt.int8.reduce_range if reduce_range is None else bool(reduce_range)
     if exclude:
         settings["nodes_to_exclude"] = list(exclude)
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -121,12 +123,12 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], rang
         except ExportError:
             raise
         except Exception as exc:  # onnxruntime raises many exception types here
-            raise ExportError(f"INT8 quantisation ({flavour}, {method}) of {src.name} failed "
+            raise ExportError(f"INT8 quantisation ({fmt.key}, {method}) of {src.name} failed "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); try another "
                               "--calib-method, or export without int8") from None
         os.replace(out, dst)
-    return {"flavour": flavour, "method": method, "activations": settings["activation_type"].name,
+    return {"flavour": fmt.key, "method": method, "activations": settings["activation_type"].name,
             "weights": settings["weight_type"].name, "per_channel": True, "format": "QDQ",
-            "reduce_range": settings["reduce_range"], "symmetric_activations": flavour == "int8-trt",
+            "reduce_range": settings["reduce_range"], "symmetric_activations": fmt.int8.symmetric,
             "ops": settings.get("op_types_to_quantize", "all"), "excluded_nodes": list(exclude),
-            "description": EXPORT_FORMATS[flavour].description}
+            "description": fmt.description}

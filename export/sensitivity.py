@@ -19,22 +19,17 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-#: Op types a node must have to be a candidate, per flavour (int8-trt quantises only weighted layers).
-CANDIDATE_OPS: dict[str, tuple[str, ...]] = {
-    "int8-trt": ("Conv", "ConvTranspose", "Gemm", "MatMul"),
-    "int8-cpu": ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Mul", "MaxPool", "AveragePool",
-                 "GlobalAveragePool", "ReduceMean", "Concat", "Resize", "Relu", "Sigmoid"),
-}
 #: Numbers of excluded nodes tried, in order (capped by ``max_excluded``).
 STEPS: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64)
 
 
-def candidates(onnx_path: str | os.PathLike[str], flavour: str) -> list[str]:
-    """Names of the nodes of ``onnx_path`` that ``flavour`` quantises (graph order)."""
+def candidates(onnx_path: str | os.PathLike[str], ops: Sequence[str]) -> list[str]:
+    """Names of the nodes of ``onnx_path`` whose op type is one of ``ops`` (an INT8 flavour's
+    :attr:`export.formats.Int8Scheme.fallback_ops`), in graph order."""
     import onnx
 
     graph = onnx.load(str(onnx_path), load_external_data=False).graph
-    return [n.name for n in graph.node if n.op_type in CANDIDATE_OPS[flavour] and n.name]
+    return [n.name for n in graph.node if n.op_type in ops and n.name]
 
 
 @dataclass

@@ -5,9 +5,11 @@ Written against the TensorRT 10 Python API (``Builder.create_network``,
 ``IBuilderConfig.set_memory_pool_limit(MemoryPoolType.WORKSPACE)``, ``add_optimization_profile``,
 ``set_flag(BuilderFlag.FP16/INT8)``, ``int8_calibrator``, ``build_serialized_network``) and TensorRT 11, where the
 precision flags and implicit-quantisation calibrators are gone and every network is strongly typed: there FP16
-comes from the FP16-typed ONNX and INT8 from the explicit Q/DQ ONNX. :func:`plan_build` makes that decision and is
-plain Python (tested without a GPU); :func:`build_engine` runs TensorRT. tensorrt is imported lazily. The metadata
-written here is what the runtime's :func:`runtime.engines.tensorrt_engine.check_built_with` checks before loading.
+comes from the FP16-typed ONNX and INT8 from the explicit Q/DQ ONNX. :func:`plan_build` makes that decision and
+:func:`plan_engines` applies it to a bundle (which ONNX, which cache, which file); both are plain Python (tested
+without a GPU). :func:`build_engine` runs TensorRT for one engine and :func:`build_engines` for a bundle (what
+``ofer build-engines`` runs). tensorrt is imported lazily. The metadata written here is what the runtime's
+:func:`runtime.engines.tensorrt_engine.check_built_with` checks before loading.
 """
 from __future__ import annotations
 
@@ -15,15 +17,20 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from runtime.engines.tensorrt_engine import INSTALL, check_built_with, tensorrt_version, trt_version_tuple
-from runtime.errors import ConfigError, EngineError, ExportError
+from runtime.errors import BundleError, ConfigError, EngineError, ExportError
+
+if TYPE_CHECKING:
+    from runtime.bundle import Bundle
+
+    from .formats import ExportFormat
 
 #: The runtime's check that refuses engines built for another GPU/TensorRT (re-exported for build-engines users).
 check_engine_compatible = check_built_with
-__all__ = ["BuildPlan", "build_engine", "check_engine_compatible", "engine_metadata", "plan_build", "profile_shapes",
-           "tensorrt_version", "trt_version_tuple"]
+__all__ = ["BuildPlan", "EngineJob", "build_engine", "build_engines", "check_engine_compatible", "engine_metadata",
+           "plan_build", "plan_engines", "profile_shapes", "tensorrt_version", "trt_version_tuple"]
 
 
 def profile_shapes(input_shape: Sequence[int | str | None], batch: tuple[int, int, int]) -> dict[str, tuple[int, ...]]:
@@ -179,3 +186,108 @@ def build_engine(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[
                            workspace_mb=workspace_mb,
                            calibration={"kind": plan.calibration, "cache": Path(cache_path).name}
                            if cache_path and plan.calibration == "cache" else None)
+
+
+@dataclass(frozen=True)
+class EngineJob:
+    """One engine :func:`build_engines` builds into a bundle.
+
+    Attributes:
+        fmt: The TensorRT format (``trt-fp32``, ``trt-fp16``, ``trt-int8``).
+        plan: How it is built (:func:`plan_build`).
+        source: Name of the bundle's ONNX classifier engine it is built from.
+        out: The engine file inside the bundle folder.
+        cache: The bundle's native calibration cache, for implicit INT8 (``plan.calibration == "cache"``).
+        cache_method: The calibration method the cache records (its calibrator's kind).
+    """
+
+    fmt: ExportFormat
+    plan: BuildPlan
+    source: str
+    out: Path
+    cache: Path | None = None
+    cache_method: str | None = None
+
+    def entry(self, built_with: Mapping[str, Any]) -> dict[str, Any]:
+        """The engine's manifest entry once built."""
+        return self.fmt.entry("classifier", self.out, built_with=dict(built_with))
+
+
+def plan_engines(bundle: Bundle, formats: Sequence[ExportFormat], trt_version: str, *,
+                 force: bool = False) -> list[EngineJob]:
+    """The engines to build into ``bundle`` for TensorRT formats ``formats`` on TensorRT ``trt_version``.
+
+    The bundle's ONNX classifiers are known by export format key (an INT8 one by its quantisation flavour); the
+    first of each key is used. Nothing is built or written.
+
+    Raises:
+        ConfigError: a format is not a TensorRT format.
+        ExportError: the bundle lacks the ONNX (or calibration cache) this TensorRT needs; the message says what to
+            export.
+        BundleError: an engine of that name exists and ``force`` is not set.
+    """
+    onnx: dict[str, Any] = {}
+    for e in bundle.find_engines("classifier", format="onnx"):
+        onnx.setdefault(e.extra.get("quantization", {}).get("flavour", e.precision), e)
+    cache = bundle.manifest.get("trt_calibration_cache")  # load_bundle checked its sha256
+    cache_path = bundle.path / cache["file"] if cache else None
+    jobs = []
+    for fmt in formats:
+        if fmt.format != "trt":
+            raise ConfigError(f"{fmt.key} is not a TensorRT format; use trt-fp32, trt-fp16 or trt-int8")
+        plan = plan_build(fmt.precision, trt_version, list(onnx), has_cache=cache_path is not None)
+        if plan.calibration == "calibrator":
+            raise ExportError("this bundle has neither an int8-trt Q/DQ model nor a TensorRT calibration cache; "
+                              "re-export it with `ofer export ... --precision int8 --calib SOURCE`")
+        name = fmt.engine_name("classifier")
+        if name in bundle.engines and not force:
+            raise BundleError(f"bundle {bundle.path} already has an engine named {name!r}; pass force=True "
+                              "(--force) to replace it")
+        from_cache = plan.calibration == "cache"
+        jobs.append(EngineJob(fmt, plan, onnx[plan.onnx_key].name, Path(bundle.path) / fmt.file_name("classifier"),
+                              cache_path if from_cache else None,
+                              cache.get("method", "entropy") if from_cache and cache else None))
+    return jobs
+
+
+def build_engines(bundle: Bundle | str | os.PathLike[str], formats: Sequence[ExportFormat], *,
+                  batch: tuple[int, int, int] = (1, 8, 32), workspace_mb: int | None = None, force: bool = False,
+                  on_built: Callable[[EngineJob], None] | None = None) -> Bundle:
+    """Build TensorRT engines for this GPU from a bundle's ONNX classifiers and add them to the bundle.
+
+    Args:
+        bundle: The bundle (or its folder); it must be writable.
+        formats: TensorRT formats (:func:`export.formats.parse_precisions` with ``target="trt"``).
+        batch: Optimisation-profile batch sizes (min, opt, max).
+        workspace_mb: TensorRT workspace limit (small Jetsons: 256-512); ``None``: TensorRT's default.
+        force: Replace engines the bundle already has.
+        on_built: Called after each engine is written (e.g. to print it).
+
+    Returns:
+        The bundle, reloaded with the new engines (``built_with`` records TensorRT, GPU, flags, source sha256).
+
+    Raises:
+        EngineError: TensorRT is missing (the install hint), or parsing/building failed.
+        ExportError, BundleError, ConfigError: see :func:`plan_engines`; nothing is built then.
+    """
+    from runtime.bundle import Bundle, add_engines, load_bundle
+
+    b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    jobs = plan_engines(b, formats, tensorrt_version(), force=force)  # EngineError with the install hint first
+    built = []
+    for job in jobs:
+        calibrator = None
+        if job.cache is not None:
+            import numpy as np
+
+            from calibration.trt_calibrators import make_trt_calibrator
+
+            spec = b.input
+            dummy = np.zeros((1, spec.channels, *spec.size), np.float32)  # never read: the cache answers
+            calibrator = make_trt_calibrator(job.cache_method or "entropy", dummy, cache_path=job.cache)
+        meta = build_engine(b.engine_path(job.source), job.out, job.plan, onnx_bytes=b.read_engine(job.source),
+                            batch=batch, workspace_mb=workspace_mb, calibrator=calibrator, cache_path=job.cache)
+        built.append(job.entry(meta))
+        if on_built is not None:
+            on_built(job)
+    return add_engines(b.path, built, force=force)

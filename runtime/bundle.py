@@ -6,7 +6,7 @@ Schema (version 1)::
       "schema_version": 1,
       "name": "fer-mini-xception",
       "labels": ["angry", "disgust", ...],                 # output order of every classifier
-      "input": {                                            # how a face crop becomes a tensor
+      "input": {                                            # runtime.input_spec: how a face crop becomes a tensor
         "size": [64, 64],                                   # [height, width]
         "channels": 1, "color": "gray",                     # gray | bgr | rgb
         "layout": "NCHW",
@@ -52,7 +52,8 @@ from typing import Any, Iterable, Mapping
 
 from .bundle_files import read_regular, read_verified, safe_file
 from .errors import BundleError
-from .manifest_json import (check_built_with, check_name, check_sha256, dump_manifest, is_int, is_num, loads_strict,
+from .input_spec import InputSpec
+from .manifest_json import (check_built_with, check_name, check_sha256, dump_manifest, is_int, loads_strict,
                             need)
 
 SCHEMA_VERSION = 1
@@ -61,31 +62,9 @@ FORMATS = ("onnx", "trt")
 PRECISIONS = ("fp32", "fp16", "int8")
 ROLES = ("classifier", "inpainter", "occlusion_estimator", "classifier_headset")
 PIPELINES = ("direct", "inpaint", "auto")
-COLORS = {"gray": 1, "bgr": 3, "rgb": 3}
 OUTPUT_KINDS = ("logits", "probabilities", "image")
-MAX_SIZE = 8192  # input.size limit, pixels per side
 #: Top-level manifest keys of the schema; any other top-level object with a ``file`` is an attached file.
 SCHEMA_KEYS = ("schema_version", "name", "labels", "input", "engines", "pipelines", "provenance", "created")
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """How a face crop is turned into the classifier's input tensor."""
-
-    size: tuple[int, int]
-    channels: int
-    color: str
-    scale: float
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    crop_margin: float = 0.0
-    layout: str = "NCHW"
-    crop_offset: tuple[float, float] = (0.0, 0.0)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"size": list(self.size), "channels": self.channels, "color": self.color, "layout": self.layout,
-                "scale": self.scale, "mean": list(self.mean), "std": list(self.std),
-                "crop_margin": self.crop_margin, "crop_offset": list(self.crop_offset)}
 
 
 @dataclass(frozen=True)
@@ -154,37 +133,6 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _parse_input(d: Any, where: str) -> InputSpec:
-    need(isinstance(d, dict), where, "'input' must be an object")
-    for key in ("size", "channels", "color", "scale", "mean", "std"):
-        need(key in d, where, f"'input' is missing '{key}'")
-    size = d["size"]
-    need(isinstance(size, list) and len(size) == 2 and all(is_int(s) and 0 < s <= MAX_SIZE for s in size), where,
-         f"'input.size' must be [height, width] integers in 1..{MAX_SIZE}, got {size!r}"[:300])
-    color = d["color"]
-    need(isinstance(color, str) and color in COLORS, where,
-         f"'input.color' must be one of {sorted(COLORS)}, got {color!r}"[:300])
-    channels = d["channels"]
-    need(is_int(channels) and channels == COLORS[color], where,
-         f"'input.channels' is {channels!r} but color {color!r} has {COLORS[color]}")
-    mean, std = d["mean"], d["std"]
-    for nm, v in (("mean", mean), ("std", std)):
-        need(isinstance(v, list) and len(v) in (1, channels) and all(is_num(x) for x in v), where,
-             f"'input.{nm}' must be a list of 1 or {channels} numbers, got {v!r}"[:300])
-    need(all(s > 0 for s in std), where, "'input.std' values must be > 0")
-    need(is_num(d["scale"]) and d["scale"] > 0, where, "'input.scale' must be a positive number")
-    margin = d.get("crop_margin", 0.0)
-    need(is_num(margin) and 0 <= margin <= 1, where, "'input.crop_margin' must be in [0, 1]")
-    layout = d.get("layout", "NCHW")
-    need(isinstance(layout, str) and layout in ("NCHW", "NHWC"), where,
-         f"'input.layout' must be NCHW or NHWC, got {layout!r}"[:300])
-    offset = d.get("crop_offset", [0.0, 0.0])
-    need(isinstance(offset, list) and len(offset) == 2 and all(is_num(v) and abs(v) <= 1 for v in offset),
-         where, f"'input.crop_offset' must be [dx, dy] fractions of the box size in [-1, 1], got {offset!r}"[:300])
-    return InputSpec((size[0], size[1]), channels, color, float(d["scale"]), tuple(float(x) for x in mean),
-                     tuple(float(x) for x in std), float(margin), layout, (float(offset[0]), float(offset[1])))
 
 
 def _check_file(root: Path, entry: Mapping[str, Any], what: str, where: str, verify: bool) -> bytes | None:
@@ -275,7 +223,7 @@ def parse_manifest(manifest: Mapping[str, Any], root: Path, *, verify: bool = Tr
     for label in labels:
         check_name(label, where, "a label in 'labels'")
     need(len(set(labels)) == len(labels), where, "'labels' has duplicate names")
-    spec = _parse_input(manifest.get("input"), where)
+    spec = InputSpec.from_json(manifest.get("input"), where)
     engines = _parse_engines(manifest.get("engines"), root, where, verify, labels, spec)
     pipelines = manifest.get("pipelines", ["direct"])
     need(isinstance(pipelines, list) and pipelines and all(isinstance(p, str) and p in PIPELINES for p in pipelines),
@@ -375,7 +323,7 @@ def write_bundle(folder: str | os.PathLike[str], *, labels: Iterable[str], input
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        spec = input_spec.to_dict() if isinstance(input_spec, InputSpec) else dict(input_spec)
+        spec = input_spec.to_json() if isinstance(input_spec, InputSpec) else dict(input_spec)
         entries = dict(_engine_entry(tmp, e) for e in engines)
         for extra in files:
             src = Path(extra)

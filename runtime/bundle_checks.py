@@ -44,7 +44,17 @@ def image_input(info: OnnxInfo, role: str) -> TensorInfo | None:
 
 
 def _check_input(spec: EngineSpec, info: OnnxInfo, inp: InputSpec, what: str) -> None:
-    tensor = image_input(info, spec.role)
+    check_image_input(info, spec.role, inp, what)
+
+
+def check_image_input(info: OnnxInfo, role: str, inp: InputSpec, what: str) -> None:
+    """Check that a model of ``role`` takes the crops ``inp`` describes (rank 4; fixed dims match layout, channels
+    and size).
+
+    Raises:
+        BundleError: naming the mismatch and the ``input`` field to set.
+    """
+    tensor = image_input(info, role)
     if tensor is None:
         raise BundleError(f"{what} has no inputs; re-export the model")
     dims = tensor.dims

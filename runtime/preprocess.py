@@ -1,11 +1,22 @@
-"""Face crop and tensor conversion, driven by a bundle's :class:`~runtime.bundle.InputSpec`."""
+"""Model-input preprocessing, the one implementation training, calibration, export and serving share: a face
+(a box in a frame, or a ready crop) -> uint8 crop at the :class:`~runtime.input_spec.InputSpec`'s size and colour
+-> normalised float32 batch in its layout.
+
+- :func:`crop_face`: a face box of a BGR frame (plus the spec's margin and offset; optionally rotated upright).
+- :func:`fit_face`: a ready face crop (a dataset sample, a calibration photo), sampled exactly as :func:`crop_face`
+  samples a box that is the whole image.
+- :func:`to_tensor`: uint8 crops -> ``(pixel * scale - mean) / std`` float32, ``N x C x H x W`` (or NHWC).
+
+Crops are ``H x W`` (gray) or ``H x W x 3`` uint8 in the spec's colour order throughout.
+"""
 from __future__ import annotations
 
 from typing import Sequence
 
 import numpy as np
 
-from .bundle import InputSpec
+from .errors import InputError
+from .input_spec import InputSpec
 
 Box = tuple[float, float, float, float]
 
@@ -39,26 +50,57 @@ def crop_face(frame: np.ndarray, box: Box, spec: InputSpec, *, square: bool = Tr
     Parts of the crop that fall outside the frame are filled by replicating the border, so faces at the edge keep
     their scale. Returns ``H x W`` (gray) or ``H x W x 3`` uint8.
     """
-    import cv2
-
     if abs(roll) > 1e-3:
         return convert_color(_rotated_crop(frame, box, spec, square=square, roll=roll), spec.color)
-    x1, y1, x2, y2 = expand_box(box, spec.crop_margin, square=square, offset=spec.crop_offset)
-    out_h, out_w = spec.size
-    # An affine map from the output grid to the frame: one warp does crop, pad and resize together.
+    region = expand_box(box, spec.crop_margin, square=square, offset=spec.crop_offset)
+    return convert_color(_resample(frame, region, spec.size), spec.color)
+
+
+def fit_face(image: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """A ready face crop (the whole image is the face) at the spec's size and colour.
+
+    Sampled exactly as :func:`crop_face` samples a box covering the whole image with no margin (area filter when
+    shrinking, bilinear when enlarging, then the colour conversion), so a model trained on such crops sees what
+    serving gives it.
+
+    Args:
+        image: uint8 ``H x W`` (gray), ``H x W x 1`` or ``H x W x 3`` (BGR).
+        spec: The input spec (size and colour; its crop margin and offset do not apply to a ready crop).
+
+    Returns:
+        uint8 ``h x w`` (gray) or ``h x w x 3`` in the spec's colour order, ``(h, w) = spec.size``.
+
+    Raises:
+        InputError: Not a uint8 gray or BGR image.
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
+        raise InputError(f"face image has dtype {image.dtype} and shape {image.shape}; expected uint8 HxW (gray) or "
+                         "HxWx3 (BGR)")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    h, w = image.shape[:2]
+    if (h, w) != spec.size:
+        image = _resample(image, (0.0, 0.0, float(w), float(h)), spec.size)
+    return convert_color(image, spec.color)
+
+
+def _resample(frame: np.ndarray, region: Box, out_hw: tuple[int, int]) -> np.ndarray:
+    """The axis-aligned ``region`` ``(x1, y1, x2, y2)`` of ``frame`` (borders replicated) resized to ``out_hw``."""
+    import cv2
+
+    x1, y1, x2, y2 = region
+    out_h, out_w = out_hw
     sx, sy = (x2 - x1) / out_w, (y2 - y1) / out_h
-    m = np.array([[sx, 0.0, x1 + 0.5 * sx - 0.5], [0.0, sy, y1 + 0.5 * sy - 0.5]], dtype=np.float64)
-    interp = cv2.INTER_AREA if min(sx, sy) > 1.0 else cv2.INTER_LINEAR
-    src = frame
-    if interp == cv2.INTER_AREA:
+    if min(sx, sy) > 1.0:
         # warpAffine has no area filter: crop first, then let resize() average properly.
-        region = _padded_region(frame, int(np.floor(x1)), int(np.floor(y1)), int(np.ceil(x2)), int(np.ceil(y2)),
+        pixels = _padded_region(frame, int(np.floor(x1)), int(np.floor(y1)), int(np.ceil(x2)), int(np.ceil(y2)),
                                 (out_h, out_w))
-        crop = cv2.resize(region, (out_w, out_h), interpolation=cv2.INTER_AREA)
-    else:
-        crop = cv2.warpAffine(src, m, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REPLICATE)
-    return convert_color(crop, spec.color)
+        return cv2.resize(pixels, (out_w, out_h), interpolation=cv2.INTER_AREA)
+    # An affine map from the output grid to the frame: one warp does crop, pad and resize together.
+    m = np.array([[sx, 0.0, x1 + 0.5 * sx - 0.5], [0.0, sy, y1 + 0.5 * sy - 0.5]], dtype=np.float64)
+    return cv2.warpAffine(frame, m, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def _padded_region(frame: np.ndarray, ix1: int, iy1: int, ix2: int, iy2: int, out_hw: tuple[int, int]) -> np.ndarray:

@@ -157,7 +157,7 @@ def crop_study(model: Any, margins: tuple[float, ...] = (0.05, 0.075, 0.1, 0.15,
     import cv2
     import torch
 
-    from runtime.bundle import InputSpec
+    from runtime.input_spec import InputSpec
     from runtime.detection import create_detector
     from runtime.preprocess import crop_face, to_tensor
     media = _load_script("fetch_test_media").fetch()
@@ -173,8 +173,7 @@ def crop_study(model: Any, margins: tuple[float, ...] = (0.05, 0.075, 0.1, 0.15,
     print("offset_y  margin  top-1 agreement  mean TV distance")
     for dy in offsets:
         for margin in margins:
-            spec = InputSpec(**{**INPUT_SPEC, "size": tuple(INPUT_SPEC["size"]), "mean": (0.5,), "std": (0.5,),
-                                "crop_margin": margin, "crop_offset": (0.0, dy)})
+            spec = InputSpec.from_json({**INPUT_SPEC, "crop_margin": margin, "crop_offset": [0.0, dy]})
             crops = [crop_face(cv2.imread(str(media / f["image"])), b, spec) for f, b in zip(ref["faces"], boxes)]
             with torch.no_grad():
                 p = torch.softmax(model(torch.from_numpy(to_tensor(crops, spec))), 1).numpy()

@@ -19,7 +19,8 @@ import numpy as np
 from runtime.errors import ConfigError
 from runtime.pipelines import PIPELINE_NAMES
 
-from .training.config import InputSpec
+from runtime.input_spec import InputSpec
+
 from .training.evaluation import Predict
 
 MASK_SOURCES = ("protocol", "estimate")
@@ -35,8 +36,9 @@ class BundlePredictor:
     """A predict function over a bundle's pipeline, and what it runs.
 
     Attributes:
-        predict: ``(uint8 images NHWC, float masks NHW) -> (N, K) probabilities`` (see ``sdk.training.evaluation``).
-        spec: The input spec images are prepared to (the bundle's size, channels and colour).
+        predict: ``(uint8 crops NHW or NHW3, float masks NHW) -> (N, K) probabilities`` (see
+            ``sdk.training.evaluation``).
+        spec: The bundle's input spec (images are prepared to it as the runtime prepares crops).
         labels: The bundle's labels, in its order.
         pipeline: The pipeline that runs (``direct``, ``inpaint`` or ``auto``).
         engines: ``role -> "name format/precision"`` of every engine it opened.
@@ -74,8 +76,7 @@ def bundle_predictor(path: str | Path, pipeline: str | None = None, *, backend: 
         threshold: Covered fraction from which ``auto`` inpaints a face.
 
     Raises:
-        ConfigError: unknown pipeline or mask source, a non-square input, ``inpaint`` on a bundle without
-            an inpainter.
+        ConfigError: unknown pipeline or mask source, ``inpaint`` on a bundle without an inpainter.
         BundleError / EngineError: from ``runtime`` when the bundle or an engine cannot be loaded.
     """
     from runtime.backends import open_for_role
@@ -88,11 +89,7 @@ def bundle_predictor(path: str | Path, pipeline: str | None = None, *, backend: 
     if pipeline is not None and pipeline not in PIPELINE_NAMES:
         raise ConfigError(f"unknown pipeline {pipeline!r}; choose one of {', '.join(PIPELINE_NAMES)}")
     bundle = load_bundle(path)
-    h, w = bundle.input.size
-    if h != w:
-        raise ConfigError(f"bundle {bundle.name!r} has a {h}x{w} input; evaluation supports square inputs only")
-    spec = InputSpec(size=int(h), channels=bundle.input.channels,
-                     color="bgr" if bundle.input.color == "bgr" else "rgb")
+    spec = bundle.input
     name = pipeline or default_pipeline(bundle)
     opened: dict[str, str] = {}
 
@@ -106,7 +103,7 @@ def bundle_predictor(path: str | Path, pipeline: str | None = None, *, backend: 
     result = BundlePredictor(lambda i, m: np.empty(0), spec, tuple(bundle.labels), pipe.name, opened, masks)
 
     def predict(images: np.ndarray, batch_masks: np.ndarray) -> np.ndarray:
-        crops = list(images[..., 0]) if images.shape[-1] == 1 else list(images)
+        crops = list(images[..., 0] if images.ndim == 4 and images.shape[-1] == 1 else images)
         if given is not None:
             given.set(batch_masks)
         res = pipe.run(crops)

@@ -172,8 +172,10 @@ def test_external_data_is_refused_even_when_the_onnx_file_hashes_right(tiny_bund
 def test_export_inlines_external_data(tiny_bundle: Path, tmp_path: Path) -> None:
     import onnx
 
+    from calibration.config import CalibrationConfig
     from export.bundle_writer import export_bundle
     from export.formats import parse_precisions
+    from export.source import ExportSource
     from runtime.bundle import InputSpec
     from runtime.onnx_info import read_onnx_info
 
@@ -181,8 +183,8 @@ def test_export_inlines_external_data(tiny_bundle: Path, tmp_path: Path) -> None
               save_as_external_data=True, location="ext.data", size_threshold=0)
     spec = load_bundle(tiny_bundle).input
     assert isinstance(spec, InputSpec)
-    b = export_bundle(tmp_path / "ext.onnx", tmp_path / "out", labels=LABELS7, input_spec=spec,
-                      formats=parse_precisions("fp32"), cache_dir=None)
+    b = export_bundle(ExportSource(tmp_path / "ext.onnx", tuple(LABELS7), spec), tmp_path / "out",
+                      formats=parse_precisions("fp32"), calibration=CalibrationConfig(cache_dir=None))
     data = b.read_engine("classifier")
     assert read_onnx_info(data).external == []
     assert sorted(p.name for p in b.path.iterdir()) == ["classifier.onnx", "manifest.json"]

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 import sdk
+from export import export_modules
 from runtime.bundle import load_bundle
 from sdk.training.checkpoint import load_checkpoint
-from sdk.training.methods import export_modules
 from tests.test_training import make_trainer, one_thread, tiny_config  # noqa: F401  (one_thread: autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def test_classifier_checkpoint_exports_to_a_bundle_that_predicts_like_pytorch(of
     assert bundle.provenance["method"] == "cbam"
 
     ck = load_checkpoint(tmp_path / "run")
-    classifier = export_modules(ck.models, ck.config["export"])["classifier"].eval()
+    classifier = export_modules(ck)["classifier"]
     rec = sdk.Recognizer(tmp_path / "bundle", detector="none", threads=1)
     faces = _faces(4, 32)  # already face crops: detector "none" hands them to the classifier whole
     preds = rec.predict_batch(list(faces))

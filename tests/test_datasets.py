@@ -480,10 +480,11 @@ def test_spec_procedural():
 
 def test_torch_adapter_normalises_resizes_and_converts():
     torch = pytest.importorskip("torch")
+    from runtime.input_spec import InputSpec
     from sdk.training.data.torch_dataset import TorchFaceDataset
 
     fer = FER2013(FER_CSV, "train")
-    t = TorchFaceDataset(fer, size=48, channels=3, mean=0.5, std=0.25)
+    t = TorchFaceDataset(fer, InputSpec.square(48, 3, mean=0.5, std=0.25))
     x, y = t[0]
     assert x.dtype == torch.float32 and x.shape == (3, 48, 48) and y == fer.label(0)
     want = (mf.fer_pixels(0).astype(np.float32) / 255 - 0.5) / 0.25
@@ -492,12 +493,12 @@ def test_torch_adapter_normalises_resizes_and_converts():
     raf = RAFDB(FIX / "rafdb", "train")
     mean, std = (0.4, 0.5, 0.6), (0.2, 0.3, 0.4)
     for color, order in (("rgb", (2, 1, 0)), ("bgr", (0, 1, 2))):
-        x, _ = TorchFaceDataset(raf, size=(20, 30), channels=3, mean=mean, std=std, color=color)[0]
+        x, _ = TorchFaceDataset(raf, InputSpec((20, 30), 3, color, mean=mean, std=std))[0]
         assert x.shape == (3, 20, 30)
         bgr = mf.rafdb_color(0)
         for c, src in enumerate(order):
             assert x[c].mean().item() == pytest.approx((bgr[src] / 255 - mean[c]) / std[c], abs=0.03)
-    g, _ = TorchFaceDataset(raf, size=24, channels=1, mean=0.0, std=1.0)[0]
+    g, _ = TorchFaceDataset(raf, InputSpec.square(24, 1, mean=0.0, std=1.0))[0]
     b, gr, r = mf.rafdb_color(0)
     assert g.shape == (1, 24, 24)
     assert g.mean().item() == pytest.approx((0.114 * b + 0.587 * gr + 0.299 * r) / 255, abs=0.02)
@@ -505,6 +506,7 @@ def test_torch_adapter_normalises_resizes_and_converts():
 
 def test_torch_adapter_transform_soft_labels_and_loader():
     torch = pytest.importorskip("torch")
+    from runtime.input_spec import InputSpec
     from sdk.training.data.torch_dataset import TorchFaceDataset
 
     def cover_top(img: np.ndarray) -> np.ndarray:
@@ -512,20 +514,20 @@ def test_torch_adapter_transform_soft_labels_and_loader():
         out[: img.shape[0] // 2] = 0
         return out
 
-    t = TorchFaceDataset(FERPlus(FERPLUS_CSV, split="test"), size=32, channels=1, mean=0.5, std=0.5,
-                         transform=cover_top, soft_labels=True)
+    t = TorchFaceDataset(FERPlus(FERPLUS_CSV, split="test"), InputSpec.square(32, 1), transform=cover_top,
+                         soft_labels=True)
     x, y, soft = t[1]
     assert (x[0, :16] == -1.0).all() and not (x[0, 16:] == -1.0).all()
     assert soft.shape == (8,) and soft.sum().item() == pytest.approx(1.0) and soft.argmax().item() == y
     xb, yb, sb = next(iter(torch.utils.data.DataLoader(t, batch_size=2)))
     assert xb.shape == (2, 1, 32, 32) and yb.tolist() == [FERPLUS8.index("contempt"), FERPLUS8.index("fear")]
-    _, y, onehot = TorchFaceDataset(FER2013(FER_CSV, "val"), 48, 1, soft_labels=True)[0]
+    _, y, onehot = TorchFaceDataset(FER2013(FER_CSV, "val"), InputSpec.square(48), soft_labels=True)[0]
     assert onehot.tolist() == [1.0 if k == y else 0.0 for k in range(7)]
-    bad = TorchFaceDataset(FER2013(FER_CSV, "val"), 48, 1, transform=lambda im: im[:10])
+    bad = TorchFaceDataset(FER2013(FER_CSV, "val"), InputSpec.square(48), transform=lambda im: im[:10])
     with pytest.raises(ConfigError, match="same shape as its input"):
         bad[0]
-    with pytest.raises(ConfigError, match="mean has 2 values but channels=3"):
-        TorchFaceDataset(FER2013(FER_CSV, "val"), 48, 3, mean=(0.1, 0.2))
+    with pytest.raises(ConfigError, match=r"'input.mean' must be a list of 1 or 3 numbers"):
+        InputSpec((48, 48), 3, "rgb", mean=(0.1, 0.2))
 
 
 def test_committed_fixtures_match_their_generator(tmp_path):

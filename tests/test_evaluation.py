@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from runtime.errors import ConfigError
-from sdk.training.config import InputSpec
+from runtime.input_spec import InputSpec
 from sdk.training.evaluation import (align_labels, confusion_matrix, evaluate, f1_scores, side_by_side,
                                      write_report)
 
 LABELS = ("a", "b", "c", "d")
 TRUE = [0, 0, 0, 1, 1, 2, 2, 2, 3, 3]
 SHOWN = [0, 0, 1, 1, 1, 2, 2, 0, 3, 3]  # what each image encodes: samples 2 and 7 are "mislabelled"
-SPEC = InputSpec(size=32, channels=1)
+SPEC = InputSpec.square(32, 1)
 from tests.test_training import one_thread  # noqa: E402,F401 - autouse fixture: one torch thread
 
 
@@ -36,7 +36,7 @@ def decode_visible(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Predict the class from the median of the pixels the occlusion left visible (one-hot probabilities)."""
     out = np.zeros((len(images), len(LABELS)), np.float32)
     for k, (img, m) in enumerate(zip(images, masks)):
-        visible = img[..., 0][m < 0.5]
+        visible = img[m < 0.5]
         out[k, int(round((np.median(visible) - 40) / 50))] = 1.0
     return out
 
@@ -116,10 +116,11 @@ def test_an_onnx_pipeline_plugs_into_evaluate_like_the_checkpoint(tmp_path: Path
     import onnxruntime as ort
 
     from export.onnx import export_onnx
-    from sdk.training.augment import normalize
+    from runtime.preprocess import to_tensor
     from sdk.training.checkpoint import load_checkpoint
     from sdk.training.evaluation import torch_predictor
-    from sdk.training.methods import export_modules, open_data
+    from export import export_modules
+    from sdk.training.methods import open_data
     from tests.test_training import make_trainer, tiny_config
 
     cfg = tiny_config("gan-inpaint")
@@ -127,8 +128,8 @@ def test_an_onnx_pipeline_plugs_into_evaluate_like_the_checkpoint(tmp_path: Path
     ck = load_checkpoint(tmp_path)
     plan = ck.config["export"]
     assert plan["pipeline"] == "inpaint"
-    mods = export_modules(ck.models, plan)
-    spec = InputSpec.from_dict(ck.config["input"])
+    mods = export_modules(ck)
+    spec = ck.input
     test = open_data(cfg.data, "test")
     x = np.random.default_rng(0).normal(0, 0.5, (2, 1, 32, 32)).astype(np.float32)
     m = np.zeros((2, 1, 32, 32), np.float32)
@@ -142,7 +143,7 @@ def test_an_onnx_pipeline_plugs_into_evaluate_like_the_checkpoint(tmp_path: Path
     clf_in = clf.get_inputs()[0].name
 
     def onnx_predict(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        filled = inp.run(None, {image_in: normalize(images, spec), mask_in: masks[:, None].astype(np.float32)})[0]
+        filled = inp.run(None, {image_in: to_tensor(images, spec), mask_in: masks[:, None].astype(np.float32)})[0]
         logits = clf.run(None, {clf_in: filled})[0]
         e = np.exp(logits - logits.max(1, keepdims=True))
         return e / e.sum(1, keepdims=True)
@@ -159,15 +160,15 @@ def test_ofer_eval_on_a_bundle_matches_the_checkpoint(tmp_path: Path, capfd: pyt
     from runtime.bundle import write_bundle
     from sdk.cli import eval as eval_cli
     from sdk.training.checkpoint import load_checkpoint
-    from sdk.training.methods import export_modules
+    from export import export_modules
     from tests.test_training import DATA, make_trainer, tiny_config
 
     make_trainer(tiny_config("cbam"), tmp_path / "run").fit()
     ck = load_checkpoint(tmp_path / "run")
-    spec = InputSpec.from_dict(ck.config["input"])
+    spec = ck.input
     x = np.random.default_rng(0).normal(0, 0.5, (2, 1, 32, 32)).astype(np.float32)
-    export_onnx(export_modules(ck.models, ck.config["export"])["classifier"], x, tmp_path / "clf.onnx")
-    write_bundle(tmp_path / "bundle", labels=ck.labels, input_spec=spec.to_bundle_input(),
+    export_onnx(export_modules(ck)["classifier"], x, tmp_path / "clf.onnx")
+    write_bundle(tmp_path / "bundle", labels=ck.labels, input_spec=spec,
                  engines=[{"name": "classifier", "path": tmp_path / "clf.onnx", "format": "onnx",
                            "precision": "fp32", "role": "classifier"}], provenance={"method": "cbam"})
     common = ["--data", DATA, "--protocols", "clean,upper_half,r16", "--limit", "24"]
@@ -239,3 +240,23 @@ def test_inpaint_bundle_evaluates_its_pipeline_like_its_checkpoint_without_torch
     # auto routes by the protocol's mask: clean and r16 faces (covered < 0.25) direct, upper_half ones inpainted
     auto = eval_bundle("ea", "--pipeline", "auto")
     assert auto.returncode == 0 and "(routed: direct 48 faces, inpaint 24 faces)" in auto.stdout, auto.stdout
+
+
+def test_bundle_consistency_against_a_bundle_teacher_runs_without_torch(tmp_path: Path) -> None:
+    """`ofer eval BUNDLE --teacher BUNDLE` is bundle evaluation too: no torch imported."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_training import ROOT
+
+    default = str(ROOT / "sdk" / "default_bundle")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-c", NO_TORCH, "eval", default, "--teacher", default, "--data",
+                        "procedural:n=12,size=64", "--protocols", "clean,mask", "--limit", "6", "--out",
+                        str(tmp_path / "c")], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "NO-TORCH-OK" in r.stdout, r.stdout + r.stderr
+    (report,) = json.loads((tmp_path / "c" / "consistency.json").read_text())
+    assert report["protocols"]["clean"]["faces"] == 6 and set(report["protocols"]) == {"clean", "mask"}
+    # the teacher is the model itself: on clean faces it agrees with itself exactly
+    assert report["protocols"]["clean"]["agreement"] == 1.0 and report["protocols"]["clean"]["tv"] == 0.0

@@ -98,6 +98,30 @@ def test_export_from_onnx_and_spec_file(ofer_cmd, tmp_path):
     assert any(ln.split()[:1] == ["headset"] for ln in lines)  # realistic occluders in the held-out protocols
 
 
+def test_inpainter_of_another_size_is_one_clear_error(ofer_cmd, tmp_path):
+    """A 32x32 inpainter before the default 64x64 classifier: refused before any calibration, one line, no bundle."""
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    from export.onnx import export_onnx
+    from sdk.training.models import create_model
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    sample = {"image": rng.normal(0, 0.5, (2, 1, 32, 32)).astype(np.float32),
+              "mask": (rng.random((2, 1, 32, 32)) > 0.5).astype(np.float32)}
+    export_onnx(create_model("inpainter", in_channels=1, width=8, depth=2), sample, tmp_path / "inp32.onnx",
+                output_names=("inpainted",), atol=1e-3)
+    res = subprocess.run([*ofer_cmd, "export", str(tmp_path / "inp32.onnx"), str(ROOT / "sdk" / "default_bundle"),
+                          "--out", str(tmp_path / "b"), "--precision", "fp16"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         env={**os.environ, "OFER_CACHE": str(tmp_path / "cache")})
+    assert res.returncode == 2, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "inpainter inp32.onnx" in res.stderr and "[64, 64]" in res.stderr
+    assert not (tmp_path / "b").exists()
+
+
 def test_export_inpainter_and_classifier_pair(ofer_cmd, tmp_path):
     """INPAINTER.onnx + CLASSIFIER: the bundle gets both engines and the inpaint/auto pipelines, and they load."""
     torch = pytest.importorskip("torch")

@@ -85,7 +85,7 @@ def quantized(default_model, real_sets, tmp_path_factory):
     paths = {}
     for flavour in ("int8-cpu", "int8-trt"):
         paths[flavour] = out / f"{flavour}.onnx"
-        quantize_int8(src, paths[flavour], ranges, flavour=flavour, method="minmax")
+        quantize_int8(src, paths[flavour], ranges, EXPORT_FORMATS[flavour], method="minmax")
     return ranges, paths
 
 
@@ -159,9 +159,10 @@ def test_older_onnxruntime_path_calibrates_with_the_reader(default_model, real_s
     calib, held = real_sets
     monkeypatch.setattr(quantize, "_has_range_cache", lambda: False)
     with pytest.raises(ExportError, match="pass the calibration reader"):
-        quantize.quantize_int8(src, tmp_path / "x.onnx", None, flavour="int8-cpu", method="minmax")
+        quantize.quantize_int8(src, tmp_path / "x.onnx", None, EXPORT_FORMATS["int8-cpu"], method="minmax")
     reader = ArrayCalibrationReader(calib.inputs, "input")
-    quantize.quantize_int8(src, tmp_path / "q.onnx", None, flavour="int8-cpu", method="minmax", reader=reader)
+    quantize.quantize_int8(src, tmp_path / "q.onnx", None, EXPORT_FORMATS["int8-cpu"], method="minmax",
+                           reader=reader)
     result = compare(run_onnx(src, held.inputs), run_onnx(tmp_path / "q.onnx", held.inputs), held.protocols,
                      held.labels, held.label_names, bundle.labels)
     assert result["top1_agreement"] >= 0.9

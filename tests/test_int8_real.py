@@ -37,16 +37,16 @@ def test_calibration_domain_follows_the_model():
 
 
 def _export(real_folders, tmp_path, precisions: str, **kw):
+    from calibration.config import CalibrationConfig
     from export.bundle_writer import export_bundle
     from export.formats import parse_precisions
+    from export.source import source_from_bundle
 
     tune, report = real_folders
-    src = load_bundle(DEFAULT)
-    return export_bundle(src.engine_path("classifier"), tmp_path / "b", labels=src.labels, input_spec=src.input,
-                         formats=parse_precisions(precisions), calib_source=str(tune), heldout_source=str(report),
-                         calib_count=64, heldout_count=16, provenance=src.provenance,
-                         files=[src.path / f for f in src.licence_files()], cache_dir=tmp_path / "cache",
-                         calib_note="research-use-only media", **kw)
+    calibration = CalibrationConfig(source=str(tune), heldout=str(report), count=64, heldout_count=16,
+                                    cache_dir=tmp_path / "cache", note="research-use-only media")
+    return export_bundle(source_from_bundle(DEFAULT, tmp_path), tmp_path / "b", formats=parse_precisions(precisions),
+                         calibration=calibration, **kw)
 
 
 def test_default_model_int8_passes_on_real_occluded_faces(real_folders, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from export.tensorrt import (BuildPlan, check_engine_compatible, engine_metadata, plan_build, profile_shapes,
                              trt_version_tuple)
-from runtime.errors import ConfigError, EngineError, ExportError
+from runtime.errors import BundleError, ConfigError, EngineError, ExportError
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL = ["fp32", "fp16", "int8-cpu", "int8-trt"]
@@ -117,6 +117,27 @@ def test_build_fp16_and_int8_engines_on_gpu(tmp_path):
                             gpu={"name": meta["gpu"], "compute_capability": meta["compute_capability"]})
 
 
+@pytest.mark.gpu
+def test_build_engines_adds_a_checked_engine_to_a_bundle(tmp_path):
+    _gpu()
+    import shutil
+
+    from export.formats import parse_precisions
+    from export.tensorrt import build_engines
+    from runtime.bundle import load_bundle
+
+    shutil.copytree(ROOT / "sdk" / "default_bundle", tmp_path / "b")
+    built = []
+    bundle = build_engines(tmp_path / "b", parse_precisions("fp32", target="trt"), batch=(1, 2, 4), workspace_mb=256,
+                           on_built=built.append)
+    assert [j.fmt.key for j in built] == ["trt-fp32"]
+    engine = load_bundle(tmp_path / "b").engines["classifier-trt-fp32"]  # sha256 checked
+    assert engine.format == "trt" and engine.file == "classifier.trt-fp32.engine"
+    assert bundle.engines["classifier-trt-fp32"].built_with["source_onnx"] == "fp32"
+    with pytest.raises(BundleError, match="already has an engine named 'classifier-trt-fp32'"):
+        build_engines(tmp_path / "b", parse_precisions("fp32", target="trt"))
+
+
 def test_calibrator_feeder_reads_and_writes_the_cache_file(tmp_path):
     """The TensorRT-independent half of the calibrators: TensorRT hands back the cache bytes it wants stored."""
     import numpy as np
@@ -144,3 +165,60 @@ def test_make_calibrator_errors_are_one_line_hints():
     if importlib.util.find_spec("tensorrt") is None:
         with pytest.raises(EngineError, match=r"pip install ofer\[tensorrt\]"):
             make_trt_calibrator("entropy", np.zeros((2, 1, 8, 8), np.float32))
+
+
+def test_plan_engines_reads_the_bundle_and_names_what_to_export():
+    """Which engines `ofer build-engines` would build from the default bundle (FP32 ONNX only), without TensorRT."""
+    from export.formats import parse_precisions
+    from export.tensorrt import plan_engines
+    from runtime.bundle import load_bundle
+
+    bundle = load_bundle(ROOT / "sdk" / "default_bundle")
+    jobs = plan_engines(bundle, parse_precisions("fp16,fp32", target="trt"), "10.3.0")
+    assert [j.fmt.key for j in jobs] == ["trt-fp32", "trt-fp16"]  # table order
+    assert {j.source for j in jobs} == {"classifier"} and jobs[1].plan.flags == ("FP16",)
+    assert jobs[1].out == bundle.path / "classifier.trt-fp16.engine" and jobs[1].cache is None
+    entry = jobs[1].entry({"tensorrt": "10.3.0"})
+    assert entry == {"name": "classifier-trt-fp16", "path": jobs[1].out, "file": "classifier.trt-fp16.engine",
+                     "format": "trt", "precision": "fp16", "role": "classifier", "built_with": {"tensorrt": "10.3.0"}}
+    with pytest.raises(ExportError, match="neither an int8-trt Q/DQ model nor a TensorRT calibration cache"):
+        plan_engines(bundle, parse_precisions("int8", target="trt"), "10.3.0")
+    with pytest.raises(ExportError, match="needs the bundle's fp16 ONNX"):
+        plan_engines(bundle, parse_precisions("fp16", target="trt"), "11.0.0")
+    with pytest.raises(ConfigError, match="not a TensorRT format"):
+        plan_engines(bundle, parse_precisions("fp16"), "10.3.0")
+
+
+@pytest.fixture(scope="module")
+def int8_bundles(tmp_path_factory):
+    """The tiny classifier exported with int8-cpu only (minmax: a TensorRT calibration cache) and with int8-trt."""
+    from calibration.config import CalibrationConfig
+    from export.bundle_writer import export_bundle
+    from export.formats import parse_precisions
+    from export.source import source_from_bundle
+    from runtime.bundle import write_bundle
+
+    from .conftest import LABELS7, TINY_INPUT, make_tiny_classifier
+
+    tmp = tmp_path_factory.mktemp("trtplan")
+    write_bundle(tmp / "src", labels=LABELS7, input_spec=TINY_INPUT, provenance={"data": "procedural"},
+                 engines=[{"name": "classifier", "path": make_tiny_classifier(tmp / "c.onnx"), "format": "onnx",
+                           "precision": "fp32", "role": "classifier"}])
+    calibration = CalibrationConfig(count=16, heldout_count=2, cache_dir=tmp / "cache")
+    return {key: export_bundle(source_from_bundle(tmp / "src", tmp), tmp / key, formats=parse_precisions(key),
+                               calibration=calibration, agreement=0.0) for key in ("int8-cpu", "int8-trt")}
+
+
+def test_plan_engines_takes_int8_from_qdq_or_the_calibration_cache(int8_bundles):
+    from export.formats import parse_precisions
+    from export.tensorrt import plan_engines
+
+    trt_int8 = parse_precisions("int8", target="trt")
+    cpu, trt = int8_bundles["int8-cpu"], int8_bundles["int8-trt"]
+    (implicit,) = plan_engines(cpu, trt_int8, "10.3.0")
+    assert (implicit.source, implicit.plan.calibration) == ("classifier", "cache")
+    assert implicit.cache == cpu.path / "classifier.trt-calib.cache" and implicit.cache_method == "minmax"
+    (explicit,) = plan_engines(trt, trt_int8, "11.0.0")
+    assert (explicit.source, explicit.plan.calibration, explicit.cache) == ("classifier-int8-trt", "qdq", None)
+    with pytest.raises(ExportError, match="needs the bundle's int8-trt ONNX"):
+        plan_engines(cpu, trt_int8, "11.0.0")  # TensorRT 11 has no calibrators

@@ -15,7 +15,8 @@ import torch
 
 from runtime.errors import ConfigError, DatasetError, InputError, OferError
 from sdk.training.checkpoint import load_checkpoint, save_checkpoint
-from sdk.training.config import InputSpec, TrainConfig
+from runtime.input_spec import InputSpec
+from sdk.training.config import TrainConfig
 from sdk.training.loop import Trainer
 from sdk.training.methods import build_method, open_data
 from sdk.training.methods.lower_half import measured_sparsity, prune_masks
@@ -43,7 +44,7 @@ def one_thread() -> Any:
 def tiny_config(method: str, **kw: Any) -> TrainConfig:
     """A config that trains in about a second: 32 px grey faces, tiny widths (of the modules the method has),
     2 steps per stage."""
-    base: dict[str, Any] = dict(method=method, data=DATA, input=InputSpec(size=32, channels=1), epochs=1,
+    base: dict[str, Any] = dict(method=method, data=DATA, input=InputSpec.square(32, 1), epochs=1,
                                 max_steps=2, batch_size=8, model_kwargs=TINY_MODELS,
                                 eval_protocols=("clean", "upper_half"))
     base.update(kw)
@@ -57,7 +58,7 @@ def make_trainer(cfg: TrainConfig, out: Path | None = None) -> Trainer:
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}  # checkpoints load on the CPU
 
 
 def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
@@ -155,7 +156,9 @@ def test_checkpoint_round_trip_and_clear_errors(tmp_path: Path) -> None:
     for name, module in t.models.items():
         assert same(snapshot(module), snapshot(ck.models[name])), name
     cfg = json.loads((tmp_path / "checkpoint" / "config.json").read_text())
-    assert cfg["input"] == {"size": 32, "channels": 1, "mean": 0.5, "std": 0.5, "color": "rgb"}
+    assert cfg["input"] == {"size": [32, 32], "channels": 1, "color": "gray", "layout": "NCHW", "scale": 1 / 255,
+                            "mean": [0.5], "std": [0.5], "crop_margin": 0.075, "crop_offset": [0.0, -0.09]}
+    assert ck.input == InputSpec.square(32, 1)
     assert cfg["models"]["student"]["registry"] == "resnet18" and cfg["seed"] == 0 and cfg["data"] == DATA
     assert cfg["export"] == {"pipeline": "direct", "classifier": "student", "inpainter": None,
                              "classifier_output": None}
@@ -290,7 +293,7 @@ def test_pretrained_classifier_is_loaded_frozen_and_label_checked(tmp_path: Path
 def test_batched_items_equal_single_items() -> None:
     from sdk.training.augment import OcclusionMix, PairedOcclusionDataset
 
-    ds = PairedOcclusionDataset(open_data(DATA, "train"), InputSpec(size=32, channels=1), OcclusionMix(), seed=3)
+    ds = PairedOcclusionDataset(open_data(DATA, "train"), InputSpec.square(32, 1), OcclusionMix(), seed=3)
     ds.set_epoch(2)
     indices = [7, 0, 19, 7, 31]
     batch = ds.__getitems__(indices)

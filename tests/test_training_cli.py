@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import ConfigError
-from sdk.training.config import InputSpec, TrainConfig
+from runtime.input_spec import InputSpec
+from sdk.training.config import TrainConfig
 from sdk.training.evaluation import EvalReport, ProtocolResult
 from sdk.training.methods import build_method, chance_warning
 from tests.test_training import one_thread  # noqa: F401 - autouse fixture: one torch thread
@@ -141,10 +142,10 @@ def test_every_benchmark_setting_is_reachable_from_ofer_train() -> None:
 @pytest.mark.parametrize("size,stem,width", [(48, "3x3s2", 32), (64, "3x3s2", 32), (112, "3x3s2", 64),
                                              (160, "7x7", 64)])
 def test_default_classifier_fits_the_input_size(size: int, stem: str, width: int) -> None:
-    cfg = TrainConfig(method="cbam", data=DATA, input=InputSpec(size=size))
+    cfg = TrainConfig(method="cbam", data=DATA, input=InputSpec.square(size))
     kw = build_method(cfg).checked_specs(7)["classifier"].kwargs
     assert (kw["stem"], kw["width"]) == (stem, width)
-    explicit = TrainConfig(method="cbam", data=DATA, input=InputSpec(size=size),
+    explicit = TrainConfig(method="cbam", data=DATA, input=InputSpec.square(size),
                            model_kwargs={"classifier": {"width": 8, "stem": "3x3"}})
     assert build_method(explicit).checked_specs(7)["classifier"].kwargs["width"] == 8
 

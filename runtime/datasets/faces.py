@@ -40,7 +40,7 @@ from runtime.sources import VIDEO_SUFFIXES
 
 from .base import FaceDataset, check_split
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: whole-image faces are resampled by runtime.preprocess.fit_face
 UNLABELLED = -1
 
 
@@ -159,12 +159,9 @@ class _Extractor:
         return len(faces)
 
     def _whole(self, frame: np.ndarray) -> np.ndarray:
-        import cv2
+        from runtime.preprocess import fit_face
 
-        from runtime.preprocess import convert_color
-
-        h, w = self.bundle.input.size
-        return convert_color(cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA), self.bundle.input.color)
+        return fit_face(frame, self.bundle.input)
 
     def _add(self, crop: np.ndarray, person: str, source: str, frame: int, group: str | None = None) -> None:
         self.crops.append(np.ascontiguousarray(crop, dtype=np.uint8))

@@ -52,6 +52,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--train-bn", action="store_true", help="update BatchNorm statistics (default: frozen)")
     p.add_argument("--time-budget", type=float, default=None, help="stop after the first epoch past this many s")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", default="auto", help="auto (a CUDA GPU when torch sees one), cpu or cuda[:i]")
+    p.add_argument("--workers", type=int, default=0,
+                   help="data-loader processes that occlude and augment faces (0: in the training process)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", default=None, help="an interrupted run's --out folder")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
@@ -87,7 +90,7 @@ def build_config(args: argparse.Namespace) -> Any:
                          lr=args.lr, temperature=args.temperature, weights=weights, label_mix=args.label_mix,
                          clean_floor=args.clean_floor, patience=args.patience, min_epochs=args.min_epochs,
                          freeze_bn=not args.train_bn, route=route, inpainter_width=args.inpainter_width,
-                         max_steps=args.steps, seed=args.seed)
+                         max_steps=args.steps, seed=args.seed, device=args.device, workers=args.workers)
 
 
 def run(args: argparse.Namespace) -> int:

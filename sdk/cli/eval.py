@@ -74,11 +74,10 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--pipeline and --mask apply to bundles; a checkpoint is evaluated as its method "
                               "deploys it (its export plan), with the protocol's masks")
         from sdk.training.checkpoint import load_checkpoint
-        from sdk.training.config import InputSpec
         from sdk.training.evaluation import torch_predictor
 
         ck = load_checkpoint(args.checkpoint, device=args.device)
-        spec, labels = InputSpec.from_dict(ck.config["input"]), ck.labels
+        spec, labels = ck.input, ck.labels
         predict = torch_predictor(ck.models, ck.config["export"], spec, args.device)
         title = str(ck.config.get("method", "?"))
         meta["pipeline"] = f"checkpoint export plan: {ck.config['export'].get('pipeline', 'direct')}"

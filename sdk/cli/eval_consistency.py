@@ -20,7 +20,7 @@ CONSISTENCY_PROTOCOLS = ("clean", "headset", "sunglasses", "mask", "hand", "cup"
 
 
 def predictor(path: str, args: argparse.Namespace) -> tuple[Callable[[np.ndarray], np.ndarray], Any, tuple[str, ...]]:
-    """``(predict(uint8 crops) -> probs, training InputSpec, labels)`` of a bundle or checkpoint folder."""
+    """``(predict(uint8 crops) -> probs, InputSpec, labels)`` of a bundle or checkpoint folder."""
     from sdk.bundle_eval import bundle_predictor
     from sdk.training.evaluation import torch_predictor
 
@@ -30,10 +30,9 @@ def predictor(path: str, args: argparse.Namespace) -> tuple[Callable[[np.ndarray
         predict, spec, labels = bp.predict, bp.spec, bp.labels
     else:
         from sdk.training.checkpoint import load_checkpoint
-        from sdk.training.config import InputSpec
 
         ck = load_checkpoint(path, device=args.device)
-        spec, labels = InputSpec.from_dict(ck.config["input"]), ck.labels
+        spec, labels = ck.input, ck.labels
         predict = torch_predictor(ck.models, ck.config["export"], spec, args.device)
 
     def run(images: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
@@ -49,9 +48,9 @@ def predictor(path: str, args: argparse.Namespace) -> tuple[Callable[[np.ndarray
 def run_consistency(args: argparse.Namespace, out: Path) -> int:
     """The ``--teacher`` branch of ``ofer eval``."""
     from runtime.errors import ConfigError
-    from sdk.training.augment import prepare_image
+    from runtime.preprocess import fit_face
     from sdk.training.consistency import consistency, write_consistency
-    from sdk.training.distill.data import occluded_views_and_masks
+    from sdk.training.evaluation import occluded_views_and_masks
     from sdk.training.methods import open_data, open_eval_data
 
     from .train import parse_protocol_list
@@ -68,14 +67,12 @@ def run_consistency(args: argparse.Namespace, out: Path) -> int:
     n = len(data) if args.limit is None else min(len(data), args.limit)
     raw = [data[i][0] for i in range(n)]
     people = [getattr(data, "subject", lambda i: None)(i) or f"face{i}" for i in range(n)]
-    t_probs = teacher(np.stack([prepare_image(r, t_spec) for r in raw]))
-    crops = np.stack([prepare_image(r, m_spec) for r in raw])
-    flat = crops[..., 0] if crops.shape[-1] == 1 else crops
+    t_probs = teacher(np.stack([fit_face(r, t_spec) for r in raw]))
+    crops = np.stack([fit_face(r, m_spec) for r in raw])
     probs = {}
     for p in protocols:
-        views, masks = occluded_views_and_masks(flat, p, args.seed)
-        views = crops if p == "clean" else views
-        probs[p] = model(views if views.ndim == 4 else views[..., None], masks)
+        views, masks = occluded_views_and_masks(crops, p, args.seed)
+        probs[p] = model(crops if p == "clean" else views, masks)
     report = consistency(t_probs, probs, people, labels=t_labels, model=Path(args.checkpoint).name,
                          teacher=Path(args.teacher).name, seed=args.seed)
     write_consistency([report], out, title=f"{Path(args.checkpoint).name} vs {Path(args.teacher).name} on "

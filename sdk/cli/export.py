@@ -8,14 +8,17 @@ Two MODELs mean INPAINTER CLASSIFIER.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from calibration.config import CalibrationConfig
+    from export.source import ExportSource
 
 
 def add_parser(sub: Any) -> None:
-    from export.formats import CALIBRATION_METHODS
+    from calibration.config import CALIBRATION_METHODS
 
     p = sub.add_parser("export", help="export a checkpoint/ONNX model to a bundle (FP32, FP16, INT8 Q/DQ)",
                        description=__doc__)
@@ -57,26 +60,9 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _from_spec_file(path: str | None, onnx_path: Path) -> tuple[list[str], dict[str, Any]]:
-    from runtime.errors import InputError
-
-    if path is None:
-        raise InputError(f"{onnx_path.name} is an ONNX file: pass --spec SPEC.json with its 'labels' and 'input' "
-                         "(see the bundle schema in runtime/bundle.py)")
-    try:
-        spec = json.loads(Path(path).read_text())
-        return list(spec["labels"]), dict(spec["input"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"--spec {path} must be a JSON object with 'labels' and 'input' ({exc})") from None
-
-
-def resolve_model(paths: list[str], spec_file: str | None, work: Path) -> dict[str, Any]:
-    """``{classifier, inpainter, labels, input, provenance, files}`` from the MODEL arguments (ONNX files in ``work``).
-
-    From a bundle: its FP32 models as the bytes that passed its sha256 check (written to ``work``), its provenance
-    (plus ``exported_from``: the source bundle's name and model sha256) and its licence files (``files``).
-    """
-    from runtime.bundle import load_bundle
+def resolve_model(paths: list[str], spec_file: str | None, work: Path) -> ExportSource:
+    """The MODEL arguments as an :class:`export.source.ExportSource` (ONNX files converted into ``work``)."""
+    from export.source import source_from_bundle, source_from_onnx
     from runtime.errors import InputError
 
     if len(paths) > 2:
@@ -86,90 +72,24 @@ def resolve_model(paths: list[str], spec_file: str | None, work: Path) -> dict[s
         if not p.exists():
             raise InputError(f"model {p} does not exist")
     main = items[-1]
-    res: dict[str, Any] = {"inpainter": None, "provenance": {}, "files": []}
     if (main / "manifest.json").is_file():
-        b = load_bundle(main)
-        clf = b.find_engines("classifier", format="onnx", precision="fp32")
-        if not clf:
-            raise InputError(f"bundle {main} has no FP32 ONNX classifier to export from")
-        inp = b.find_engines("inpainter", format="onnx", precision="fp32")
-        models = {}
-        for role, specs in (("classifier", clf), ("inpainter", inp)):
-            if specs:
-                models[role] = work / f"source-{role}.onnx"
-                models[role].write_bytes(b.read_engine(specs[0].name))  # the checked bytes, not a re-read by path
-        provenance = dict(b.provenance)
-        provenance["exported_from"] = {"bundle": b.name, "classifier_sha256": clf[0].sha256}
-        res.update(classifier=models["classifier"], labels=list(b.labels), input=b.input.to_dict(),
-                   inpainter=models.get("inpainter"), provenance=provenance,
-                   files=[b.path / f for f in b.licence_files()])
+        source = source_from_bundle(main, work)
     elif main.suffix.lower() == ".onnx":
-        labels, spec = _from_spec_file(spec_file, main)
-        res.update(classifier=main, labels=labels, input=spec)
+        source = source_from_onnx(main, spec_file)
     elif main.is_dir():
-        res.update(_from_checkpoint(main, work))
-        res["provenance"].update(res.pop("provenance_licence", {}))
+        source = _from_checkpoint(main, work)
     else:
         raise InputError(f"{main} is not a checkpoint folder, an .onnx file or a bundle")
     if len(items) == 2:
         if items[0].suffix.lower() != ".onnx":
             raise InputError("with two MODELs the first is the inpainter as an .onnx file; a checkpoint with an "
                              "inpainter exports both from its export plan (pass it alone)")
-        res["inpainter"] = items[0]
-    return res
+        source = source.with_inpainter(items[0])
+    return source
 
 
-def _bundle_input(train_input: dict[str, Any]) -> dict[str, Any]:
-    """A checkpoint's input spec as a bundle ``input`` section; face-crop geometry from the default bundle (tuned to
-    the default detector's boxes) unless the checkpoint already has a bundle-form spec."""
-    if isinstance(train_input.get("size"), list):
-        return dict(train_input)
-    from runtime.bundle import load_bundle
-    from sdk.recognizer import DEFAULT_BUNDLE
-    from sdk.training.config import InputSpec as TrainInput
-
-    default = load_bundle(DEFAULT_BUNDLE).input
-    spec = TrainInput.from_dict(train_input).to_bundle_input(crop_margin=default.crop_margin)
-    spec["crop_offset"] = list(default.crop_offset)
-    return spec
-
-
-def _select_output(module: Any, index: int) -> Any:
-    """Wrap a module returning a tuple (the GAN discriminator) so it returns element ``index``."""
-    import torch
-
-    class Select(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = module
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.inner(x)[index]
-
-    return Select().eval()
-
-
-def _teacher_licence(cfg: dict[str, Any]) -> dict[str, Any]:
-    """For a checkpoint distilled from a bundle teacher (its weights are the teacher's, or learnt from it): the
-    teacher's licence and licence files, carried into the new bundle (``{}`` otherwise)."""
-    from runtime.bundle import load_bundle
-    from runtime.errors import OferError
-
-    teacher = (cfg.get("distill_config") or {}).get("teacher")
-    if not teacher or not (Path(teacher) / "manifest.json").is_file():
-        return {}
-    try:
-        tb = load_bundle(teacher)
-    except OferError:
-        return {}
-    keep = {k: tb.provenance[k] for k in ("licence", "licence_file") if k in tb.provenance}
-    if not keep:
-        return {}
-    return {"files": [tb.path / f for f in tb.licence_files()], "provenance_licence": keep}
-
-
-def _from_checkpoint(path: Path, work: Path) -> dict[str, Any]:
-    """Export a training checkpoint's modules to ONNX (classifier; inpainter too for the inpaint pipeline)."""
+def _from_checkpoint(path: Path, work: Path) -> ExportSource:
+    """A training checkpoint's modules as ONNX (:func:`export.modules.checkpoint_to_onnx`)."""
     from runtime.errors import InputError
 
     try:
@@ -177,63 +97,63 @@ def _from_checkpoint(path: Path, work: Path) -> dict[str, Any]:
     except ImportError as exc:
         raise InputError(f"cannot read checkpoints here ({exc}); install the training extra (pip install "
                          "ofer[train]) or pass an ONNX classifier with --spec") from None
-    import numpy as np
+    from export.modules import checkpoint_to_onnx
 
-    from export.onnx import export_onnx
-    from runtime.bundle import _parse_input  # the one parser of bundle input specs
-    from runtime.preprocess import to_tensor
+    import dataclasses
 
     ck = load_checkpoint(path)
-    cfg = ck.config
-    plan = cfg.get("export") or {"pipeline": "direct", "classifier": next(iter(ck.models)), "inpainter": None}
-    spec = _parse_input(_bundle_input(cfg.get("bundle_input") or cfg["input"]), str(path))
-    h, w = spec.size
-    shape = (4, h, w) if spec.channels == 1 else (4, h, w, 3)
-    sample = to_tensor(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8), spec)
-    out: dict[str, Any] = {"labels": list(cfg["labels"]), "input": spec.to_dict(),
-                           "provenance": {"method": cfg.get("method"), "data": cfg.get("data"),
-                                          "metrics": cfg.get("metrics", {}), "source": f"checkpoint {path.name}"}}
-    out.update(_teacher_licence(cfg))
-    clf = ck.models[plan["classifier"]]
-    if plan.get("classifier_output") is not None:
-        clf = _select_output(clf, int(plan["classifier_output"]))
-    out["parity"] = {"classifier": export_onnx(clf, sample, work / "classifier.onnx")}
-    out["classifier"] = work / "classifier.onnx"
-    if plan.get("pipeline") == "inpaint" and plan.get("inpainter"):
-        mask = (np.random.default_rng(1).random((4, 1, h, w)) > 0.5).astype(np.float32)
-        out["parity"]["inpainter"] = export_onnx(ck.models[plan["inpainter"]], {"image": sample, "mask": mask},
-                                                 work / "inpainter.onnx", output_names=("inpainted",))
-        # (an output named like the input gets renamed)
-        out["inpainter"] = work / "inpainter.onnx"
-    return out
+    source = checkpoint_to_onnx(ck, ck.input, work, name=path.name)
+    licence, files = _teacher_licence(ck.config)
+    if licence:  # weights distilled from (or, for the inpaint route, equal to) a bundle teacher's: its licence
+        source = dataclasses.replace(source, provenance={**source.provenance, **licence},
+                                     files=(*source.files, *files))
+    return source
+
+
+def _teacher_licence(cfg: dict[str, Any]) -> tuple[dict[str, Any], list[Path]]:
+    """For a checkpoint distilled from a bundle teacher: the teacher's provenance licence fields and licence files
+    (empty when the teacher is not a bundle or names no licence)."""
+    from runtime.bundle import load_bundle
+    from runtime.errors import OferError
+
+    teacher = (cfg.get("distill_config") or {}).get("teacher")
+    if not teacher or not (Path(teacher) / "manifest.json").is_file():
+        return {}, []
+    try:
+        tb = load_bundle(teacher)
+    except OferError:
+        return {}, []
+    keep = {k: tb.provenance[k] for k in ("licence", "licence_file") if k in tb.provenance}
+    return keep, ([tb.path / f for f in tb.licence_files()] if keep else [])
+
+
+def calibration_config(args: argparse.Namespace) -> CalibrationConfig:
+    """The calibration group's flags as one :class:`calibration.config.CalibrationConfig`."""
+    from calibration.config import CalibrationConfig
+
+    return CalibrationConfig(source=args.calib, method=args.calib_method, count=args.calib_count,
+                             heldout=args.heldout, heldout_count=args.heldout_count, faces=args.calib_faces,
+                             seed=args.seed, note=args.calib_note, allow_domain_mismatch=args.allow_domain_mismatch,
+                             trt_version=args.trt_version)
 
 
 def run(args: argparse.Namespace) -> int:
     from export.bundle_writer import export_bundle
     from export.formats import parse_precisions
-    from runtime.bundle import _parse_input
 
     from .args import output_dir
 
     formats = parse_precisions(args.precision)
+    calibration = calibration_config(args)
     output_dir(args.out, args.force, "--out", inputs=[*args.model, *([args.spec] if args.spec else [])])
     with tempfile.TemporaryDirectory(prefix="ofer-export-") as work:
-        model = resolve_model(args.model, args.spec, Path(work))
-        spec = _parse_input(model["input"], "--spec")
-        bundle = export_bundle(model["classifier"], args.out, labels=model["labels"], input_spec=spec,
-                               formats=formats, calib_source=args.calib, calib_method=args.calib_method,
-                               calib_count=args.calib_count, heldout_count=args.heldout_count,
-                               agreement=args.agreement, faces=args.calib_faces, seed=args.seed,
-                               inpainter=model["inpainter"], provenance=model["provenance"],
-                               files=model["files"], trt_version=args.trt_version, force=args.force,
-                               heldout_source=args.heldout, calib_note=args.calib_note,
-                               max_float_nodes=args.max_float_nodes,
-                               allow_domain_mismatch=args.allow_domain_mismatch, parity=model.get("parity"))
-    ck_metrics = model["provenance"].get("metrics") or {}
-    if model.get("inpainter") is not None and model["provenance"].get("method") == "distill-inpaint":
+        source = resolve_model(args.model, args.spec, Path(work))
+        bundle = export_bundle(source, args.out, formats=formats, calibration=calibration, agreement=args.agreement,
+                               max_float_nodes=args.max_float_nodes, force=args.force)
+    if source.inpainter is not None and source.provenance.get("method") == "distill-inpaint":
         from sdk.training.distill.bundle import record_measured
 
-        bundle = record_measured(args.out, "inpainter", ck_metrics)
+        bundle = record_measured(args.out, "inpainter", source.provenance.get("metrics") or {})
     if args.headset:
         from sdk.training.distill.bundle import add_headset_student
 

@@ -48,7 +48,7 @@ def collect(bundle_path: str | None) -> dict[str, Any]:
             raise BundleError(f"bundle {bundle.path}: engine {name!r} cannot be used: {exc}") from None
         engines[name] = entry
     return {"bundle": str(bundle.path), "name": bundle.name, "schema_version": bundle.manifest["schema_version"],
-            "labels": list(bundle.labels), "input": bundle.input.to_dict(), "pipelines": list(bundle.pipelines),
+            "labels": list(bundle.labels), "input": bundle.input.to_json(), "pipelines": list(bundle.pipelines),
             "engines": engines, "provenance": bundle.provenance,
             "onnxruntime": {"version": ort.__version__, "providers_listed": ort.get_available_providers()}}
 

@@ -104,13 +104,14 @@ def model_kwargs_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]
 
 def build_config(args: argparse.Namespace) -> Any:
     """The ``TrainConfig`` the arguments describe."""
-    from sdk.training.config import InputSpec, TrainConfig, parse_options
+    from runtime.input_spec import InputSpec
+    from sdk.training.config import TrainConfig, parse_options
 
     kw: dict[str, Any] = {}
     if args.protocols:
         kw["eval_protocols"] = parse_protocol_list(args.protocols)
     return TrainConfig(method=args.method, data=args.data, model=args.model, model_kwargs=model_kwargs_from_args(args),
-                       input=InputSpec(size=args.size, channels=args.channels), epochs=args.epochs,
+                       input=InputSpec.square(args.size, args.channels), epochs=args.epochs,
                        max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                        num_workers=args.workers, device=args.device, amp=not args.no_amp,
                        options=parse_options(args.options), val_limit=getattr(args, "val_limit", 256), **kw)

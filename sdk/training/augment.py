@@ -13,10 +13,9 @@ import torch
 from torch.utils.data import Dataset
 
 from runtime.errors import ConfigError
+from runtime.input_spec import InputSpec
 from runtime.occlusion import apply_occlusion, parse_protocol
-
-from .config import InputSpec
-from .data.convert import normalize, prepare_image  # noqa: F401 - re-exported
+from runtime.preprocess import fit_face, to_tensor
 
 
 #: Occlusions the occlusion-aware methods train with by default (a mix of the evaluation families).
@@ -72,8 +71,9 @@ class OcclusionMix:
 class PairedOcclusionDataset(Dataset):
     """Wraps a ``FaceDataset``: item ``i`` is ``{"clean", "occluded", "mask", "label", "index"}`` tensors.
 
-    ``clean``/``occluded`` are normalised float ``(C, H, W)``; ``mask`` is float ``(1, H, W)`` with 1 where the
-    face is occluded. Call :meth:`set_epoch` before each epoch so occlusions change between epochs.
+    ``clean``/``occluded`` are normalised float ``(C, H, W)`` (:mod:`runtime.preprocess`, as in serving); ``mask``
+    is float ``(1, H, W)`` with 1 where the face is occluded. Call :meth:`set_epoch` before each epoch so occlusions
+    change between epochs.
     """
 
     def __init__(self, base: Any, spec: InputSpec, mix: OcclusionMix | None = None, seed: int = 0) -> None:
@@ -105,16 +105,15 @@ class PairedOcclusionDataset(Dataset):
 
     def _item(self, index: int, image: np.ndarray, label: int) -> dict[str, torch.Tensor]:
         rng = sample_rng(self.seed, self.epoch, index)
-        clean = prepare_image(image, self.spec)
+        clean = fit_face(image, self.spec)
         if self.mix.flip and rng.random() < 0.5:
             clean = np.ascontiguousarray(clean[:, ::-1])
         protocol = self.mix.choose(rng)
         occ = apply_occlusion(clean, protocol, seed=int(rng.integers(0, 2**31 - 1)))
-        occ_img = occ.image if occ.image.ndim == 3 else occ.image[:, :, None]
-        x_clean = normalize(clean, self.spec)
-        x_occ = normalize(occ_img, self.spec)
+        x_clean, x_occ = to_tensor(np.stack([clean, occ.image]), self.spec)
         if self.mix.noise_prob > 0 and rng.random() < self.mix.noise_prob:
-            x_occ = x_occ + rng.normal(0.0, self.mix.noise_std / self.spec.std, x_occ.shape).astype(np.float32)
+            scale = self.mix.noise_std / np.asarray(self.spec.std, np.float64).reshape(-1, 1, 1)
+            x_occ = x_occ + rng.normal(0.0, scale, x_occ.shape).astype(np.float32)
         mask = (np.asarray(occ.mask) > 0).astype(np.float32)[None]
         return {"clean": torch.from_numpy(x_clean), "occluded": torch.from_numpy(np.ascontiguousarray(x_occ)),
                 "mask": torch.from_numpy(mask), "label": torch.tensor(int(label), dtype=torch.long),

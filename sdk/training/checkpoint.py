@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from runtime.errors import ConfigError, InputError
+from runtime.input_spec import InputSpec, parse_input_spec
 
 FORMAT = "ofer-checkpoint"
 VERSION = 1
@@ -48,6 +49,16 @@ class Checkpoint:
     def labels(self) -> tuple[str, ...]:
         """Label names in output order."""
         return tuple(self.config["labels"])
+
+    @property
+    def input(self) -> InputSpec:
+        """The input spec the modules take (``bundle_input`` of older distilled students, else ``input``; the short
+        form of older checkpoints reads with the default detector's crop geometry).
+
+        Raises:
+            ConfigError: The config's spec is invalid.
+        """
+        return parse_input_spec(self.config.get("bundle_input") or self.config["input"], f"checkpoint {self.path}")
 
     @property
     def position(self) -> dict[str, int]:

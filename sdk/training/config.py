@@ -6,48 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.errors import ConfigError
+from runtime.input_spec import InputSpec, parse_input_spec
 
 
-@dataclass
-class InputSpec:
-    """How a face crop becomes a model input.
-
-    Images are resized to ``size`` x ``size``, converted to ``channels`` (1 = grey, 3 = BGR), scaled to [0, 1]
-    and normalised as ``(x - mean) / std``; 3-channel inputs are in ``color`` order (``rgb`` or ``bgr``, as
-    ``sdk.training.data.torch_dataset``). The default mean/std 0.5 maps pixels to [-1, 1], the range of the
-    inpainter's tanh output, so an inpainted image is directly a valid classifier input.
-    """
-
-    size: int = 48
-    channels: int = 1
-    mean: float = 0.5
-    std: float = 0.5
-    color: str = "rgb"
-
-    def __post_init__(self) -> None:
-        if self.channels not in (1, 3):
-            raise ConfigError(f"input channels must be 1 (grey) or 3 (colour), got {self.channels}")
-        if self.size < 8:
-            raise ConfigError(f"input size must be >= 8 px, got {self.size}")
-        if self.color not in ("rgb", "bgr"):
-            raise ConfigError(f"input colour order must be 'rgb' or 'bgr', got {self.color!r}")
-        if not self.std > 0:
-            raise ConfigError(f"input std must be > 0, got {self.std}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return dataclasses.asdict(self)
-
-    def to_bundle_input(self, crop_margin: float = 0.0) -> dict[str, Any]:
-        """The equivalent ``input`` section of a bundle manifest (``runtime.bundle``)."""
-        return {"size": [self.size, self.size], "channels": self.channels,
-                "color": "gray" if self.channels == 1 else self.color, "layout": "NCHW", "scale": 1 / 255,
-                "mean": [self.mean] * self.channels, "std": [self.std] * self.channels, "crop_margin": crop_margin}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "InputSpec":
-        """Inverse of :meth:`to_dict`."""
-        return cls(**{k: d[k] for k in ("size", "channels", "mean", "std", "color") if k in d})
+def default_train_input() -> InputSpec:
+    """48 x 48 grey, ``(x / 255 - 0.5) / 0.5`` (pixels to [-1, 1], the range of the inpainter's tanh output, so an
+    inpainted image is directly a valid classifier input), the default detector's crop geometry."""
+    return InputSpec.square(48, 1)
 
 
 #: The evaluation table's protocols unless a run says otherwise (training, and ``ofer eval`` of a bundle).
@@ -64,7 +29,8 @@ class TrainConfig:
         data: Dataset spec for training (see ``runtime.datasets.spec``).
         model: Classifier registry name; ``None`` = the method's default.
         model_kwargs: Extra keyword arguments for every model the method creates, by role (``{"classifier": {...}}``).
-        input: Input spec.
+        input: Input spec (:class:`runtime.input_spec.InputSpec`; square, NCHW); the dict forms of
+            :func:`runtime.input_spec.parse_input_spec` are read too.
         epochs: Epochs per stage (``None`` = the method's defaults).
         max_steps: Optional cap on optimiser steps per stage (smoke tests, budgets).
         batch_size: Batch size per process.
@@ -85,7 +51,7 @@ class TrainConfig:
     data: str
     model: str | None = None
     model_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    input: InputSpec = field(default_factory=InputSpec)
+    input: InputSpec = field(default_factory=default_train_input)
     epochs: int | None = None
     max_steps: int | None = None
     batch_size: int = 64
@@ -102,6 +68,12 @@ class TrainConfig:
     val_limit: int = 256
 
     def __post_init__(self) -> None:
+        self.input = parse_input_spec(self.input, "training config 'input'")
+        h, w = self.input.size
+        if h != w or h < 8:
+            raise ConfigError(f"training needs a square input of at least 8 px, got {h}x{w}")
+        if self.input.layout != "NCHW":
+            raise ConfigError(f"training models take NCHW input, the spec says {self.input.layout}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
         if not self.lr > 0:
@@ -118,7 +90,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON form (tuples become lists)."""
         d = dataclasses.asdict(self)
-        d["input"] = self.input.to_dict()
+        d["input"] = self.input.to_json()
         d["betas"] = list(self.betas)
         d["eval_protocols"] = list(self.eval_protocols)
         return d
@@ -131,8 +103,6 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown training config keys {sorted(unknown)}; known: {sorted(known)}")
         d = dict(d)
-        if isinstance(d.get("input"), dict):
-            d["input"] = InputSpec.from_dict(d["input"])
         if "betas" in d:
             d["betas"] = tuple(d["betas"])
         return cls(**d)

@@ -1,7 +1,8 @@
 """The evaluation table every method reports: accuracy and macro-F1 per occlusion protocol + confusion matrices.
 
-Evaluation consumes a *predict function* ``predict(images, masks) -> probabilities``: ``images`` are uint8
-``(N, H, W, C)`` face crops at the input size (occluded by the protocol), ``masks`` float ``(N, H, W)`` with 1
+Evaluation consumes a *predict function* ``predict(images, masks) -> probabilities``: ``images`` are uint8 face
+crops at the input size as :mod:`runtime.preprocess` makes them, ``(N, H, W)`` gray or ``(N, H, W, 3)`` (occluded
+by the protocol), ``masks`` float ``(N, H, W)`` with 1
 where occluded; the result is ``(N, K)`` class probabilities. A checkpoint (:func:`torch_predictor`) or a
 deployed bundle plugs in the same way. Occlusions are seeded from ``(seed, protocol, sample index)``, so
 every number is reproducible.
@@ -21,8 +22,8 @@ import numpy as np
 from runtime.errors import ConfigError
 from runtime.occlusion import apply_occlusion, parse_protocol
 
-from .data.convert import normalize, prepare_image
-from .config import InputSpec
+from runtime.input_spec import InputSpec
+from runtime.preprocess import fit_face, to_tensor
 
 Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 #: ``progress(done, total, protocol, result)`` after each protocol.
@@ -101,6 +102,17 @@ def protocol_seed(seed: int, protocol: str, index: int) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(protocol.encode()) * 7919 + int(index)) % (2**31 - 1)
 
 
+def occluded_views(images: np.ndarray, protocol: str, seed: int) -> np.ndarray:
+    """Every ``(H, W[, C])`` uint8 crop occluded by ``protocol``, deterministically per (seed, protocol, index)."""
+    return occluded_views_and_masks(images, protocol, seed)[0]
+
+
+def occluded_views_and_masks(images: np.ndarray, protocol: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`occluded_views` and the occluders' ``(N, H, W)`` uint8 masks (1 = covered; zeros for ``clean``)."""
+    occ = [apply_occlusion(img, protocol, seed=protocol_seed(seed, protocol, i)) for i, img in enumerate(images)]
+    return np.stack([o.image for o in occ]), np.stack([(np.asarray(o.mask) > 0).astype(np.uint8) for o in occ])
+
+
 def align_labels(model_labels: Sequence[str], data_labels: Sequence[str]) -> np.ndarray:
     """Index map data label -> model label; ``ConfigError`` when the label sets differ."""
     if set(model_labels) != set(data_labels) or len(model_labels) != len(data_labels):
@@ -118,7 +130,7 @@ def evaluate(predict: Predict, dataset: Any, protocols: Sequence[str], spec: Inp
     """Evaluate ``predict`` on every protocol.
 
     Args:
-        predict: ``(uint8 images NHWC, float masks NHW) -> (N, K) probabilities`` in ``labels`` order.
+        predict: ``(uint8 crops NHW or NHW3, float masks NHW) -> (N, K) probabilities`` in ``labels`` order.
         dataset: ``FaceDataset`` (``labels``, ``__len__``, ``__getitem__ -> (image, label)``).
         protocols: ``runtime.occlusion`` protocol strings.
         spec: Input spec the images are prepared to.
@@ -138,7 +150,7 @@ def evaluate(predict: Predict, dataset: Any, protocols: Sequence[str], spec: Inp
     images, truth = [], np.empty(n, np.int64)
     for i in range(n):
         img, y = dataset[i]
-        images.append(prepare_image(img, spec))
+        images.append(fit_face(img, spec))
         truth[i] = mapping[int(y)]
     report = EvalReport(labels=labels)
     k = len(labels)
@@ -148,7 +160,7 @@ def evaluate(predict: Predict, dataset: Any, protocols: Sequence[str], spec: Inp
             occ_imgs, masks = [], []
             for i in range(start, min(n, start + batch_size)):
                 o = apply_occlusion(images[i], p, seed=protocol_seed(seed, p, i))
-                occ_imgs.append(o.image if o.image.ndim == 3 else o.image[:, :, None])
+                occ_imgs.append(o.image)
                 masks.append((np.asarray(o.mask) > 0).astype(np.float32))
             probs = np.asarray(predict(np.stack(occ_imgs), np.stack(masks)))
             if probs.shape != (len(occ_imgs), k):
@@ -182,20 +194,20 @@ def torch_predictor(models: dict[str, Any], plan: dict[str, Any], spec: InputSpe
     """A predict function running a checkpoint's modules as its export plan says (``direct`` or ``inpaint``)."""
     import torch
 
+    from export.modules import select_modules
+
     from .losses import first_output
 
-    clf = models[plan["classifier"]].eval()
-    inp = models[plan["inpainter"]].eval() if plan.get("pipeline") == "inpaint" else None
-    out_idx = plan.get("classifier_output")
+    modules = select_modules(models, plan)  # what export deploys: the classifier's logits output, the inpainter
+    clf, inp = modules["classifier"], modules.get("inpainter")
 
     def predict(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(normalize(images, spec)).to(device)
+        x = torch.from_numpy(to_tensor(images, spec)).to(device)
         m = torch.from_numpy(masks[:, None].astype(np.float32)).to(device)
         with torch.no_grad():
             if inp is not None:
                 x = inp(x, m)
-            out = clf(x)
-            logits = out[out_idx] if out_idx is not None else first_output(out)
+            logits = first_output(clf(x))
             return logits.float().softmax(1).cpu().numpy()
 
     return predict

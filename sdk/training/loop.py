@@ -133,7 +133,7 @@ class Trainer:
             "method": self.method.name,
             "models": {n: {"registry": s.registry, "kwargs": s.kwargs} for n, s in self.specs.items()},
             "labels": list(self.labels),
-            "input": self.cfg.input.to_dict(),
+            "input": self.cfg.input.to_json(),
             "data": self.cfg.data,
             "seed": self.cfg.seed,
             "position": dict(self.position),

@@ -164,7 +164,7 @@ class Method:
         """``base`` kwargs, then the defaults of ``registry`` for the input size (:func:`size_defaults`), then the
         config's ``model_kwargs[role]``."""
         self._roles_used.add(role)
-        auto = size_defaults(registry, self.cfg.input.size) if registry else {}
+        auto = size_defaults(registry, self.cfg.input.size[0]) if registry else {}
         return {**base, **auto, **self.cfg.model_kwargs.get(role, {})}
 
     def used_roles(self, num_classes: int = 7) -> set[str]:

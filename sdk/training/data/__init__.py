@@ -1,5 +1,5 @@
-"""Torch ``Dataset`` wrappers over the numpy datasets of :mod:`runtime.datasets` (``torch_dataset``) and the
-conversion of samples to model input (``convert``).
+"""Torch ``Dataset`` wrappers over the numpy datasets of :mod:`runtime.datasets` (``torch_dataset``); samples become
+model input through :mod:`runtime.preprocess`, as in serving.
 
 The torch-free readers, label sets and the spec parser moved to :mod:`runtime.datasets`; their names are
 re-exported here so ``from sdk.training.data import open_dataset`` keeps working.

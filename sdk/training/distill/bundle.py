@@ -5,8 +5,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from runtime.errors import ConfigError
 
 
@@ -43,10 +41,11 @@ def add_headset_student(bundle_dir: str | Path, checkpoint: str | Path, *, force
         ConfigError: labels or input size differ from the bundle's.
         BundleError: the bundle already has a headset engine (unless ``force``).
     """
+    from export.formats import EXPORT_FORMATS
+    from export.modules import export_modules, sample_batch
     from export.onnx import export_onnx
     from runtime.bundle import add_engines, load_bundle
     from runtime.pipelines import HEADSET_ROLE
-    from runtime.preprocess import to_tensor
 
     from ..checkpoint import load_checkpoint
 
@@ -54,19 +53,14 @@ def add_headset_student(bundle_dir: str | Path, checkpoint: str | Path, *, force
     ck = load_checkpoint(checkpoint)
     if tuple(ck.labels) != tuple(b.labels):
         raise ConfigError(f"headset student {checkpoint} has labels {ck.labels}, the bundle {b.labels}")
-    size = int(ck.config["input"]["size"])
-    if tuple(b.input.size) != (size, size) or int(ck.config["input"]["channels"]) != b.input.channels:
-        raise ConfigError(f"headset student {checkpoint} takes {size}x{size} inputs with "
-                          f"{ck.config['input']['channels']} channel(s); the bundle {b.input.size}, {b.input.channels}")
-    plan = ck.config.get("export") or {}
-    model = ck.models[plan.get("classifier", "student")].eval()
-    h, w = b.input.size
-    shape = (4, h, w) if b.input.channels == 1 else (4, h, w, 3)
-    sample = to_tensor(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8), b.input)
+    tensor = ("size", "channels", "color", "scale", "mean", "std", "layout")  # what makes the tensor; not crop geometry
+    mine, theirs = ({k: s.to_json()[k] for k in tensor} for s in (ck.input, b.input))
+    if mine != theirs:
+        raise ConfigError(f"headset student {checkpoint} takes input {mine}; the bundle's classifier {theirs}: "
+                          "distill the student from this bundle (ofer distill --teacher BUNDLE)")
+    fp32 = EXPORT_FORMATS["fp32"]
     with tempfile.TemporaryDirectory(prefix="ofer-headset-") as work:
-        onnx_path = Path(work) / "classifier_headset.onnx"
-        export_onnx(model, sample, onnx_path, output_names=("logits",))
-        add_engines(b.path, [{"name": HEADSET_ROLE, "path": onnx_path, "file": "classifier_headset.onnx",
-                                     "format": "onnx", "precision": "fp32", "role": HEADSET_ROLE,
-                                     "output": "logits"}], force=force)
+        onnx_path = Path(work) / fp32.file_name(HEADSET_ROLE)
+        export_onnx(export_modules(ck)["classifier"], sample_batch(b.input), onnx_path, output_names=("logits",))
+        add_engines(b.path, [fp32.entry(HEADSET_ROLE, onnx_path)], force=force)
     return record_measured(b.path, HEADSET_ROLE, ck.config.get("metrics") or {})

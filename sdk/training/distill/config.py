@@ -54,6 +54,8 @@ class DistillConfig:
     augment: dict[str, float] = field(default_factory=lambda: Augment().to_dict())
     max_steps: int | None = None  # per epoch
     seed: int = 0
+    device: str = "auto"  # auto (CUDA when available), cpu or cuda[:i]
+    workers: int = 0  # data-loader worker processes (occluding and augmenting run there)
 
     def __post_init__(self) -> None:
         if self.route not in ROUTES:
@@ -74,6 +76,8 @@ class DistillConfig:
         for name, v in (("epochs", self.epochs), ("batch_size", self.batch_size)):
             if v < 1:
                 raise ConfigError(f"{name} must be >= 1, got {v}")
+        if self.workers < 0:
+            raise ConfigError(f"workers must be >= 0, got {self.workers}")
         if not self.temperature > 0 or not self.lr > 0:
             raise ConfigError(f"temperature and lr must be > 0 (got {self.temperature}, {self.lr})")
 

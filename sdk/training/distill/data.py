@@ -15,10 +15,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from runtime.input_spec import InputSpec
 from runtime.occlusion import apply_occlusion
+from runtime.preprocess import fit_face, to_tensor
 
-from ..augment import normalize, prepare_image, sample_rng
-from ..config import InputSpec
+from ..augment import sample_rng
+from ..evaluation import occluded_views, occluded_views_and_masks  # noqa: F401 - re-exported (torch-free home)
 
 
 @dataclass(frozen=True)
@@ -99,10 +101,10 @@ class PairedFaces(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         image, label = self.base[index]
         rng = sample_rng(self.seed, self.epoch, index, salt=7)
-        clean = prepare_image(image, self.spec)
+        clean = fit_face(image, self.spec)
         protocol = self.protocols[int(rng.integers(len(self.protocols)))]
         occ = apply_occlusion(clean, protocol, seed=int(rng.integers(0, 2**31 - 1)))
-        occ_img = occ.image if occ.image.ndim == 3 else occ.image[:, :, None]
+        occ_img = occ.image
         mask = (np.asarray(occ.mask) > 0).astype(np.uint8)
         flip = False
         if self.augment is not None:
@@ -110,22 +112,8 @@ class PairedFaces(Dataset):
             flip = bool(p["flip"])
             clean, occ_img = augment_image(clean, p), augment_image(occ_img, p)
             mask = augment_image(mask * 255, {**p, "sigma": 0.0, "offset": 0.0, "gain": 1.0}) > 127
-        return {"clean": torch.from_numpy(normalize(clean, self.spec)),
-                "occluded": torch.from_numpy(normalize(occ_img, self.spec)),
+        x_clean, x_occ = to_tensor(np.stack([clean, occ_img]), self.spec)
+        return {"clean": torch.from_numpy(x_clean), "occluded": torch.from_numpy(x_occ),
                 "mask": torch.from_numpy(mask.astype(np.float32)[None]),
                 "label": torch.tensor(int(label), dtype=torch.long), "index": torch.tensor(int(index)),
                 "flip": torch.tensor(flip)}
-
-
-def occluded_views(images: np.ndarray, protocol: str, seed: int) -> np.ndarray:
-    """Every ``(H, W[, C])`` uint8 crop occluded by ``protocol``, deterministically per (seed, protocol, index)."""
-    return occluded_views_and_masks(images, protocol, seed)[0]
-
-
-def occluded_views_and_masks(images: np.ndarray, protocol: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`occluded_views` and the occluders' ``(N, H, W)`` uint8 masks (1 = covered; zeros for ``clean``)."""
-    from ..evaluation import protocol_seed
-
-    occ = [apply_occlusion(img, protocol, seed=protocol_seed(seed, protocol, i)) for i, img in enumerate(images)]
-    masks = [(np.asarray(o.mask) > 0).astype(np.uint8) for o in occ]
-    return np.stack([o.image for o in occ]), np.stack(masks)

@@ -7,21 +7,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..augment import normalize, prepare_image
+from runtime.preprocess import fit_face, to_tensor
+
 from ..consistency import cohen_kappa
 from .data import occluded_views_and_masks
 from .teacher import Teacher
 
 
 def predict_probs(model: nn.Module, images: np.ndarray, spec: Any, batch: int = 256) -> np.ndarray:
-    """Softmax of ``model`` (evaluated in eval mode) on uint8 crops ``(N, H, W[, C])`` prepared for ``spec``."""
-    imgs = images if images.ndim == 4 else images[..., None]
+    """Softmax of ``model`` (eval mode, on the model's device) on uint8 crops ``(N, H, W[, 3])`` prepared for
+    ``spec``; returns ``(N, K)`` float32 on the CPU."""
+    imgs = images
     out = []
     was = model.training
     model.eval()
+    dev = next(model.parameters()).device
     with torch.no_grad():
         for s in range(0, len(imgs), batch):
-            out.append(model(torch.from_numpy(normalize(imgs[s:s + batch], spec))).softmax(1).numpy())
+            x = torch.from_numpy(to_tensor(imgs[s:s + batch], spec)).to(dev)
+            out.append(model(x).softmax(1).float().cpu().numpy())
     model.train(was)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
@@ -31,10 +35,9 @@ class HeldOut:
 
     def __init__(self, dataset: Any, teacher: Teacher, protocols: tuple[str, ...], seed: int) -> None:
         spec = teacher.input
-        crops = np.stack([prepare_image(dataset[i][0], spec) for i in range(len(dataset))])
+        crops = np.stack([fit_face(dataset[i][0], spec) for i in range(len(dataset))])
         self.people = np.asarray([dataset.subject(i) or str(i) for i in range(len(dataset))], dtype=str)
-        flat = crops[..., 0] if crops.shape[-1] == 1 else crops
-        views = {p: occluded_views_and_masks(flat, p, seed) for p in protocols}
+        views = {p: occluded_views_and_masks(crops, p, seed) for p in protocols}
         self.views = {"clean": crops, **{p: v[0] for p, v in views.items()}}
         #: The occluders' masks per view (1 = covered), for routes that take the mask (inpaint).
         self.masks = {"clean": np.zeros(crops.shape[:3], np.uint8), **{p: v[1] for p, v in views.items()}}

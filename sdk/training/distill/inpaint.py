@@ -31,25 +31,26 @@ from torch import nn
 
 from runtime.errors import ConfigError
 
+from runtime.preprocess import to_tensor
+
 from .. import checkpoint as ckpt
-from ..augment import normalize
 from ..losses import adversarial_d, adversarial_g, expression_consistency
 from .heldout import HeldOut
 from .loop import Distiller
 
 def inpaint_probs(inpainter: nn.Module, classifier: nn.Module, images: np.ndarray, masks: np.ndarray, spec: Any,
                   batch: int = 256) -> np.ndarray:
-    """Softmax of ``classifier(inpainter(image, mask))`` (both in eval mode) on uint8 crops ``(N, H, W[, C])`` with
-    ``(N, H, W)`` 0/1 masks (1 = covered), prepared for the training input ``spec``."""
-    imgs = images if images.ndim == 4 else images[..., None]
+    """Softmax of ``classifier(inpainter(image, mask))`` (both in eval mode, on the inpainter's device) on uint8 crops
+    ``(N, H, W[, 3])`` fitted to ``spec`` with ``(N, H, W)`` 0/1 masks (1 = covered); ``(N, K)`` float32 on the CPU."""
     out = []
     was = inpainter.training
     inpainter.eval()
+    dev = next(inpainter.parameters()).device
     with torch.no_grad():
-        for s in range(0, len(imgs), batch):
-            x = torch.from_numpy(normalize(imgs[s:s + batch], spec))
-            m = torch.from_numpy(np.ascontiguousarray(masks[s:s + batch], np.float32)[:, None])
-            out.append(classifier(inpainter(x, m)).softmax(1).numpy())
+        for s in range(0, len(images), batch):
+            x = torch.from_numpy(to_tensor(images[s:s + batch], spec)).to(dev)
+            m = torch.from_numpy(np.ascontiguousarray(masks[s:s + batch], np.float32)[:, None]).to(dev)
+            out.append(classifier(inpainter(x, m)).softmax(1).float().cpu().numpy())
     inpainter.train(was)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
@@ -102,27 +103,25 @@ class InpaintDistiller(Distiller):
         # norm (pixel term alone: 2.02 -> 1.21).
         kw = {"in_channels": spec.channels, "use_mask": True, "width": int(self.cfg.inpainter_width),
               "norm": "instance"}
-        self.models["inpainter"] = create_model("inpainter", **kw)
+        self.models["inpainter"] = create_model("inpainter", **kw).to(self.device)
         self.specs["inpainter"] = {"registry": "inpainter", "kwargs": kw}
         if self.cfg.weights["adv"]:
             kw = {"num_classes": len(self.labels), "in_channels": spec.channels, "width": 32, "depth": 4,
-                  "head_grid": discriminator_grid(spec.size, 4)}
-            self.models["discriminator"] = create_model("gan_discriminator", **kw)
+                  "head_grid": discriminator_grid(spec.size[0], 4)}
+            self.models["discriminator"] = create_model("gan_discriminator", **kw).to(self.device)
             self.specs["discriminator"] = {"registry": "gan_discriminator", "kwargs": kw}
 
     def _held_out(self, val: Any) -> HeldOut:
         return InpaintHeldOut(val, self.teacher, self.cfg.held_out_protocols, self.cfg.seed)
 
-    def _loader(self, epoch: int) -> Any:
-        loader = super()._loader(epoch)
+    def _protocols(self) -> tuple[str, ...]:
         protocols = tuple(p for p in self.cfg.train_protocols if p != "clean")  # nothing to fill on a clean face
-        loader.dataset.protocols = protocols or loader.dataset.protocols
-        return loader
+        return protocols or self.cfg.train_protocols
 
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One inpainter step (and one discriminator step when ``adv`` is on); returns the loss terms."""
         w = self.cfg.weights
-        x_o, x_c, mask = batch["occluded"], batch["clean"], batch["mask"]
+        x_o, x_c, mask = (batch[k].to(self.device, non_blocking=True) for k in ("occluded", "clean", "mask"))
         self._train_mode()
         self.teacher.model.eval()
         fake = self.models["inpainter"](x_o, mask)

@@ -35,9 +35,10 @@ from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from runtime.errors import ConfigError
+from runtime.preprocess import fit_face, to_tensor
 
 from .. import checkpoint as ckpt
-from ..augment import normalize, prepare_image
+from ..distributed import resolve_device
 from ..losses import (adversarial_d, adversarial_g, features_and_logits, features_of, kl_soft,
                       reconstruction_l2)
 from .config import GENERAL_PROTOCOLS, HEADSET_PROTOCOLS, PRESETS, TERMS, VAL_PROTOCOLS, DistillConfig
@@ -48,6 +49,18 @@ from .teacher import Teacher, load_teacher
 __all__ = ["GENERAL_PROTOCOLS", "HEADSET_PROTOCOLS", "PRESETS", "TERMS", "VAL_PROTOCOLS", "DistillConfig", "Distiller",
            "HeldOut", "kl_soft", "predict_probs"]
 
+def _device(name: str) -> torch.device:
+    """``auto``/``cpu``/``cuda[:i]`` -> a device, with one clear error when CUDA is asked for but absent."""
+    try:
+        dev = resolve_device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"--device {name!r} is not a torch device ({exc}); use auto, cpu or cuda[:i]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name} asks for CUDA, but this torch ({torch.__version__}) sees no GPU; "
+                          f"use --device cpu (or auto)")
+    return dev
+
+
 
 class Distiller:
     """Runs one distillation (see the module docstring); ``fit()`` trains, ``out/checkpoint`` is the chosen epoch."""
@@ -57,13 +70,16 @@ class Distiller:
         self.cfg, self.train_data, self.val_data = cfg, train, val
         self.out = Path(out_dir) if out_dir is not None else None
         self.log = log
+        self.device = _device(cfg.device)
         torch.manual_seed(cfg.seed)
         if teacher is None:
             calib = self._calibration(train, cfg.teacher)
             teacher = load_teacher(cfg.teacher, cfg.teacher_model, calibration=calib)
+        teacher.model.to(self.device)
         self.teacher = teacher
         self.labels = teacher.labels
-        self.label_map = self._label_map(train)
+        label_map = self._label_map(train)
+        self.label_map = None if label_map is None else torch.from_numpy(label_map).to(self.device)
         self.models: dict[str, nn.Module] = {}
         self.specs: dict[str, dict[str, Any]] = {}
         self._build_models()
@@ -87,7 +103,7 @@ class Distiller:
 
     # ------------------------------------------------------------------ setup
     def _build_models(self) -> None:
-        """The trainable modules (``self.models``) and their registry specs (``self.specs``)."""
+        """The trainable modules (``self.models``, on ``self.device``) and their registry specs (``self.specs``)."""
         self.models["student"] = self._student()
         self.specs["student"] = {"registry": self.cfg.student_model or self.teacher.registry,
                                  "kwargs": self._student_kwargs()}
@@ -107,7 +123,7 @@ class Distiller:
 
         spec = _train_input(load_bundle(teacher_path).input, teacher_path)
         idx = np.linspace(0, len(train) - 1, min(n, len(train))).astype(int)
-        return normalize(np.stack([prepare_image(train[int(i)][0], spec) for i in idx]), spec)
+        return to_tensor(np.stack([fit_face(train[int(i)][0], spec) for i in idx]), spec)
 
     def _teacher_cache(self, train: Any, batch: int = 256) -> torch.Tensor:
         """``(N, 2, K)`` teacher logits on every training crop as is (0) and flipped (1)."""
@@ -115,8 +131,8 @@ class Distiller:
         out = []
         with torch.no_grad():
             for s in range(0, len(train), batch):
-                crops = np.stack([prepare_image(train[i][0], spec) for i in range(s, min(len(train), s + batch))])
-                x = torch.from_numpy(normalize(crops, spec))
+                crops = np.stack([fit_face(train[i][0], spec) for i in range(s, min(len(train), s + batch))])
+                x = torch.from_numpy(to_tensor(crops, spec)).to(self.device)
                 out.append(torch.stack([self.teacher.model(x), self.teacher.model(x.flip(-1))], 1))
         return torch.cat(out)
 
@@ -142,7 +158,7 @@ class Distiller:
         from ..models import create_model
 
         try:
-            return create_model(self.cfg.student_model, **self._student_kwargs())
+            return create_model(self.cfg.student_model, **self._student_kwargs()).to(self.device)
         except KeyError as exc:
             raise ConfigError(str(exc.args[0])) from None
 
@@ -152,18 +168,18 @@ class Distiller:
         w = self.cfg.weights
         if not (w["adv"] or w["rec"]):
             return
-        s, c = self.teacher.input.size, self.teacher.input.channels
+        s, c = self.teacher.input.size[0], self.teacher.input.channels  # square (teacher._train_input)
         with torch.no_grad():
-            f = features_of(self.models["student"].eval(), torch.zeros(2, c, s, s))
+            f = features_of(self.models["student"].eval(), torch.zeros(2, c, s, s, device=self.device))
         fc, stride = int(f.shape[1]), max(1, s // int(f.shape[-1]))
         if w["adv"]:
             kw = {"in_channels": fc}
-            self.models["feature_disc"] = create_model("feature_discriminator", **kw)
+            self.models["feature_disc"] = create_model("feature_discriminator", **kw).to(self.device)
             self.specs["feature_disc"] = {"registry": "feature_discriminator", "kwargs": kw}
         if w["rec"]:
             kw = {"in_channels": fc, "out_channels": c, "upsample": min(8, 1 << (stride.bit_length() - 1)),
                   "out_size": [s, s]}
-            self.models["decoder"] = create_model("reconstruction_decoder", **kw)
+            self.models["decoder"] = create_model("reconstruction_decoder", **kw).to(self.device)
             self.specs["decoder"] = {"registry": "reconstruction_decoder", "kwargs": kw}
 
     # ------------------------------------------------------------------ training
@@ -175,17 +191,22 @@ class Distiller:
                 if isinstance(mod, nn.modules.batchnorm._BatchNorm):
                     mod.eval()
 
+    def _protocols(self) -> tuple[str, ...]:
+        """The occluders the training pairs draw from."""
+        return self.cfg.train_protocols
+
     def _loader(self, epoch: int) -> DataLoader:
-        ds = PairedFaces(self.train_data, self.teacher.input, self.cfg.train_protocols,
+        ds = PairedFaces(self.train_data, self.teacher.input, self._protocols(),
                          Augment(**self.cfg.augment), seed=self.cfg.seed)
         ds.set_epoch(epoch)
         gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        # every random choice of a sample comes from (seed, epoch, index): workers change nothing but the speed
+        kw = dict(batch_size=self.cfg.batch_size, drop_last=len(ds) > self.cfg.batch_size,
+                  num_workers=self.cfg.workers, pin_memory=self.device.type == "cuda")
         if self.sample_weights is None:
-            return DataLoader(ds, batch_size=self.cfg.batch_size, shuffle=True, generator=gen,
-                              drop_last=len(ds) > self.cfg.batch_size, num_workers=0)
+            return DataLoader(ds, shuffle=True, generator=gen, **kw)
         sampler = WeightedRandomSampler(self.sample_weights, len(ds), replacement=True, generator=gen)
-        return DataLoader(ds, batch_size=self.cfg.batch_size, sampler=sampler,
-                          drop_last=len(ds) > self.cfg.batch_size, num_workers=0)
+        return DataLoader(ds, sampler=sampler, **kw)
 
     def _sample_weights(self, data: Any) -> torch.Tensor | None:
         """Per-face sampling weights that keep one long video from dominating (None: uniform)."""
@@ -200,12 +221,13 @@ class Distiller:
     def step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One optimiser step (and one discriminator step when ``adv`` is on); returns the loss terms."""
         cfg, w, t = self.cfg, self.cfg.weights, self.cfg.temperature
-        x_o, x_c, y = batch["occluded"], batch["clean"], batch["label"]
+        dev = self.device
+        x_o, x_c, y = (batch[k].to(dev, non_blocking=True) for k in ("occluded", "clean", "label"))
         if self.label_map is not None:
-            y = torch.where(y >= 0, torch.from_numpy(self.label_map)[y.clamp_min(0)], y)
+            y = torch.where(y >= 0, self.label_map[y.clamp_min(0)], y)
         with torch.no_grad():
             if self.teacher_logits is not None:
-                f_t, l_t = None, self.teacher_logits[batch["index"], batch["flip"].long()]
+                f_t, l_t = None, self.teacher_logits[batch["index"].to(dev), batch["flip"].long().to(dev)]
             else:
                 f_t, l_t = features_and_logits(self.teacher.model, x_c)
             p_t = F.softmax(l_t / t, dim=1)
@@ -278,7 +300,7 @@ class Distiller:
 
     def config_dict(self, models: dict[str, Any]) -> dict[str, Any]:
         return {"method": "distill", "models": models, "labels": list(self.labels),
-                "input": self.teacher.input.to_dict(), "bundle_input": self.teacher.bundle_input,
+                "input": self.teacher.input.to_json(),
                 "data": self.cfg.data, "seed": self.cfg.seed, "position": {"stage": 0, "epoch": self.epoch, "step": 0},
                 "export": {"pipeline": "direct", "classifier": "student", "inpainter": None,
                            "classifier_output": None},

@@ -1,7 +1,8 @@
 """The teacher of ``ofer distill``: a bundle's FP32 ONNX classifier imported into a registry model, or a checkpoint.
 
 Both become a frozen torch module (so the student can start as an exact copy and the feature terms can read the
-teacher's mid-level features) plus its labels, training input spec and the bundle input spec of its crops.
+teacher's mid-level features) plus its labels and input spec (:class:`runtime.input_spec.InputSpec`: the tensor and
+the crops, as the bundle serves them).
 """
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import torch
 from torch import nn
 
 from runtime.errors import ConfigError, InputError
+from runtime.input_spec import InputSpec
 
-from ..config import InputSpec
 from ..onnx_import import PARITY_TOL, import_onnx_weights, parity
 
 
@@ -28,8 +29,7 @@ class Teacher:
         model: The frozen module (eval mode, no gradients), returning logits.
         registry: Its registry name and kwargs (a student of the same architecture is created from them).
         labels: Label names in output order.
-        input: The training input spec (size, channels, normalisation).
-        bundle_input: The bundle ``input`` section its crops follow (size, colour, crop margin and offset).
+        input: Its input spec (size, colour, normalisation, crop margin and offset).
         source: What it was loaded from (for provenance).
         parity: Largest logit difference to ONNX Runtime (bundles), else None.
     """
@@ -39,21 +39,19 @@ class Teacher:
     kwargs: dict[str, Any]
     labels: tuple[str, ...]
     input: InputSpec
-    bundle_input: dict[str, Any]
     source: str
     parity: float | None = None
     bundle_path: Path | None = None
 
 
-def _train_input(bundle_input: Any, where: str) -> InputSpec:
-    """A bundle input spec as the training spec (uniform mean/std, scale 1/255, square)."""
-    h, w = bundle_input.size
+def _train_input(spec: InputSpec, where: str) -> InputSpec:
+    """``spec`` once checked to be one the torch models train on (square, NCHW)."""
+    h, w = spec.size
     if h != w:
         raise ConfigError(f"{where}: distillation needs a square input, the bundle has {h}x{w}")
-    if abs(bundle_input.scale - 1 / 255) > 1e-9 or len(set(bundle_input.mean)) > 1 or len(set(bundle_input.std)) > 1:
-        raise ConfigError(f"{where}: distillation supports scale 1/255 with one mean/std for all channels")
-    return InputSpec(size=int(h), channels=bundle_input.channels, mean=float(bundle_input.mean[0]),
-                     std=float(bundle_input.std[0]), color="bgr" if bundle_input.color == "bgr" else "rgb")
+    if spec.layout != "NCHW":
+        raise ConfigError(f"{where}: distillation trains NCHW models, the bundle's input is {spec.layout}")
+    return spec
 
 
 def load_teacher(path: str | Path, model: str = "mini_xception", calibration: np.ndarray | None = None) -> Teacher:
@@ -93,7 +91,7 @@ def _from_bundle(p: Path, model: str, calibration: np.ndarray | None) -> Teacher
         raise ConfigError(str(exc.args[0])) from None
     kwargs = {"num_classes": len(b.labels), "in_channels": spec.channels}
     module = create_model(model, **kwargs)
-    s = spec.size
+    s = spec.size[0]
     with tempfile.TemporaryDirectory(prefix="ofer-teacher-") as work:
         onnx_file = Path(work) / "classifier.onnx"
         onnx_file.write_bytes(b.read_engine(engines[0].name))  # the sha256-checked bytes
@@ -107,7 +105,7 @@ def _from_bundle(p: Path, model: str, calibration: np.ndarray | None) -> Teacher
         raise ConfigError(f"teacher {p}: the imported {model} differs from the ONNX classifier by {diff:.3g} "
                           f"(tolerance {PARITY_TOL}); pass the right --teacher-model")
     module.requires_grad_(False)
-    return Teacher(module.eval(), model, kwargs, tuple(b.labels), spec, b.input.to_dict(),
+    return Teacher(module.eval(), model, kwargs, tuple(b.labels), spec,
                    f"bundle {b.name} ({engines[0].file} sha256 {engines[0].sha256[:12]})", diff, p)
 
 
@@ -122,7 +120,5 @@ def _from_checkpoint(p: Path) -> Teacher:
     spec = ck.config["models"][name]
     module = ck.models[name].eval()
     module.requires_grad_(False)
-    train_input = InputSpec.from_dict(ck.config["input"])
-    bundle_input = ck.config.get("bundle_input") or train_input.to_bundle_input()
-    return Teacher(module, spec["registry"], dict(spec.get("kwargs", {})), ck.labels, train_input, bundle_input,
-                   f"checkpoint {ck.path}")
+    return Teacher(module, spec["registry"], dict(spec.get("kwargs", {})), ck.labels,
+                   _train_input(ck.input, f"teacher checkpoint {p}"), f"checkpoint {ck.path}")

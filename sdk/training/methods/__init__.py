@@ -177,30 +177,3 @@ def train(cfg: "TrainConfig", out_dir: str | None, *, eval_data: str | None = No
             print(f"results saved to {out_dir}", flush=True)
     shutdown(trainer.dist)
     return {"fit": fit, "report": report, "trainer": trainer, "warning": warning}
-
-
-def export_modules(models: dict, plan: dict) -> dict:
-    """The modules to export for deployment, by engine role (``classifier`` and, for ``inpaint``, ``inpainter``).
-
-    ``plan`` is a checkpoint's ``config["export"]``; a classifier that returns a tuple (the GAN discriminator)
-    is wrapped so that it returns only the expression logits.
-    """
-    from torch import nn
-
-    class SelectOutput(nn.Module):
-        """Returns element ``index`` of the wrapped module's tuple output."""
-
-        def __init__(self, module: nn.Module, index: int) -> None:
-            super().__init__()
-            self.module, self.index = module, index
-
-        def forward(self, x):  # noqa: ANN001, ANN201 - traced by the ONNX exporter
-            return self.module(x)[self.index]
-
-    clf = models[plan["classifier"]].eval()
-    if plan.get("classifier_output") is not None:
-        clf = SelectOutput(clf, int(plan["classifier_output"])).eval()
-    out = {"classifier": clf}
-    if plan.get("pipeline") == "inpaint":
-        out["inpainter"] = models[plan["inpainter"]].eval()
-    return out

@@ -32,7 +32,7 @@ def discriminator_spec(method: Method, num_classes: int) -> ModelSpec:
     """The ``gan_discriminator`` of a GAN method; its expression head's grid matches the training input size."""
     kwargs = method.kwargs_for("discriminator", "gan_discriminator", num_classes=num_classes,
                                in_channels=method.cfg.input.channels)
-    kwargs.setdefault("head_grid", discriminator_grid(method.cfg.input.size, int(kwargs.get("depth", 4))))
+    kwargs.setdefault("head_grid", discriminator_grid(method.cfg.input.size[0], int(kwargs.get("depth", 4))))
     return ModelSpec("gan_discriminator", kwargs)
 
 

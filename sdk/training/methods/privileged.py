@@ -39,7 +39,7 @@ class PrivilegedMethod(Method):
         from ..models import create_model
 
         probe = create_model(self.classifier_name(), **kw).eval()
-        s, c = self.cfg.input.size, self.cfg.input.channels
+        s, c = self.cfg.input.size[0], self.cfg.input.channels  # square (TrainConfig checks)
         with torch.no_grad():
             f = features_of(probe, torch.zeros(2, c, s, s))
         return int(f.shape[1]), max(1, s // int(f.shape[-1]))
@@ -59,7 +59,7 @@ class PrivilegedMethod(Method):
                 specs["decoder"] = ModelSpec("reconstruction_decoder",
                                              self.kwargs_for("decoder", in_channels=fc, out_channels=c,
                                                              upsample=min(8, 1 << (stride.bit_length() - 1)),
-                                                             out_size=[self.cfg.input.size] * 2))
+                                                             out_size=list(self.cfg.input.size)))
         return specs
 
     def stages(self) -> list[Stage]:
