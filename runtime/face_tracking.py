@@ -96,7 +96,12 @@ class FaceTracker:
         region, x0, y0 = self.search_region(frame, box)
         if region.shape[0] < 8 or region.shape[1] < 8:
             return None
-        dets = [shifted(d, x0, y0) for d in self.detector.detect(region)]
+        follow = getattr(self.detector, "follow", None)  # a detector's cheaper path for a tracked face
+        if follow is not None:
+            found = follow(region, (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0))
+        else:
+            found = self.detector.detect(region)
+        dets = [shifted(d, x0, y0) for d in found]
         if not dets:
             return None
         boxes = np.array([d.box for d in dets], np.float64)
