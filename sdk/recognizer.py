@@ -191,7 +191,7 @@ class Recognizer:
         except BaseException:
             source.close()
             raise
-        stream = Stream(source, [stages.find_and_crop, stages.classify_smooth], mode=mode, queue_size=queue_size,
+        stream = Stream(source, [stages.find, stages.crop_classify], mode=mode, queue_size=queue_size,
                         pace_fps=pace_fps)
         stream.tracker = stages.tracker  # type: ignore[attr-defined]
         stream.smoother = stages.smoother  # type: ignore[attr-defined]
