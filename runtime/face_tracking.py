@@ -9,7 +9,8 @@ Per frame (:meth:`FaceTracker.step`):
    region around its
    predicted box (``roi_scale`` face sizes wide). There the face fills a large part of the detector's input, so the
    near-range model sees it as a close-up even when a headset or a hand covers part of it; the detection nearest
-   the prediction continues the track;
+   the prediction continues the track. A detector with a ``follow(region, predicted_box)`` method (the two-stage
+   detector) searches there its own cheaper way: a confident candidate on the prediction skips the verifier;
 4. detections are associated with tracks (Hungarian on IoU + centre distance against the predicted boxes); new
    tracks start only from full-frame detections, so a stray candidate in a search region never becomes a face.
 
