@@ -95,7 +95,8 @@ def predict_variants(frame: np.ndarray, iters: int) -> dict[str, dict[str, objec
     out = {}
     for k, r in recs.items():
         engines = r.describe()["detector_engines"]
-        out[k] = {"detector engine": ",".join(sorted({e["backend"] for n, e in engines.items() if "verifier" not in n})),
+        blazeface = sorted({e["backend"] for n, e in engines.items() if "verifier" not in n})
+        out[k] = {"detector engine": ",".join(blazeface),
                   "p50 ms": float(np.percentile(times[k]["wall"], 50)),
                   "p90 ms": float(np.percentile(times[k]["wall"], 90)),
                   "cpu p50 ms": float(np.percentile(times[k]["cpu"], 50))}

@@ -103,7 +103,8 @@ def detector_engine(engine: str, providers: str | Sequence[str] = "cpu", model_p
     cpu = [p.lower() for p in named] in (["cpu"], ["cpuexecutionprovider"])
     if engine == "litert":
         if not cpu:
-            raise ConfigError("detector engine 'litert' runs on the CPU; drop providers=... or use engine='onnxruntime'")
+            raise ConfigError("detector engine 'litert' runs on the CPU; drop providers=... or use "
+                              "engine='onnxruntime'")
         return "litert"
     if engine == "auto":
         onnx_model = model_path is not None and Path(model_path).suffix.lower() == ".onnx"
