@@ -123,3 +123,11 @@ def test_tflite_assets_are_documented() -> None:
         sha = hashlib.sha256((ASSETS / spec.tflite).read_bytes()).hexdigest()
         assert re.search(rf"`{re.escape(spec.tflite)}`.*`{sha}`", readme), f"{spec.tflite}: sha256 not in README"
         assert spec.tflite in notice
+
+
+def test_litert_prints_nothing_on_stderr() -> None:
+    code = ("from runtime.detection import create_detector\n"
+            "import numpy as np\n"
+            "create_detector('auto', threads=1).detect(np.zeros((90, 160, 3), np.uint8))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert res.stderr == ""

@@ -7,6 +7,8 @@ short-range in about half the time ONNX Runtime takes on the converted ONNX (``b
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,31 @@ import numpy as np
 from ..errors import EngineError, InputError
 
 _AVAILABLE: bool | None = None
+_FIRST = threading.Lock()
+_first_done = False
+
+
+def _allocate_quietly(interpreter: object) -> None:
+    """``allocate_tensors()``; the first time in a process with stderr (fd 2) sent to /dev/null.
+
+    LiteRT prints ``INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`` to stderr once per process, with no
+    setting to turn it off; ofer's command-line tools promise one line on stderr per error.
+    """
+    global _first_done
+    with _FIRST:
+        if _first_done:
+            interpreter.allocate_tensors()  # type: ignore[attr-defined]
+            return
+        sys.stderr.flush()
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        try:
+            interpreter.allocate_tensors()  # type: ignore[attr-defined]
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+        _first_done = True
 
 
 def litert_available() -> bool:
@@ -61,7 +88,7 @@ class LiteRTEngine:
             raise EngineError(f"TFLite model not found or not readable: {self.path}") from None
         try:
             self.interpreter = Interpreter(model_content=content, num_threads=self.threads)
-            self.interpreter.allocate_tensors()
+            _allocate_quietly(self.interpreter)
         except Exception as exc:  # LiteRT raises ValueError/RuntimeError for corrupt or unsupported models
             raise EngineError(f"LiteRT could not load {self.path.name}: {str(exc).splitlines()[0]}; the file may "
                               "be corrupt — restore it, or use engine='onnxruntime'") from None
