@@ -227,3 +227,18 @@ def test_follow_verifies_a_candidate_away_from_the_prediction(media_dir: Path) -
     off = det.follow(region, (x1 - x0 + 0.6 * s, y1 - y0, x2 - x0 + 0.6 * s, y2 - y0))  # IoU with the face < 0.5
     assert len(off) == 1 and off[0].verifier_score is not None and off[0].score >= det.threshold
     assert np.allclose(off[0].box, on[0].box, atol=1.0)
+
+
+def test_search_region_padding_gives_an_integer_scale() -> None:
+    from runtime.detection.blazeface import letterbox
+    from runtime.detection.two_stage import integer_scale_padded
+
+    for h, w in [(360, 435), (300, 400), (500, 257), (360, 640)]:
+        region = np.full((h, w, 3), 7, np.uint8)
+        padded = integer_scale_padded(region, 128)
+        assert np.array_equal(padded[:h, :w], region) and padded[h:].max(initial=0) == padded[:, w:].max(initial=0) == 0
+        k = max(padded.shape[:2]) // 128
+        _, lb = letterbox(padded, 128)
+        assert max(padded.shape[:2]) == 128 * k and lb.sx == lb.sy == 1 / k
+    small = np.zeros((129, 50, 3), np.uint8)
+    assert integer_scale_padded(small, 128) is small  # padding to 256 would halve the face: left as it is
