@@ -15,7 +15,8 @@ def add_recognizer_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--bundle", default=None, help="bundle folder (default: the bundle shipped with ofer)")
     g.add_argument("--backend", default="auto",
                    help="auto (TensorRT engine, else ONNX Runtime TensorRT/CUDA/CPU: first that loads) | tensorrt | "
-                        "onnxruntime | onnxruntime-cpu | onnxruntime-cuda | onnxruntime-tensorrt")
+                        "onnxruntime | onnxruntime-cpu | onnxruntime-cuda | onnxruntime-tensorrt; the face detector "
+                        "runs on LiteRT when ai-edge-litert is installed, on ONNX Runtime with onnxruntime*")
     g.add_argument("--precision", default=None, choices=("fp32", "fp16", "int8"), help="engine precision")
     g.add_argument("--pipeline", default="auto", choices=("auto", "direct", "inpaint"),
                    help="auto: per face, inpaint when the occlusion estimate reaches --occlusion-threshold (bundles "
