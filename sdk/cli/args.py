@@ -23,7 +23,8 @@ def add_recognizer_args(parser: argparse.ArgumentParser) -> None:
                         "with an inpainter), else direct")
     g.add_argument("--occlusion", default=None,
                    help="what is covered: auto (estimate; default) | image-stats | upper_half (VR headset) | "
-                        "lower_half | eyes | mouth | a mask image of the face crop (white = covered)")
+                        "lower_half | eyes | mouth | a mask image of the face crop (white = covered) | off (no "
+                        "estimate, where nothing routes by it)")
     g.add_argument("--occlusion-threshold", type=float, default=0.25,
                    help="covered fraction of the face from which auto inpaints")
     g.add_argument("--threads", type=int, default=None, help="CPU threads per engine")
