@@ -37,6 +37,31 @@ def time_ms(fn: Callable[[], Any], iters: int, warmup: int = 10) -> np.ndarray:
     return out
 
 
+def time_interleaved(fns: dict[str, Callable[[], Any]], iters: int, warmup: int = 10
+                     ) -> dict[str, dict[str, np.ndarray]]:
+    """Time several variants round-robin (one call of each in turn), so that they share the machine's load; returns
+    per variant ``wall`` and ``cpu`` (process CPU time: all threads, robust to other processes' load) ms per call."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    out = {k: {"wall": np.empty(iters), "cpu": np.empty(iters)} for k in fns}
+    for i in range(iters):
+        for k, fn in fns.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            out[k]["wall"][i] = (time.perf_counter() - t0) * 1e3
+            out[k]["cpu"][i] = (time.process_time() - c0) * 1e3
+    return out
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (other processes share the cores: numbers above the core count are noisy)."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return None
+
+
 def stats(ms: Sequence[float] | np.ndarray) -> dict[str, float]:
     """mean, p50, p90, p95, p99 (ms) and throughput (per second at the mean)."""
     a = np.asarray(ms, dtype=np.float64)
@@ -60,7 +85,7 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     return {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-            "processor": platform.processor() or platform.machine()}
+            "processor": platform.processor() or platform.machine(), "load_average_1min": load_average()}
 
 
 def write_json(name: str, payload: dict[str, Any], out: str | None = None) -> Path:

@@ -9,7 +9,8 @@ Per frame (:meth:`FaceTracker.step`):
    region around its
    predicted box (``roi_scale`` face sizes wide). There the face fills a large part of the detector's input, so the
    near-range model sees it as a close-up even when a headset or a hand covers part of it; the detection nearest
-   the prediction continues the track;
+   the prediction continues the track. A detector with a ``follow(region, predicted_box)`` method (the two-stage
+   detector) searches there its own cheaper way: a confident candidate on the prediction skips the verifier;
 4. detections are associated with tracks (Hungarian on IoU + centre distance against the predicted boxes); new
    tracks start only from full-frame detections, so a stray candidate in a search region never becomes a face.
 
@@ -96,7 +97,12 @@ class FaceTracker:
         region, x0, y0 = self.search_region(frame, box)
         if region.shape[0] < 8 or region.shape[1] < 8:
             return None
-        dets = [shifted(d, x0, y0) for d in self.detector.detect(region)]
+        follow = getattr(self.detector, "follow", None)  # a detector's cheaper path for a tracked face
+        if follow is not None:
+            found = follow(region, (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0))
+        else:
+            found = self.detector.detect(region)
+        dets = [shifted(d, x0, y0) for d in found]
         if not dets:
             return None
         boxes = np.array([d.box for d in dets], np.float64)

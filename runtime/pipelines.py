@@ -281,15 +281,25 @@ def build_pipeline(bundle: Bundle, requested: str, open_role: OpenRole, *, occlu
         open_role: Opens the bundle's engine of a role (``classifier``, ``inpainter``, ``occlusion_estimator``)
             for the chosen backend and returns it with its manifest entry.
         occlusion: The Recognizer's ``occlusion`` option (see :func:`runtime.occlusion_estimate.make_estimator`);
-            with ``direct`` an estimate is only made (and reported) when the region is given.
+            with ``direct`` an estimate is only made (and reported) when the region is given; ``"off"`` makes none
+            (``auto`` then runs ``direct``; refused when the bundle has an inpainter or headset student to route to).
+
+    Raises:
+        ConfigError: ``occlusion="off"`` with a pipeline that routes by the estimate.
         threshold: Covered fraction from which ``auto`` inpaints a face.
     """
     from .occlusion_estimate import make_estimator
 
     name = resolve_pipeline(bundle, requested)
+    off = isinstance(occlusion, str) and occlusion == "off"
+    if off and name != "direct" and (bundle.find_engines("inpainter") or
+                                     (name == "auto" and bundle.find_engines(HEADSET_ROLE))):
+        raise ConfigError(f"occlusion='off' leaves pipeline {name!r} nothing to route faces by (bundle "
+                          f"{bundle.name!r} has an inpainter or a headset student); use pipeline='direct', or leave "
+                          "the occlusion estimate on")
     clf, clf_spec = open_role("classifier")
-    if name == "direct":
-        given = occlusion is not None and not (isinstance(occlusion, str) and occlusion == "auto")
+    if name == "direct" or off:  # off: auto on a bundle with nothing to route is direct without an estimate
+        given = occlusion is not None and not (isinstance(occlusion, str) and occlusion in ("auto", "off"))
         direct = DirectPipeline(bundle, clf, clf_spec.output, make_estimator(occlusion) if given else None)
         direct.engine_name = clf_spec.name
         return direct

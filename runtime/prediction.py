@@ -22,7 +22,8 @@ class Prediction:
             faces of a frame are reported for the whole frame.
         detection_score: The face detector's confidence for the box, in [0, 1].
         occlusion: Covered fraction of the face region (known headset region or estimate), when the pipeline
-            estimated it (``auto`` with an inpainter, ``inpaint``, or an ``occlusion`` region given).
+            estimated it (``auto`` and ``inpaint`` do unless ``occlusion="off"``; ``direct`` only when an
+            ``occlusion`` region or mask is given).
         track_id: Stable id of the face across frames when tracking is on (``stream()``), else ``None``.
         roll: In-plane rotation of the face in degrees (positive: the face's eye line turns clockwise on screen);
             the classifier saw the face rotated upright.

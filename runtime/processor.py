@@ -162,9 +162,10 @@ class FrameProcessor:
 
 
 class StreamStages:
-    """Stage 1 (find and follow faces, crop) and stage 2 (pipeline, smoothing) of a stream.
+    """Stage 1 (find and follow faces) and stage 2 (crop, pipeline, smoothing) of a stream.
 
     Tracking runs in stage 1 because the regions to search in a frame come from the faces of the frame before.
+    Finding faces is the slower stage, so cropping runs in stage 2, on the other core.
 
     Args:
         processor: The frame processor (its engines are shared, not copied).
@@ -186,18 +187,19 @@ class StreamStages:
         self.tracker = self.face_tracker.tracker
         self.smoother = parse_smoothing(smooth)
 
-    def find_and_crop(self, packet: "Packet") -> None:
-        """Stage 1: validate the frame, find and follow its faces, crop them."""
+    def find(self, packet: "Packet") -> None:
+        """Stage 1: validate the frame, find and follow its faces."""
         frame = as_bgr_frame(packet.frame.image, name=f"frame {packet.frame.index}")
         faces, timings = self.processor.find_faces(frame, self.face_tracker)
+        packet.data = (faces, frame, list(self.face_tracker.removed))
+        packet.timings_ms.update(timings)
+
+    def crop_classify(self, packet: "Packet") -> None:
+        """Stage 2: crop the faces, run the pipeline on the crops, smooth each face's probabilities over its track."""
+        faces, frame, removed = packet.data
         t0 = time.perf_counter()
         crops = self.processor.crop(frame, faces)
-        packet.data = (faces, crops, list(self.face_tracker.removed))
-        packet.timings_ms.update(timings, crop=(time.perf_counter() - t0) * 1e3)
-
-    def classify_smooth(self, packet: "Packet") -> None:
-        """Stage 2: run the pipeline on the crops, smooth each face's probabilities over its track."""
-        faces, crops, removed = packet.data
+        packet.timings_ms["crop"] = (time.perf_counter() - t0) * 1e3
         result = self.processor.classify(crops)
         probs = result.probabilities
         if self.smoother is not None:
@@ -206,4 +208,4 @@ class StreamStages:
         packet.timings_ms.update(result.timings_ms)
         packet.predictions = self.processor.predictions(faces, result, timings_ms=dict(packet.timings_ms),
                                                         probabilities=probs)
-        packet.data = None  # crops are not needed any more: free them early
+        packet.data = None  # the frame and crops are not needed any more: free them early

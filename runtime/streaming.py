@@ -1,8 +1,8 @@
-"""Streaming: capture, detection/crop and inference overlap in threads joined by bounded queues.
+"""Streaming: capture, finding faces and inference overlap in threads joined by bounded queues.
 
 ::
 
-    capture thread ─► [queue] ─► stage thread 1 (detect + crop) ─► [queue] ─► stage thread 2 (classify, track,
+    capture thread ─► [queue] ─► stage thread 1 (detect + track) ─► [queue] ─► stage thread 2 (crop, classify,
     smooth) ─► [queue] ─► consumer (``for result in stream``)
 
 ``offline`` mode processes every frame in order; a full queue makes the stage before it wait. ``realtime`` mode

@@ -170,3 +170,75 @@ def test_headset_put_on_mid_video_keeps_the_face_and_its_id(media_dir: Path) -> 
     after = per_frame[k:]
     assert all(ids in ([], [1]) for ids in after)  # never a new id, never a second (false) face
     assert sum(ids == [1] for ids in after) >= 0.95 * len(after)
+
+
+def _headset_video(media_dir: Path, n: int, k: int) -> list[np.ndarray]:
+    """WolfgangLanger_Pexels.mp4 at 640x360 with a VR headset drawn over the face from frame ``k`` on."""
+    from runtime.occlusion.realistic import occlude_faces
+
+    reference = create_detector("blazeface-full", threads=1)
+    cap = cv2.VideoCapture(str(media_dir / "WolfgangLanger_Pexels.mp4"))
+    frames: list[np.ndarray] = []
+    while len(frames) < n:
+        ok, frame = cap.read()
+        assert ok
+        frame = cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA)
+        if len(frames) >= k:
+            face = max(reference.detect(frame), key=lambda d: d.width * d.height)
+            frame = occlude_faces(frame, [(face.box, face.keypoints)], "headset", seed=3).image
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+def test_tracked_face_is_followed_without_the_verifier(media_dir: Path) -> None:
+    """Between full-frame passes a tracked face, clean and then under a headset, continues on the near-range model
+    alone (no verifier: ``verifier_score`` None) and keeps its id in >= 95 % of the frames."""
+    k = 20
+    frames = _headset_video(media_dir, 50, k)
+    det = create_detector("auto", threads=1)
+    calls = []
+    real_logits = det.verifier.logits
+    det.verifier.logits = lambda frame, dets: calls.append(len(dets)) or real_logits(frame, dets)  # count, then run
+    ft = FaceTracker(det, detect_every=10)
+    out = [ft.step(f) for f in frames]
+    ids = [[f.track_id for f in faces] for faces in out]
+    assert all(i == [1] for i in ids[:k]) and all(i in ([], [1]) for i in ids[k:])
+    assert sum(i == [1] for i in ids[k:]) >= 0.95 * (len(frames) - k)
+    followed = [faces[0].detection for t, faces in enumerate(out) if t % 10 and faces]
+    assert sum(d.verifier_score is None for d in followed) >= 0.8 * len(followed)  # the cheap path
+    assert all(0.5 <= d.score <= 1 for d in followed if d.verifier_score is None)  # the detector's own score
+    acquired = [faces[0].detection for t, faces in enumerate(out) if t % 10 == 0 and faces]
+    assert acquired and all(d.verifier_score is not None for d in acquired)  # full-frame passes are verified
+    assert len(calls) <= len(frames) // 10 + (len(followed) - sum(d.verifier_score is None for d in followed)) + 1
+
+
+def test_follow_verifies_a_candidate_away_from_the_prediction(media_dir: Path) -> None:
+    """A region whose best candidate does not overlap the predicted box goes through the two-stage detection."""
+    frame = _headset_video(media_dir, 1, 1)[0]
+    det = create_detector("auto", threads=1)
+    face = det.detect(frame)[0]
+    x1, y1, x2, y2 = face.box
+    s = x2 - x1
+    x0, y0 = int(max(0, x1 - s / 2)), int(max(0, y1 - s / 2))
+    region = frame[y0:int(y2 + s / 2), x0:int(x2 + s / 2)]
+    on = det.follow(region, (x1 - x0, y1 - y0, x2 - x0, y2 - y0))
+    assert len(on) == 1 and on[0].verifier_score is None and on[0].score >= 0.5
+    off = det.follow(region, (x1 - x0 + 0.6 * s, y1 - y0, x2 - x0 + 0.6 * s, y2 - y0))  # IoU with the face < 0.5
+    assert len(off) == 1 and off[0].verifier_score is not None and off[0].score >= det.threshold
+    assert np.allclose(off[0].box, on[0].box, atol=1.0)
+
+
+def test_search_region_padding_gives_an_integer_scale() -> None:
+    from runtime.detection.blazeface import letterbox
+    from runtime.detection.two_stage import integer_scale_padded
+
+    for h, w in [(360, 435), (300, 400), (500, 257), (360, 640)]:
+        region = np.full((h, w, 3), 7, np.uint8)
+        padded = integer_scale_padded(region, 128)
+        assert np.array_equal(padded[:h, :w], region) and padded[h:].max(initial=0) == padded[:, w:].max(initial=0) == 0
+        k = max(padded.shape[:2]) // 128
+        _, lb = letterbox(padded, 128)
+        assert max(padded.shape[:2]) == 128 * k and lb.sx == lb.sy == 1 / k
+    small = np.zeros((129, 50, 3), np.uint8)
+    assert integer_scale_padded(small, 128) is small  # padding to 256 would halve the face: left as it is

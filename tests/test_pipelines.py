@@ -115,6 +115,21 @@ def test_auto_on_bundle_without_inpainter_goes_direct_and_reports_occlusion(mode
     assert p.pipeline == "direct" and p.occlusion > 0.35
 
 
+def test_occlusion_off_skips_the_estimate_where_nothing_routes_by_it(models, tmp_path: Path, face,
+                                                                      inpaint_bundle: Path) -> None:
+    bundle = write_test_bundle(tmp_path / "direct", models, inpainter=False)
+    frame, box = face
+    rec = sdk.Recognizer(bundle, detector="roi", roi=box, occlusion="off")
+    p, = rec.predict(_cover_upper_half(face, rec.bundle.input))
+    assert p.pipeline == "direct" and p.occlusion is None and "occlusion" not in p.timings_ms
+    with pytest.raises(ConfigError, match="nothing to route"):
+        sdk.Recognizer(inpaint_bundle, detector="roi", roi=box, occlusion="off")
+    with pytest.raises(ConfigError, match="nothing to route"):
+        sdk.Recognizer(inpaint_bundle, detector="roi", roi=box, occlusion="off", pipeline="inpaint")
+    q, = sdk.Recognizer(inpaint_bundle, detector="roi", roi=box, occlusion="off", pipeline="direct").predict(frame)
+    assert q.pipeline == "direct" and q.occlusion is None
+
+
 def test_stream_reports_per_face_pipeline(inpaint_bundle: Path, face) -> None:
     frame, box = face
     rec = sdk.Recognizer(inpaint_bundle, detector="roi", roi=box)

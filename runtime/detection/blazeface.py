@@ -1,10 +1,12 @@
-"""BlazeFace (MediaPipe face detection, short- and full-range) run with ONNX Runtime.
+"""BlazeFace (MediaPipe face detection, short- and full-range) run with LiteRT or ONNX Runtime.
 
-The ONNX files in ``runtime/assets`` were converted once from the TFLite models in the ``mediapipe==0.10.21``
-wheel by ``scripts/convert_blazeface_detector.py`` (see ``runtime/assets/README.md``).
+``runtime/assets`` holds the TFLite models of the ``mediapipe==0.10.21`` wheel, run by LiteRT (XNNPACK) when
+``ai-edge-litert`` is installed, and ONNX files converted once from them by ``scripts/convert_blazeface_detector.py``
+(parity recorded in ``runtime/assets/README.md``), run by ONNX Runtime otherwise or on request (``engine=``).
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -12,6 +14,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ..engines.litert_engine import LiteRTEngine, litert_available
 from ..engines.onnxruntime_engine import OnnxRuntimeEngine
 from ..errors import ConfigError
 from .base import Detection, FaceDetector
@@ -27,6 +30,7 @@ class BlazeFaceSpec:
 
     name: str
     file: str
+    tflite: str
     input_size: int
     strides: tuple[int, ...]
     anchors_per_layer: int
@@ -40,8 +44,10 @@ SPECS = {
         # Score thresholds 0.45 / 0.55 (MediaPipe uses 0.5 / 0.6): with the keypoint geometry check the lower
         # thresholds raise upper-half-covered recall from 81.8 % to 87.9 % with no false detections added on the
         # no-face video (benchmarks/detector_occlusion.py).
-        BlazeFaceSpec("blazeface-short", "blazeface_short_range.onnx", 128, (8, 16, 16, 16), 2, 0.45),
-        BlazeFaceSpec("blazeface-full", "blazeface_full_range.onnx", 192, (4,), 1, 0.55),
+        BlazeFaceSpec("blazeface-short", "blazeface_short_range.onnx", "blazeface_short_range.tflite", 128,
+                      (8, 16, 16, 16), 2, 0.45),
+        BlazeFaceSpec("blazeface-full", "blazeface_full_range.onnx", "blazeface_full_range_sparse.tflite", 192,
+                      (4,), 1, 0.55),
     )
 }
 
@@ -66,12 +72,44 @@ def letterbox(frame: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
     scale = size / max(h, w)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(frame, (nw, nh), interpolation=interp)
     canvas = np.zeros((size, size, 3), np.uint8)
     px, py = (size - nw) // 2, (size - nh) // 2
-    canvas[py:py + nh, px:px + nw] = resized
+    inner = canvas[py:py + nh, px:px + nw]
+    if inner.flags.c_contiguous:  # a landscape frame: resize straight into the canvas rows
+        cv2.resize(frame, (nw, nh), dst=inner, interpolation=interp)
+    else:
+        inner[:] = cv2.resize(frame, (nw, nh), interpolation=interp)
     # per-axis scales after rounding, so boxes map back exactly
     return canvas, Letterbox(sx=nw / w, sy=nh / h, pad_x=px, pad_y=py)
+
+
+ENGINES = ("auto", "litert", "onnxruntime")
+
+
+def detector_engine(engine: str, providers: str | Sequence[str] = "cpu", model_path: str | Path | None = None) -> str:
+    """The engine that runs BlazeFace: ``"litert"`` or ``"onnxruntime"``.
+
+    ``auto`` picks LiteRT (XNNPACK: about half ONNX Runtime's time for BlazeFace short-range on a 2-core CPU,
+    ``benchmarks/runtime_latency.py``) when ``ai-edge-litert`` imports, the providers are the CPU and no other ONNX
+    model was given; else ONNX Runtime.
+
+    Raises:
+        ConfigError: An unknown engine name, or ``litert`` with GPU providers.
+        EngineError: ``litert`` was asked for but ``ai-edge-litert`` is not installed (when the engine is made).
+    """
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown detector engine {engine!r}; use one of {', '.join(ENGINES)}")
+    named = [providers] if isinstance(providers, str) else list(providers)
+    cpu = [p.lower() for p in named] in (["cpu"], ["cpuexecutionprovider"])
+    if engine == "litert":
+        if not cpu:
+            raise ConfigError("detector engine 'litert' runs on the CPU; drop providers=... or use "
+                              "engine='onnxruntime'")
+        return "litert"
+    if engine == "auto":
+        onnx_model = model_path is not None and Path(model_path).suffix.lower() == ".onnx"
+        return "litert" if cpu and not onnx_model and litert_available() else "onnxruntime"
+    return "onnxruntime"
 
 
 MIN_EAR_SPAN = 0.5
@@ -116,14 +154,16 @@ class BlazeFaceDetector(FaceDetector):
         nms_iou: IoU above which overlapping boxes are merged.
         max_faces: Keep at most this many faces (``None``: all).
         providers: ONNX Runtime providers (see :class:`OnnxRuntimeEngine`); the detector is tiny, so CPU.
-        model_path: Use another ONNX file with the same inputs/outputs.
+        model_path: Use another ONNX (or, with ``engine="litert"``, TFLite) file with the same inputs/outputs.
         check_geometry: Drop detections whose six keypoints do not form a face (see :func:`plausible_face`).
+        engine: ``"auto"`` (:func:`detector_engine`: LiteRT when ``ai-edge-litert`` is installed and the model
+            runs on the CPU, else ONNX Runtime), ``"litert"`` or ``"onnxruntime"``.
     """
 
     def __init__(self, variant: str = "blazeface-short", *, threads: int | None = None,
                  score_threshold: float | None = None, nms_iou: float | None = None, max_faces: int | None = None,
                  providers: str | Sequence[str] = "cpu", model_path: str | Path | None = None,
-                 check_geometry: bool = True) -> None:
+                 check_geometry: bool = True, engine: str = "auto") -> None:
         if variant not in SPECS:
             raise ConfigError(f"unknown BlazeFace variant {variant!r}; use one of {sorted(SPECS)}")
         spec = SPECS[variant]
@@ -136,22 +176,38 @@ class BlazeFaceDetector(FaceDetector):
         if max_faces is not None and max_faces < 1:
             raise ConfigError(f"max_faces must be a positive integer or None, got {max_faces!r}")
         self.max_faces = max_faces
-        self.engine = OnnxRuntimeEngine(model_path or ASSETS / spec.file, threads=threads, providers=providers)
+        kind = detector_engine(engine, providers, model_path)
+        if kind == "litert":
+            self.engine = LiteRTEngine(model_path or ASSETS / spec.tflite, threads=threads)
+        else:
+            self.engine = OnnxRuntimeEngine(model_path or ASSETS / spec.file, threads=threads, providers=providers)
         self.anchors = ssd_anchors(spec.input_size, spec.strides, spec.anchors_per_layer)
         self._input = self.engine.input_names[0]
+        # The TFLite files name their outputs differently (full range: Identity, Identity_1): pick them by shape.
+        names = self.engine.output_names
+        self._regressors = next((n for n in names if n == "regressors"), names[0])
+        self._classificators = next((n for n in names if n == "classificators"), names[-1])
+        self._lock = threading.Lock()  # one run at a time: a LiteRT interpreter keeps its tensors between calls
         self.check_geometry = check_geometry
 
     def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """BGR frame -> ``(1, S, S, 3)`` RGB float32 in [-1, 1] plus the letterbox used."""
         canvas, lb = letterbox(frame, self.spec.input_size)
-        rgb = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB)
-        x = rgb.astype(np.float32) * (2.0 / 255.0) - 1.0
-        return x[None], lb
+        cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB, dst=canvas)
+        x = np.empty((1, *canvas.shape), np.float32)
+        np.multiply(canvas, np.float32(2.0 / 255.0), out=x[0], dtype=np.float32)
+        x -= 1.0
+        return x, lb
+
+    def raw_outputs(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, Letterbox]:
+        """The model's raw ``(N, 16)`` regressors and ``(N, 1)`` logits for a BGR frame, and the letterbox used."""
+        x, lb = self.preprocess(frame)
+        with self._lock:
+            out = self.engine.run({self._input: x})
+        return out[self._regressors][0], out[self._classificators][0], lb
 
     def _detect(self, frame: np.ndarray) -> list[Detection]:
-        x, lb = self.preprocess(frame)
-        out = self.engine.run({self._input: x})
-        raw_boxes, raw_scores = out["regressors"][0], out["classificators"][0]
+        raw_boxes, raw_scores, lb = self.raw_outputs(frame)
         size = self.spec.input_size
         boxes, scores, kps = decode(raw_boxes, raw_scores, self.anchors, size, self.score_threshold)
         boxes, scores, kps = weighted_nms(boxes, scores, kps, self.nms_iou, self.max_faces)

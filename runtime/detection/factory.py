@@ -32,7 +32,9 @@ def create_detector(name: str = "auto", *, threads: int | None = None, score_thr
             ``score_threshold`` is then the minimum combined score, default chosen on the tuning split).
         threads: ONNX Runtime intra-op threads for neural detectors (``None``: its default).
         score_threshold: Minimum score for neural detectors (``None``: the model's default).
-        **kw: Passed to the detector (``box`` for roi; ``nms_iou``, ``max_faces``, ``providers`` for neural ones,
+        **kw: Passed to the detector (``box`` for roi; ``nms_iou``, ``max_faces``, ``providers``, ``engine``
+            (``auto``: LiteRT when ``ai-edge-litert`` is installed, else ONNX Runtime; ``litert``; ``onnxruntime``)
+            for neural ones,
             ``check_geometry`` for single BlazeFace models, ``rotations``, ``cascade``, ``close_up`` for
             blazeface-verified).
 
@@ -55,10 +57,11 @@ def create_detector(name: str = "auto", *, threads: int | None = None, score_thr
     if variant == VERIFIED:
         from .two_stage import TwoStageDetector
 
-        known = {"nms_iou", "max_faces", "providers", "rotations", "cascade", "close_up"}
+        known = {"nms_iou", "max_faces", "providers", "rotations", "cascade", "close_up", "engine"}
         _no_extra(name, {k: v for k, v in kw.items() if k not in known})
         return TwoStageDetector(threads=threads, threshold=score_threshold, **kw)
-    allowed = {"nms_iou", "max_faces", "providers", "model_path"} | ({"check_geometry"} if variant in SPECS else set())
+    allowed = {"nms_iou", "max_faces", "providers", "model_path", "engine"} | (
+        {"check_geometry"} if variant in SPECS else set())
     _no_extra(name, {k: v for k, v in kw.items() if k not in allowed})
     if variant == CASCADE:
         near, far = (BlazeFaceDetector(v, threads=threads, score_threshold=score_threshold, **kw) for v in SPECS)

@@ -47,16 +47,22 @@ def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, i
         ``boxes (M, 4)`` as ``x1, y1, x2, y2``, ``scores (M,)`` and ``keypoints (M, K, 2)``, all normalised to
         the model input ([0, 1]).
     """
-    logits = np.clip(raw_scores.reshape(-1).astype(np.float64), -100.0, 100.0)
+    raw = raw_scores.reshape(-1)
+    # The sigmoid is monotonic: select on the logits (a margin below the threshold's logit), then apply the exact
+    # score test to the few anchors left, instead of a sigmoid over every anchor.
+    t = min(max(float(threshold), 1e-12), 1.0 - 1e-12)
+    near = np.flatnonzero(raw >= np.log(t / (1.0 - t)) - 1e-3)
+    logits = np.clip(raw[near].astype(np.float64), -100.0, 100.0)
     scores = 1.0 / (1.0 + np.exp(-logits))
-    keep = np.flatnonzero(scores >= threshold)
+    ok = scores >= threshold
+    keep, scores = near[ok], scores[ok]
     reg = raw_boxes[keep] / float(input_size)
     anc = anchors[keep]
     centre = reg[:, :2] + anc
     half = reg[:, 2:4] / 2.0
     boxes = np.concatenate([centre - half, centre + half], axis=1)
     kps = reg[:, 4:].reshape(len(keep), (raw_boxes.shape[1] - 4) // 2, 2) + anc[:, None, :]
-    return boxes, scores[keep], kps
+    return boxes, scores, kps
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -78,18 +84,19 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray, i
     """
     order = np.argsort(-scores, kind="stable")
     boxes, scores, keypoints = boxes[order], scores[order], keypoints[order]
-    remaining = np.arange(len(scores))
+    overlaps = iou_matrix(boxes, boxes) > iou_threshold  # once for all pairs: a handful of boxes in practice
+    alive = np.ones(len(scores), bool)
     out_b, out_s, out_k = [], [], []
-    while remaining.size and (max_detections is None or len(out_s) < max_detections):
-        ious = iou_matrix(boxes[remaining[:1]], boxes[remaining])[0]
-        cluster = remaining[ious > iou_threshold]
-        cluster = cluster if cluster.size else remaining[:1]
+    while alive.any() and (max_detections is None or len(out_s) < max_detections):
+        first = int(np.argmax(alive))  # the best-scored box not yet in a cluster
+        member = alive & overlaps[first]
+        member[first] = True  # a degenerate (zero-area) box has IoU 0 even with itself
+        cluster = np.flatnonzero(member)
         w = scores[cluster][:, None]
         out_b.append((boxes[cluster] * w).sum(0) / w.sum())
         out_k.append((keypoints[cluster] * w[:, :, None]).sum(0) / w.sum())
-        out_s.append(scores[remaining[0]])
-        remaining = np.setdiff1d(remaining, cluster, assume_unique=True)
-        remaining.sort()
+        out_s.append(scores[first])
+        alive &= ~member
     n_kp = keypoints.shape[1] if keypoints.ndim == 3 else 0
     if not out_s:
         return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, n_kp, 2), np.float32)

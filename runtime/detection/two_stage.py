@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import Detection, FaceDetector
-from .blazeface import BlazeFaceDetector
+from .blazeface import BlazeFaceDetector, plausible_face
 from .geometry import eye_roll, face_geometry
 from .merge import MergedDetector
 from .roll import refine_roll
@@ -24,6 +24,11 @@ from .ssd import iou_matrix
 from .verifier import FaceVerifier
 
 FEATURES = ("verifier", "detector", "ear_span", "mouth_drop", "eye_span")
+# A tracked face's candidate is taken without the verifier from this BlazeFace score and overlap with the predicted
+# box (see TwoStageDetector.follow): the single-stage short-range threshold (0.45) and a clear overlap.
+FOLLOW_MIN_SCORE = 0.5
+FOLLOW_MIN_IOU = 0.5
+MAX_PAD_GROWTH = 4 / 3  # integer_scale_padded pads a search region by at most a third of its longer side
 _ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, -90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180}
 
 
@@ -67,20 +72,22 @@ class CandidateDetector(FaceDetector):
         variants: BlazeFace variants to run (see :data:`~runtime.detection.blazeface.SPECS`).
         rotations: Extra passes on the frame rotated by these angles (degrees clockwise: 90, -90, 180).
         nms_iou: IoU above which two candidates are the same face.
-        threads: ONNX Runtime intra-op threads per model.
+        threads: Intra-op threads per model.
+        engine: What runs BlazeFace (see :func:`~runtime.detection.blazeface.detector_engine`).
     """
 
     name = "blazeface-candidates"
 
     def __init__(self, *, score_threshold: float = 0.2, variants: Sequence[str] = ("blazeface-short", "blazeface-full"),
                  rotations: Sequence[int] = (), nms_iou: float = 0.3, threads: int | None = None,
-                 providers: str | Sequence[str] = "cpu") -> None:
+                 providers: str | Sequence[str] = "cpu", engine: str = "auto") -> None:
         for a in rotations:
             if a not in _ROTATE:
                 raise ConfigError(f"candidate rotations must be 90, -90 or 180 degrees, got {a!r}")
         self.rotations = tuple(int(a) for a in rotations)
         self.detectors = [BlazeFaceDetector(v, score_threshold=score_threshold, check_geometry=False,
-                                            threads=threads, providers=providers) for v in variants]
+                                            threads=threads, providers=providers, engine=engine)
+                          for v in variants]
         self._merge = MergedDetector(self.detectors, nms_iou=nms_iou)
 
     def propose(self, frame: np.ndarray, detectors: Sequence[FaceDetector] | None = None) -> list[Detection]:
@@ -95,6 +102,25 @@ class CandidateDetector(FaceDetector):
 
     def _detect(self, frame: np.ndarray) -> list[Detection]:
         return self.propose(frame)
+
+
+def integer_scale_padded(region: np.ndarray, size: int) -> np.ndarray:
+    """``region`` padded with black on the right and bottom so that its longer side is ``k * size`` and its shorter
+    side a multiple of ``k`` (``k`` the smallest such integer): BlazeFace's letterbox then shrinks it by exactly ``k``,
+    which OpenCV's area resize does about 2x faster than a fractional factor. Pixel coordinates are unchanged. A
+    region that would grow by more than ``MAX_PAD_GROWTH`` (its face shrinking as much in the model's input) is
+    returned as it is."""
+    h, w = region.shape[:2]
+    k = -(-max(h, w) // size)
+    if k <= 1 or k * size > MAX_PAD_GROWTH * max(h, w):  # small regions: the face would shrink too much
+        return region
+    if w >= h:
+        pad_w, pad_h = k * size - w, -h % k
+    else:
+        pad_w, pad_h = -w % k, k * size - h
+    if not pad_w and not pad_h:
+        return region
+    return cv2.copyMakeBorder(region, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
 
 
 def candidate_features(dets: Sequence[Detection], verifier_logits: np.ndarray) -> dict[str, np.ndarray]:
@@ -169,7 +195,9 @@ class TwoStageDetector(FaceDetector):
         cascade: Run the full-range model only when the short-range one finds no close-up face (default: the
             config's ``candidates.cascade``, else True); see :meth:`scored_candidates`.
         close_up: Face width, as a fraction of the frame's longer side, that makes a frame a close-up.
-        threads: ONNX Runtime intra-op threads per model.
+        threads: Intra-op threads per model.
+        engine: What runs BlazeFace (see :func:`~runtime.detection.blazeface.detector_engine`); the verifier runs
+            with ONNX Runtime.
 
     ``last_timings`` holds the milliseconds of the last call's stages (``candidates``, ``verifier``).
     """
@@ -179,14 +207,14 @@ class TwoStageDetector(FaceDetector):
     def __init__(self, *, verifier: FaceVerifier | None = None, candidates: CandidateDetector | None = None,
                  threshold: float | None = None, nms_iou: float = 0.3, max_faces: int | None = None,
                  rotations: Sequence[int] | None = None, cascade: bool | None = None, close_up: float = 0.2,
-                 threads: int | None = None, providers: str | Sequence[str] = "cpu") -> None:
+                 threads: int | None = None, providers: str | Sequence[str] = "cpu", engine: str = "auto") -> None:
         self.verifier = verifier or FaceVerifier(threads=threads, providers=providers)
         cfg = self.verifier.config
         cand = cfg["candidates"]
         self.candidates = candidates or CandidateDetector(
             score_threshold=float(cand["score_threshold"]), variants=tuple(cand["variants"]),
             rotations=tuple(cand.get("rotations", ())) if rotations is None else tuple(rotations),
-            threads=threads, providers=providers)
+            threads=threads, providers=providers, engine=engine)
         self.combination = cfg["combination"]
         self.threshold = float(cfg["threshold"] if threshold is None else threshold)
         if not 0.0 < self.threshold < 1.0:
@@ -205,13 +233,14 @@ class TwoStageDetector(FaceDetector):
         logits = self.verifier.logits(frame, dets)
         return combined_score(candidate_features(dets, logits), self.combination), logits
 
-    def scored_candidates(self, frame: np.ndarray, *, cascade: bool | None = None
-                          ) -> tuple[list[Detection], np.ndarray, np.ndarray]:
+    def scored_candidates(self, frame: np.ndarray, *, cascade: bool | None = None,
+                          first: list[Detection] | None = None) -> tuple[list[Detection], np.ndarray, np.ndarray]:
         """Every candidate with its combined score and verifier logit, before the threshold and NMS.
 
         With ``cascade`` (default: the detector's setting), the first BlazeFace variant (short range) runs first,
         and the others only when none of its accepted faces is a close-up (width >= ``close_up`` of the frame's
-        longer side), as :class:`~runtime.detection.merge.CascadeDetector` does.
+        longer side), as :class:`~runtime.detection.merge.CascadeDetector` does. ``first``: the first group's
+        candidates when they were already proposed on this frame (with cascade only).
         """
         cascade = self.cascade if cascade is None else cascade
         parts = self.candidates.detectors
@@ -220,9 +249,9 @@ class TwoStageDetector(FaceDetector):
         scores, logits = [np.zeros(0)], [np.zeros(0, np.float32)]
         t_cand = t_ver = 0.0
         longer = max(frame.shape[:2])
-        for group in groups:
+        for g, group in enumerate(groups):
             t0 = time.perf_counter()
-            found = self.candidates.propose(frame, group)
+            found = first if g == 0 and first is not None and len(groups) > 1 else self.candidates.propose(frame, group)
             t1 = time.perf_counter()
             s, lg = self.score_candidates(frame, found)
             t_ver += time.perf_counter() - t1
@@ -235,8 +264,38 @@ class TwoStageDetector(FaceDetector):
         self.last_timings = {"candidates": t_cand * 1e3, "verifier": t_ver * 1e3}
         return cands, np.concatenate(scores), np.concatenate(logits)
 
+    def follow(self, region: np.ndarray, predicted: Sequence[float]) -> list[Detection]:
+        """Faces in the search region of a tracked face whose motion model predicts the box ``predicted``
+        (``x1, y1, x2, y2`` in region pixels); used by :class:`~runtime.face_tracking.FaceTracker`.
+
+        The near-range model runs on the region, padded with black on the right and bottom so that it scales to the
+        model's input by an integer factor (:func:`integer_scale_padded`). Its candidate that overlaps the
+        prediction best is taken without the verifier when it overlaps well (IoU >= ``FOLLOW_MIN_IOU``), scores
+        >= ``FOLLOW_MIN_SCORE`` and its keypoints form a face (:func:`~runtime.detection.blazeface.plausible_face`):
+        it continues a face that was verified when its track began. Such a detection carries the BlazeFace score as
+        ``score`` and ``verifier_score`` None. Any other region (a weak or displaced candidate) goes through the
+        full two-stage detection, reusing the candidates already found.
+        """
+        near = self.candidates.detectors[0]
+        t0 = time.perf_counter()
+        region = integer_scale_padded(region, near.spec.input_size)
+        found = self.candidates.propose(region, [near])
+        if found:
+            iou = iou_matrix(np.array([predicted], np.float64), np.array([d.box for d in found], np.float64))[0]
+            best = int(np.argmax(iou))
+            d = found[best]
+            if (iou[best] >= FOLLOW_MIN_IOU and d.score >= FOLLOW_MIN_SCORE and d.keypoints is not None
+                    and plausible_face(np.asarray(d.box), d.keypoints)):
+                self.last_timings = {"candidates": (time.perf_counter() - t0) * 1e3, "verifier": 0.0}
+                return [refine_roll(near, region, d)]
+        return self._accept(region, *self.scored_candidates(region, first=found))
+
     def _detect(self, frame: np.ndarray) -> list[Detection]:
-        cands, scores, logits = self.scored_candidates(frame)
+        return self._accept(frame, *self.scored_candidates(frame))
+
+    def _accept(self, frame: np.ndarray, cands: list[Detection], scores: np.ndarray,
+                logits: np.ndarray) -> list[Detection]:
+        """The candidates above the threshold after NMS, with combined and verifier scores and refined roll."""
         idx = np.flatnonzero(scores >= self.threshold)
         if not len(idx):
             return []

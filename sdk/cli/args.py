@@ -15,14 +15,16 @@ def add_recognizer_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--bundle", default=None, help="bundle folder (default: the bundle shipped with ofer)")
     g.add_argument("--backend", default="auto",
                    help="auto (TensorRT engine, else ONNX Runtime TensorRT/CUDA/CPU: first that loads) | tensorrt | "
-                        "onnxruntime | onnxruntime-cpu | onnxruntime-cuda | onnxruntime-tensorrt")
+                        "onnxruntime | onnxruntime-cpu | onnxruntime-cuda | onnxruntime-tensorrt; the face detector "
+                        "runs on LiteRT when ai-edge-litert is installed, on ONNX Runtime with onnxruntime*")
     g.add_argument("--precision", default=None, choices=("fp32", "fp16", "int8"), help="engine precision")
     g.add_argument("--pipeline", default="auto", choices=("auto", "direct", "inpaint"),
                    help="auto: per face, inpaint when the occlusion estimate reaches --occlusion-threshold (bundles "
                         "with an inpainter), else direct")
     g.add_argument("--occlusion", default=None,
                    help="what is covered: auto (estimate; default) | image-stats | upper_half (VR headset) | "
-                        "lower_half | eyes | mouth | a mask image of the face crop (white = covered)")
+                        "lower_half | eyes | mouth | a mask image of the face crop (white = covered) | off (no "
+                        "estimate, where nothing routes by it)")
     g.add_argument("--occlusion-threshold", type=float, default=0.25,
                    help="covered fraction of the face from which auto inpaints")
     g.add_argument("--threads", type=int, default=None, help="CPU threads per engine")
