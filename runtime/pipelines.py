@@ -283,10 +283,10 @@ def build_pipeline(bundle: Bundle, requested: str, open_role: OpenRole, *, occlu
         occlusion: The Recognizer's ``occlusion`` option (see :func:`runtime.occlusion_estimate.make_estimator`);
             with ``direct`` an estimate is only made (and reported) when the region is given; ``"off"`` makes none
             (``auto`` then runs ``direct``; refused when the bundle has an inpainter or headset student to route to).
+        threshold: Covered fraction from which ``auto`` inpaints a face.
 
     Raises:
         ConfigError: ``occlusion="off"`` with a pipeline that routes by the estimate.
-        threshold: Covered fraction from which ``auto`` inpaints a face.
     """
     from .occlusion_estimate import make_estimator
 
