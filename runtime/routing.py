@@ -16,7 +16,9 @@ held-out people, per kind, beside the direct classifier on the same faces (engin
                  "protocols": {...}, "on": "held-out people: agreement with the teacher's clean answer"}
 
 For each kind ``auto`` then takes the route with the largest measured gain over ``direct`` (``direct`` when none
-gains). An engine without a record keeps its fixed claim: the headset student takes ``upper`` faces, an inpainter
+gains more than the measurement resolves: with ``people`` recorded, one person's share, 1/people of the
+person-weighted agreement, since a smaller gain is one person's answer flipping; else any gain). An engine
+without a record keeps its fixed claim: the headset student takes ``upper`` faces, an inpainter
 every occluded face (the covered-fraction threshold rule).
 """
 from __future__ import annotations
@@ -72,9 +74,11 @@ def face_kinds(masks: np.ndarray, fraction: np.ndarray, threshold: float) -> np.
     return kinds
 
 
-def measured_record(per_protocol: Mapping[str, Mapping[str, float]], on: str) -> dict[str, Any]:
-    """The engine field ``measured`` from ``{protocol: {"agreement": route, "direct": direct}}`` (mean per kind)."""
-    rec: dict[str, Any] = {}
+def measured_record(per_protocol: Mapping[str, Mapping[str, float]], on: str,
+                    people: int | None = None) -> dict[str, Any]:
+    """The engine field ``measured`` from ``{protocol: {"agreement": route, "direct": direct}}`` (mean per kind);
+    ``people``: how many held-out people the agreements weigh equally (sets the smallest gain that counts)."""
+    rec: dict[str, Any] = {} if not people else {"people": int(people)}
     for kind in KINDS:
         rows = [v for p, v in per_protocol.items() if p != "clean" and protocol_kind(p) == kind]
         if rows:
@@ -116,7 +120,8 @@ def bundle_routes(engines: Mapping[str, Any]) -> dict[str, str] | None:
         best, gain = "direct", 0.0
         for route, rec in records.items():
             m = rec.get(kind)
-            if m is not None and float(m["agreement"]) - float(m["direct"]) > gain:
+            floor = 1.0 / rec["people"] if isinstance(rec.get("people"), int) and rec["people"] > 0 else 0.0
+            if m is not None and float(m["agreement"]) - float(m["direct"]) > max(gain, floor):
                 best, gain = route, float(m["agreement"]) - float(m["direct"])
         routes[kind] = best
     if engines.get("headset") is not None and "headset" not in records:

@@ -172,6 +172,11 @@ def test_bundle_routes_rules() -> None:
     assert rec["upper"] == {"agreement": 0.7, "direct": 0.5} and rec["other"]["agreement"] == 0.6
     assert bundle_routes({"inpaint": spec({"measured": rec}), "headset": None}) == {
         "upper": "inpaint", "lower": "direct", "other": "direct"}
+    # measured on 10 people, a gain under one person's share (0.1) is noise: the upper face stays direct
+    few = measured_record({"headset": {"agreement": 0.58, "direct": 0.5}, "cup": {"agreement": 0.7, "direct": 0.5}},
+                          "test", people=10)
+    assert bundle_routes({"inpaint": spec({"measured": few}), "headset": None}) == {
+        "upper": "direct", "lower": "inpaint", "other": "direct"}
     # an unmeasured headset student keeps the upper face
     assert bundle_routes({"inpaint": spec({"measured": rec}), "headset": spec({})})["upper"] == "headset"
     with pytest.raises(BundleError, match="measured"):

@@ -20,7 +20,8 @@ def measured(metrics: dict[str, Any]) -> dict[str, Any] | None:
         return None
     people = (metrics.get("held_out") or {}).get("people")
     return measured_record(per, f"held-out people ({people}): agreement with the teacher's clean answer, occluders' "
-                                f"true masks; kept epoch {best.get('epoch')}")
+                                f"true masks; kept epoch {best.get('epoch')}",
+                           people=people if isinstance(people, int) else None)
 
 
 def record_measured(bundle_dir: str | Path, engine: str, metrics: dict[str, Any]) -> Any:
