@@ -3,9 +3,20 @@ from unlabelled faces and a real teacher."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from .loop import GENERAL_PROTOCOLS, HEADSET_PROTOCOLS, DistillConfig, Distiller
+from .config import GENERAL_PROTOCOLS, HEADSET_PROTOCOLS, DistillConfig  # torch-free: the CLI builds its parser
+
+if TYPE_CHECKING:
+    from .loop import Distiller
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Distiller":  # torch: imported when asked for
+        from .loop import Distiller
+
+        return Distiller
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["DistillConfig", "Distiller", "GENERAL_PROTOCOLS", "HEADSET_PROTOCOLS", "distill"]
 
@@ -22,6 +33,7 @@ def distill(cfg: DistillConfig, out_dir: str | Path | None, *, resume: str | Pat
     from runtime.errors import ConfigError, DatasetError
 
     from ..methods import open_data
+    from .loop import Distiller
 
     train = train if train is not None else open_data(cfg.data, "train")
     if val is None:

@@ -4,9 +4,43 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from runtime.errors import ConfigError
 
-from .data import Augment
+
+@dataclass(frozen=True)
+class Augment:
+    """Augmentation strengths (0 switches one off).
+
+    Attributes:
+        flip: Probability of a horizontal flip.
+        shift: Largest shift, as a fraction of the crop size.
+        scale: Largest relative zoom in or out.
+        rotate: Largest rotation in degrees.
+        brightness: Largest brightness offset and relative contrast change (fraction of 255 / of 1).
+        blur: Probability of a Gaussian blur (sigma 0.5-1.2 px).
+    """
+
+    flip: float = 0.5
+    shift: float = 0.05
+    scale: float = 0.08
+    rotate: float = 8.0
+    brightness: float = 0.2
+    blur: float = 0.2
+
+    def to_dict(self) -> dict[str, float]:
+        """JSON form."""
+        return asdict(self)
+
+    def draw(self, rng: np.random.Generator) -> dict[str, Any]:
+        """One random draw of the parameters."""
+        u = rng.uniform
+        return {"flip": rng.random() < self.flip, "dx": u(-self.shift, self.shift), "dy": u(-self.shift, self.shift),
+                "zoom": 1 + u(-self.scale, self.scale), "angle": u(-self.rotate, self.rotate),
+                "offset": u(-self.brightness, self.brightness) * 255, "gain": 1 + u(-self.brightness, self.brightness),
+                "sigma": u(0.5, 1.2) if rng.random() < self.blur else 0.0}
+
 
 #: The general student's training occluders (realistic kinds + geometric bands + boxes; a share of clean faces).
 GENERAL_PROTOCOLS: tuple[str, ...] = ("headset", "sunglasses", "mask", "hand", "cup", "phone", "upper_half",
