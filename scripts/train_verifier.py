@@ -6,16 +6,21 @@ Steps (seeded, one line per epoch):
 1. Real images of the TUNING split whose licence allows shipping weights (research-only media never train the
    shipped weights); missing GT keypoints are taken from BlazeFace on the clean image.
 2. Crops (:mod:`scripts.verifier_data`): the candidate stage's proposals on occluded (every realistic kind and
-   the upper-half block), rolled and rescaled copies, labelled against GT, plus jittered GT crops and random
-   background crops.
-3. Cross-fitting by person (4 folds): a verifier trained on the other folds scores each fold's candidates; on these
+   the upper-half block; extra hand variants), rolled, rescaled and degraded (blur, JPEG, resampling) copies,
+   labelled against GT, plus jittered GT crops and random background crops; and hard negatives from procedural
+   face-free frames (title cards, captions, clutter: :mod:`scripts.verifier_negatives`).
+3. Cross-fitting by person (2 folds): a verifier trained on the other fold scores each fold's candidates; on these
    out-of-fold scores a logistic combination (verifier logit, detector logit, and the keypoint geometry only if it
    measurably helps) is fitted.
-4. The shipped verifier is trained on all of these people and exported to ONNX (parity-checked).
+4. The shipped verifier is trained on all of these people (label smoothing 0.1: softer logits that combine better
+   with the detector's) and exported to ONNX (parity-checked).
 5. The verifier's weight in the combination and the acceptance threshold are chosen through the real pipeline on
-   every tuning image (:mod:`scripts.tune_two_stage`; research-only tuning media included: they trained nothing,
-   so they are held-out people there). The JSON config holds crop geometry, the combination, the threshold,
-   provenance and the tuning sweeps.
+   every tuning image, three occluder draws each, plus procedural face-free frames of other seeds
+   (:mod:`scripts.tune_two_stage`; research-only tuning media included: they trained nothing, so they are held-out
+   people there). The JSON config holds crop geometry, the combination, the threshold, provenance and the tuning
+   sweeps.
+
+``scripts/verifier_eval.py`` compares trained verifiers on the tuning split (held-out tuning people separately).
 """
 from __future__ import annotations
 
@@ -35,6 +40,9 @@ from runtime.detection.two_stage import FEATURES, CandidateDetector, combined_sc
 from scripts.detection_data import fill_keypoints, load_samples  # noqa: E402
 from scripts.tune_two_stage import retune  # noqa: E402
 from scripts.verifier_data import build_crops  # noqa: E402
+from scripts.verifier_negatives import negative_samples  # noqa: E402
+
+NEGATIVE_SEED = 1_000_003  # procedural training negatives; tuning negatives use TUNE_NEGATIVE_SEED
 
 FEATURE_SETS = {"verifier+detector": ("verifier", "detector"),
                 "verifier+detector+geometry": ("verifier", "detector", "ear_span", "mouth_drop", "eye_span"),
@@ -78,8 +86,10 @@ def augment(x, gen):
     return x.clamp(-1.5, 1.5)
 
 
-def train(crops: np.ndarray, labels: np.ndarray, *, epochs: int, seed: int, tag: str, width: float = 1.0):
-    """Train ``face_verifier`` on crops; prints one line per epoch. Returns the model (eval mode)."""
+def train(crops: np.ndarray, labels: np.ndarray, *, epochs: int, seed: int, tag: str, width: float = 1.0,
+          smoothing: float = 0.0):
+    """Train ``face_verifier`` on crops (targets smoothed to ``smoothing / 2`` and ``1 - smoothing / 2``: softer,
+    better calibrated logits); prints one line per epoch. Returns the model (eval mode)."""
     import torch
     from torch import nn
 
@@ -103,7 +113,7 @@ def train(crops: np.ndarray, labels: np.ndarray, *, epochs: int, seed: int, tag:
             idx = perm[i:i + batch]
             xb, yb = augment(x_all[idx], gen), y_all[idx]
             logit = model(xb)[:, 0]
-            loss = loss_fn(logit, yb)
+            loss = loss_fn(logit, yb * (1 - smoothing) + smoothing / 2)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -181,60 +191,16 @@ def choose_threshold(rows: list[dict], budget: float) -> dict:
     return max(ok, key=lambda r: (round(r["min_recall"], 4), r["threshold"]))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=ROOT / "runtime" / "assets")
-    ap.add_argument("--force", action="store_true", help="overwrite an existing face_verifier.onnx/json")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--width", type=float, default=1.0, help="face_verifier channel multiplier")
-    ap.add_argument("--folds", type=int, default=4, help="cross-fitting folds by person group")
-    ap.add_argument("--size", type=int, default=48)
-    ap.add_argument("--expand", type=float, default=1.4)
-    ap.add_argument("--per-kind", type=int, default=4, help="variants per occluder kind per image")
-    ap.add_argument("--candidate-threshold", type=float, default=0.2, help="the runtime's candidate threshold")
-    ap.add_argument("--mine-threshold", type=float, default=0.08,
-                    help="candidates down to this score are mined for training (more hard negatives)")
-    ap.add_argument("--rotations", type=str, default="", help="extra candidate passes, e.g. '90,-90'")
-    ap.add_argument("--false-budget", type=float, default=1.0,
-                    help="false faces per kind per 100 image variants allowed when comparing feature sets")
-    ap.add_argument("--tune-budget", type=int, default=1,
-                    help="false faces per kind over the tuning images allowed when choosing the threshold")
-    ap.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads (1 is fastest here)")
-    ap.add_argument("--crop-cache", type=Path, default=None, help="reuse/write the mined crops (.npz)")
-    args = ap.parse_args()
-    onnx_path, cfg_path = args.out / "face_verifier.onnx", args.out / "face_verifier.json"
-    if not args.force and (onnx_path.exists() or cfg_path.exists()):
-        sys.exit(f"{onnx_path} or {cfg_path} exists; pass --force to overwrite")
-    import torch
-
-    torch.set_num_threads(args.threads)
-    rotations = tuple(int(a) for a in args.rotations.split(",") if a.strip())
-    samples = load_samples("tune", shippable_only=True)
-    fill_keypoints(samples)
-    print(f"tuning split, shippable media: {len(samples)} images, {sum(len(s.faces) for s in samples)} faces, "
-          f"{len({p for s in samples for p in s.people})} people/groups", flush=True)
-    miner = CandidateDetector(score_threshold=min(args.mine_threshold, args.candidate_threshold), rotations=rotations,
-                              threads=args.threads)
-    if args.crop_cache and args.crop_cache.exists():
-        data = dict(np.load(args.crop_cache, allow_pickle=False))
-        meta = json.loads(str(data.pop("meta")))
-    else:
-        cs = build_crops(samples, miner, size=args.size, expand=args.expand, per_kind=args.per_kind,
-                         seed=args.seed)
-        data, meta = cs.arrays(), {"faces_per_kind": cs.faces_per_kind, "variants_per_kind": cs.variants_per_kind}
-        if args.crop_cache:
-            np.savez_compressed(args.crop_cache, meta=json.dumps(meta), **data)
+def crossfit(data: dict, meta: dict, args: argparse.Namespace) -> tuple[str, dict, dict]:
+    """Out-of-fold verifier logits (folds by person) -> the logistic combination of the verifier's and detector's
+    logits (and the keypoint geometry if it measurably helps). Returns ``(feature set, combination, comparison)``."""
     n = len(data["label"])
-    print(f"crops: {n} ({int(data['label'].sum())} positive); by origin "
-          f"{ {o: int((data['origin'] == o).sum()) for o in np.unique(data['origin'])} }", flush=True)
-
-    # 3. cross-fitting by person: out-of-fold verifier logits for every candidate
     folds = person_folds(data["group"], args.folds)
     oof = np.full(n, np.nan)
     for k in range(args.folds):
         model = train(data["crops"][folds != k], data["label"][folds != k], epochs=args.epochs,
-                      seed=args.seed + 1 + k, tag=f"fold {k + 1}/{args.folds}", width=args.width)
+                      seed=args.seed + 1 + k, tag=f"fold {k + 1}/{args.folds}", width=args.width,
+                      smoothing=args.smoothing)
         oof[folds == k] = predict(model, data["crops"][folds == k])
     # the combination and threshold are fitted on what the runtime sees: candidates above its threshold
     cand = (data["origin"] == "candidate") & (data["feat_detector"] >= _logit(args.candidate_threshold) - 1e-9)
@@ -261,9 +227,83 @@ def main() -> None:
         chosen = "verifier+detector+geometry"
     comb, best = fits[chosen]
     print(f"chosen combination: {chosen} {comb}, threshold {best['threshold']:.2f}", flush=True)
+    return chosen, comb, comparison
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "runtime" / "assets")
+    ap.add_argument("--force", action="store_true", help="overwrite an existing face_verifier.onnx/json")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--width", type=float, default=1.0, help="face_verifier channel multiplier")
+    ap.add_argument("--folds", type=int, default=2, help="cross-fitting folds by person group")
+    ap.add_argument("--size", type=int, default=48)
+    ap.add_argument("--expand", type=float, default=1.4)
+    ap.add_argument("--per-kind", type=int, default=4, help="variants per occluder kind per image")
+    ap.add_argument("--candidate-threshold", type=float, default=0.2, help="the runtime's candidate threshold")
+    ap.add_argument("--mine-threshold", type=float, default=0.08,
+                    help="candidates down to this score are mined for training (more hard negatives)")
+    ap.add_argument("--rotations", type=str, default="", help="extra candidate passes, e.g. '90,-90'")
+    ap.add_argument("--false-budget", type=float, default=1.0,
+                    help="false faces per kind per 100 image variants allowed when comparing feature sets")
+    ap.add_argument("--tune-budget", type=int, default=1,
+                    help="false faces per kind over the tuning images allowed when choosing the threshold")
+    ap.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads (1 is fastest here)")
+    ap.add_argument("--crop-cache", type=Path, default=None, help="reuse/write the mined crops (.npz)")
+    ap.add_argument("--smoothing", type=float, default=0.1, help="label smoothing of the verifier's targets")
+    ap.add_argument("--combination-from", type=Path, default=None,
+                    help="skip cross-fitting: take bias and detector weight from this verifier config (quick trials)")
+    ap.add_argument("--extra", type=str, default="hand:4",
+                    help="more variants for some kinds, e.g. 'hand:4,headset:2'")
+    ap.add_argument("--no-degrade", action="store_true", help="no blur/JPEG/resampling of the variants")
+    ap.add_argument("--procedural-negatives", type=int, default=300,
+                    help="procedural face-free frames (text cards, clutter) mined for negatives")
+    ap.add_argument("--tune-seeds", type=int, default=3, help="occluder draws per tuning image with faces")
+    ap.add_argument("--tune-negatives", type=int, default=30,
+                    help="procedural face-free frames (other seeds) added to the threshold tuning images")
+    args = ap.parse_args()
+    onnx_path, cfg_path = args.out / "face_verifier.onnx", args.out / "face_verifier.json"
+    if not args.force and (onnx_path.exists() or cfg_path.exists()):
+        sys.exit(f"{onnx_path} or {cfg_path} exists; pass --force to overwrite")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    rotations = tuple(int(a) for a in args.rotations.split(",") if a.strip())
+    samples = load_samples("tune", shippable_only=True)
+    fill_keypoints(samples)
+    print(f"tuning split, shippable media: {len(samples)} images, {sum(len(s.faces) for s in samples)} faces, "
+          f"{len({p for s in samples for p in s.people})} people/groups", flush=True)
+    miner = CandidateDetector(score_threshold=min(args.mine_threshold, args.candidate_threshold), rotations=rotations,
+                              threads=args.threads)
+    extra = {k: int(v) for k, v in (kv.split(":") for kv in args.extra.split(",") if kv.strip())}
+    negatives = negative_samples(args.procedural_negatives, args.seed + NEGATIVE_SEED,
+                                 [s.image for s in samples if not s.faces])
+    if args.crop_cache and args.crop_cache.exists():
+        data = dict(np.load(args.crop_cache, allow_pickle=False))
+        meta = json.loads(str(data.pop("meta")))
+    else:
+        cs = build_crops(samples, miner, size=args.size, expand=args.expand, per_kind=args.per_kind,
+                         seed=args.seed, extra=extra, degraded=not args.no_degrade, negatives=negatives)
+        data, meta = cs.arrays(), {"faces_per_kind": cs.faces_per_kind, "variants_per_kind": cs.variants_per_kind}
+        if args.crop_cache:
+            np.savez_compressed(args.crop_cache, meta=json.dumps(meta), **data)
+    n = len(data["label"])
+    print(f"crops: {n} ({int(data['label'].sum())} positive); by origin "
+          f"{ {o: int((data['origin'] == o).sum()) for o in np.unique(data['origin'])} }", flush=True)
+
+    # 3. cross-fitting by person: out-of-fold verifier logits for every candidate
+    if args.combination_from:
+        prior = json.loads(args.combination_from.read_text())
+        chosen, comb = prior["combination_features"], prior["combination"]
+        comparison = {"from": str(args.combination_from)}
+        print(f"combination from {args.combination_from}: {comb}", flush=True)
+    else:
+        chosen, comb, comparison = crossfit(data, meta, args)
 
     # 4. the shipped model: all tuning people
-    model = train(data["crops"], data["label"], epochs=args.epochs, seed=args.seed, tag="final", width=args.width)
+    model = train(data["crops"], data["label"], epochs=args.epochs, seed=args.seed, tag="final", width=args.width,
+                  smoothing=args.smoothing)
     from export.onnx import export_onnx
 
     sample = to_tensor(data["crops"][:16]).numpy()
@@ -285,7 +325,11 @@ def main() -> None:
             "false_budget_per_kind_per_100_images": args.false_budget, "feature_set_comparison": comparison}},
         "provenance": {"script": "scripts/train_verifier.py", "argv": sys.argv[1:], "seed": args.seed,
                        "epochs": args.epochs, "split": "tune", "research_only_media_used": False,
-                       "sources": sorted({s.source for s in samples}), "licences": licences,
+                       "sources": sorted({s.source for s in samples} | {"procedural"}), "licences": licences,
+                       "augmentation": {"per_kind": args.per_kind, "extra": extra, "degraded": not args.no_degrade},
+                       "procedural_negatives": {"frames": len(negatives), "seed": args.seed + NEGATIVE_SEED,
+                                                "what": "text cards and geometric clutter drawn by "
+                                                        "scripts/verifier_negatives.py (no third-party media)"},
                        "images": len(samples), "faces": sum(len(s.faces) for s in samples),
                        "people": sorted({p for s in samples for p in s.people}),
                        "crops": {"total": n, "positive": int(data["label"].sum()),
@@ -294,7 +338,7 @@ def main() -> None:
     }
     cfg_path.write_text(json.dumps(cfg, indent=1) + "\n")
     # 5. verifier weight and threshold through the real pipeline on every tuning image
-    retune(args.out, args.tune_budget, args.threads)
+    retune(args.out, args.tune_budget, args.threads, negatives=args.tune_negatives, seeds=args.tune_seeds)
     print(f"wrote {onnx_path} ({report['size_bytes'] / 1024:.0f} KB, sha256 {sha[:12]}) and {cfg_path}")
 
 

@@ -8,8 +8,9 @@ verifier trains on exactly what it will see.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
+import cv2
 import numpy as np
 
 from runtime.detection.geometry import aligned_crops, eye_roll
@@ -52,14 +53,32 @@ def _group(sample: Sample) -> str:
     return "+".join(sorted(sample.people))
 
 
+def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Camera and codec degradations, each with some probability: Gaussian blur, JPEG at quality 20-90, and
+    downscale-upscale (a face seen at lower resolution)."""
+    if rng.random() < 0.2:
+        image = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(0.6, 2.0)))
+    if rng.random() < 0.2:
+        h, w = image.shape[:2]
+        f = rng.uniform(0.3, 0.7)
+        small = cv2.resize(image, (max(8, int(w * f)), max(8, int(h * f))), interpolation=cv2.INTER_AREA)
+        image = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.3:
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 91))])
+        image = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else image
+    return image
+
+
 def variants(sample: Sample, rng: np.random.Generator, per_kind: int,
-             kinds: Sequence[str] = ("clean", *OCCLUDER_KINDS)) -> list[tuple[str, Sample]]:
-    """``per_kind`` copies of ``sample`` for each occluder kind: occluded from the GT keypoints (face-free
-    images get the occluder at random places: it must not create a face), then rolled by a random angle (half
-    upright-ish, half up to +-90 degrees) and rescaled to a longer side of 480-1280 px."""
+             kinds: Sequence[str] = ("clean", *OCCLUDER_KINDS), extra: Mapping[str, int] | None = None,
+             degraded: bool = False) -> list[tuple[str, Sample]]:
+    """``per_kind`` copies of ``sample`` for each occluder kind (plus ``extra[kind]`` more): occluded from the GT
+    keypoints (face-free images get the occluder at random places: it must not create a face), then rolled by a
+    random angle (half upright-ish, half up to +-90 degrees), rescaled to a longer side of 480-1280 px and, with
+    ``degraded``, blurred / JPEG-compressed / resampled (:func:`degrade`)."""
     out = []
     for kind in kinds:
-        for _ in range(per_kind):
+        for _ in range(per_kind + (extra or {}).get(kind, 0)):
             seed = int(rng.integers(1 << 30))
             if sample.faces or kind not in REALISTIC_KINDS:
                 image = occlude(sample.image, sample.faces, kind, seed)
@@ -70,13 +89,17 @@ def variants(sample: Sample, rng: np.random.Generator, per_kind: int,
                        sample.research_only, sample.licence)
             roll = rng.uniform(-15, 15) if rng.random() < 0.5 else rng.uniform(-90, 90)
             v = resize(rotate(v, float(roll)), int(rng.integers(480, 1281)))
+            if degraded:
+                v = Sample(v.name, v.source, degrade(v.image, rng), v.faces, v.ignore, v.split, v.research_only,
+                           v.licence)
             out.append((kind, v))
     return out
 
 
 def build_crops(samples: Sequence[Sample], candidates: CandidateDetector, *, size: int, expand: float,
                 per_kind: int = 2, gt_jitter: int = 2, random_per_image: int = 4, seed: int = 0,
-                log: bool = True) -> CropSet:
+                extra: Mapping[str, int] | None = None, degraded: bool = False,
+                negatives: Sequence[Sample] = (), log: bool = True) -> CropSet:
     """The verifier's crops from ``samples`` (see the module docstring).
 
     Args:
@@ -84,6 +107,9 @@ def build_crops(samples: Sequence[Sample], candidates: CandidateDetector, *, siz
         candidates: The candidate stage whose proposals are labelled.
         size, expand: The verifier's crop side (px) and box expansion.
         per_kind: Variants per occluder kind per image.
+        extra: More variants for some kinds (e.g. ``{"hand": 4}``: the kind with the most varied occluder).
+        degraded: Blur, JPEG and resample the variants (:func:`degrade`).
+        negatives: Extra face-free frames (e.g. procedural text cards); one variant each, with a random kind.
         gt_jitter: Extra jittered ground-truth crops per face per variant.
         random_per_image: Random background crops per variant (IoU < 0.1 with every face).
         seed: Seeds every random choice.
@@ -91,8 +117,11 @@ def build_crops(samples: Sequence[Sample], candidates: CandidateDetector, *, siz
     rng = np.random.default_rng(seed)
     cs = CropSet()
     face_id = 0
-    for si, sample in enumerate(samples):
-        for kind, v in variants(sample, rng, per_kind):
+    kinds = ("clean", *OCCLUDER_KINDS)
+    jobs = [(s, per_kind, kinds, extra) for s in samples]
+    jobs += [(s, 1, (kinds[int(rng.integers(len(kinds)))],), None) for s in negatives]
+    for si, (sample, n, ks, ex) in enumerate(jobs):
+        for kind, v in variants(sample, rng, n, kinds=ks, extra=ex, degraded=degraded):
             cs.faces_per_kind[kind] = cs.faces_per_kind.get(kind, 0) + len(v.faces)
             cs.variants_per_kind[kind] = cs.variants_per_kind.get(kind, 0) + 1
             group = _group(sample)
@@ -114,8 +143,8 @@ def build_crops(samples: Sequence[Sample], candidates: CandidateDetector, *, siz
             cs.origin += ["candidate"] * len(keep)
             _add_gt_and_random(cs, v, rng, size, expand, gt_jitter, random_per_image, group, kind)
             face_id += len(v.faces)
-        if log:
-            print(f"  crops: {si + 1}/{len(samples)} images, {len(cs.crops)} crops "
+        if log and ((si + 1) % 10 == 0 or si + 1 == len(jobs)):
+            print(f"  crops: {si + 1}/{len(jobs)} images, {len(cs.crops)} crops "
                   f"({int(np.sum(cs.label))} positive)", flush=True)
     return cs
 

