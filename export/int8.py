@@ -102,6 +102,55 @@ def sensitivity_fallback(fmt: ExportFormat, run: ExportRun, path: Path, result: 
     return result, info
 
 
+def inpainter_fallback(fmt: ExportFormat, run: ExportRun, path: Path, classifier: Path, result: dict[str, Any],
+                       info: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The INT8 inpainter of flavour ``fmt`` at ``path`` leaves the whole pipeline (with ``classifier``, of the same
+    flavour) below the gate: keep its most sensitive nodes in float. Nodes are ranked by the error of the inpainted
+    image on the first 64 calibration faces and their masks; the steps stop when the whole pipeline passes on the
+    held-out faces. Returns ``(pipeline result, quantisation record)`` like :func:`sensitivity_fallback`.
+    """
+    from .agreement import run_onnx
+    from .inpaint_check import feeds
+    from .sensitivity import candidates, fallback
+
+    assert fmt.int8 is not None and fmt.make is not None
+    if result["top1_agreement"] >= run.agreement or run.max_float_nodes <= 0:
+        return result, {**info, "excluded_nodes": []}
+    import onnxruntime as ort
+
+    sample = run.calib.inputs[:64]
+    masks = {id(sample): run.calib.masks[:64], id(run.heldout.inputs): run.heldout.masks}
+    nodes = candidates(run.models["inpainter"], fmt.int8.fallback_ops)
+
+    def quantize(dst: Path, exclude: list[str]) -> dict[str, Any]:
+        return fmt.make(fmt, run, "inpainter", dst, exclude)
+
+    def inpaint(model: Path, x: np.ndarray) -> np.ndarray:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads, opts.log_severity_level = 1, 1, 3
+        if fmt.simulate:
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        sess = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+        m = masks[id(x)]
+        return np.concatenate([sess.run(None, feeds(model, x[i:i + 64], m[i:i + 64], run.spec.layout))[0]
+                               for i in range(0, len(x), 64)])
+
+    def judge(images: np.ndarray) -> dict[str, Any]:
+        return run.compare(run_onnx(classifier, images, simulate=fmt.simulate), run.pipeline_reference)
+
+    fb = fallback(quantize, inpaint, judge, run.agreement, nodes=nodes, calib_inputs=sample,
+                  calib_reference=inpaint(run.models["inpainter"], sample), heldout_inputs=run.heldout.inputs,
+                  max_excluded=min(run.max_float_nodes, len(nodes) - 1),
+                  work=run.work / f"{fmt.key}-inpainter-fallback")
+    info = quantize(path, fb.excluded)
+    info["excluded_nodes"] = fb.excluded
+    info["sensitivity"] = {"all_int8_agreement": result["top1_agreement"], "candidates": len(nodes),
+                           "ranking": [[n, round(e, 5)] for n, e in fb.ranking[:10]],
+                           "tried": [[k, round(a, 4)] for k, a in fb.tried], "ranked_on": len(sample),
+                           "judged_on": "whole pipeline"}
+    return fb.result, info
+
+
 def require_some(variants: Sequence[Variant]) -> None:
     """Raise ExportError (one line per failed variant) when every requested variant failed its gate."""
     failed = [v for v in variants if not v.passed]
