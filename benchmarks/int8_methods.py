@@ -49,7 +49,8 @@ def model_kwargs(method: str, roles: Sequence[str], width: int) -> dict[str, dic
 
 
 def train_config(method: str, data: str, size: int, width: int, seed: int = 0) -> Any:
-    """The :class:`sdk.training.config.TrainConfig` of a small run of ``method`` (the benchmark's settings)."""
+    """The :class:`sdk.training.config.TrainConfig` of a small run of ``method`` (the side-by-side benchmark's
+    settings; ``cbam`` keeps its ResNet-18 with CBAM attention)."""
     from runtime.input_spec import InputSpec
     from sdk.training.config import TrainConfig
     from sdk.training.methods import build_method
@@ -60,7 +61,9 @@ def train_config(method: str, data: str, size: int, width: int, seed: int = 0) -
                                                            "feature_disc", "decoder"), width))
     roles = build_method(probe).used_roles()
     gan = method in ("gan-inpaint", "deocclusion")
-    return TrainConfig(method=method, data=data, input=spec, model="resnet18" if "classifier" in roles else None,
+    # every classifier a ResNet-18 as in the side-by-side benchmark, but cbam keeps its own (CBAM attention)
+    registry = None if method == "cbam" or "classifier" not in roles else "resnet18"
+    return TrainConfig(method=method, data=data, input=spec, model=registry,
                        model_kwargs=model_kwargs(method, roles, width), epochs=50, lr=2e-4 if gan else 1e-3,
                        seed=seed, val_limit=0)
 
@@ -114,6 +117,7 @@ def run_methods(methods: Sequence[str], *, train_seconds: float, work: Path, tra
                 max_float_nodes: int = 24, method: str = "minmax", seed: int = 0) -> list[dict[str, Any]]:
     """Train each of ``methods`` for about ``train_seconds`` and export it to INT8 (see the module docstring).
 
+    A method whose ``work/METHOD/checkpoint`` exists already is exported without training again.
     Returns one row per method and flavour (:func:`flavour_rows`) with the set sizes and times added.
     """
     import torch
@@ -130,17 +134,25 @@ def run_methods(methods: Sequence[str], *, train_seconds: float, work: Path, tra
         cfg = train_config(name, data, size, width, seed)
         stages = len(build_method(cfg).stages())
         t0 = time.perf_counter()
-        res = train(cfg, str(work / name), progress=False, print_table=False, verbose=False,
-                    stage_budget_s=train_seconds / stages, eval_limit=100)
-        trained = time.perf_counter() - t0
+        done = work / name / "checkpoint" / "config.json"
+        if done.is_file():  # kept from an earlier run (--runs DIR): export only
+            import json
+
+            config = json.loads(done.read_text())
+            steps, summary, trained = int(config["position"]["step"]), config.get("metrics", {}), float("nan")
+        else:
+            res = train(cfg, str(work / name), progress=False, print_table=False, verbose=False,
+                        stage_budget_s=train_seconds / stages, eval_limit=100)
+            steps = int(res["fit"]["position"]["step"])
+            summary = res["report"].summary() if res["report"] is not None else {}
+            trained = time.perf_counter() - t0
         t0 = time.perf_counter()
         report = export_checkpoint(work / name / "checkpoint", work / f"{name}-bundle", calibration,
                                    agreement=agreement, max_float_nodes=max_float_nodes)
         exported = time.perf_counter() - t0
-        summary = res["report"].summary() if res["report"] is not None else {}
         failed = [{"method": name, "outcome": "failed", "failure": report.get("error")}]
         for row in flavour_rows(name, report) or failed:
-            rows.append({**row, "steps": int(res["fit"]["position"]["step"]), "train s": round(trained, 1),
+            rows.append({**row, "steps": steps, "train s": round(trained, 1),
                          "export s": round(exported, 1),
                          "test accuracy clean": summary.get("clean", {}).get("accuracy"),
                          "calibration": {k: report.get("calibration", {}).get(k) for k in ("source", "n", "faces")},
@@ -173,7 +185,8 @@ def main(args: Any) -> None:
 
     methods = parse_methods(args.methods)
     with tempfile.TemporaryDirectory(prefix="ofer-int8-methods-") as tmp:
-        rows = run_methods(methods, train_seconds=args.train_seconds, work=Path(tmp), train_n=args.train_n,
+        rows = run_methods(methods, train_seconds=args.train_seconds, work=Path(args.runs or tmp),
+                           train_n=args.train_n,
                            width=args.width, calib_count=args.calib_count, heldout_count=args.heldout_count,
                            agreement=args.agreement, max_float_nodes=args.max_float_nodes, method=args.method)
     heldout = next((r["heldout"] for r in rows if r.get("heldout")), {})

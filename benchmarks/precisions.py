@@ -7,6 +7,7 @@ agreement with FP32 and accuracy per occlusion protocol are measured on the held
     python benchmarks/precisions.py [--calib SOURCE --heldout SOURCE] [--method minmax] [--max-float-nodes N]
            [--model NAME=BUNDLE_OR_CHECKPOINT ...] [--threads 1] [--iters 300] [--random-resnet] [--out results.json]
     python benchmarks/precisions.py --methods all|baseline,cbam,... [--train-seconds 150] [--train-n 2000] [--width 8]
+           [--runs DIR]
 
 Default model: the shipped FER2013 mini-Xception (real trained weights), calibrated on the real faces of
 ``scripts/real_faces.py``'s tune split and checked on its report split (other people), each under the 15 standard
@@ -173,6 +174,8 @@ def main() -> None:
     ap.add_argument("--train-seconds", type=float, default=150.0, help="--methods: training budget per method")
     ap.add_argument("--train-n", type=int, default=2000, help="--methods: procedural training faces")
     ap.add_argument("--width", type=int, default=8, help="--methods: classifier/inpainter width")
+    ap.add_argument("--runs", default=None, metavar="DIR",
+                    help="--methods: keep the training runs in DIR; a method already trained there is only exported")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--iters", type=int, default=300)
     ap.add_argument("--cache", default=None, help="calibration-set cache folder (default: none, rebuilt)")

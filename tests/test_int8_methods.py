@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from benchmarks.int8_methods import (FLAVOURS, METHODS, export_checkpoint, flavour_rows, model_kwargs, parse_methods,
-                                     summary_lines)
+                                     summary_lines, train_config)
 from calibration.config import CalibrationConfig
 from runtime.bundle import load_bundle
 from runtime.errors import ConfigError
@@ -30,6 +30,10 @@ def test_model_sizes_follow_the_side_by_side_benchmark() -> None:
     deocc = model_kwargs("deocclusion", ("classifier", "generator", "discriminator"), 8)
     assert deocc["discriminator"]["depth"] == 3 and deocc["classifier"] == {"width": 8, "stem": "3x3s2",
                                                                             "dropout": 0.2}
+    assert train_config("baseline", DATA, 32, 4).model == "resnet18"
+    cbam = train_config("cbam", DATA, 32, 4)  # its own classifier: CBAM's sigmoid/mul attention gets quantised too
+    assert cbam.model is None and cbam.model_kwargs["classifier"]["width"] == 4
+    assert set(train_config("gan-inpaint", DATA, 32, 4).model_kwargs) == {"generator", "discriminator"}
 
 
 def _record(cpu: float, trt: float, floats: int) -> dict:

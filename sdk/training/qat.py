@@ -7,8 +7,8 @@ Conv/ConvTranspose/Linear is quantised per tensor (symmetric signed 8-bit for ``
 8-bit over a range that includes 0 for ``int8-cpu``), with its range tracked as an exponential moving average of
 the batch min/max; weights are quantised per output channel, symmetric (7-bit where the flavour uses
 ``reduce_range``). Gradients pass straight through (``torch.fake_quantize_per_*_affine``). The loss is
-cross-entropy on the labels plus distillation (KL) from the frozen FP32 classifier, so accuracy stays put while
-the weights move to values that survive rounding. The fake quantisation is then removed: the result is an ordinary
+distillation (KL) from the frozen FP32 classifier (optionally plus cross-entropy on the labels), so the function
+stays put while the weights move to values that survive rounding. The fake quantisation is then removed: the result is an ordinary
 float checkpoint (same modules, safetensors), exported and calibrated as usual, needing fewer nodes in float.
 
 Training faces: occluded faces of the checkpoint's own training data under the calibration mix
@@ -178,7 +178,7 @@ def training_faces(checkpoint: Any, count: int, seed: int) -> tuple[np.ndarray, 
 
 
 def qat_finetune(checkpoint_path: str | Path, out: str | Path, *, flavour: str = "int8-trt", steps: int = 300,
-                 count: int = 2000, batch_size: int = 64, lr: float = 1e-4, distill: float = 1.0, labels: float = 1.0,
+                 count: int = 2000, batch_size: int = 64, lr: float = 1e-4, distill: float = 1.0, labels: float = 0.0,
                  seed: int = 0,
                  log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Fine-tune a checkpoint's deployed classifier with fake quantisation and save the result as a checkpoint.
@@ -245,8 +245,8 @@ def qat_finetune(checkpoint_path: str | Path, out: str | Path, *, flavour: str =
         opt.step()
         losses.append(float(loss.detach()))
         if log is not None and (step + 1) % max(steps // 4, 1) == 0:
-            log(f"qat {flavour}: step {step + 1}/{steps}  loss {np.mean(losses[-50:]):.4f}  ce {float(ce):.4f}  "
-                f"kl {float(kl):.4f}  {time.perf_counter() - t0:.0f} s")
+            log(f"qat {flavour}: step {step + 1}/{steps}  loss {np.mean(losses[-50:]):.4f}  ce {float(ce.detach()):.4f}  "
+                f"kl {float(kl.detach()):.4f}  {time.perf_counter() - t0:.0f} s")
     fq.remove()
     classifier.eval()
     record = {"flavour": flavour, "steps": steps, "faces": int(len(xt)), "batch_size": batch_size, "lr": lr,
@@ -257,3 +257,44 @@ def qat_finetune(checkpoint_path: str | Path, out: str | Path, *, flavour: str =
     config["qat"] = record
     save_checkpoint(out, config=config, models=ck.models)
     return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sdk.training.qat CHECKPOINT --out DIR [--flavour int8-trt] [--steps 300] ...``; then
+    ``ofer export DIR --precision int8`` as usual."""
+    import argparse
+    import sys
+
+    from runtime.errors import OferError
+
+    ap = argparse.ArgumentParser(prog="python -m sdk.training.qat", description=main.__doc__)
+    ap.add_argument("checkpoint", help="trained checkpoint (ofer train's OUT/checkpoint)")
+    ap.add_argument("--out", required=True, help="checkpoint folder to write (refused if it exists, unless --force)")
+    ap.add_argument("--flavour", default="int8-trt", choices=("int8-trt", "int8-cpu"),
+                    help="INT8 scheme simulated (default: %(default)s)")
+    ap.add_argument("--steps", type=int, default=300, help="optimiser steps (default: %(default)s)")
+    ap.add_argument("--count", type=int, default=2000, help="occluded training faces (default: %(default)s)")
+    ap.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: %(default)s)")
+    ap.add_argument("--labels", type=float, default=0.0,
+                    help="weight of the label cross-entropy (default %(default)s: distillation only, the FP32 "
+                         "function is kept)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--force", action="store_true", help="replace --out")
+    args = ap.parse_args(argv)
+    try:
+        if Path(args.out).exists() and not args.force:
+            raise ConfigError(f"{args.out} exists; choose another --out or pass --force to replace it")
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        record = qat_finetune(args.checkpoint, args.out, flavour=args.flavour, steps=args.steps, count=args.count,
+                              lr=args.lr, labels=args.labels)
+    except OferError as exc:
+        print(f"qat: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out} ({record['steps']} steps, loss {record['loss_first']} -> {record['loss_last']}); export "
+          f"it with: ofer export {args.out} --precision int8 --out BUNDLE")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
