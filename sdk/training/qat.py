@@ -8,8 +8,8 @@ Conv/ConvTranspose/Linear is quantised per tensor (symmetric signed 8-bit for ``
 the batch min/max; weights are quantised per output channel, symmetric (7-bit where the flavour uses
 ``reduce_range``). Gradients pass straight through (``torch.fake_quantize_per_*_affine``). The loss is
 distillation (KL) from the frozen FP32 classifier (optionally plus cross-entropy on the labels), so the function
-stays put while the weights move to values that survive rounding. The fake quantisation is then removed: the result is an ordinary
-float checkpoint (same modules, safetensors), exported and calibrated as usual, needing fewer nodes in float.
+stays put while the weights move to values that survive rounding. The fake quantisation is then removed: the
+result is an ordinary float checkpoint (same modules, safetensors), exported and calibrated as usual.
 
 Training faces: occluded faces of the checkpoint's own training data under the calibration mix
 (:func:`calibration.sets.build_calibration_set`); an inpaint checkpoint's classifier sees the frozen inpainter's
@@ -245,8 +245,8 @@ def qat_finetune(checkpoint_path: str | Path, out: str | Path, *, flavour: str =
         opt.step()
         losses.append(float(loss.detach()))
         if log is not None and (step + 1) % max(steps // 4, 1) == 0:
-            log(f"qat {flavour}: step {step + 1}/{steps}  loss {np.mean(losses[-50:]):.4f}  ce {float(ce.detach()):.4f}  "
-                f"kl {float(kl.detach()):.4f}  {time.perf_counter() - t0:.0f} s")
+            log(f"qat {flavour}: step {step + 1}/{steps}  loss {np.mean(losses[-50:]):.4f}  "
+                f"ce {float(ce.detach()):.4f}  kl {float(kl.detach()):.4f}  {time.perf_counter() - t0:.0f} s")
     fq.remove()
     classifier.eval()
     record = {"flavour": flavour, "steps": steps, "faces": int(len(xt)), "batch_size": batch_size, "lr": lr,
