@@ -17,8 +17,8 @@ from typing import Any, Sequence
 METHODS: tuple[str, ...] = ("baseline", "cbam", "lower-half", "gan-inpaint", "deocclusion", "privileged")
 FLAVOURS: tuple[str, ...] = ("int8-cpu", "int8-trt")
 #: The columns of the printed table.
-COLUMNS: tuple[str, ...] = ("method", "flavour", "pipeline", "accuracy fp32", "agreement", "all-int8", "float nodes",
-                            "candidates", "pipeline agreement", "outcome")
+COLUMNS: tuple[str, ...] = ("method", "flavour", "pipeline", "accuracy fp32", "fp32 under ±0.5 grey", "agreement",
+                            "all-int8", "float nodes", "candidates", "pipeline agreement", "outcome")
 
 
 def parse_methods(text: str) -> list[str]:
@@ -112,6 +112,25 @@ def export_checkpoint(checkpoint: Path, out: Path, calibration: Any, *, agreemen
     return dict(bundle.provenance["metrics"]["export"])
 
 
+def pixel_noise_agreement(bundle: Path, calibration: Any, seed: int = 0) -> float:
+    """Top-1 agreement of a bundle's FP32 classifier with itself when every input pixel moves by at most half a grey
+    level (uniform noise) on the held-out faces: what rounding the input alone costs, the noise floor of the gate."""
+    import numpy as np
+
+    from calibration.sets import heldout_set
+    from export.agreement import run_onnx
+    from runtime.bundle import load_bundle
+
+    b = load_bundle(bundle)
+    _, faces = heldout_set(calibration, b.input)
+    model = b.engine_path(b.find_engines("classifier", format="onnx", precision="fp32")[0].name)
+    step = b.input.scale / np.asarray(b.input.std, np.float32)  # one grey level in input units
+    noise = np.random.default_rng(seed).uniform(-0.5, 0.5, faces.inputs.shape).astype(np.float32)
+    shape = (1, -1, 1, 1) if b.input.layout == "NCHW" else (1, 1, 1, -1)
+    ref = run_onnx(model, faces.inputs).argmax(1)
+    return float((run_onnx(model, faces.inputs + noise * step.reshape(shape)).argmax(1) == ref).mean())
+
+
 def run_methods(methods: Sequence[str], *, train_seconds: float, work: Path, train_n: int = 2000, size: int = 48,
                 width: int = 8, calib_count: int = 256, heldout_count: int = 64, agreement: float = 0.98,
                 max_float_nodes: int = 24, method: str = "minmax", seed: int = 0) -> list[dict[str, Any]]:
@@ -150,9 +169,10 @@ def run_methods(methods: Sequence[str], *, train_seconds: float, work: Path, tra
         report = export_checkpoint(work / name / "checkpoint", work / f"{name}-bundle", calibration,
                                    agreement=agreement, max_float_nodes=max_float_nodes)
         exported = time.perf_counter() - t0
+        floor = pixel_noise_agreement(work / f"{name}-bundle", calibration) if "error" not in report else None
         failed = [{"method": name, "outcome": "failed", "failure": report.get("error")}]
         for row in flavour_rows(name, report) or failed:
-            rows.append({**row, "steps": steps, "train s": round(trained, 1),
+            rows.append({**row, "steps": steps, "train s": round(trained, 1), "fp32 under ±0.5 grey": floor,
                          "export s": round(exported, 1),
                          "test accuracy clean": summary.get("clean", {}).get("accuracy"),
                          "calibration": {k: report.get("calibration", {}).get(k) for k in ("source", "n", "faces")},

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from benchmarks.int8_methods import (FLAVOURS, METHODS, export_checkpoint, flavour_rows, model_kwargs, parse_methods,
-                                     summary_lines, train_config)
+                                     pixel_noise_agreement, summary_lines, train_config)
 from calibration.config import CalibrationConfig
 from runtime.bundle import load_bundle
 from runtime.errors import ConfigError
@@ -79,10 +79,15 @@ def test_gan_inpaint_checkpoint_int8_records_agreement_per_flavour_and_pipeline(
         assert 0.0 <= rec["top1_agreement"] <= 1.0 and rec["n"] == 4 * 21
         assert rec["passed"] == (manifest["outcome"][key] == "passed")
         assert rec["all_int8_agreement"] <= 1.0 and len(rec["excluded_nodes"]) <= 2
+        if "pipeline" in rec:  # the classifier passed: the INT8 inpainter was made and the pipeline judged
+            pipe = rec["pipeline"]
+            assert len(pipe["inpainter_excluded_nodes"]) <= 2 and pipe["passed"] == rec["passed"]
         if rec["passed"]:  # an inpaint bundle's variant is judged on the whole pipeline too
             assert rec["pipeline"]["top1_agreement"] >= 0.98
         else:
             assert "below --agreement" in rec["failure"]
+    floor = pixel_noise_agreement(tmp_path / "bundle", calib)  # FP32 vs itself under +-0.5 grey level
+    assert 0.5 < floor <= 1.0 and floor == pixel_noise_agreement(tmp_path / "bundle", calib)
     rows = flavour_rows("gan-inpaint", report)
     assert {r["flavour"] for r in rows} == {"fp16", *FLAVOURS} and all(r["pipeline"] == "inpaint" for r in rows)
 
