@@ -177,7 +177,8 @@ def run_methods(methods: Sequence[str], *, train_seconds: float, work: Path, tra
                          "test accuracy clean": summary.get("clean", {}).get("accuracy"),
                          "calibration": {k: report.get("calibration", {}).get(k) for k in ("source", "n", "faces")},
                          "heldout": report.get("heldout", {})})
-        print(f"{name}: {rows[-1]['steps']} steps in {trained:.0f} s, export {exported:.0f} s: "
+        when = "trained earlier" if trained != trained else f"in {trained:.0f} s"
+        print(f"{name}: {rows[-1]['steps']} steps {when}, export {exported:.0f} s: "
               + ", ".join(f"{r.get('flavour', '?')} {r.get('outcome')} ({r.get('agreement', float('nan')):.4f}, "
                           f"{r.get('float nodes', '?')} float)" for r in rows if r["method"] == name), flush=True)
     return rows
