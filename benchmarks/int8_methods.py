@@ -18,7 +18,7 @@ METHODS: tuple[str, ...] = ("baseline", "cbam", "lower-half", "gan-inpaint", "de
 FLAVOURS: tuple[str, ...] = ("int8-cpu", "int8-trt")
 #: The columns of the printed table.
 COLUMNS: tuple[str, ...] = ("method", "flavour", "pipeline", "accuracy fp32", "fp32 under ±0.5 grey", "agreement",
-                            "all-int8", "float nodes", "candidates", "pipeline agreement", "outcome")
+                            "all-int8", "q/dq on", "float nodes", "candidates", "pipeline agreement", "outcome")
 
 
 def parse_methods(text: str) -> list[str]:
@@ -81,6 +81,8 @@ def flavour_rows(method: str, report: dict[str, Any]) -> list[dict[str, Any]]:
                      "accuracy fp32": r.get("accuracy_fp32"), "agreement": r["top1_agreement"],
                      "all-int8": r.get("all_int8_agreement"),
                      "float nodes": len(r.get("excluded_nodes") or []), "candidates": r.get("quantizable_nodes"),
+                     "q/dq on": ("weighted ops" if r.get("weighted_ops_only") or key == "int8-trt" else "all ops")
+                     if key != "fp16" else "",
                      "pipeline agreement": pipe.get("top1_agreement"),
                      "outcome": report.get("outcome", {}).get(key, "?"), "n": r["n"],
                      "excluded_nodes": list(r.get("excluded_nodes") or []), "failure": r.get("failure"),

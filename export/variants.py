@@ -204,7 +204,8 @@ def export_variant(fmt: ExportFormat, run: ExportRun) -> Variant:
         excluded = len(nodes) if "sensitivity" in info else 0
         sens = info.get("sensitivity", {})
         extra = {"excluded_nodes": nodes, "quantizable_nodes": sens.get("candidates"),
-                 "all_int8_agreement": sens.get("all_int8_agreement", result["top1_agreement"])}
+                 "all_int8_agreement": sens.get("all_int8_agreement", result["top1_agreement"]),
+                 **({"weighted_ops_only": True} if sens.get("weighted_ops_only") else {})}
     message = gate_failure(result, run.agreement, what=what, excluded=excluded,
                            max_excluded=run.max_float_nodes if excluded is not None else None)
     record = {**result, "passed": message is None, "seconds": round(time.perf_counter() - t0, 2), **extra,
