@@ -94,8 +94,10 @@ def sensitivity_fallback(fmt: ExportFormat, run: ExportRun, path: Path, result: 
                                                 "tried": [], "ranking": []}}
     else:
         second, info2 = _node_fallback(weighted, run, path, start)
-    if second["top1_agreement"] < first["top1_agreement"]:  # neither passed: keep the better one on record
+    if second["top1_agreement"] < first["top1_agreement"]:  # neither passed: keep the better one, say what was tried
         fmt.make(fmt, run, "classifier", path, info1["excluded_nodes"])
+        info1["sensitivity"]["weighted_ops_tried"] = {"excluded": len(info2["excluded_nodes"]),
+                                                      "agreement": round(second["top1_agreement"], 4)}
         return first, info1
     info2["sensitivity"].update(weighted_ops_only=True, all_int8_agreement=result["top1_agreement"],
                                 weighted_ops_all_int8_agreement=start["top1_agreement"],

@@ -205,7 +205,8 @@ def export_variant(fmt: ExportFormat, run: ExportRun) -> Variant:
         sens = info.get("sensitivity", {})
         extra = {"excluded_nodes": nodes, "quantizable_nodes": sens.get("candidates"),
                  "all_int8_agreement": sens.get("all_int8_agreement", result["top1_agreement"]),
-                 **({"weighted_ops_only": True} if sens.get("weighted_ops_only") else {})}
+                 **({"weighted_ops_only": True} if sens.get("weighted_ops_only") else {}),
+                 **({"sensitivity": {k: v for k, v in sens.items() if k != "ranking"}} if sens else {})}
     message = gate_failure(result, run.agreement, what=what, excluded=excluded,
                            max_excluded=run.max_float_nodes if excluded is not None else None)
     record = {**result, "passed": message is None, "seconds": round(time.perf_counter() - t0, 2), **extra,

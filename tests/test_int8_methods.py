@@ -121,3 +121,26 @@ def test_qat_brings_the_fake_quantised_model_closer_to_its_float_self(tmp_path: 
     assert gap(after.models["classifier"]) < gap(ck.models["classifier"]) > 1e-5
     with pytest.raises(ConfigError, match="flavour"):
         qat_finetune(tmp_path / "sharp", tmp_path / "x", flavour="fp16", steps=1, count=64, log=None)
+
+
+def test_cpu_flavour_below_the_gate_retries_with_qdq_on_weighted_layers_only(tmp_path: Path) -> None:
+    """int8-cpu quantises every op; when keeping nodes in float does not pass, Q/DQ on Conv/Gemm only is tried
+    (CBAM's Sigmoid/Mul attention and the residual Adds stay float), and what was chosen is on record."""
+    from export.formats import EXPORT_FORMATS
+    from export.modules import checkpoint_to_onnx
+    from export.variants import ExportRun, export_variant
+    from sdk.training.checkpoint import load_checkpoint
+
+    make_trainer(tiny_config("cbam", max_steps=4), tmp_path / "run").fit()
+    ck = load_checkpoint(tmp_path / "run" / "checkpoint")
+    source = checkpoint_to_onnx(ck, ck.input, tmp_path)
+    calib = CalibrationConfig(source=DATA, count=32, heldout_count=4, cache_dir=None)
+    run = ExportRun(source, calib, agreement=1.01, max_float_nodes=1, work=tmp_path)  # a gate nothing passes
+    variant = export_variant(EXPORT_FORMATS["int8-cpu"], run)
+    assert not variant.passed and not variant.entries
+    sens = variant.record["sensitivity"]  # in the manifest even for a flavour left out
+    if variant.record.get("weighted_ops_only"):  # the weighted-only scheme came closer: it is the one on record
+        assert sens["full_scheme"]["excluded"] == 1 and sens["weighted_ops_only"]
+    else:
+        assert set(sens["weighted_ops_tried"]) == {"excluded", "agreement"}
+
