@@ -6,12 +6,17 @@ agreement with FP32 and accuracy per occlusion protocol are measured on the held
 
     python benchmarks/precisions.py [--calib SOURCE --heldout SOURCE] [--method minmax] [--max-float-nodes N]
            [--model NAME=BUNDLE_OR_CHECKPOINT ...] [--threads 1] [--iters 300] [--random-resnet] [--out results.json]
+    python benchmarks/precisions.py --methods all|baseline,cbam,... [--train-seconds 150] [--train-n 2000] [--width 8]
+           [--runs DIR]
 
 Default model: the shipped FER2013 mini-Xception (real trained weights), calibrated on the real faces of
 ``scripts/real_faces.py``'s tune split and checked on its report split (other people), each under the 15 standard
 and 6 realistic occlusion protocols (research-use-only media among them: benchmarks only, recorded in the manifest).
 ``--train-procedural SECONDS`` adds a mini-Xception trained that long on occluded procedural faces, calibrated on
 the procedural train split and checked on its test split (disjoint identities), so accuracy is measured too.
+``--methods all --train-seconds N`` instead trains every ``ofer train`` method about ``N`` s on procedural faces and
+exports its classifier (and inpainter: the whole pipeline is judged) to both INT8 flavours
+(:mod:`benchmarks.int8_methods`; ``precisions-methods.json``).
 ``--random-resnet`` adds a ResNet-18+CBAM with random weights: its latency is meaningful, its agreement is not.
 Target (export issue): INT8 (CPU flavour) >= 1.8x faster than FP32 at batch 1 with >= 98 % top-1 agreement.
 """
@@ -164,12 +169,24 @@ def main() -> None:
     ap.add_argument("--random-resnet", action="store_true")
     ap.add_argument("--train-procedural", type=float, default=0.0, metavar="SECONDS",
                     help="also train mini_xception this long on occluded procedural faces and benchmark it there")
+    ap.add_argument("--methods", default=None, metavar="all|M1,M2",
+                    help="instead: train these ofer train methods on procedural faces and export each to INT8")
+    ap.add_argument("--train-seconds", type=float, default=150.0, help="--methods: training budget per method")
+    ap.add_argument("--train-n", type=int, default=2000, help="--methods: procedural training faces")
+    ap.add_argument("--width", type=int, default=8, help="--methods: classifier/inpainter width")
+    ap.add_argument("--runs", default=None, metavar="DIR",
+                    help="--methods: keep the training runs in DIR; a method already trained there is only exported")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--iters", type=int, default=300)
     ap.add_argument("--cache", default=None, help="calibration-set cache folder (default: none, rebuilt)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     pin_threads(args.threads)
+    if args.methods:
+        from benchmarks import int8_methods
+
+        int8_methods.main(args)
+        return
     args.note = None
     if args.calib is None:
         sys.path.insert(0, str(ROOT / "scripts"))

@@ -23,10 +23,12 @@ __all__ = ["ALIASES", "CALIBRATION_METHODS", "EXPORT_FORMATS", "ExportFormat", "
 
 #: Ops that get Q/DQ for TensorRT explicit quantisation (weighted layers; TensorRT fuses the rest).
 TRT_QDQ_OPS: tuple[str, ...] = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-#: Nodes the INT8 sensitivity fallback may keep in float on ONNX Runtime CPU (every op it quantises that matters).
+#: Nodes the INT8 sensitivity fallback may keep in float on ONNX Runtime CPU: every op ONNX Runtime's QDQ quantiser
+#: quantises that computes (data movement such as Reshape/Flatten shares its input's scale and loses nothing).
 CPU_FALLBACK_OPS: tuple[str, ...] = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Mul", "MaxPool",
                                      "AveragePool", "GlobalAveragePool", "ReduceMean", "Concat", "Resize", "Relu",
-                                     "Sigmoid")
+                                     "Sigmoid", "LeakyRelu", "Clip", "Softmax", "BatchNormalization",
+                                     "InstanceNormalization", "LayerNormalization")
 #: Engine output kind by role, where it is not ``logits``.
 ROLE_OUTPUTS: dict[str, str] = {"inpainter": "image"}
 

@@ -4,7 +4,8 @@ When an INT8 flavour misses the agreement gate, :func:`rank_nodes` quantises one
 candidate left in float) on the calibration set and measures the mean absolute difference of the model's output
 from FP32: the larger, the more that node alone costs. :func:`fallback` then leaves the top-ranked nodes out of
 quantisation (``quantize_static(nodes_to_exclude=...)``) in growing steps until the gate passes on the held-out
-set, or gives up at ``max_excluded`` nodes. Excluded nodes run in FP32 on ONNX Runtime CPU and in FP16/FP32 in
+set, or gives up at ``max_excluded`` nodes; between the last step that failed and the first that passed it bisects
+for the fewest nodes that pass. Excluded nodes run in FP32 on ONNX Runtime CPU and in FP16/FP32 in
 TensorRT (explicit quantisation quantises only what has Q/DQ).
 
 The ranking uses calibration faces only; the held-out set only decides when to stop (as the gate does).
@@ -42,7 +43,7 @@ class Fallback:
         path: The last model tried (passed the gate when ``passed``).
         passed: Whether ``result`` meets the threshold.
         ranking: ``[(node, error)]`` most sensitive first (error: mean |output - FP32| on calibration faces).
-        tried: ``[(number excluded, agreement)]`` in the order tried.
+        tried: ``[(number excluded, agreement)]`` by number excluded.
     """
 
     excluded: list[str]
@@ -96,16 +97,30 @@ def fallback(quantize: Callable[[Path, list[str]], None], run: Callable[[Path, n
         order = [n for n, _ in ranking]
         steps = sorted({min(k, max_excluded, len(order)) for k in STEPS if k <= max(max_excluded, 1)})
         tried: list[tuple[int, float]] = []
-        best = None
-        for k in steps:
+
+        def attempt(k: int) -> Fallback:
             path = folder / f"excluded-{k}.onnx"
             quantize(path, order[:k])
             result = judge(run(path, heldout_inputs))
             tried.append((k, result["top1_agreement"]))
-            best = Fallback(order[:k], result, path, result["top1_agreement"] >= threshold, ranking, tried)
+            tried.sort()
+            return Fallback(order[:k], result, path, result["top1_agreement"] >= threshold, ranking, tried)
+
+        best, failed = None, 0
+        for k in steps:
+            best = attempt(k)
             if best.passed:
                 break
+            failed = k
         assert best is not None
+        hi = len(best.excluded)
+        while best.passed and hi - failed > 1:  # bisect between the last step that failed and the one that passed
+            mid = (failed + hi) // 2
+            trial = attempt(mid)
+            if trial.passed:
+                best, hi = trial, mid
+            else:
+                failed = mid
         return best
     finally:
         if own is not None:

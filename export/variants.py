@@ -202,7 +202,11 @@ def export_variant(fmt: ExportFormat, run: ExportRun) -> Variant:
         nodes = info["excluded_nodes"]
         what = f"{fmt.key} ({run.calibration.method})"
         excluded = len(nodes) if "sensitivity" in info else 0
-        extra = {"excluded_nodes": nodes, "quantizable_nodes": info.get("sensitivity", {}).get("candidates")}
+        sens = info.get("sensitivity", {})
+        extra = {"excluded_nodes": nodes, "quantizable_nodes": sens.get("candidates"),
+                 "all_int8_agreement": sens.get("all_int8_agreement", result["top1_agreement"]),
+                 **({"weighted_ops_only": True} if sens.get("weighted_ops_only") else {}),
+                 **({"sensitivity": {k: v for k, v in sens.items() if k != "ranking"}} if sens else {})}
     message = gate_failure(result, run.agreement, what=what, excluded=excluded,
                            max_excluded=run.max_float_nodes if excluded is not None else None)
     record = {**result, "passed": message is None, "seconds": round(time.perf_counter() - t0, 2), **extra,
@@ -229,8 +233,19 @@ def _check_pipeline(fmt: ExportFormat, run: ExportRun, variant: Variant, classif
     h = run.heldout
     got = run_pipeline(path, classifier, h.inputs, h.masks, run.spec.layout, simulate=fmt.simulate)
     result = run.compare(got, reference)
-    message = gate_failure(result, run.agreement, what=f"{fmt.key} inpaint pipeline (inpainter + classifier)")
+    excluded = None
+    if fmt.int8 is not None:
+        from .int8 import inpainter_fallback
+
+        result, info = inpainter_fallback(fmt, run, path, classifier, result, info)
+        excluded = len(info["excluded_nodes"]) if "sensitivity" in info else 0
+    message = gate_failure(result, run.agreement, what=f"{fmt.key} inpaint pipeline (inpainter + classifier)",
+                           excluded=excluded, max_excluded=run.max_float_nodes if excluded is not None else None)
     variant.record["pipeline"] = {**result, "passed": message is None}
+    if fmt.int8 is not None:
+        variant.record["pipeline"].update(inpainter_excluded_nodes=info["excluded_nodes"],
+                                          all_int8_agreement=info.get("sensitivity", {}).get(
+                                              "all_int8_agreement", result["top1_agreement"]))
     if message is not None:
         variant.fail(message)
         return
