@@ -1,4 +1,5 @@
 """Shared helpers for benchmark scripts: percentiles, tables, JSON results, pinned threads."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,9 @@ def time_ms(fn: Callable[[], Any], iters: int, warmup: int = 10) -> np.ndarray:
     return out
 
 
-def time_interleaved(fns: dict[str, Callable[[], Any]], iters: int, warmup: int = 10
-                     ) -> dict[str, dict[str, np.ndarray]]:
+def time_interleaved(
+    fns: dict[str, Callable[[], Any]], iters: int, warmup: int = 10
+) -> dict[str, dict[str, np.ndarray]]:
     """Time several variants round-robin (one call of each in turn), so that they share the machine's load; returns
     per variant ``wall`` and ``cpu`` (process CPU time: all threads, robust to other processes' load) ms per call."""
     for _ in range(warmup):
@@ -65,27 +67,40 @@ def load_average() -> float | None:
 def stats(ms: Sequence[float] | np.ndarray) -> dict[str, float]:
     """mean, p50, p90, p95, p99 (ms) and throughput (per second at the mean)."""
     a = np.asarray(ms, dtype=np.float64)
-    return {"mean": float(a.mean()), "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
-            "p95": float(np.percentile(a, 95)), "p99": float(np.percentile(a, 99)),
-            "per_s": float(1e3 / a.mean()) if a.mean() > 0 else float("inf"), "n": int(a.size)}
+    return {
+        "mean": float(a.mean()),
+        "p50": float(np.percentile(a, 50)),
+        "p90": float(np.percentile(a, 90)),
+        "p95": float(np.percentile(a, 95)),
+        "p99": float(np.percentile(a, 99)),
+        "per_s": float(1e3 / a.mean()) if a.mean() > 0 else float("inf"),
+        "n": int(a.size),
+    }
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     """A plain-text table (also valid Markdown)."""
+
     def fmt(v: Any) -> str:
         return f"{v:.3f}" if isinstance(v, float) else str(v)
 
     cells = [[fmt(r.get(c, "")) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"  # noqa: E731
-    return "\n".join([line(list(columns)), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
-                      *(line(r) for r in cells)])
+    return "\n".join(
+        [line(list(columns)), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(line(r) for r in cells)]
+    )
 
 
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
-    return {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(), "load_average_1min": load_average()}
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "load_average_1min": load_average(),
+    }
 
 
 def write_json(name: str, payload: dict[str, Any], out: str | None = None) -> Path:

@@ -27,6 +27,7 @@ A detection that matches no face is a false face, unless its centre lies in an `
 background faces nobody would annotate consistently). False faces are counted over the whole set (face-free
 images included) per occluder kind.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from runtime.detection import create_detector  # noqa: E402
-from scripts.detection_data import (OCCLUDER_KINDS, REALISTIC_KINDS, Sample, cover_upper_half,  # noqa: E402,F401
-                                    fill_keypoints, load_samples, match, occlude, occlude_sample, rotate)
+from scripts.detection_data import (  # noqa: E402
+    OCCLUDER_KINDS,
+    REALISTIC_KINDS,
+    Sample,
+    cover_upper_half,  # noqa: F401
+    fill_keypoints,
+    load_samples,
+    match,
+    occlude,
+    occlude_sample,
+    rotate,
+)
 
 OUT_PATH = ROOT / "benchmarks" / "results" / "detector_occlusion.json"
 DETECTORS = {  # name -> create_detector kwargs
@@ -66,15 +77,26 @@ def evaluate(detector, samples: list[Sample], kinds: tuple[str, ...]) -> dict:
         for i, s in enumerate(samples):
             image = occlude(s.image, s.faces, kind, seed=i)
             dets = detector.detect(image)
-            t, f = match(np.array([d.box for d in dets]), np.array([d.score for d in dets]), s.faces, s.ignore,
-                         occluded=kind != "clean")
+            t, f = match(
+                np.array([d.box for d in dets]),
+                np.array([d.score for d in dets]),
+                s.faces,
+                s.ignore,
+                occluded=kind != "clean",
+            )
             faces, tp, fp = faces + len(s.faces), tp + t, fp + f
             if t < len(s.faces):
                 missed.append(f"{s.name} ({len(s.faces) - t})")
             if f:
                 false_at.append(f"{s.name} ({f})")
-        out[kind] = {"faces": faces, "tp": tp, "recall": tp / faces if faces else float("nan"), "false_faces": fp,
-                     "missed": missed, "false_at": false_at}
+        out[kind] = {
+            "faces": faces,
+            "tp": tp,
+            "recall": tp / faces if faces else float("nan"),
+            "false_faces": fp,
+            "missed": missed,
+            "false_at": false_at,
+        }
     return out
 
 
@@ -102,18 +124,24 @@ def roll_sweep(detector, samples: list[Sample], kinds: tuple[str, ...] = ("clean
         out[kind] = {}
         for angle in ROLLS:
             faces = tp = fp = 0
-            for sign in ((1,) if angle == 0 else (1, -1)):
+            for sign in (1,) if angle == 0 else (1, -1):
                 for i, s in enumerate(samples):
                     if not s.faces:
                         continue
-                    r = rotate(Sample(s.name, s.source, occlude(s.image, s.faces, kind, seed=i), s.faces, s.ignore),
-                               sign * angle)
+                    r = rotate(
+                        Sample(s.name, s.source, occlude(s.image, s.faces, kind, seed=i), s.faces, s.ignore),
+                        sign * angle,
+                    )
                     dets = detector.detect(r.image)
-                    t, f = match(np.array([d.box for d in dets]), np.array([d.score for d in dets]), r.faces,
-                                 r.ignore, occluded=kind != "clean")
+                    t, f = match(
+                        np.array([d.box for d in dets]),
+                        np.array([d.score for d in dets]),
+                        r.faces,
+                        r.ignore,
+                        occluded=kind != "clean",
+                    )
                     faces, tp, fp = faces + len(r.faces), tp + t, fp + f
-            out[kind][str(angle)] = {"faces": faces, "recall": tp / faces if faces else float("nan"),
-                                     "false_faces": fp}
+            out[kind][str(angle)] = {"faces": faces, "recall": tp / faces if faces else float("nan"), "false_faces": fp}
     return out
 
 
@@ -142,19 +170,23 @@ def latency_frame(samples: list[Sample]) -> np.ndarray:
     img = cv2.resize(s.image, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
     canvas = np.full((360, 640, 3), 90, np.uint8)
     y, x = (360 - img.shape[0]) // 2, (640 - img.shape[1]) // 2
-    canvas[y:y + img.shape[0], x:x + img.shape[1]] = img
+    canvas[y : y + img.shape[0], x : x + img.shape[1]] = img
     return canvas
 
 
 def print_table(results: dict, kinds: tuple[str, ...]) -> None:
     cols = ("clean", *kinds)
-    print(f"{results['split']} split: {results['images']} images ({results['face_free_images']} face-free), "
-          f"{results['faces']} faces, {results['people']} people")
+    print(
+        f"{results['split']} split: {results['images']} images ({results['face_free_images']} face-free), "
+        f"{results['faces']} faces, {results['people']} people"
+    )
     print("recall % / false faces over the whole set, per occluder kind")
     print(f"{'detector':<26}" + "".join(f"{c:>13}" for c in cols))
     for name, r in results["detectors"].items():
-        print(f"{name:<26}" + "".join(f"{100 * r['kinds'][c]['recall']:>8.1f}/{r['kinds'][c]['false_faces']:<4}"
-                                      for c in cols))
+        print(
+            f"{name:<26}"
+            + "".join(f"{100 * r['kinds'][c]['recall']:>8.1f}/{r['kinds'][c]['false_faces']:<4}" for c in cols)
+        )
     print(f"false faces with the occluder drawn alone on the {results['face_free_images']} face-free images")
     print(f"{'detector':<26}" + "".join(f"{k:>11}" for k in REALISTIC_KINDS))
     for name, r in results["detectors"].items():
@@ -185,11 +217,17 @@ def main() -> None:
     samples = load_samples(args.split)
     fill_keypoints(samples)
     kinds = OCCLUDER_KINDS
-    results = {"split": args.split, "machine": {"cpu": platform.processor() or platform.machine(),
-                                                "cores": os.cpu_count()},
-               "images": len(samples), "face_free_images": sum(1 for s in samples if not s.faces),
-               "faces": sum(len(s.faces) for s in samples), "people": len({f.person for s in samples for f in s.faces}),
-               "sources": sorted({s.source for s in samples}), "kinds": ["clean", *kinds], "detectors": {}}
+    results = {
+        "split": args.split,
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "images": len(samples),
+        "face_free_images": sum(1 for s in samples if not s.faces),
+        "faces": sum(len(s.faces) for s in samples),
+        "people": len({f.person for s in samples for f in s.faces}),
+        "sources": sorted({s.source for s in samples}),
+        "kinds": ["clean", *kinds],
+        "detectors": {},
+    }
     frame = latency_frame(samples)
     iters = 30 if args.quick else args.iters
     for name in args.detectors.split(","):

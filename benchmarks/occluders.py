@@ -8,6 +8,7 @@ over ``--n`` seeds; the load average is printed because a busy machine still slo
 Usage:
     nice python benchmarks/occluders.py [--n 200] [--sizes 64 128 256] [--out benchmarks/results/occluders.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,18 +56,22 @@ def main() -> None:
         crop = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
         for spec in (*REALISTIC_KINDS, *REFERENCES):
             r = cpu_ms(lambda s: apply_occlusion(crop, spec, seed=s), args.n)
-            rows.append({"input": f"crop {size}", "protocol": spec, "p50_ms": r["p50"], "p90_ms": r["p90"],
-                         "n": r["n"]})
+            rows.append(
+                {"input": f"crop {size}", "protocol": spec, "p50_ms": r["p50"], "p90_ms": r["p90"], "n": r["n"]}
+            )
     frame = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
-    keypoints = CANONICAL_UV * 60 + (320, 150)      # one face, 60 px between the eyes
+    keypoints = CANONICAL_UV * 60 + (320, 150)  # one face, 60 px between the eyes
     for kind in REALISTIC_KINDS:
         r = cpu_ms(lambda s: draw_occluder(frame, kind, keypoints, seed=s), args.n)
-        rows.append({"input": "frame 640x360, IOD 60", "protocol": kind, "p50_ms": r["p50"], "p90_ms": r["p90"],
-                     "n": r["n"]})
+        rows.append(
+            {"input": "frame 640x360, IOD 60", "protocol": kind, "p50_ms": r["p50"], "p90_ms": r["p90"], "n": r["n"]}
+        )
     load1 = os.getloadavg()[0]
     print(table(rows, ["input", "protocol", "p50_ms", "p90_ms", "n"]))
-    print(f"(CPU ms per face, one thread; 1-min load average {load0:.1f} before, {load1:.1f} after, "
-          f"{os.cpu_count()} cores)")
+    print(
+        f"(CPU ms per face, one thread; 1-min load average {load0:.1f} before, {load1:.1f} after, "
+        f"{os.cpu_count()} cores)"
+    )
     path = write_json("occluders", {"rows": rows, "threads": 1, "loadavg_1min": [load0, load1]}, args.out)
     print(f"wrote {path}")
 

@@ -9,6 +9,7 @@ Usage::
 
     python benchmarks/occlusion_estimate.py        # table + benchmarks/results/occlusion_estimate.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,12 +33,33 @@ from runtime.pipelines import DEFAULT_THRESHOLD  # noqa: E402
 from runtime.preprocess import crop_face  # noqa: E402
 from scripts.fetch_test_media import fetch  # noqa: E402
 
-PROTOCOLS = ("clean", "upper_half", "upper_half@gray", "upper_half@color", "upper_half@noise", "lower_half",
-             "lower_half@noise", "eyes", "mouth", "random_box:0.3", "random_box:0.5", "r16", "random_shapes",
-             "textured:hand", "textured:cup")
+PROTOCOLS = (
+    "clean",
+    "upper_half",
+    "upper_half@gray",
+    "upper_half@color",
+    "upper_half@noise",
+    "lower_half",
+    "lower_half@noise",
+    "eyes",
+    "mouth",
+    "random_box:0.3",
+    "random_box:0.5",
+    "r16",
+    "random_shapes",
+    "textured:hand",
+    "textured:cup",
+)
 VIDEOS = ("single_face.mp4", "WolfgangLanger_Pexels.mp4")
-STILLS = ("single_face.jpg", "multi_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg",
-          "45-m7-di-ph.jpg", "BWPictureHuman.jpg")
+STILLS = (
+    "single_face.jpg",
+    "multi_face.jpg",
+    "0-f1-su-ph.jpg",
+    "0-f15-hao-ph.jpg",
+    "15-f13-anc-ph.jpg",
+    "45-m7-di-ph.jpg",
+    "BWPictureHuman.jpg",
+)
 
 
 def real_faces(media: Path, spec, step: int) -> np.ndarray:
@@ -62,8 +84,9 @@ def real_faces(media: Path, spec, step: int) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--step", type=int, default=10, help="use every STEP-th video frame")
-    ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                    help="covered fraction at which auto inpaints")
+    ap.add_argument(
+        "--threshold", type=float, default=DEFAULT_THRESHOLD, help="covered fraction at which auto inpaints"
+    )
     ap.add_argument("--out", default=str(RESULTS / "occlusion_estimate.json"))
     args = ap.parse_args()
     pin_threads(1)
@@ -78,15 +101,34 @@ def main() -> None:
         got = est.estimate(list(occ.image))
         ms = (time.perf_counter() - t0) * 1e3 / len(crops)
         route_ok = float(np.mean((got.fraction >= args.threshold) == (truth >= args.threshold)))
-        rows.append({"protocol": proto, "faces": len(crops), "true_frac": float(truth.mean()),
-                     "est_frac": float(got.fraction.mean()), "mae": float(np.abs(got.fraction - truth).mean()),
-                     "routing_acc": route_ok, "ms_per_face": ms})
+        rows.append(
+            {
+                "protocol": proto,
+                "faces": len(crops),
+                "true_frac": float(truth.mean()),
+                "est_frac": float(got.fraction.mean()),
+                "mae": float(np.abs(got.fraction - truth).mean()),
+                "routing_acc": route_ok,
+                "ms_per_face": ms,
+            }
+        )
     cols = ["protocol", "faces", "true_frac", "est_frac", "mae", "routing_acc", "ms_per_face"]
     print(table(rows, cols))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"estimator": vars(est), "threshold": args.threshold, "input": spec.to_dict(),
-                               "rows": rows, "machine": machine()}, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "estimator": vars(est),
+                "threshold": args.threshold,
+                "input": spec.to_dict(),
+                "rows": rows,
+                "machine": machine(),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {out}")
 
 

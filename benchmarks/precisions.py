@@ -20,6 +20,7 @@ exports its classifier (and inpainter: the whole pipeline is judged) to both INT
 ``--random-resnet`` adds a ResNet-18+CBAM with random weights: its latency is meaningful, its agreement is not.
 Target (export issue): INT8 (CPU flavour) >= 1.8x faster than FP32 at batch 1 with >= 98 % top-1 agreement.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,9 +50,22 @@ def _random_resnet(work: Path) -> Path:
     sample = np.random.default_rng(0).normal(0, 0.5, (2, 1, *spec.size)).astype(np.float32)
     export_onnx(model, sample, work / "resnet.onnx", atol=1e-3)
     labels = load_bundle(ROOT / "sdk" / "default_bundle").labels
-    write_bundle(work / "resnet", labels=labels, input_spec=spec, provenance={"method": "random init"},
-                 engines=[{"name": "classifier", "path": work / "resnet.onnx", "file": "classifier.onnx",
-                           "format": "onnx", "precision": "fp32", "role": "classifier"}])
+    write_bundle(
+        work / "resnet",
+        labels=labels,
+        input_spec=spec,
+        provenance={"method": "random init"},
+        engines=[
+            {
+                "name": "classifier",
+                "path": work / "resnet.onnx",
+                "file": "classifier.onnx",
+                "format": "onnx",
+                "precision": "fp32",
+                "role": "classifier",
+            }
+        ],
+    )
     return work / "resnet"
 
 
@@ -92,10 +106,22 @@ def _trained_procedural(work: Path, seconds: float, arch: str = "mini_xception")
     model.eval()
     sample = to_tensor(images[:4], spec)
     export_onnx(model, sample, work / f"{arch}-proc.onnx", atol=1e-3)
-    write_bundle(work / f"{arch}-proc", labels=data.labels, input_spec=spec,
-                 provenance={"method": f"{arch}, {step} steps ({seconds:.0f} s) on occluded procedural faces"},
-                 engines=[{"name": "classifier", "path": work / f"{arch}-proc.onnx", "file": "classifier.onnx",
-                           "format": "onnx", "precision": "fp32", "role": "classifier"}])
+    write_bundle(
+        work / f"{arch}-proc",
+        labels=data.labels,
+        input_spec=spec,
+        provenance={"method": f"{arch}, {step} steps ({seconds:.0f} s) on occluded procedural faces"},
+        engines=[
+            {
+                "name": "classifier",
+                "path": work / f"{arch}-proc.onnx",
+                "file": "classifier.onnx",
+                "format": "onnx",
+                "precision": "fp32",
+                "role": "classifier",
+            }
+        ],
+    )
     print(f"trained {arch} for {step} steps ({seconds:.0f} s), last loss {loss.item():.3f}")
     return work / f"{arch}-proc"
 
@@ -118,24 +144,48 @@ def bench_model(label: str, source: Path, calib: str, args: argparse.Namespace, 
 
     src = load_bundle(source)
     out = work / f"{label}-bundle"
-    calibration = CalibrationConfig(source=calib, heldout=args.heldout if calib == args.calib else None,
-                                    method=args.method, count=args.calib_count, note=args.note,
-                                    heldout_count=args.heldout_count, cache_dir=args.cache,
-                                    allow_domain_mismatch=True)
-    model = ExportSource(src.engine_path("classifier"), src.labels, src.input, provenance=dict(src.provenance),
-                         files=tuple(src.path / f for f in src.licence_files()))
-    bundle = export_bundle(model, out, formats=parse_precisions("fp16,int8"), calibration=calibration,
-                           agreement=args.agreement, max_float_nodes=args.max_float_nodes)
+    calibration = CalibrationConfig(
+        source=calib,
+        heldout=args.heldout if calib == args.calib else None,
+        method=args.method,
+        count=args.calib_count,
+        note=args.note,
+        heldout_count=args.heldout_count,
+        cache_dir=args.cache,
+        allow_domain_mismatch=True,
+    )
+    model = ExportSource(
+        src.engine_path("classifier"),
+        src.labels,
+        src.input,
+        provenance=dict(src.provenance),
+        files=tuple(src.path / f for f in src.licence_files()),
+    )
+    bundle = export_bundle(
+        model,
+        out,
+        formats=parse_precisions("fp16,int8"),
+        calibration=calibration,
+        agreement=args.agreement,
+        max_float_nodes=args.max_float_nodes,
+    )
     report = bundle.provenance["metrics"]["export"]
     shape = (src.input.channels, *src.input.size)
     rows = []
     for key in ("fp32", "fp16", "int8-cpu", "int8-trt"):
         r = report.get(key)
         if r is not None and not r.get("passed", True):
-            rows.append({"model": label, "precision": key, "agreement": r["top1_agreement"],
-                         "float nodes": len(r.get("excluded_nodes", [])), "accuracy": r.get("accuracy"),
-                         "per_protocol": {p: v["agreement"] for p, v in r["per_protocol"].items()},
-                         "left out": r.get("failure", "")})
+            rows.append(
+                {
+                    "model": label,
+                    "precision": key,
+                    "agreement": r["top1_agreement"],
+                    "float nodes": len(r.get("excluded_nodes", [])),
+                    "accuracy": r.get("accuracy"),
+                    "per_protocol": {p: v["agreement"] for p, v in r["per_protocol"].items()},
+                    "left out": r.get("failure", ""),
+                }
+            )
     for name, e in bundle.engines.items():
         key = e.extra.get("quantization", {}).get("flavour", e.precision)
         path = bundle.engine_path(name)
@@ -167,15 +217,28 @@ def main() -> None:
     ap.add_argument("--heldout-count", type=int, default=64)
     ap.add_argument("--model", action="append", default=[], help="NAME=BUNDLE (more models)")
     ap.add_argument("--random-resnet", action="store_true")
-    ap.add_argument("--train-procedural", type=float, default=0.0, metavar="SECONDS",
-                    help="also train mini_xception this long on occluded procedural faces and benchmark it there")
-    ap.add_argument("--methods", default=None, metavar="all|M1,M2",
-                    help="instead: train these ofer train methods on procedural faces and export each to INT8")
+    ap.add_argument(
+        "--train-procedural",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="also train mini_xception this long on occluded procedural faces and benchmark it there",
+    )
+    ap.add_argument(
+        "--methods",
+        default=None,
+        metavar="all|M1,M2",
+        help="instead: train these ofer train methods on procedural faces and export each to INT8",
+    )
     ap.add_argument("--train-seconds", type=float, default=150.0, help="--methods: training budget per method")
     ap.add_argument("--train-n", type=int, default=2000, help="--methods: procedural training faces")
     ap.add_argument("--width", type=int, default=8, help="--methods: classifier/inpainter width")
-    ap.add_argument("--runs", default=None, metavar="DIR",
-                    help="--methods: keep the training runs in DIR; a method already trained there is only exported")
+    ap.add_argument(
+        "--runs",
+        default=None,
+        metavar="DIR",
+        help="--methods: keep the training runs in DIR; a method already trained there is only exported",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--iters", type=int, default=300)
     ap.add_argument("--cache", default=None, help="calibration-set cache folder (default: none, rebuilt)")
@@ -206,27 +269,51 @@ def main() -> None:
             models["procedural-mini-xception"] = (_trained_procedural(work, args.train_procedural), "procedural")
         for label, (source, calib) in models.items():
             rows += bench_model(label.split(" ")[0], source, calib, args, work)
-    cols = ["model", "precision", "size KB", "b1 p50 ms", "b1 p99 ms", "b8 p50 ms", "b8 p99 ms", "speedup b1",
-            "agreement", "float nodes", "accuracy"]
-    print(f"ONNX Runtime CPU, {args.threads} thread(s) (latency on a shared machine: noisy); held-out: up to "
-          f"{args.heldout_count} faces x 21 protocols from {args.heldout or args.calib} (procedural test split for the "
-          f"procedural model); calibration: {args.calib_count} samples from {args.calib}, {args.method}; gate "
-          f"{args.agreement}, up to {args.max_float_nodes} nodes kept in float\n")
+    cols = [
+        "model",
+        "precision",
+        "size KB",
+        "b1 p50 ms",
+        "b1 p99 ms",
+        "b8 p50 ms",
+        "b8 p99 ms",
+        "speedup b1",
+        "agreement",
+        "float nodes",
+        "accuracy",
+    ]
+    print(
+        f"ONNX Runtime CPU, {args.threads} thread(s) (latency on a shared machine: noisy); held-out: up to "
+        f"{args.heldout_count} faces x 21 protocols from {args.heldout or args.calib} (procedural test split for the "
+        f"procedural model); calibration: {args.calib_count} samples from {args.calib}, {args.method}; gate "
+        f"{args.agreement}, up to {args.max_float_nodes} nodes kept in float\n"
+    )
     print(table([{c: r.get(c, "") for c in cols} for r in rows], cols))
     for r in rows:
         if r.get("left out"):
             print(f"left out: {r['left out']}")
     protocols = sorted({p for r in rows for p in r["per_protocol"]})
     print("\nagreement with FP32 per occlusion protocol")
-    print(table([{"model": r["model"], "precision": r["precision"], **r["per_protocol"]} for r in rows
-                 if r["per_protocol"]], ["model", "precision", *protocols]))
+    print(
+        table(
+            [
+                {"model": r["model"], "precision": r["precision"], **r["per_protocol"]}
+                for r in rows
+                if r["per_protocol"]
+            ],
+            ["model", "precision", *protocols],
+        )
+    )
     cpu = [r for r in rows if r["precision"] == "int8-cpu"]
     for r in cpu:
         met = r.get("speedup b1", 0) >= 1.8 and r["agreement"] >= 0.98
-        print(f"target {r['model']} int8-cpu >= 1.8x and >= 98 %: {'MET' if met else 'NOT MET'} "
-              f"({r.get('speedup b1', float('nan')):.2f}x, {r['agreement']:.4f})")
-    path = write_json("precisions", {"rows": rows, "threads": args.threads, "calib": args.calib,
-                                     "method": args.method}, args.out)
+        print(
+            f"target {r['model']} int8-cpu >= 1.8x and >= 98 %: {'MET' if met else 'NOT MET'} "
+            f"({r.get('speedup b1', float('nan')):.2f}x, {r['agreement']:.4f})"
+        )
+    path = write_json(
+        "precisions", {"rows": rows, "threads": args.threads, "calib": args.calib, "method": args.method}, args.out
+    )
     print(f"wrote {path}")
 
 

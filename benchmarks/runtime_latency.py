@@ -14,6 +14,7 @@ other processes' load inflates less than wall time.
 
 Target (issue #9): predict() p50 <= 3 ms for one face at the default thread setting, verification included.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,9 @@ def probe_import(make: bool, repeats: int = 5) -> dict[str, float]:
         res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
     keys = runs[0].keys()
-    return {k: (float(np.median([r[k] for r in runs])) if k != "torch_imported" else any(r[k] for r in runs))
-            for k in keys}
+    return {
+        k: (float(np.median([r[k] for r in runs])) if k != "torch_imported" else any(r[k] for r in runs)) for k in keys
+    }
 
 
 def real_frame(video: Path) -> np.ndarray:
@@ -83,10 +85,13 @@ def predict_variants(frame: np.ndarray, iters: int) -> dict[str, dict[str, objec
     from runtime.detection import create_detector
 
     cv2.setNumThreads(1)
-    recs = {"default": sdk.Recognizer(), "threads=2": sdk.Recognizer(threads=2),
-            "onnxruntime": sdk.Recognizer(backend="onnxruntime"),
-            "onnxruntime threads=2": sdk.Recognizer(backend="onnxruntime", threads=2),
-            "pipeline=direct": sdk.Recognizer(pipeline="direct")}
+    recs = {
+        "default": sdk.Recognizer(),
+        "threads=2": sdk.Recognizer(threads=2),
+        "onnxruntime": sdk.Recognizer(backend="onnxruntime"),
+        "onnxruntime threads=2": sdk.Recognizer(backend="onnxruntime", threads=2),
+        "pipeline=direct": sdk.Recognizer(pipeline="direct"),
+    }
     two = sdk.Recognizer()
     two.processor.detector.close()
     two.processor.detector = create_detector("auto", threads=2)
@@ -96,10 +101,12 @@ def predict_variants(frame: np.ndarray, iters: int) -> dict[str, dict[str, objec
     for k, r in recs.items():
         engines = r.describe()["detector_engines"]
         blazeface = sorted({e["backend"] for n, e in engines.items() if "verifier" not in n})
-        out[k] = {"detector engine": ",".join(blazeface),
-                  "p50 ms": float(np.percentile(times[k]["wall"], 50)),
-                  "p90 ms": float(np.percentile(times[k]["wall"], 90)),
-                  "cpu p50 ms": float(np.percentile(times[k]["cpu"], 50))}
+        out[k] = {
+            "detector engine": ",".join(blazeface),
+            "p50 ms": float(np.percentile(times[k]["wall"], 50)),
+            "p90 ms": float(np.percentile(times[k]["wall"], 90)),
+            "cpu p50 ms": float(np.percentile(times[k]["cpu"], 50)),
+        }
         r.close()
     return out
 
@@ -144,30 +151,67 @@ def main() -> None:
         for stage, fn in stages.items():
             s = stats(time_ms(fn, args.iters))
             results[f"{stage}@{threads}"] = s
-            rows.append({"threads": threads, "stage": stage, "p50 ms": s["p50"], "p90 ms": s["p90"],
-                         "p99 ms": s["p99"], "per s": s["per_s"]})
+            rows.append(
+                {
+                    "threads": threads,
+                    "stage": stage,
+                    "p50 ms": s["p50"],
+                    "p90 ms": s["p90"],
+                    "p99 ms": s["p99"],
+                    "per s": s["per_s"],
+                }
+            )
     print(f"frame 640x360 from {video.name}, {args.iters} iterations per stage (median of runs)\n")
     print(table(rows, ["threads", "stage", "p50 ms", "p90 ms", "p99 ms", "per s"]))
     variants = predict_variants(frame, args.iters)
     print(f"\npredict() variants, interleaved ({args.iters} calls each; load average {load_average()})")
-    print(table([{"variant": k, **v} for k, v in variants.items()],
-                ["variant", "detector engine", "p50 ms", "p90 ms", "cpu p50 ms"]))
+    print(
+        table(
+            [{"variant": k, **v} for k, v in variants.items()],
+            ["variant", "detector engine", "p50 ms", "p90 ms", "cpu p50 ms"],
+        )
+    )
     imp = probe_import(make=False)
     full = probe_import(make=True)
     print("\nimport cost (median of 5 fresh interpreters)")
-    print(table([{"what": "bare python", "seconds": 0.0, "RSS MB": imp["python_rss_mb"], "torch imported": False},
-                 {"what": "import sdk", "seconds": imp["import_s"], "RSS MB": imp["import_rss_mb"],
-                  "torch imported": imp["torch_imported"]},
-                 {"what": "import sdk + Recognizer()", "seconds": full["import_s"] + full["recognizer_s"],
-                  "RSS MB": full["recognizer_rss_mb"], "torch imported": full["torch_imported"]}],
-                ["what", "seconds", "RSS MB", "torch imported"]))
+    print(
+        table(
+            [
+                {"what": "bare python", "seconds": 0.0, "RSS MB": imp["python_rss_mb"], "torch imported": False},
+                {
+                    "what": "import sdk",
+                    "seconds": imp["import_s"],
+                    "RSS MB": imp["import_rss_mb"],
+                    "torch imported": imp["torch_imported"],
+                },
+                {
+                    "what": "import sdk + Recognizer()",
+                    "seconds": full["import_s"] + full["recognizer_s"],
+                    "RSS MB": full["recognizer_rss_mb"],
+                    "torch imported": full["torch_imported"],
+                },
+            ],
+            ["what", "seconds", "RSS MB", "torch imported"],
+        )
+    )
     p50 = variants["default"]["p50 ms"]
     met = p50 <= TARGET_MS
-    print(f"\ntarget predict() p50 <= {TARGET_MS} ms at the default thread setting: {'MET' if met else 'NOT MET'} "
-          f"({p50:.2f} ms)")
-    path = write_json("runtime_latency", {"stages": results, "variants": variants, "import": imp,
-                                          "import_and_recognizer": full, "target_p50_ms": TARGET_MS, "met": met},
-                      args.out)
+    print(
+        f"\ntarget predict() p50 <= {TARGET_MS} ms at the default thread setting: {'MET' if met else 'NOT MET'} "
+        f"({p50:.2f} ms)"
+    )
+    path = write_json(
+        "runtime_latency",
+        {
+            "stages": results,
+            "variants": variants,
+            "import": imp,
+            "import_and_recognizer": full,
+            "target_p50_ms": TARGET_MS,
+            "met": met,
+        },
+        args.out,
+    )
     print(f"wrote {path}")
 
 

@@ -22,6 +22,7 @@ registry's default-size inpainter, random weights: speed only; or ``--inpaint-bu
 Targets (issue "Runtime at full strength"): >= 150 FPS direct and >= 80 FPS inpaint in offline mode on 2 threads;
 realtime capture-to-result p99 < 30 ms. Issue #9: >= 300 FPS ``direct`` offline with tracking on a one-face video.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,10 +60,26 @@ def make_video(src: Path, dest: Path, frames: int) -> Path:
     return dest
 
 
-def _summary(name: str, threads: int, n: int, seconds: float, stage_ms: dict[str, list[float]],
-             latency: list[float] | None = None, dropped: int = 0, faces: int = 0, cpu_s: float = 0.0) -> dict:
-    row = {"run": name, "threads": threads, "frames": n, "fps": n / seconds, "cpu ms/frame": cpu_s * 1e3 / max(n, 1),
-           "dropped": dropped, "faces/frame": faces / max(n, 1)}
+def _summary(
+    name: str,
+    threads: int,
+    n: int,
+    seconds: float,
+    stage_ms: dict[str, list[float]],
+    latency: list[float] | None = None,
+    dropped: int = 0,
+    faces: int = 0,
+    cpu_s: float = 0.0,
+) -> dict:
+    row = {
+        "run": name,
+        "threads": threads,
+        "frames": n,
+        "fps": n / seconds,
+        "cpu ms/frame": cpu_s * 1e3 / max(n, 1),
+        "dropped": dropped,
+        "faces/frame": faces / max(n, 1),
+    }
     for s in STAGES:
         if stage_ms.get(s):
             row[f"{s}_p50"] = float(np.median(stage_ms[s]))
@@ -87,12 +104,14 @@ def run_direct(rec, video: Path, threads: int) -> dict:
                 for s in STAGES:
                     if s in preds[0].timings_ms:
                         stage_ms[s].append(preds[0].timings_ms[s])
-    return _summary("direct", threads, n, time.perf_counter() - t0, stage_ms, faces=faces,
-                    cpu_s=time.process_time() - c0)
+    return _summary(
+        "direct", threads, n, time.perf_counter() - t0, stage_ms, faces=faces, cpu_s=time.process_time() - c0
+    )
 
 
-def run_stream(rec, video: Path, threads: int, mode: str, pace_fps: float | None, name: str,
-               detect_every: int = 1) -> dict:
+def run_stream(
+    rec, video: Path, threads: int, mode: str, pace_fps: float | None, name: str, detect_every: int = 1
+) -> dict:
     stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}
     latency: list[float] = []
     n = faces = 0
@@ -106,8 +125,9 @@ def run_stream(rec, video: Path, threads: int, mode: str, pace_fps: float | None
                 if k in r.timings_ms:
                     stage_ms[k].append(r.timings_ms[k])
         dropped = s.dropped
-    return _summary(name, threads, n, time.perf_counter() - t0, stage_ms, latency, dropped, faces,
-                    time.process_time() - c0)
+    return _summary(
+        name, threads, n, time.perf_counter() - t0, stage_ms, latency, dropped, faces, time.process_time() - c0
+    )
 
 
 def build_inpaint_bundle(folder: Path) -> Path:
@@ -123,18 +143,39 @@ def build_inpaint_bundle(folder: Path) -> Path:
     image = np.random.default_rng(0).uniform(-1, 1, (2, 1, 64, 64)).astype(np.float32)
     mask = np.zeros((2, 1, 64, 64), np.float32)
     mask[:, :, :32] = 1
-    export_onnx(create_model("inpainter", in_channels=1).eval(), {"image": image, "mask": mask},
-                folder / "inpainter.onnx", output_names=("inpainted",))
+    export_onnx(
+        create_model("inpainter", in_channels=1).eval(),
+        {"image": image, "mask": mask},
+        folder / "inpainter.onnx",
+        output_names=("inpainted",),
+    )
     from runtime.bundle import load_bundle
 
     default = load_bundle(DEFAULT_BUNDLE)
-    return write_bundle(folder / "bundle", labels=default.labels, input_spec=default.input.to_dict(),
-                        pipelines=["direct", "inpaint", "auto"],
-                        engines=[{"name": "classifier", "path": default.engine_path("classifier"), "role": "classifier",
-                                  "format": "onnx", "precision": "fp32"},
-                                 {"name": "inpainter", "path": folder / "inpainter.onnx", "role": "inpainter",
-                                  "format": "onnx", "precision": "fp32", "output": "image"}],
-                        provenance={"method": "benchmark: random-weight inpainter (speed only)"}).path
+    return write_bundle(
+        folder / "bundle",
+        labels=default.labels,
+        input_spec=default.input.to_dict(),
+        pipelines=["direct", "inpaint", "auto"],
+        engines=[
+            {
+                "name": "classifier",
+                "path": default.engine_path("classifier"),
+                "role": "classifier",
+                "format": "onnx",
+                "precision": "fp32",
+            },
+            {
+                "name": "inpainter",
+                "path": folder / "inpainter.onnx",
+                "role": "inpainter",
+                "format": "onnx",
+                "precision": "fp32",
+                "output": "image",
+            },
+        ],
+        provenance={"method": "benchmark: random-weight inpainter (speed only)"},
+    ).path
 
 
 def main() -> None:
@@ -147,16 +188,20 @@ def main() -> None:
     ap.add_argument("--backends", default="auto", help="comma list of Recognizer backends (auto, onnxruntime)")
     ap.add_argument("--pipelines", default="direct,inpaint")
     ap.add_argument("--runs", default="direct,offline,realtime@30,realtime")
-    ap.add_argument("--inpaint-bundle", default=None,
-                    help="bundle with an inpainter for the inpaint runs (default: build one from the registry's "
-                         "default `inpainter` and `mini_xception` at 64x64 gray with random weights: speed only)")
+    ap.add_argument(
+        "--inpaint-bundle",
+        default=None,
+        help="bundle with an inpainter for the inpaint runs (default: build one from the registry's "
+        "default `inpainter` and `mini_xception` at 64x64 gray with random weights: speed only)",
+    )
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("fetch", Path(__file__).resolve().parents[1] / "scripts" /
-                                                  "fetch_test_media.py")
+    spec = importlib.util.spec_from_file_location(
+        "fetch", Path(__file__).resolve().parents[1] / "scripts" / "fetch_test_media.py"
+    )
     fetch = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fetch)
     src = Path(args.video) if args.video else fetch.fetch() / "WolfgangLanger_Pexels.mp4"
@@ -177,30 +222,64 @@ def main() -> None:
             for pipeline in pipelines:
                 bundle = inpaint_bundle if pipeline == "inpaint" else None
                 for backend in args.backends.split(","):
-                    rec = sdk.Recognizer(bundle, detector=args.detector, threads=threads, pipeline=pipeline,
-                                         backend=backend,
-                                         **({"occlusion": "upper_half"} if pipeline == "inpaint" else {}))
+                    rec = sdk.Recognizer(
+                        bundle,
+                        detector=args.detector,
+                        threads=threads,
+                        pipeline=pipeline,
+                        backend=backend,
+                        **({"occlusion": "upper_half"} if pipeline == "inpaint" else {}),
+                    )
                     rec.predict(np.zeros((360, 640, 3), np.uint8))  # warm up the sessions
                     runs = [run_direct(rec, video, threads)] if "direct" in wanted else []
                     for de in every:
-                        streams = [("offline", "offline", None), ("realtime@30", "realtime", 30.0),
-                                   ("realtime", "realtime", None)]
-                        runs += [dict(run_stream(rec, video, threads, mode, pace, name, de), every=de)
-                                 for name, mode, pace in streams if name in wanted]
+                        streams = [
+                            ("offline", "offline", None),
+                            ("realtime@30", "realtime", 30.0),
+                            ("realtime", "realtime", None),
+                        ]
+                        runs += [
+                            dict(run_stream(rec, video, threads, mode, pace, name, de), every=de)
+                            for name, mode, pace in streams
+                            if name in wanted
+                        ]
                     for r in runs:
                         r["run"] = f"{pipeline} {r['run']}"
                         r["backend"] = backend
                     rows.extend(runs)
                     rec.close()
-    cols = ["run", "backend", "every", "threads", "frames", "fps", "cpu ms/frame", "dropped", "faces/frame",
-            *(f"{s}_p50" for s in STAGES), "latency_p50", "latency_p99"]
+    cols = [
+        "run",
+        "backend",
+        "every",
+        "threads",
+        "frames",
+        "fps",
+        "cpu ms/frame",
+        "dropped",
+        "faces/frame",
+        *(f"{s}_p50" for s in STAGES),
+        "latency_p50",
+        "latency_p99",
+    ]
     print(f"source: {src.name} -> {args.frames} frames 640x360 MJPG; detector {args.detector}")
     print(table(rows, cols))
-    path = write_json("streaming", {"source": src.name, "frames": args.frames, "detector": args.detector,
-                                    "rows": rows,
-                                    "targets": {"direct_fps_2_threads": 150, "inpaint_fps_2_threads": 80,
-                                                "direct_offline_tracking_fps": 300,
-                                                "realtime_latency_p99_ms": 30}}, args.out)
+    path = write_json(
+        "streaming",
+        {
+            "source": src.name,
+            "frames": args.frames,
+            "detector": args.detector,
+            "rows": rows,
+            "targets": {
+                "direct_fps_2_threads": 150,
+                "inpaint_fps_2_threads": 80,
+                "direct_offline_tracking_fps": 300,
+                "realtime_latency_p99_ms": 30,
+            },
+        },
+        args.out,
+    )
     print(f"results: {path}")
 
 

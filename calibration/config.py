@@ -5,6 +5,7 @@ are computed and which TensorRT version the native calibration cache names. ``of
 flags; :func:`export.bundle_writer.export_bundle` hands it to :func:`calibration.sets.calibration_set` and
 :func:`calibration.sets.heldout_set`.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -5,6 +5,7 @@ TensorRT calibration cache (:mod:`calibration.trt_cache`), so the two agree on e
 Entropy uses 512-bin histograms with 128 quantised bins (TensorRT uses 2048: minutes in ONNX Runtime's Python);
 ONNX Runtime's default (128/128) would make it identical to MinMax.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,15 +28,19 @@ def calibrate_method(method: str) -> Any:
     """The ``onnxruntime.quantization.CalibrationMethod`` of a method name (``entropy``/``minmax``/``percentile``)."""
     from onnxruntime.quantization import CalibrationMethod
 
-    table = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-             "percentile": CalibrationMethod.Percentile}
+    table = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
     if method not in table:
         raise ConfigError(f"unknown calibration method {method!r}; choose from {', '.join(table)}")
     return table[method]
 
 
-def compute_ranges(onnx_path: str | os.PathLike[str], reader: Any, method: str = "entropy", *,
-                   percentile: float | None = None) -> Any:
+def compute_ranges(
+    onnx_path: str | os.PathLike[str], reader: Any, method: str = "entropy", *, percentile: float | None = None
+) -> Any:
     """Run calibration and return ONNX Runtime ``TensorsData`` (``tensor name -> lowest/highest``).
 
     Args:
@@ -54,17 +59,23 @@ def compute_ranges(onnx_path: str | os.PathLike[str], reader: Any, method: str =
         options["percentile"] = float(percentile)
     with tempfile.TemporaryDirectory(prefix="ofer.calib.") as tmp:
         try:
-            calibrator = create_calibrator(Path(onnx_path), None,
-                                           augmented_model_path=str(Path(tmp) / "augmented.onnx"),
-                                           calibrate_method=calibrate_method(method),
-                                           providers=["CPUExecutionProvider"], extra_options=options)
+            calibrator = create_calibrator(
+                Path(onnx_path),
+                None,
+                augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+                calibrate_method=calibrate_method(method),
+                providers=["CPUExecutionProvider"],
+                extra_options=options,
+            )
             reader.rewind()
             calibrator.collect_data(reader)
             data = calibrator.compute_data()
         except Exception as exc:  # onnxruntime raises its own types
-            raise ExportError(f"calibration ({method}) of {Path(onnx_path).name} failed ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''}); check that the calibration inputs "
-                              "match the model input, or try --calib-method minmax") from None
+            raise ExportError(
+                f"calibration ({method}) of {Path(onnx_path).name} failed ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); check that the calibration inputs "
+                "match the model input, or try --calib-method minmax"
+            ) from None
     return data
 
 

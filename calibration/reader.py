@@ -1,4 +1,5 @@
 """ONNX Runtime ``CalibrationDataReader`` over an occluded calibration set."""
+
 from __future__ import annotations
 
 from typing import Iterator
@@ -23,8 +24,9 @@ class ArrayCalibrationReader(CalibrationDataReader):
         extra: More inputs of a multi-input model (e.g. an inpainter's ``mask``), ``(N, ...)`` each.
     """
 
-    def __init__(self, inputs: np.ndarray, input_name: str, batch_size: int = 32,
-                 extra: dict[str, np.ndarray] | None = None) -> None:
+    def __init__(
+        self, inputs: np.ndarray, input_name: str, batch_size: int = 32, extra: dict[str, np.ndarray] | None = None
+    ) -> None:
         if inputs.ndim < 2 or inputs.shape[0] == 0:
             raise ConfigError(f"calibration inputs must be a non-empty batch, got shape {inputs.shape}")
         if batch_size < 1:
@@ -46,5 +48,10 @@ class ArrayCalibrationReader(CalibrationDataReader):
 
     def rewind(self) -> None:
         n, b = self.inputs.shape[0], self.batch_size
-        self._it = ({name: x[min(i, n - b):min(i, n - b) + b]
-                     for name, x in {self.input_name: self.inputs, **self.extra}.items()} for i in range(0, n, b))
+        self._it = (
+            {
+                name: x[min(i, n - b) : min(i, n - b) + b]
+                for name, x in {self.input_name: self.inputs, **self.extra}.items()
+            }
+            for i in range(0, n, b)
+        )

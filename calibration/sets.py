@@ -12,6 +12,7 @@ Both are preprocessed with the bundle's input spec (:func:`runtime.preprocess.to
 ``cache_dir`` in a file named by the sha256 of everything they depend on (source identity, part, protocols,
 seed, input spec, count, face mode), so a changed input is never served from a stale cache.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,8 +40,9 @@ def _default_mix() -> tuple[tuple[str, float], ...]:
     from runtime.occlusion import CALIBRATION_MIX, REALISTIC_PROTOCOLS
 
     rest = 1.0 - REALISTIC_SHARE
-    return (tuple((spec, share * rest) for spec, share in CALIBRATION_MIX)
-            + tuple((kind, REALISTIC_SHARE / len(REALISTIC_PROTOCOLS)) for kind in REALISTIC_PROTOCOLS))
+    return tuple((spec, share * rest) for spec, share in CALIBRATION_MIX) + tuple(
+        (kind, REALISTIC_SHARE / len(REALISTIC_PROTOCOLS)) for kind in REALISTIC_PROTOCOLS
+    )
 
 
 def _heldout_protocols() -> tuple[str, ...]:
@@ -84,14 +86,18 @@ class OccludedSet:
 
     def batches(self, batch_size: int) -> list[np.ndarray]:
         """The inputs in consecutive batches (the last may be smaller)."""
-        return [self.inputs[i:i + batch_size] for i in range(0, len(self), batch_size)]
+        return [self.inputs[i : i + batch_size] for i in range(0, len(self), batch_size)]
 
     def describe(self) -> dict[str, Any]:
         """Counts (samples, distinct faces, per protocol) and the key, for manifests."""
         specs, counts = np.unique(self.protocols, return_counts=True)
-        return {"n": len(self), "faces": self.faces or len(self), "key": self.key,
-                "labelled": bool((self.labels >= 0).any()),
-                "per_protocol": {str(s): int(c) for s, c in zip(specs, counts)}}
+        return {
+            "n": len(self),
+            "faces": self.faces or len(self),
+            "key": self.key,
+            "labelled": bool((self.labels >= 0).any()),
+            "per_protocol": {str(s): int(c) for s, c in zip(specs, counts)},
+        }
 
 
 def _key(payload: Mapping[str, Any]) -> str:
@@ -109,8 +115,15 @@ def _cached(key: str, cache_dir: str | os.PathLike[str] | None, build: Callable[
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
-                return OccludedSet(z["inputs"], z["labels"], tuple(str(s) for s in z["label_names"]),
-                                   z["protocols"].astype(str), key, int(z["faces"]), z["masks"])
+                return OccludedSet(
+                    z["inputs"],
+                    z["labels"],
+                    tuple(str(s) for s in z["label_names"]),
+                    z["protocols"].astype(str),
+                    key,
+                    int(z["faces"]),
+                    z["masks"],
+                )
         except (OSError, ValueError, KeyError):  # a truncated or foreign file: rebuild it
             path.unlink(missing_ok=True)
     result = build()
@@ -119,19 +132,34 @@ def _cached(key: str, cache_dir: str | os.PathLike[str] | None, build: Callable[
     os.close(fd)
     try:
         with open(tmp, "wb") as f:
-            np.savez(f, inputs=result.inputs, labels=result.labels,
-                     label_names=np.asarray(result.label_names, dtype=str), protocols=result.protocols.astype(str),
-                     faces=np.int64(result.faces), masks=result.masks)
+            np.savez(
+                f,
+                inputs=result.inputs,
+                labels=result.labels,
+                label_names=np.asarray(result.label_names, dtype=str),
+                protocols=result.protocols.astype(str),
+                faces=np.int64(result.faces),
+                masks=result.masks,
+            )
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return result
 
 
-def _payload(source: str, spec: InputSpec, part: str, count: int, seed: int, faces: str,
-             protocols: Any) -> dict[str, Any]:
-    return {"version": CACHE_VERSION, "source": source_identity(source), "part": part, "count": count, "seed": seed,
-            "faces": faces, "protocols": protocols, "input": spec.to_json()}
+def _payload(
+    source: str, spec: InputSpec, part: str, count: int, seed: int, faces: str, protocols: Any
+) -> dict[str, Any]:
+    return {
+        "version": CACHE_VERSION,
+        "source": source_identity(source),
+        "part": part,
+        "count": count,
+        "seed": seed,
+        "faces": faces,
+        "protocols": protocols,
+        "input": spec.to_json(),
+    }
 
 
 def _occlude(crops: np.ndarray, specs: Sequence[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -148,9 +176,16 @@ def _occlude(crops: np.ndarray, specs: Sequence[str], seed: int) -> tuple[np.nda
     return out, masks
 
 
-def build_calibration_set(source: str, spec: InputSpec, *, count: int = 256,
-                          mix: Sequence[tuple[str, float]] | None = None, seed: int = 0, faces: str = "detect",
-                          cache_dir: str | os.PathLike[str] | None = DEFAULT_CACHE) -> OccludedSet:
+def build_calibration_set(
+    source: str,
+    spec: InputSpec,
+    *,
+    count: int = 256,
+    mix: Sequence[tuple[str, float]] | None = None,
+    seed: int = 0,
+    faces: str = "detect",
+    cache_dir: str | os.PathLike[str] | None = DEFAULT_CACHE,
+) -> OccludedSet:
     """A stratified occluded calibration set (see the module docstring).
 
     Args:
@@ -173,18 +208,27 @@ def build_calibration_set(source: str, spec: InputSpec, *, count: int = 256,
         found = load_faces(source, spec, count=count, part="calib", seed=seed, faces=faces)
         n = len(found.crops)
         views = min(MAX_VIEWS, -(-count // n))
-        index = np.tile(np.arange(n), views)[:max(n, min(count, n * views))]
+        index = np.tile(np.arange(n), views)[: max(n, min(count, n * views))]
         specs = stratified_assignment(len(index), mix, seed)
         images, masks = _occlude(found.crops[index], specs, seed)
-        return OccludedSet(to_tensor(images, spec), found.labels[index], found.label_names, np.asarray(specs, str),
-                           key, n, masks)
+        return OccludedSet(
+            to_tensor(images, spec), found.labels[index], found.label_names, np.asarray(specs, str), key, n, masks
+        )
 
     return _cached(key, cache_dir, build)
 
 
-def build_heldout_set(source: str, spec: InputSpec, *, count: int = 64, protocols: Sequence[str] | None = None,
-                      seed: int = 1, faces: str = "detect",
-                      cache_dir: str | os.PathLike[str] | None = DEFAULT_CACHE, part: str = "heldout") -> OccludedSet:
+def build_heldout_set(
+    source: str,
+    spec: InputSpec,
+    *,
+    count: int = 64,
+    protocols: Sequence[str] | None = None,
+    seed: int = 1,
+    faces: str = "detect",
+    cache_dir: str | os.PathLike[str] | None = DEFAULT_CACHE,
+    part: str = "heldout",
+) -> OccludedSet:
     """Held-out faces, each under every protocol (default :data:`HELDOUT_PROTOCOLS`).
 
     The faces come from the part of the source that calibration never sees (see :mod:`calibration.sources`);
@@ -202,9 +246,15 @@ def build_heldout_set(source: str, spec: InputSpec, *, count: int = 64, protocol
         found = load_faces(source, spec, count=count, part=part, seed=seed, faces=faces)
         n = len(found.crops)
         parts = [_occlude(found.crops, [p] * n, seed) for p in specs]
-        return OccludedSet(to_tensor(np.concatenate([i for i, _ in parts]), spec), np.tile(found.labels, len(specs)),
-                           found.label_names, np.repeat(np.asarray(specs, str), n), key, n,
-                           np.concatenate([m for _, m in parts]))
+        return OccludedSet(
+            to_tensor(np.concatenate([i for i, _ in parts]), spec),
+            np.tile(found.labels, len(specs)),
+            found.label_names,
+            np.repeat(np.asarray(specs, str), n),
+            key,
+            n,
+            np.concatenate([m for _, m in parts]),
+        )
 
     return _cached(key, cache_dir, build)
 
@@ -217,14 +267,21 @@ def calibration_set(config: CalibrationConfig, spec: InputSpec) -> OccludedSet:
     """
     if config.source is None:
         raise ConfigError("no calibration source; pass --calib with faces from the model's own domain")
-    return build_calibration_set(config.source, spec, count=config.count, seed=config.seed, faces=config.faces,
-                                 cache_dir=config.cache_dir)
+    return build_calibration_set(
+        config.source, spec, count=config.count, seed=config.seed, faces=config.faces, cache_dir=config.cache_dir
+    )
 
 
 def heldout_set(config: CalibrationConfig, spec: InputSpec) -> tuple[str, OccludedSet]:
     """``(source, set)``: the held-out faces ``config`` describes. ``config.heldout`` is taken whole (other people);
     without it, the part of ``config.source`` that calibration never sees (``procedural`` when neither is set)."""
     source = config.heldout or config.source or "procedural"
-    return source, build_heldout_set(source, spec, count=config.heldout_count, seed=config.seed + 1,
-                                     faces=config.faces, cache_dir=config.cache_dir,
-                                     part="all" if config.heldout else "heldout")
+    return source, build_heldout_set(
+        source,
+        spec,
+        count=config.heldout_count,
+        seed=config.seed + 1,
+        faces=config.faces,
+        cache_dir=config.cache_dir,
+        part="all" if config.heldout else "heldout",
+    )

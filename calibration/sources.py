@@ -13,6 +13,7 @@ A *source* is one string:
 Every crop comes out at the bundle's input size and colour (uint8, :func:`runtime.preprocess.fit_face` for ready
 crops, :func:`~runtime.preprocess.crop_face` for detected faces), ready for occlusion and ``to_tensor``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -69,11 +70,15 @@ def source_kind(source: str) -> str:
             return "video"
         if p.suffix.lower() in IMAGE_SUFFIXES:
             return "image"
-        raise ConfigError(f"calibration source {p} is neither an image ({', '.join(IMAGE_SUFFIXES)}) nor a video "
-                          f"({', '.join(VIDEO_SUFFIXES)}); pass a folder of images, a video, a dataset spec or "
-                          "'procedural'")
-    raise ConfigError(f"calibration source {text!r} does not exist; pass a folder of face images, a video, a dataset "
-                      "spec (e.g. fer2013:/data/fer2013.csv) or 'procedural'")
+        raise ConfigError(
+            f"calibration source {p} is neither an image ({', '.join(IMAGE_SUFFIXES)}) nor a video "
+            f"({', '.join(VIDEO_SUFFIXES)}); pass a folder of images, a video, a dataset spec or "
+            "'procedural'"
+        )
+    raise ConfigError(
+        f"calibration source {text!r} does not exist; pass a folder of face images, a video, a dataset "
+        "spec (e.g. fer2013:/data/fer2013.csv) or 'procedural'"
+    )
 
 
 def _image_files(root: Path) -> list[Path]:
@@ -96,8 +101,9 @@ def source_identity(source: str) -> dict[str, Any]:
     digest = hashlib.sha256()
     for f in files:
         st = f.stat()
-        digest.update(json.dumps([str(f.relative_to(p) if kind == "folder" else f.name), st.st_size,
-                                  st.st_mtime_ns]).encode())
+        digest.update(
+            json.dumps([str(f.relative_to(p) if kind == "folder" else f.name), st.st_size, st.st_mtime_ns]).encode()
+        )
     return {"kind": kind, "path": str(p), "files": len(files), "content": digest.hexdigest()}
 
 
@@ -110,20 +116,25 @@ def _face_cropper(faces: str, spec: InputSpec) -> Callable[[np.ndarray], list[np
     try:
         from runtime.detection import create_detector
     except ImportError:
-        raise ConfigError("face detection (runtime.detection) is not available in this install, so faces cannot be "
-                          "cropped from images/videos; pass faces='whole' (--calib-faces whole) if every image is "
-                          "already a face crop") from None
+        raise ConfigError(
+            "face detection (runtime.detection) is not available in this install, so faces cannot be "
+            "cropped from images/videos; pass faces='whole' (--calib-faces whole) if every image is "
+            "already a face crop"
+        ) from None
     from runtime.preprocess import crop_face
 
     detector = create_detector("auto")
     return lambda frame: [crop_face(frame, d.box, spec) for d in detector.detect(frame)]
 
 
-def _stack(crops: list[np.ndarray], labels: list[int], names: tuple[str, ...], origin: list[str], spec: InputSpec,
-           source: str) -> Faces:
+def _stack(
+    crops: list[np.ndarray], labels: list[int], names: tuple[str, ...], origin: list[str], spec: InputSpec, source: str
+) -> Faces:
     if not crops:
-        raise DatasetError(f"no faces found in calibration source {source!r}; check the files, or pass "
-                           "--calib-faces whole if they are face crops the detector misses")
+        raise DatasetError(
+            f"no faces found in calibration source {source!r}; check the files, or pass "
+            "--calib-faces whole if they are face crops the detector misses"
+        )
     return Faces(np.stack(crops).astype(np.uint8), np.asarray(labels, np.int64), names, tuple(origin))
 
 
@@ -208,8 +219,9 @@ def _video_faces(source: str, spec: InputSpec, count: int, part: str, faces: str
     return _stack(crops[:count], [-1] * min(len(crops), count), (), origin[:count], spec, source)
 
 
-def load_faces(source: str, spec: InputSpec, *, count: int, part: str = "calib", seed: int = 0,
-               faces: str = "detect") -> Faces:
+def load_faces(
+    source: str, spec: InputSpec, *, count: int, part: str = "calib", seed: int = 0, faces: str = "detect"
+) -> Faces:
     """Up to ``count`` face crops of one part (``calib``, ``heldout`` or ``all``) of a source (module docstring).
 
     Raises:

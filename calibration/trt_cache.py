@@ -18,6 +18,7 @@ readers split there (ONNX Runtime's reader splits at the first colon and would m
 So a Jetson with TensorRT 10 can build an INT8 engine from this cache (``IInt8Calibrator.read_calibration_cache``
 returns it) without running calibration on the device.
 """
+
 from __future__ import annotations
 
 import os
@@ -72,8 +73,10 @@ def format_trt_cache(amax: Mapping[str, float], *, trt_version: str | tuple[int,
     lines = [f"TRT-{trt_version_number(trt_version)}-{ALGORITHMS[method]}"]
     for name in sorted(amax):
         if "\n" in name or "\r" in name:
-            raise ExportError(f"tensor name {name!r} cannot be written to a TensorRT cache (contains a newline); "
-                              "rename the tensor in the ONNX model")
+            raise ExportError(
+                f"tensor name {name!r} cannot be written to a TensorRT cache (contains a newline); "
+                "rename the tensor in the ONNX model"
+            )
         value = float(amax[name])
         if not value >= 0 or value == float("inf"):
             raise ExportError(f"tensor {name!r} has an invalid range {value}; recalibrate with more varied data")
@@ -81,8 +84,13 @@ def format_trt_cache(amax: Mapping[str, float], *, trt_version: str | tuple[int,
     return "\n".join(lines) + "\n"
 
 
-def write_trt_cache(path: str | os.PathLike[str], amax: Mapping[str, float], *, trt_version: str | tuple[int, ...],
-                    method: str = "entropy") -> Path:
+def write_trt_cache(
+    path: str | os.PathLike[str],
+    amax: Mapping[str, float],
+    *,
+    trt_version: str | tuple[int, ...],
+    method: str = "entropy",
+) -> Path:
     """Write a native TensorRT calibration cache; see :func:`format_trt_cache`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,8 +105,10 @@ def parse_trt_cache(text: str | bytes) -> TrtCache:
     lines = [ln for ln in text.splitlines() if ln.strip()]
     m = _HEADER.match(lines[0].strip()) if lines else None
     if m is None:
-        raise ConfigError("not a TensorRT calibration cache: the first line must look like "
-                          "'TRT-100300-EntropyCalibration2'; regenerate it with `ofer export --precision int8`")
+        raise ConfigError(
+            "not a TensorRT calibration cache: the first line must look like "
+            "'TRT-100300-EntropyCalibration2'; regenerate it with `ofer export --precision int8`"
+        )
     scales: dict[str, float] = {}
     for k, line in enumerate(lines[1:], start=2):
         name, sep, value = line.rpartition(":")

@@ -6,6 +6,7 @@ a pinned staging buffer, one device buffer, a copy per batch) and reads/writes t
 build (or a Jetson given the cache written by :mod:`calibration.trt_cache`) skips calibration. TensorRT 11 removed
 implicit-quantisation calibrators: there, INT8 comes from explicit Q/DQ ONNX (see :mod:`export.tensorrt`).
 """
+
 from __future__ import annotations
 
 import os
@@ -37,7 +38,7 @@ class _Feeder:
         """Device pointer of the next full batch, or None when the data are used up."""
         if self.index + self.batch_size > len(self.inputs):
             return None
-        batch = self.inputs[self.index:self.index + self.batch_size]
+        batch = self.inputs[self.index : self.index + self.batch_size]
         self.index += self.batch_size
         if self.memory is None:
             from runtime.engines.cuda_memory import CudaMemory
@@ -66,24 +67,29 @@ class _Feeder:
             self.memory = None
 
 
-def make_trt_calibrator(method: str, inputs: np.ndarray, *, batch_size: int = 16,
-                        cache_path: str | os.PathLike[str] | None = None) -> Any:
+def make_trt_calibrator(
+    method: str, inputs: np.ndarray, *, batch_size: int = 16, cache_path: str | os.PathLike[str] | None = None
+) -> Any:
     """A TensorRT 10 calibrator of ``method`` (``entropy`` or ``minmax``) over ``inputs`` (N, C, H, W float32).
 
     Raises:
         ConfigError: unknown method. EngineError: TensorRT (or its calibrator class) is missing.
     """
     if method not in CALIBRATOR_CLASSES:
-        raise ConfigError(f"TensorRT calibrates with {', '.join(CALIBRATOR_CLASSES)}, not {method!r}; use "
-                          "--calib-method entropy or minmax for TensorRT engines")
+        raise ConfigError(
+            f"TensorRT calibrates with {', '.join(CALIBRATOR_CLASSES)}, not {method!r}; use "
+            "--calib-method entropy or minmax for TensorRT engines"
+        )
     try:
         import tensorrt as trt
     except ImportError:
         raise EngineError("TensorRT is not installed; run `pip install ofer[tensorrt]` on the target device") from None
     base = getattr(trt, CALIBRATOR_CLASSES[method], None)
     if base is None:
-        raise EngineError(f"TensorRT {trt.__version__} has no {CALIBRATOR_CLASSES[method]} (removed in TensorRT 11); "
-                          "build INT8 from the bundle's explicit Q/DQ ONNX (classifier-int8-trt) instead")
+        raise EngineError(
+            f"TensorRT {trt.__version__} has no {CALIBRATOR_CLASSES[method]} (removed in TensorRT 11); "
+            "build INT8 from the bundle's explicit Q/DQ ONNX (classifier-int8-trt) instead"
+        )
 
     class Calibrator(base):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:

@@ -10,6 +10,7 @@ engines, and bundle writing. Imports ``calibration`` and ``runtime``; torch and 
 * :mod:`export.bundle_writer` -- :func:`export_bundle`, the loop over the requested formats;
 * :mod:`export.tensorrt` -- TensorRT engines on the device (:func:`export.tensorrt.build_engines`).
 """
+
 from __future__ import annotations
 
 from .modules import export_modules

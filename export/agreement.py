@@ -1,4 +1,5 @@
 """Top-1 agreement with FP32 and accuracy per occlusion protocol on a held-out occluded set; the export gate."""
+
 from __future__ import annotations
 
 import os
@@ -8,8 +9,10 @@ import numpy as np
 
 from runtime.errors import ExportError
 
-def run_onnx(path: str | os.PathLike[str], inputs: np.ndarray, *, batch: int = 64, threads: int = 1,
-             simulate: bool = False) -> np.ndarray:
+
+def run_onnx(
+    path: str | os.PathLike[str], inputs: np.ndarray, *, batch: int = 64, threads: int = 1, simulate: bool = False
+) -> np.ndarray:
     """First output of an ONNX model over ``inputs`` in batches on ONNX Runtime CPU.
 
     ``simulate`` turns graph optimisations off so Q/DQ nodes run as written (float maths between exact
@@ -26,13 +29,21 @@ def run_onnx(path: str | os.PathLike[str], inputs: np.ndarray, *, batch: int = 6
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
-    outs = [sess.run(None, {name: np.ascontiguousarray(inputs[i:i + batch], np.float32)})[0]
-            for i in range(0, len(inputs), batch)]
+    outs = [
+        sess.run(None, {name: np.ascontiguousarray(inputs[i : i + batch], np.float32)})[0]
+        for i in range(0, len(inputs), batch)
+    ]
     return np.concatenate(outs).astype(np.float32)
 
 
-def compare(reference: np.ndarray, candidate: np.ndarray, protocols: np.ndarray, labels: np.ndarray,
-            label_names: Sequence[str], model_labels: Sequence[str]) -> dict[str, Any]:
+def compare(
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    protocols: np.ndarray,
+    labels: np.ndarray,
+    label_names: Sequence[str],
+    model_labels: Sequence[str],
+) -> dict[str, Any]:
     """Agreement of ``candidate`` with ``reference`` (class scores), overall and per protocol, plus accuracies.
 
     Accuracy is computed on samples whose source label name is one of the model's labels (``None`` if none).
@@ -48,12 +59,21 @@ def compare(reference: np.ndarray, candidate: np.ndarray, protocols: np.ndarray,
     per: dict[str, dict[str, Any]] = {}
     for p in sorted(set(protocols.tolist())):
         m = protocols == p
-        per[p] = {"n": int(m.sum()), "agreement": float((ref[m] == got[m]).mean()), "accuracy": acc(got, m),
-                  "accuracy_fp32": acc(ref, m)}
+        per[p] = {
+            "n": int(m.sum()),
+            "agreement": float((ref[m] == got[m]).mean()),
+            "accuracy": acc(got, m),
+            "accuracy_fp32": acc(ref, m),
+        }
     everything = np.ones(len(ref), bool)
-    return {"top1_agreement": float((ref == got).mean()), "n": int(len(ref)),
-            "max_abs_diff": float(np.abs(reference - candidate).max()), "accuracy": acc(got, everything),
-            "accuracy_fp32": acc(ref, everything), "per_protocol": per}
+    return {
+        "top1_agreement": float((ref == got).mean()),
+        "n": int(len(ref)),
+        "max_abs_diff": float(np.abs(reference - candidate).max()),
+        "accuracy": acc(got, everything),
+        "accuracy_fp32": acc(ref, everything),
+        "per_protocol": per,
+    }
 
 
 def worst_protocols(result: dict[str, Any], k: int = 3) -> str:
@@ -62,8 +82,9 @@ def worst_protocols(result: dict[str, Any], k: int = 3) -> str:
     return ", ".join(f"{p} {r['agreement']:.3f}" for p, r in worst)
 
 
-def gate_failure(result: dict[str, Any], threshold: float, *, what: str, excluded: int | None = None,
-                 max_excluded: int | None = None) -> str | None:
+def gate_failure(
+    result: dict[str, Any], threshold: float, *, what: str, excluded: int | None = None, max_excluded: int | None = None
+) -> str | None:
     """``None`` when ``result['top1_agreement'] >= threshold``, else one line: what failed and what to do.
 
     The advice follows from what was measured, never a round of calibration methods: ``excluded`` is how many
@@ -72,18 +93,24 @@ def gate_failure(result: dict[str, Any], threshold: float, *, what: str, exclude
     agreement = result["top1_agreement"]
     if agreement >= threshold:
         return None
-    head = (f"{what}: top-1 agreement with FP32 {agreement:.4f} on {result['n']} held-out occluded faces is below "
-            f"--agreement {threshold:g} (worst protocols: {worst_protocols(result)})")
+    head = (
+        f"{what}: top-1 agreement with FP32 {agreement:.4f} on {result['n']} held-out occluded faces is below "
+        f"--agreement {threshold:g} (worst protocols: {worst_protocols(result)})"
+    )
     clean = result["per_protocol"].get("clean", {}).get("agreement")
     if excluded is None:
         fix = "leave this precision out, or report the model (FP16 should agree almost exactly)"
     elif excluded == 0 and clean is not None and clean < threshold:
-        fix = (f"even clean faces agree only {clean:.3f}: calibrate on more faces from the deployment domain "
-               "(--calib, --calib-count)")
+        fix = (
+            f"even clean faces agree only {clean:.3f}: calibrate on more faces from the deployment domain "
+            "(--calib, --calib-count)"
+        )
     else:
-        fix = (f"the sensitivity analysis kept the {excluded} most sensitive nodes in float (--max-float-nodes "
-               f"{max_excluded}); allow more, calibrate on more faces from the deployment domain, or use fp16 "
-               "for this model")
+        fix = (
+            f"the sensitivity analysis kept the {excluded} most sensitive nodes in float (--max-float-nodes "
+            f"{max_excluded}); allow more, calibrate on more faces from the deployment domain, or use fp16 "
+            "for this model"
+        )
     return f"{head}; {fix}"
 
 

@@ -8,6 +8,7 @@ reports the ones that do not, writes a native TensorRT calibration cache next to
 ranges), and records everything in the manifest: parity, calibration source, agreement and accuracy per protocol
 per precision, excluded nodes, times.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,14 @@ from .source import ExportSource, self_contained
 if TYPE_CHECKING:
     from .variants import ExportRun, Variant
 
-__all__ = ["DEFAULT_AGREEMENT", "DEFAULT_MAX_FLOAT_NODES", "DEFAULT_TRT_VERSION", "TRT_CACHE_FILE", "export_bundle",
-           "self_contained"]
+__all__ = [
+    "DEFAULT_AGREEMENT",
+    "DEFAULT_MAX_FLOAT_NODES",
+    "DEFAULT_TRT_VERSION",
+    "TRT_CACHE_FILE",
+    "export_bundle",
+    "self_contained",
+]
 
 TRT_CACHE_FILE = "classifier.trt-calib.cache"
 #: Default agreement gate: top-1 agreement with FP32 on held-out occluded faces.
@@ -54,10 +61,17 @@ def _check_inputs(source: ExportSource) -> None:
             raise ExportError(f"cannot export: {exc}") from None
 
 
-def export_bundle(source: ExportSource, out: str | os.PathLike[str], *, formats: Sequence[ExportFormat],
-                  calibration: CalibrationConfig = CalibrationConfig(), agreement: float = DEFAULT_AGREEMENT,
-                  max_float_nodes: int = DEFAULT_MAX_FLOAT_NODES, name: str | None = None,
-                  force: bool = False) -> Bundle:
+def export_bundle(
+    source: ExportSource,
+    out: str | os.PathLike[str],
+    *,
+    formats: Sequence[ExportFormat],
+    calibration: CalibrationConfig = CalibrationConfig(),
+    agreement: float = DEFAULT_AGREEMENT,
+    max_float_nodes: int = DEFAULT_MAX_FLOAT_NODES,
+    name: str | None = None,
+    force: bool = False,
+) -> Bundle:
     """Write a bundle with the requested formats of ``source`` (FP32 ONNX models).
 
     Every FP16/INT8 variant is judged on its own against FP32 on held-out occluded faces: the variants that pass
@@ -95,8 +109,9 @@ def export_bundle(source: ExportSource, out: str | os.PathLike[str], *, formats:
     variants = [f for f in formats if f.format == "onnx" and f.make is not None]
     prov = dict(source.provenance)
     if any(f.calibrated for f in variants):
-        calibration = calibration.with_source(check_calibration_domain(
-            calibration.source, prov, allow_mismatch=calibration.allow_domain_mismatch))
+        calibration = calibration.with_source(
+            check_calibration_domain(calibration.source, prov, allow_mismatch=calibration.allow_domain_mismatch)
+        )
     with tempfile.TemporaryDirectory(prefix=".ofer-export.", dir=out.parent if out.parent.exists() else None) as t:
         tmp = Path(t)
         run = ExportRun(source, calibration, agreement=agreement, max_float_nodes=max_float_nodes, work=tmp)
@@ -109,24 +124,37 @@ def export_bundle(source: ExportSource, out: str | os.PathLike[str], *, formats:
         report = _report(source, run, fp32, done, calibration.method)
         report["seconds"] = round(time.perf_counter() - started, 2)
         prov["metrics"] = {**prov.get("metrics", {}), "export": report}
-        bundle = write_bundle(out, labels=source.labels, input_spec=source.input_spec, engines=engines,
-                              pipelines=["direct", "inpaint", "auto"] if source.inpainter else ["direct"],
-                              provenance=prov, name=name, files=source.files, force=force)
+        bundle = write_bundle(
+            out,
+            labels=source.labels,
+            input_spec=source.input_spec,
+            engines=engines,
+            pipelines=["direct", "inpaint", "auto"] if source.inpainter else ["direct"],
+            provenance=prov,
+            name=name,
+            files=source.files,
+            force=force,
+        )
         if _write_trt_cache(run, tmp / TRT_CACHE_FILE):
-            bundle = attach_file(bundle.path, tmp / TRT_CACHE_FILE, "trt_calibration_cache",
-                                 {"method": calibration.method, "tensorrt": calibration.trt_version,
-                                  "source_onnx": "classifier"})
+            bundle = attach_file(
+                bundle.path,
+                tmp / TRT_CACHE_FILE,
+                "trt_calibration_cache",
+                {"method": calibration.method, "tensorrt": calibration.trt_version, "source_onnx": "classifier"},
+            )
     return bundle
 
 
-def _report(source: ExportSource, run: ExportRun, fp32: dict[str, Any] | None, done: Sequence[Variant],
-            method: str) -> dict[str, Any]:
+def _report(
+    source: ExportSource, run: ExportRun, fp32: dict[str, Any] | None, done: Sequence[Variant], method: str
+) -> dict[str, Any]:
     """The export record (``provenance.metrics.export``): gate, parity, held-out and calibration faces, one record
     per format (the calibration record with the INT8 ones), the FP32 pipeline, the outcome per variant."""
     report: dict[str, Any] = {"threshold": run.agreement, "method": method}
     if source.parity:
-        report["parity"] = {role: {k: info.get(k) for k in PARITY_KEYS if k in info}
-                            for role, info in source.parity.items()}
+        report["parity"] = {
+            role: {k: info.get(k) for k in PARITY_KEYS if k in info} for role, info in source.parity.items()
+        }
     if "heldout" in run.records:
         report["heldout"] = run.records["heldout"]
     if fp32 is not None:

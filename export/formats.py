@@ -7,6 +7,7 @@ spelled out again elsewhere. :func:`export.bundle_writer.export_bundle` loops ov
 each one's ``make``; TensorRT entries (``make`` is ``None``) are built on the device by
 :func:`export.tensorrt.build_engines`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,17 +19,42 @@ from runtime.errors import ConfigError
 
 from . import variants
 
-__all__ = ["ALIASES", "CALIBRATION_METHODS", "EXPORT_FORMATS", "ExportFormat", "Int8Scheme", "check_method",
-           "parse_precisions"]
+__all__ = [
+    "ALIASES",
+    "CALIBRATION_METHODS",
+    "EXPORT_FORMATS",
+    "ExportFormat",
+    "Int8Scheme",
+    "check_method",
+    "parse_precisions",
+]
 
 #: Ops that get Q/DQ for TensorRT explicit quantisation (weighted layers; TensorRT fuses the rest).
 TRT_QDQ_OPS: tuple[str, ...] = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 #: Nodes the INT8 sensitivity fallback may keep in float on ONNX Runtime CPU: every op ONNX Runtime's QDQ quantiser
 #: quantises that computes (data movement such as Reshape/Flatten shares its input's scale and loses nothing).
-CPU_FALLBACK_OPS: tuple[str, ...] = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Mul", "MaxPool",
-                                     "AveragePool", "GlobalAveragePool", "ReduceMean", "Concat", "Resize", "Relu",
-                                     "Sigmoid", "LeakyRelu", "Clip", "Softmax", "BatchNormalization",
-                                     "InstanceNormalization", "LayerNormalization")
+CPU_FALLBACK_OPS: tuple[str, ...] = (
+    "Conv",
+    "ConvTranspose",
+    "Gemm",
+    "MatMul",
+    "Add",
+    "Mul",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "ReduceMean",
+    "Concat",
+    "Resize",
+    "Relu",
+    "Sigmoid",
+    "LeakyRelu",
+    "Clip",
+    "Softmax",
+    "BatchNormalization",
+    "InstanceNormalization",
+    "LayerNormalization",
+)
 #: Engine output kind by role, where it is not ``logits``.
 ROLE_OUTPUTS: dict[str, str] = {"inpainter": "image"}
 
@@ -109,28 +135,59 @@ class ExportFormat:
         """The engine entry of ``role`` in this format for :func:`runtime.bundle.write_bundle` / ``add_engines``:
         name, source ``path``, file name, format, precision, role, output kind, then ``extra`` (the conversion or
         quantisation record, agreement, ``built_with``) in the order given."""
-        head = {"name": self.engine_name(role), "path": Path(path), "file": self.file_name(role),
-                "format": self.format, "precision": self.precision, "role": role}
+        head = {
+            "name": self.engine_name(role),
+            "path": Path(path),
+            "file": self.file_name(role),
+            "format": self.format,
+            "precision": self.precision,
+            "role": role,
+        }
         if role in ROLE_OUTPUTS:
             head["output"] = ROLE_OUTPUTS[role]
         return {**head, **extra}
 
 
 _TABLE: tuple[ExportFormat, ...] = (
-    ExportFormat("fp32", "onnx", "fp32", "", False, None,
-                 "FP32 ONNX (the reference every other format is checked against)"),
-    ExportFormat("fp16", "onnx", "fp16", "fp16", False, None,
-                 "FP16 weights and activations, FP32 inputs/outputs (GPU ONNX Runtime, TensorRT 11 strongly typed)",
-                 make=variants.make_fp16),
-    ExportFormat("int8-cpu", "onnx", "int8", "int8-cpu", True, None,
-                 "INT8 Q/DQ: asymmetric QUInt8 activations, per-channel QInt8 weights (fast on ONNX Runtime CPU)",
-                 make=variants.make_int8, record="quantization",
-                 int8=Int8Scheme("QUInt8", False, None, True, CPU_FALLBACK_OPS)),
-    ExportFormat("int8-trt", "onnx", "int8", "int8-trt", True, None,
-                 "INT8 Q/DQ: symmetric QInt8 activations and per-channel weights on Conv/Gemm/MatMul only "
-                 "(TensorRT explicit quantisation)",
-                 make=variants.make_int8, record="quantization",
-                 int8=Int8Scheme("QInt8", True, TRT_QDQ_OPS, False, TRT_QDQ_OPS), simulate=True),
+    ExportFormat(
+        "fp32", "onnx", "fp32", "", False, None, "FP32 ONNX (the reference every other format is checked against)"
+    ),
+    ExportFormat(
+        "fp16",
+        "onnx",
+        "fp16",
+        "fp16",
+        False,
+        None,
+        "FP16 weights and activations, FP32 inputs/outputs (GPU ONNX Runtime, TensorRT 11 strongly typed)",
+        make=variants.make_fp16,
+    ),
+    ExportFormat(
+        "int8-cpu",
+        "onnx",
+        "int8",
+        "int8-cpu",
+        True,
+        None,
+        "INT8 Q/DQ: asymmetric QUInt8 activations, per-channel QInt8 weights (fast on ONNX Runtime CPU)",
+        make=variants.make_int8,
+        record="quantization",
+        int8=Int8Scheme("QUInt8", False, None, True, CPU_FALLBACK_OPS),
+    ),
+    ExportFormat(
+        "int8-trt",
+        "onnx",
+        "int8",
+        "int8-trt",
+        True,
+        None,
+        "INT8 Q/DQ: symmetric QInt8 activations and per-channel weights on Conv/Gemm/MatMul only "
+        "(TensorRT explicit quantisation)",
+        make=variants.make_int8,
+        record="quantization",
+        int8=Int8Scheme("QInt8", True, TRT_QDQ_OPS, False, TRT_QDQ_OPS),
+        simulate=True,
+    ),
     ExportFormat("trt-fp32", "trt", "fp32", "trt-fp32", False, "fp32", "TensorRT engine, FP32"),
     ExportFormat("trt-fp16", "trt", "fp16", "trt-fp16", False, "fp16", "TensorRT engine, FP16"),
     ExportFormat("trt-int8", "trt", "int8", "trt-int8", True, "int8-trt", "TensorRT engine, INT8 (+FP16 fallback)"),

@@ -4,6 +4,7 @@ Uses ONNX Runtime's copy of onnxconverter-common's converter (``onnxruntime.tran
 dependency is needed; the graph keeps float32 inputs/outputs (``keep_io_types``) so callers feed the same arrays to
 every precision. Weights outside the FP16 range are clamped by the converter; the result is checked by running it.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,9 @@ from runtime.errors import ExportError
 DEFAULT_FP32_OPS: tuple[str, ...] = ("Softmax", "LogSoftmax", "ReduceMean", "ReduceSum", "Exp", "Log", "Pow")
 
 
-def convert_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
-                 keep_fp32_ops: Sequence[str] = DEFAULT_FP32_OPS) -> dict[str, Any]:
+def convert_fp16(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], *, keep_fp32_ops: Sequence[str] = DEFAULT_FP32_OPS
+) -> dict[str, Any]:
     """Write an FP16 copy of ``src`` to ``dst`` (float32 inputs/outputs kept).
 
     Args:
@@ -45,8 +47,10 @@ def convert_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
         half = wrapped.model
         onnx.checker.check_model(half)
     except Exception as exc:  # onnx raises its own errors for malformed graphs
-        raise ExportError(f"FP16 conversion of {src.name} failed ({type(exc).__name__}: {exc}); export FP32 only "
-                          "(--precision fp32,int8) or report the unsupported op") from None
+        raise ExportError(
+            f"FP16 conversion of {src.name} failed ({type(exc).__name__}: {exc}); export FP32 only "
+            "(--precision fp32,int8) or report the unsupported op"
+        ) from None
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=dst.parent)
     os.close(fd)

@@ -5,6 +5,7 @@ inpainter of that precision, its output through the classifier of that precision
 compared with the FP32 pipeline's. Masks use the runtime's layout (:meth:`runtime.pipelines.InpaintPipeline.
 mask_tensor`: ``(N, 1, H, W)`` for NCHW, ``(N, H, W, 1)`` for NHWC).
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,16 @@ def feeds(inpainter: str | os.PathLike[str], inputs: np.ndarray, masks: np.ndarr
     return out
 
 
-def run_pipeline(inpainter: str | os.PathLike[str], classifier: str | os.PathLike[str], inputs: np.ndarray,
-                 masks: np.ndarray, layout: str, *, simulate: bool = False, batch: int = 64) -> np.ndarray:
+def run_pipeline(
+    inpainter: str | os.PathLike[str],
+    classifier: str | os.PathLike[str],
+    inputs: np.ndarray,
+    masks: np.ndarray,
+    layout: str,
+    *,
+    simulate: bool = False,
+    batch: int = 64,
+) -> np.ndarray:
     """Classifier scores on the inpainter's output, in batches on ONNX Runtime CPU (``simulate``: see
     :func:`export.agreement.run_onnx`)."""
     import onnxruntime as ort
@@ -53,5 +62,5 @@ def run_pipeline(inpainter: str | os.PathLike[str], classifier: str | os.PathLik
     sess = ort.InferenceSession(str(inpainter), opts, providers=["CPUExecutionProvider"])
     filled = []
     for i in range(0, len(inputs), batch):
-        filled.append(sess.run(None, feeds(inpainter, inputs[i:i + batch], masks[i:i + batch], layout))[0])
+        filled.append(sess.run(None, feeds(inpainter, inputs[i : i + batch], masks[i : i + batch], layout))[0])
     return run_onnx(classifier, np.concatenate(filled), simulate=simulate)

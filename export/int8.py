@@ -6,6 +6,7 @@ sensitive nodes in float (:mod:`export.sensitivity`). One that fails never takes
 
 Domain: :func:`model_domain`, :func:`source_domain`, :func:`check_calibration_domain`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,18 +54,23 @@ def check_calibration_domain(calib: str | None, provenance: Mapping[str, Any], *
     if calib is None:
         if domain == "procedural":
             return "procedural"
-        raise ExportError(f"INT8 export needs calibration faces from the model's own domain: {what}; pass --calib "
-                          "with real faces like the deployment's (a folder of photos, a video, or a dataset spec such "
-                          "as fer2013:/data/fer2013.csv)")
+        raise ExportError(
+            f"INT8 export needs calibration faces from the model's own domain: {what}; pass --calib "
+            "with real faces like the deployment's (a folder of photos, a video, or a dataset spec such "
+            "as fer2013:/data/fer2013.csv)"
+        )
     if domain == "real" and source_domain(calib) == "procedural" and not allow_mismatch:
-        raise ExportError(f"--calib {calib} gives procedural faces, but {what}: INT8 ranges from the wrong domain lose "
-                          "agreement; pass real faces (a folder of photos, a video, a dataset spec), or "
-                          "--allow-domain-mismatch to calibrate on them anyway")
+        raise ExportError(
+            f"--calib {calib} gives procedural faces, but {what}: INT8 ranges from the wrong domain lose "
+            "agreement; pass real faces (a folder of photos, a video, a dataset spec), or "
+            "--allow-domain-mismatch to calibrate on them anyway"
+        )
     return calib
 
 
-def sensitivity_fallback(fmt: ExportFormat, run: ExportRun, path: Path, result: dict[str, Any],
-                         info: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def sensitivity_fallback(
+    fmt: ExportFormat, run: ExportRun, path: Path, result: dict[str, Any], info: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The INT8 flavour ``fmt`` at ``path`` below the gate: keep its most sensitive nodes in float
     (:func:`export.sensitivity.fallback`, ranked on the first 64 calibration faces) and write the chosen model back
     to ``path``. Returns ``(result, quantisation record)``: the record gains ``excluded_nodes`` and, when the fallback
@@ -89,21 +95,38 @@ def sensitivity_fallback(fmt: ExportFormat, run: ExportRun, path: Path, result: 
     weighted = dataclasses.replace(fmt, int8=dataclasses.replace(fmt.int8, ops=TRT_QDQ_OPS, fallback_ops=TRT_QDQ_OPS))
     start = run.check(weighted, _write(weighted, run, path, []))
     if start["top1_agreement"] >= run.agreement:
-        second, info2 = start, {**weighted.make(weighted, run, "classifier", path, []), "excluded_nodes": [],
-                                "sensitivity": {"all_int8_agreement": start["top1_agreement"], "candidates": 0,
-                                                "tried": [], "ranking": []}}
+        second, info2 = (
+            start,
+            {
+                **weighted.make(weighted, run, "classifier", path, []),
+                "excluded_nodes": [],
+                "sensitivity": {
+                    "all_int8_agreement": start["top1_agreement"],
+                    "candidates": 0,
+                    "tried": [],
+                    "ranking": [],
+                },
+            },
+        )
     else:
         second, info2 = _node_fallback(weighted, run, path, start)
     if second["top1_agreement"] < first["top1_agreement"]:  # neither passed: keep the better one, say what was tried
         fmt.make(fmt, run, "classifier", path, info1["excluded_nodes"])
-        info1["sensitivity"]["weighted_ops_tried"] = {"excluded": len(info2["excluded_nodes"]),
-                                                      "agreement": round(second["top1_agreement"], 4)}
+        info1["sensitivity"]["weighted_ops_tried"] = {
+            "excluded": len(info2["excluded_nodes"]),
+            "agreement": round(second["top1_agreement"], 4),
+        }
         return first, info1
-    info2["sensitivity"].update(weighted_ops_only=True, all_int8_agreement=result["top1_agreement"],
-                                weighted_ops_all_int8_agreement=start["top1_agreement"],
-                                full_scheme={"excluded": len(info1["excluded_nodes"]),
-                                             "agreement": round(first["top1_agreement"], 4),
-                                             "candidates": info1["sensitivity"]["candidates"]})
+    info2["sensitivity"].update(
+        weighted_ops_only=True,
+        all_int8_agreement=result["top1_agreement"],
+        weighted_ops_all_int8_agreement=start["top1_agreement"],
+        full_scheme={
+            "excluded": len(info1["excluded_nodes"]),
+            "agreement": round(first["top1_agreement"], 4),
+            "candidates": info1["sensitivity"]["candidates"],
+        },
+    )
     return second, info2
 
 
@@ -113,8 +136,9 @@ def _write(fmt: ExportFormat, run: ExportRun, path: Path, exclude: list[str]) ->
     return path
 
 
-def _node_fallback(fmt: ExportFormat, run: ExportRun, path: Path,
-                   result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _node_fallback(
+    fmt: ExportFormat, run: ExportRun, path: Path, result: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """:func:`sensitivity_fallback`'s node-level search in one scheme ``fmt``; writes the chosen model to ``path``."""
     from .agreement import run_onnx
     from .sensitivity import candidates, fallback
@@ -131,20 +155,33 @@ def _node_fallback(fmt: ExportFormat, run: ExportRun, path: Path,
         return run_onnx(model, x, simulate=fmt.simulate)
 
     # at least one node stays INT8: a model with every node in float is not an INT8 model
-    fb = fallback(quantize, run_model, run.compare, run.agreement, nodes=nodes, calib_inputs=sample,
-                  calib_reference=run_onnx(classifier, sample), heldout_inputs=run.heldout.inputs,
-                  max_excluded=min(run.max_float_nodes, len(nodes) - 1),
-                  work=run.work / f"{fmt.key}-{'weighted' if fmt.int8.ops else 'all'}-fallback")
+    fb = fallback(
+        quantize,
+        run_model,
+        run.compare,
+        run.agreement,
+        nodes=nodes,
+        calib_inputs=sample,
+        calib_reference=run_onnx(classifier, sample),
+        heldout_inputs=run.heldout.inputs,
+        max_excluded=min(run.max_float_nodes, len(nodes) - 1),
+        work=run.work / f"{fmt.key}-{'weighted' if fmt.int8.ops else 'all'}-fallback",
+    )
     info = quantize(path, fb.excluded)  # the chosen model, written where the bundle takes it from
     info["excluded_nodes"] = fb.excluded
-    info["sensitivity"] = {"all_int8_agreement": result["top1_agreement"], "candidates": len(nodes),
-                           "ranking": [[n, round(e, 5)] for n, e in fb.ranking[:10]],
-                           "tried": [[k, round(a, 4)] for k, a in fb.tried], "ranked_on": len(sample)}
+    info["sensitivity"] = {
+        "all_int8_agreement": result["top1_agreement"],
+        "candidates": len(nodes),
+        "ranking": [[n, round(e, 5)] for n, e in fb.ranking[:10]],
+        "tried": [[k, round(a, 4)] for k, a in fb.tried],
+        "ranked_on": len(sample),
+    }
     return fb.result, info
 
 
-def inpainter_fallback(fmt: ExportFormat, run: ExportRun, path: Path, classifier: Path, result: dict[str, Any],
-                       info: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def inpainter_fallback(
+    fmt: ExportFormat, run: ExportRun, path: Path, classifier: Path, result: dict[str, Any], info: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The INT8 inpainter of flavour ``fmt`` at ``path`` leaves the whole pipeline (with ``classifier``, of the same
     flavour) below the gate: keep its most sensitive nodes in float. Nodes are ranked by the error of the inpainted
     image on the first 64 calibration faces and their masks; the steps stop when the whole pipeline passes on the
@@ -173,22 +210,38 @@ def inpainter_fallback(fmt: ExportFormat, run: ExportRun, path: Path, classifier
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         sess = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
         m = masks[id(x)]
-        return np.concatenate([sess.run(None, feeds(model, x[i:i + 64], m[i:i + 64], run.spec.layout))[0]
-                               for i in range(0, len(x), 64)])
+        return np.concatenate(
+            [
+                sess.run(None, feeds(model, x[i : i + 64], m[i : i + 64], run.spec.layout))[0]
+                for i in range(0, len(x), 64)
+            ]
+        )
 
     def judge(images: np.ndarray) -> dict[str, Any]:
         return run.compare(run_onnx(classifier, images, simulate=fmt.simulate), run.pipeline_reference)
 
-    fb = fallback(quantize, inpaint, judge, run.agreement, nodes=nodes, calib_inputs=sample,
-                  calib_reference=inpaint(run.models["inpainter"], sample), heldout_inputs=run.heldout.inputs,
-                  max_excluded=min(run.max_float_nodes, len(nodes) - 1),
-                  work=run.work / f"{fmt.key}-inpainter-fallback")
+    fb = fallback(
+        quantize,
+        inpaint,
+        judge,
+        run.agreement,
+        nodes=nodes,
+        calib_inputs=sample,
+        calib_reference=inpaint(run.models["inpainter"], sample),
+        heldout_inputs=run.heldout.inputs,
+        max_excluded=min(run.max_float_nodes, len(nodes) - 1),
+        work=run.work / f"{fmt.key}-inpainter-fallback",
+    )
     info = quantize(path, fb.excluded)
     info["excluded_nodes"] = fb.excluded
-    info["sensitivity"] = {"all_int8_agreement": result["top1_agreement"], "candidates": len(nodes),
-                           "ranking": [[n, round(e, 5)] for n, e in fb.ranking[:10]],
-                           "tried": [[k, round(a, 4)] for k, a in fb.tried], "ranked_on": len(sample),
-                           "judged_on": "whole pipeline"}
+    info["sensitivity"] = {
+        "all_int8_agreement": result["top1_agreement"],
+        "candidates": len(nodes),
+        "ranking": [[n, round(e, 5)] for n, e in fb.ranking[:10]],
+        "tried": [[k, round(a, 4)] for k, a in fb.tried],
+        "ranked_on": len(sample),
+        "judged_on": "whole pipeline",
+    }
     return fb.result, info
 
 
@@ -196,5 +249,7 @@ def require_some(variants: Sequence[Variant]) -> None:
     """Raise ExportError (one line per failed variant) when every requested variant failed its gate."""
     failed = [v for v in variants if not v.passed]
     if variants and len(failed) == len(variants):
-        raise ExportError("no requested precision passed the agreement gate, nothing written:\n  "
-                          + "\n  ".join(str(v.message) for v in failed))
+        raise ExportError(
+            "no requested precision passed the agreement gate, nothing written:\n  "
+            + "\n  ".join(str(v.message) for v in failed)
+        )

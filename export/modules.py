@@ -9,6 +9,7 @@ A checkpoint is passed loaded (``sdk.training.checkpoint.load_checkpoint``): any
 ``torch.nn.Module``) and ``config`` (dict); rebuilding modules needs the model registry of ``sdk.training``, which
 this layer never imports. torch is imported inside the functions only.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,11 +31,14 @@ def select_modules(models: Mapping[str, Any], plan: Mapping[str, Any]) -> dict[s
     Raises:
         ExportError: the plan names a module the checkpoint does not have.
     """
+
     def module(role: str) -> Any:
         name = plan.get(role)
         if name not in models:
-            raise ExportError(f"the checkpoint's export plan names {name!r} as its {role}, but it holds "
-                              f"{sorted(models)}; re-save the checkpoint with `ofer train`")
+            raise ExportError(
+                f"the checkpoint's export plan names {name!r} as its {role}, but it holds "
+                f"{sorted(models)}; re-save the checkpoint with `ofer train`"
+            )
         return models[name].eval()
 
     clf = module("classifier")
@@ -48,8 +52,10 @@ def select_modules(models: Mapping[str, Any], plan: Mapping[str, Any]) -> dict[s
 
 def export_plan(checkpoint: Any) -> dict[str, Any]:
     """A checkpoint's export plan; a checkpoint without one deploys its first module directly."""
-    return dict(checkpoint.config.get("export") or {"pipeline": "direct", "classifier": next(iter(checkpoint.models)),
-                                                   "inpainter": None})
+    return dict(
+        checkpoint.config.get("export")
+        or {"pipeline": "direct", "classifier": next(iter(checkpoint.models)), "inpainter": None}
+    )
 
 
 def export_modules(checkpoint: Any) -> dict[str, Any]:
@@ -84,8 +90,9 @@ def sample_batch(spec: InputSpec, n: int = 4, seed: int = 0) -> np.ndarray:
     return to_tensor(np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8), spec)
 
 
-def checkpoint_to_onnx(checkpoint: Any, input_spec: InputSpec, work: str | Path, *,
-                       name: str | None = None) -> ExportSource:
+def checkpoint_to_onnx(
+    checkpoint: Any, input_spec: InputSpec, work: str | Path, *, name: str | None = None
+) -> ExportSource:
     """Export a loaded checkpoint's modules to ONNX in ``work`` (classifier; inpainter too for the inpaint pipeline).
 
     Args:
@@ -113,9 +120,20 @@ def checkpoint_to_onnx(checkpoint: Any, input_spec: InputSpec, work: str | Path,
         mask = (np.random.default_rng(1).random((len(sample), 1, h, w)) > 0.5).astype(np.float32)
         inpainter = work / "inpainter.onnx"
         # (an output named like the input would get renamed)
-        parity["inpainter"] = export_onnx(modules["inpainter"], {"image": sample, "mask": mask}, inpainter,
-                                          output_names=("inpainted",))
-    provenance = {"method": cfg.get("method"), "data": cfg.get("data"), "metrics": cfg.get("metrics", {}),
-                  "source": f"checkpoint {name or Path(checkpoint.path).name}"}
-    return ExportSource(work / "classifier.onnx", tuple(cfg["labels"]), input_spec, inpainter=inpainter,
-                        provenance=provenance, parity=parity)
+        parity["inpainter"] = export_onnx(
+            modules["inpainter"], {"image": sample, "mask": mask}, inpainter, output_names=("inpainted",)
+        )
+    provenance = {
+        "method": cfg.get("method"),
+        "data": cfg.get("data"),
+        "metrics": cfg.get("metrics", {}),
+        "source": f"checkpoint {name or Path(checkpoint.path).name}",
+    }
+    return ExportSource(
+        work / "classifier.onnx",
+        tuple(cfg["labels"]),
+        input_spec,
+        inpainter=inpainter,
+        provenance=provenance,
+        parity=parity,
+    )

@@ -11,6 +11,7 @@ Activation ranges come from :func:`calibration.ranges.compute_ranges` (``minmax`
 divergence as TensorRT's EntropyCalibrator2; ``percentile``: clip at the 99.99th percentile of |x|), passed to
 ``quantize_static`` as its JSON calibration cache, so the Q/DQ models and the native TensorRT cache share them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,12 +52,21 @@ def quantize_settings(fmt: ExportFormat, method: str) -> dict[str, Any]:
     if scheme is None:
         raise ExportError(f"{fmt.key} is not an INT8 format; use int8-cpu or int8-trt")
     extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": scheme.symmetric}
-    settings = {"quant_format": QuantFormat.QDQ, "per_channel": True, "weight_type": QuantType.QInt8,
-                "calibrate_method": calibrate_method(method), "activation_type": getattr(QuantType, scheme.activations)}
+    settings = {
+        "quant_format": QuantFormat.QDQ,
+        "per_channel": True,
+        "weight_type": QuantType.QInt8,
+        "calibrate_method": calibrate_method(method),
+        "activation_type": getattr(QuantType, scheme.activations),
+    }
     if scheme.ops is not None:  # explicit quantisation: Q/DQ only in front of the weighted layers
         settings["op_types_to_quantize"] = list(scheme.ops)
-        extra.update(AddQDQPairToWeight=False, DedicatedQDQPair=False, QDQKeepRemovableActivations=False,
-                     OpTypesToExcludeOutputQuantization=list(scheme.ops))
+        extra.update(
+            AddQDQPairToWeight=False,
+            DedicatedQDQPair=False,
+            QDQKeepRemovableActivations=False,
+            OpTypesToExcludeOutputQuantization=list(scheme.ops),
+        )
     return {**settings, "extra_options": extra}
 
 
@@ -69,9 +79,17 @@ def _has_range_cache() -> bool:
     return "calibration_cache_path" in inspect.signature(quantize_static).parameters
 
 
-def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], ranges: Any, fmt: ExportFormat, *,
-                  method: str = "entropy", reduce_range: bool | None = None, reader: Any = None,
-                  exclude: Sequence[str] = ()) -> dict[str, Any]:
+def quantize_int8(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    ranges: Any,
+    fmt: ExportFormat,
+    *,
+    method: str = "entropy",
+    reduce_range: bool | None = None,
+    reader: Any = None,
+    exclude: Sequence[str] = (),
+) -> dict[str, Any]:
     """Write an INT8 Q/DQ copy of ``src`` using activation ``ranges`` computed on calibration data.
 
     Args:
@@ -118,17 +136,29 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], rang
                     settings["extra_options"]["CalibPercentile"] = 99.99
                 quantize_static(str(src), str(out), reader, **settings)
             else:
-                raise ExportError("this onnxruntime cannot quantise from precomputed ranges; pass the calibration "
-                                  "reader too, or upgrade onnxruntime")
+                raise ExportError(
+                    "this onnxruntime cannot quantise from precomputed ranges; pass the calibration "
+                    "reader too, or upgrade onnxruntime"
+                )
         except ExportError:
             raise
         except Exception as exc:  # onnxruntime raises many exception types here
-            raise ExportError(f"INT8 quantisation ({fmt.key}, {method}) of {src.name} failed "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); try another "
-                              "--calib-method, or export without int8") from None
+            raise ExportError(
+                f"INT8 quantisation ({fmt.key}, {method}) of {src.name} failed "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); try another "
+                "--calib-method, or export without int8"
+            ) from None
         os.replace(out, dst)
-    return {"flavour": fmt.key, "method": method, "activations": settings["activation_type"].name,
-            "weights": settings["weight_type"].name, "per_channel": True, "format": "QDQ",
-            "reduce_range": settings["reduce_range"], "symmetric_activations": fmt.int8.symmetric,
-            "ops": settings.get("op_types_to_quantize", "all"), "excluded_nodes": list(exclude),
-            "description": fmt.description}
+    return {
+        "flavour": fmt.key,
+        "method": method,
+        "activations": settings["activation_type"].name,
+        "weights": settings["weight_type"].name,
+        "per_channel": True,
+        "format": "QDQ",
+        "reduce_range": settings["reduce_range"],
+        "symmetric_activations": fmt.int8.symmetric,
+        "ops": settings.get("op_types_to_quantize", "all"),
+        "excluded_nodes": list(exclude),
+        "description": fmt.description,
+    }

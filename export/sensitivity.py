@@ -10,6 +10,7 @@ TensorRT (explicit quantisation quantises only what has Q/DQ).
 
 The ranking uses calibration faces only; the held-out set only decides when to stop (as the gate does).
 """
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,14 @@ class Fallback:
     tried: list[tuple[int, float]] = field(default_factory=list)
 
 
-def rank_nodes(quantize: Callable[[Path, list[str]], None], run: Callable[[Path, np.ndarray], np.ndarray],
-               nodes: Sequence[str], inputs: np.ndarray, reference: np.ndarray, work: Path) -> list[tuple[str, float]]:
+def rank_nodes(
+    quantize: Callable[[Path, list[str]], None],
+    run: Callable[[Path, np.ndarray], np.ndarray],
+    nodes: Sequence[str],
+    inputs: np.ndarray,
+    reference: np.ndarray,
+    work: Path,
+) -> list[tuple[str, float]]:
     """Quantise one node at a time and rank the nodes by the error that alone causes (largest first).
 
     Args:
@@ -73,10 +80,19 @@ def rank_nodes(quantize: Callable[[Path, list[str]], None], run: Callable[[Path,
     return sorted(errors, key=lambda e: -e[1])
 
 
-def fallback(quantize: Callable[[Path, list[str]], None], run: Callable[[Path, np.ndarray], np.ndarray],
-             judge: Callable[[np.ndarray], dict[str, Any]], threshold: float, *, nodes: Sequence[str],
-             calib_inputs: np.ndarray, calib_reference: np.ndarray, heldout_inputs: np.ndarray,
-             max_excluded: int, work: str | os.PathLike[str] | None = None) -> Fallback:
+def fallback(
+    quantize: Callable[[Path, list[str]], None],
+    run: Callable[[Path, np.ndarray], np.ndarray],
+    judge: Callable[[np.ndarray], dict[str, Any]],
+    threshold: float,
+    *,
+    nodes: Sequence[str],
+    calib_inputs: np.ndarray,
+    calib_reference: np.ndarray,
+    heldout_inputs: np.ndarray,
+    max_excluded: int,
+    work: str | os.PathLike[str] | None = None,
+) -> Fallback:
     """Leave the most sensitive ``nodes`` in float, in growing steps, until ``judge`` says the gate passes.
 
     Args:

@@ -4,6 +4,7 @@
 its provenance and licence files), from an ONNX classifier and a spec file (:func:`source_from_onnx`), or from a
 training checkpoint (:func:`export.modules.checkpoint_to_onnx`); :func:`export.bundle_writer.export_bundle` takes it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,8 +67,14 @@ def source_from_bundle(path: str | Path, work: str | Path) -> ExportSource:
             models[role].write_bytes(b.read_engine(specs[0].name))  # the checked bytes, not a re-read by path
     provenance = dict(b.provenance)
     provenance["exported_from"] = {"bundle": b.name, "classifier_sha256": clf[0].sha256}
-    return ExportSource(models["classifier"], tuple(b.labels), b.input, inpainter=models.get("inpainter"),
-                        provenance=provenance, files=tuple(b.path / f for f in b.licence_files()))
+    return ExportSource(
+        models["classifier"],
+        tuple(b.labels),
+        b.input,
+        inpainter=models.get("inpainter"),
+        provenance=provenance,
+        files=tuple(b.path / f for f in b.licence_files()),
+    )
 
 
 def source_from_onnx(path: str | Path, spec_file: str | Path | None) -> ExportSource:
@@ -80,8 +87,10 @@ def source_from_onnx(path: str | Path, spec_file: str | Path | None) -> ExportSo
 
     path = Path(path)
     if spec_file is None:
-        raise InputError(f"{path.name} is an ONNX file: pass --spec SPEC.json with its 'labels' and 'input' "
-                         "(see the bundle schema in runtime/bundle.py)")
+        raise InputError(
+            f"{path.name} is an ONNX file: pass --spec SPEC.json with its 'labels' and 'input' "
+            "(see the bundle schema in runtime/bundle.py)"
+        )
     try:
         spec = json.loads(Path(spec_file).read_text())
         labels, section = list(spec["labels"]), spec["input"]
@@ -107,6 +116,8 @@ def self_contained(onnx_path: Path, work: Path) -> Path:
     try:
         onnx.save(onnx.load(str(onnx_path)), str(dest))  # load() reads the external files; save() writes one file
     except Exception as exc:  # onnx raises ValueError/OSError/protobuf errors
-        raise ExportError(f"cannot inline the external data of {onnx_path} ({str(exc).splitlines()[0]}); ofer "
-                          "bundles hold self-contained ONNX files (at most 2 GB)") from None
+        raise ExportError(
+            f"cannot inline the external data of {onnx_path} ({str(exc).splitlines()[0]}); ofer "
+            "bundles hold self-contained ONNX files (at most 2 GB)"
+        ) from None
     return dest

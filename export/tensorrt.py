@@ -11,6 +11,7 @@ without a GPU). :func:`build_engine` runs TensorRT for one engine and :func:`bui
 ``ofer build-engines`` runs). tensorrt is imported lazily. The metadata written here is what the runtime's
 :func:`runtime.engines.tensorrt_engine.check_built_with` checks before loading.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,19 @@ if TYPE_CHECKING:
 
 #: The runtime's check that refuses engines built for another GPU/TensorRT (re-exported for build-engines users).
 check_engine_compatible = check_built_with
-__all__ = ["BuildPlan", "EngineJob", "build_engine", "build_engines", "check_engine_compatible", "engine_metadata",
-           "plan_build", "plan_engines", "profile_shapes", "tensorrt_version", "trt_version_tuple"]
+__all__ = [
+    "BuildPlan",
+    "EngineJob",
+    "build_engine",
+    "build_engines",
+    "check_engine_compatible",
+    "engine_metadata",
+    "plan_build",
+    "plan_engines",
+    "profile_shapes",
+    "tensorrt_version",
+    "trt_version_tuple",
+]
 
 
 def profile_shapes(input_shape: Sequence[int | str | None], batch: tuple[int, int, int]) -> dict[str, tuple[int, ...]]:
@@ -44,8 +56,10 @@ def profile_shapes(input_shape: Sequence[int | str | None], batch: tuple[int, in
         raise ConfigError(f"batch range must satisfy 1 <= min <= opt <= max, got {batch}")
     rest = list(input_shape[1:])
     if any(not isinstance(d, int) or d <= 0 for d in rest):
-        raise ConfigError(f"input shape {list(input_shape)} has dynamic non-batch dimensions; re-export the ONNX "
-                          "with a fixed input size")
+        raise ConfigError(
+            f"input shape {list(input_shape)} has dynamic non-batch dimensions; re-export the ONNX "
+            "with a fixed input size"
+        )
     return {"min": (lo, *rest), "opt": (opt, *rest), "max": (hi, *rest)}
 
 
@@ -61,8 +75,9 @@ class BuildPlan:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def plan_build(precision: str, trt_version: str, available: Sequence[str], *, has_cache: bool = False,
-               prefer_qdq: bool = True) -> BuildPlan:
+def plan_build(
+    precision: str, trt_version: str, available: Sequence[str], *, has_cache: bool = False, prefer_qdq: bool = True
+) -> BuildPlan:
     """Decide how to build a ``precision`` engine on TensorRT ``trt_version`` from the ONNX formats ``available``.
 
     TensorRT >= 11: strongly typed only, so FP16 needs the ``fp16`` ONNX and INT8 the ``int8-trt`` Q/DQ ONNX.
@@ -74,14 +89,17 @@ def plan_build(precision: str, trt_version: str, available: Sequence[str], *, ha
     """
     major = trt_version_tuple(trt_version)[0]
     if major < 10:
-        raise ExportError(f"TensorRT {trt_version} is too old; ofer builds engines with TensorRT 10 or newer "
-                          "(JetPack 6+)")
+        raise ExportError(
+            f"TensorRT {trt_version} is too old; ofer builds engines with TensorRT 10 or newer (JetPack 6+)"
+        )
     have = set(available)
 
     def need(key: str) -> None:
         if key not in have:
-            raise ExportError(f"building a {precision} engine with TensorRT {trt_version} needs the bundle's {key} "
-                              f"ONNX; re-export with `ofer export ... --precision {key.split('-')[0]}`")
+            raise ExportError(
+                f"building a {precision} engine with TensorRT {trt_version} needs the bundle's {key} "
+                f"ONNX; re-export with `ofer export ... --precision {key.split('-')[0]}`"
+            )
 
     if precision == "fp32":
         need("fp32")
@@ -99,27 +117,56 @@ def plan_build(precision: str, trt_version: str, available: Sequence[str], *, ha
         if prefer_qdq and "int8-trt" in have:
             return BuildPlan("int8", "int8-trt", False, ("INT8", "FP16"), "qdq", ("explicit Q/DQ",))
         need("fp32")
-        return BuildPlan("int8", "fp32", False, ("INT8", "FP16"), "cache" if has_cache else "calibrator",
-                         ("implicit INT8 (deprecated in TensorRT 10)",))
+        return BuildPlan(
+            "int8",
+            "fp32",
+            False,
+            ("INT8", "FP16"),
+            "cache" if has_cache else "calibrator",
+            ("implicit INT8 (deprecated in TensorRT 10)",),
+        )
     raise ConfigError(f"unknown precision {precision!r}; use fp32, fp16 or int8")
 
 
-def engine_metadata(*, trt_version: str, gpu_name: str, compute_capability: str, precision: str,
-                    onnx_sha256: str, plan: BuildPlan, batch: tuple[int, int, int], workspace_mb: int | None,
-                    calibration: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def engine_metadata(
+    *,
+    trt_version: str,
+    gpu_name: str,
+    compute_capability: str,
+    precision: str,
+    onnx_sha256: str,
+    plan: BuildPlan,
+    batch: tuple[int, int, int],
+    workspace_mb: int | None,
+    calibration: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The ``built_with`` record of an engine in the manifest."""
-    return {"tensorrt": trt_version, "gpu": gpu_name, "compute_capability": compute_capability,
-            "precision": precision, "source_onnx_sha256": onnx_sha256, "source_onnx": plan.onnx_key,
-            "strongly_typed": plan.strongly_typed, "builder_flags": list(plan.flags),
-            "calibration": dict(calibration or {}) or plan.calibration, "batch": {"min": batch[0], "opt": batch[1],
-                                                                                 "max": batch[2]},
-            "workspace_mb": workspace_mb}
+    return {
+        "tensorrt": trt_version,
+        "gpu": gpu_name,
+        "compute_capability": compute_capability,
+        "precision": precision,
+        "source_onnx_sha256": onnx_sha256,
+        "source_onnx": plan.onnx_key,
+        "strongly_typed": plan.strongly_typed,
+        "builder_flags": list(plan.flags),
+        "calibration": dict(calibration or {}) or plan.calibration,
+        "batch": {"min": batch[0], "opt": batch[1], "max": batch[2]},
+        "workspace_mb": workspace_mb,
+    }
 
 
-def build_engine(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[str], plan: BuildPlan, *,
-                 onnx_bytes: bytes | None = None, batch: tuple[int, int, int] = (1, 8, 32),
-                 workspace_mb: int | None = None,
-                 calibrator: Any = None, cache_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def build_engine(
+    onnx_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    plan: BuildPlan,
+    *,
+    onnx_bytes: bytes | None = None,
+    batch: tuple[int, int, int] = (1, 8, 32),
+    workspace_mb: int | None = None,
+    calibrator: Any = None,
+    cache_path: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
     """Build and serialise one engine as ``plan`` says; returns its ``built_with`` metadata.
 
     Args:
@@ -168,24 +215,35 @@ def build_engine(onnx_path: str | os.PathLike[str], out_path: str | os.PathLike[
         config.set_flag(getattr(trt.BuilderFlag, name))
     if plan.calibration in ("cache", "calibrator"):
         if calibrator is None:
-            raise EngineError("implicit INT8 needs a calibrator (it reads the bundle's calibration cache); pass one, "
-                              "or export the int8-trt Q/DQ ONNX")
+            raise EngineError(
+                "implicit INT8 needs a calibrator (it reads the bundle's calibration cache); pass one, "
+                "or export the int8-trt Q/DQ ONNX"
+            )
         config.int8_calibrator = calibrator
         config.set_calibration_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise EngineError(f"TensorRT failed to build the {plan.precision} engine from {onnx_path.name} (see the "
-                          "TensorRT log above); try a larger --workspace-mb or another precision")
+        raise EngineError(
+            f"TensorRT failed to build the {plan.precision} engine from {onnx_path.name} (see the "
+            "TensorRT log above); try a larger --workspace-mb or another precision"
+        )
     data = bytes(serialized)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(data)
     gpu = gpu_identity()
-    return engine_metadata(trt_version=str(trt.__version__), gpu_name=gpu["name"],
-                           compute_capability=gpu["compute_capability"], precision=plan.precision,
-                           onnx_sha256=hashlib.sha256(data).hexdigest(), plan=plan, batch=batch,
-                           workspace_mb=workspace_mb,
-                           calibration={"kind": plan.calibration, "cache": Path(cache_path).name}
-                           if cache_path and plan.calibration == "cache" else None)
+    return engine_metadata(
+        trt_version=str(trt.__version__),
+        gpu_name=gpu["name"],
+        compute_capability=gpu["compute_capability"],
+        precision=plan.precision,
+        onnx_sha256=hashlib.sha256(data).hexdigest(),
+        plan=plan,
+        batch=batch,
+        workspace_mb=workspace_mb,
+        calibration={"kind": plan.calibration, "cache": Path(cache_path).name}
+        if cache_path and plan.calibration == "cache"
+        else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -213,8 +271,9 @@ class EngineJob:
         return self.fmt.entry("classifier", self.out, built_with=dict(built_with))
 
 
-def plan_engines(bundle: Bundle, formats: Sequence[ExportFormat], trt_version: str, *,
-                 force: bool = False) -> list[EngineJob]:
+def plan_engines(
+    bundle: Bundle, formats: Sequence[ExportFormat], trt_version: str, *, force: bool = False
+) -> list[EngineJob]:
     """The engines to build into ``bundle`` for TensorRT formats ``formats`` on TensorRT ``trt_version``.
 
     The bundle's ONNX classifiers are known by export format key (an INT8 one by its quantisation flavour); the
@@ -237,22 +296,38 @@ def plan_engines(bundle: Bundle, formats: Sequence[ExportFormat], trt_version: s
             raise ConfigError(f"{fmt.key} is not a TensorRT format; use trt-fp32, trt-fp16 or trt-int8")
         plan = plan_build(fmt.precision, trt_version, list(onnx), has_cache=cache_path is not None)
         if plan.calibration == "calibrator":
-            raise ExportError("this bundle has neither an int8-trt Q/DQ model nor a TensorRT calibration cache; "
-                              "re-export it with `ofer export ... --precision int8 --calib SOURCE`")
+            raise ExportError(
+                "this bundle has neither an int8-trt Q/DQ model nor a TensorRT calibration cache; "
+                "re-export it with `ofer export ... --precision int8 --calib SOURCE`"
+            )
         name = fmt.engine_name("classifier")
         if name in bundle.engines and not force:
-            raise BundleError(f"bundle {bundle.path} already has an engine named {name!r}; pass force=True "
-                              "(--force) to replace it")
+            raise BundleError(
+                f"bundle {bundle.path} already has an engine named {name!r}; pass force=True (--force) to replace it"
+            )
         from_cache = plan.calibration == "cache"
-        jobs.append(EngineJob(fmt, plan, onnx[plan.onnx_key].name, Path(bundle.path) / fmt.file_name("classifier"),
-                              cache_path if from_cache else None,
-                              cache.get("method", "entropy") if from_cache and cache else None))
+        jobs.append(
+            EngineJob(
+                fmt,
+                plan,
+                onnx[plan.onnx_key].name,
+                Path(bundle.path) / fmt.file_name("classifier"),
+                cache_path if from_cache else None,
+                cache.get("method", "entropy") if from_cache and cache else None,
+            )
+        )
     return jobs
 
 
-def build_engines(bundle: Bundle | str | os.PathLike[str], formats: Sequence[ExportFormat], *,
-                  batch: tuple[int, int, int] = (1, 8, 32), workspace_mb: int | None = None, force: bool = False,
-                  on_built: Callable[[EngineJob], None] | None = None) -> Bundle:
+def build_engines(
+    bundle: Bundle | str | os.PathLike[str],
+    formats: Sequence[ExportFormat],
+    *,
+    batch: tuple[int, int, int] = (1, 8, 32),
+    workspace_mb: int | None = None,
+    force: bool = False,
+    on_built: Callable[[EngineJob], None] | None = None,
+) -> Bundle:
     """Build TensorRT engines for this GPU from a bundle's ONNX classifiers and add them to the bundle.
 
     Args:
@@ -285,8 +360,16 @@ def build_engines(bundle: Bundle | str | os.PathLike[str], formats: Sequence[Exp
             spec = b.input
             dummy = np.zeros((1, spec.channels, *spec.size), np.float32)  # never read: the cache answers
             calibrator = make_trt_calibrator(job.cache_method or "entropy", dummy, cache_path=job.cache)
-        meta = build_engine(b.engine_path(job.source), job.out, job.plan, onnx_bytes=b.read_engine(job.source),
-                            batch=batch, workspace_mb=workspace_mb, calibrator=calibrator, cache_path=job.cache)
+        meta = build_engine(
+            b.engine_path(job.source),
+            job.out,
+            job.plan,
+            onnx_bytes=b.read_engine(job.source),
+            batch=batch,
+            workspace_mb=workspace_mb,
+            calibrator=calibrator,
+            cache_path=job.cache,
+        )
         built.append(job.entry(meta))
         if on_built is not None:
             on_built(job)

@@ -9,6 +9,7 @@ the whole pipeline. The makers of the table (:data:`export.formats.EXPORT_FORMAT
 
 ONNX Runtime, onnx and the calibration modules are imported when used (the table imports this module).
 """
+
 from __future__ import annotations
 
 import time
@@ -38,8 +39,15 @@ class ExportRun:
         work: Folder for the models made.
     """
 
-    def __init__(self, source: ExportSource, calibration: CalibrationConfig, *, agreement: float,
-                 max_float_nodes: int, work: Path) -> None:
+    def __init__(
+        self,
+        source: ExportSource,
+        calibration: CalibrationConfig,
+        *,
+        agreement: float,
+        max_float_nodes: int,
+        work: Path,
+    ) -> None:
         from .source import self_contained
 
         self.models: dict[str, Path] = {"classifier": self_contained(Path(source.classifier), work)}
@@ -98,9 +106,14 @@ class ExportRun:
 
         cfg = self.calibration
         faces = calibration_set(cfg, self.spec)
-        self.records["calibration"] = {"source": cfg.source, "domain": source_domain(str(cfg.source)),
-                                       "model_domain": model_domain(self.provenance), "method": cfg.method,
-                                       **({"note": cfg.note} if cfg.note else {}), **faces.describe()}
+        self.records["calibration"] = {
+            "source": cfg.source,
+            "domain": source_domain(str(cfg.source)),
+            "model_domain": model_domain(self.provenance),
+            "method": cfg.method,
+            **({"note": cfg.note} if cfg.note else {}),
+            **faces.describe(),
+        }
         return faces
 
     def ranges(self, role: str) -> tuple[Any, Any]:
@@ -150,8 +163,9 @@ def make_int8(fmt: ExportFormat, run: ExportRun, role: str, dst: Path, exclude: 
     from .quantize import quantize_int8
 
     ranges, reader = run.ranges(role)
-    return quantize_int8(run.models[role], dst, ranges, fmt, method=run.calibration.method, reader=reader,
-                         exclude=exclude)
+    return quantize_int8(
+        run.models[role], dst, ranges, fmt, method=run.calibration.method, reader=reader, exclude=exclude
+    )
 
 
 @dataclass
@@ -203,14 +217,27 @@ def export_variant(fmt: ExportFormat, run: ExportRun) -> Variant:
         what = f"{fmt.key} ({run.calibration.method})"
         excluded = len(nodes) if "sensitivity" in info else 0
         sens = info.get("sensitivity", {})
-        extra = {"excluded_nodes": nodes, "quantizable_nodes": sens.get("candidates"),
-                 "all_int8_agreement": sens.get("all_int8_agreement", result["top1_agreement"]),
-                 **({"weighted_ops_only": True} if sens.get("weighted_ops_only") else {}),
-                 **({"sensitivity": {k: v for k, v in sens.items() if k != "ranking"}} if sens else {})}
-    message = gate_failure(result, run.agreement, what=what, excluded=excluded,
-                           max_excluded=run.max_float_nodes if excluded is not None else None)
-    record = {**result, "passed": message is None, "seconds": round(time.perf_counter() - t0, 2), **extra,
-              **({"failure": message} if message else {})}
+        extra = {
+            "excluded_nodes": nodes,
+            "quantizable_nodes": sens.get("candidates"),
+            "all_int8_agreement": sens.get("all_int8_agreement", result["top1_agreement"]),
+            **({"weighted_ops_only": True} if sens.get("weighted_ops_only") else {}),
+            **({"sensitivity": {k: v for k, v in sens.items() if k != "ranking"}} if sens else {}),
+        }
+    message = gate_failure(
+        result,
+        run.agreement,
+        what=what,
+        excluded=excluded,
+        max_excluded=run.max_float_nodes if excluded is not None else None,
+    )
+    record = {
+        **result,
+        "passed": message is None,
+        "seconds": round(time.perf_counter() - t0, 2),
+        **extra,
+        **({"failure": message} if message else {}),
+    }
     variant = Variant(fmt, record, message)
     if message is not None:
         return variant
@@ -239,13 +266,19 @@ def _check_pipeline(fmt: ExportFormat, run: ExportRun, variant: Variant, classif
 
         result, info = inpainter_fallback(fmt, run, path, classifier, result, info)
         excluded = len(info["excluded_nodes"]) if "sensitivity" in info else 0
-    message = gate_failure(result, run.agreement, what=f"{fmt.key} inpaint pipeline (inpainter + classifier)",
-                           excluded=excluded, max_excluded=run.max_float_nodes if excluded is not None else None)
+    message = gate_failure(
+        result,
+        run.agreement,
+        what=f"{fmt.key} inpaint pipeline (inpainter + classifier)",
+        excluded=excluded,
+        max_excluded=run.max_float_nodes if excluded is not None else None,
+    )
     variant.record["pipeline"] = {**result, "passed": message is None}
     if fmt.int8 is not None:
-        variant.record["pipeline"].update(inpainter_excluded_nodes=info["excluded_nodes"],
-                                          all_int8_agreement=info.get("sensitivity", {}).get(
-                                              "all_int8_agreement", result["top1_agreement"]))
+        variant.record["pipeline"].update(
+            inpainter_excluded_nodes=info["excluded_nodes"],
+            all_int8_agreement=info.get("sensitivity", {}).get("all_int8_agreement", result["top1_agreement"]),
+        )
     if message is not None:
         variant.fail(message)
         return

@@ -9,6 +9,7 @@
 
 What was tried and why it was skipped is kept (see :func:`open_for_role`) so ``Recognizer.describe()`` can say it.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -42,22 +43,30 @@ def select_engine(bundle: Bundle, role: str, *, backend: str = "auto", precision
     candidates = bundle.find_engines(role, format=fmt)
     if not candidates:
         have = sorted({f"{e.format}/{e.precision}" for e in bundle.find_engines(role)}) or ["none"]
-        how = ("build TensorRT engines on this device with `ofer build-engines BUNDLE`" if fmt == "trt"
-               else "re-export it with `ofer export`")
-        raise EngineError(f"bundle {bundle.name!r} has no {fmt} {role} engine for backend {backend!r} "
-                          f"(it has: {', '.join(have)}); {how}")
+        how = (
+            "build TensorRT engines on this device with `ofer build-engines BUNDLE`"
+            if fmt == "trt"
+            else "re-export it with `ofer export`"
+        )
+        raise EngineError(
+            f"bundle {bundle.name!r} has no {fmt} {role} engine for backend {backend!r} "
+            f"(it has: {', '.join(have)}); {how}"
+        )
     if precision is not None:
         chosen = [e for e in candidates if e.precision == precision]
         if not chosen:
             have = ", ".join(sorted({e.precision for e in candidates}))
-            raise EngineError(f"bundle {bundle.name!r} has no {precision} {role} engine (it has {have}); "
-                              f"add one with `ofer export --precision {precision}`")
+            raise EngineError(
+                f"bundle {bundle.name!r} has no {precision} {role} engine (it has {have}); "
+                f"add one with `ofer export --precision {precision}`"
+            )
         return chosen[0]
     return sorted(candidates, key=lambda e: _PRECISION_ORDER[e.precision])[0]
 
 
-def open_engine(bundle: Bundle, spec: EngineSpec, *, backend: str = "auto", threads: int | None = None,
-                **options: Any) -> Engine:
+def open_engine(
+    bundle: Bundle, spec: EngineSpec, *, backend: str = "auto", threads: int | None = None, **options: Any
+) -> Engine:
     """Open one engine of a bundle for ``backend``; ``engine.describe()`` says what actually loaded.
 
     The engine is built from :meth:`Bundle.read_engine`'s bytes (read once, sha256-checked), never re-read by path.
@@ -67,11 +76,18 @@ def open_engine(bundle: Bundle, spec: EngineSpec, *, backend: str = "auto", thre
         from .engines.onnxruntime_engine import OnnxRuntimeEngine
 
         if backend == "tensorrt":
-            raise EngineError(f"engine {spec.name!r} is ONNX; backend 'tensorrt' runs TensorRT engines (format trt): "
-                              "build them with `ofer build-engines BUNDLE`, or use backend 'onnxruntime-tensorrt'")
+            raise EngineError(
+                f"engine {spec.name!r} is ONNX; backend 'tensorrt' runs TensorRT engines (format trt): "
+                "build them with `ofer build-engines BUNDLE`, or use backend 'onnxruntime-tensorrt'"
+            )
         providers = "auto" if backend == "auto" else BACKENDS[backend][1]
-        return OnnxRuntimeEngine(bundle.engine_path(spec.name), model_bytes=bundle.read_engine(spec.name),
-                                 threads=threads, providers=providers, **options)
+        return OnnxRuntimeEngine(
+            bundle.engine_path(spec.name),
+            model_bytes=bundle.read_engine(spec.name),
+            threads=threads,
+            providers=providers,
+            **options,
+        )
     if spec.format == "trt":
         if backend not in ("auto", "tensorrt"):
             raise EngineError(f"engine {spec.name!r} is a TensorRT engine; open it with backend 'tensorrt' or 'auto'")
@@ -79,8 +95,9 @@ def open_engine(bundle: Bundle, spec: EngineSpec, *, backend: str = "auto", thre
         from .engines.tensorrt_engine import TensorRTEngine
 
         check_plan_record(bundle, spec)  # stale or mislabelled plans are refused before TensorRT is touched
-        return TensorRTEngine(bundle.engine_path(spec.name), data=bundle.read_engine(spec.name),
-                              built_with=spec.built_with, **options)
+        return TensorRTEngine(
+            bundle.engine_path(spec.name), data=bundle.read_engine(spec.name), built_with=spec.built_with, **options
+        )
     raise EngineError(f"engine format {spec.format!r} has no backend in this version of ofer")
 
 
@@ -94,8 +111,15 @@ def auto_candidates(bundle: Bundle, role: str, precision: str | None = None) -> 
     return out
 
 
-def open_for_role(bundle: Bundle, role: str, *, backend: str = "auto", precision: str | None = None,
-                  threads: int | None = None, log: list[dict[str, Any]] | None = None) -> tuple[Engine, EngineSpec]:
+def open_for_role(
+    bundle: Bundle,
+    role: str,
+    *,
+    backend: str = "auto",
+    precision: str | None = None,
+    threads: int | None = None,
+    log: list[dict[str, Any]] | None = None,
+) -> tuple[Engine, EngineSpec]:
     """Open the bundle's engine of ``role`` for ``backend``; with ``auto`` the first that loads (see module doc).
 
     Args:

@@ -39,6 +39,7 @@ bytes that were hashed (:mod:`runtime.bundle_checks`: no external data, input sh
 probabilities). Anything else is refused with a :class:`~runtime.errors.BundleError` that says why and what to do.
 Engines are opened from :meth:`Bundle.read_engine`: read once, hashed, and those same bytes handed to the backend.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -53,8 +54,7 @@ from typing import Any, Iterable, Mapping
 from .bundle_files import read_regular, read_verified, safe_file
 from .errors import BundleError
 from .input_spec import InputSpec
-from .manifest_json import (check_built_with, check_name, check_sha256, dump_manifest, is_int, loads_strict,
-                            need)
+from .manifest_json import check_built_with, check_name, check_sha256, dump_manifest, is_int, loads_strict, need
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -82,8 +82,15 @@ class EngineSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"file": self.file, "format": self.format, "precision": self.precision, "role": self.role,
-             "output": self.output, "sha256": self.sha256, "built_with": dict(self.built_with)}
+        d = {
+            "file": self.file,
+            "format": self.format,
+            "precision": self.precision,
+            "role": self.role,
+            "output": self.output,
+            "sha256": self.sha256,
+            "built_with": dict(self.built_with),
+        }
         d.update(self.extra)
         return d
 
@@ -122,8 +129,13 @@ class Bundle:
 
     def find_engines(self, role: str, *, format: str | None = None, precision: str | None = None) -> list[EngineSpec]:
         """Engines of a role, optionally filtered by format and precision (in manifest order)."""
-        return [e for e in self.engines.values() if e.role == role
-                and (format is None or e.format == format) and (precision is None or e.precision == precision)]
+        return [
+            e
+            for e in self.engines.values()
+            if e.role == role
+            and (format is None or e.format == format)
+            and (precision is None or e.precision == precision)
+        ]
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
@@ -141,8 +153,10 @@ def _check_file(root: Path, entry: Mapping[str, Any], what: str, where: str, ver
         return read_verified(root, entry["file"], entry["sha256"], what, where)
     full = safe_file(root, entry["file"], where)
     if not full.is_file():
-        raise BundleError(f"bundle {root} is incomplete: {what} file {entry['file']!r} is missing; "
-                          "copy the whole bundle folder, or re-export it")
+        raise BundleError(
+            f"bundle {root} is incomplete: {what} file {entry['file']!r} is missing; "
+            "copy the whole bundle folder, or re-export it"
+        )
     return None
 
 
@@ -153,8 +167,12 @@ def _check_attachments(manifest: Mapping[str, Any], root: Path, where: str, veri
             continue
         w = f"{where}, {key!r}"
         check_name(key, w, "an attached file's key")
-        need("sha256" in entry, w, f"attached file {entry['file']!r} has no 'sha256'; every file a bundle lists "
-             "is verified — attach it with runtime.bundle.attach_file, or remove the entry"[:400])
+        need(
+            "sha256" in entry,
+            w,
+            f"attached file {entry['file']!r} has no 'sha256'; every file a bundle lists "
+            "is verified — attach it with runtime.bundle.attach_file, or remove the entry"[:400],
+        )
         checked = {**entry, "sha256": check_sha256(entry["sha256"], w)}
         _check_file(root, checked, f"attached {key!r}", w, verify)
 
@@ -165,17 +183,23 @@ def _check_licences(provenance: Mapping[str, Any], root: Path, where: str) -> No
     if value is None:
         return
     names = [value] if isinstance(value, str) else value
-    need(isinstance(names, list) and all(isinstance(n, str) for n in names), where,
-         "'provenance.licence_file' must be a file name or a list of file names")
+    need(
+        isinstance(names, list) and all(isinstance(n, str) for n in names),
+        where,
+        "'provenance.licence_file' must be a file name or a list of file names",
+    )
     for name in names:
         full = safe_file(root, name, f"{where}, provenance.licence_file")
         if not full.is_file():
-            raise BundleError(f"bundle {root} is incomplete: its licence file {name!r} (provenance.licence_file) is "
-                              "missing; the weights may not be shared without it — copy the whole bundle folder")
+            raise BundleError(
+                f"bundle {root} is incomplete: its licence file {name!r} (provenance.licence_file) is "
+                "missing; the weights may not be shared without it — copy the whole bundle folder"
+            )
 
 
-def _parse_engines(d: Any, root: Path, where: str, verify: bool, labels: list[str],
-                   spec: InputSpec) -> dict[str, EngineSpec]:
+def _parse_engines(
+    d: Any, root: Path, where: str, verify: bool, labels: list[str], spec: InputSpec
+) -> dict[str, EngineSpec]:
     from .bundle_checks import check_onnx_engine
     from .onnx_info import read_onnx_info
 
@@ -193,17 +217,30 @@ def _parse_engines(d: Any, root: Path, where: str, verify: bool, labels: list[st
         need(e["precision"] in PRECISIONS, w, f"'precision' must be one of {PRECISIONS}, got {e['precision']!r}")
         need(e["role"] in ROLES, w, f"'role' must be one of {ROLES}, got {e['role']!r}")
         output = e.get("output", "logits")
-        need(isinstance(output, str) and output in OUTPUT_KINDS, w,
-             f"'output' must be one of {OUTPUT_KINDS}, got {output!r}"[:300])
+        need(
+            isinstance(output, str) and output in OUTPUT_KINDS,
+            w,
+            f"'output' must be one of {OUTPUT_KINDS}, got {output!r}"[:300],
+        )
         sha = check_sha256(e["sha256"], w)
         built_with = check_built_with(e.get("built_with", {}), w)
         known = {"file", "format", "precision", "role", "output", "sha256", "built_with"}
-        engines[name] = EngineSpec(name, e["file"], e["format"], e["precision"], e["role"], sha, output, built_with,
-                                   {k: v for k, v in e.items() if k not in known})
+        engines[name] = EngineSpec(
+            name,
+            e["file"],
+            e["format"],
+            e["precision"],
+            e["role"],
+            sha,
+            output,
+            built_with,
+            {k: v for k, v in e.items() if k not in known},
+        )
         data = _check_file(root, {**e, "sha256": sha}, f"engine {name!r}", w, verify)
         if data is not None and e["format"] == "onnx":
-            check_onnx_engine(engines[name], read_onnx_info(data, f"engine {name!r} ({e['file']})"), labels, spec,
-                              where)
+            check_onnx_engine(
+                engines[name], read_onnx_info(data, f"engine {name!r} ({e['file']})"), labels, spec, where
+            )
     return engines
 
 
@@ -213,9 +250,10 @@ def parse_manifest(manifest: Mapping[str, Any], root: Path, *, verify: bool = Tr
     need(isinstance(manifest, dict), where, "the manifest must be a JSON object")
     version = manifest.get("schema_version")
     if not is_int(version) or version != SCHEMA_VERSION:
-        raise BundleError(f"bundle {root} has schema_version {version!r}, this ofer reads version {SCHEMA_VERSION} "
-                          f"(an integer); upgrade ofer (pip install -U ofer) or re-export the bundle with this version"
-                          [:400])
+        raise BundleError(
+            f"bundle {root} has schema_version {version!r}, this ofer reads version {SCHEMA_VERSION} "
+            f"(an integer); upgrade ofer (pip install -U ofer) or re-export the bundle with this version"[:400]
+        )
     name = manifest.get("name", root.name)
     check_name(name, where, "'name'")
     labels = manifest.get("labels")
@@ -226,12 +264,18 @@ def parse_manifest(manifest: Mapping[str, Any], root: Path, *, verify: bool = Tr
     spec = InputSpec.from_json(manifest.get("input"), where)
     engines = _parse_engines(manifest.get("engines"), root, where, verify, labels, spec)
     pipelines = manifest.get("pipelines", ["direct"])
-    need(isinstance(pipelines, list) and pipelines and all(isinstance(p, str) and p in PIPELINES for p in pipelines),
-         where, f"'pipelines' must be a non-empty list drawn from {PIPELINES}, got {pipelines!r}"[:300])
+    need(
+        isinstance(pipelines, list) and pipelines and all(isinstance(p, str) and p in PIPELINES for p in pipelines),
+        where,
+        f"'pipelines' must be a non-empty list drawn from {PIPELINES}, got {pipelines!r}"[:300],
+    )
     need(any(e.role == "classifier" for e in engines.values()), where, "the bundle has no classifier engine")
     if "inpaint" in pipelines or "auto" in pipelines:
-        need(any(e.role == "inpainter" for e in engines.values()), where,
-             "'pipelines' lists inpaint/auto but there is no inpainter engine")
+        need(
+            any(e.role == "inpainter" for e in engines.values()),
+            where,
+            "'pipelines' lists inpaint/auto but there is no inpainter engine",
+        )
     provenance = manifest.get("provenance", {})
     need(isinstance(provenance, dict), where, "'provenance' must be an object")
     _check_attachments(manifest, root, where, verify)
@@ -258,11 +302,15 @@ def load_bundle(path: str | os.PathLike[str], *, verify: bool = True) -> Bundle:
     except (OSError, ValueError) as exc:  # ValueError: NUL in the path
         raise BundleError(f"cannot open bundle {str(root)[:200]!r}: {exc}") from None
     if not exists:
-        raise BundleError(f"bundle not found: {root} does not exist; pass the folder that holds manifest.json "
-                          "(or omit the bundle to use the default one)")
+        raise BundleError(
+            f"bundle not found: {root} does not exist; pass the folder that holds manifest.json "
+            "(or omit the bundle to use the default one)"
+        )
     if not is_dir:
-        raise BundleError(f"{root} is a file, not a bundle folder; a bundle is a folder with manifest.json and "
-                          "engine files (create one with `ofer export`)")
+        raise BundleError(
+            f"{root} is a file, not a bundle folder; a bundle is a folder with manifest.json and "
+            "engine files (create one with `ofer export`)"
+        )
     mpath = safe_file(root, MANIFEST, str(root / MANIFEST))
     if not mpath.exists():
         raise BundleError(f"{root} is not a bundle: it has no {MANIFEST}; create one with `ofer export`")
@@ -275,6 +323,7 @@ def _tool_versions() -> dict[str, str]:
     for mod in ("onnx", "onnxruntime", "torch", "numpy"):
         try:
             from importlib.metadata import version
+
             versions[mod] = version(mod)
         except Exception:  # not installed: nothing to record
             continue
@@ -290,17 +339,31 @@ def _engine_entry(root: Path, e: Mapping[str, Any]) -> tuple[str, dict[str, Any]
     dest.parent.mkdir(parents=True, exist_ok=True)
     if src.resolve() != dest.resolve():
         shutil.copyfile(src, dest)
-    entry = {"file": file, "format": e.get("format", "onnx"), "precision": e.get("precision", "fp32"),
-             "role": e.get("role", "classifier"), "output": e.get("output", "logits"), "sha256": sha256_file(dest),
-             "built_with": dict(e.get("built_with") or _tool_versions())}
+    entry = {
+        "file": file,
+        "format": e.get("format", "onnx"),
+        "precision": e.get("precision", "fp32"),
+        "role": e.get("role", "classifier"),
+        "output": e.get("output", "logits"),
+        "sha256": sha256_file(dest),
+        "built_with": dict(e.get("built_with") or _tool_versions()),
+    }
     entry.update({k: v for k, v in e.items() if k not in {"name", "path", *entry}})
     return str(e["name"]), entry
 
 
-def write_bundle(folder: str | os.PathLike[str], *, labels: Iterable[str], input_spec: Mapping[str, Any] | InputSpec,
-                 engines: Iterable[Mapping[str, Any]], pipelines: Iterable[str] = ("direct",),
-                 provenance: Mapping[str, Any] | None = None, name: str | None = None,
-                 files: Iterable[str | os.PathLike[str]] = (), force: bool = False) -> Bundle:
+def write_bundle(
+    folder: str | os.PathLike[str],
+    *,
+    labels: Iterable[str],
+    input_spec: Mapping[str, Any] | InputSpec,
+    engines: Iterable[Mapping[str, Any]],
+    pipelines: Iterable[str] = ("direct",),
+    provenance: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    files: Iterable[str | os.PathLike[str]] = (),
+    force: bool = False,
+) -> Bundle:
     """Write a bundle folder and return it loaded and verified.
 
     Args:
@@ -318,8 +381,9 @@ def write_bundle(folder: str | os.PathLike[str], *, labels: Iterable[str], input
     """
     dest = Path(folder)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())) and not force:
-        raise BundleError(f"{dest} already exists and is not empty; choose another folder or pass force=True "
-                          "(--force) to replace it")
+        raise BundleError(
+            f"{dest} already exists and is not empty; choose another folder or pass force=True (--force) to replace it"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
@@ -330,10 +394,16 @@ def write_bundle(folder: str | os.PathLike[str], *, labels: Iterable[str], input
             if not src.is_file():
                 raise BundleError(f"cannot add {src} to the bundle: it is not a file")
             shutil.copyfile(src, safe_file(tmp, src.name, f"file {src.name!r}"))
-        manifest = {"schema_version": SCHEMA_VERSION, "name": name or dest.name, "labels": list(labels),
-                    "input": spec, "engines": entries, "pipelines": list(pipelines),
-                    "provenance": dict(provenance or {}),
-                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "name": name or dest.name,
+            "labels": list(labels),
+            "input": spec,
+            "engines": entries,
+            "pipelines": list(pipelines),
+            "provenance": dict(provenance or {}),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
         parse_manifest(manifest, tmp)  # validate before anything replaces the destination
         (tmp / MANIFEST).write_text(dump_manifest(manifest), encoding="utf-8")
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a bundle is meant to be shared
@@ -352,8 +422,7 @@ def write_bundle(folder: str | os.PathLike[str], *, labels: Iterable[str], input
     return load_bundle(dest)
 
 
-def add_engines(folder: str | os.PathLike[str], engines: Iterable[Mapping[str, Any]], *,
-                force: bool = False) -> Bundle:
+def add_engines(folder: str | os.PathLike[str], engines: Iterable[Mapping[str, Any]], *, force: bool = False) -> Bundle:
     """Add engines (e.g. TensorRT engines built on the target) to an existing bundle, keeping the rest.
 
     An engine whose name already exists is refused unless ``force``.
@@ -363,8 +432,10 @@ def add_engines(folder: str | os.PathLike[str], engines: Iterable[Mapping[str, A
     new = dict(manifest["engines"])
     for e in engines:
         if e["name"] in new and not force:
-            raise BundleError(f"bundle {bundle.path} already has an engine named {e['name']!r}; pass force=True "
-                              "(--force) to replace it")
+            raise BundleError(
+                f"bundle {bundle.path} already has an engine named {e['name']!r}; pass force=True "
+                "(--force) to replace it"
+            )
         name, entry = _engine_entry(bundle.path, e)
         new[name] = entry
     manifest["engines"] = new
@@ -388,8 +459,9 @@ def annotate_engine(folder: str | os.PathLike[str], name: str, info: Mapping[str
     return _replace_manifest(bundle.path, manifest)
 
 
-def attach_file(folder: str | os.PathLike[str], src: str | os.PathLike[str], key: str,
-                info: Mapping[str, Any] | None = None) -> Bundle:
+def attach_file(
+    folder: str | os.PathLike[str], src: str | os.PathLike[str], key: str, info: Mapping[str, Any] | None = None
+) -> Bundle:
     """Copy a non-engine file (e.g. a TensorRT calibration cache) into a bundle and record it, with its sha256,
     under a top-level manifest key."""
     bundle = load_bundle(folder)

@@ -1,4 +1,5 @@
 """Errors ofer raises. Every message names the problem and what to do about it."""
+
 from __future__ import annotations
 
 

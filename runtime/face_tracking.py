@@ -17,6 +17,7 @@ Per frame (:meth:`FaceTracker.step`):
 A face the detector loses keeps its id for ``max_missed`` frames while its region is still searched, so a headset
 going on in the middle of a video does not change the face's track id.
 """
+
 from __future__ import annotations
 
 import time
@@ -40,8 +41,6 @@ class TrackedFace:
     track_id: int
 
 
-
-
 class FaceTracker:
     """Follows faces through a stream with one detector, running it on the whole frame only to acquire faces.
 
@@ -62,8 +61,16 @@ class FaceTracker:
         ...         print(face.track_id, face.detection.box)
     """
 
-    def __init__(self, detector: FaceDetector, *, detect_every: int = 1, max_missed: int = 15,
-                 roi_scale: float = 2.0, max_faces: int | None = None, follow: bool = True) -> None:
+    def __init__(
+        self,
+        detector: FaceDetector,
+        *,
+        detect_every: int = 1,
+        max_missed: int = 15,
+        roi_scale: float = 2.0,
+        max_faces: int | None = None,
+        follow: bool = True,
+    ) -> None:
         if not isinstance(detect_every, int) or detect_every < 1:
             raise ConfigError(f"detect_every must be an integer >= 1 (frames), got {detect_every!r}")
         if not roi_scale >= 1.0:
@@ -142,4 +149,3 @@ class FaceTracker:
             faces = faces[: self.max_faces]
         self.timings_ms = {"detect": (t1 - t0) * 1e3, "track": (time.perf_counter() - t1) * 1e3}
         return faces
-

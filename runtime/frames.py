@@ -11,6 +11,7 @@ What is accepted (anything else is one :class:`InputError` that says how to fix 
   before an image is decoded, so a decompression bomb is refused before it allocates anything;
 * image files that are regular files (a FIFO or device named ``.jpg`` is refused instead of blocking).
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,9 @@ from .errors import ConfigError, InputError
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 ALPHA_BACKGROUND = (255, 255, 255)  # BGR under transparent pixels: white, as image viewers show them
 DEFAULT_MAX_PIXELS = 200_000_000
-_FLOAT_HINT = ("convert it to uint8 first, e.g. frame = cv2.normalize(frame, None, 0, 255, cv2.NORM_MINMAX, "
-               "dtype=cv2.CV_8U)")
+_FLOAT_HINT = (
+    "convert it to uint8 first, e.g. frame = cv2.normalize(frame, None, 0, 255, cv2.NORM_MINMAX, dtype=cv2.CV_8U)"
+)
 
 
 def pixel_limit() -> int:
@@ -47,8 +49,10 @@ def pixel_limit() -> int:
 def _check_pixels(width: int, height: int, what: str, limit: int | None) -> None:
     limit = pixel_limit() if limit is None else limit
     if width * height > limit:
-        raise InputError(f"{what} is {width} x {height} = {width * height:,} pixels, over the limit of {limit:,}; "
-                         "shrink it first, or raise the limit with OFER_MAX_PIXELS=N if it is genuine")
+        raise InputError(
+            f"{what} is {width} x {height} = {width * height:,} pixels, over the limit of {limit:,}; "
+            "shrink it first, or raise the limit with OFER_MAX_PIXELS=N if it is genuine"
+        )
 
 
 def image_header_size(data: bytes) -> tuple[int, int] | None:
@@ -78,9 +82,9 @@ def image_header_size(data: bytes) -> tuple[int, int] | None:
             if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
                 i += 1 if marker == 0xFF else 2
                 continue
-            seg_len = struct.unpack(">H", data[i + 2:i + 4])[0]
+            seg_len = struct.unpack(">H", data[i + 2 : i + 4])[0]
             if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                h, w = struct.unpack(">HH", data[i + 5:i + 9])
+                h, w = struct.unpack(">HH", data[i + 5 : i + 9])
                 return w, h
             i += 2 + seg_len
     return None
@@ -126,8 +130,7 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
     except cv2.error:
         img = None
     if img is None:
-        raise InputError(f"could not decode {p} as an image (truncated, or not one of "
-                         f"{', '.join(IMAGE_SUFFIXES)}?)")
+        raise InputError(f"could not decode {p} as an image (truncated, or not one of {', '.join(IMAGE_SUFFIXES)}?)")
     return as_bgr_frame(img, name=f"image {p}", max_pixels=limit)
 
 
@@ -139,8 +142,9 @@ def _to_uint8(frame: np.ndarray, name: str) -> np.ndarray:
     if dt == np.uint16:
         return (frame >> 8).astype(np.uint8)
     if dt == np.bool_ or not (np.issubdtype(dt, np.integer) or np.issubdtype(dt, np.floating)):
-        raise InputError(f"{name} has dtype {dt}; pass a BGR image as uint8 (or uint16, or float in [0, 1] or "
-                         "[0, 255])")
+        raise InputError(
+            f"{name} has dtype {dt}; pass a BGR image as uint8 (or uint16, or float in [0, 1] or [0, 255])"
+        )
     if np.issubdtype(dt, np.floating):
         if not np.isfinite(frame).all():
             raise InputError(f"{name} has NaN or infinite values; fix the computation that produced it")
@@ -149,8 +153,9 @@ def _to_uint8(frame: np.ndarray, name: str) -> np.ndarray:
             return np.rint(frame.astype(np.float32) * 255.0).astype(np.uint8)
         if lo >= 0.0 and hi <= 255.0:
             return np.rint(frame).astype(np.uint8)
-        raise InputError(f"{name} is {dt} with values in [{lo:.4g}, {hi:.4g}], neither [0, 1] nor [0, 255]; "
-                         + _FLOAT_HINT)
+        raise InputError(
+            f"{name} is {dt} with values in [{lo:.4g}, {hi:.4g}], neither [0, 1] nor [0, 255]; " + _FLOAT_HINT
+        )
     lo, hi = int(frame.min()), int(frame.max())
     if lo >= 0 and hi <= 255:
         return frame.astype(np.uint8)
@@ -180,8 +185,10 @@ def as_bgr_frame(frame: Any, *, name: str = "frame", max_pixels: int | None = No
     import cv2
 
     if frame is None:
-        raise InputError(f"{name} is None; pass a BGR uint8 image (H x W x 3), e.g. from cv2.imread or "
-                         "cv2.VideoCapture.read() — a failed read returns None")
+        raise InputError(
+            f"{name} is None; pass a BGR uint8 image (H x W x 3), e.g. from cv2.imread or "
+            "cv2.VideoCapture.read() — a failed read returns None"
+        )
     if isinstance(frame, (str, os.PathLike)):
         return read_image(frame, max_pixels=max_pixels)
     if not isinstance(frame, np.ndarray):
@@ -189,8 +196,10 @@ def as_bgr_frame(frame: Any, *, name: str = "frame", max_pixels: int | None = No
     if frame.ndim == 3 and frame.shape[2] == 1:
         frame = frame[:, :, 0]
     if frame.ndim not in (2, 3):
-        raise InputError(f"{name} has shape {frame.shape}; expected H x W x 3 (BGR) or H x W (grayscale)"
-                         + ("; for a batch use predict_batch()" if frame.ndim == 4 else ""))
+        raise InputError(
+            f"{name} has shape {frame.shape}; expected H x W x 3 (BGR) or H x W (grayscale)"
+            + ("; for a batch use predict_batch()" if frame.ndim == 4 else "")
+        )
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise InputError(f"{name} is empty (shape {frame.shape}); the capture probably failed")
     if frame.ndim == 3 and frame.shape[2] not in (2, 3, 4):

@@ -8,6 +8,7 @@ byte-order mark (written by some Windows editors) is accepted. :func:`dump_manif
 The typed field checks shared by the manifest parser live here too: booleans are not numbers (``true == 1`` in
 Python), names have no control characters and at most 255 bytes, a sha256 is 64 hex digits in any case.
 """
+
 from __future__ import annotations
 
 import json
@@ -65,8 +66,10 @@ def loads_strict(data: bytes, what: str) -> Any:
             names ``what`` and the problem.
     """
     if len(data) > MAX_MANIFEST_BYTES:
-        raise BundleError(f"{what} is {len(data)} bytes, more than a manifest can be ({MAX_MANIFEST_BYTES}); "
-                          "the bundle is corrupt — restore or re-export it")
+        raise BundleError(
+            f"{what} is {len(data)} bytes, more than a manifest can be ({MAX_MANIFEST_BYTES}); "
+            "the bundle is corrupt — restore or re-export it"
+        )
     try:
         text = data.decode("utf-8-sig")
         value = json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant, parse_float=_float)
@@ -76,8 +79,9 @@ def loads_strict(data: bytes, what: str) -> Any:
     except RecursionError:
         raise BundleError(f"{what} is refused: values are nested deeper than {MAX_DEPTH} levels") from None
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
-        raise BundleError(f"{what} is not valid JSON ({exc}); the bundle is corrupt — restore or re-export it") \
-            from None
+        raise BundleError(
+            f"{what} is not valid JSON ({exc}); the bundle is corrupt — restore or re-export it"
+        ) from None
     return value
 
 
@@ -96,10 +100,14 @@ def is_num(x: Any) -> bool:
 
 def check_name(value: Any, where: str, what: str) -> str:
     """A name (label, engine, bundle, attachment key): a non-empty string, no control characters, <= 255 bytes."""
-    need(isinstance(value, str) and value.strip() != "", where,
-         f"{what} must be a non-empty string, got {value!r}"[:300])
-    need(not any(ord(c) < 32 or ord(c) == 127 for c in value), where,
-         f"{what} {value[:60]!r} contains a control character (NUL, newline, ...); rename it")
+    need(
+        isinstance(value, str) and value.strip() != "", where, f"{what} must be a non-empty string, got {value!r}"[:300]
+    )
+    need(
+        not any(ord(c) < 32 or ord(c) == 127 for c in value),
+        where,
+        f"{what} {value[:60]!r} contains a control character (NUL, newline, ...); rename it",
+    )
     size = len(value.encode("utf-8", errors="replace"))
     need(size <= MAX_NAME_BYTES, where, f"{what} {value[:40]!r}... is {size} bytes long, at most {MAX_NAME_BYTES}")
     return value
@@ -107,16 +115,29 @@ def check_name(value: Any, where: str, what: str) -> str:
 
 def check_sha256(value: Any, where: str) -> str:
     """A sha256 as 64 hex digits (upper or lower case); returned in lower case."""
-    need(isinstance(value, str) and _SHA256.fullmatch(value) is not None, where,
-         f"'sha256' must be 64 hex digits, got {str(value)[:80]!r}")
+    need(
+        isinstance(value, str) and _SHA256.fullmatch(value) is not None,
+        where,
+        f"'sha256' must be 64 hex digits, got {str(value)[:80]!r}",
+    )
     return value.lower()
 
 
 def check_built_with(value: Any, where: str) -> dict[str, Any]:
     """``built_with``: an object; its tool versions and TensorRT record fields, when present, are strings."""
     need(isinstance(value, dict), where, f"'built_with' must be an object of tool versions, got {value!r}"[:300])
-    for key in ("onnx", "onnxruntime", "torch", "numpy", "tensorrt", "gpu", "compute_capability", "precision",
-                "source_onnx", "source_onnx_sha256"):
+    for key in (
+        "onnx",
+        "onnxruntime",
+        "torch",
+        "numpy",
+        "tensorrt",
+        "gpu",
+        "compute_capability",
+        "precision",
+        "source_onnx",
+        "source_onnx_sha256",
+    ):
         if key in value:
             need(isinstance(value[key], str), where, f"'built_with.{key}' must be a string, got {value[key]!r}"[:300])
     return dict(value)

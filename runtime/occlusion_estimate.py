@@ -12,6 +12,7 @@ per crop (1 = covered), which the inpaint pipeline feeds to the inpainter.
   spatial structure (neighbour correlation below ``min_corr``: noise-like textures). Its accuracy on real faces
   is measured by ``benchmarks/occlusion_estimate.py`` (see README, "Occlusion-aware pipelines").
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,8 +26,12 @@ from .errors import ConfigError, InputError
 from .occlusion import geometry as geo
 from .preprocess import to_tensor
 
-REGIONS: dict[str, geo.Box] = {"upper_half": geo.UPPER_HALF, "lower_half": geo.LOWER_HALF,
-                               "eyes": geo.EYES_BAND, "mouth": geo.MOUTH_BAND}
+REGIONS: dict[str, geo.Box] = {
+    "upper_half": geo.UPPER_HALF,
+    "lower_half": geo.LOWER_HALF,
+    "eyes": geo.EYES_BAND,
+    "mouth": geo.MOUTH_BAND,
+}
 
 
 @dataclass
@@ -67,16 +72,19 @@ class KnownRegion:
     def __init__(self, region: str | np.ndarray) -> None:
         if isinstance(region, str):
             if region not in REGIONS:
-                raise ConfigError(f"unknown occlusion region {region!r}; use one of {', '.join(REGIONS)} or pass a "
-                                  "2-D mask of the face crop (1 = covered)")
+                raise ConfigError(
+                    f"unknown occlusion region {region!r}; use one of {', '.join(REGIONS)} or pass a "
+                    "2-D mask of the face crop (1 = covered)"
+                )
             self._box: geo.Box | None = REGIONS[region]
             self._mask = None
             self.name = region
         else:
             m = np.asarray(region)
             if m.ndim != 2 or min(m.shape) < 2:
-                raise ConfigError(f"an occlusion mask must be a 2-D array (H, W), 1 where the face is covered; got "
-                                  f"shape {m.shape}")
+                raise ConfigError(
+                    f"an occlusion mask must be a 2-D array (H, W), 1 where the face is covered; got shape {m.shape}"
+                )
             self._box, self._mask, self.name = None, m, "mask"
 
     def mask(self, h: int, w: int) -> np.ndarray:
@@ -128,7 +136,7 @@ def _blown_out(gray: np.ndarray) -> bool:
         return False
     if _percentiles(gray, 0.25)[0] >= BRIGHT_QUARTER:  # heavy overexposure: even the darker quarter is bright
         return True
-    ring = (cv2.dilate(sat, np.ones((3, 3), np.uint8)) > sat)
+    ring = cv2.dilate(sat, np.ones((3, 3), np.uint8)) > sat
     return bool(ring.any() and np.median(gray[ring]) >= SOFT_EDGE)
 
 
@@ -157,11 +165,14 @@ class ImageStatsEstimator:
     mostly missed: see the measured accuracy per protocol in the README.
     """
 
-    def __init__(self, min_std: float = 2.0, min_corr: float = 0.3, window: int | None = None,
-                 min_blob: float = 0.06) -> None:
+    def __init__(
+        self, min_std: float = 2.0, min_corr: float = 0.3, window: int | None = None, min_blob: float = 0.06
+    ) -> None:
         if min_std < 0 or not -1 <= min_corr <= 1 or (window is not None and window < 3) or not 0 <= min_blob < 1:
-            raise ConfigError(f"bad ImageStatsEstimator settings min_std={min_std}, min_corr={min_corr}, "
-                              f"window={window}, min_blob={min_blob}")
+            raise ConfigError(
+                f"bad ImageStatsEstimator settings min_std={min_std}, min_corr={min_corr}, "
+                f"window={window}, min_blob={min_blob}"
+            )
         self.min_std, self.min_corr, self.window, self.min_blob = float(min_std), float(min_corr), window, min_blob
 
     def covered(self, gray: np.ndarray) -> np.ndarray:
@@ -179,7 +190,7 @@ class ImageStatsEstimator:
         cov = 0.5 * (box(g * gx) - mu * np.roll(mu, -1, axis=1) + box(g * gy) - mu * np.roll(mu, -1, axis=0))
         with np.errstate(divide="ignore", invalid="ignore"):
             corr = np.where(var > 0, cov / np.maximum(var, 1e-6), 1.0)
-        raw = (var < self.min_std ** 2) | (corr < self.min_corr)
+        raw = (var < self.min_std**2) | (corr < self.min_corr)
         # In an overexposed face, clipped highlights carry no information: flat or structureless *because* they
         # are blown out is not evidence of an occluder. Flat dark areas stay covered (a black headset), and so do
         # bright fills on a normally exposed face.
@@ -237,8 +248,10 @@ class EngineEstimator:
             for i, f in enumerate(frac):  # no location given: assume the covered part starts at the top
                 masks[i, : y0 + int(round(f * (y1 - y0))), :] = 1
             return OcclusionEstimate(frac, masks, "engine")
-        raise InputError(f"occlusion_estimator output has shape {list(out.shape)} for {n} faces; expected a "
-                         "fraction per face (N,) / (N, 1) or a mask (N, 1, H, W); re-export the estimator")
+        raise InputError(
+            f"occlusion_estimator output has shape {list(out.shape)} for {n} faces; expected a "
+            "fraction per face (N,) / (N, 1) or a mask (N, 1, H, W); re-export the estimator"
+        )
 
 
 class GivenMasks:
@@ -261,13 +274,20 @@ class GivenMasks:
         """The masks given with :meth:`set` (their number must match the crops)."""
         if self._masks is None or len(self._masks) != len(crops):
             n = None if self._masks is None else len(self._masks)
-            raise ConfigError(f"GivenMasks: {n} masks were set for {len(crops)} crops; call set(masks) with one "
-                              "mask per crop before each batch")
+            raise ConfigError(
+                f"GivenMasks: {n} masks were set for {len(crops)} crops; call set(masks) with one "
+                "mask per crop before each batch"
+            )
         return OcclusionEstimate(face_fraction(self._masks), self._masks, self.source)
 
 
-def make_estimator(occlusion: Any, *, estimator_engine: Engine | None = None, spec: InputSpec | None = None,
-                   output_kind: str = "probabilities") -> Any:
+def make_estimator(
+    occlusion: Any,
+    *,
+    estimator_engine: Engine | None = None,
+    spec: InputSpec | None = None,
+    output_kind: str = "probabilities",
+) -> Any:
     """The estimator for a Recognizer's ``occlusion`` option.
 
     Args:
@@ -290,5 +310,7 @@ def make_estimator(occlusion: Any, *, estimator_engine: Engine | None = None, sp
         return occlusion
     if isinstance(occlusion, (str, np.ndarray, list, tuple)):
         return KnownRegion(occlusion if isinstance(occlusion, str) else np.asarray(occlusion))
-    raise ConfigError(f"occlusion must be None, 'auto', 'image-stats', one of {', '.join(REGIONS)} or a 2-D mask; "
-                      f"got {type(occlusion).__name__}")
+    raise ConfigError(
+        f"occlusion must be None, 'auto', 'image-stats', one of {', '.join(REGIONS)} or a 2-D mask; "
+        f"got {type(occlusion).__name__}"
+    )

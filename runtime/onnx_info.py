@@ -15,6 +15,7 @@ The runtime layer has no ``onnx`` dependency (ONNX Runtime only), so this module
 Field numbers are those of ``onnx/onnx.proto`` (IR version 3 and later). Anything that is not a well-formed
 protobuf raises :class:`~runtime.errors.BundleError`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -23,8 +24,9 @@ from typing import Iterator
 from .errors import BundleError
 
 #: Ops that change neither the values' meaning nor their normalisation (looked through to find the last real op).
-PASS_THROUGH_OPS = frozenset({"Identity", "Cast", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "QuantizeLinear",
-                              "DequantizeLinear"})
+PASS_THROUGH_OPS = frozenset(
+    {"Identity", "Cast", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "QuantizeLinear", "DequantizeLinear"}
+)
 _MAX_DEPTH = 32  # nested subgraphs (If inside Loop inside ...): deeper is refused, never a RecursionError
 
 
@@ -83,12 +85,12 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
         if wire == 0:
             value, pos = _varint(buf, pos)
         elif wire == 1:
-            value, pos = int.from_bytes(buf[pos:pos + 8], "little"), pos + 8
+            value, pos = int.from_bytes(buf[pos : pos + 8], "little"), pos + 8
         elif wire == 2:
             n, pos = _varint(buf, pos)
-            value, pos = buf[pos:pos + n], pos + n
+            value, pos = buf[pos : pos + n], pos + n
         elif wire == 5:
-            value, pos = int.from_bytes(buf[pos:pos + 4], "little"), pos + 4
+            value, pos = int.from_bytes(buf[pos : pos + 4], "little"), pos + 4
         else:
             raise ValueError(f"unsupported wire type {wire}")
         if pos > end:
@@ -209,6 +211,8 @@ def read_onnx_info(data: bytes, what: str = "model") -> OnnxInfo:
             for g in _msgs(training, 1) + _msgs(training, 2):
                 walker.graph(g, 1, main=False)
     except ValueError as exc:
-        raise BundleError(f"{what} is not a valid ONNX model ({exc}); the file is corrupt or not ONNX — restore it "
-                          "from the original bundle or re-export") from None
+        raise BundleError(
+            f"{what} is not a valid ONNX model ({exc}); the file is corrupt or not ONNX — restore it "
+            "from the original bundle or re-export"
+        ) from None
     return info

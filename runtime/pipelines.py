@@ -14,6 +14,7 @@
 
 Every result says which pipeline ran for each face and the occlusion estimate when there is one.
 """
+
 from __future__ import annotations
 
 import time
@@ -27,19 +28,36 @@ from .engines.base import Engine
 from .errors import ConfigError, EngineError
 from .occlusion_estimate import OcclusionEstimate
 from .preprocess import softmax, to_tensor
-from .routing import (HEADSET_UPPER_THRESHOLD, KINDS, ROUTE_CODES, bundle_routes, face_kinds, recorded,
-                      upper_face_fraction)
+from .routing import (
+    HEADSET_UPPER_THRESHOLD,
+    KINDS,
+    ROUTE_CODES,
+    bundle_routes,
+    face_kinds,
+    recorded,
+    upper_face_fraction,
+)
 
-__all__ = ["HEADSET_UPPER_THRESHOLD", "AutoPipeline", "DirectPipeline", "InpaintPipeline", "PipelineResult",
-           "build_pipeline", "resolve_pipeline", "upper_face_fraction"]
+__all__ = [
+    "HEADSET_UPPER_THRESHOLD",
+    "AutoPipeline",
+    "DirectPipeline",
+    "InpaintPipeline",
+    "PipelineResult",
+    "build_pipeline",
+    "resolve_pipeline",
+    "upper_face_fraction",
+]
 
 PIPELINE_NAMES = ("auto", "direct", "inpaint")
 #: The stages a pipeline reports in ``PipelineResult.timings_ms``, in the order they run.
 STAGES = ("occlusion", "normalize", "inpaint", "classify")
 DEFAULT_THRESHOLD = 0.25
 HEADSET_ROLE = "classifier_headset"
-GET_INPAINTER = ("export a bundle with an inpainter: `ofer export INPAINTER.onnx CLASSIFIER --out BUNDLE` (or "
-                 "`ofer export CHECKPOINT --out BUNDLE` with a gan-inpaint / deocclusion training checkpoint)")
+GET_INPAINTER = (
+    "export a bundle with an inpainter: `ofer export INPAINTER.onnx CLASSIFIER --out BUNDLE` (or "
+    "`ofer export CHECKPOINT --out BUNDLE` with a gan-inpaint / deocclusion training checkpoint)"
+)
 
 
 @dataclass
@@ -84,8 +102,7 @@ class DirectPipeline:
     name = "direct"
     engine_name = "classifier"  # the manifest name of the classifier engine (set by build_pipeline)
 
-    def __init__(self, bundle: Bundle, classifier: Engine, output_kind: str = "logits",
-                 estimator: Any = None) -> None:
+    def __init__(self, bundle: Bundle, classifier: Engine, output_kind: str = "logits", estimator: Any = None) -> None:
         self.bundle = bundle
         self.classifier = classifier
         self.output_kind = output_kind
@@ -102,9 +119,11 @@ class DirectPipeline:
         out = self.classifier.run({self._input: batch})[self._output].astype(np.float32)
         bad = ~np.isfinite(out).reshape(len(out), -1).all(axis=1)
         if bad.any():
-            raise EngineError(f"the classifier engine gave NaN or infinite outputs for {int(bad.sum())} of "
-                              f"{len(out)} faces; its weights are broken or it overflows at this precision: try "
-                              "another precision (--precision fp32) or re-export the bundle")
+            raise EngineError(
+                f"the classifier engine gave NaN or infinite outputs for {int(bad.sum())} of "
+                f"{len(out)} faces; its weights are broken or it overflows at this precision: try "
+                "another precision (--precision fp32) or re-export the bundle"
+            )
         return softmax(out) if self.output_kind == "logits" else out
 
     def run(self, crops: list[np.ndarray]) -> PipelineResult:
@@ -120,8 +139,9 @@ class DirectPipeline:
         t1 = time.perf_counter()
         probs = self.classify_tensor(batch)
         timings.update(normalize=(t1 - t0) * 1e3, classify=_ms(t1))
-        return PipelineResult(probs, self.name, timings, [self.name] * len(crops), occlusion,
-                              engines=[self.engine_name] * len(crops))
+        return PipelineResult(
+            probs, self.name, timings, [self.name] * len(crops), occlusion, engines=[self.engine_name] * len(crops)
+        )
 
 
 class InpaintPipeline:
@@ -141,8 +161,10 @@ class InpaintPipeline:
         self.bundle, self.inpainter, self.direct, self.estimator = bundle, inpainter, direct, estimator
         names = list(inpainter.input_names)
         if not names or len(names) > 2:
-            raise EngineError(f"an inpainter engine takes an image and optionally a mask; this one has inputs "
-                              f"{names}; re-export it with `ofer export`")
+            raise EngineError(
+                f"an inpainter engine takes an image and optionally a mask; this one has inputs "
+                f"{names}; re-export it with `ofer export`"
+            )
         self._mask_input = next((n for n in names if "mask" in n.lower()), names[1] if len(names) == 2 else None)
         self._image_input = next(n for n in names if n != self._mask_input)
         self._output = inpainter.output_names[0]
@@ -159,8 +181,10 @@ class InpaintPipeline:
             feed[self._mask_input] = self.mask_tensor(masks)
         out = self.inpainter.run(feed)[self._output]
         if out.shape != batch.shape:
-            raise EngineError(f"the inpainter returned shape {list(out.shape)} for input {list(batch.shape)}; its "
-                              "output must be an image of the classifier's input shape — re-export the bundle")
+            raise EngineError(
+                f"the inpainter returned shape {list(out.shape)} for input {list(batch.shape)}; its "
+                "output must be an image of the classifier's input shape — re-export the bundle"
+            )
         return out.astype(np.float32, copy=False)
 
     def run_with(self, crops: list[np.ndarray], estimate: OcclusionEstimate) -> PipelineResult:
@@ -172,8 +196,15 @@ class InpaintPipeline:
         t2 = time.perf_counter()
         probs = self.direct.classify_tensor(filled)
         timings = {"normalize": (t1 - t0) * 1e3, "inpaint": (t2 - t1) * 1e3, "classify": _ms(t2)}
-        return PipelineResult(probs, self.name, timings, [self.name] * len(crops), estimate.fraction, filled,
-                              engines=[self.direct.engine_name] * len(crops))
+        return PipelineResult(
+            probs,
+            self.name,
+            timings,
+            [self.name] * len(crops),
+            estimate.fraction,
+            filled,
+            engines=[self.direct.engine_name] * len(crops),
+        )
 
     def run(self, crops: list[np.ndarray]) -> PipelineResult:
         """Estimate the occlusion mask, inpaint, classify."""
@@ -201,9 +232,16 @@ class AutoPipeline:
 
     name = "auto"
 
-    def __init__(self, direct: DirectPipeline, inpaint: InpaintPipeline | None, estimator: Any,
-                 threshold: float = DEFAULT_THRESHOLD, headset: DirectPipeline | None = None,
-                 upper_threshold: float = HEADSET_UPPER_THRESHOLD, routes: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        direct: DirectPipeline,
+        inpaint: InpaintPipeline | None,
+        estimator: Any,
+        threshold: float = DEFAULT_THRESHOLD,
+        headset: DirectPipeline | None = None,
+        upper_threshold: float = HEADSET_UPPER_THRESHOLD,
+        routes: dict[str, str] | None = None,
+    ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ConfigError(f"occlusion threshold must be in [0, 1], got {threshold!r}")
         self.direct, self.inpaint, self.estimator, self.threshold = direct, inpaint, estimator, float(threshold)
@@ -238,9 +276,11 @@ class AutoPipeline:
         per_face = [names[r] for r in route]
         engines = [""] * n
         inpainted = None
-        runs = ((0, lambda idx: self.direct.run([crops[i] for i in idx])),
-                (1, lambda idx: self.inpaint.run_with([crops[i] for i in idx], est.take(idx))),
-                (2, lambda idx: self.headset.run([crops[i] for i in idx])))
+        runs = (
+            (0, lambda idx: self.direct.run([crops[i] for i in idx])),
+            (1, lambda idx: self.inpaint.run_with([crops[i] for i in idx], est.take(idx))),
+            (2, lambda idx: self.headset.run([crops[i] for i in idx])),
+        )
         for flag, run in runs:
             idx = np.flatnonzero(route == flag)
             if not len(idx):
@@ -253,8 +293,9 @@ class AutoPipeline:
                 timings[k] = timings.get(k, 0.0) + v
             if flag == 1:
                 inpainted = res.inpainted
-        return PipelineResult(probs, self.name, timings, per_face, est.fraction, inpainted,
-                              engines if all(engines) else [])
+        return PipelineResult(
+            probs, self.name, timings, per_face, est.fraction, inpainted, engines if all(engines) else []
+        )
 
 
 def resolve_pipeline(bundle: Bundle, requested: str) -> str:
@@ -262,17 +303,20 @@ def resolve_pipeline(bundle: Bundle, requested: str) -> str:
     if requested not in PIPELINE_NAMES:
         raise ConfigError(f"unknown pipeline {requested!r}; choose one of {', '.join(PIPELINE_NAMES)}")
     if requested == "inpaint" and not bundle.find_engines("inpainter"):
-        raise ConfigError(f"bundle {bundle.name!r} has no inpainter engine, so it cannot run pipeline 'inpaint' "
-                          f"(it supports {list(bundle.pipelines)}); {GET_INPAINTER}; or use pipeline 'direct' or "
-                          "'auto'")
+        raise ConfigError(
+            f"bundle {bundle.name!r} has no inpainter engine, so it cannot run pipeline 'inpaint' "
+            f"(it supports {list(bundle.pipelines)}); {GET_INPAINTER}; or use pipeline 'direct' or "
+            "'auto'"
+        )
     return requested
 
 
 OpenRole = Callable[[str], tuple[Engine, EngineSpec]]
 
 
-def build_pipeline(bundle: Bundle, requested: str, open_role: OpenRole, *, occlusion: Any = None,
-                   threshold: float = DEFAULT_THRESHOLD) -> DirectPipeline | InpaintPipeline | AutoPipeline:
+def build_pipeline(
+    bundle: Bundle, requested: str, open_role: OpenRole, *, occlusion: Any = None, threshold: float = DEFAULT_THRESHOLD
+) -> DirectPipeline | InpaintPipeline | AutoPipeline:
     """Build the pipeline ``requested`` for ``bundle``.
 
     Args:
@@ -292,11 +336,16 @@ def build_pipeline(bundle: Bundle, requested: str, open_role: OpenRole, *, occlu
 
     name = resolve_pipeline(bundle, requested)
     off = isinstance(occlusion, str) and occlusion == "off"
-    if off and name != "direct" and (bundle.find_engines("inpainter") or
-                                     (name == "auto" and bundle.find_engines(HEADSET_ROLE))):
-        raise ConfigError(f"occlusion='off' leaves pipeline {name!r} nothing to route faces by (bundle "
-                          f"{bundle.name!r} has an inpainter or a headset student); use pipeline='direct', or leave "
-                          "the occlusion estimate on")
+    if (
+        off
+        and name != "direct"
+        and (bundle.find_engines("inpainter") or (name == "auto" and bundle.find_engines(HEADSET_ROLE)))
+    ):
+        raise ConfigError(
+            f"occlusion='off' leaves pipeline {name!r} nothing to route faces by (bundle "
+            f"{bundle.name!r} has an inpainter or a headset student); use pipeline='direct', or leave "
+            "the occlusion estimate on"
+        )
     clf, clf_spec = open_role("classifier")
     if name == "direct" or off:  # off: auto on a bundle with nothing to route is direct without an estimate
         given = occlusion is not None and not (isinstance(occlusion, str) and occlusion in ("auto", "off"))
@@ -304,8 +353,9 @@ def build_pipeline(bundle: Bundle, requested: str, open_role: OpenRole, *, occlu
         direct.engine_name = clf_spec.name
         return direct
     est_engine, est_kind = None, "probabilities"
-    if bundle.find_engines("occlusion_estimator") and (occlusion is None or (isinstance(occlusion, str)
-                                                                              and occlusion == "auto")):
+    if bundle.find_engines("occlusion_estimator") and (
+        occlusion is None or (isinstance(occlusion, str) and occlusion == "auto")
+    ):
         est_engine, est_spec = open_role("occlusion_estimator")
         est_kind = est_spec.output
     estimator = make_estimator(occlusion, estimator_engine=est_engine, spec=bundle.input, output_kind=est_kind)
@@ -313,8 +363,12 @@ def build_pipeline(bundle: Bundle, requested: str, open_role: OpenRole, *, occlu
     direct.engine_name = clf_spec.name
     headset, routes = None, None
     if name == "auto":
-        routes = bundle_routes({"inpaint": recorded(bundle.find_engines("inpainter")),
-                                "headset": recorded(bundle.find_engines(HEADSET_ROLE))})
+        routes = bundle_routes(
+            {
+                "inpaint": recorded(bundle.find_engines("inpainter")),
+                "headset": recorded(bundle.find_engines(HEADSET_ROLE)),
+            }
+        )
     if name == "auto" and bundle.find_engines(HEADSET_ROLE):
         hs, hs_spec = open_role(HEADSET_ROLE)
         headset = DirectPipeline(bundle, hs, hs_spec.output)
@@ -323,8 +377,10 @@ def build_pipeline(bundle: Bundle, requested: str, open_role: OpenRole, *, occlu
     if bundle.find_engines("inpainter"):
         inp, inp_spec = open_role("inpainter")
         if inp_spec.output != "image":
-            raise EngineError(f"bundle {bundle.name!r}: inpainter engine {inp_spec.name!r} has output "
-                              f"{inp_spec.output!r}, expected 'image'; re-export the bundle")
+            raise EngineError(
+                f"bundle {bundle.name!r}: inpainter engine {inp_spec.name!r} has output "
+                f"{inp_spec.output!r}, expected 'image'; re-export the bundle"
+            )
         inpaint = InpaintPipeline(bundle, inp, direct, estimator)
     if name == "inpaint":
         return inpaint  # type: ignore[return-value]  # resolve_pipeline checked there is an inpainter

@@ -1,4 +1,5 @@
 """``Prediction``: the result for one face in one frame (re-exported as ``sdk.Prediction``)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,22 +45,48 @@ class Prediction:
     engine: str | None = None
 
     @classmethod
-    def from_probabilities(cls, labels: Sequence[str], box: Sequence[float], probs: np.ndarray, *, pipeline: str,
-                           timings_ms: dict[str, float], detection_score: float = 1.0,
-                           track_id: int | None = None, occlusion: float | None = None,
-                           roll: float = 0.0, engine: str | None = None) -> "Prediction":
+    def from_probabilities(
+        cls,
+        labels: Sequence[str],
+        box: Sequence[float],
+        probs: np.ndarray,
+        *,
+        pipeline: str,
+        timings_ms: dict[str, float],
+        detection_score: float = 1.0,
+        track_id: int | None = None,
+        occlusion: float | None = None,
+        roll: float = 0.0,
+        engine: str | None = None,
+    ) -> "Prediction":
         """The prediction for one face from its box and probability vector (label order = ``labels``)."""
         top = int(np.argmax(probs))
-        return cls(box=tuple(float(v) for v in box), label=labels[top], confidence=float(probs[top]),
-                   scores={n: float(s) for n, s in zip(labels, probs)}, pipeline=pipeline, timings_ms=timings_ms,
-                   detection_score=float(detection_score), track_id=track_id,
-                   occlusion=None if occlusion is None else float(occlusion), roll=float(roll), engine=engine)
+        return cls(
+            box=tuple(float(v) for v in box),
+            label=labels[top],
+            confidence=float(probs[top]),
+            scores={n: float(s) for n, s in zip(labels, probs)},
+            pipeline=pipeline,
+            timings_ms=timings_ms,
+            detection_score=float(detection_score),
+            track_id=track_id,
+            occlusion=None if occlusion is None else float(occlusion),
+            roll=float(roll),
+            engine=engine,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"box": [round(float(v), 2) for v in self.box], "label": self.label,
-                "confidence": round(self.confidence, 6), "scores": {k: round(v, 6) for k, v in self.scores.items()},
-                "pipeline": self.pipeline, "detection_score": round(self.detection_score, 4),
-                "occlusion": None if self.occlusion is None else round(self.occlusion, 4), "track_id": self.track_id,
-                "roll": round(self.roll, 2), "engine": self.engine,
-                "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()}}
+        return {
+            "box": [round(float(v), 2) for v in self.box],
+            "label": self.label,
+            "confidence": round(self.confidence, 6),
+            "scores": {k: round(v, 6) for k, v in self.scores.items()},
+            "pipeline": self.pipeline,
+            "detection_score": round(self.detection_score, 4),
+            "occlusion": None if self.occlusion is None else round(self.occlusion, 4),
+            "track_id": self.track_id,
+            "roll": round(self.roll, 2),
+            "engine": self.engine,
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+        }

@@ -9,6 +9,7 @@
 
 Crops are ``H x W`` (gray) or ``H x W x 3`` uint8 in the spec's colour order throughout.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -75,8 +76,9 @@ def fit_face(image: np.ndarray, spec: InputSpec) -> np.ndarray:
     """
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
-        raise InputError(f"face image has dtype {image.dtype} and shape {image.shape}; expected uint8 HxW (gray) or "
-                         "HxWx3 (BGR)")
+        raise InputError(
+            f"face image has dtype {image.dtype} and shape {image.shape}; expected uint8 HxW (gray) or HxWx3 (BGR)"
+        )
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     h, w = image.shape[:2]
@@ -94,13 +96,15 @@ def _resample(frame: np.ndarray, region: Box, out_hw: tuple[int, int]) -> np.nda
     sx, sy = (x2 - x1) / out_w, (y2 - y1) / out_h
     if min(sx, sy) > 1.0:
         # warpAffine has no area filter: crop first, then let resize() average properly.
-        pixels = _padded_region(frame, int(np.floor(x1)), int(np.floor(y1)), int(np.ceil(x2)), int(np.ceil(y2)),
-                                (out_h, out_w))
+        pixels = _padded_region(
+            frame, int(np.floor(x1)), int(np.floor(y1)), int(np.ceil(x2)), int(np.ceil(y2)), (out_h, out_w)
+        )
         return cv2.resize(pixels, (out_w, out_h), interpolation=cv2.INTER_AREA)
     # An affine map from the output grid to the frame: one warp does crop, pad and resize together.
     m = np.array([[sx, 0.0, x1 + 0.5 * sx - 0.5], [0.0, sy, y1 + 0.5 * sy - 0.5]], dtype=np.float64)
-    return cv2.warpAffine(frame, m, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        frame, m, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def _padded_region(frame: np.ndarray, ix1: int, iy1: int, ix2: int, iy2: int, out_hw: tuple[int, int]) -> np.ndarray:
@@ -113,15 +117,16 @@ def _padded_region(frame: np.ndarray, ix1: int, iy1: int, ix2: int, iy2: int, ou
     out_h, out_w = out_hw
     fh, fw = frame.shape[:2]
     pad = [max(0, -iy1), max(0, iy2 - fh), max(0, -ix1), max(0, ix2 - fw)]
-    region = frame[max(0, iy1):min(fh, iy2), max(0, ix1):min(fw, ix2)]
+    region = frame[max(0, iy1) : min(fh, iy2), max(0, ix1) : min(fw, ix2)]
     if region.size == 0:
         region = np.zeros((1, 1) + frame.shape[2:], frame.dtype)
         pad = [0, iy2 - iy1 - 1, 0, ix2 - ix1 - 1]
     shrink = min((iy2 - iy1) / (4 * out_h), (ix2 - ix1) / (4 * out_w))
     if any(pad) and shrink > 1.0:
         rh, rw = region.shape[:2]
-        region = cv2.resize(region, (max(1, round(rw / shrink)), max(1, round(rh / shrink))),
-                            interpolation=cv2.INTER_AREA)
+        region = cv2.resize(
+            region, (max(1, round(rw / shrink)), max(1, round(rh / shrink))), interpolation=cv2.INTER_AREA
+        )
         pad = [round(v / shrink) for v in pad]
     if any(pad):
         region = cv2.copyMakeBorder(region, *pad, cv2.BORDER_REPLICATE)
@@ -157,8 +162,9 @@ def _rotated_crop(frame: np.ndarray, box: Box, spec: InputSpec, *, square: bool,
     # Output pixel (u, v) samples the source at centre + R(roll) @ ((u + 0.5) * sx - w'/2, (v + 0.5) * sy - h'/2).
     m = np.array([[cos * sx, -sin * sy, 0.0], [sin * sx, cos * sy, 0.0]], dtype=np.float64)
     m[:, 2] = (cx, cy) - m[:, :2] @ (out_w / 2.0, out_h / 2.0) + m[:, :2] @ (0.5, 0.5) - 0.5
-    return cv2.warpAffine(src, m, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        src, m, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def convert_color(image: np.ndarray, color: str) -> np.ndarray:

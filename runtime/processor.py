@@ -10,6 +10,7 @@
 ``sdk.Recognizer`` builds one :class:`FrameProcessor` from a bundle and owns nothing else of this path; streams
 split the same methods into two threads (:meth:`FrameProcessor.stream_stages`).
 """
+
 from __future__ import annotations
 
 import time
@@ -70,8 +71,16 @@ class FrameProcessor:
             crops the classifiers were trained and checked on.
     """
 
-    def __init__(self, bundle: Bundle, detector: FaceDetector, pipeline: Any, *, max_faces: int | None = None,
-                 align: bool = True, engines: Sequence[Any] = ()) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        detector: FaceDetector,
+        pipeline: Any,
+        *,
+        max_faces: int | None = None,
+        align: bool = True,
+        engines: Sequence[Any] = (),
+    ) -> None:
         self.bundle, self.detector, self.pipeline = bundle, detector, pipeline
         self.engines = list(engines)
         self.max_faces = max_faces
@@ -95,29 +104,46 @@ class FrameProcessor:
     def crop(self, frame: np.ndarray, faces: Sequence[Face]) -> list[np.ndarray]:
         """Each face cropped (upright when aligned) to the bundle's input size and colour."""
         min_roll = np.radians(ALIGN_MIN_ROLL_DEG)
-        return [crop_face(frame, f.box, self.bundle.input, roll=f.roll if abs(f.roll) >= min_roll else 0.0)
-                for f in faces]
+        return [
+            crop_face(frame, f.box, self.bundle.input, roll=f.roll if abs(f.roll) >= min_roll else 0.0) for f in faces
+        ]
 
     def classify(self, crops: list[np.ndarray]) -> PipelineResult:
         """The pipeline's result for crops (an empty result for no crops)."""
         if not crops:
-            return PipelineResult(np.zeros((0, len(self.labels)), np.float32), self.pipeline.name,
-                                  {"normalize": 0.0, "classify": 0.0})
+            return PipelineResult(
+                np.zeros((0, len(self.labels)), np.float32), self.pipeline.name, {"normalize": 0.0, "classify": 0.0}
+            )
         return self.pipeline.run(crops)
 
-    def predictions(self, faces: Sequence[Face], result: PipelineResult, *, timings_ms: dict[str, float],
-                    start: int = 0, probabilities: np.ndarray | None = None) -> list[Prediction]:
+    def predictions(
+        self,
+        faces: Sequence[Face],
+        result: PipelineResult,
+        *,
+        timings_ms: dict[str, float],
+        start: int = 0,
+        probabilities: np.ndarray | None = None,
+    ) -> list[Prediction]:
         """Predictions for ``faces`` from rows ``start:`` of ``result`` (``probabilities`` replaces the result's,
         e.g. after smoothing; its rows then start at 0)."""
         probs = result.probabilities[start:] if probabilities is None else probabilities
         occ = result.occlusion
-        return [Prediction.from_probabilities(
-                    self.labels, f.box, probs[j],
-                    pipeline=result.per_face[start + j] if result.per_face else self.pipeline.name,
-                    timings_ms=dict(timings_ms), detection_score=f.score, track_id=f.track_id,
-                    occlusion=None if occ is None else float(occ[start + j]), roll=float(np.degrees(f.roll)),
-                    engine=result.engines[start + j] if result.engines else None)
-                for j, f in enumerate(faces)]
+        return [
+            Prediction.from_probabilities(
+                self.labels,
+                f.box,
+                probs[j],
+                pipeline=result.per_face[start + j] if result.per_face else self.pipeline.name,
+                timings_ms=dict(timings_ms),
+                detection_score=f.score,
+                track_id=f.track_id,
+                occlusion=None if occ is None else float(occ[start + j]),
+                roll=float(np.degrees(f.roll)),
+                engine=result.engines[start + j] if result.engines else None,
+            )
+            for j, f in enumerate(faces)
+        ]
 
     def close(self) -> None:
         """Release the detector's and the pipeline's engines (idempotent)."""
@@ -150,13 +176,15 @@ class FrameProcessor:
         total = (time.perf_counter() - t_start) * 1e3
         out, k = [], 0
         for faces, timing in per_frame:
-            out.append(self.predictions(faces, result, timings_ms={**timing, **result.timings_ms, "total": total},
-                                        start=k))
+            out.append(
+                self.predictions(faces, result, timings_ms={**timing, **result.timings_ms, "total": total}, start=k)
+            )
             k += len(faces)
         return out
 
-    def stream_stages(self, *, smooth: str | Smoother | None = None, max_missed: int = 15,
-                      detect_every: int = 1, follow: bool = True) -> "StreamStages":
+    def stream_stages(
+        self, *, smooth: str | Smoother | None = None, max_missed: int = 15, detect_every: int = 1, follow: bool = True
+    ) -> "StreamStages":
         """The two stream stages over this processor, with fresh per-stream tracking and smoothing state."""
         return StreamStages(self, smooth=smooth, max_missed=max_missed, detect_every=detect_every, follow=follow)
 
@@ -177,13 +205,25 @@ class StreamStages:
             full-frame detector and gives ids by association.
     """
 
-    def __init__(self, processor: FrameProcessor, *, smooth: str | Smoother | None = None, max_missed: int = 15,
-                 detect_every: int = 1, follow: bool = True) -> None:
+    def __init__(
+        self,
+        processor: FrameProcessor,
+        *,
+        smooth: str | Smoother | None = None,
+        max_missed: int = 15,
+        detect_every: int = 1,
+        follow: bool = True,
+    ) -> None:
         self.processor = processor
         if processor.detector.name in ("none", "roi"):
             detect_every = 1  # nothing to acquire: the face is the frame or a fixed box
-        self.face_tracker = FaceTracker(processor.detector, detect_every=detect_every, max_missed=max_missed,
-                                        max_faces=processor.max_faces, follow=follow)
+        self.face_tracker = FaceTracker(
+            processor.detector,
+            detect_every=detect_every,
+            max_missed=max_missed,
+            max_faces=processor.max_faces,
+            follow=follow,
+        )
         self.tracker = self.face_tracker.tracker
         self.smoother = parse_smoothing(smooth)
 
@@ -206,6 +246,7 @@ class StreamStages:
             self.smoother.drop(removed)
             probs = np.array([self.smoother.update(f.track_id, p) for f, p in zip(faces, probs)]).reshape(probs.shape)
         packet.timings_ms.update(result.timings_ms)
-        packet.predictions = self.processor.predictions(faces, result, timings_ms=dict(packet.timings_ms),
-                                                        probabilities=probs)
+        packet.predictions = self.processor.predictions(
+            faces, result, timings_ms=dict(packet.timings_ms), probabilities=probs
+        )
         packet.data = None  # the frame and crops are not needed any more: free them early

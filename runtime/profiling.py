@@ -7,6 +7,7 @@ engines, frames for stages). An engine may give sub-timings by offering an optio
 
 (the TensorRT backend does; ONNX Runtime cannot split them), and the report then carries their statistics too.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,18 @@ class LatencyStats:
             raise ConfigError("no samples to summarise; run at least one iteration")
         p50, p90, p95, p99 = np.percentile(a, [50, 90, 95, 99])
         mean = float(a.mean())
-        return cls(int(a.size), mean, float(p50), float(p90), float(p95), float(p99), float(a.min()),
-                   float(a.max()), items * 1e3 / mean if mean > 0 else float("inf"), items)
+        return cls(
+            int(a.size),
+            mean,
+            float(p50),
+            float(p90),
+            float(p95),
+            float(p99),
+            float(a.min()),
+            float(a.max()),
+            items * 1e3 / mean if mean > 0 else float("inf"),
+            items,
+        )
 
 
 @dataclass
@@ -97,8 +108,10 @@ def _input_shape(engine: Any, name: str) -> list[Any]:
         return list(engine.input_shape(name))
     shapes = engine.describe().get("inputs", {})
     if name not in shapes:
-        raise ConfigError(f"engine {engine!r} does not say the shape of input {name!r} (no input_shape() and no "
-                          "describe()['inputs']); pass real inputs to profile it")
+        raise ConfigError(
+            f"engine {engine!r} does not say the shape of input {name!r} (no input_shape() and no "
+            "describe()['inputs']); pass real inputs to profile it"
+        )
     return list(shapes[name])
 
 
@@ -125,9 +138,16 @@ def random_inputs(engine: Any, batch: int, *, seed: int = 0) -> dict[str, np.nda
     return feed
 
 
-def profile_engine(name: str, engine: Any, *, batch_sizes: Sequence[int] = (1, 8), iters: int = 100,
-                   warmup: int = 10, inputs: Callable[[int], dict[str, np.ndarray]] | None = None,
-                   info: Mapping[str, Any] | None = None) -> list[EngineProfile]:
+def profile_engine(
+    name: str,
+    engine: Any,
+    *,
+    batch_sizes: Sequence[int] = (1, 8),
+    iters: int = 100,
+    warmup: int = 10,
+    inputs: Callable[[int], dict[str, np.ndarray]] | None = None,
+    info: Mapping[str, Any] | None = None,
+) -> list[EngineProfile]:
     """Time ``engine.run`` (or ``engine.timed_run`` when it has one) at each batch size.
 
     Args:
@@ -153,15 +173,19 @@ def profile_engine(name: str, engine: Any, *, batch_sizes: Sequence[int] = (1, 8
     return results
 
 
-def profile_stages(stages: Mapping[str, Callable[[], Any]], *, iters: int = 100, warmup: int = 10,
-                   faces: int = 1) -> list[StageProfile]:
+def profile_stages(
+    stages: Mapping[str, Callable[[], Any]], *, iters: int = 100, warmup: int = 10, faces: int = 1
+) -> list[StageProfile]:
     """Time each stage callable on its own (in the given order); throughput is frames per second."""
-    return [StageProfile(name, LatencyStats.from_samples(time_calls(fn, iters=iters, warmup=warmup)[0]), faces)
-            for name, fn in stages.items()]
+    return [
+        StageProfile(name, LatencyStats.from_samples(time_calls(fn, iters=iters, warmup=warmup)[0]), faces)
+        for name, fn in stages.items()
+    ]
 
 
-def interleaved_stages(stages: Sequence[tuple[str | None, Callable[[], Any]]], *, iters: int = 100,
-                       warmup: int = 10, faces: int = 1) -> list[StageProfile]:
+def interleaved_stages(
+    stages: Sequence[tuple[str | None, Callable[[], Any]]], *, iters: int = 100, warmup: int = 10, faces: int = 1
+) -> list[StageProfile]:
     """Time stages round-robin: every round calls each stage once, so all of them (and a total among them) see the
     same machine load, and their sum compares with the total even on a busy machine.
 
@@ -182,7 +206,7 @@ def interleaved_stages(stages: Sequence[tuple[str | None, Callable[[], Any]]], *
             t0 = time.perf_counter()
             out = fn()
             ms = (time.perf_counter() - t0) * 1e3
-            for k, v in (out.items() if name is None else [(name, ms)]):
+            for k, v in out.items() if name is None else [(name, ms)]:
                 samples.setdefault(k, []).append(float(v))
     return [StageProfile(k, LatencyStats.from_samples(v), faces) for k, v in samples.items()]
 
@@ -199,9 +223,10 @@ class ProfileReport:
         """The title, the frame, the table and how the stages add up: ``print(rec.profile())``."""
         head = [str(self.meta["title"])] if "title" in self.meta else []
         if "frame" in self.meta:
-            head.append(f"frame: {self.meta['frame']} {self.meta.get('frame_shape', '')}, faces detected: "
-                        f"{self.meta.get('faces_detected', '?')}"
-                        + (f" ({self.meta['note']})" if "note" in self.meta else ""))
+            head.append(
+                f"frame: {self.meta['frame']} {self.meta.get('frame_shape', '')}, faces detected: "
+                f"{self.meta.get('faces_detected', '?')}" + (f" ({self.meta['note']})" if "note" in self.meta else "")
+            )
         lines = [*head, self.table()]
         total, parts = self.stage_sum()
         if total is not None:
@@ -219,8 +244,11 @@ class ProfileReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"meta": self.meta, "engines": [asdict(e) for e in self.engines],
-                "stages": [asdict(s) for s in self.stages]}
+        return {
+            "meta": self.meta,
+            "engines": [asdict(e) for e in self.engines],
+            "stages": [asdict(s) for s in self.stages],
+        }
 
     def rows(self) -> list[dict[str, Any]]:
         """One flat row per engine/batch and per stage (what :meth:`table` prints)."""
@@ -234,8 +262,14 @@ class ProfileReport:
                 row.update({f"{k}_p50": v.p50 for k, v in e.sub_ms.items()})
             rows.append(row)
         for s in self.stages:
-            rows.append({"kind": "stage", "name": s.name, "batch": s.faces,
-                         **{k: getattr(s.latency, k) for k in ("mean", "p50", "p90", "p95", "p99", "per_s")}})
+            rows.append(
+                {
+                    "kind": "stage",
+                    "name": s.name,
+                    "batch": s.faces,
+                    **{k: getattr(s.latency, k) for k in ("mean", "p50", "p90", "p95", "p99", "per_s")},
+                }
+            )
         return rows
 
     def table(self) -> str:
@@ -288,8 +322,16 @@ def draw_chart(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], 
     for r in rows:
         if r["kind"] != kind:
             kind = r["kind"]
-            cv2.putText(img, "engines (ms per batch)" if kind == "engine" else "pipeline stages (ms per frame)",
-                        (10, y + 18), font, 0.55, (80, 80, 80), 1, cv2.LINE_AA)
+            cv2.putText(
+                img,
+                "engines (ms per batch)" if kind == "engine" else "pipeline stages (ms per frame)",
+                (10, y + 18),
+                font,
+                0.55,
+                (80, 80, 80),
+                1,
+                cv2.LINE_AA,
+            )
             y += row_h
         color = (200, 120, 40) if kind == "engine" else (60, 160, 60)
         label = f"{r['name']}  x{r['batch']}"

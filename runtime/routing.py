@@ -21,6 +21,7 @@ person-weighted agreement, since a smaller gain is one person's answer flipping;
 without a record keeps its fixed claim: the headset student takes ``upper`` faces, an inpainter
 every occluded face (the covered-fraction threshold rule).
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -38,7 +39,8 @@ ROUTE_CODES = {"direct": 0, "inpaint": 1, "headset": 2}
 #: The occlusion protocols (``runtime.occlusion``) whose measurements stand for each kind.
 KIND_PROTOCOLS: dict[str, tuple[str, ...]] = {
     "upper": ("headset", "sunglasses", "upper_half", "eyes"),
-    "lower": ("mask", "hand", "cup", "phone", "lower_half", "mouth")}
+    "lower": ("mask", "hand", "cup", "phone", "lower_half", "mouth"),
+}
 
 
 def protocol_kind(protocol: str) -> str:
@@ -74,8 +76,9 @@ def face_kinds(masks: np.ndarray, fraction: np.ndarray, threshold: float) -> np.
     return kinds
 
 
-def measured_record(per_protocol: Mapping[str, Mapping[str, float]], on: str,
-                    people: int | None = None) -> dict[str, Any]:
+def measured_record(
+    per_protocol: Mapping[str, Mapping[str, float]], on: str, people: int | None = None
+) -> dict[str, Any]:
     """The engine field ``measured`` from ``{protocol: {"agreement": route, "direct": direct}}`` (mean per kind);
     ``people``: how many held-out people the agreements weigh equally (sets the smallest gain that counts)."""
     rec: dict[str, Any] = {} if not people else {"people": int(people)}
@@ -107,11 +110,17 @@ def bundle_routes(engines: Mapping[str, Any]) -> dict[str, str] | None:
         rec = spec.extra.get("measured") if spec is not None else None
         if rec is None:
             continue
-        ok = isinstance(rec, dict) and all(isinstance(rec.get(k), dict) and all(
-            isinstance(rec[k].get(f), (int, float)) for f in ("agreement", "direct")) for k in KINDS if k in rec)
+        ok = isinstance(rec, dict) and all(
+            isinstance(rec.get(k), dict)
+            and all(isinstance(rec[k].get(f), (int, float)) for f in ("agreement", "direct"))
+            for k in KINDS
+            if k in rec
+        )
         if not ok:
-            raise BundleError(f"engine {spec.name!r}: 'measured' must map kinds {KINDS} to {{agreement, direct}} "
-                              f"numbers; re-export the bundle with `ofer export`")
+            raise BundleError(
+                f"engine {spec.name!r}: 'measured' must map kinds {KINDS} to {{agreement, direct}} "
+                f"numbers; re-export the bundle with `ofer export`"
+            )
         records[route] = rec
     if not records:
         return None

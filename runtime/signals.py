@@ -1,5 +1,6 @@
 """Holding interrupts back while a unit of output is written (one result's rows in every output file, one
 checkpoint), so Ctrl-C or SIGTERM never leaves outputs that disagree with each other."""
+
 from __future__ import annotations
 
 import signal

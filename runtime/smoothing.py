@@ -3,6 +3,7 @@
 State is kept per track id and dropped with :meth:`Smoother.drop` when a track dies, so memory stays flat over
 long streams.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -91,5 +92,7 @@ def parse_smoothing(spec: str | Smoother | None) -> Smoother | None:
             return WindowSmoother(int(value) if value else 5)
     except ValueError:
         pass
-    raise ConfigError(f"unknown smoothing {spec!r}; use 'ema:ALPHA' (e.g. ema:0.5, ALPHA in (0, 1]), "
-                      "'window:N' (e.g. window:5) or 'none'")
+    raise ConfigError(
+        f"unknown smoothing {spec!r}; use 'ema:ALPHA' (e.g. ema:0.5, ALPHA in (0, 1]), "
+        "'window:N' (e.g. window:5) or 'none'"
+    )

@@ -11,6 +11,7 @@ What a source does when the input misbehaves (never silently):
 * a path that exists wins over a camera index (``./2024`` or a file named ``0``); FFmpeg's own messages are kept
   off stderr while a video or camera is opened.
 """
+
 from __future__ import annotations
 
 import os
@@ -66,8 +67,16 @@ class FrameSource:
         names: The file names of a folder source, in order (empty for other kinds).
     """
 
-    def __init__(self, kind: str, frames: Iterator[Frame] | Callable[["FrameSource"], Iterator[Frame]], *,
-                 length: int | None, fps: float | None, description: str, release: Any = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        frames: Iterator[Frame] | Callable[["FrameSource"], Iterator[Frame]],
+        *,
+        length: int | None,
+        fps: float | None,
+        description: str,
+        release: Any = None,
+    ) -> None:
         self.kind, self.length, self.fps, self.description = kind, length, fps, description
         self.skipped: list[tuple[str, str]] = []
         self.warnings: list[str] = []
@@ -129,6 +138,7 @@ def _folder_frames(files: list[Path]) -> Callable[[FrameSource], Iterator[Frame]
             except InputError as exc:
                 src.skipped.append((f.name, str(exc)))
                 yield Frame(i, float(i), f.name, None, error=str(exc))
+
     return frames
 
 
@@ -150,11 +160,14 @@ def _open_capture(target: Any, what: str) -> Any:
     if not opened:
         cap.release()
         if isinstance(target, int):
-            raise InputError(f"could not open camera {target}; check that it is connected and not used by another "
-                             f"program (list cameras with `ls /dev/video*` on Linux); to read a file or folder "
-                             f"named {target}, write its path as ./{target}")
-        raise InputError(f"could not open {what}; check that it is a complete video OpenCV can decode "
-                         f"({', '.join(VIDEO_SUFFIXES)})")
+            raise InputError(
+                f"could not open camera {target}; check that it is connected and not used by another "
+                f"program (list cameras with `ls /dev/video*` on Linux); to read a file or folder "
+                f"named {target}, write its path as ./{target}"
+            )
+        raise InputError(
+            f"could not open {what}; check that it is a complete video OpenCV can decode ({', '.join(VIDEO_SUFFIXES)})"
+        )
     return cap
 
 
@@ -177,13 +190,17 @@ def _video_frames(cap: Any, fps: float | None, announced: int | None, path: str)
             i += 1
         # Headers count packets, and a few may not decode (edit lists, B-frame leftovers): allow 5 % (>= 3 frames).
         if announced and announced - i > max(3, announced // 20):
-            src.warn(f"video {path}: decoded {i} of the {announced} frames its header announces (the file is "
-                     "truncated or damaged); results cover only those frames")
+            src.warn(
+                f"video {path}: decoded {i} of the {announced} frames its header announces (the file is "
+                "truncated or damaged); results cover only those frames"
+            )
+
     return frames
 
 
 def _camera_frames(index: int, cap: Any, retries: int) -> Callable[[FrameSource], Iterator[Frame]]:
     """Frames of a live camera, timed since opening; a camera that stops is reopened ``retries`` times."""
+
     def frames(src: FrameSource) -> Iterator[Frame]:
         nonlocal cap
         i, attempts = 0, 0
@@ -196,9 +213,11 @@ def _camera_frames(index: int, cap: Any, retries: int) -> Callable[[FrameSource]
                 i += 1
                 continue
             if attempts >= retries:
-                src.error = (f"camera {index} stopped delivering frames after {i} frames"
-                             + (f" (reopened {retries} times)" if retries else "")
-                             + "; check the cable/driver, or pass --camera-retries N to retry longer")
+                src.error = (
+                    f"camera {index} stopped delivering frames after {i} frames"
+                    + (f" (reopened {retries} times)" if retries else "")
+                    + "; check the cable/driver, or pass --camera-retries N to retry longer"
+                )
                 return
             attempts += 1
             if cap is not None:
@@ -208,7 +227,8 @@ def _camera_frames(index: int, cap: Any, retries: int) -> Callable[[FrameSource]
                 cap = _open_capture(index, f"camera {index}")
             except InputError:
                 cap = None
-            src._release = (cap.release if cap is not None else None)
+            src._release = cap.release if cap is not None else None
+
     return frames
 
 
@@ -216,8 +236,9 @@ def _is_camera_index(source: Any) -> bool:
     return isinstance(source, int) or (isinstance(source, str) and source.isdigit() and not Path(source).exists())
 
 
-def open_source(source: str | int | os.PathLike[str] | Iterable[np.ndarray], *, camera_retries: int = 0,
-                live_capture: Any = None) -> FrameSource:
+def open_source(
+    source: str | int | os.PathLike[str] | Iterable[np.ndarray], *, camera_retries: int = 0, live_capture: Any = None
+) -> FrameSource:
     """Open a frame source.
 
     Args:
@@ -238,15 +259,22 @@ def open_source(source: str | int | os.PathLike[str] | Iterable[np.ndarray], *, 
         index = int(source)  # type: ignore[arg-type]
         cap = live_capture if live_capture is not None else _open_capture(index, f"camera {index}")
         fps = cap.get(cv2.CAP_PROP_FPS) or None
-        return FrameSource("camera", _camera_frames(index, cap, camera_retries), length=None, fps=fps,
-                           description=f"camera {index}", release=cap.release)
+        return FrameSource(
+            "camera",
+            _camera_frames(index, cap, camera_retries),
+            length=None,
+            fps=fps,
+            description=f"camera {index}",
+            release=cap.release,
+        )
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         try:
             mode = path.stat().st_mode
         except (OSError, ValueError):  # ValueError: a NUL byte in the path
-            raise InputError(f"source not found: {path}; pass an image, a folder of images, a video file or a "
-                             "camera index") from None
+            raise InputError(
+                f"source not found: {path}; pass an image, a folder of images, a video file or a camera index"
+            ) from None
         if stat.S_ISDIR(mode):
             files = _list_images(path)
             if not files:
@@ -255,22 +283,32 @@ def open_source(source: str | int | os.PathLike[str] | Iterable[np.ndarray], *, 
             src.names = [f.name for f in files]
             return src
         if not stat.S_ISREG(mode):
-            raise InputError(f"{path} is not a regular file (a FIFO, socket or device?); save it to a file first, "
-                             "or pass a camera by its index")
+            raise InputError(
+                f"{path} is not a regular file (a FIFO, socket or device?); save it to a file first, "
+                "or pass a camera by its index"
+            )
         if path.suffix.lower() in IMAGE_SUFFIXES:
-            return FrameSource("image", iter([Frame(0, 0.0, path.name, read_image(path))]), length=1, fps=None,
-                               description=str(path))
+            return FrameSource(
+                "image", iter([Frame(0, 0.0, path.name, read_image(path))]), length=1, fps=None, description=str(path)
+            )
         cap = _open_capture(str(path), f"video {path}")
         fps = cap.get(cv2.CAP_PROP_FPS) or None
         n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-        return FrameSource("video", _video_frames(cap, fps, n, str(path)), length=n, fps=fps,
-                           description=str(path), release=cap.release)
+        return FrameSource(
+            "video",
+            _video_frames(cap, fps, n, str(path)),
+            length=n,
+            fps=fps,
+            description=str(path),
+            release=cap.release,
+        )
     if isinstance(source, np.ndarray):
         raise InputError("a single frame is not a source; call predict(frame), or pass a list of frames")
     try:
         it = iter(source)
     except TypeError:
-        raise InputError(f"cannot read frames from {type(source).__name__}; pass a path, a camera index or an "
-                         "iterable of BGR frames") from None
+        raise InputError(
+            f"cannot read frames from {type(source).__name__}; pass a path, a camera index or an iterable of BGR frames"
+        ) from None
     frames = (Frame(i, float(i), str(i), img) for i, img in enumerate(it))
     return FrameSource("iterator", frames, length=None, fps=None, description="frames")

@@ -19,6 +19,7 @@ delivering frames) ends the stream with one last result that has ``source_failed
 :attr:`Stream.source_error`). Check ``result.error`` before using ``result.image``.
 The stages are plain callables, so this module knows nothing about models (see ``runtime.processor``).
 """
+
 from __future__ import annotations
 
 import threading
@@ -176,8 +177,11 @@ def _capture(ctl: _Control, source: FrameSource, out: _Channel, pace_fps: float 
                 frame = next(frames)
             except StopIteration:
                 if source.error is not None:  # the source failed: one last result says so
-                    out.put(Packet(Frame(i, 0.0, "", None, error=source.error), time.perf_counter(), {},
-                                   data=_SOURCE_FAILED))
+                    out.put(
+                        Packet(
+                            Frame(i, 0.0, "", None, error=source.error), time.perf_counter(), {}, data=_SOURCE_FAILED
+                        )
+                    )
                 break
             now = time.perf_counter()
             packet = Packet(frame, now, {"capture": (now - t_read) * 1e3})
@@ -214,8 +218,10 @@ def _stage(ctl: _Control, k: int, fn: Callable[[Packet], None]) -> None:
 def resolve_mode(mode: str, source_kind: str) -> str:
     """``auto`` is ``realtime`` for cameras and ``offline`` for everything else."""
     if mode not in MODES:
-        raise ConfigError(f"unknown stream mode {mode!r}; use 'offline' (every frame, in order), 'realtime' "
-                          "(drop stale frames, never lag) or 'auto' (realtime for cameras)")
+        raise ConfigError(
+            f"unknown stream mode {mode!r}; use 'offline' (every frame, in order), 'realtime' "
+            "(drop stale frames, never lag) or 'auto' (realtime for cameras)"
+        )
     if mode == "auto":
         return "realtime" if source_kind == "camera" else "offline"
     return mode
@@ -233,9 +239,16 @@ class Stream:
         on_close: Called once after all threads stopped (e.g. to report or free per-stream state).
     """
 
-    def __init__(self, source: Any, stages: Sequence[Callable[[Packet], None]], *, mode: str = "auto",
-                 queue_size: int = 4, pace_fps: float | None = None,
-                 on_close: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        source: Any,
+        stages: Sequence[Callable[[Packet], None]],
+        *,
+        mode: str = "auto",
+        queue_size: int = 4,
+        pace_fps: float | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         if not isinstance(queue_size, int) or queue_size < 1:
             raise ConfigError(f"queue_size must be an integer >= 1, got {queue_size!r}")
         if pace_fps is not None and not pace_fps > 0:
@@ -256,11 +269,15 @@ class Stream:
         chans = [_Channel(ctl, capacity, realtime) for _ in range(len(stages) + 1)]
         self._out = chans[-1]
         self._on_close = on_close
-        self._threads.append(threading.Thread(target=_capture, args=(ctl, self.source, chans[0], pace_fps),
-                                              name="ofer-capture", daemon=True))
+        self._threads.append(
+            threading.Thread(
+                target=_capture, args=(ctl, self.source, chans[0], pace_fps), name="ofer-capture", daemon=True
+            )
+        )
         for k, fn in enumerate(stages):
-            self._threads.append(threading.Thread(target=_stage, args=(ctl, k, fn),
-                                                  name=f"ofer-stage{k + 1}", daemon=True))
+            self._threads.append(
+                threading.Thread(target=_stage, args=(ctl, k, fn), name=f"ofer-stage{k + 1}", daemon=True)
+            )
         self.processed = 0
         self._done = False
         for t in self._threads:
@@ -313,8 +330,18 @@ class Stream:
         self.processed += 1
         latency = (time.perf_counter() - packet.captured) * 1e3
         f = packet.frame
-        return StreamResult(f.index, f.time, f.name, packet.predictions, self._ctl.dropped, latency,
-                            packet.timings_ms, f.image, error=f.error, source_failed=packet.data is _SOURCE_FAILED)
+        return StreamResult(
+            f.index,
+            f.time,
+            f.name,
+            packet.predictions,
+            self._ctl.dropped,
+            latency,
+            packet.timings_ms,
+            f.image,
+            error=f.error,
+            source_failed=packet.data is _SOURCE_FAILED,
+        )
 
     def close(self) -> None:
         """Stop every thread and release the source (idempotent)."""
@@ -327,9 +354,12 @@ class Stream:
                 t.join(_JOIN_TIMEOUT_S)
         alive = [t.name for t in self._threads if t.is_alive()]
         if alive:
-            warnings.warn(f"stream threads {alive} did not stop within {_JOIN_TIMEOUT_S} s (a frame source is "
-                          "blocked?); they are daemon threads and end with the program", RuntimeWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"stream threads {alive} did not stop within {_JOIN_TIMEOUT_S} s (a frame source is "
+                "blocked?); they are daemon threads and end with the program",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         if self._on_close is not None:
             self._on_close()
 
@@ -344,4 +374,3 @@ class Stream:
             self.close()
         except Exception:  # noqa: BLE001 - never raise from a finaliser
             pass
-

@@ -4,6 +4,7 @@ against boxes predicted by a constant-velocity Kalman filter per track (SORT's m
 A face that the detector loses for a few frames (a headset going on, a hand passing) keeps its track for up to
 ``max_missed`` frames; a face that appears gets a new id; ids are never reused. Pure numpy, no scipy.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -111,7 +112,7 @@ class BoxKalman:
         box: The first measured box ``(x1, y1, x2, y2)``.
     """
 
-    POS_STD = 1 / 20   # measurement/position noise, fraction of the box side
+    POS_STD = 1 / 20  # measurement/position noise, fraction of the box side
     VEL_STD = 1 / 160  # process noise on velocities, fraction of the box side per frame
     _F = np.eye(8) + np.eye(8, k=4)
     _H = np.eye(4, 8)
@@ -184,8 +185,9 @@ class Tracker:
     Matching minimises ``(1 - IoU) + centre distance`` over all allowed track/detection pairs (Hungarian).
     """
 
-    def __init__(self, *, max_missed: int = 15, iou_threshold: float = 0.3, max_distance: float = 0.75,
-                 motion: bool = True) -> None:
+    def __init__(
+        self, *, max_missed: int = 15, iou_threshold: float = 0.3, max_distance: float = 0.75, motion: bool = True
+    ) -> None:
         if not isinstance(max_missed, int) or max_missed < 0:
             raise ConfigError(f"max_missed must be an integer >= 0 (frames), got {max_missed!r}")
         if not 0 < iou_threshold <= 1:

@@ -4,6 +4,7 @@ MPEG-4 Part 2 (``mp4v``); ``.avi`` in MJPG. :attr:`VideoWriter.codec` says which
 PyAV (``av``) is optional and imported only when OpenCV's FFmpeg build has no H.264 encoder (opencv-python wheels
 usually have none: they ship without libx264 for licence reasons).
 """
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,9 @@ class VideoWriter:
         InputError: unsupported suffix, or no encoder could open the file.
     """
 
-    def __init__(self, path: str | os.PathLike[str], fps: float | None = None,
-                 prefer: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], fps: float | None = None, prefer: tuple[str, ...] | None = None
+    ) -> None:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in CODECS:
@@ -72,8 +74,10 @@ class VideoWriter:
         finally:
             if previous is not None:
                 cv2.utils.logging.setLogLevel(previous)
-        raise InputError(f"no video encoder could write {self.path} (tried {', '.join(self.codecs)}); write .avi "
-                         "(MJPG) instead, or install an OpenCV/PyAV build with FFmpeg encoders")
+        raise InputError(
+            f"no video encoder could write {self.path} (tried {', '.join(self.codecs)}); write .avi "
+            "(MJPG) instead, or install an OpenCV/PyAV build with FFmpeg encoders"
+        )
 
     def _open_av(self, width: int, height: int) -> bool:
         """H.264 through PyAV (yuv420p needs even sizes: odd frames are padded by one pixel)."""
@@ -87,8 +91,10 @@ class VideoWriter:
             from fractions import Fraction
 
             container = av.open(str(self.path), mode="w")
-            stream = container.add_stream("libx264" if "libx264" in av.codecs_available else "h264",
-                                          rate=Fraction(self.fps).limit_denominator(1000))
+            stream = container.add_stream(
+                "libx264" if "libx264" in av.codecs_available else "h264",
+                rate=Fraction(self.fps).limit_denominator(1000),
+            )
             stream.width, stream.height = width + width % 2, height + height % 2
             stream.pix_fmt = "yuv420p"
             stream.options = {"crf": "20", "preset": "veryfast", "movflags": "+faststart"}

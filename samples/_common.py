@@ -1,4 +1,5 @@
 """Helpers shared by the samples: model options, an annotated-video writer, a caption per face."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,9 +27,16 @@ def checked_outputs(force: bool, inputs: Sequence[str], **paths: str | None) -> 
     from sdk.cli.args import distinct_outputs, make_parent, output_path
 
     try:
-        out = {k: output_path(v, force, f"--{k}", suffixes=(".avi", ".mp4") if k == "out" else None,
-                              inputs=[i for i in inputs if Path(i).exists()])
-               for k, v in paths.items()}
+        out = {
+            k: output_path(
+                v,
+                force,
+                f"--{k}",
+                suffixes=(".avi", ".mp4") if k == "out" else None,
+                inputs=[i for i in inputs if Path(i).exists()],
+            )
+            for k, v in paths.items()
+        }
         distinct_outputs(**out)
     except OferError as exc:
         print(f"{Path(sys.argv[0]).name}: error: {exc}", file=sys.stderr)

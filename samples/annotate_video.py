@@ -4,6 +4,7 @@ Usage::
 
     python samples/annotate_video.py clip.mp4 --out clip_annotated.mp4 --jsonl clip.jsonl --csv clip.csv
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,15 +50,28 @@ def main(argv: list[str] | None = None) -> int:
                 out.write(annotate(r.image, r.predictions))
                 for face, q in enumerate(r.predictions):
                     faces += 1
-                    jl.write(json.dumps({"frame": r.frame_index, "time": round(r.time, 4), "face": face,
-                                         **q.to_dict()}) + "\n")
+                    jl.write(
+                        json.dumps({"frame": r.frame_index, "time": round(r.time, 4), "face": face, **q.to_dict()})
+                        + "\n"
+                    )
                     if table:
-                        table.writerow([r.frame_index, f"{r.time:.4f}", q.track_id, q.label, q.pipeline,
-                                        "" if q.occlusion is None else f"{q.occlusion:.4f}",
-                                        *(f"{q.scores[k]:.6f}" for k in labels)])
+                        table.writerow(
+                            [
+                                r.frame_index,
+                                f"{r.time:.4f}",
+                                q.track_id,
+                                q.label,
+                                q.pipeline,
+                                "" if q.occlusion is None else f"{q.occlusion:.4f}",
+                                *(f"{q.scores[k]:.6f}" for k in labels),
+                            ]
+                        )
     out.close()
-    print(f"annotate_video: {out.frames} frames, {faces} faces -> {args.out} ({out.codec}), {args.jsonl}"
-          + (f", {args.csv}" if args.csv else ""), file=sys.stderr)
+    print(
+        f"annotate_video: {out.frames} frames, {faces} faces -> {args.out} ({out.codec}), {args.jsonl}"
+        + (f", {args.csv}" if args.csv else ""),
+        file=sys.stderr,
+    )
     return 0
 
 

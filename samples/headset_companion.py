@@ -10,6 +10,7 @@ Usage::
     python samples/headset_companion.py headset_cam.mp4 --roi 180,190,385,400 --bundle inpaint_bundle
     python samples/headset_companion.py clip.mp4 --simulate-headset --limit 50   # normal video, upper half hidden
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("source", help="video file or camera index")
     p.add_argument("--roi", default=None, help="x1,y1,x2,y2 of the face in the frame (default: found on frame 0)")
-    p.add_argument("--simulate-headset", action="store_true",
-                   help="black out the upper half of the face region of every frame (demo on normal videos)")
+    p.add_argument(
+        "--simulate-headset",
+        action="store_true",
+        help="black out the upper half of the face region of every frame (demo on normal videos)",
+    )
     p.add_argument("--limit", type=int, default=None, help="stop after this many frames")
     p.add_argument("--out", default=None, help="also write the annotated video here (.avi/.mp4)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out (never the input)")
@@ -56,11 +60,26 @@ def main(argv: list[str] | None = None) -> int:
     if first is None:
         raise SystemExit(f"{args.source} has no frames")
     roi = tuple(float(v) for v in args.roi.split(",")) if args.roi else _first_face(first.image)
-    rec = sdk.Recognizer(bundle, backend=args.backend, detector="roi", roi=roi, pipeline=pipeline,
-                         occlusion="upper_half", threads=args.threads)
+    rec = sdk.Recognizer(
+        bundle,
+        backend=args.backend,
+        detector="roi",
+        roi=roi,
+        pipeline=pipeline,
+        occlusion="upper_half",
+        threads=args.threads,
+    )
     x1, y1, x2, y2 = expand_box(roi, bundle.input.crop_margin, offset=bundle.input.crop_offset)
-    print(json.dumps({"roi": [round(v, 1) for v in roi], "pipeline": rec.pipeline_name,
-                      "backend": rec.classifier.describe().get("device")}), flush=True)
+    print(
+        json.dumps(
+            {
+                "roi": [round(v, 1) for v in roi],
+                "pipeline": rec.pipeline_name,
+                "backend": rec.classifier.describe().get("device"),
+            }
+        ),
+        flush=True,
+    )
     out = VideoOut(args.out, source.fps) if args.out else None
     n = 0
     for frame in _chain(first, frames):
@@ -70,11 +89,21 @@ def main(argv: list[str] | None = None) -> int:
         image = frame.image
         if args.simulate_headset:
             image = image.copy()
-            image[max(0, int(y1)):max(0, int((y1 + y2) / 2)), max(0, int(x1)):max(0, int(x2))] = 20
-        pred, = rec.predict(image)
-        print(json.dumps({"frame": frame.index, "label": pred.label, "confidence": round(pred.confidence, 4),
-                          "pipeline": pred.pipeline, "occlusion": round(pred.occlusion, 3),
-                          "ms": round(pred.timings_ms["total"], 2)}), flush=True)
+            image[max(0, int(y1)) : max(0, int((y1 + y2) / 2)), max(0, int(x1)) : max(0, int(x2))] = 20
+        (pred,) = rec.predict(image)
+        print(
+            json.dumps(
+                {
+                    "frame": frame.index,
+                    "label": pred.label,
+                    "confidence": round(pred.confidence, 4),
+                    "pipeline": pred.pipeline,
+                    "occlusion": round(pred.occlusion, 3),
+                    "ms": round(pred.timings_ms["total"], 2),
+                }
+            ),
+            flush=True,
+        )
         if out:
             out.write(annotate(image, [pred]))
         n += 1

@@ -6,6 +6,7 @@ Usage::
 
     python samples/profile_engines.py --bundle BUNDLE --frame clip.mp4 --json profile.json --png profile.png
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
 
     rec = sdk.Recognizer(args.bundle, backend=args.backend, pipeline=args.pipeline, threads=args.threads)
     batches = tuple(int(b) for b in args.batch_sizes.split(","))
-    report = rec.profile(_frame(args.frame) if args.frame else None, iters=args.iters, warmup=args.warmup,
-                         batch_sizes=batches)
+    report = rec.profile(
+        _frame(args.frame) if args.frame else None, iters=args.iters, warmup=args.warmup, batch_sizes=batches
+    )
     print(report)  # the table, and how the stages add up to the total
     report.save_json(args.json)
     report.save_png(args.png)

@@ -6,6 +6,7 @@ Usage::
     python samples/webcam_demo.py 1 --smooth ema:0.5
     python samples/webcam_demo.py clip.mp4 --headless --out demo.avi --limit 100   # a video in place of a camera
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,9 +52,22 @@ def main(argv: list[str] | None = None) -> int:
                     break
             else:
                 out.write(image)
-                print(json.dumps({"frame": r.frame_index, "faces": [
-                    {"track_id": q.track_id, "label": q.label, "confidence": round(q.confidence, 3),
-                     "pipeline": q.pipeline} for q in r.predictions]}))
+                print(
+                    json.dumps(
+                        {
+                            "frame": r.frame_index,
+                            "faces": [
+                                {
+                                    "track_id": q.track_id,
+                                    "label": q.label,
+                                    "confidence": round(q.confidence, 3),
+                                    "pipeline": q.pipeline,
+                                }
+                                for q in r.predictions
+                            ],
+                        }
+                    )
+                )
             n += 1
             if args.limit is not None and n >= args.limit:
                 break

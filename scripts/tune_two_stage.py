@@ -14,6 +14,7 @@ logistic fit in ``scripts/train_verifier.py``; here the verifier's weight and th
 best worst-kind recall with at most ``budget`` false faces per kind over these images (ties: fewer false faces in
 all, then the higher threshold). Called at the end of ``train_verifier.py``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,11 +27,23 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from runtime.detection.two_stage import (TwoStageDetector, candidate_features, combined_score,  # noqa: E402
-                                         drop_spanning, nms)
+from runtime.detection.two_stage import (  # noqa: E402
+    TwoStageDetector,
+    candidate_features,
+    combined_score,
+    drop_spanning,
+    nms,
+)
 from runtime.detection.verifier import FaceVerifier  # noqa: E402
-from scripts.detection_data import (OCCLUDER_KINDS, Sample, fill_keypoints, load_samples, match,  # noqa: E402
-                                    occlude, rotate)
+from scripts.detection_data import (  # noqa: E402
+    OCCLUDER_KINDS,
+    Sample,
+    fill_keypoints,
+    load_samples,
+    match,
+    occlude,
+    rotate,
+)
 
 KINDS = ("clean", *OCCLUDER_KINDS, "rolled")
 ROLLS = (30, 60, 90, -30, -60, -90)
@@ -38,8 +51,7 @@ VERIFIER_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 THRESHOLDS = np.round(np.arange(0.05, 0.991, 0.01), 2)
 
 
-def pipeline_runs(detector: TwoStageDetector, samples: list[Sample], seeds: int = 1, log: bool = True
-                  ) -> list[tuple]:
+def pipeline_runs(detector: TwoStageDetector, samples: list[Sample], seeds: int = 1, log: bool = True) -> list[tuple]:
     """``(kinds, boxes, features, sample variant, weight)`` per image variant: every candidate before the threshold.
 
     An image with faces gets every kind ``seeds`` times (occluder seed ``i + 1000 k``, roll angle ``k`` steps on);
@@ -56,11 +68,11 @@ def pipeline_runs(detector: TwoStageDetector, samples: list[Sample], seeds: int 
             if kinds == ("rolled",):
                 v = rotate(s, ROLLS[(i + k) % len(ROLLS)])
             else:
-                v = Sample(s.name, s.source, occlude(s.image, s.faces, kinds[0], seed=i + 1000 * k), s.faces,
-                           s.ignore)
+                v = Sample(s.name, s.source, occlude(s.image, s.faces, kinds[0], seed=i + 1000 * k), s.faces, s.ignore)
             cands, _, logits = detector.scored_candidates(v.image, cascade=False)
-            runs.append((kinds, np.array([c.box for c in cands]).reshape(-1, 4), candidate_features(cands, logits), v,
-                         weight))
+            runs.append(
+                (kinds, np.array([c.box for c in cands]).reshape(-1, 4), candidate_features(cands, logits), v, weight)
+            )
         if log and (i + 1) % 10 == 0:
             print(f"  tuning runs: {i + 1}/{len(samples)} images", flush=True)
     return runs
@@ -78,14 +90,20 @@ def sweep(runs: list[tuple], combination: dict, nms_iou: float, seeds: int = 1) 
             keep = idx[nms(boxes[idx], scores[idx], nms_iou)] if len(idx) else idx
             keep = keep[drop_spanning(boxes[keep])]  # as TwoStageDetector does
             for kind in kinds:
-                a, b = match(boxes[keep], scores[keep], v.faces, v.ignore,
-                             occluded=kind not in ("clean", "rolled"))
+                a, b = match(boxes[keep], scores[keep], v.faces, v.ignore, occluded=kind not in ("clean", "rolled"))
                 faces[kind], tp[kind], fp[kind] = faces[kind] + len(v.faces), tp[kind] + a, fp[kind] + wt * b
         recall = {k: tp[k] / faces[k] for k in KINDS if faces[k]}
         false = {k: fp[k] / seeds for k in KINDS}
-        rows.append({"threshold": float(t), "recall": recall, "false_faces": false,
-                     "min_recall": min(recall.values()), "max_false": max(false.values()),
-                     "total_false": sum(false.values())})
+        rows.append(
+            {
+                "threshold": float(t),
+                "recall": recall,
+                "false_faces": false,
+                "min_recall": min(recall.values()),
+                "max_false": max(false.values()),
+                "total_false": sum(false.values()),
+            }
+        )
     return rows
 
 
@@ -95,8 +113,7 @@ def best_row(rows: list[dict], budget: int) -> dict:
     return max(ok, key=lambda r: (round(r["min_recall"], 4), -r["total_false"], r["threshold"]))
 
 
-def tune(detector: TwoStageDetector, samples: list[Sample], budget: int, seeds: int = 1
-         ) -> tuple[dict, dict, dict]:
+def tune(detector: TwoStageDetector, samples: list[Sample], budget: int, seeds: int = 1) -> tuple[dict, dict, dict]:
     """Returns ``(combination, chosen row, record)``; the detector's own combination gives the fixed part."""
     runs = pipeline_runs(detector, samples, seeds)
     base = detector.combination
@@ -105,21 +122,30 @@ def tune(detector: TwoStageDetector, samples: list[Sample], budget: int, seeds: 
         comb = {"bias": base["bias"], "weights": {**base["weights"], "verifier": wv}}
         row = best_row(sweep(runs, comb, detector.nms_iou, seeds), budget)
         results.append((wv, comb, row))
-        print(f"  verifier weight {wv:4.2f}: threshold {row['threshold']:.2f} worst-kind recall "
-              f"{row['min_recall']:.3f}, false faces {row['total_false']} (max {row['max_false']} per kind)",
-              flush=True)
-    wv, comb, row = max(results, key=lambda x: (x[2]["max_false"] <= budget, round(x[2]["min_recall"], 4),
-                                                -x[2]["total_false"], -x[0]))
+        print(
+            f"  verifier weight {wv:4.2f}: threshold {row['threshold']:.2f} worst-kind recall "
+            f"{row['min_recall']:.3f}, false faces {row['total_false']} (max {row['max_false']} per kind)",
+            flush=True,
+        )
+    wv, comb, row = max(
+        results, key=lambda x: (x[2]["max_false"] <= budget, round(x[2]["min_recall"], 4), -x[2]["total_false"], -x[0])
+    )
     record = {
         "data": f"tuning split, all sources, plus procedural face-free frames ({len(samples)} images, "
-                f"{sum(len(s.faces) for s in samples)} faces, "
-                f"{sum(s.source == 'procedural' for s in samples)} procedural): upright with every occluder kind "
-                f"placed from the GT keypoints ({seeds} occluder seed(s) per image: image index + 1000 k) and clean "
-                "rolled by 30-90 degrees; false faces per set of images (averaged over the seeds)",
+        f"{sum(len(s.faces) for s in samples)} faces, "
+        f"{sum(s.source == 'procedural' for s in samples)} procedural): upright with every occluder kind "
+        f"placed from the GT keypoints ({seeds} occluder seed(s) per image: image index + 1000 k) and clean "
+        "rolled by 30-90 degrees; false faces per set of images (averaged over the seeds)",
         "rule": f"verifier weight and threshold with the best worst-kind recall and <= {budget} false face(s) per "
-                "kind over these images (ties: fewer false faces, then the smaller verifier weight)",
-        "verifier_weight_sweep": {f"{w:.2f}": {"threshold": r["threshold"], "min_recall": round(r["min_recall"], 4),
-                                               "total_false": r["total_false"]} for w, _, r in results},
+        "kind over these images (ties: fewer false faces, then the smaller verifier weight)",
+        "verifier_weight_sweep": {
+            f"{w:.2f}": {
+                "threshold": r["threshold"],
+                "min_recall": round(r["min_recall"], 4),
+                "total_false": r["total_false"],
+            }
+            for w, _, r in results
+        },
         "chosen": row,
     }
     return comb, row, record
@@ -137,16 +163,23 @@ def retune(assets: Path, budget: int, threads: int, negatives: int = 30, seeds: 
     cfg = json.loads(cfg_path.read_text())
     samples = load_samples("tune")
     fill_keypoints(samples)
-    samples += negative_samples(negatives, TUNE_NEGATIVE_SEED, [s.image for s in samples
-                                                                if not s.faces and not s.research_only])
-    det = TwoStageDetector(verifier=FaceVerifier(model_path=assets / "face_verifier.onnx", config=cfg,
-                                                 threads=threads), threshold=0.5, threads=threads)
+    samples += negative_samples(
+        negatives, TUNE_NEGATIVE_SEED, [s.image for s in samples if not s.faces and not s.research_only]
+    )
+    det = TwoStageDetector(
+        verifier=FaceVerifier(model_path=assets / "face_verifier.onnx", config=cfg, threads=threads),
+        threshold=0.5,
+        threads=threads,
+    )
     comb, row, record = tune(det, samples, budget, seeds)
     cfg["combination"], cfg["threshold"] = comb, row["threshold"]
     cfg.setdefault("tuning", {})["threshold"] = record
     cfg_path.write_text(json.dumps(cfg, indent=1) + "\n")
-    print(f"verifier weight {comb['weights']['verifier']}, threshold {row['threshold']:.2f}: " + " ".join(
-        f"{k} {v:.3f}/{row['false_faces'][k]:.2f}" for k, v in row["recall"].items()), flush=True)
+    print(
+        f"verifier weight {comb['weights']['verifier']}, threshold {row['threshold']:.2f}: "
+        + " ".join(f"{k} {v:.3f}/{row['false_faces'][k]:.2f}" for k, v in row["recall"].items()),
+        flush=True,
+    )
     print(f"wrote {cfg_path}")
 
 

@@ -5,6 +5,7 @@ ground-truth faces and random background crops.
 Every crop is cut by :func:`runtime.detection.geometry.aligned_crops`, the function the runtime uses, so the
 verifier trains on exactly what it will see.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,8 +17,16 @@ import numpy as np
 from runtime.detection.geometry import aligned_crops, eye_roll
 from runtime.detection.ssd import iou_matrix
 from runtime.detection.two_stage import FEATURES, CandidateDetector, candidate_features
-from scripts.detection_data import (OCCLUDER_KINDS, REALISTIC_KINDS, Sample, label_candidates, occlude,
-                                    random_faces, resize, rotate)
+from scripts.detection_data import (
+    OCCLUDER_KINDS,
+    REALISTIC_KINDS,
+    Sample,
+    label_candidates,
+    occlude,
+    random_faces,
+    resize,
+    rotate,
+)
 
 ORIGINS = ("candidate", "gt", "random")
 
@@ -42,8 +51,14 @@ class CropSet:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Everything as numpy arrays (``crops (N, S, S, 3)`` uint8, features as ``feat_<name>``)."""
-        out = {"crops": np.stack(self.crops), "label": np.array(self.label), "group": np.array(self.group),
-               "kind": np.array(self.kind), "origin": np.array(self.origin), "face": np.array(self.face)}
+        out = {
+            "crops": np.stack(self.crops),
+            "label": np.array(self.label),
+            "group": np.array(self.group),
+            "kind": np.array(self.kind),
+            "origin": np.array(self.origin),
+            "face": np.array(self.face),
+        }
         for k in FEATURES:
             out[f"feat_{k}"] = np.array([f.get(k, np.nan) for f in self.features])
         return out
@@ -69,9 +84,14 @@ def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return image
 
 
-def variants(sample: Sample, rng: np.random.Generator, per_kind: int,
-             kinds: Sequence[str] = ("clean", *OCCLUDER_KINDS), extra: Mapping[str, int] | None = None,
-             degraded: bool = False) -> list[tuple[str, Sample]]:
+def variants(
+    sample: Sample,
+    rng: np.random.Generator,
+    per_kind: int,
+    kinds: Sequence[str] = ("clean", *OCCLUDER_KINDS),
+    extra: Mapping[str, int] | None = None,
+    degraded: bool = False,
+) -> list[tuple[str, Sample]]:
     """``per_kind`` copies of ``sample`` for each occluder kind (plus ``extra[kind]`` more): occluded from the GT
     keypoints (face-free images get the occluder at random places: it must not create a face), then rolled by a
     random angle (half upright-ish, half up to +-90 degrees), rescaled to a longer side of 480-1280 px and, with
@@ -85,21 +105,41 @@ def variants(sample: Sample, rng: np.random.Generator, per_kind: int,
             else:  # an occluder alone must not make a face
                 h, w = sample.image.shape[:2]
                 image = occlude(sample.image, random_faces(rng, h, w, int(rng.integers(1, 3))), kind, seed)
-            v = Sample(sample.name, sample.source, image, sample.faces, sample.ignore, sample.split,
-                       sample.research_only, sample.licence)
+            v = Sample(
+                sample.name,
+                sample.source,
+                image,
+                sample.faces,
+                sample.ignore,
+                sample.split,
+                sample.research_only,
+                sample.licence,
+            )
             roll = rng.uniform(-15, 15) if rng.random() < 0.5 else rng.uniform(-90, 90)
             v = resize(rotate(v, float(roll)), int(rng.integers(480, 1281)))
             if degraded:
-                v = Sample(v.name, v.source, degrade(v.image, rng), v.faces, v.ignore, v.split, v.research_only,
-                           v.licence)
+                v = Sample(
+                    v.name, v.source, degrade(v.image, rng), v.faces, v.ignore, v.split, v.research_only, v.licence
+                )
             out.append((kind, v))
     return out
 
 
-def build_crops(samples: Sequence[Sample], candidates: CandidateDetector, *, size: int, expand: float,
-                per_kind: int = 2, gt_jitter: int = 2, random_per_image: int = 4, seed: int = 0,
-                extra: Mapping[str, int] | None = None, degraded: bool = False,
-                negatives: Sequence[Sample] = (), log: bool = True) -> CropSet:
+def build_crops(
+    samples: Sequence[Sample],
+    candidates: CandidateDetector,
+    *,
+    size: int,
+    expand: float,
+    per_kind: int = 2,
+    gt_jitter: int = 2,
+    random_per_image: int = 4,
+    seed: int = 0,
+    extra: Mapping[str, int] | None = None,
+    degraded: bool = False,
+    negatives: Sequence[Sample] = (),
+    log: bool = True,
+) -> CropSet:
     """The verifier's crops from ``samples`` (see the module docstring).
 
     Args:
@@ -144,13 +184,24 @@ def build_crops(samples: Sequence[Sample], candidates: CandidateDetector, *, siz
             _add_gt_and_random(cs, v, rng, size, expand, gt_jitter, random_per_image, group, kind)
             face_id += len(v.faces)
         if log and ((si + 1) % 10 == 0 or si + 1 == len(jobs)):
-            print(f"  crops: {si + 1}/{len(jobs)} images, {len(cs.crops)} crops "
-                  f"({int(np.sum(cs.label))} positive)", flush=True)
+            print(
+                f"  crops: {si + 1}/{len(jobs)} images, {len(cs.crops)} crops ({int(np.sum(cs.label))} positive)",
+                flush=True,
+            )
     return cs
 
 
-def _add_gt_and_random(cs: CropSet, v: Sample, rng: np.random.Generator, size: int, expand: float,
-                       gt_jitter: int, random_per_image: int, group: str, kind: str) -> None:
+def _add_gt_and_random(
+    cs: CropSet,
+    v: Sample,
+    rng: np.random.Generator,
+    size: int,
+    expand: float,
+    gt_jitter: int,
+    random_per_image: int,
+    group: str,
+    kind: str,
+) -> None:
     """Jittered GT crops (positives: scale +-20 %, shift +-10 %, roll +-8 deg) and random background crops."""
     boxes, rolls, labels = [], [], []
     for f in v.faces:

@@ -8,6 +8,7 @@ Prints recall and false faces per kind at the config's combination and threshold
 over a sweep of verifier weight x threshold, separately for the tuning people the shipped verifier trained on
 (shippable media) and those it never saw (research-only tuning media: the honest part for comparing verifiers).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,11 +23,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from runtime.detection.geometry import aligned_crops  # noqa: E402
-from runtime.detection.two_stage import (CandidateDetector, candidate_features, combined_score,  # noqa: E402
-                                         drop_spanning, nms)
+from runtime.detection.two_stage import (  # noqa: E402
+    CandidateDetector,
+    candidate_features,
+    combined_score,
+    drop_spanning,
+    nms,
+)
 from runtime.detection.verifier import FaceVerifier, load_config  # noqa: E402
-from scripts.detection_data import (OCCLUDER_KINDS, Face, Sample, fill_keypoints, load_samples, match,  # noqa: E402
-                                    occlude, rotate)
+from scripts.detection_data import (  # noqa: E402
+    OCCLUDER_KINDS,
+    Face,
+    Sample,
+    fill_keypoints,
+    load_samples,
+    match,
+    occlude,
+    rotate,
+)
 
 KINDS = ("clean", *OCCLUDER_KINDS, "rolled", "procedural")
 EVAL_NEGATIVE_SEED = 3_000_003  # procedural face-free frames (training and tuning use other seeds)
@@ -46,8 +60,9 @@ class Run:
     rows: slice
 
 
-def collect(samples: list[Sample], seeds: int, size: int = 48, expand: float = 1.4,
-            candidate_threshold: float = 0.2) -> tuple[list[Run], np.ndarray]:
+def collect(
+    samples: list[Sample], seeds: int, size: int = 48, expand: float = 1.4, candidate_threshold: float = 0.2
+) -> tuple[list[Run], np.ndarray]:
     """Candidates and crops of every sample x kind x seed (rolled: one angle per seed); procedural samples once,
     as kind ``"procedural"``."""
     det = CandidateDetector(score_threshold=candidate_threshold, threads=1)
@@ -61,23 +76,40 @@ def collect(samples: list[Sample], seeds: int, size: int = 48, expand: float = 1
                 elif kind == "rolled":
                     v = rotate(s, ROLLS[(i + k) % len(ROLLS)])
                 else:
-                    v = Sample(s.name, s.source, occlude(s.image, s.faces, kind, seed=i + 1000 * k), s.faces,
-                               s.ignore)
+                    v = Sample(s.name, s.source, occlude(s.image, s.faces, kind, seed=i + 1000 * k), s.faces, s.ignore)
                 cands = det.propose(v.image)
                 boxes = np.array([c.box for c in cands]).reshape(-1, 4)
-                c = aligned_crops(v.image, boxes, [d.roll for d in cands], size, expand) if len(cands) else \
-                    np.zeros((0, size, size, 3), np.uint8)
+                c = (
+                    aligned_crops(v.image, boxes, [d.roll for d in cands], size, expand)
+                    if len(cands)
+                    else np.zeros((0, size, size, 3), np.uint8)
+                )
                 crops.append(c)
-                runs.append(Run(kind, not s.research_only, v.faces, v.ignore, boxes,
-                                candidate_features(cands, np.zeros(len(cands))), slice(n, n + len(c))))
+                runs.append(
+                    Run(
+                        kind,
+                        not s.research_only,
+                        v.faces,
+                        v.ignore,
+                        boxes,
+                        candidate_features(cands, np.zeros(len(cands))),
+                        slice(n, n + len(c)),
+                    )
+                )
                 n += len(c)
         if (i + 1) % 10 == 0:
             print(f"  collected {i + 1}/{len(samples)} images ({n} candidates)", flush=True)
     return runs, np.concatenate(crops)
 
 
-def evaluate(runs: list[Run], logits: np.ndarray, combination: dict, threshold: float, nms_iou: float = 0.3,
-             seen: bool | None = None) -> dict:
+def evaluate(
+    runs: list[Run],
+    logits: np.ndarray,
+    combination: dict,
+    threshold: float,
+    nms_iou: float = 0.3,
+    seen: bool | None = None,
+) -> dict:
     """Recall and false faces per kind (``seen``: only runs whose people trained the verifier, or only the
     others, or all with ``None``)."""
     faces, tp, fp = ({k: 0 for k in KINDS} for _ in range(3))
@@ -93,8 +125,11 @@ def evaluate(runs: list[Run], logits: np.ndarray, combination: dict, threshold: 
         faces[r.kind] += len(r.faces)
         tp[r.kind] += a
         fp[r.kind] += b
-    return {k: (tp[k] / faces[k] if faces[k] else float("nan"), fp[k], faces[k]) for k in KINDS
-            if faces[k] or k == "procedural"}
+    return {
+        k: (tp[k] / faces[k] if faces[k] else float("nan"), fp[k], faces[k])
+        for k in KINDS
+        if faces[k] or k == "procedural"
+    }
 
 
 def table(res: dict, title: str) -> str:
@@ -124,7 +159,7 @@ def main() -> None:
         if args.cache:
             args.cache.write_bytes(pickle.dumps((runs, crops)))
     ver = FaceVerifier(model_path=args.onnx, config=cfg, threads=1)
-    logits = np.concatenate([ver.logits_of_crops(crops[i:i + 1024]) for i in range(0, len(crops), 1024)])
+    logits = np.concatenate([ver.logits_of_crops(crops[i : i + 1024]) for i in range(0, len(crops), 1024)])
     comb, thr = cfg["combination"], float(cfg["threshold"])
     print(f"config: {json.dumps(comb)} threshold {thr}")
     for seen, name in ((None, "all"), (True, "seen (shippable)"), (False, "unseen (research-only)")):
@@ -135,8 +170,16 @@ def main() -> None:
         for t in np.round(np.arange(0.3, 0.99, 0.02), 2):
             res = evaluate(runs, logits, c, float(t))
             ok = max(f for k, (_, f, _) in res.items() if k != "procedural") <= args.seeds
-            best.append((ok, min(r for k, (r, _, _) in res.items() if k != "procedural"),
-                         -sum(f for _, f, _ in res.values()), wv, t, res))
+            best.append(
+                (
+                    ok,
+                    min(r for k, (r, _, _) in res.items() if k != "procedural"),
+                    -sum(f for _, f, _ in res.values()),
+                    wv,
+                    t,
+                    res,
+                )
+            )
     ok, mr, nf, wv, t, res = max(best, key=lambda x: x[:3])
     print(table(res, f"best w={wv} t={t} ({'ok' if ok else 'over'})"))
     c = {"bias": comb["bias"], "weights": {**comb["weights"], "verifier": wv}}

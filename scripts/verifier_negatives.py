@@ -7,6 +7,7 @@ BlazeFace proposes candidates on such frames at low thresholds (a title card in 
 ``scripts/train_verifier.py`` mines those candidates as negatives, and the tuning step counts false faces on a
 separately seeded set.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -16,10 +17,50 @@ import numpy as np
 
 from scripts.detection_data import Sample
 
-FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX,
-         cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_COMPLEX_SMALL)
-_SYLLABLES = ("the", "an", "on", "ma", "ri", "ko", "lo", "go", "oo", "ee", "do", "be", "sa", "ta", "mo", "no",
-              "pe", "qu", "xo", "zy", "wa", "hi", "ou", "ed", "er", "ing", "00", "08", "19", "2", "3", "@", "&")
+FONTS = (
+    cv2.FONT_HERSHEY_SIMPLEX,
+    cv2.FONT_HERSHEY_DUPLEX,
+    cv2.FONT_HERSHEY_COMPLEX,
+    cv2.FONT_HERSHEY_TRIPLEX,
+    cv2.FONT_HERSHEY_PLAIN,
+    cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
+    cv2.FONT_HERSHEY_COMPLEX_SMALL,
+)
+_SYLLABLES = (
+    "the",
+    "an",
+    "on",
+    "ma",
+    "ri",
+    "ko",
+    "lo",
+    "go",
+    "oo",
+    "ee",
+    "do",
+    "be",
+    "sa",
+    "ta",
+    "mo",
+    "no",
+    "pe",
+    "qu",
+    "xo",
+    "zy",
+    "wa",
+    "hi",
+    "ou",
+    "ed",
+    "er",
+    "ing",
+    "00",
+    "08",
+    "19",
+    "2",
+    "3",
+    "@",
+    "&",
+)
 
 
 def _word(rng: np.random.Generator) -> str:
@@ -37,8 +78,9 @@ def _background(rng: np.random.Generator, h: int, w: int, images: Sequence[np.nd
         a, b = rng.integers(0, 256, 3).astype(np.float32), rng.integers(0, 256, 3).astype(np.float32)
         t = np.linspace(0, 1, w if rng.random() < 0.5 else h, dtype=np.float32)
         ramp = a + (b - a) * t[:, None]
-        return np.ascontiguousarray(np.broadcast_to(ramp[None] if len(t) == w else ramp[:, None], (h, w, 3))
-                                    ).astype(np.uint8)
+        return np.ascontiguousarray(np.broadcast_to(ramp[None] if len(t) == w else ramp[:, None], (h, w, 3))).astype(
+            np.uint8
+        )
     if kind == 2:
         small = rng.integers(0, 256, (int(rng.integers(2, 12)), int(rng.integers(2, 12)), 3)).astype(np.uint8)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
@@ -47,7 +89,7 @@ def _background(rng: np.random.Generator, h: int, w: int, images: Sequence[np.nd
     s = rng.uniform(0.3, 1.0)
     ch, cw = max(8, int(ih * s)), max(8, int(iw * s))
     y, x = int(rng.integers(0, ih - ch + 1)), int(rng.integers(0, iw - cw + 1))
-    return cv2.resize(img[y:y + ch, x:x + cw], (w, h), interpolation=cv2.INTER_AREA)
+    return cv2.resize(img[y : y + ch, x : x + cw], (w, h), interpolation=cv2.INTER_AREA)
 
 
 def _colour(rng: np.random.Generator, bg: np.ndarray) -> tuple[int, int, int]:
@@ -57,8 +99,7 @@ def _colour(rng: np.random.Generator, bg: np.ndarray) -> tuple[int, int, int]:
     return tuple(int(v) for v in base)
 
 
-def text_frame(rng: np.random.Generator, h: int = 360, w: int = 640,
-               images: Sequence[np.ndarray] = ()) -> np.ndarray:
+def text_frame(rng: np.random.Generator, h: int = 360, w: int = 640, images: Sequence[np.ndarray] = ()) -> np.ndarray:
     """A title card or captioned frame: 1-4 lines of text, random fonts, sizes, colours, outline or shadow."""
     img = _background(rng, h, w, images)
     lines = int(rng.integers(1, 5))
@@ -74,8 +115,16 @@ def text_frame(rng: np.random.Generator, h: int = 360, w: int = 640,
         col = _colour(rng, img)
         if rng.random() < 0.4:  # outline or drop shadow
             off = 0 if rng.random() < 0.5 else max(1, thick)
-            cv2.putText(img, text, (org[0] + off, org[1] + off), font, scale, tuple(255 - c for c in col),
-                        thick + 2, cv2.LINE_AA)
+            cv2.putText(
+                img,
+                text,
+                (org[0] + off, org[1] + off),
+                font,
+                scale,
+                tuple(255 - c for c in col),
+                thick + 2,
+                cv2.LINE_AA,
+            )
         cv2.putText(img, text, org, font, scale, col, thick, cv2.LINE_AA)
         y += th * rng.uniform(1.4, 2.2)
         if y > h:
@@ -83,8 +132,9 @@ def text_frame(rng: np.random.Generator, h: int = 360, w: int = 640,
     return img
 
 
-def clutter_frame(rng: np.random.Generator, h: int = 360, w: int = 640,
-                  images: Sequence[np.ndarray] = ()) -> np.ndarray:
+def clutter_frame(
+    rng: np.random.Generator, h: int = 360, w: int = 640, images: Sequence[np.ndarray] = ()
+) -> np.ndarray:
     """Geometric clutter: filled and ring ellipses, polygons, rectangles, stripes, checker patches."""
     img = _background(rng, h, w, images)
     for _ in range(int(rng.integers(3, 15))):
@@ -93,8 +143,17 @@ def clutter_frame(rng: np.random.Generator, h: int = 360, w: int = 640,
         cx, cy = int(rng.integers(0, w)), int(rng.integers(0, h))
         r = int(rng.uniform(0.02, 0.2) * min(h, w)) + 2
         if shape == 0:
-            cv2.ellipse(img, (cx, cy), (r, int(r * rng.uniform(0.4, 1.6))), float(rng.uniform(0, 180)), 0, 360, col,
-                        -1 if rng.random() < 0.6 else int(rng.integers(1, 6)), cv2.LINE_AA)
+            cv2.ellipse(
+                img,
+                (cx, cy),
+                (r, int(r * rng.uniform(0.4, 1.6))),
+                float(rng.uniform(0, 180)),
+                0,
+                360,
+                col,
+                -1 if rng.random() < 0.6 else int(rng.integers(1, 6)),
+                cv2.LINE_AA,
+            )
         elif shape == 1:  # a random polygon
             pts = (np.array([cx, cy]) + rng.uniform(-r, r, (int(rng.integers(3, 7)), 2))).astype(np.int32)
             cv2.fillPoly(img, [pts], col, cv2.LINE_AA)
@@ -112,8 +171,9 @@ def clutter_frame(rng: np.random.Generator, h: int = 360, w: int = 640,
     return img
 
 
-def negative_samples(n: int, seed: int, images: Sequence[np.ndarray] = (), *, split: str = "tune",
-                     text_fraction: float = 0.6) -> list[Sample]:
+def negative_samples(
+    n: int, seed: int, images: Sequence[np.ndarray] = (), *, split: str = "tune", text_fraction: float = 0.6
+) -> list[Sample]:
     """``n`` face-free procedural frames (text cards and clutter) as :class:`Sample` objects (source
     ``"procedural"``, shippable), each its own group; sizes vary between 320x240 and 1280x720."""
     rng = np.random.default_rng(seed)

@@ -8,13 +8,24 @@ The public face of the SDK::
 
 Importing ``sdk`` is light: it never imports torch, and ONNX Runtime/OpenCV load when a Recognizer is made.
 """
+
 from __future__ import annotations
 
 from runtime.errors import BundleError, ConfigError, DatasetError, EngineError, ExportError, InputError, OferError
 
 __version__ = "0.1.0"
-__all__ = ["Recognizer", "Prediction", "OferError", "InputError", "BundleError", "EngineError", "DatasetError",
-           "ConfigError", "ExportError", "__version__"]
+__all__ = [
+    "Recognizer",
+    "Prediction",
+    "OferError",
+    "InputError",
+    "BundleError",
+    "EngineError",
+    "DatasetError",
+    "ConfigError",
+    "ExportError",
+    "__version__",
+]
 
 
 def __getattr__(name: str):  # lazy: keep `import sdk` fast

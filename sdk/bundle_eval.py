@@ -7,6 +7,7 @@ gets are the evaluation protocol's own (``masks="protocol"``, as a checkpoint is
 compare) or the bundle's occlusion estimate (``masks="estimate"``, what a deployed ``auto`` pipeline sees).
 Nothing here imports torch: a device without it can evaluate its bundles.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -58,14 +59,24 @@ class BundlePredictor:
         """One line: the pipeline, its engines in order, and the mask source."""
         order = [r for r in ("occlusion_estimator", "inpainter", "classifier") if r in self.engines]
         chain = " -> ".join(f"{r} ({self.engines[r]})" for r in order)
-        masks = "" if self.pipeline == "direct" else (
-            ", masks from the protocol" if self.masks == "protocol" else ", masks from the occlusion estimate")
+        masks = (
+            ""
+            if self.pipeline == "direct"
+            else (", masks from the protocol" if self.masks == "protocol" else ", masks from the occlusion estimate")
+        )
         return f"pipeline {self.pipeline}: {chain}{masks}"
 
 
-def bundle_predictor(path: str | Path, pipeline: str | None = None, *, backend: str = "auto",
-                     precision: str | None = None, threads: int | None = None, masks: str = "protocol",
-                     threshold: float = 0.25) -> BundlePredictor:
+def bundle_predictor(
+    path: str | Path,
+    pipeline: str | None = None,
+    *,
+    backend: str = "auto",
+    precision: str | None = None,
+    threads: int | None = None,
+    masks: str = "protocol",
+    threshold: float = 0.25,
+) -> BundlePredictor:
     """A predict function running a deployed bundle's pipeline.
 
     Args:

@@ -5,6 +5,7 @@ Engines: every engine the recognizer runs (classifier, and the bundle's other cl
 Stages: detect, crop, then the pipeline's own stages as it times them (occlusion, normalize, inpaint, classify),
 the frame check and building the predictions, and the total ``predict()``: the stages add up to the total.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,7 @@ def _first_frame(frames: Any) -> tuple[np.ndarray, str]:
         y, x = np.mgrid[0:360, 0:640]
         img = ((x + y) % 256).astype(np.uint8)
         return np.dstack([img, img, img]), "synthetic 640x360 (no frame given)"
-    if isinstance(frames, (np.ndarray, str, os.PathLike)) and not (isinstance(frames, np.ndarray)
-                                                                      and frames.ndim == 4):
+    if isinstance(frames, (np.ndarray, str, os.PathLike)) and not (isinstance(frames, np.ndarray) and frames.ndim == 4):
         first = frames
     else:
         first = next(iter(frames), None)
@@ -55,8 +55,9 @@ def _other_engines(rec: "Recognizer") -> Iterable[tuple[Any, Any]]:
 
 
 def _is_engine(obj: Any) -> bool:
-    return callable(getattr(obj, "run", None)) and hasattr(obj, "input_names") and callable(
-        getattr(obj, "describe", None))
+    return (
+        callable(getattr(obj, "run", None)) and hasattr(obj, "input_names") and callable(getattr(obj, "describe", None))
+    )
 
 
 def _detector_engines(detector: Any, label: str | None = None, depth: int = 0) -> list[tuple[str, Any]]:
@@ -71,11 +72,15 @@ def _detector_engines(detector: Any, label: str | None = None, depth: int = 0) -
         for item in items:
             if _is_engine(item):
                 out.append((label if key == "engine" else f"{label} {key}", item))
-            elif hasattr(item, "__dict__") and not isinstance(item, (np.ndarray, type)) and (
-                    hasattr(item, "detect") or any(_is_engine(v) for v in vars(item).values())):
+            elif (
+                hasattr(item, "__dict__")
+                and not isinstance(item, (np.ndarray, type))
+                and (hasattr(item, "detect") or any(_is_engine(v) for v in vars(item).values()))
+            ):
                 name = getattr(item, "name", None)
-                out += _detector_engines(item, f"detector {name}" if key == "detectors" and name else f"{label} {key}",
-                                         depth + 1)
+                out += _detector_engines(
+                    item, f"detector {name}" if key == "detectors" and name else f"{label} {key}", depth + 1
+                )
     return out
 
 
@@ -112,8 +117,15 @@ def _spec_of(rec: "Recognizer", role: str, engine: Any) -> Any:
     return next((s for s in rec.bundle.find_engines(role) if rec.bundle.engine_path(s.name) == path), None)
 
 
-def profile_recognizer(rec: "Recognizer", frames: Any = None, *, iters: int = 100,
-                       batch_sizes: Sequence[int] = (1, 8), warmup: int = 10, engines: str = "all") -> ProfileReport:
+def profile_recognizer(
+    rec: "Recognizer",
+    frames: Any = None,
+    *,
+    iters: int = 100,
+    batch_sizes: Sequence[int] = (1, 8),
+    warmup: int = 10,
+    engines: str = "all",
+) -> ProfileReport:
     """See :meth:`sdk.Recognizer.profile`."""
     if engines not in ("all", "loaded"):
         raise ConfigError(f"engines must be 'all' or 'loaded', got {engines!r}")
@@ -135,37 +147,63 @@ def profile_recognizer(rec: "Recognizer", frames: Any = None, *, iters: int = 10
     # pipeline itself times them while it runs, so they are exactly what predict() runs and add up to it; all of
     # them round-robin with the total, so a busy machine slows them alike
     stage_profiles = interleaved_stages(
-        [("detect", lambda: proc.find_faces(frame)), ("crop", lambda: proc.crop(frame, faces)),
-         (None, lambda: proc.classify(crops).timings_ms), ("frame check + predictions", frame_check_and_predictions),
-         ("total (predict)", lambda: rec.predict(frame))], iters=iters, warmup=warmup, faces=len(faces))
+        [
+            ("detect", lambda: proc.find_faces(frame)),
+            ("crop", lambda: proc.crop(frame, faces)),
+            (None, lambda: proc.classify(crops).timings_ms),
+            ("frame check + predictions", frame_check_and_predictions),
+            ("total (predict)", lambda: rec.predict(frame)),
+        ],
+        iters=iters,
+        warmup=warmup,
+        faces=len(faces),
+    )
 
     feeds = _pipeline_inputs(rec, crops)
     engine_profiles: list[EngineProfile] = []
-    candidates: list[tuple[str, Any, Any]] = [("classifier", _spec_of(rec, "classifier", rec.classifier),
-                                               rec.classifier)]
+    candidates: list[tuple[str, Any, Any]] = [
+        ("classifier", _spec_of(rec, "classifier", rec.classifier), rec.classifier)
+    ]
     if engines == "all":
         candidates += [("classifier", spec, eng) for spec, eng in _other_engines(rec)]
-    candidates += [(role, _spec_of(rec, role, rec.engines[role]), rec.engines[role])
-                   for role in ("occlusion_estimator", "inpainter") if role in rec.engines]
+    candidates += [
+        (role, _spec_of(rec, role, rec.engines[role]), rec.engines[role])
+        for role in ("occlusion_estimator", "inpainter")
+        if role in rec.engines
+    ]
     for role, espec, engine in candidates:
         label = f"{role} {espec.name} {espec.format}/{espec.precision}" if espec is not None else role
         if isinstance(engine, str):
             engine_profiles += [EngineProfile(label, b, None, error=engine) for b in batch_sizes]
             continue
         info = {**engine.describe(), **({"precision": espec.precision, "format": espec.format} if espec else {})}
-        engine_profiles += profile_engine(label, engine, batch_sizes=batch_sizes, iters=iters, warmup=warmup,
-                                          inputs=feeds[role], info=info)
+        engine_profiles += profile_engine(
+            label, engine, batch_sizes=batch_sizes, iters=iters, warmup=warmup, inputs=feeds[role], info=info
+        )
     for name, det_engine in _detector_engines(rec.detector):  # one letterboxed frame (or face) at a time
         engine_profiles += profile_engine(name, det_engine, batch_sizes=(1,), iters=iters, warmup=warmup)
-    meta = {"title": f"ofer profile: {rec.bundle.name}, pipeline {rec.pipeline_name}, detector {rec.detector_name}, "
-                     f"{rec.classifier.describe().get('device')}",
-            "bundle": str(rec.bundle.path), "frame": frame_name, "frame_shape": list(frame.shape),
-            "faces_detected": len(dets), "iters": iters, "warmup": warmup, "batch_sizes": list(batch_sizes),
-            "pipeline": rec.pipeline_name, "routes": list(result.per_face),
-            "classifier": rec.classifier.describe(), "detector": rec.detector_name,
-            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                        "cpus": os.cpu_count()}}
+    meta = {
+        "title": f"ofer profile: {rec.bundle.name}, pipeline {rec.pipeline_name}, detector {rec.detector_name}, "
+        f"{rec.classifier.describe().get('device')}",
+        "bundle": str(rec.bundle.path),
+        "frame": frame_name,
+        "frame_shape": list(frame.shape),
+        "faces_detected": len(dets),
+        "iters": iters,
+        "warmup": warmup,
+        "batch_sizes": list(batch_sizes),
+        "pipeline": rec.pipeline_name,
+        "routes": list(result.per_face),
+        "classifier": rec.classifier.describe(),
+        "detector": rec.detector_name,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+        },
+    }
     if not dets:
-        meta["note"] = ("no face detected in the frame: the pipeline stages ran on a centre box, so they do not "
-                        "add up to the total")
+        meta["note"] = (
+            "no face detected in the frame: the pipeline stages ran on a centre box, so they do not add up to the total"
+        )
     return ProfileReport(engine_profiles, stage_profiles, meta)

@@ -1,4 +1,5 @@
 """``sdk.Recognizer``: frames in, one :class:`Prediction` per face out."""
+
 from __future__ import annotations
 
 import os
@@ -71,11 +72,23 @@ class Recognizer:
         ...     print(p.label, p.confidence, p.box)
     """
 
-    def __init__(self, bundle: str | os.PathLike[str] | Bundle | None = None, *, backend: str = "auto",
-                 detector: str = "auto", pipeline: str = "auto", roi: Sequence[float] | None = None,
-                 precision: str | None = None, threads: int | None = None, max_faces: int | None = None,
-                 min_detection_score: float | None = None, occlusion: Any = None,
-                 occlusion_threshold: float = 0.25, align: bool = True, min_face: float | None = None) -> None:
+    def __init__(
+        self,
+        bundle: str | os.PathLike[str] | Bundle | None = None,
+        *,
+        backend: str = "auto",
+        detector: str = "auto",
+        pipeline: str = "auto",
+        roi: Sequence[float] | None = None,
+        precision: str | None = None,
+        threads: int | None = None,
+        max_faces: int | None = None,
+        min_detection_score: float | None = None,
+        occlusion: Any = None,
+        occlusion_threshold: float = 0.25,
+        align: bool = True,
+        min_face: float | None = None,
+    ) -> None:
         from runtime.backends import open_for_role
         from runtime.pipelines import build_pipeline
         from runtime.processor import FrameProcessor
@@ -102,18 +115,26 @@ class Recognizer:
         self.backend_log: list[dict[str, Any]] = []
 
         def open_role(role: str) -> Any:
-            engine, spec = open_for_role(self.bundle, role, backend=backend, precision=precision, threads=threads,
-                                         log=self.backend_log)
+            engine, spec = open_for_role(
+                self.bundle, role, backend=backend, precision=precision, threads=threads, log=self.backend_log
+            )
             self.engines[role] = engine
             return engine, spec
 
-        self.pipeline = build_pipeline(self.bundle, pipeline, open_role, occlusion=occlusion,
-                                       threshold=occlusion_threshold)
+        self.pipeline = build_pipeline(
+            self.bundle, pipeline, open_role, occlusion=occlusion, threshold=occlusion_threshold
+        )
         self.pipeline_name = self.pipeline.name
         self.classifier = self.engines["classifier"]
         self.labels = self.bundle.labels
-        self.processor = FrameProcessor(self.bundle, self.detector, self.pipeline, max_faces=max_faces, align=align,
-                                        engines=list(self.engines.values()))
+        self.processor = FrameProcessor(
+            self.bundle,
+            self.detector,
+            self.pipeline,
+            max_faces=max_faces,
+            align=align,
+            engines=list(self.engines.values()),
+        )
 
     def _make_detector(self, name: str, threads: int | None, min_score: float | None, backend: str = "auto") -> Any:
         from runtime.detection import create_detector
@@ -149,16 +170,27 @@ class Recognizer:
         """Like :meth:`predict` for many frames; the faces of all frames go through the classifier together."""
         if isinstance(frames, np.ndarray):
             if frames.ndim != 4:
-                raise InputError(f"predict_batch takes a list of frames or an N x H x W x 3 array, got shape "
-                                 f"{frames.shape}; for one frame use predict()")
+                raise InputError(
+                    f"predict_batch takes a list of frames or an N x H x W x 3 array, got shape "
+                    f"{frames.shape}; for one frame use predict()"
+                )
             frames = list(frames)
         if frames is None or isinstance(frames, (str, os.PathLike)):
             raise InputError("predict_batch takes a list of frames; for one frame use predict()")
         return self.processor.process_batch(list(frames))
 
     # ------------------------------------------------------------------------------------- streaming, profiling
-    def stream(self, source: Any, *, mode: str = "auto", smooth: str | None = None, queue_size: int = 4,
-               max_missed: int = 15, pace_fps: float | None = None, detect_every: int = 1) -> Any:
+    def stream(
+        self,
+        source: Any,
+        *,
+        mode: str = "auto",
+        smooth: str | None = None,
+        queue_size: int = 4,
+        max_missed: int = 15,
+        pace_fps: float | None = None,
+        detect_every: int = 1,
+    ) -> Any:
         """Recognise a stream of frames with tracking and smoothing; capture, detection and inference overlap.
 
         Args:
@@ -194,19 +226,28 @@ class Recognizer:
         # A folder of photos is not a video: every image is searched whole and no face is followed between them.
         stills = source.kind in ("folder", "image")
         try:
-            stages = self.processor.stream_stages(smooth=smooth, max_missed=max_missed,
-                                                  detect_every=1 if stills else detect_every, follow=not stills)
+            stages = self.processor.stream_stages(
+                smooth=smooth, max_missed=max_missed, detect_every=1 if stills else detect_every, follow=not stills
+            )
         except BaseException:
             source.close()
             raise
-        stream = Stream(source, [stages.find, stages.crop_classify], mode=mode, queue_size=queue_size,
-                        pace_fps=pace_fps)
+        stream = Stream(
+            source, [stages.find, stages.crop_classify], mode=mode, queue_size=queue_size, pace_fps=pace_fps
+        )
         stream.tracker = stages.tracker  # type: ignore[attr-defined]
         stream.smoother = stages.smoother  # type: ignore[attr-defined]
         return stream
 
-    def profile(self, frames: Any = None, *, iters: int = 100, batch_sizes: Sequence[int] = (1, 8),
-                warmup: int = 10, engines: str = "all") -> Any:
+    def profile(
+        self,
+        frames: Any = None,
+        *,
+        iters: int = 100,
+        batch_sizes: Sequence[int] = (1, 8),
+        warmup: int = 10,
+        engines: str = "all",
+    ) -> Any:
         """Measure every engine the pipeline runs on its own, and every stage on a real frame.
 
         Engines: the classifier, the inpainter and the occlusion estimator when the pipeline has them, and every
@@ -227,8 +268,7 @@ class Recognizer:
         """
         from .profiling import profile_recognizer
 
-        return profile_recognizer(self, frames, iters=iters, batch_sizes=batch_sizes, warmup=warmup,
-                                  engines=engines)
+        return profile_recognizer(self, frames, iters=iters, batch_sizes=batch_sizes, warmup=warmup, engines=engines)
 
     def close(self) -> None:
         """Release every engine (detector, classifier, inpainter, estimator); the recognizer cannot run after it.
@@ -250,16 +290,22 @@ class Recognizer:
         from .profiling import _detector_engines
 
         est = getattr(self.pipeline, "estimator", None)
-        return {"bundle": str(self.bundle.path), "name": self.bundle.name, "labels": list(self.labels),
-                "detector": self.detector_name,
-                "detector_engines": {label: e.describe() for label, e in _detector_engines(self.detector)},
-                "pipeline": self.pipeline_name,
-                "classifier": self.classifier.describe(),
-                "engines": {role: e.describe() for role, e in self.engines.items()},
-                "occlusion_estimator": None if est is None else type(est).__name__,
-                "backend_attempts": list(self.backend_log)}
+        return {
+            "bundle": str(self.bundle.path),
+            "name": self.bundle.name,
+            "labels": list(self.labels),
+            "detector": self.detector_name,
+            "detector_engines": {label: e.describe() for label, e in _detector_engines(self.detector)},
+            "pipeline": self.pipeline_name,
+            "classifier": self.classifier.describe(),
+            "engines": {role: e.describe() for role, e in self.engines.items()},
+            "occlusion_estimator": None if est is None else type(est).__name__,
+            "backend_attempts": list(self.backend_log),
+        }
 
     def __repr__(self) -> str:
         d = self.classifier.describe()
-        return (f"Recognizer(bundle={self.bundle.name!r}, detector={self.detector_name!r}, "
-                f"pipeline={self.pipeline_name!r}, backend={d.get('backend')!r}, device={d.get('device')!r})")
+        return (
+            f"Recognizer(bundle={self.bundle.name!r}, detector={self.detector_name!r}, "
+            f"pipeline={self.pipeline_name!r}, backend={d.get('backend')!r}, device={d.get('device')!r})"
+        )

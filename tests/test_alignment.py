@@ -1,4 +1,5 @@
 """Rolled faces: found, cropped upright from the eye keypoints, and classified like the upright face."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -50,8 +51,12 @@ def test_rotated_crop_of_a_rotated_image_equals_the_upright_crop(media_dir: Path
     bw, bh = box[2] - box[0], box[3] - box[1]
     crop = crop_face(turned, (cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2), spec, roll=np.radians(degrees))
     assert np.abs(crop.astype(np.float32) - upright).mean() < 8  # resampling differences only
-    assert np.abs(crop_face(turned, (cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2), spec).astype(np.float32)
-                  - upright).mean() > 20  # without the roll the crop is a different picture
+    assert (
+        np.abs(
+            crop_face(turned, (cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2), spec).astype(np.float32) - upright
+        ).mean()
+        > 20
+    )  # without the roll the crop is a different picture
 
 
 @pytest.mark.parametrize("degrees", ANGLES)
@@ -62,7 +67,7 @@ def test_rolled_faces_are_found_and_classified_like_upright(media_dir: Path, deg
     agree = 0
     for name in FACES:
         img = cv2.imread(str(media_dir / name))
-        upright, = rec.predict(img)
+        (upright,) = rec.predict(img)
         found = rec.predict(rotate(img, degrees))
         assert len(found) == 1, f"{name} rolled {degrees} deg: {len(found)} faces"
         if name != PROFILE:

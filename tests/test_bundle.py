@@ -1,4 +1,5 @@
 """The bundle format: writing, loading, schema validation, integrity and path safety."""
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,11 @@ def test_round_trip(tiny_bundle: Path) -> None:
 
 def test_refuses_to_overwrite_without_force(tiny_bundle: Path, tmp_path: Path) -> None:
     src = make_tiny_classifier(tmp_path / "other.onnx", seed=3)
-    kwargs = dict(labels=LABELS7, input_spec=TINY_INPUT,
-                  engines=[{"name": "classifier", "path": src, "format": "onnx", "precision": "fp32",
-                            "role": "classifier"}])
+    kwargs = dict(
+        labels=LABELS7,
+        input_spec=TINY_INPUT,
+        engines=[{"name": "classifier", "path": src, "format": "onnx", "precision": "fp32", "role": "classifier"}],
+    )
     before = sha256_file(tiny_bundle / "classifier.onnx")
     with pytest.raises(BundleError, match="already exists.*force"):
         write_bundle(tiny_bundle, **kwargs)
@@ -79,16 +82,19 @@ def test_symlink_out_of_the_bundle_is_refused(tiny_bundle: Path, tmp_path: Path)
         load_bundle(tiny_bundle)
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"schema_version": SCHEMA_VERSION + 1}, "schema_version"),
-    ({"labels": ["only"]}, "labels"),
-    ({"labels": ["a", "a", "b"]}, "duplicate"),
-    ({"input": {**TINY_INPUT, "channels": 3}}, "channels"),
-    ({"input": {**TINY_INPUT, "size": [64]}}, "size"),
-    ({"input": {**TINY_INPUT, "std": [0.0]}}, "std"),
-    ({"pipelines": ["inpaint"]}, "no inpainter"),
-    ({"pipelines": ["teleport"]}, "pipelines"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"schema_version": SCHEMA_VERSION + 1}, "schema_version"),
+        ({"labels": ["only"]}, "labels"),
+        ({"labels": ["a", "a", "b"]}, "duplicate"),
+        ({"input": {**TINY_INPUT, "channels": 3}}, "channels"),
+        ({"input": {**TINY_INPUT, "size": [64]}}, "size"),
+        ({"input": {**TINY_INPUT, "std": [0.0]}}, "std"),
+        ({"pipelines": ["inpaint"]}, "no inpainter"),
+        ({"pipelines": ["teleport"]}, "pipelines"),
+    ],
+)
 def test_schema_violations(tiny_bundle: Path, changes: dict, message: str) -> None:
     _rewrite(tiny_bundle, **changes)
     with pytest.raises(BundleError, match=message):

@@ -1,5 +1,6 @@
 """Bundles are shared, so they must not lie: strict manifests, engines checked once and loaded as checked, and
 each ONNX engine compared with what its manifest says."""
+
 from __future__ import annotations
 
 import hashlib
@@ -40,17 +41,25 @@ def _replace_model(bundle: Path, model_path: Path, **changes) -> None:
 
 # --- strict manifest ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda t: t.replace('"name": ', '"name": "x", "name": ', 1), "key 'name' appears twice"),
-    (lambda t: t.replace('"crop_margin": 0.1', '"crop_margin": NaN'), "NaN is not a JSON number"),
-    (lambda t: t.replace('"crop_margin": 0.1', '"crop_margin": -Infinity'), "-Infinity is not a JSON number"),
-    (lambda t: t.replace('"crop_margin": 0.1', '"crop_margin": 1e999'), "overflows to infinity"),
-    (lambda t: t.replace('"schema_version": 1', '"schema_version": true'), "schema_version True"),
-    (lambda t: t.replace('"provenance": {', '"provenance": {"deep": ' + "[" * 5000 + "]" * 5000 + ", "),
-     "nested deeper than 64"),
-    (lambda t: t.replace('"provenance": {', '"provenance": {"deep": ' + "[" * 80 + "]" * 80 + ", "),
-     "nested deeper than 64"),
-])
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda t: t.replace('"name": ', '"name": "x", "name": ', 1), "key 'name' appears twice"),
+        (lambda t: t.replace('"crop_margin": 0.1', '"crop_margin": NaN'), "NaN is not a JSON number"),
+        (lambda t: t.replace('"crop_margin": 0.1', '"crop_margin": -Infinity'), "-Infinity is not a JSON number"),
+        (lambda t: t.replace('"crop_margin": 0.1', '"crop_margin": 1e999'), "overflows to infinity"),
+        (lambda t: t.replace('"schema_version": 1', '"schema_version": true'), "schema_version True"),
+        (
+            lambda t: t.replace('"provenance": {', '"provenance": {"deep": ' + "[" * 5000 + "]" * 5000 + ", "),
+            "nested deeper than 64",
+        ),
+        (
+            lambda t: t.replace('"provenance": {', '"provenance": {"deep": ' + "[" * 80 + "]" * 80 + ", "),
+            "nested deeper than 64",
+        ),
+    ],
+)
 def test_manifest_text_refused(tiny_bundle: Path, edit, message: str) -> None:
     path = tiny_bundle / "manifest.json"
     text = json.dumps(_manifest(tiny_bundle))
@@ -80,28 +89,31 @@ def test_manifest_symlink_out_of_the_folder_is_refused(tiny_bundle: Path, tmp_pa
         load_bundle(tiny_bundle)
 
 
-@pytest.mark.parametrize("path, value, message", [
-    (("input", "channels"), True, "channels"),
-    (("input", "size"), [True, 64], "input.size"),
-    (("input", "size"), [64, 10 ** 9], "input.size"),
-    (("input", "scale"), False, "scale"),
-    (("input", "mean"), [True], "input.mean"),
-    (("engines", "classifier", "built_with"), "onnx 1.17", "'built_with' must be an object"),
-    (("engines", "classifier", "built_with"), ["onnx"], "'built_with' must be an object"),
-    (("engines", "classifier", "built_with"), {"tensorrt": 10}, "'built_with.tensorrt' must be a string"),
-    (("engines", "classifier", "sha256"), "abc", "64 hex digits"),
-    (("engines", "classifier", "sha256"), 12, "64 hex digits"),
-    (("engines", "classifier", "format"), ["onnx"], "'format' must be a string"),
-    (("labels",), ["angry", "dis\x00gust", "fear", "happy", "sad", "surprise", "neutral"], "control character"),
-    (("labels",), ["a" * 300, "disgust", "fear", "happy", "sad", "surprise", "neutral"], "at most 255"),
-    (("name",), "fer\x00", "control character"),
-    (("name",), 7, "'name' must be a non-empty string"),
-    (("engines", "classifier", "file"), "classifier\x00.onnx", "control character"),
-    (("engines", "classifier", "file"), "d/" * 600 + "c.onnx", "at most 1024"),
-    (("engines", "classifier", "file"), "c" * 300 + ".onnx", "longer than 255 bytes"),
-    (("trt_calibration_cache",), {"file": "classifier.onnx"}, "attached file 'classifier.onnx' has no 'sha256'"),
-    (("pipelines",), [["direct"]], "pipelines"),
-])
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        (("input", "channels"), True, "channels"),
+        (("input", "size"), [True, 64], "input.size"),
+        (("input", "size"), [64, 10**9], "input.size"),
+        (("input", "scale"), False, "scale"),
+        (("input", "mean"), [True], "input.mean"),
+        (("engines", "classifier", "built_with"), "onnx 1.17", "'built_with' must be an object"),
+        (("engines", "classifier", "built_with"), ["onnx"], "'built_with' must be an object"),
+        (("engines", "classifier", "built_with"), {"tensorrt": 10}, "'built_with.tensorrt' must be a string"),
+        (("engines", "classifier", "sha256"), "abc", "64 hex digits"),
+        (("engines", "classifier", "sha256"), 12, "64 hex digits"),
+        (("engines", "classifier", "format"), ["onnx"], "'format' must be a string"),
+        (("labels",), ["angry", "dis\x00gust", "fear", "happy", "sad", "surprise", "neutral"], "control character"),
+        (("labels",), ["a" * 300, "disgust", "fear", "happy", "sad", "surprise", "neutral"], "at most 255"),
+        (("name",), "fer\x00", "control character"),
+        (("name",), 7, "'name' must be a non-empty string"),
+        (("engines", "classifier", "file"), "classifier\x00.onnx", "control character"),
+        (("engines", "classifier", "file"), "d/" * 600 + "c.onnx", "at most 1024"),
+        (("engines", "classifier", "file"), "c" * 300 + ".onnx", "longer than 255 bytes"),
+        (("trt_calibration_cache",), {"file": "classifier.onnx"}, "attached file 'classifier.onnx' has no 'sha256'"),
+        (("pipelines",), [["direct"]], "pipelines"),
+    ],
+)
 def test_field_violations(tiny_bundle: Path, path: tuple, value, message: str) -> None:
     m = _manifest(tiny_bundle)
     node = m
@@ -134,6 +146,7 @@ def test_engine_file_that_is_a_folder_or_fifo(tiny_bundle: Path) -> None:
 
 # --- check once, load what was checked -------------------------------------------------------------------------
 
+
 def test_engine_is_built_from_the_checked_bytes_not_the_path(tiny_bundle: Path, tmp_path: Path) -> None:
     bundle = load_bundle(tiny_bundle)
     spec = bundle.engines["classifier"]
@@ -152,21 +165,30 @@ def test_engine_is_built_from_the_checked_bytes_not_the_path(tiny_bundle: Path, 
 
 # --- ONNX engines against their manifest ---------------------------------------------------------------------------
 
+
 def test_external_data_is_refused_even_when_the_onnx_file_hashes_right(tiny_bundle: Path, tmp_path: Path) -> None:
     import onnx
 
     model = onnx.load(str(tiny_bundle / "classifier.onnx"))
-    onnx.save(model, str(tmp_path / "ext.onnx"), save_as_external_data=True, location="classifier.data",
-              size_threshold=0)
+    onnx.save(
+        model, str(tmp_path / "ext.onnx"), save_as_external_data=True, location="classifier.data", size_threshold=0
+    )
     (tiny_bundle / "classifier.data").write_bytes((tmp_path / "classifier.data").read_bytes())
     _replace_model(tiny_bundle, tmp_path / "ext.onnx")
-    with pytest.raises(BundleError, match=r"keeps tensors \(w_conv.*in external data files, which its sha256 does "
-                                         r"not cover.*onnx.save"):
+    with pytest.raises(
+        BundleError,
+        match=r"keeps tensors \(w_conv.*in external data files, which its sha256 does "
+        r"not cover.*onnx.save",
+    ):
         load_bundle(tiny_bundle)
     # write_bundle (what export calls) refuses it too: it never writes what load refuses
     with pytest.raises(BundleError, match="external data"):
-        write_bundle(tmp_path / "out", labels=LABELS7, input_spec=TINY_INPUT,
-                     engines=[{"name": "classifier", "path": tmp_path / "ext.onnx", "role": "classifier"}])
+        write_bundle(
+            tmp_path / "out",
+            labels=LABELS7,
+            input_spec=TINY_INPUT,
+            engines=[{"name": "classifier", "path": tmp_path / "ext.onnx", "role": "classifier"}],
+        )
 
 
 def test_export_inlines_external_data(tiny_bundle: Path, tmp_path: Path) -> None:
@@ -179,26 +201,43 @@ def test_export_inlines_external_data(tiny_bundle: Path, tmp_path: Path) -> None
     from runtime.bundle import InputSpec
     from runtime.onnx_info import read_onnx_info
 
-    onnx.save(onnx.load(str(tiny_bundle / "classifier.onnx")), str(tmp_path / "ext.onnx"),
-              save_as_external_data=True, location="ext.data", size_threshold=0)
+    onnx.save(
+        onnx.load(str(tiny_bundle / "classifier.onnx")),
+        str(tmp_path / "ext.onnx"),
+        save_as_external_data=True,
+        location="ext.data",
+        size_threshold=0,
+    )
     spec = load_bundle(tiny_bundle).input
     assert isinstance(spec, InputSpec)
-    b = export_bundle(ExportSource(tmp_path / "ext.onnx", tuple(LABELS7), spec), tmp_path / "out",
-                      formats=parse_precisions("fp32"), calibration=CalibrationConfig(cache_dir=None))
+    b = export_bundle(
+        ExportSource(tmp_path / "ext.onnx", tuple(LABELS7), spec),
+        tmp_path / "out",
+        formats=parse_precisions("fp32"),
+        calibration=CalibrationConfig(cache_dir=None),
+    )
     data = b.read_engine("classifier")
     assert read_onnx_info(data).external == []
     assert sorted(p.name for p in b.path.iterdir()) == ["classifier.onnx", "manifest.json"]
 
 
-@pytest.mark.parametrize("model_kwargs, spec_changes, message", [
-    ({"classes": 8}, {}, r"gives 8 scores per face.*'labels' has 7 names"),
-    ({"size": 48}, {}, r"shape \[batch, 1, 48, 48\].*'input.size' is \[64, 64\]; set \"size\": \[48, 48\]"),
-    ({"channels": 3}, {}, r"3-channel input.*'input.channels' is 1"),
-    ({}, {"output": "probabilities"}, r"'output': 'probabilities' but its output 'logits' comes from Gemm, not a "
-                                      r"Softmax.*set \"output\": \"logits\""),
-])
-def test_model_disagrees_with_manifest(tiny_bundle: Path, tmp_path: Path, model_kwargs: dict, spec_changes: dict,
-                                       message: str) -> None:
+@pytest.mark.parametrize(
+    "model_kwargs, spec_changes, message",
+    [
+        ({"classes": 8}, {}, r"gives 8 scores per face.*'labels' has 7 names"),
+        ({"size": 48}, {}, r"shape \[batch, 1, 48, 48\].*'input.size' is \[64, 64\]; set \"size\": \[48, 48\]"),
+        ({"channels": 3}, {}, r"3-channel input.*'input.channels' is 1"),
+        (
+            {},
+            {"output": "probabilities"},
+            r"'output': 'probabilities' but its output 'logits' comes from Gemm, not a "
+            r"Softmax.*set \"output\": \"logits\"",
+        ),
+    ],
+)
+def test_model_disagrees_with_manifest(
+    tiny_bundle: Path, tmp_path: Path, model_kwargs: dict, spec_changes: dict, message: str
+) -> None:
     _replace_model(tiny_bundle, make_tiny_classifier(tmp_path / "m.onnx", **model_kwargs), **spec_changes)
     with pytest.raises(BundleError, match=message) as info:
         load_bundle(tiny_bundle)
@@ -214,8 +253,12 @@ def _with_head(src: Path, dest: Path, *, softmax: bool, nhwc: bool = False, symb
     g = model.graph
     if softmax:
         g.output[0].name = "probs"
-        g.node.extend([helper.make_node("Softmax", ["logits"], ["p"], axis=1),
-                       helper.make_node("Cast", ["p"], ["probs"], to=TensorProto.FLOAT)])
+        g.node.extend(
+            [
+                helper.make_node("Softmax", ["logits"], ["p"], axis=1),
+                helper.make_node("Cast", ["p"], ["probs"], to=TensorProto.FLOAT),
+            ]
+        )
     if nhwc or symbolic:
         dims = ["batch", 64, 64, 1] if nhwc else ["batch", 1, "h", "w"]
         name = "image" if nhwc else "input"

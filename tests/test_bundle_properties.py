@@ -1,6 +1,7 @@
 """Property-based tests of ``load_bundle``: whatever is done to a valid bundle's manifest or engine bytes, loading gives
 a bundle that really works (its classifier opens and gives one score per label) or one of ofer's own errors; never
 another exception."""
+
 from __future__ import annotations
 
 import contextlib
@@ -24,16 +25,46 @@ from runtime.bundle import Bundle, load_bundle
 from runtime.errors import OferError
 
 #: Modest by default (CI time); OFER_HYPOTHESIS_EXAMPLES=500 for a deeper search.
-SETTINGS = settings(max_examples=int(os.environ.get("OFER_HYPOTHESIS_EXAMPLES", "40")), deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("OFER_HYPOTHESIS_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
-_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2 ** 70), 2 ** 70),
-                  st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12),
-                  st.sampled_from(["onnx", "trt", "fp32", "int8", "classifier", "inpainter", "logits", "probabilities",
-                                   "image", "direct", "auto", "NHWC", "rgb", "classifier.onnx", "../x", "/etc/passwd",
-                                   "a\x00b", "x" * 300]))
-JSON = st.recursive(_leaf, lambda c: st.one_of(st.lists(c, max_size=4),
-                                               st.dictionaries(st.text(max_size=8), c, max_size=4)), max_leaves=10)
+_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "onnx",
+            "trt",
+            "fp32",
+            "int8",
+            "classifier",
+            "inpainter",
+            "logits",
+            "probabilities",
+            "image",
+            "direct",
+            "auto",
+            "NHWC",
+            "rgb",
+            "classifier.onnx",
+            "../x",
+            "/etc/passwd",
+            "a\x00b",
+            "x" * 300,
+        ]
+    ),
+)
+JSON = st.recursive(
+    _leaf,
+    lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(st.text(max_size=8), c, max_size=4)),
+    max_leaves=10,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +74,13 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     work = tmp_path_factory.mktemp("template")
     src = make_tiny_classifier(work / "src.onnx")
-    return write_bundle(work / "bundle", labels=LABELS7, input_spec=TINY_INPUT,
-                        engines=[{"name": "classifier", "path": src, "file": "classifier.onnx", "role": "classifier"}],
-                        provenance={"method": "test", "licence": "Apache-2.0"}).path
+    return write_bundle(
+        work / "bundle",
+        labels=LABELS7,
+        input_spec=TINY_INPUT,
+        engines=[{"name": "classifier", "path": src, "file": "classifier.onnx", "role": "classifier"}],
+        provenance={"method": "test", "licence": "Apache-2.0"},
+    ).path
 
 
 def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
@@ -148,7 +183,7 @@ def test_manifest_byte_mutations(template: Path, edits: list[tuple[float, int, b
     text = bytearray((template / "manifest.json").read_bytes())
     for where, cut, insert in edits:
         i = int(where * len(text))
-        text[i:i + cut] = insert
+        text[i : i + cut] = insert
     with tempfile.TemporaryDirectory() as tmp:
         folder = _copy(template, tmp)
         (folder / "manifest.json").write_bytes(bytes(text))
@@ -161,7 +196,7 @@ def test_engine_byte_mutations_with_rerecorded_sha256(template: Path, edits: lis
     model = bytearray((template / "classifier.onnx").read_bytes())
     for where, cut, insert in edits:
         i = int(where * len(model))
-        model[i:i + cut] = insert
+        model[i : i + cut] = insert
     with tempfile.TemporaryDirectory() as tmp:
         folder = _copy(template, tmp)
         (folder / "classifier.onnx").write_bytes(bytes(model))

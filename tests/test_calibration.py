@@ -1,4 +1,5 @@
 """Calibration: TensorRT cache format, occluded calibration/held-out sets, sources, the ONNX Runtime reader."""
+
 from __future__ import annotations
 
 import struct
@@ -8,16 +9,25 @@ import numpy as np
 import pytest
 
 from calibration.reader import ArrayCalibrationReader
-from calibration.trt_cache import (format_trt_cache, hex_scale, parse_trt_cache, read_trt_cache, scale_hex,
-                                   trt_version_number, write_trt_cache)
+from calibration.trt_cache import (
+    format_trt_cache,
+    hex_scale,
+    parse_trt_cache,
+    read_trt_cache,
+    scale_hex,
+    trt_version_number,
+    write_trt_cache,
+)
 from runtime.bundle import load_bundle
 from runtime.errors import ConfigError, ExportError
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("version,number", [("8.6.1", 8601), ("8.4.0", 8400), ("10.3.0", 100300),
-                                            ("10.14.1.48", 101401), ((10, 0, 1), 100001)])
+@pytest.mark.parametrize(
+    "version,number",
+    [("8.6.1", 8601), ("8.4.0", 8400), ("10.3.0", 100300), ("10.14.1.48", 101401), ((10, 0, 1), 100001)],
+)
 def test_trt_version_number_matches_tensorrt_headers(version, number):
     assert trt_version_number(version) == number
 
@@ -42,8 +52,9 @@ def test_trt_cache_round_trip_keeps_every_scale(tmp_path):
     assert cache.version == 100300 and cache.algorithm == "EntropyCalibration2"
     assert set(cache.scales) == set(amax)
     for name, value in amax.items():
-        assert cache.scales[name] == np.float32(np.float32(value) / np.float32(127.0)) or \
-            cache.scales[name] == pytest.approx(value / 127.0, rel=1e-6)
+        assert cache.scales[name] == np.float32(np.float32(value) / np.float32(127.0)) or cache.scales[
+            name
+        ] == pytest.approx(value / 127.0, rel=1e-6)
         assert cache.amax()[name] == pytest.approx(value, rel=1e-6)
     minmax = parse_trt_cache(format_trt_cache(amax, trt_version="8.6.1", method="minmax"))
     assert (minmax.version, minmax.algorithm) == (8601, "MinMaxCalibration")

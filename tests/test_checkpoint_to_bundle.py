@@ -1,4 +1,5 @@
 """From training to deployment: a real checkpoint -> `ofer export` -> a bundle the Recognizer loads and runs."""
+
 from __future__ import annotations
 
 import subprocess
@@ -17,8 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _export(ofer_cmd: list[str], ckpt: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*ofer_cmd, "export", str(ckpt), "--out", str(out), *extra], capture_output=True,
-                          text=True, cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [*ofer_cmd, "export", str(ckpt), "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
 
 
 def _faces(n: int, size: int) -> np.ndarray:
@@ -58,8 +64,9 @@ def test_inpainting_checkpoint_exports_an_inpaint_bundle(ofer_cmd, tmp_path: Pat
     assert "inpaint" in bundle.pipelines and bundle.find_engines("inpainter")
     faces = _faces(2, 32)
     direct = sdk.Recognizer(tmp_path / "bundle", detector="none", pipeline="direct", threads=1).predict(faces[0])[0]
-    inpaint = sdk.Recognizer(tmp_path / "bundle", detector="none", pipeline="inpaint", threads=1,
-                             occlusion="upper_half").predict(faces[0])[0]
+    inpaint = sdk.Recognizer(
+        tmp_path / "bundle", detector="none", pipeline="inpaint", threads=1, occlusion="upper_half"
+    ).predict(faces[0])[0]
     assert direct.pipeline == "direct" and inpaint.pipeline == "inpaint"
     assert inpaint.occlusion is not None and inpaint.occlusion > 0.3
     assert abs(sum(inpaint.scores.values()) - 1) < 1e-4

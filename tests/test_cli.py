@@ -1,4 +1,5 @@
 """The `ofer` CLI, run as a real subprocess on real images and videos."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,16 @@ def test_run_image_writes_annotated_copy(ofer_cmd, media_dir: Path, tmp_path: Pa
     import cv2
 
     out = tmp_path / "annotated.png"
-    ofer(ofer_cmd, "run", str(media_dir / "multi_face.jpg"), "--out", str(out), "--jsonl", str(tmp_path / "f.jsonl"),
-         check=True)
+    ofer(
+        ofer_cmd,
+        "run",
+        str(media_dir / "multi_face.jpg"),
+        "--out",
+        str(out),
+        "--jsonl",
+        str(tmp_path / "f.jsonl"),
+        check=True,
+    )
     src, ann = cv2.imread(str(media_dir / "multi_face.jpg")), cv2.imread(str(out))
     assert ann.shape == src.shape and np.abs(ann.astype(int) - src).sum() > 0
     assert len(records((tmp_path / "f.jsonl").read_text())) >= 4
@@ -81,22 +90,29 @@ def test_run_folder(ofer_cmd, media_dir: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == ["0-f1-su-ph.jpg", "0-f15-hao-ph.jpg"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "/no/such/file.mp4"], "source not found"),
-    (["run", "97"], "could not open camera 97"),
-    (["run", "IMAGE", "--bundle", "/no/bundle"], "bundle not found"),
-    (["run", "IMAGE", "--detector", "haar"], "detector"),
-    (["run", "IMAGE", "--detector", "roi"], "needs roi"),
-    (["run", "IMAGE", "--roi", "1,2,3"], "four numbers"),
-    (["run", "IMAGE", "--out", "EXISTING"], "already exists.*--force"),
-    (["run", "VIDEO", "--out", "x.mkv"], ".avi"),
-    (["info", "/no/bundle"], "bundle not found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "/no/such/file.mp4"], "source not found"),
+        (["run", "97"], "could not open camera 97"),
+        (["run", "IMAGE", "--bundle", "/no/bundle"], "bundle not found"),
+        (["run", "IMAGE", "--detector", "haar"], "detector"),
+        (["run", "IMAGE", "--detector", "roi"], "needs roi"),
+        (["run", "IMAGE", "--roi", "1,2,3"], "four numbers"),
+        (["run", "IMAGE", "--out", "EXISTING"], "already exists.*--force"),
+        (["run", "VIDEO", "--out", "x.mkv"], ".avi"),
+        (["info", "/no/bundle"], "bundle not found"),
+    ],
+)
 def test_user_errors_are_one_line(ofer_cmd, media_dir: Path, tmp_path: Path, args: list[str], message: str) -> None:
     existing = tmp_path / "exists.jpg"
     existing.write_bytes(b"mine")
-    subst = {"IMAGE": str(media_dir / "single_face.jpg"), "VIDEO": str(media_dir / "single_face.mp4"),
-             "EXISTING": str(existing), "x.mkv": str(tmp_path / "x.mkv")}
+    subst = {
+        "IMAGE": str(media_dir / "single_face.jpg"),
+        "VIDEO": str(media_dir / "single_face.mp4"),
+        "EXISTING": str(existing),
+        "x.mkv": str(tmp_path / "x.mkv"),
+    }
     res = ofer(ofer_cmd, *[subst.get(a, a) for a in args])
     assert res.returncode == 2, res.stderr
     lines = res.stderr.strip().splitlines()

@@ -1,4 +1,5 @@
 """Occlusion-consistency metrics on known cases (torch-free module)."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,7 @@ import numpy as np
 import pytest
 
 from runtime.errors import InputError
-from sdk.training.consistency import (agreement, bootstrap_ci, cohen_kappa, consistency, tv_distance,
-                                      write_consistency)
+from sdk.training.consistency import agreement, bootstrap_ci, cohen_kappa, consistency, tv_distance, write_consistency
 
 LABELS = ("a", "b", "c")
 

@@ -1,6 +1,7 @@
 """Training and distillation on a CUDA GPU: the device chosen by ``auto``, mixed precision and channels-last, and
 checkpoints that move between a GPU machine and a CPU-only one. Skipped where torch sees no GPU; the other training
 tests (test_training, test_distill, test_checkpoint_to_bundle) also run on the GPU there, since ``auto`` picks it."""
+
 from __future__ import annotations
 
 import math
@@ -41,15 +42,23 @@ def test_gpu_checkpoint_predicts_the_same_in_a_process_without_gpu(tmp_path: Pat
     model = t.models["classifier"].eval()
     with torch.no_grad():
         on_gpu = model(torch.from_numpy(x).cuda()).float().cpu().numpy()
-    code = ("import numpy as np, torch\n"
-            "from sdk.training.checkpoint import load_checkpoint\n"
-            "assert not torch.cuda.is_available()\n"
-            f"m = load_checkpoint({str(tmp_path)!r}).models['classifier'].eval()\n"
-            f"x = torch.from_numpy(np.load({str(tmp_path / 'x.npy')!r}))\n"
-            "with torch.no_grad():\n"
-            f"    np.save({str(tmp_path / 'cpu.npy')!r}, m(x).numpy())\n")
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)})
+    code = (
+        "import numpy as np, torch\n"
+        "from sdk.training.checkpoint import load_checkpoint\n"
+        "assert not torch.cuda.is_available()\n"
+        f"m = load_checkpoint({str(tmp_path)!r}).models['classifier'].eval()\n"
+        f"x = torch.from_numpy(np.load({str(tmp_path / 'x.npy')!r}))\n"
+        "with torch.no_grad():\n"
+        f"    np.save({str(tmp_path / 'cpu.npy')!r}, m(x).numpy())\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)},
+    )
     assert r.returncode == 0, r.stderr
     on_cpu = np.load(tmp_path / "cpu.npy")
     # cuDNN may use TF32 for convolutions: agreement to ~1e-3 of the logits' scale, same top-1
@@ -68,13 +77,33 @@ def test_cpu_checkpoint_resumes_on_the_gpu(tmp_path: Path) -> None:
     assert [int(r["epoch"]) for r in resumed.report.rows] == [1, 2]
 
 
-def test_distill_runs_on_the_gpu_and_exports_on_the_cpu(media_dir: Path, tmp_path: Path,
-                                                       ofer_cmd: list[str]) -> None:
+def test_distill_runs_on_the_gpu_and_exports_on_the_cpu(media_dir: Path, tmp_path: Path, ofer_cmd: list[str]) -> None:
     spec = f"faces:{media_dir / 'single_face.mp4'},{media_dir / 'multi_face.jpg'},stride=6"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OFER_CACHE": str(tmp_path / "cache")}
-    r = subprocess.run([*ofer_cmd, "distill", "--data", spec, "--out", str(tmp_path / "d"), "--epochs", "2",
-                        "--steps", "3", "--batch-size", "16", "--workers", "2", "--device", "cuda"],
-                       capture_output=True, text=True, timeout=600, env=env)
+    r = subprocess.run(
+        [
+            *ofer_cmd,
+            "distill",
+            "--data",
+            spec,
+            "--out",
+            str(tmp_path / "d"),
+            "--epochs",
+            "2",
+            "--steps",
+            "3",
+            "--batch-size",
+            "16",
+            "--workers",
+            "2",
+            "--device",
+            "cuda",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     assert "epoch 2/2" in r.stdout
     from sdk.training.checkpoint import load_checkpoint

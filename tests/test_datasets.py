@@ -1,4 +1,5 @@
 """Readers of the real dataset formats, on tiny fixtures written in each format (tests/fixtures/datasets)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,8 +12,17 @@ import pytest
 from runtime.errors import ConfigError, DatasetError
 from runtime.datasets.base import FaceDataset, Remapped, Subset
 from runtime.datasets.formats import CKPlus, FER2013, FERPlus, RAFDB, AffectNet, ImageFolder
-from runtime.datasets.labels import (AFFECTNET8, CANONICAL, CKPLUS8, FER7, FERPLUS8, RAFDB7, canonical_name,
-                                      label_set, remap)
+from runtime.datasets.labels import (
+    AFFECTNET8,
+    CANONICAL,
+    CKPLUS8,
+    FER7,
+    FERPLUS8,
+    RAFDB7,
+    canonical_name,
+    label_set,
+    remap,
+)
 from runtime.datasets.spec import FORMATS, open_dataset, parse_spec
 
 FIX = Path(__file__).parent / "fixtures" / "datasets"
@@ -42,8 +52,12 @@ def test_label_sets_use_canonical_names_and_aliases():
     for labels in (FER7, FERPLUS8, AFFECTNET8, RAFDB7, CKPLUS8):
         assert set(labels) <= set(CANONICAL)
         assert len(set(labels)) == len(labels)
-    assert [canonical_name(n) for n in ("Anger", " happiness ", "SADNESS", "Surprised")] == \
-        ["angry", "happy", "sad", "surprise"]
+    assert [canonical_name(n) for n in ("Anger", " happiness ", "SADNESS", "Surprised")] == [
+        "angry",
+        "happy",
+        "sad",
+        "surprise",
+    ]
     assert label_set(["Happiness", "neutral"]) == ("happy", "neutral")
     with pytest.raises(ConfigError, match="unknown expression class"):
         canonical_name("bored")
@@ -101,23 +115,28 @@ def test_fer2013_other_column_order_and_spaced_header(tmp_path):
     path = tmp_path / "icml_face_data.csv"
     pixels = " ".join(map(str, mf.fer_pixels(5).reshape(-1)))
     padded = "  ".join(f"{v:03d}" for v in mf.fer_pixels(5).reshape(-1))  # leading zeros, double spaces
-    path.write_text(f"emotion, Usage, pixels\n2,PrivateTest,{pixels}\n\n4,PrivateTest,\"{padded} \"\n")
+    path.write_text(f'emotion, Usage, pixels\n2,PrivateTest,{pixels}\n\n4,PrivateTest,"{padded} "\n')
     ds = FER2013(path, "test")
     assert len(ds) == 2 and list(ds.targets()) == [2, 4] and ds.source(1) == "icml_face_data.csv line 4"
     np.testing.assert_array_equal(ds[0][0], mf.fer_pixels(5))
     np.testing.assert_array_equal(ds[1][0], mf.fer_pixels(5))
 
 
-@pytest.mark.parametrize("line, match", [
-    ("3,1 2 3", "fer2013.csv line 3: 2 columns, expected 3"),
-    ("3," + " ".join(["7"] * 2303) + ",Training",
-     r"fer2013.csv line 3: 'pixels' has 2303 values, expected 2304 \(48x48\)"),
-    ("3," + " ".join(["7"] * 2303) + " x,Training", "fer2013.csv line 3: 'pixels' value 'x' is not an integer"),
-    ("3," + " ".join(["7"] * 2303) + " 256,Training", "fer2013.csv line 3: 'pixels' value 256 is outside 0..255"),
-    ("7," + " ".join(["7"] * 2304) + ",Training", "fer2013.csv line 3: 'emotion' is 7, expected 0..6"),
-    ("x," + " ".join(["7"] * 2304) + ",Training", "fer2013.csv line 3: 'emotion' is 'x', expected an integer"),
-    ("3," + " ".join(["7"] * 2304) + ",Validation", "fer2013.csv line 3: 'Usage' is 'Validation'"),
-])
+@pytest.mark.parametrize(
+    "line, match",
+    [
+        ("3,1 2 3", "fer2013.csv line 3: 2 columns, expected 3"),
+        (
+            "3," + " ".join(["7"] * 2303) + ",Training",
+            r"fer2013.csv line 3: 'pixels' has 2303 values, expected 2304 \(48x48\)",
+        ),
+        ("3," + " ".join(["7"] * 2303) + " x,Training", "fer2013.csv line 3: 'pixels' value 'x' is not an integer"),
+        ("3," + " ".join(["7"] * 2303) + " 256,Training", "fer2013.csv line 3: 'pixels' value 256 is outside 0..255"),
+        ("7," + " ".join(["7"] * 2304) + ",Training", "fer2013.csv line 3: 'emotion' is 7, expected 0..6"),
+        ("x," + " ".join(["7"] * 2304) + ",Training", "fer2013.csv line 3: 'emotion' is 'x', expected an integer"),
+        ("3," + " ".join(["7"] * 2304) + ",Validation", "fer2013.csv line 3: 'Usage' is 'Validation'"),
+    ],
+)
 def test_fer2013_bad_rows_name_the_line(tmp_path, line, match):
     path = copy_fixture(tmp_path, "fer2013") / "fer2013.csv"
     replace_line(path, 3, line)
@@ -208,12 +227,15 @@ def test_rafdb_splits_labels_and_images():
         RAFDB(FIX / "rafdb", "val")
 
 
-@pytest.mark.parametrize("line, match", [
-    ("train_00002.jpg 8", "list_patition_label.txt line 2: label 8 is not in 1..7"),
-    ("train_00002.jpg", "list_patition_label.txt line 2: 'train_00002.jpg' has 1 fields"),
-    ("train_00002.jpg two", "list_patition_label.txt line 2: the label is 'two', expected an integer"),
-    ("val_00002.jpg 3", "does not start with 'train_' or 'test_'"),
-])
+@pytest.mark.parametrize(
+    "line, match",
+    [
+        ("train_00002.jpg 8", "list_patition_label.txt line 2: label 8 is not in 1..7"),
+        ("train_00002.jpg", "list_patition_label.txt line 2: 'train_00002.jpg' has 1 fields"),
+        ("train_00002.jpg two", "list_patition_label.txt line 2: the label is 'two', expected an integer"),
+        ("val_00002.jpg 3", "does not start with 'train_' or 'test_'"),
+    ],
+)
 def test_rafdb_bad_label_lines(tmp_path, line, match):
     root = copy_fixture(tmp_path, "rafdb")
     replace_line(root / "EmoLabel" / "list_patition_label.txt", 2, line)
@@ -273,8 +295,10 @@ def test_ckplus_peak_and_neutral_frames(peak, neutral):
 def test_ckplus_subject_wise_splits_are_disjoint_and_deterministic():
     all_subjects = set(mf.CK_SEQUENCES)
     for seed in range(4):
-        parts = {s: CKPlus(FIX / "ckplus", s, seed=seed, val_fraction=0.2, test_fraction=0.2)
-                 for s in ("train", "val", "test")}
+        parts = {
+            s: CKPlus(FIX / "ckplus", s, seed=seed, val_fraction=0.2, test_fraction=0.2)
+            for s in ("train", "val", "test")
+        }
         subjects = {s: {ds.subject(i) for i in range(len(ds))} for s, ds in parts.items()}
         assert all(subjects.values())
         assert not (subjects["train"] & subjects["val"]) and not (subjects["train"] & subjects["test"])
@@ -285,8 +309,10 @@ def test_ckplus_subject_wise_splits_are_disjoint_and_deterministic():
         assert [again.path(i) for i in range(len(again))] == [parts["test"].path(i) for i in range(len(again))]
     tests = [frozenset(CKPlus(FIX / "ckplus", "test", seed=s).subject(i) for i in range(1)) for s in range(6)]
     assert len(set(tests)) > 1  # the seed changes the assignment
-    folds = [{ds.subject(i) for i in range(len(ds))}
-             for ds in (CKPlus(FIX / "ckplus", "test", folds=3, fold=k) for k in range(3))]
+    folds = [
+        {ds.subject(i) for i in range(len(ds))}
+        for ds in (CKPlus(FIX / "ckplus", "test", folds=3, fold=k) for k in range(3))
+    ]
     assert set().union(*folds) == all_subjects and sum(map(len, folds)) == len(all_subjects)
     train0 = CKPlus(FIX / "ckplus", "train", folds=3, fold=0)
     assert not {train0.subject(i) for i in range(len(train0))} & folds[0]
@@ -294,11 +320,14 @@ def test_ckplus_subject_wise_splits_are_disjoint_and_deterministic():
         CKPlus(FIX / "ckplus", "train", val_fraction=0.6, test_fraction=0.3)  # 3 + 2 of 5 subjects
 
 
-@pytest.mark.parametrize("content, match", [
-    ("   9.0000000e+00\n", "emotion code 9 is not in 0..7"),
-    ("   2.5000000e+00\n", "expected an integer"),
-    ("", "expected one number"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("   9.0000000e+00\n", "emotion code 9 is not in 0..7"),
+        ("   2.5000000e+00\n", "expected an integer"),
+        ("", "expected one number"),
+    ],
+)
 def test_ckplus_bad_label_files(tmp_path, content, match):
     root = copy_fixture(tmp_path, "ckplus")
     (root / "Emotion" / "S005" / "001" / "S005_001_00000005_emotion.txt").write_text(content)
@@ -333,7 +362,7 @@ def test_affectnet_crops_drops_and_splits():
         rel, (x, y, w, h), expr, val, aro, shape = mf.AFFECTNET_TRAIN[k]
         image, label = ds[i]
         full = mf.affectnet_image(k, shape)
-        np.testing.assert_array_equal(image, full[y:min(y + h, shape[0]), x:min(x + w, shape[1])])
+        np.testing.assert_array_equal(image, full[y : min(y + h, shape[0]), x : min(x + w, shape[1])])
         assert label == expr and ds.face_box(i) == (x, y, w, h)
         assert ds.valence_arousal(i) == pytest.approx((val, aro))
     assert ds[1][0].shape == (24, 24, 3)  # box 40..80 clipped to the 64x64 image
@@ -347,12 +376,15 @@ def test_affectnet_crops_drops_and_splits():
         AffectNet(FIX / "affectnet" / "training.csv", root=root, split="test")
 
 
-@pytest.mark.parametrize("row, match", [
-    ("1/a1.png,8,10,30,32,1;2,11,0.1,0.1", "training.csv line 2: 'expression' is 11, expected 0..10"),
-    ("1/a1.png,8,10,0,32,1;2,1,0.1,0.1", "training.csv line 2: face box .* non-positive"),
-    ("1/a1.png,8,10,30,1;2,1,0.1,0.1", "training.csv line 2: 8 columns, expected 9"),
-    ("1/a1.png,8,10,30,32,1;2,1,high,0.1", "training.csv line 2: valence/arousal"),
-])
+@pytest.mark.parametrize(
+    "row, match",
+    [
+        ("1/a1.png,8,10,30,32,1;2,11,0.1,0.1", "training.csv line 2: 'expression' is 11, expected 0..10"),
+        ("1/a1.png,8,10,0,32,1;2,1,0.1,0.1", "training.csv line 2: face box .* non-positive"),
+        ("1/a1.png,8,10,30,1;2,1,0.1,0.1", "training.csv line 2: 8 columns, expected 9"),
+        ("1/a1.png,8,10,30,32,1;2,1,high,0.1", "training.csv line 2: valence/arousal"),
+    ],
+)
 def test_affectnet_bad_rows(tmp_path, row, match):
     d = copy_fixture(tmp_path, "affectnet")
     replace_line(d / "training.csv", 2, row)
@@ -431,15 +463,20 @@ def test_remapped_and_subset_datasets():
 
 
 def test_spec_opens_every_format():
-    assert parse_spec("ferplus:/a.csv,pixels=/b.csv,ties=drop,min_votes_fraction=0.5") == \
-        ("ferplus", "/a.csv", {"pixels": "/b.csv", "ties": "drop", "min_votes_fraction": 0.5})
+    assert parse_spec("ferplus:/a.csv,pixels=/b.csv,ties=drop,min_votes_fraction=0.5") == (
+        "ferplus",
+        "/a.csv",
+        {"pixels": "/b.csv", "ties": "drop", "min_votes_fraction": 0.5},
+    )
     cases = {
         f"fer2013:{FER_CSV}": (FER2013, 4),
         f"ferplus:{FERPLUS_CSV},pixels={FER_CSV}": (FERPlus, 2),
         f"ferplus:{FERPLUS_CSV},ties=drop": (FERPlus, 1),
         f"rafdb:{FIX / 'rafdb'}": (RAFDB, 4),
-        f"ckplus:{FIX / 'ckplus'},peak_frames=1,neutral_first=false,folds=5,fold=0":
-            (CKPlus, len(CKPlus(FIX / "ckplus", peak_frames=1, neutral_first=False, folds=5, fold=0))),
+        f"ckplus:{FIX / 'ckplus'},peak_frames=1,neutral_first=false,folds=5,fold=0": (
+            CKPlus,
+            len(CKPlus(FIX / "ckplus", peak_frames=1, neutral_first=False, folds=5, fold=0)),
+        ),
         f"affectnet:{FIX / 'affectnet' / 'training.csv'},root={FIX / 'affectnet' / 'images'}": (AffectNet, 3),
         f"folder:{FIX / 'folder'}": (ImageFolder, 5),
         f"ferplus:{FERPLUS_CSV},labels=fer7": (Remapped, 2),
@@ -514,8 +551,9 @@ def test_torch_adapter_transform_soft_labels_and_loader():
         out[: img.shape[0] // 2] = 0
         return out
 
-    t = TorchFaceDataset(FERPlus(FERPLUS_CSV, split="test"), InputSpec.square(32, 1), transform=cover_top,
-                         soft_labels=True)
+    t = TorchFaceDataset(
+        FERPlus(FERPLUS_CSV, split="test"), InputSpec.square(32, 1), transform=cover_top, soft_labels=True
+    )
     x, y, soft = t[1]
     assert (x[0, :16] == -1.0).all() and not (x[0, 16:] == -1.0).all()
     assert soft.shape == (8,) and soft.sum().item() == pytest.approx(1.0) and soft.argmax().item() == y
@@ -535,8 +573,11 @@ def test_committed_fixtures_match_their_generator(tmp_path):
 
     mf.main(tmp_path)
     made = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
-    committed = sorted(p.relative_to(FIX) for p in FIX.rglob("*")
-                       if p.is_file() and p.name != "make_fixtures.py" and "__pycache__" not in p.parts)
+    committed = sorted(
+        p.relative_to(FIX)
+        for p in FIX.rglob("*")
+        if p.is_file() and p.name != "make_fixtures.py" and "__pycache__" not in p.parts
+    )
     assert made == committed
     for rel in made:
         if rel.suffix in (".png", ".jpg"):
@@ -553,12 +594,15 @@ def test_datasets_sit_below_calibration_and_keep_their_old_home():
     import subprocess
     import sys
 
-    code = ("import sys, calibration.sources, runtime.datasets.faces, runtime.datasets.formats, "
-            "runtime.datasets.procedural; from runtime.datasets.faces import default_bundle_dir; "
-            "bad = sorted(m for m in sys.modules if m == 'torch' or m.split('.')[0] == 'sdk'); "
-            "assert not bad, bad; print(default_bundle_dir())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).parent.parent)
+    code = (
+        "import sys, calibration.sources, runtime.datasets.faces, runtime.datasets.formats, "
+        "runtime.datasets.procedural; from runtime.datasets.faces import default_bundle_dir; "
+        "bad = sorted(m for m in sys.modules if m == 'torch' or m.split('.')[0] == 'sdk'); "
+        "assert not bad, bad; print(default_bundle_dir())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent
+    )
     from sdk.recognizer import DEFAULT_BUNDLE
     from sdk.training import data
 

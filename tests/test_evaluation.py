@@ -1,4 +1,5 @@
 """Evaluation: metrics on a constructed case with known accuracy/F1, label alignment, determinism, reports."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,7 @@ import pytest
 
 from runtime.errors import ConfigError
 from runtime.input_spec import InputSpec
-from sdk.training.evaluation import (align_labels, confusion_matrix, evaluate, f1_scores, side_by_side,
-                                     write_report)
+from sdk.training.evaluation import align_labels, confusion_matrix, evaluate, f1_scores, side_by_side, write_report
 
 LABELS = ("a", "b", "c", "d")
 TRUE = [0, 0, 0, 1, 1, 2, 2, 2, 3, 3]
@@ -78,7 +78,7 @@ def test_occlusions_are_deterministic_per_sample_and_seed() -> None:
 
     for seed in (0, 0, 1):
         evaluate(record, CodedFaces(), ["random_box:0.3"], SPEC, batch_size=4, seed=seed)
-    first, again, other = (np.concatenate(seen[i * 3:(i + 1) * 3]) for i in range(3))
+    first, again, other = (np.concatenate(seen[i * 3 : (i + 1) * 3]) for i in range(3))
     assert np.array_equal(first, again)
     assert not np.array_equal(first, other)
     assert 0 < first.mean() < 1
@@ -168,9 +168,21 @@ def test_ofer_eval_on_a_bundle_matches_the_checkpoint(tmp_path: Path, capfd: pyt
     spec = ck.input
     x = np.random.default_rng(0).normal(0, 0.5, (2, 1, 32, 32)).astype(np.float32)
     export_onnx(export_modules(ck)["classifier"], x, tmp_path / "clf.onnx")
-    write_bundle(tmp_path / "bundle", labels=ck.labels, input_spec=spec,
-                 engines=[{"name": "classifier", "path": tmp_path / "clf.onnx", "format": "onnx",
-                           "precision": "fp32", "role": "classifier"}], provenance={"method": "cbam"})
+    write_bundle(
+        tmp_path / "bundle",
+        labels=ck.labels,
+        input_spec=spec,
+        engines=[
+            {
+                "name": "classifier",
+                "path": tmp_path / "clf.onnx",
+                "format": "onnx",
+                "precision": "fp32",
+                "role": "classifier",
+            }
+        ],
+        provenance={"method": "cbam"},
+    )
     common = ["--data", DATA, "--protocols", "clean,upper_half,r16", "--limit", "24"]
     assert eval_cli.main([str(tmp_path / "bundle"), *common, "--out", str(tmp_path / "eb")]) == 0
     assert eval_cli.main([str(tmp_path / "run"), *common, "--out", str(tmp_path / "ec")]) == 0
@@ -196,11 +208,13 @@ def test_report_has_an_occluded_mean_row_and_a_summary_chart(tmp_path: Path) -> 
 
 
 # Runs ``ofer eval`` with torch made unimportable, and checks afterwards that nothing imported it.
-NO_TORCH = ("import sys; sys.modules['torch'] = None\n"
-            "from sdk.cli.main import main\n"
-            "rc = main(sys.argv[1:])\n"
-            "assert sys.modules.get('torch') is None, 'torch was imported'\n"
-            "print('NO-TORCH-OK', flush=True); sys.exit(rc)")
+NO_TORCH = (
+    "import sys; sys.modules['torch'] = None\n"
+    "from sdk.cli.main import main\n"
+    "rc = main(sys.argv[1:])\n"
+    "assert sys.modules.get('torch') is None, 'torch was imported'\n"
+    "print('NO-TORCH-OK', flush=True); sys.exit(rc)"
+)
 
 
 def test_inpaint_bundle_evaluates_its_pipeline_like_its_checkpoint_without_torch(tmp_path: Path) -> None:
@@ -222,9 +236,24 @@ def test_inpaint_bundle_evaluates_its_pipeline_like_its_checkpoint_without_torch
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
     def eval_bundle(out: str, *extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-c", NO_TORCH, "eval", str(tmp_path / "bundle"), *common, *extra,
-                               "--out", str(tmp_path / out)], env=env, cwd=ROOT, capture_output=True, text=True,
-                              timeout=300)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                NO_TORCH,
+                "eval",
+                str(tmp_path / "bundle"),
+                *common,
+                *extra,
+                "--out",
+                str(tmp_path / out),
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     r = eval_bundle("eb")
     assert r.returncode == 0 and "NO-TORCH-OK" in r.stdout, r.stdout + r.stderr
@@ -252,9 +281,30 @@ def test_bundle_consistency_against_a_bundle_teacher_runs_without_torch(tmp_path
 
     default = str(ROOT / "sdk" / "default_bundle")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-c", NO_TORCH, "eval", default, "--teacher", default, "--data",
-                        "procedural:n=12,size=64", "--protocols", "clean,mask", "--limit", "6", "--out",
-                        str(tmp_path / "c")], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            NO_TORCH,
+            "eval",
+            default,
+            "--teacher",
+            default,
+            "--data",
+            "procedural:n=12,size=64",
+            "--protocols",
+            "clean,mask",
+            "--limit",
+            "6",
+            "--out",
+            str(tmp_path / "c"),
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0 and "NO-TORCH-OK" in r.stdout, r.stdout + r.stderr
     (report,) = json.loads((tmp_path / "c" / "consistency.json").read_text())
     assert report["protocols"]["clean"]["faces"] == 6 and set(report["protocols"]) == {"clean", "mask"}

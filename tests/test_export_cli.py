@@ -1,4 +1,5 @@
 """``ofer export`` end to end on the real default model: FP16 + INT8 bundle, agreement gate, overwrite refusal."""
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _export(ofer_cmd, out: Path, media_dir: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [*ofer_cmd, "export", str(ROOT / "sdk" / "default_bundle"), "--out", str(out), "--precision", "fp16,int8",
-           "--calib", str(media_dir / "WolfgangLanger_Pexels.mp4"), "--calib-count", "64", "--heldout-count", "12",
-           "--max-float-nodes", "0", *extra]
+    cmd = [
+        *ofer_cmd,
+        "export",
+        str(ROOT / "sdk" / "default_bundle"),
+        "--out",
+        str(out),
+        "--precision",
+        "fp16,int8",
+        "--calib",
+        str(media_dir / "WolfgangLanger_Pexels.mp4"),
+        "--calib-count",
+        "64",
+        "--heldout-count",
+        "12",
+        "--max-float-nodes",
+        "0",
+        *extra,
+    ]
     env = {**os.environ, "OFER_CACHE": str(cache)}
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)
 
@@ -42,8 +58,12 @@ def test_export_writes_a_verified_int8_bundle_and_guards_it(ofer_cmd, media_dir,
     # The runtime takes the first int8 engine: the CPU flavour, which ONNX Runtime actually runs.
     from runtime.backends import open_engine, select_engine
 
-    engine = open_engine(bundle, select_engine(bundle, "classifier", backend="onnxruntime-cpu", precision="int8"),
-                         backend="onnxruntime-cpu", threads=1)
+    engine = open_engine(
+        bundle,
+        select_engine(bundle, "classifier", backend="onnxruntime-cpu", precision="int8"),
+        backend="onnxruntime-cpu",
+        threads=1,
+    )
     assert engine.path.name == "classifier.int8-cpu.onnx"
 
     again = _export(ofer_cmd, out, media_dir, tmp_path / "cache")
@@ -55,14 +75,32 @@ def test_export_writes_a_verified_int8_bundle_and_guards_it(ofer_cmd, media_dir,
     assert json.loads((out / "manifest.json").read_text()) == before  # a failed export leaves the bundle alone
 
     (out / cache["file"]).write_text(text.replace("input: ", "input: 4", 1))  # tampered scales
-    tampered = subprocess.run([*ofer_cmd, "build-engines", str(out), "--precision", "int8"], capture_output=True,
-                              text=True, cwd=ROOT, timeout=60)
+    tampered = subprocess.run(
+        [*ofer_cmd, "build-engines", str(out), "--precision", "int8"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert tampered.returncode == 2 and f"integrity check: {cache['file']!r}" in tampered.stderr
 
 
 def test_export_needs_calibration_faces_for_int8(ofer_cmd, tmp_path):
-    res = subprocess.run([*ofer_cmd, "export", str(ROOT / "sdk" / "default_bundle"), "--out", str(tmp_path / "b"),
-                          "--precision", "int8-cpu"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    res = subprocess.run(
+        [
+            *ofer_cmd,
+            "export",
+            str(ROOT / "sdk" / "default_bundle"),
+            "--out",
+            str(tmp_path / "b"),
+            "--precision",
+            "int8-cpu",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert res.returncode == 2 and "--calib" in res.stderr
     assert not (tmp_path / "b").exists()
 
@@ -73,13 +111,34 @@ def test_export_from_onnx_and_spec_file(ofer_cmd, tmp_path):
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"labels": manifest["labels"], "input": manifest["input"]}))
     onnx_path = ROOT / "sdk" / "default_bundle" / "classifier.onnx"
-    cmd = [*ofer_cmd, "export", str(onnx_path), "--out", str(tmp_path / "b"), "--precision", "fp16",
-           "--heldout-count", "8"]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120,
-                         env={**os.environ, "OFER_CACHE": str(tmp_path / "cache")})
+    cmd = [
+        *ofer_cmd,
+        "export",
+        str(onnx_path),
+        "--out",
+        str(tmp_path / "b"),
+        "--precision",
+        "fp16",
+        "--heldout-count",
+        "8",
+    ]
+    res = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={**os.environ, "OFER_CACHE": str(tmp_path / "cache")},
+    )
     assert res.returncode == 2 and "--spec" in res.stderr  # an ONNX file alone has no labels
-    res = subprocess.run([*cmd, "--spec", str(spec)], capture_output=True, text=True, cwd=ROOT, timeout=120,
-                         env={**os.environ, "OFER_CACHE": str(tmp_path / "cache")})
+    res = subprocess.run(
+        [*cmd, "--spec", str(spec)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={**os.environ, "OFER_CACHE": str(tmp_path / "cache")},
+    )
     assert res.returncode == 0, res.stderr
     bundle = load_bundle(tmp_path / "b")
     assert list(bundle.engines) == ["classifier", "classifier-fp16"] and bundle.labels == tuple(manifest["labels"])
@@ -90,7 +149,7 @@ def test_export_from_onnx_and_spec_file(ofer_cmd, tmp_path):
     assert info.returncode == 0, info.stderr
     lines = info.stdout.splitlines()
     header = next(i for i, ln in enumerate(lines) if ln.split()[:2] == ["precision", "status"])
-    head, fp32, fp16 = lines[header:header + 3]
+    head, fp32, fp16 = lines[header : header + 3]
     end = head.index("agreement") + len("agreement")  # numbers are right-aligned under their header
     assert fp32[:end].endswith("1.0000") and fp16.split()[:3] == ["fp16", "in", "bundle"]
     assert fp16[:end].rstrip()[-6:].replace(".", "").isdigit() and len(fp16[:end]) == end
@@ -108,14 +167,34 @@ def test_inpainter_of_another_size_is_one_clear_error(ofer_cmd, tmp_path):
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    sample = {"image": rng.normal(0, 0.5, (2, 1, 32, 32)).astype(np.float32),
-              "mask": (rng.random((2, 1, 32, 32)) > 0.5).astype(np.float32)}
-    export_onnx(create_model("inpainter", in_channels=1, width=8, depth=2), sample, tmp_path / "inp32.onnx",
-                output_names=("inpainted",), atol=1e-3)
-    res = subprocess.run([*ofer_cmd, "export", str(tmp_path / "inp32.onnx"), str(ROOT / "sdk" / "default_bundle"),
-                          "--out", str(tmp_path / "b"), "--precision", "fp16"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120,
-                         env={**os.environ, "OFER_CACHE": str(tmp_path / "cache")})
+    sample = {
+        "image": rng.normal(0, 0.5, (2, 1, 32, 32)).astype(np.float32),
+        "mask": (rng.random((2, 1, 32, 32)) > 0.5).astype(np.float32),
+    }
+    export_onnx(
+        create_model("inpainter", in_channels=1, width=8, depth=2),
+        sample,
+        tmp_path / "inp32.onnx",
+        output_names=("inpainted",),
+        atol=1e-3,
+    )
+    res = subprocess.run(
+        [
+            *ofer_cmd,
+            "export",
+            str(tmp_path / "inp32.onnx"),
+            str(ROOT / "sdk" / "default_bundle"),
+            "--out",
+            str(tmp_path / "b"),
+            "--precision",
+            "fp16",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={**os.environ, "OFER_CACHE": str(tmp_path / "cache")},
+    )
     assert res.returncode == 2, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr, res.stderr
     assert "inpainter inp32.onnx" in res.stderr and "[64, 64]" in res.stderr
@@ -133,13 +212,30 @@ def test_export_inpainter_and_classifier_pair(ofer_cmd, tmp_path):
     torch.manual_seed(0)
     inpainter = create_model("inpainter", in_channels=1, width=8, depth=2)
     rng = np.random.default_rng(0)
-    sample = {"image": rng.normal(0, 0.5, (2, 1, 64, 64)).astype(np.float32),
-              "mask": (rng.random((2, 1, 64, 64)) > 0.5).astype(np.float32)}
+    sample = {
+        "image": rng.normal(0, 0.5, (2, 1, 64, 64)).astype(np.float32),
+        "mask": (rng.random((2, 1, 64, 64)) > 0.5).astype(np.float32),
+    }
     export_onnx(inpainter, sample, tmp_path / "inpainter.onnx", output_names=("inpainted",), atol=1e-3)
-    res = subprocess.run([*ofer_cmd, "export", str(tmp_path / "inpainter.onnx"), str(ROOT / "sdk" / "default_bundle"),
-                          "--out", str(tmp_path / "b"), "--precision", "fp16", "--heldout-count", "6"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120,
-                         env={**os.environ, "OFER_CACHE": str(tmp_path / "cache")})
+    res = subprocess.run(
+        [
+            *ofer_cmd,
+            "export",
+            str(tmp_path / "inpainter.onnx"),
+            str(ROOT / "sdk" / "default_bundle"),
+            "--out",
+            str(tmp_path / "b"),
+            "--precision",
+            "fp16",
+            "--heldout-count",
+            "6",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={**os.environ, "OFER_CACHE": str(tmp_path / "cache")},
+    )
     assert res.returncode == 0, res.stderr
     bundle = load_bundle(tmp_path / "b")
     assert bundle.engines["inpainter"].role == "inpainter" and bundle.engines["inpainter"].output == "image"

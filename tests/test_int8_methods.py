@@ -1,5 +1,6 @@
 """INT8 of the training methods' models: the benchmark's logic, a trained gan-inpaint checkpoint's INT8 record per
 flavour (classifier and whole pipeline), and quantisation-aware fine-tuning (sdk.training.qat)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.int8_methods import (FLAVOURS, METHODS, export_checkpoint, flavour_rows, model_kwargs, parse_methods,
-                                     pixel_noise_agreement, summary_lines, train_config)
+from benchmarks.int8_methods import (
+    FLAVOURS,
+    METHODS,
+    export_checkpoint,
+    flavour_rows,
+    model_kwargs,
+    parse_methods,
+    pixel_noise_agreement,
+    summary_lines,
+    train_config,
+)
 from calibration.config import CalibrationConfig
 from runtime.bundle import load_bundle
 from runtime.errors import ConfigError
@@ -28,8 +38,7 @@ def test_model_sizes_follow_the_side_by_side_benchmark() -> None:
     gan = model_kwargs("gan-inpaint", ("generator", "discriminator"), 8)
     assert set(gan) == {"generator", "discriminator"} and gan["discriminator"]["depth"] == 4
     deocc = model_kwargs("deocclusion", ("classifier", "generator", "discriminator"), 8)
-    assert deocc["discriminator"]["depth"] == 3 and deocc["classifier"] == {"width": 8, "stem": "3x3s2",
-                                                                            "dropout": 0.2}
+    assert deocc["discriminator"]["depth"] == 3 and deocc["classifier"] == {"width": 8, "stem": "3x3s2", "dropout": 0.2}
     assert train_config("baseline", DATA, 32, 4).model == "resnet18"
     cbam = train_config("cbam", DATA, 32, 4)  # its own classifier: CBAM's sigmoid/mul attention gets quantised too
     assert cbam.model is None and cbam.model_kwargs["classifier"]["width"] == 4
@@ -38,12 +47,26 @@ def test_model_sizes_follow_the_side_by_side_benchmark() -> None:
 
 def _record(cpu: float, trt: float, floats: int) -> dict:
     def one(a: float, n: int, passed: bool) -> dict:
-        return {"top1_agreement": a, "n": 21, "accuracy_fp32": 0.5, "excluded_nodes": [f"n{i}" for i in range(n)],
-                "quantizable_nodes": 30, "all_int8_agreement": a - 0.05, "passed": passed,
-                "per_protocol": {"clean": {"agreement": a}}, "pipeline": {"top1_agreement": a}}
-    return {"int8-cpu": one(cpu, floats, cpu >= 0.98), "int8-trt": one(trt, 0, trt >= 0.98),
-            "outcome": {"int8-cpu": "passed" if cpu >= 0.98 else "failed",
-                        "int8-trt": "passed" if trt >= 0.98 else "failed"}}
+        return {
+            "top1_agreement": a,
+            "n": 21,
+            "accuracy_fp32": 0.5,
+            "excluded_nodes": [f"n{i}" for i in range(n)],
+            "quantizable_nodes": 30,
+            "all_int8_agreement": a - 0.05,
+            "passed": passed,
+            "per_protocol": {"clean": {"agreement": a}},
+            "pipeline": {"top1_agreement": a},
+        }
+
+    return {
+        "int8-cpu": one(cpu, floats, cpu >= 0.98),
+        "int8-trt": one(trt, 0, trt >= 0.98),
+        "outcome": {
+            "int8-cpu": "passed" if cpu >= 0.98 else "failed",
+            "int8-trt": "passed" if trt >= 0.98 else "failed",
+        },
+    }
 
 
 def test_rows_and_targets_come_from_the_export_record() -> None:
@@ -68,8 +91,9 @@ def gan_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "checkpoint"
 
 
-def test_gan_inpaint_checkpoint_int8_records_agreement_per_flavour_and_pipeline(gan_checkpoint: Path,
-                                                                                tmp_path: Path) -> None:
+def test_gan_inpaint_checkpoint_int8_records_agreement_per_flavour_and_pipeline(
+    gan_checkpoint: Path, tmp_path: Path
+) -> None:
     calib = CalibrationConfig(source=DATA, count=32, heldout_count=4, cache_dir=None)
     report = export_checkpoint(gan_checkpoint, tmp_path / "bundle", calib, agreement=0.98, max_float_nodes=2)
     manifest = load_bundle(tmp_path / "bundle").provenance["metrics"]["export"]
@@ -101,8 +125,11 @@ def test_qat_brings_the_fake_quantised_model_closer_to_its_float_self(tmp_path: 
     ck = load_checkpoint(tmp_path / "run" / "checkpoint")
     with torch.no_grad():  # sharper logits: a few steps leave them nearly flat, and rounding would not matter
         ck.models["classifier"].head.net[2].weight.mul_(30.0)
-    save_checkpoint(tmp_path / "sharp", config={k: v for k, v in ck.config.items() if k not in ("format", "version")},
-                    models=ck.models)
+    save_checkpoint(
+        tmp_path / "sharp",
+        config={k: v for k, v in ck.config.items() if k not in ("format", "version")},
+        models=ck.models,
+    )
     x, _, _ = training_faces(ck, 64, seed=5)  # other faces than the fine-tuning's (seed 0)
     xt = torch.from_numpy(x)
 
@@ -113,8 +140,17 @@ def test_qat_brings_the_fake_quantised_model_closer_to_its_float_self(tmp_path: 
         sim = fake_quant_outputs(model, xt, "int8-cpu").log_softmax(1)
         return float(torch.nn.functional.kl_div(sim, ref, log_target=True, reduction="batchmean"))
 
-    record = qat_finetune(tmp_path / "sharp", tmp_path / "qat", flavour="int8-cpu", steps=40, count=64,
-                          batch_size=32, lr=1e-3, labels=0.0, log=None)
+    record = qat_finetune(
+        tmp_path / "sharp",
+        tmp_path / "qat",
+        flavour="int8-cpu",
+        steps=40,
+        count=64,
+        batch_size=32,
+        lr=1e-3,
+        labels=0.0,
+        log=None,
+    )
     after = load_checkpoint(tmp_path / "qat")
     assert after.config["qat"] == record and record["loss_last"] < record["loss_first"]
     assert set(after.models) == set(ck.models)  # an ordinary checkpoint: same modules, no fake quantisation left
@@ -143,4 +179,3 @@ def test_cpu_flavour_below_the_gate_retries_with_qdq_on_weighted_layers_only(tmp
         assert sens["full_scheme"]["excluded"] == 1 and sens["weighted_ops_only"]
     else:
         assert set(sens["weighted_ops_tried"]) == {"excluded", "agreement"}
-

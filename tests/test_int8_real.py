@@ -1,4 +1,5 @@
 """INT8 of the default model on real occluded faces: calibration domain, per-flavour outcome, sensitivity fallback."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,7 @@ DEFAULT = ROOT / "sdk" / "default_bundle"
 @pytest.fixture(scope="module")
 def real_folders(tmp_path_factory):
     """Real photos with faces, tune split (calibration) and report split (held-out): other people."""
-    folders = load_real_faces_module().write_split_folders(tmp_path_factory.mktemp("real"),
-                                                          sources=real_face_sources())
+    folders = load_real_faces_module().write_split_folders(tmp_path_factory.mktemp("real"), sources=real_face_sources())
     return folders["tune"], folders["report"]
 
 
@@ -43,10 +43,21 @@ def _export(real_folders, tmp_path, precisions: str, **kw):
     from export.source import source_from_bundle
 
     tune, report = real_folders
-    calibration = CalibrationConfig(source=str(tune), heldout=str(report), count=64, heldout_count=16,
-                                    cache_dir=tmp_path / "cache", note="research-use-only media")
-    return export_bundle(source_from_bundle(DEFAULT, tmp_path), tmp_path / "b", formats=parse_precisions(precisions),
-                         calibration=calibration, **kw)
+    calibration = CalibrationConfig(
+        source=str(tune),
+        heldout=str(report),
+        count=64,
+        heldout_count=16,
+        cache_dir=tmp_path / "cache",
+        note="research-use-only media",
+    )
+    return export_bundle(
+        source_from_bundle(DEFAULT, tmp_path),
+        tmp_path / "b",
+        formats=parse_precisions(precisions),
+        calibration=calibration,
+        **kw,
+    )
 
 
 def test_default_model_int8_passes_on_real_occluded_faces(real_folders, tmp_path):

@@ -1,5 +1,6 @@
 """MediaPipe's face landmark model converted to ONNX: parity with the TFLite interpreter, ROI math, real faces,
 rolled faces, face-free crops, the Face Mesh region sets, and bad input."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,8 +13,15 @@ import numpy as np
 import pytest
 
 from runtime.detection import BlazeFaceDetector, face_mesh
-from runtime.detection.landmarks import (INPUT_SIZE, ROI_SCALE, FaceLandmarker, FaceRoi, LandmarkResult,
-                                         roi_from_detection, roi_from_landmarks)
+from runtime.detection.landmarks import (
+    INPUT_SIZE,
+    ROI_SCALE,
+    FaceLandmarker,
+    FaceRoi,
+    LandmarkResult,
+    roi_from_detection,
+    roi_from_landmarks,
+)
 from runtime.detection.ssd import iou_matrix
 from runtime.errors import EngineError, InputError
 
@@ -60,8 +68,12 @@ def test_landmarks_on_a_real_face(single: tuple) -> None:
     assert res.points.shape == (468, 3) and res.points.dtype == np.float32
     assert res.presence > 0.99
     x1, y1, x2, y2 = gt
-    inside = ((res.points[:, 0] >= x1) & (res.points[:, 0] <= x2) & (res.points[:, 1] >= y1 - 10)
-              & (res.points[:, 1] <= y2 + 10))
+    inside = (
+        (res.points[:, 0] >= x1)
+        & (res.points[:, 0] <= x2)
+        & (res.points[:, 1] >= y1 - 10)
+        & (res.points[:, 1] <= y2 + 10)
+    )
     assert inside.mean() > 0.97
     assert iou_matrix(np.array([res.box]), np.array([gt], float))[0, 0] > 0.8
     iod = _iod(res)
@@ -149,8 +161,7 @@ def test_landmarks_rotate_with_the_frame(deg: float, single: tuple, landmarker: 
 
 
 @pytest.mark.parametrize("off_deg", [-25, 25])
-def test_roll_is_measured_not_copied_from_the_roi(off_deg: float, single: tuple,
-                                                  landmarker: FaceLandmarker) -> None:
+def test_roll_is_measured_not_copied_from_the_roi(off_deg: float, single: tuple, landmarker: FaceLandmarker) -> None:
     """A ROI turned 25 degrees off the face: the landmarks still find the face's roll, and one tracking step
     (``next_roi``) brings the ROI back to within a degree or two."""
     frame, _, upright = single
@@ -174,8 +185,16 @@ def test_batch_equals_single_runs(single: tuple, landmarker: FaceLandmarker) -> 
 
 
 def test_region_sets_are_mediapipe_topology() -> None:
-    sizes = {"right_eye": 16, "left_eye": 16, "right_eyebrow": 10, "left_eyebrow": 10, "mouth": 40,
-             "face_oval": 36, "jaw": 19, "nose": 24}
+    sizes = {
+        "right_eye": 16,
+        "left_eye": 16,
+        "right_eyebrow": 10,
+        "left_eyebrow": 10,
+        "mouth": 40,
+        "face_oval": 36,
+        "jaw": 19,
+        "nose": 24,
+    }
     for name, n in sizes.items():
         idx = face_mesh.REGIONS[name]
         assert len(set(idx)) == n and all(0 <= i < face_mesh.NUM_LANDMARKS for i in idx)

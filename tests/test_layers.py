@@ -1,4 +1,5 @@
 """The import contracts of .importlinter (the layering of CONTRIBUTING.md) hold, and they do catch a broken layer."""
+
 from __future__ import annotations
 
 import shutil
@@ -13,8 +14,10 @@ pytest.importorskip("importlinter")
 
 
 def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
-    code = ("import sys; from importlinter.cli import lint_imports_command; "
-            "sys.argv = ['lint-imports', '--no-cache']; sys.exit(lint_imports_command())")
+    code = (
+        "import sys; from importlinter.cli import lint_imports_command; "
+        "sys.argv = ['lint-imports', '--no-cache']; sys.exit(lint_imports_command())"
+    )
     env = {"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
     return subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, env=env, timeout=120)
 
@@ -31,7 +34,8 @@ def test_a_torch_import_in_runtime_breaks_the_contracts(tmp_path: Path) -> None:
         shutil.copytree(ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.onnx", "assets"))
     shutil.copy(ROOT / ".importlinter", tmp_path / ".importlinter")
     (tmp_path / "runtime" / "probe.py").write_text(
-        "def f():\n    import torch\n    from sdk.recognizer import Recognizer\n    return torch, Recognizer\n")
+        "def f():\n    import torch\n    from sdk.recognizer import Recognizer\n    return torch, Recognizer\n"
+    )
     proc = _lint_imports(tmp_path)
     assert proc.returncode != 0
     assert "Contracts: 1 kept, 2 broken." in proc.stdout

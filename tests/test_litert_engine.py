@@ -1,5 +1,6 @@
 """The LiteRT engine (BlazeFace's shipped TFLite models): parity with the ONNX detector on real faces, the choice of
 engine, errors, and the fallback to ONNX Runtime where ai-edge-litert is not installed."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,14 @@ litert = pytest.importorskip("ai_edge_litert", reason="ai-edge-litert (extra 'li
 
 from runtime.engines.litert_engine import LiteRTEngine  # noqa: E402
 
-STILLS = ("single_face.jpg", "multi_face.jpg", "0-f1-su-ph.jpg", "45-m7-di-ph.jpg", "BWPictureHuman.jpg",
-          "free-mountain-vector-01.jpg")
+STILLS = (
+    "single_face.jpg",
+    "multi_face.jpg",
+    "0-f1-su-ph.jpg",
+    "45-m7-di-ph.jpg",
+    "BWPictureHuman.jpg",
+    "free-mountain-vector-01.jpg",
+)
 
 
 def _frames(media: Path) -> list[np.ndarray]:
@@ -104,13 +111,15 @@ def test_engine_interface_and_errors(tmp_path: Path) -> None:
 
 
 def test_without_litert_the_detector_runs_on_onnxruntime() -> None:
-    code = ("import sys; sys.modules['ai_edge_litert'] = None\n"  # as if the package were not installed
-            "from runtime.detection import create_detector\n"
-            "from runtime.errors import EngineError\n"
-            "d = create_detector('auto', threads=1)\n"
-            "print(sorted({p.engine.backend for p in d.candidates.detectors}))\n"
-            "try:\n    create_detector('blazeface-short', engine='litert')\n"
-            "except EngineError as e:\n    print('EngineError', e)\n")
+    code = (
+        "import sys; sys.modules['ai_edge_litert'] = None\n"  # as if the package were not installed
+        "from runtime.detection import create_detector\n"
+        "from runtime.errors import EngineError\n"
+        "d = create_detector('auto', threads=1)\n"
+        "print(sorted({p.engine.backend for p in d.candidates.detectors}))\n"
+        "try:\n    create_detector('blazeface-short', engine='litert')\n"
+        "except EngineError as e:\n    print('EngineError', e)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert "['onnxruntime']" in out
     assert "EngineError" in out and "pip install 'ofer[litert]'" in out
@@ -126,8 +135,10 @@ def test_tflite_assets_are_documented() -> None:
 
 
 def test_litert_prints_nothing_on_stderr() -> None:
-    code = ("from runtime.detection import create_detector\n"
-            "import numpy as np\n"
-            "create_detector('auto', threads=1).detect(np.zeros((90, 160, 3), np.uint8))\n")
+    code = (
+        "from runtime.detection import create_detector\n"
+        "import numpy as np\n"
+        "create_detector('auto', threads=1).detect(np.zeros((90, 160, 3), np.uint8))\n"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert res.stderr == ""

@@ -1,4 +1,5 @@
 """Tests of sdk.training.models: every registered model (forward, backward, ONNX parity) and the blocks."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +18,7 @@ torch.set_num_threads(2)
 def _box_mask(batch: int, height: int, width: int) -> torch.Tensor:
     """1 on a centred box covering a quarter of the image (the occluded part), 0 elsewhere."""
     mask = torch.zeros(batch, 1, height, width)
-    mask[:, :, height // 4: height // 4 + height // 2, width // 4: width // 4 + width // 2] = 1.0
+    mask[:, :, height // 4 : height // 4 + height // 2, width // 4 : width // 4 + width // 2] = 1.0
     return mask
 
 
@@ -40,8 +41,9 @@ def _num_classes(entry: ModelEntry, model: torch.nn.Module) -> int:
     return int(entry.default_kwargs.get("num_classes", getattr(model, "num_classes", 7)))
 
 
-def _check_shapes(entry: ModelEntry, model: torch.nn.Module, inputs: tuple[torch.Tensor, ...],
-                  outs: tuple[torch.Tensor, ...]) -> None:
+def _check_shapes(
+    entry: ModelEntry, model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], outs: tuple[torch.Tensor, ...]
+) -> None:
     n = inputs[0].shape[0]
     shapes = [tuple(o.shape) for o in outs]
     if entry.kind == "classifier":
@@ -89,12 +91,21 @@ def test_registered_model_forward_backward_onnx(name: str, tmp_path) -> None:
             assert feats.shape[1] == model.feature_channels
 
     # ONNX export (batch dynamic) and parity with ONNX Runtime on a batch of 3
-    in_names = (["image", "mask"][:len(inputs)] if entry.kind == "inpainter"
-                else [f"input{i}" for i in range(len(inputs))])
+    in_names = (
+        ["image", "mask"][: len(inputs)] if entry.kind == "inpainter" else [f"input{i}" for i in range(len(inputs))]
+    )
     out_names = [f"output{i}" for i in range(len(outs))]
     path = tmp_path / f"{name}.onnx"
-    torch.onnx.export(model, inputs, str(path), dynamo=False, opset_version=17, input_names=in_names,
-                      output_names=out_names, dynamic_axes={k: {0: "batch"} for k in in_names + out_names})
+    torch.onnx.export(
+        model,
+        inputs,
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=in_names,
+        output_names=out_names,
+        dynamic_axes={k: {0: "batch"} for k in in_names + out_names},
+    )
     test_inputs = _inputs(entry, model, 3, seed=3)
     with torch.no_grad():
         expected = _as_tuple(model(*test_inputs))
@@ -212,8 +223,16 @@ def test_inpainter_onnx_at_odd_size(tmp_path) -> None:
     model = create_model("inpainter", width=8).eval()
     image, mask = torch.rand(2, 3, 37, 50) * 2 - 1, _box_mask(2, 37, 50)
     path = str(tmp_path / "inp.onnx")
-    torch.onnx.export(model, (image, mask), path, dynamo=False, opset_version=17, input_names=["image", "mask"],
-                      output_names=["out"], dynamic_axes={"image": {0: "n"}, "mask": {0: "n"}, "out": {0: "n"}})
+    torch.onnx.export(
+        model,
+        (image, mask),
+        path,
+        dynamo=False,
+        opset_version=17,
+        input_names=["image", "mask"],
+        output_names=["out"],
+        dynamic_axes={"image": {0: "n"}, "mask": {0: "n"}, "out": {0: "n"}},
+    )
     image3, mask3 = torch.rand(3, 3, 37, 50) * 2 - 1, _box_mask(3, 37, 50)
     got = ort.InferenceSession(path).run(None, {"image": image3.numpy(), "mask": mask3.numpy()})[0]
     with torch.no_grad():
@@ -232,8 +251,12 @@ def test_privileged_wiring_features_to_discriminator_and_decoder(name: str) -> N
     assert feats.shape[1] == student.feature_channels
     assert feats.shape[2] in (50 // student.feature_stride, -(-50 // student.feature_stride))  # floor or ceil
     disc = create_model("feature_discriminator", in_channels=student.feature_channels)
-    decoder = create_model("reconstruction_decoder", in_channels=student.feature_channels,
-                           upsample=student.feature_stride, out_size=(50, 50))
+    decoder = create_model(
+        "reconstruction_decoder",
+        in_channels=student.feature_channels,
+        upsample=student.feature_stride,
+        out_size=(50, 50),
+    )
     assert disc(feats).shape == (2, 1)
     assert decoder(feats).shape == (2, 3, 50, 50)
 

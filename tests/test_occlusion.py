@@ -1,4 +1,5 @@
 """Tests of runtime.occlusion: specs, determinism, masks that match the pixels, covered fractions, errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,16 @@ from runtime.occlusion import (
 )
 from runtime.occlusion import geometry as geo
 
-EXTRA = ("random_shapes", "random_shapes@noise", "r16@color", "upper_half@gray", "eyes@noise", "textured:hand",
-         "textured:cup", "textured:patch")
+EXTRA = (
+    "random_shapes",
+    "random_shapes@noise",
+    "r16@color",
+    "upper_half@gray",
+    "eyes@noise",
+    "textured:hand",
+    "textured:cup",
+    "textured:patch",
+)
 ALL = tuple(EVAL_PROTOCOLS) + EXTRA
 
 
@@ -38,16 +47,40 @@ def test_spec_round_trip(spec: str) -> None:
     assert parse_protocol(p) is p
 
 
-@pytest.mark.parametrize("bad", ["bogus", "random_box", "random_box:0.9", "random_box:0.05", "random_box:abc",
-                                 "r8:3", "upper_half@purple", "textured:dog", "textured:hand@noise", "clean:1",
-                                 "clean@noise", "", 42])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "bogus",
+        "random_box",
+        "random_box:0.9",
+        "random_box:0.05",
+        "random_box:abc",
+        "r8:3",
+        "upper_half@purple",
+        "textured:dog",
+        "textured:hand@noise",
+        "clean:1",
+        "clean@noise",
+        "",
+        42,
+    ],
+)
 def test_bad_specs_raise_config_error_listing_valid_specs(bad: object) -> None:
     with pytest.raises(ConfigError, match="Valid specs: clean, random_box:F"):
         parse_protocol(bad)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("bad", [[[1, 2], [3, 4]], np.zeros((8, 8), np.float32), np.zeros((8, 8, 2), np.uint8),
-                                 np.zeros((0, 0), np.uint8), np.zeros((2, 8, 8, 3), np.uint8), np.zeros(8, np.uint8)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [[1, 2], [3, 4]],
+        np.zeros((8, 8), np.float32),
+        np.zeros((8, 8, 2), np.uint8),
+        np.zeros((0, 0), np.uint8),
+        np.zeros((2, 8, 8, 3), np.uint8),
+        np.zeros(8, np.uint8),
+    ],
+)
 def test_bad_inputs_raise_input_error(bad: object) -> None:
     with pytest.raises(InputError):
         apply_occlusion(bad, "r8", seed=0)  # type: ignore[arg-type]
@@ -75,7 +108,7 @@ def test_mask_matches_changed_pixels(spec: str, shape: tuple[int, ...]) -> None:
     assert not changed[out.mask == 0].any(), "pixels outside the mask changed"
     if spec != "clean":
         assert out.mask.sum() > 0
-        if not spec.endswith(("@noise", "@color")):   # random fills may equal a pixel by chance
+        if not spec.endswith(("@noise", "@color")):  # random fills may equal a pixel by chance
             assert changed[out.mask == 1].mean() > 0.9
 
 
@@ -173,7 +206,7 @@ def test_lists_and_mixes() -> None:
 def test_occlusion_and_procedural_faces_do_not_import_torch() -> None:
     import subprocess
     import sys
-    code = ("import sys, runtime.occlusion, runtime.datasets.procedural; "
-            "sys.exit(1 if 'torch' in sys.modules else 0)")
+
+    code = "import sys, runtime.occlusion, runtime.datasets.procedural; sys.exit(1 if 'torch' in sys.modules else 0)"
     root = __import__("pathlib").Path(__file__).resolve().parents[1]
     assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0

@@ -1,5 +1,6 @@
 """Tests of the realistic occluders placed from keypoints: determinism, variety, where they cover, roll, exact masks,
 gray/BGR, crops/frames/several faces, protocol names and errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,7 +40,7 @@ def _covered(mask: np.ndarray, pt: np.ndarray) -> bool:
 
 
 FRAME = (360, 640, 3)
-KP = _keypoints(320, 150, 60)        # a frontal face with 60 px between the eyes, well inside the frame
+KP = _keypoints(320, 150, 60)  # a frontal face with 60 px between the eyes, well inside the frame
 
 
 @pytest.mark.parametrize("kind", REALISTIC_KINDS)
@@ -98,7 +99,7 @@ def test_sunglasses_cover_the_eyes_only() -> None:
         mask = draw_occluder(img, "sunglasses", KP, seed=seed).mask
         assert all(_covered(mask, p) for p in KP[:2])
         assert not _covered(mask, KP[2]) and not _covered(mask, KP[3])
-        assert mask[int(KP[3, 1]) - 10:].sum() == 0, "nothing below the nose"
+        assert mask[int(KP[3, 1]) - 10 :].sum() == 0, "nothing below the nose"
 
 
 def test_face_mask_covers_nose_and_mouth_not_the_eyes() -> None:
@@ -121,7 +122,7 @@ def test_cup_and_phone_cover_the_mouth_not_the_eyes(kind: str) -> None:
 
 def test_hand_covers_part_of_the_face_in_each_pose() -> None:
     img = _image(FRAME)
-    x0, y0, x1, y1 = 320 - 75, 150 - 50, 320 + 75, 150 + 100       # the face region around the keypoints
+    x0, y0, x1, y1 = 320 - 75, 150 - 50, 320 + 75, 150 + 100  # the face region around the keypoints
     regions = {"eyes": 0, "mouth": 0, "cheek": 0}
     for seed in range(16):
         mask = draw_occluder(img, "hand", KP, seed=seed).mask
@@ -160,10 +161,10 @@ def test_headset_covers_the_eyes_at_any_roll(roll: float) -> None:
 
 def test_faces_cut_by_the_frame_edge_and_boxes_only() -> None:
     img = _image(FRAME)
-    edge = _keypoints(15, 150, 60)                 # the right half of the face is outside the frame
+    edge = _keypoints(15, 150, 60)  # the right half of the face is outside the frame
     out = draw_occluder(img, "headset", edge, seed=0)
     assert out.mask[:, :60].any() and not out.mask[:, 200:].any()
-    box = (320 - 75, 150 - 0.32 * 150 / 0.68, 320 + 75, 150 + 150)   # a BlazeFace-like box around KP
+    box = (320 - 75, 150 - 0.32 * 150 / 0.68, 320 + 75, 150 + 150)  # a BlazeFace-like box around KP
     by_box = draw_occluder(img, "headset", None, box=box, seed=1).mask
     assert all(_covered(by_box, p) for p in KP[:2]) and not _covered(by_box, KP[3])
 
@@ -210,7 +211,7 @@ def test_batch_matches_single_items_and_takes_keypoints_per_item() -> None:
     shifted = apply_batch(batch, "sunglasses", seed=1, keypoints=kps)
     assert np.array_equal(shifted.mask[2], apply_batch(batch, "sunglasses", seed=1).mask[2])
     plain = apply_batch(batch, "sunglasses", seed=1).mask
-    for i, dx in ((0, -6), (4, 6)):        # item i keeps its variant, moved with its keypoints
+    for i, dx in ((0, -6), (4, 6)):  # item i keeps its variant, moved with its keypoints
         moved = np.nonzero(shifted.mask[i])[1].mean() - np.nonzero(plain[i])[1].mean()
         assert abs(moved - dx) < 1.0
     with pytest.raises(InputError, match="keypoints"):
@@ -228,13 +229,16 @@ def test_specs_and_lists() -> None:
                 parse_protocol(bad)
 
 
-@pytest.mark.parametrize("keypoints,match", [
-    (np.zeros((5, 2)), "shape"),
-    (np.full((6, 2), np.nan), "NaN"),
-    (_keypoints(100, 100, 3), "too small"),
-    (_keypoints(5000, 100, 60), "outside"),
-    ("eyes", "keypoints"),
-])
+@pytest.mark.parametrize(
+    "keypoints,match",
+    [
+        (np.zeros((5, 2)), "shape"),
+        (np.full((6, 2), np.nan), "NaN"),
+        (_keypoints(100, 100, 3), "too small"),
+        (_keypoints(5000, 100, 60), "outside"),
+        ("eyes", "keypoints"),
+    ],
+)
 def test_bad_keypoints_raise_input_error(keypoints: object, match: str) -> None:
     with pytest.raises(InputError, match=match):
         draw_occluder(_image(FRAME), "headset", keypoints, seed=0)  # type: ignore[arg-type]

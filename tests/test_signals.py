@@ -1,5 +1,6 @@
 """``signals_deferred`` holds SIGINT/SIGTERM back for a whole block, also when other threads exist (torch's and
 the data loader's threads do not mask signals: the kernel may hand them a process-wide signal)."""
+
 from __future__ import annotations
 
 import os
@@ -39,15 +40,23 @@ finally:
 
 
 def _child(name: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", CHILD.replace("{name}", name)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.run(
+        [sys.executable, "-c", CHILD.replace("{name}", name)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 def test_sigint_waits_for_the_block_then_interrupts() -> None:
     r = _child("SIGINT")
     # raised as the block ends (or a little later when another thread took the signal), never inside it
-    assert r.stdout.splitlines()[-1] in ("[0, 1, 2, 3, 4, 'interrupted']",
-                                         "[0, 1, 2, 3, 4, 'block done', 'interrupted']"), r.stdout + r.stderr
+    assert r.stdout.splitlines()[-1] in (
+        "[0, 1, 2, 3, 4, 'interrupted']",
+        "[0, 1, 2, 3, 4, 'block done', 'interrupted']",
+    ), r.stdout + r.stderr
 
 
 def test_sigterm_waits_for_the_block_then_terminates() -> None:

@@ -1,5 +1,6 @@
 """Streaming: ordering, realtime drop accounting, shutdown (break, exception, close, Ctrl-C), tracking and smoothing
 through Recognizer.stream on real video frames, bounded memory, and `ofer run --mode/--smooth/--csv`."""
+
 from __future__ import annotations
 
 import csv
@@ -230,30 +231,70 @@ def test_cli_run_mode_smooth_csv(tiny_bundle, media_dir, tmp_path, ofer_cmd):
     frames = _video_frames(media_dir, 12)
     video = _write_video(tmp_path / "clip.avi", frames)
     jsonl, table = tmp_path / "out.jsonl", tmp_path / "series.csv"
-    cmd = [*ofer_cmd, "run", str(video), "--bundle", str(tiny_bundle), "--detector", "roi", "--roi", "100,20,220,170",
-           "--mode", "offline", "--smooth", "ema:0.5", "--csv", str(table), "--jsonl", str(jsonl)]
+    cmd = [
+        *ofer_cmd,
+        "run",
+        str(video),
+        "--bundle",
+        str(tiny_bundle),
+        "--detector",
+        "roi",
+        "--roi",
+        "100,20,220,170",
+        "--mode",
+        "offline",
+        "--smooth",
+        "ema:0.5",
+        "--csv",
+        str(table),
+        "--jsonl",
+        str(jsonl),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert [r["frame"] for r in records] == list(range(12))
     assert {r["track_id"] for r in records} == {1}
     rows = list(csv.DictReader(table.open()))
-    assert len(rows) == 12 and rows[0].keys() >= {"frame", "time", "track_id", "label", "pipeline", "occlusion",
-                                                  "angry", "neutral"}
+    assert len(rows) == 12 and rows[0].keys() >= {
+        "frame",
+        "time",
+        "track_id",
+        "label",
+        "pipeline",
+        "occlusion",
+        "angry",
+        "neutral",
+    }
     for row, rec in zip(rows, records):
         assert int(row["frame"]) == rec["frame"] and row["label"] == rec["label"]
         assert row["pipeline"] == rec["pipeline"] and int(row["track_id"]) == rec["track_id"]
         assert float(row["happy"]) == pytest.approx(rec["scores"]["happy"], abs=1e-5)
     assert "12 frames" in res.stderr
-    bad = subprocess.run([*ofer_cmd, "run", str(video), "--bundle", str(tiny_bundle), "--detector", "none",
-                          "--smooth", "avg"], capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [*ofer_cmd, "run", str(video), "--bundle", str(tiny_bundle), "--detector", "none", "--smooth", "avg"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "smoothing" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_cli_run_realtime_reports_drops(tiny_bundle, media_dir, tmp_path, ofer_cmd):
     video = _write_video(tmp_path / "clip.avi", _video_frames(media_dir, 30))
-    cmd = [*ofer_cmd, "run", str(video), "--bundle", str(tiny_bundle), "--detector", "none", "--mode", "realtime",
-           "--jsonl", str(tmp_path / "o.jsonl")]
+    cmd = [
+        *ofer_cmd,
+        "run",
+        str(video),
+        "--bundle",
+        str(tiny_bundle),
+        "--detector",
+        "none",
+        "--mode",
+        "realtime",
+        "--jsonl",
+        str(tmp_path / "o.jsonl"),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     n = len((tmp_path / "o.jsonl").read_text().splitlines())

@@ -1,4 +1,5 @@
 """TensorRT: build plans, profiles, metadata and compatibility decisions (pure Python); real builds on a GPU."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -7,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from export.tensorrt import (BuildPlan, check_engine_compatible, engine_metadata, plan_build, profile_shapes,
-                             trt_version_tuple)
+from export.tensorrt import (
+    BuildPlan,
+    check_engine_compatible,
+    engine_metadata,
+    plan_build,
+    profile_shapes,
+    trt_version_tuple,
+)
 from runtime.errors import BundleError, ConfigError, EngineError, ExportError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,8 +41,12 @@ def test_version_parsing():
 def test_tensorrt10_uses_flags_and_prefers_explicit_qdq():
     assert plan_build("fp16", "10.3.0", ALL) == BuildPlan("fp16", "fp32", False, ("FP16",), None)
     qdq = plan_build("int8", "10.3.0", ALL)
-    assert (qdq.onnx_key, qdq.flags, qdq.calibration, qdq.strongly_typed) == ("int8-trt", ("INT8", "FP16"), "qdq",
-                                                                              False)
+    assert (qdq.onnx_key, qdq.flags, qdq.calibration, qdq.strongly_typed) == (
+        "int8-trt",
+        ("INT8", "FP16"),
+        "qdq",
+        False,
+    )
     implicit = plan_build("int8", "10.3.0", ["fp32", "int8-cpu"], has_cache=True)
     assert (implicit.onnx_key, implicit.calibration) == ("fp32", "cache")
     assert plan_build("int8", "10.3.0", ["fp32"]).calibration == "calibrator"
@@ -55,9 +66,16 @@ def test_tensorrt11_is_strongly_typed_and_needs_typed_onnx():
 
 
 def _meta(trt="10.3.0", cc="8.7"):
-    return engine_metadata(trt_version=trt, gpu_name="Orin", compute_capability=cc, precision="int8",
-                           onnx_sha256="ab" * 32, plan=plan_build("int8", trt, ALL), batch=(1, 8, 32),
-                           workspace_mb=256)
+    return engine_metadata(
+        trt_version=trt,
+        gpu_name="Orin",
+        compute_capability=cc,
+        precision="int8",
+        onnx_sha256="ab" * 32,
+        plan=plan_build("int8", trt, ALL),
+        batch=(1, 8, 32),
+        workspace_mb=256,
+    )
 
 
 def test_metadata_records_what_the_runtime_checks():
@@ -78,8 +96,9 @@ def test_metadata_passes_the_runtime_check_only_on_the_same_gpu_and_tensorrt():
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
 def test_build_engines_without_tensorrt_says_how_to_install(ofer_cmd):
-    res = subprocess.run([*ofer_cmd, "build-engines", str(ROOT / "sdk" / "default_bundle")], capture_output=True,
-                         text=True, cwd=ROOT)
+    res = subprocess.run(
+        [*ofer_cmd, "build-engines", str(ROOT / "sdk" / "default_bundle")], capture_output=True, text=True, cwd=ROOT
+    )
     assert res.returncode == 2
     assert "pip install ofer[tensorrt]" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
@@ -113,8 +132,9 @@ def test_build_fp16_and_int8_engines_on_gpu(tmp_path):
         convert_fp16(src, onnx)
     meta = build_engine(onnx, tmp_path / "c.engine", plan, batch=(1, 4, 8), workspace_mb=256)
     assert (tmp_path / "c.engine").stat().st_size > 0
-    check_engine_compatible(meta, trt_version=trt.__version__,
-                            gpu={"name": meta["gpu"], "compute_capability": meta["compute_capability"]})
+    check_engine_compatible(
+        meta, trt_version=trt.__version__, gpu={"name": meta["gpu"], "compute_capability": meta["compute_capability"]}
+    )
 
 
 @pytest.mark.gpu
@@ -128,8 +148,9 @@ def test_build_engines_adds_a_checked_engine_to_a_bundle(tmp_path):
 
     shutil.copytree(ROOT / "sdk" / "default_bundle", tmp_path / "b")
     built = []
-    bundle = build_engines(tmp_path / "b", parse_precisions("fp32", target="trt"), batch=(1, 2, 4), workspace_mb=256,
-                           on_built=built.append)
+    bundle = build_engines(
+        tmp_path / "b", parse_precisions("fp32", target="trt"), batch=(1, 2, 4), workspace_mb=256, on_built=built.append
+    )
     assert [j.fmt.key for j in built] == ["trt-fp32"]
     engine = load_bundle(tmp_path / "b").engines["classifier-trt-fp32"]  # sha256 checked
     assert engine.format == "trt" and engine.file == "classifier.trt-fp32.engine"
@@ -179,8 +200,15 @@ def test_plan_engines_reads_the_bundle_and_names_what_to_export():
     assert {j.source for j in jobs} == {"classifier"} and jobs[1].plan.flags == ("FP16",)
     assert jobs[1].out == bundle.path / "classifier.trt-fp16.engine" and jobs[1].cache is None
     entry = jobs[1].entry({"tensorrt": "10.3.0"})
-    assert entry == {"name": "classifier-trt-fp16", "path": jobs[1].out, "file": "classifier.trt-fp16.engine",
-                     "format": "trt", "precision": "fp16", "role": "classifier", "built_with": {"tensorrt": "10.3.0"}}
+    assert entry == {
+        "name": "classifier-trt-fp16",
+        "path": jobs[1].out,
+        "file": "classifier.trt-fp16.engine",
+        "format": "trt",
+        "precision": "fp16",
+        "role": "classifier",
+        "built_with": {"tensorrt": "10.3.0"},
+    }
     with pytest.raises(ExportError, match="neither an int8-trt Q/DQ model nor a TensorRT calibration cache"):
         plan_engines(bundle, parse_precisions("int8", target="trt"), "10.3.0")
     with pytest.raises(ExportError, match="needs the bundle's fp16 ONNX"):
@@ -201,12 +229,32 @@ def int8_bundles(tmp_path_factory):
     from .conftest import LABELS7, TINY_INPUT, make_tiny_classifier
 
     tmp = tmp_path_factory.mktemp("trtplan")
-    write_bundle(tmp / "src", labels=LABELS7, input_spec=TINY_INPUT, provenance={"data": "procedural"},
-                 engines=[{"name": "classifier", "path": make_tiny_classifier(tmp / "c.onnx"), "format": "onnx",
-                           "precision": "fp32", "role": "classifier"}])
+    write_bundle(
+        tmp / "src",
+        labels=LABELS7,
+        input_spec=TINY_INPUT,
+        provenance={"data": "procedural"},
+        engines=[
+            {
+                "name": "classifier",
+                "path": make_tiny_classifier(tmp / "c.onnx"),
+                "format": "onnx",
+                "precision": "fp32",
+                "role": "classifier",
+            }
+        ],
+    )
     calibration = CalibrationConfig(count=16, heldout_count=2, cache_dir=tmp / "cache")
-    return {key: export_bundle(source_from_bundle(tmp / "src", tmp), tmp / key, formats=parse_precisions(key),
-                               calibration=calibration, agreement=0.0) for key in ("int8-cpu", "int8-trt")}
+    return {
+        key: export_bundle(
+            source_from_bundle(tmp / "src", tmp),
+            tmp / key,
+            formats=parse_precisions(key),
+            calibration=calibration,
+            agreement=0.0,
+        )
+        for key in ("int8-cpu", "int8-trt")
+    }
 
 
 def test_plan_engines_takes_int8_from_qdq_or_the_calibration_cache(int8_bundles):

@@ -1,5 +1,6 @@
 """TensorRT backend: compatibility decisions, dtype table, profile/batch checks and auto-selection (pure Python and
 the real ONNX Runtime engine, run everywhere); real TensorRT runs only where tensorrt and a CUDA GPU are present."""
+
 from __future__ import annotations
 
 import shutil
@@ -34,11 +35,18 @@ def test_compatible_engine_is_accepted() -> None:
     check_built_with(BUILT, trt_version="10.3.0", gpu={"name": "Jetson AGX Orin", "compute_capability": "8.7"})
 
 
-@pytest.mark.parametrize("version, gpu, message", [
-    ("10.4.0", ORIN, r"built with TensorRT 10\.3\.0\.26, this device has TensorRT 10\.4\.0"),
-    ("10.3.1", ORIN, "TensorRT 10.3.0.26"),
-    ("10.3.0", {"name": "NVIDIA H100", "compute_capability": "9.0"}, r"compute capability 8\.7 \(Orin.*H100 \(9\.0\)"),
-])
+@pytest.mark.parametrize(
+    "version, gpu, message",
+    [
+        ("10.4.0", ORIN, r"built with TensorRT 10\.3\.0\.26, this device has TensorRT 10\.4\.0"),
+        ("10.3.1", ORIN, "TensorRT 10.3.0.26"),
+        (
+            "10.3.0",
+            {"name": "NVIDIA H100", "compute_capability": "9.0"},
+            r"compute capability 8\.7 \(Orin.*H100 \(9\.0\)",
+        ),
+    ],
+)
 def test_incompatible_engine_is_refused(version: str, gpu: dict, message: str) -> None:
     with pytest.raises(EngineError, match=message) as info:
         check_built_with(BUILT, trt_version=version, gpu=gpu, engine="classifier_fp16.engine")
@@ -91,17 +99,34 @@ def _with_fake_build(bundle: Path, built_with: dict) -> Path:
     """Add a file named as a TensorRT engine (not a real plan: it must never get as far as deserializing)."""
     plan = bundle.parent / "classifier_fp16.engine"
     plan.write_bytes(b"not a real TensorRT plan")
-    record = {"precision": "fp16", "source_onnx_sha256": load_bundle(bundle).engines["classifier"].sha256,
-              **built_with}  # what export.tensorrt.engine_metadata records
-    add_engines(bundle, [{"name": "classifier_trt_fp16", "path": plan, "file": plan.name, "format": "trt",
-                          "precision": "fp16", "role": "classifier", "built_with": record}])
+    record = {
+        "precision": "fp16",
+        "source_onnx_sha256": load_bundle(bundle).engines["classifier"].sha256,
+        **built_with,
+    }  # what export.tensorrt.engine_metadata records
+    add_engines(
+        bundle,
+        [
+            {
+                "name": "classifier_trt_fp16",
+                "path": plan,
+                "file": plan.name,
+                "format": "trt",
+                "precision": "fp16",
+                "role": "classifier",
+                "built_with": record,
+            }
+        ],
+    )
     return bundle
 
 
 def test_auto_order_and_fallback_to_onnxruntime(tiny_bundle: Path) -> None:
     bundle = load_bundle(_with_fake_build(tiny_bundle, BUILT))
     assert [(b, e.name) for b, e in auto_candidates(bundle, "classifier")] == [
-        ("tensorrt", "classifier_trt_fp16"), ("onnxruntime", "classifier")]
+        ("tensorrt", "classifier_trt_fp16"),
+        ("onnxruntime", "classifier"),
+    ]
     log: list[dict] = []
     engine, spec = open_for_role(bundle, "classifier", backend="auto", log=log)
     assert spec.name == "classifier" and engine.backend == "onnxruntime"  # the real ORT engine loaded
@@ -126,6 +151,7 @@ def test_explicit_backends(tiny_bundle: Path) -> None:
 def test_tensorrt_missing_names_the_fix(tiny_bundle: Path) -> None:
     try:
         import tensorrt  # noqa: F401
+
         pytest.skip("tensorrt is installed: the missing-TensorRT message cannot be observed here")
     except ImportError:
         pass
@@ -178,8 +204,20 @@ def test_real_tensorrt_engine_matches_onnxruntime(tiny_bundle: Path, tmp_path: P
         TensorRTEngine(plan, built_with={**built, "compute_capability": "1.0"})
     copy = tmp_path / "b2"
     shutil.copytree(tiny_bundle, copy)
-    add_engines(copy, [{"name": "classifier_trt", "path": plan, "file": "classifier.engine", "format": "trt",
-                        "precision": "fp32", "role": "classifier", "built_with": built}])
+    add_engines(
+        copy,
+        [
+            {
+                "name": "classifier_trt",
+                "path": plan,
+                "file": "classifier.engine",
+                "format": "trt",
+                "precision": "fp32",
+                "role": "classifier",
+                "built_with": built,
+            }
+        ],
+    )
     rec = sdk.Recognizer(copy, detector="none")
     assert rec.describe()["classifier"]["backend"] == "tensorrt"
     engine.close()

@@ -1,4 +1,5 @@
 """Small faces in large frames: tiles on request, the whole frame by default."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,13 +22,15 @@ def small_face_frame(media_dir: Path, face_width: int) -> tuple[np.ndarray, tupl
     rng = np.random.default_rng(0)
     frame = cv2.GaussianBlur(rng.integers(60, 160, (1080, 1920, 3)).astype(np.uint8), (0, 0), 8)
     x, y = 1210, 640
-    frame[y:y + side, x:x + side] = patch
+    frame[y : y + side, x : x + side] = patch
     return frame, (x + side / 2, y + side / 2)
 
 
 def _found(dets, centre, width) -> bool:
-    return any(abs((d.box[0] + d.box[2]) / 2 - centre[0]) < width and abs((d.box[1] + d.box[3]) / 2 - centre[1])
-               < width for d in dets)
+    return any(
+        abs((d.box[0] + d.box[2]) / 2 - centre[0]) < width and abs((d.box[1] + d.box[3]) / 2 - centre[1]) < width
+        for d in dets
+    )
 
 
 def test_tiles_cover_the_frame_with_half_overlap() -> None:

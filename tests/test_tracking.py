@@ -1,4 +1,5 @@
 """Tracker (Hungarian association, gaps, id policy) and per-track smoothing math."""
+
 from __future__ import annotations
 
 import itertools

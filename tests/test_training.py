@@ -1,4 +1,5 @@
 """The shared training loop, the five methods (+ baseline), checkpoints, resumption, determinism, DSD, CLI."""
+
 from __future__ import annotations
 
 import csv
@@ -44,9 +45,16 @@ def one_thread() -> Any:
 def tiny_config(method: str, **kw: Any) -> TrainConfig:
     """A config that trains in about a second: 32 px grey faces, tiny widths (of the modules the method has),
     2 steps per stage."""
-    base: dict[str, Any] = dict(method=method, data=DATA, input=InputSpec.square(32, 1), epochs=1,
-                                max_steps=2, batch_size=8, model_kwargs=TINY_MODELS,
-                                eval_protocols=("clean", "upper_half"))
+    base: dict[str, Any] = dict(
+        method=method,
+        data=DATA,
+        input=InputSpec.square(32, 1),
+        epochs=1,
+        max_steps=2,
+        batch_size=8,
+        model_kwargs=TINY_MODELS,
+        eval_protocols=("clean", "upper_half"),
+    )
     base.update(kw)
     roles = build_method(TrainConfig(**base)).used_roles()
     base["model_kwargs"] = {r: v for r, v in base["model_kwargs"].items() if r in roles}
@@ -82,8 +90,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("method,options,frozen,trained", CASES, ids=[c[0] for c in CASES])
-def test_each_method_trains_its_modules_and_freezes_the_others(tmp_path: Path, method: str, options: dict,
-                                                               frozen: str | None, trained: list[str]) -> None:
+def test_each_method_trains_its_modules_and_freezes_the_others(
+    tmp_path: Path, method: str, options: dict, frozen: str | None, trained: list[str]
+) -> None:
     cfg = tiny_config(method, options=options)
     trainer = make_trainer(cfg, tmp_path)
     n_stages = len(trainer.stage_list)
@@ -116,9 +125,12 @@ def test_each_method_trains_its_modules_and_freezes_the_others(tmp_path: Path, m
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path: Path) -> None:
     # dropout + noise + random occlusions: resuming must restore the RNG streams, not just the weights
-    kw = dict(epochs=2, max_steps=None, model_kwargs={**TINY_MODELS, "classifier": {**TINY_MODELS["classifier"],
-                                                                                   "dropout": 0.5}},
-              options={"protocols": ["clean", "upper_half", "eyes"], "noise_prob": 0.5})
+    kw = dict(
+        epochs=2,
+        max_steps=None,
+        model_kwargs={**TINY_MODELS, "classifier": {**TINY_MODELS["classifier"], "dropout": 0.5}},
+        options={"protocols": ["clean", "upper_half", "eyes"], "noise_prob": 0.5},
+    )
     full = make_trainer(tiny_config("baseline", **kw), tmp_path / "full")
     full.fit()
     part = make_trainer(tiny_config("baseline", **kw), tmp_path / "part")
@@ -142,8 +154,17 @@ def test_same_seed_same_weights_other_seed_other_weights() -> None:
 
 
 def test_loss_decreases_when_fitting_a_small_set() -> None:
-    t = make_trainer(tiny_config("baseline", data="procedural:n=16,size=32", batch_size=16, epochs=12,
-                                 max_steps=None, lr=3e-3, options={"flip": False}))
+    t = make_trainer(
+        tiny_config(
+            "baseline",
+            data="procedural:n=16,size=32",
+            batch_size=16,
+            epochs=12,
+            max_steps=None,
+            lr=3e-3,
+            options={"flip": False},
+        )
+    )
     t.fit()
     ce = [r["ce"] for r in t.rows]
     assert sum(ce[-3:]) / 3 < 0.8 * sum(ce[:3]) / 3, ce
@@ -156,12 +177,25 @@ def test_checkpoint_round_trip_and_clear_errors(tmp_path: Path) -> None:
     for name, module in t.models.items():
         assert same(snapshot(module), snapshot(ck.models[name])), name
     cfg = json.loads((tmp_path / "checkpoint" / "config.json").read_text())
-    assert cfg["input"] == {"size": [32, 32], "channels": 1, "color": "gray", "layout": "NCHW", "scale": 1 / 255,
-                            "mean": [0.5], "std": [0.5], "crop_margin": 0.075, "crop_offset": [0.0, -0.09]}
+    assert cfg["input"] == {
+        "size": [32, 32],
+        "channels": 1,
+        "color": "gray",
+        "layout": "NCHW",
+        "scale": 1 / 255,
+        "mean": [0.5],
+        "std": [0.5],
+        "crop_margin": 0.075,
+        "crop_offset": [0.0, -0.09],
+    }
     assert ck.input == InputSpec.square(32, 1)
     assert cfg["models"]["student"]["registry"] == "resnet18" and cfg["seed"] == 0 and cfg["data"] == DATA
-    assert cfg["export"] == {"pipeline": "direct", "classifier": "student", "inpainter": None,
-                             "classifier_output": None}
+    assert cfg["export"] == {
+        "pipeline": "direct",
+        "classifier": "student",
+        "inpainter": None,
+        "classifier_output": None,
+    }
     assert not list((tmp_path / "checkpoint").glob("*.pt")) and not list((tmp_path / "checkpoint").glob("*.pkl"))
     with pytest.raises(InputError, match="does not exist"):
         load_checkpoint(tmp_path / "missing")
@@ -188,8 +222,9 @@ def test_dsd_prunes_each_layer_to_its_sparsity_then_redenses(tmp_path: Path) -> 
 
     model = create_model("resnet18", num_classes=7, in_channels=1, width=4)
     masks = prune_masks(model, {"head*": 0.1, "*": 0.5})
-    assert masks and all(abs(float((~m).float().mean()) - (0.1 if n.startswith("head") else 0.5)) < 0.02
-                         for n, m in masks.items())
+    assert masks and all(
+        abs(float((~m).float().mean()) - (0.1 if n.startswith("head") else 0.5)) < 0.02 for n, m in masks.items()
+    )
     cfg = tiny_config("lower-half", options={"dsd": True, "dsd_sparsity": 0.4})
     t = make_trainer(cfg, tmp_path)
     assert [s.name for s in t.stage_list] == ["full", "occluded-dense", "occluded-sparse", "occluded-redense"]
@@ -236,18 +271,43 @@ def test_config_and_method_errors() -> None:
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_cli_train_then_eval_and_one_line_errors(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     out = tmp_path / "run"
-    common = ["--data", DATA, "--size", "32", "--width", "4", "--epochs", "1", "--steps", "2", "--batch-size", "8",
-              "--no-progress"]
-    r = _cli("sdk.cli.train", "cbam", *common, "--protocols", "clean,mouth", "--threads", "1", "--out", str(out),
-             cwd=tmp_path)
+    common = [
+        "--data",
+        DATA,
+        "--size",
+        "32",
+        "--width",
+        "4",
+        "--epochs",
+        "1",
+        "--steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--no-progress",
+    ]
+    r = _cli(
+        "sdk.cli.train",
+        "cbam",
+        *common,
+        "--protocols",
+        "clean,mouth",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert "| clean |" in r.stdout and "| mouth |" in r.stdout
     assert (out / "checkpoint" / "config.json").exists() and (out / "eval" / "confusion_mouth.png").exists()
@@ -269,8 +329,9 @@ def test_cli_train_then_eval_and_one_line_errors(tmp_path: Path, capfd: pytest.C
     assert "unknown training method" in err[1] and "does not exist" in err[2] and "nope:/x" in err[3]
     assert "--threads must be >= 1" in err[4]
     assert not (tmp_path / "x").exists()
-    assert eval_cli.main([str(out), "--data", DATA, "--protocols", "clean,upper_half", "--out",
-                          str(tmp_path / "ev")]) == 0
+    assert (
+        eval_cli.main([str(out), "--data", DATA, "--protocols", "clean,upper_half", "--out", str(tmp_path / "ev")]) == 0
+    )
     assert "| upper_half |" in capfd.readouterr().out
     report = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert set(report["protocols"]) == {"clean", "upper_half"}
@@ -284,8 +345,11 @@ def test_pretrained_classifier_is_loaded_frozen_and_label_checked(tmp_path: Path
     assert [s.name for s in t.stage_list] == ["deocclude"]
     t.fit()
     assert same(snapshot(pre), snapshot(t.models["classifier"]))
-    other = tiny_config("deocclusion", data="procedural:n=32,size=32,labels=fer7+contempt",
-                        options={"classifier_checkpoint": str(tmp_path / "base")})
+    other = tiny_config(
+        "deocclusion",
+        data="procedural:n=32,size=32,labels=fer7+contempt",
+        options={"classifier_checkpoint": str(tmp_path / "base")},
+    )
     with pytest.raises(ConfigError, match="label sets differ"):
         make_trainer(other).fit()
 

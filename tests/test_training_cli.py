@@ -1,5 +1,6 @@
 """`ofer train` as a user meets it: epoch lines without a terminal, results.csv, best/last, curves, the summary,
 Ctrl-C and --resume, defaults by input size, options a method would ignore, the near-chance warning."""
+
 from __future__ import annotations
 
 import csv
@@ -56,11 +57,24 @@ def test_epoch_lines_results_csv_best_and_summary_without_a_terminal(tmp_path: P
 def test_curves_png_or_one_line_without_matplotlib(tmp_path: Path) -> None:
     from sdk.training.reporting import draw_curves
 
-    rows = [{"stage": "s", "epoch": i, "epochs": 2, "step": 4 * i, "ce": 2.0 - i / 4, "val_clean": 0.2 * i,
-             "seconds": 1.0, "items_per_s": 10.0} for i in (1, 2)]
-    code = ("import sys; sys.modules['matplotlib'] = None\n"
-            "from sdk.training.reporting import draw_curves\n"
-            f"print(draw_curves({rows!r}, {str(tmp_path / 'no.png')!r}))")
+    rows = [
+        {
+            "stage": "s",
+            "epoch": i,
+            "epochs": 2,
+            "step": 4 * i,
+            "ce": 2.0 - i / 4,
+            "val_clean": 0.2 * i,
+            "seconds": 1.0,
+            "items_per_s": 10.0,
+        }
+        for i in (1, 2)
+    ]
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "from sdk.training.reporting import draw_curves\n"
+        f"print(draw_curves({rows!r}, {str(tmp_path / 'no.png')!r}))"
+    )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "matplotlib is not installed" in r.stdout and len(r.stdout.splitlines()) == 1
     assert not (tmp_path / "no.png").exists()
@@ -74,9 +88,14 @@ def test_curves_png_or_one_line_without_matplotlib(tmp_path: Path) -> None:
 
 def test_ctrl_c_names_the_checkpoint_and_the_exact_resume_command(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = subprocess.Popen([*OFER, "train", "baseline", *TINY, "--width", "4", "--epochs", "40", "--val-limit", "0",
-                             "--out", str(out)], cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [*OFER, "train", "baseline", *TINY, "--width", "4", "--epochs", "40", "--val-limit", "0", "--out", str(out)],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not (out / "checkpoint" / "config.json").is_file() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -125,28 +144,65 @@ def test_every_benchmark_setting_is_reachable_from_ofer_train() -> None:
 
     parser = argparse.ArgumentParser()
     train_cli.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["train", "gan-inpaint", "--data", DATA, "--out", "x", "--gen-width", "8", "--gen-depth",
-                              "2", "--disc-width", "8", "--disc-depth", "4", "--stage-minutes", "1"])
+    args = parser.parse_args(
+        [
+            "train",
+            "gan-inpaint",
+            "--data",
+            DATA,
+            "--out",
+            "x",
+            "--gen-width",
+            "8",
+            "--gen-depth",
+            "2",
+            "--disc-width",
+            "8",
+            "--disc-depth",
+            "4",
+            "--stage-minutes",
+            "1",
+        ]
+    )
     cfg = train_cli.build_config(args)
     assert cfg.model_kwargs == {"generator": {"width": 8, "depth": 2}, "discriminator": {"width": 8, "depth": 4}}
     specs = build_method(cfg).checked_specs(7)
     assert specs["generator"].kwargs["width"] == 8 and specs["discriminator"].kwargs["depth"] == 4
-    args = parser.parse_args(["train", "privileged", "--data", DATA, "--out", "x", "--width", "16", "--stem",
-                              "3x3s2", "--dropout", "0.2", "--model-arg", "feature_disc.width=32",
-                              "--model-arg", "decoder.hidden=32,16"])
+    args = parser.parse_args(
+        [
+            "train",
+            "privileged",
+            "--data",
+            DATA,
+            "--out",
+            "x",
+            "--width",
+            "16",
+            "--stem",
+            "3x3s2",
+            "--dropout",
+            "0.2",
+            "--model-arg",
+            "feature_disc.width=32",
+            "--model-arg",
+            "decoder.hidden=32,16",
+        ]
+    )
     specs = build_method(train_cli.build_config(args)).checked_specs(7)
     assert specs["student"].kwargs["dropout"] == 0.2 and specs["feature_disc"].kwargs["width"] == 32
     assert specs["decoder"].kwargs["hidden"] == [32, 16]
 
 
-@pytest.mark.parametrize("size,stem,width", [(48, "3x3s2", 32), (64, "3x3s2", 32), (112, "3x3s2", 64),
-                                             (160, "7x7", 64)])
+@pytest.mark.parametrize(
+    "size,stem,width", [(48, "3x3s2", 32), (64, "3x3s2", 32), (112, "3x3s2", 64), (160, "7x7", 64)]
+)
 def test_default_classifier_fits_the_input_size(size: int, stem: str, width: int) -> None:
     cfg = TrainConfig(method="cbam", data=DATA, input=InputSpec.square(size))
     kw = build_method(cfg).checked_specs(7)["classifier"].kwargs
     assert (kw["stem"], kw["width"]) == (stem, width)
-    explicit = TrainConfig(method="cbam", data=DATA, input=InputSpec.square(size),
-                           model_kwargs={"classifier": {"width": 8, "stem": "3x3"}})
+    explicit = TrainConfig(
+        method="cbam", data=DATA, input=InputSpec.square(size), model_kwargs={"classifier": {"width": 8, "stem": "3x3"}}
+    )
     assert build_method(explicit).checked_specs(7)["classifier"].kwargs["width"] == 8
 
 

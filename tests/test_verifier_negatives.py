@@ -1,5 +1,6 @@
 """The verifier's procedural face-free frames and image degradations (scripts/verifier_negatives.py,
 scripts/verifier_data.degrade): deterministic by seed, face-free, varied."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -11,6 +11,7 @@ Extras live behind methods of :class:`FaceDataset` so that a plain ``(image, lab
 distribution (FER+), ``face_box(i)`` the box the image was cropped by (AffectNet), ``subject(i)`` the
 person (CK+, for subject-wise splits) and ``source(i)`` where the sample came from (for messages).
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

@@ -23,6 +23,7 @@ unit (a track that breaks and restarts is the same person, so it must not land o
 Crops are cached per source file as ``.npz`` under ``$OFER_CACHE/faces``, keyed by the file's sha256 and the settings.
 This module is torch-free.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -91,18 +92,27 @@ def _files(paths: Sequence[str], glob: str) -> list[tuple[Path, str]]:
         if not p.exists():
             raise DatasetError(f"faces: {raw} does not exist; check the spec's paths")
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and not any(part.startswith(".") for part in
-                           f.relative_to(p).parts) and f.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES
-                           and fnmatch.fnmatch(f.name, glob))
+            found = sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file()
+                and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                and f.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES
+                and fnmatch.fnmatch(f.name, glob)
+            )
             if not found:
-                raise DatasetError(f"faces: folder {raw} holds no video or image matching glob={glob!r} "
-                                   f"(suffixes {', '.join(VIDEO_SUFFIXES + IMAGE_SUFFIXES)})")
+                raise DatasetError(
+                    f"faces: folder {raw} holds no video or image matching glob={glob!r} "
+                    f"(suffixes {', '.join(VIDEO_SUFFIXES + IMAGE_SUFFIXES)})"
+                )
             out.extend((f, raw) for f in found)
         elif p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
             out.append((p, raw))
         else:
-            raise DatasetError(f"faces: {raw} is neither a video ({', '.join(VIDEO_SUFFIXES)}) nor an image "
-                               f"({', '.join(IMAGE_SUFFIXES)})")
+            raise DatasetError(
+                f"faces: {raw} is neither a video ({', '.join(VIDEO_SUFFIXES)}) nor an image "
+                f"({', '.join(IMAGE_SUFFIXES)})"
+            )
     return out
 
 
@@ -116,8 +126,12 @@ def _sha256(path: Path) -> str:
 
 def cache_key(file: Path, root: str, settings: FaceSettings, input_spec: dict[str, Any]) -> str:
     """sha256 over one source's content, its spec root, the settings and the crop spec."""
-    h = hashlib.sha256(json.dumps({"v": CACHE_VERSION, "settings": asdict(settings), "input": input_spec,
-                                   "file": file.name, "root": root}, sort_keys=True).encode())
+    h = hashlib.sha256(
+        json.dumps(
+            {"v": CACHE_VERSION, "settings": asdict(settings), "input": input_spec, "file": file.name, "root": root},
+            sort_keys=True,
+        ).encode()
+    )
     h.update(_sha256(file).encode())
     return h.hexdigest()[:24]
 
@@ -211,8 +225,13 @@ class _Extractor:
         else:
             images = np.stack(self.crops)
         cols = list(zip(*self.tags)) if self.tags else [(), (), (), ()]
-        return FaceCrops(images, np.asarray(cols[0], dtype=str), np.asarray(cols[1], dtype=str),
-                         np.asarray(cols[2], dtype=str), np.asarray(cols[3], dtype=np.int64))
+        return FaceCrops(
+            images,
+            np.asarray(cols[0], dtype=str),
+            np.asarray(cols[1], dtype=str),
+            np.asarray(cols[2], dtype=str),
+            np.asarray(cols[3], dtype=np.int64),
+        )
 
 
 def _load_cached(path: Path) -> FaceCrops | None:
@@ -224,12 +243,20 @@ def _load_cached(path: Path) -> FaceCrops | None:
 
 
 def _concat(parts: list[FaceCrops]) -> FaceCrops:
-    return FaceCrops(*(np.concatenate([getattr(p, k) for p in parts]) for k in
-                       ("images", "person", "group", "source", "frame")))
+    return FaceCrops(
+        *(np.concatenate([getattr(p, k) for p in parts]) for k in ("images", "person", "group", "source", "frame"))
+    )
 
 
-def extract_faces(paths: Sequence[str], settings: FaceSettings, bundle: Any, *, use_cache: bool = True,
-                  missing: str = "error", log: Any = None) -> FaceCrops:
+def extract_faces(
+    paths: Sequence[str],
+    settings: FaceSettings,
+    bundle: Any,
+    *,
+    use_cache: bool = True,
+    missing: str = "error",
+    log: Any = None,
+) -> FaceCrops:
     """Every face of the sources as crops in ``bundle``'s input spec (each file cached on its own).
 
     Args:
@@ -264,13 +291,17 @@ def extract_faces(paths: Sequence[str], settings: FaceSettings, bundle: Any, *, 
         if log is not None:
             log(f"faces: {f}: {len(part.images)} face(s)")
         if len(part.images) == 0 and missing == "error" and Path(root).expanduser().resolve() == f.resolve():
-            raise DatasetError(f"faces: no face found in {f}; the detector needs a visible face of at least "
-                               f"~30 px (or pass ready face crops with detect=false, or missing=skip)")
+            raise DatasetError(
+                f"faces: no face found in {f}; the detector needs a visible face of at least "
+                f"~30 px (or pass ready face crops with detect=false, or missing=skip)"
+            )
         parts.append(part)
     crops = _concat(parts)
     if len(crops.images) == 0:
-        raise DatasetError(f"faces: no face found in any of {len(files)} file(s) of {', '.join(paths)}; the "
-                           f"detector needs visible faces of at least ~30 px (or pass crops with detect=false)")
+        raise DatasetError(
+            f"faces: no face found in any of {len(files)} file(s) of {', '.join(paths)}; the "
+            f"detector needs visible faces of at least ~30 px (or pass crops with detect=false)"
+        )
     return crops
 
 
@@ -290,7 +321,7 @@ def split_groups(groups: Sequence[str], split: str, val: float, test: float, see
     if n >= 3:
         n_test = max(n_test, 1) if test > 0 else 0
         n_val = max(n_val, 1) if val > 0 else 0
-    parts = {"test": unique[:n_test], "val": unique[n_test:n_test + n_val], "train": unique[n_test + n_val:]}
+    parts = {"test": unique[:n_test], "val": unique[n_test : n_test + n_val], "train": unique[n_test + n_val :]}
     chosen = set(parts[split])
     return np.flatnonzero(np.isin(groups, list(chosen)))
 
@@ -349,10 +380,23 @@ def default_bundle_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "default_bundle"
 
 
-def open_faces(path: str, split: str = "train", *, stride: int = 5, dedupe: float = 3.0, person: str = "image",
-               detect: bool = True, glob: str = "*", max_faces: int | None = None, val: float = 0.15,
-               test: float = 0.0, seed: int = 0, bundle: Any = None, cache: bool = True,
-               missing: str = "error") -> UnlabelledFaces:
+def open_faces(
+    path: str,
+    split: str = "train",
+    *,
+    stride: int = 5,
+    dedupe: float = 3.0,
+    person: str = "image",
+    detect: bool = True,
+    glob: str = "*",
+    max_faces: int | None = None,
+    val: float = 0.15,
+    test: float = 0.0,
+    seed: int = 0,
+    bundle: Any = None,
+    cache: bool = True,
+    missing: str = "error",
+) -> UnlabelledFaces:
     """The ``faces:`` reader (``path`` is the spec's comma-joined paths; see the module docstring)."""
     from runtime.bundle import Bundle, load_bundle
 
@@ -365,8 +409,14 @@ def open_faces(path: str, split: str = "train", *, stride: int = 5, dedupe: floa
     if bundle is None:
         bundle = default_bundle_dir()
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    settings = FaceSettings(stride=stride, dedupe=float(dedupe), person=str(person), detect=bool(detect),
-                            glob=str(glob), max_faces=max_faces)
+    settings = FaceSettings(
+        stride=stride,
+        dedupe=float(dedupe),
+        person=str(person),
+        detect=bool(detect),
+        glob=str(glob),
+        max_faces=max_faces,
+    )
     paths = [p.strip() for p in str(path).split(",") if p.strip()]
     if not paths:
         raise ConfigError("faces: spec names no path; use faces:/videos/a.mp4,/photos/")
@@ -376,6 +426,8 @@ def open_faces(path: str, split: str = "train", *, stride: int = 5, dedupe: floa
     idx = split_groups(crops.group, split, float(val), float(test), int(seed))
     if len(idx) == 0:
         n = len(set(crops.group.tolist()))
-        raise DatasetError(f"faces: split {split!r} is empty ({n} people/videos in all); add sources with more "
-                           f"people or change val=/test=")
+        raise DatasetError(
+            f"faces: split {split!r} is empty ({n} people/videos in all); add sources with more "
+            f"people or change val=/test="
+        )
     return UnlabelledFaces(crops, b.labels, split, idx)

@@ -18,6 +18,7 @@ missing from the target set (``contempt`` when going from 8 to 7 classes) is dro
 (``unmapped="drop"``: its samples are left out); ``unmapped="error"`` refuses with a ConfigError, and
 ``unmapped="<class name>"`` sends it to that target class (e.g. ``"disgust"``).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -42,13 +43,23 @@ LABEL_SETS: dict[str, tuple[str, ...]] = {
 }
 
 ALIASES: dict[str, str] = {
-    "anger": "angry", "angered": "angry", "mad": "angry",
-    "disgusted": "disgust", "disgusting": "disgust",
-    "fearful": "fear", "afraid": "fear", "scared": "fear",
-    "happiness": "happy", "joy": "happy", "happy_face": "happy",
-    "sadness": "sad", "unhappy": "sad",
-    "surprised": "surprise", "surprising": "surprise",
-    "neutrality": "neutral", "calm": "neutral",
+    "anger": "angry",
+    "angered": "angry",
+    "mad": "angry",
+    "disgusted": "disgust",
+    "disgusting": "disgust",
+    "fearful": "fear",
+    "afraid": "fear",
+    "scared": "fear",
+    "happiness": "happy",
+    "joy": "happy",
+    "happy_face": "happy",
+    "sadness": "sad",
+    "unhappy": "sad",
+    "surprised": "surprise",
+    "surprising": "surprise",
+    "neutrality": "neutral",
+    "calm": "neutral",
     "contemptuous": "contempt",
 }
 
@@ -64,8 +75,10 @@ def canonical_name(name: str) -> str:
         return key
     if key in ALIASES:
         return ALIASES[key]
-    raise ConfigError(f"unknown expression class {name!r}; known names: {', '.join(CANONICAL)} "
-                      f"(aliases: {', '.join(sorted(ALIASES))})")
+    raise ConfigError(
+        f"unknown expression class {name!r}; known names: {', '.join(CANONICAL)} "
+        f"(aliases: {', '.join(sorted(ALIASES))})"
+    )
 
 
 def canonical_names(names: Sequence[str]) -> tuple[str, ...]:
@@ -78,8 +91,10 @@ def canonical_names(names: Sequence[str]) -> tuple[str, ...]:
         except ConfigError:
             unknown.append(str(name))
     if unknown:
-        raise ConfigError(f"unknown expression class name(s) {unknown}; known names: {', '.join(CANONICAL)} "
-                          f"(aliases: {', '.join(sorted(ALIASES))}); rename the classes or pass an explicit label set")
+        raise ConfigError(
+            f"unknown expression class name(s) {unknown}; known names: {', '.join(CANONICAL)} "
+            f"(aliases: {', '.join(sorted(ALIASES))}); rename the classes or pass an explicit label set"
+        )
     dupes = sorted({n for n in out if out.count(n) > 1})
     if dupes:
         raise ConfigError(f"label set {tuple(names)} names the class(es) {dupes} more than once")
@@ -91,14 +106,14 @@ def label_set(spec: str | Sequence[str]) -> tuple[str, ...]:
     if isinstance(spec, str):
         key = spec.strip().lower()
         if key not in LABEL_SETS:
-            raise ConfigError(f"unknown label set {spec!r}; use one of {', '.join(LABEL_SETS)} "
-                              f"or a sequence of class names")
+            raise ConfigError(
+                f"unknown label set {spec!r}; use one of {', '.join(LABEL_SETS)} or a sequence of class names"
+            )
         return LABEL_SETS[key]
     return canonical_names(spec)
 
 
-def remap(labels_from: str | Sequence[str], labels_to: str | Sequence[str],
-          unmapped: str = "drop") -> tuple[int, ...]:
+def remap(labels_from: str | Sequence[str], labels_to: str | Sequence[str], unmapped: str = "drop") -> tuple[int, ...]:
     """Index mapping from one label set to another.
 
     Args:
@@ -120,8 +135,10 @@ def remap(labels_from: str | Sequence[str], labels_to: str | Sequence[str],
     fallback = -1
     if unmapped == "error":
         if missing:
-            raise ConfigError(f"cannot map label set {src} onto {dst}: {missing} not in the target; "
-                              f"pass unmapped='drop' to leave those samples out or unmapped='<class>' to merge them")
+            raise ConfigError(
+                f"cannot map label set {src} onto {dst}: {missing} not in the target; "
+                f"pass unmapped='drop' to leave those samples out or unmapped='<class>' to merge them"
+            )
     elif unmapped != "drop":
         target = canonical_name(unmapped)
         if target not in dst:

@@ -21,6 +21,7 @@ of :func:`open_dataset` override options of the same name in the spec. Every for
 ``labels=<label set>`` (and ``unmapped=drop|error|<class>``) to see the dataset through another label
 set (see :class:`runtime.datasets.base.Remapped`); the split is always the ``split`` argument.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -78,8 +79,10 @@ def _value(text: str) -> Any:
 def parse_spec(spec: str) -> tuple[str, str | None, dict[str, Any]]:
     """Split a spec into ``(format, path or None, options)``; ConfigError on a malformed spec."""
     if not isinstance(spec, str) or ":" not in spec:
-        raise ConfigError(f"dataset spec {spec!r} has no 'format:' prefix; use one of "
-                          f"{', '.join(f + ':' for f in FORMATS)} (e.g. fer2013:/data/fer2013.csv)")
+        raise ConfigError(
+            f"dataset spec {spec!r} has no 'format:' prefix; use one of "
+            f"{', '.join(f + ':' for f in FORMATS)} (e.g. fer2013:/data/fer2013.csv)"
+        )
     fmt, _, rest = spec.partition(":")
     fmt = fmt.strip().lower()
     if fmt not in FORMATS:

@@ -1,4 +1,5 @@
 """The detector interface, the result type, frame validation, and the two trivial detectors."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -58,22 +59,28 @@ def as_bgr(frame: object) -> np.ndarray:
         InputError: The frame is ``None``, not a numpy array, not uint8, of the wrong shape, or empty.
     """
     if frame is None:
-        raise InputError("frame is None: the image failed to load or the video ended; check the path or "
-                         "the return value of cv2.imread / VideoCapture.read before calling detect()")
+        raise InputError(
+            "frame is None: the image failed to load or the video ended; check the path or "
+            "the return value of cv2.imread / VideoCapture.read before calling detect()"
+        )
     if not isinstance(frame, np.ndarray):
-        raise InputError(f"frame must be a numpy array (BGR uint8 HxWx3), got {type(frame).__name__}; "
-                         "load images with cv2.imread or convert with np.asarray")
+        raise InputError(
+            f"frame must be a numpy array (BGR uint8 HxWx3), got {type(frame).__name__}; "
+            "load images with cv2.imread or convert with np.asarray"
+        )
     if frame.dtype != np.uint8:
-        raise InputError(f"frame must be uint8, got {frame.dtype}; for floats in [0, 1] pass "
-                         "(frame * 255).clip(0, 255).astype(np.uint8)")
+        raise InputError(
+            f"frame must be uint8, got {frame.dtype}; for floats in [0, 1] pass "
+            "(frame * 255).clip(0, 255).astype(np.uint8)"
+        )
     if frame.ndim == 3 and frame.shape[2] == 1:
         frame = frame[:, :, 0]
     if frame.ndim == 3 and frame.shape[2] == 4:
-        raise InputError("frame has 4 channels (BGRA); drop alpha first with cv2.cvtColor(frame, "
-                         "cv2.COLOR_BGRA2BGR)")
+        raise InputError("frame has 4 channels (BGRA); drop alpha first with cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)")
     if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 3)):
-        raise InputError(f"frame must be HxWx3 BGR or HxW gray, got shape {frame.shape}; for a batch, "
-                         "call detect() once per frame")
+        raise InputError(
+            f"frame must be HxWx3 BGR or HxW gray, got shape {frame.shape}; for a batch, call detect() once per frame"
+        )
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise InputError(f"frame is empty (shape {frame.shape}); check the crop or the video source")
     if frame.ndim == 2:
@@ -140,6 +147,8 @@ class RoiDetector(FaceDetector):
         x1, y1, x2, y2 = self.box
         cx1, cy1, cx2, cy2 = max(x1, 0.0), max(y1, 0.0), min(x2, float(w)), min(y2, float(h))
         if cx2 <= cx1 or cy2 <= cy1:
-            raise InputError(f"roi box {self.box} lies outside the {w}x{h} frame; give a box inside the frame "
-                             "(x1, y1, x2, y2 in pixels) or use detector 'auto'")
+            raise InputError(
+                f"roi box {self.box} lies outside the {w}x{h} frame; give a box inside the frame "
+                "(x1, y1, x2, y2 in pixels) or use detector 'auto'"
+            )
         return [Detection((cx1, cy1, cx2, cy2), 1.0)]

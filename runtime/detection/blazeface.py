@@ -4,6 +4,7 @@
 ``ai-edge-litert`` is installed, and ONNX files converted once from them by ``scripts/convert_blazeface_detector.py``
 (parity recorded in ``runtime/assets/README.md``), run by ONNX Runtime otherwise or on request (``engine=``).
 """
+
 from __future__ import annotations
 
 import threading
@@ -44,10 +45,18 @@ SPECS = {
         # Score thresholds 0.45 / 0.55 (MediaPipe uses 0.5 / 0.6): with the keypoint geometry check the lower
         # thresholds raise upper-half-covered recall from 81.8 % to 87.9 % with no false detections added on the
         # no-face video (benchmarks/detector_occlusion.py).
-        BlazeFaceSpec("blazeface-short", "blazeface_short_range.onnx", "blazeface_short_range.tflite", 128,
-                      (8, 16, 16, 16), 2, 0.45),
-        BlazeFaceSpec("blazeface-full", "blazeface_full_range.onnx", "blazeface_full_range_sparse.tflite", 192,
-                      (4,), 1, 0.55),
+        BlazeFaceSpec(
+            "blazeface-short",
+            "blazeface_short_range.onnx",
+            "blazeface_short_range.tflite",
+            128,
+            (8, 16, 16, 16),
+            2,
+            0.45,
+        ),
+        BlazeFaceSpec(
+            "blazeface-full", "blazeface_full_range.onnx", "blazeface_full_range_sparse.tflite", 192, (4,), 1, 0.55
+        ),
     )
 }
 
@@ -74,7 +83,7 @@ def letterbox(frame: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     canvas = np.zeros((size, size, 3), np.uint8)
     px, py = (size - nw) // 2, (size - nh) // 2
-    inner = canvas[py:py + nh, px:px + nw]
+    inner = canvas[py : py + nh, px : px + nw]
     if inner.flags.c_contiguous:  # a landscape frame: resize straight into the canvas rows
         cv2.resize(frame, (nw, nh), dst=inner, interpolation=interp)
     else:
@@ -103,8 +112,9 @@ def detector_engine(engine: str, providers: str | Sequence[str] = "cpu", model_p
     cpu = [p.lower() for p in named] in (["cpu"], ["cpuexecutionprovider"])
     if engine == "litert":
         if not cpu:
-            raise ConfigError("detector engine 'litert' runs on the CPU; drop providers=... or use "
-                              "engine='onnxruntime'")
+            raise ConfigError(
+                "detector engine 'litert' runs on the CPU; drop providers=... or use engine='onnxruntime'"
+            )
         return "litert"
     if engine == "auto":
         onnx_model = model_path is not None and Path(model_path).suffix.lower() == ".onnx"
@@ -160,10 +170,19 @@ class BlazeFaceDetector(FaceDetector):
             runs on the CPU, else ONNX Runtime), ``"litert"`` or ``"onnxruntime"``.
     """
 
-    def __init__(self, variant: str = "blazeface-short", *, threads: int | None = None,
-                 score_threshold: float | None = None, nms_iou: float | None = None, max_faces: int | None = None,
-                 providers: str | Sequence[str] = "cpu", model_path: str | Path | None = None,
-                 check_geometry: bool = True, engine: str = "auto") -> None:
+    def __init__(
+        self,
+        variant: str = "blazeface-short",
+        *,
+        threads: int | None = None,
+        score_threshold: float | None = None,
+        nms_iou: float | None = None,
+        max_faces: int | None = None,
+        providers: str | Sequence[str] = "cpu",
+        model_path: str | Path | None = None,
+        check_geometry: bool = True,
+        engine: str = "auto",
+    ) -> None:
         if variant not in SPECS:
             raise ConfigError(f"unknown BlazeFace variant {variant!r}; use one of {sorted(SPECS)}")
         spec = SPECS[variant]

@@ -1,4 +1,5 @@
 """``create_detector``: a face detector by name."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,8 +20,9 @@ DEFAULT_NEURAL = VERIFIED
 DETECTOR_NAMES = ("auto", "none", "roi", *SPECS, DUAL, CASCADE, VERIFIED)
 
 
-def create_detector(name: str = "auto", *, threads: int | None = None, score_threshold: float | None = None,
-                    **kw: Any) -> FaceDetector:
+def create_detector(
+    name: str = "auto", *, threads: int | None = None, score_threshold: float | None = None, **kw: Any
+) -> FaceDetector:
     """Make a face detector.
 
     Args:
@@ -61,7 +63,8 @@ def create_detector(name: str = "auto", *, threads: int | None = None, score_thr
         _no_extra(name, {k: v for k, v in kw.items() if k not in known})
         return TwoStageDetector(threads=threads, threshold=score_threshold, **kw)
     allowed = {"nms_iou", "max_faces", "providers", "model_path", "engine"} | (
-        {"check_geometry"} if variant in SPECS else set())
+        {"check_geometry"} if variant in SPECS else set()
+    )
     _no_extra(name, {k: v for k, v in kw.items() if k not in allowed})
     if variant == CASCADE:
         near, far = (BlazeFaceDetector(v, threads=threads, score_threshold=score_threshold, **kw) for v in SPECS)

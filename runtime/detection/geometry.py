@@ -4,6 +4,7 @@ faces), and the roll-aligned crop the verifier sees.
 Keypoint order (BlazeFace): right eye, left eye, nose tip, mouth centre, right ear tragion, left ear tragion
 (right/left of the person, so on an upright face the right eye is on the image's left).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -80,8 +81,9 @@ def crop_matrix(box: Sequence[float], roll: float, size: int, expand: float) -> 
     return m
 
 
-def aligned_crops(frame: np.ndarray, boxes: Sequence[Sequence[float]], rolls: Sequence[float], size: int,
-                  expand: float) -> np.ndarray:
+def aligned_crops(
+    frame: np.ndarray, boxes: Sequence[Sequence[float]], rolls: Sequence[float], size: int, expand: float
+) -> np.ndarray:
     """Roll-aligned square crops ``(N, size, size, 3)`` uint8 of ``frame`` (BGR), one per box.
 
     Large faces are cut from a level of the frame's image pyramid at most 2x the crop size, so that the bilinear
@@ -96,7 +98,7 @@ def aligned_crops(frame: np.ndarray, boxes: Sequence[Sequence[float]], rolls: Se
         # around the box, so its pyramid equals the whole frame's pyramid there.
         half = 0.75 * side + 2 ** (level + 2)
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        step = 2 ** level
+        step = 2**level
         x0, y0 = max(0, int(cx - half) // step * step), max(0, int(cy - half) // step * step)
         x1, y1 = min(fw, int(np.ceil(cx + half))), min(fh, int(np.ceil(cy + half)))
         if x1 <= x0 or y1 <= y0:
@@ -104,9 +106,10 @@ def aligned_crops(frame: np.ndarray, boxes: Sequence[Sequence[float]], rolls: Se
         region = frame[y0:y1, x0:x1]
         for _ in range(level):
             region = cv2.pyrDown(region)
-        scale = 0.5 ** level
+        scale = 0.5**level
         shifted = [box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0]
         m = crop_matrix([v * scale for v in shifted], roll, size, expand)
-        out[i] = cv2.warpAffine(region, m, (size, size), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        out[i] = cv2.warpAffine(
+            region, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
+        )
     return out

@@ -15,6 +15,7 @@ MediaPipe's graphs, whose option values were read from the wheel:
 Angles are radians in frame pixel coordinates (y down): 0 is an upright face, positive when the person's left eye
 (image right) is lower than the right eye, i.e. the face is turned clockwise on screen.
 """
+
 from __future__ import annotations
 
 import math
@@ -57,16 +58,23 @@ class FaceRoi:
         if not all(isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v) for v in vals):
             raise InputError(f"FaceRoi needs finite numbers (cx, cy, size, angle), got {vals}")
         if self.size <= 1.0:
-            raise InputError(f"FaceRoi size must be > 1 pixel, got {self.size}; build it with roi_from_detection "
-                             "or roi_from_landmarks")
+            raise InputError(
+                f"FaceRoi size must be > 1 pixel, got {self.size}; build it with roi_from_detection "
+                "or roi_from_landmarks"
+            )
 
     def affine(self, out_size: int = INPUT_SIZE) -> np.ndarray:
         """``(2, 3)`` matrix mapping frame pixels to ``out_size`` crop pixels (ROI corners -> crop edges)."""
         s = out_size / self.size
         c, n = math.cos(self.angle), math.sin(self.angle)
         half = out_size / 2
-        return np.array([[s * c, s * n, half - s * (c * self.cx + n * self.cy)],
-                         [-s * n, s * c, half - s * (-n * self.cx + c * self.cy)]], dtype=np.float64)
+        return np.array(
+            [
+                [s * c, s * n, half - s * (c * self.cx + n * self.cy)],
+                [-s * n, s * c, half - s * (-n * self.cx + c * self.cy)],
+            ],
+            dtype=np.float64,
+        )
 
     def to_frame(self, pts: np.ndarray) -> np.ndarray:
         """Map ``(N, 2+)`` points normalised to the ROI ([0, 1] across it) to frame pixels; z (if any) is scaled
@@ -179,8 +187,13 @@ class FaceLandmarker:
         providers: ONNX Runtime providers (see :class:`OnnxRuntimeEngine`); the model is small, so CPU.
     """
 
-    def __init__(self, *, threads: int | None = None, model_path: str | Path | None = None,
-                 providers: str | Sequence[str] = "cpu") -> None:
+    def __init__(
+        self,
+        *,
+        threads: int | None = None,
+        model_path: str | Path | None = None,
+        providers: str | Sequence[str] = "cpu",
+    ) -> None:
         self.engine = OnnxRuntimeEngine(model_path or ASSETS / MODEL_FILE, threads=threads, providers=providers)
         self._input = self.engine.input_names[0]
 
@@ -193,10 +206,12 @@ class FaceLandmarker:
         """
         frame = as_bgr(frame)
         if not isinstance(roi, FaceRoi):
-            raise InputError(f"roi must be a FaceRoi (use roi_from_detection / roi_from_landmarks), got "
-                             f"{type(roi).__name__}")
-        bgr = cv2.warpAffine(frame, roi.affine(), (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REPLICATE)
+            raise InputError(
+                f"roi must be a FaceRoi (use roi_from_detection / roi_from_landmarks), got {type(roi).__name__}"
+            )
+        bgr = cv2.warpAffine(
+            frame, roi.affine(), (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
     def infer(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -223,5 +238,4 @@ class FaceLandmarker:
         if not rois:
             return []
         pts, presence = self.infer(np.stack([self.crop(frame, r) for r in rois]))
-        return [LandmarkResult(r.to_frame(p).astype(np.float32), float(s), r)
-                for r, p, s in zip(rois, pts, presence)]
+        return [LandmarkResult(r.to_frame(p).astype(np.float32), float(s), r) for r, p, s in zip(rois, pts, presence)]

@@ -1,4 +1,5 @@
 """Run several detectors on the same frame and merge their boxes (e.g. near- and far-range BlazeFace)."""
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -36,8 +37,9 @@ class MergedDetector(FaceDetector):
             frame costs the slowest detector rather than the sum.
     """
 
-    def __init__(self, detectors: Sequence[FaceDetector], *, nms_iou: float = 0.3, name: str = "merged",
-                 parallel: bool = False) -> None:
+    def __init__(
+        self, detectors: Sequence[FaceDetector], *, nms_iou: float = 0.3, name: str = "merged", parallel: bool = False
+    ) -> None:
         self.detectors = list(detectors)
         self.nms_iou = nms_iou
         self.name = name
@@ -83,8 +85,15 @@ class CascadeDetector(FaceDetector):
         name: Name reported by ``.name``.
     """
 
-    def __init__(self, near: FaceDetector, far: FaceDetector, *, close_up: float = 0.2, nms_iou: float = 0.3,
-                 name: str = "cascade") -> None:
+    def __init__(
+        self,
+        near: FaceDetector,
+        far: FaceDetector,
+        *,
+        close_up: float = 0.2,
+        nms_iou: float = 0.3,
+        name: str = "cascade",
+    ) -> None:
         if not 0.0 < close_up <= 1.0:
             raise ConfigError(f"close_up must be in (0, 1], got {close_up!r}")
         self.near, self.far = near, far

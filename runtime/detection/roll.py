@@ -1,6 +1,7 @@
 """Roll refinement: BlazeFace's keypoints on a face rolled far from upright are loose (on faces rolled 90 degrees
 the eye line came out 35-40 degrees short), so a rolled face is looked at again, turned upright by its first roll
 estimate; the keypoints found there, mapped back, give the roll and the crop alignment."""
+
 from __future__ import annotations
 
 from dataclasses import replace

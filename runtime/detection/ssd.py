@@ -1,4 +1,5 @@
 """SSD anchor generation, box/keypoint decoding and weighted NMS (numpy), as MediaPipe does for BlazeFace."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -32,8 +33,9 @@ def ssd_anchors(input_size: int, strides: Sequence[int], anchors_per_layer: int)
     return np.concatenate(out).astype(np.float32)
 
 
-def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, input_size: int,
-           threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decode(
+    raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, input_size: int, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decode one image's raw SSD outputs into boxes above ``threshold``.
 
     Args:
@@ -76,8 +78,13 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray, iou_threshold: float,
-                 max_detections: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def weighted_nms(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    keypoints: np.ndarray,
+    iou_threshold: float,
+    max_detections: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """MediaPipe's weighted NMS: each kept box is the score-weighted mean of the boxes that overlap it.
 
     The kept score is the highest score of its cluster. Returns arrays sorted by score, highest first.

@@ -7,6 +7,7 @@ pixels by also running the detector on square tiles small enough that such a fac
 tile; tiles overlap by half, so every face up to half a tile lies wholly inside one, and larger faces are found by
 the whole-frame pass. The cost grows with the number of tiles: opt in with ``Recognizer(min_face=PIXELS)``.
 """
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ occlusion decides which are faces.
 score is a logistic model of the verifier logit and the detector logit (and, where it was measured to help, the
 keypoint geometry), fitted on the tuning split by ``scripts/train_verifier.py`` and stored in the verifier config.
 """
+
 from __future__ import annotations
 
 import time
@@ -59,8 +60,9 @@ def unrotate(det: Detection, angle: int, width: int, height: int) -> Detection:
     kp = det.keypoints
     if kp is not None:
         kp = unrotate_points(kp.astype(np.float64), angle, width, height).astype(np.float32)
-    return replace(det, box=tuple(float(v) for v in box), keypoints=kp,
-                   roll=eye_roll(kp) if kp is not None else det.roll)
+    return replace(
+        det, box=tuple(float(v) for v in box), keypoints=kp, roll=eye_roll(kp) if kp is not None else det.roll
+    )
 
 
 class CandidateDetector(FaceDetector):
@@ -78,16 +80,32 @@ class CandidateDetector(FaceDetector):
 
     name = "blazeface-candidates"
 
-    def __init__(self, *, score_threshold: float = 0.2, variants: Sequence[str] = ("blazeface-short", "blazeface-full"),
-                 rotations: Sequence[int] = (), nms_iou: float = 0.3, threads: int | None = None,
-                 providers: str | Sequence[str] = "cpu", engine: str = "auto") -> None:
+    def __init__(
+        self,
+        *,
+        score_threshold: float = 0.2,
+        variants: Sequence[str] = ("blazeface-short", "blazeface-full"),
+        rotations: Sequence[int] = (),
+        nms_iou: float = 0.3,
+        threads: int | None = None,
+        providers: str | Sequence[str] = "cpu",
+        engine: str = "auto",
+    ) -> None:
         for a in rotations:
             if a not in _ROTATE:
                 raise ConfigError(f"candidate rotations must be 90, -90 or 180 degrees, got {a!r}")
         self.rotations = tuple(int(a) for a in rotations)
-        self.detectors = [BlazeFaceDetector(v, score_threshold=score_threshold, check_geometry=False,
-                                            threads=threads, providers=providers, engine=engine)
-                          for v in variants]
+        self.detectors = [
+            BlazeFaceDetector(
+                v,
+                score_threshold=score_threshold,
+                check_geometry=False,
+                threads=threads,
+                providers=providers,
+                engine=engine,
+            )
+            for v in variants
+        ]
         self._merge = MergedDetector(self.detectors, nms_iou=nms_iou)
 
     def propose(self, frame: np.ndarray, detectors: Sequence[FaceDetector] | None = None) -> list[Detection]:
@@ -160,8 +178,13 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
     areas = np.prod(b[:, 2:] - b[:, :2], axis=1)
     keep: list[int] = []
     for i in range(len(order)):
-        if all(ious[i, j] <= iou and not (areas[i] < areas[j] and b[j, 0] <= centres[i, 0] <= b[j, 2]
-                                          and b[j, 1] <= centres[i, 1] <= b[j, 3]) for j in keep):
+        if all(
+            ious[i, j] <= iou
+            and not (
+                areas[i] < areas[j] and b[j, 0] <= centres[i, 0] <= b[j, 2] and b[j, 1] <= centres[i, 1] <= b[j, 3]
+            )
+            for j in keep
+        ):
             keep.append(i)
     return [int(order[i]) for i in keep]
 
@@ -173,8 +196,12 @@ def drop_spanning(boxes: Sequence[Sequence[float]]) -> list[int]:
     if len(b) < 3:
         return list(range(len(b)))
     c = (b[:, :2] + b[:, 2:]) / 2
-    inside = ((b[:, None, 0] <= c[None, :, 0]) & (c[None, :, 0] <= b[:, None, 2])
-              & (b[:, None, 1] <= c[None, :, 1]) & (c[None, :, 1] <= b[:, None, 3]))
+    inside = (
+        (b[:, None, 0] <= c[None, :, 0])
+        & (c[None, :, 0] <= b[:, None, 2])
+        & (b[:, None, 1] <= c[None, :, 1])
+        & (c[None, :, 1] <= b[:, None, 3])
+    )
     np.fill_diagonal(inside, False)
     return [i for i in range(len(b)) if inside[i].sum() < 2]
 
@@ -204,17 +231,32 @@ class TwoStageDetector(FaceDetector):
 
     name = "blazeface-verified"
 
-    def __init__(self, *, verifier: FaceVerifier | None = None, candidates: CandidateDetector | None = None,
-                 threshold: float | None = None, nms_iou: float = 0.3, max_faces: int | None = None,
-                 rotations: Sequence[int] | None = None, cascade: bool | None = None, close_up: float = 0.2,
-                 threads: int | None = None, providers: str | Sequence[str] = "cpu", engine: str = "auto") -> None:
+    def __init__(
+        self,
+        *,
+        verifier: FaceVerifier | None = None,
+        candidates: CandidateDetector | None = None,
+        threshold: float | None = None,
+        nms_iou: float = 0.3,
+        max_faces: int | None = None,
+        rotations: Sequence[int] | None = None,
+        cascade: bool | None = None,
+        close_up: float = 0.2,
+        threads: int | None = None,
+        providers: str | Sequence[str] = "cpu",
+        engine: str = "auto",
+    ) -> None:
         self.verifier = verifier or FaceVerifier(threads=threads, providers=providers)
         cfg = self.verifier.config
         cand = cfg["candidates"]
         self.candidates = candidates or CandidateDetector(
-            score_threshold=float(cand["score_threshold"]), variants=tuple(cand["variants"]),
+            score_threshold=float(cand["score_threshold"]),
+            variants=tuple(cand["variants"]),
             rotations=tuple(cand.get("rotations", ())) if rotations is None else tuple(rotations),
-            threads=threads, providers=providers, engine=engine)
+            threads=threads,
+            providers=providers,
+            engine=engine,
+        )
         self.combination = cfg["combination"]
         self.threshold = float(cfg["threshold"] if threshold is None else threshold)
         if not 0.0 < self.threshold < 1.0:
@@ -233,8 +275,9 @@ class TwoStageDetector(FaceDetector):
         logits = self.verifier.logits(frame, dets)
         return combined_score(candidate_features(dets, logits), self.combination), logits
 
-    def scored_candidates(self, frame: np.ndarray, *, cascade: bool | None = None,
-                          first: list[Detection] | None = None) -> tuple[list[Detection], np.ndarray, np.ndarray]:
+    def scored_candidates(
+        self, frame: np.ndarray, *, cascade: bool | None = None, first: list[Detection] | None = None
+    ) -> tuple[list[Detection], np.ndarray, np.ndarray]:
         """Every candidate with its combined score and verifier logit, before the threshold and NMS.
 
         With ``cascade`` (default: the detector's setting), the first BlazeFace variant (short range) runs first,
@@ -284,8 +327,12 @@ class TwoStageDetector(FaceDetector):
             iou = iou_matrix(np.array([predicted], np.float64), np.array([d.box for d in found], np.float64))[0]
             best = int(np.argmax(iou))
             d = found[best]
-            if (iou[best] >= FOLLOW_MIN_IOU and d.score >= FOLLOW_MIN_SCORE and d.keypoints is not None
-                    and plausible_face(np.asarray(d.box), d.keypoints)):
+            if (
+                iou[best] >= FOLLOW_MIN_IOU
+                and d.score >= FOLLOW_MIN_SCORE
+                and d.keypoints is not None
+                and plausible_face(np.asarray(d.box), d.keypoints)
+            ):
                 self.last_timings = {"candidates": (time.perf_counter() - t0) * 1e3, "verifier": 0.0}
                 return [refine_roll(near, region, d)]
         return self._accept(region, *self.scored_candidates(region, first=found))
@@ -293,16 +340,19 @@ class TwoStageDetector(FaceDetector):
     def _detect(self, frame: np.ndarray) -> list[Detection]:
         return self._accept(frame, *self.scored_candidates(frame))
 
-    def _accept(self, frame: np.ndarray, cands: list[Detection], scores: np.ndarray,
-                logits: np.ndarray) -> list[Detection]:
+    def _accept(
+        self, frame: np.ndarray, cands: list[Detection], scores: np.ndarray, logits: np.ndarray
+    ) -> list[Detection]:
         """The candidates above the threshold after NMS, with combined and verifier scores and refined roll."""
         idx = np.flatnonzero(scores >= self.threshold)
         if not len(idx):
             return []
         boxes = np.array([cands[i].box for i in idx], np.float64)
         keep = [int(idx[k]) for k in nms(boxes, scores[idx], self.nms_iou)]
-        keep = [keep[k] for k in drop_spanning([cands[i].box for i in keep])][:self.max_faces]
+        keep = [keep[k] for k in drop_spanning([cands[i].box for i in keep])][: self.max_faces]
         vprob = 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))
         near = self.candidates.detectors[0]
-        return [refine_roll(near, frame, replace(cands[i], score=float(scores[i]), verifier_score=float(vprob[i])))
-                for i in keep]
+        return [
+            refine_roll(near, frame, replace(cands[i], score=float(scores[i]), verifier_score=float(vprob[i])))
+            for i in keep
+        ]

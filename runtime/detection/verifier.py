@@ -3,6 +3,7 @@
 Trained by ``scripts/train_verifier.py`` on real faces with realistic occluders drawn on them (positives) and on
 BlazeFace's own low-threshold false alarms (negatives); the model and its JSON config live in ``runtime/assets``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,11 +34,13 @@ def load_config(path: str | Path = VERIFIER_CONFIG) -> dict[str, Any]:
     try:
         cfg = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"verifier config not found: {path}; rebuild it with scripts/train_verifier.py "
-                          "--out runtime/assets") from None
+        raise ConfigError(
+            f"verifier config not found: {path}; rebuild it with scripts/train_verifier.py --out runtime/assets"
+        ) from None
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"verifier config {path} is not valid JSON ({exc}); rebuild it with "
-                          "scripts/train_verifier.py") from None
+        raise ConfigError(
+            f"verifier config {path} is not valid JSON ({exc}); rebuild it with scripts/train_verifier.py"
+        ) from None
     missing = {"input", "combination", "candidates"} - set(cfg)
     if missing:
         raise ConfigError(f"verifier config {path} lacks {sorted(missing)}; rebuild it with scripts/train_verifier.py")
@@ -60,8 +63,14 @@ class FaceVerifier:
         providers: ONNX Runtime providers; the model is tiny, so CPU.
     """
 
-    def __init__(self, model_path: str | Path | None = None, config: dict[str, Any] | str | Path | None = None,
-                 *, threads: int | None = None, providers: str | Sequence[str] = "cpu") -> None:
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        config: dict[str, Any] | str | Path | None = None,
+        *,
+        threads: int | None = None,
+        providers: str | Sequence[str] = "cpu",
+    ) -> None:
         self.config = config if isinstance(config, dict) else load_config(config or VERIFIER_CONFIG)
         spec = self.config["input"]
         self.size = int(spec["size"])
@@ -70,8 +79,10 @@ class FaceVerifier:
         path = Path(model_path) if model_path is not None else VERIFIER_ONNX
         expected = self.config.get("onnx_sha256")
         if model_path is None and expected and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
-            raise ConfigError(f"{path} does not match the sha256 in its config; rebuild both with "
-                              "scripts/train_verifier.py --out runtime/assets")
+            raise ConfigError(
+                f"{path} does not match the sha256 in its config; rebuild both with "
+                "scripts/train_verifier.py --out runtime/assets"
+            )
         self.engine = OnnxRuntimeEngine(path, threads=threads, providers=providers)
         self._input = self.engine.input_names[0]
 

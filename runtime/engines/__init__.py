@@ -1,4 +1,5 @@
 """Inference backends behind one interface (:class:`Engine`)."""
+
 from __future__ import annotations
 
 from .base import Engine

@@ -1,4 +1,5 @@
 """The one interface every backend implements, so a pipeline never knows which backend runs it."""
+
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable

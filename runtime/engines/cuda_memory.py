@@ -4,6 +4,7 @@ Only what an inference engine needs: a stream, pinned host buffers seen as numpy
 asynchronous copies on the stream, and events to time the copies and the compute. Both bindings are imported
 lazily, the first that imports wins.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -19,11 +20,13 @@ INSTALL = "install cuda-python (`pip install ofer[tensorrt]`) or pycuda on the t
 def _cudart() -> Any | None:
     try:
         from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+
         return cudart
     except ImportError:
         pass
     try:
         from cuda import cudart  # older cuda-python
+
         return cudart
     except ImportError:
         return None
@@ -35,6 +38,7 @@ def binding_name() -> str | None:
         return "cuda-python"
     try:
         import pycuda.driver  # noqa: F401
+
         return "pycuda"
     except ImportError:
         return None
@@ -101,16 +105,24 @@ class CudaMemory:
         if self.binding == "pycuda":
             self.drv.memcpy_htod_async(dst, src, self.stream)
             return
-        _ok(self.rt.cudaMemcpyAsync(dst, src.ctypes.data, src.nbytes,
-                                    self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream), "cudaMemcpyAsync")
+        _ok(
+            self.rt.cudaMemcpyAsync(
+                dst, src.ctypes.data, src.nbytes, self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream
+            ),
+            "cudaMemcpyAsync",
+        )
 
     def d2h(self, dst: np.ndarray, src: int) -> None:
         """Asynchronous device-to-host copy into ``dst`` (pinned) on the stream."""
         if self.binding == "pycuda":
             self.drv.memcpy_dtoh_async(dst, src, self.stream)
             return
-        _ok(self.rt.cudaMemcpyAsync(dst.ctypes.data, src, dst.nbytes,
-                                    self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream), "cudaMemcpyAsync")
+        _ok(
+            self.rt.cudaMemcpyAsync(
+                dst.ctypes.data, src, dst.nbytes, self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream
+            ),
+            "cudaMemcpyAsync",
+        )
 
     def synchronize(self) -> None:
         """Wait for everything queued on the stream."""

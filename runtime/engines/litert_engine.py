@@ -4,6 +4,7 @@ Used for the small MediaPipe models that ship as TFLite (BlazeFace): on a 2-core
 short-range in about half the time ONNX Runtime takes on the converted ONNX (``benchmarks/runtime_latency.py``).
 ``ai-edge-litert`` is optional (the ``litert`` extra); :func:`litert_available` says whether it imports here.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,6 +50,7 @@ def litert_available() -> bool:
     if _AVAILABLE is None:
         try:
             from ai_edge_litert.interpreter import Interpreter  # noqa: F401
+
             _AVAILABLE = True
         except Exception:  # not installed, or a wheel that does not load on this platform
             _AVAILABLE = False
@@ -76,8 +78,9 @@ class LiteRTEngine:
         if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
             raise InputError(f"threads must be a positive integer or None, got {threads!r}")
         if not litert_available():
-            raise EngineError("the LiteRT engine needs ai-edge-litert: pip install 'ofer[litert]' "
-                              "(or use engine='onnxruntime')")
+            raise EngineError(
+                "the LiteRT engine needs ai-edge-litert: pip install 'ofer[litert]' (or use engine='onnxruntime')"
+            )
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = Path(path)
@@ -90,8 +93,10 @@ class LiteRTEngine:
             self.interpreter = Interpreter(model_content=content, num_threads=self.threads)
             _allocate_quietly(self.interpreter)
         except Exception as exc:  # LiteRT raises ValueError/RuntimeError for corrupt or unsupported models
-            raise EngineError(f"LiteRT could not load {self.path.name}: {str(exc).splitlines()[0]}; the file may "
-                              "be corrupt — restore it, or use engine='onnxruntime'") from None
+            raise EngineError(
+                f"LiteRT could not load {self.path.name}: {str(exc).splitlines()[0]}; the file may "
+                "be corrupt — restore it, or use engine='onnxruntime'"
+            ) from None
         ins = self.interpreter.get_input_details()
         outs = self.interpreter.get_output_details()
         self._inputs = {d["name"]: d for d in ins}
@@ -113,8 +118,9 @@ class LiteRTEngine:
         for name, d in self._inputs.items():
             arr = np.asarray(inputs[name])
             if arr.shape != tuple(d["shape"]):
-                raise InputError(f"{self.path.name} input {name!r} expects shape {list(d['shape'])}, "
-                                 f"got {list(arr.shape)}")
+                raise InputError(
+                    f"{self.path.name} input {name!r} expects shape {list(d['shape'])}, got {list(arr.shape)}"
+                )
             self.interpreter.set_tensor(d["index"], np.ascontiguousarray(arr, dtype=d["dtype"]))
         self.interpreter.invoke()
         return {n: self.interpreter.get_tensor(i) for n, i in self._outputs}
@@ -125,5 +131,11 @@ class LiteRTEngine:
 
     def describe(self) -> dict[str, object]:
         """What actually loaded."""
-        return {"backend": self.backend, "file": self.path.name, "device": "cpu", "delegate": "xnnpack",
-                "threads": self.threads, "inputs": {n: self.input_shape(n) for n in self.input_names}}
+        return {
+            "backend": self.backend,
+            "file": self.path.name,
+            "device": "cpu",
+            "delegate": "xnnpack",
+            "threads": self.threads,
+            "inputs": {n: self.input_shape(n) for n in self.input_names},
+        }

@@ -1,4 +1,5 @@
 """ONNX Runtime engine: CPU by default, CUDA or TensorRT execution providers when onnxruntime-gpu loads them."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,13 @@ PROVIDER_ALIASES = {
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
 }
-_NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8,
-             "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+_NP_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(uint8)": np.uint8,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+}
 
 
 def available_providers() -> list[str]:
@@ -48,8 +54,13 @@ def gpu_key() -> str:
         name, cc = ident["name"], ident["compute_capability"]
     except Exception:  # no binding / no GPU: try nvidia-smi
         try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader", "-i", "0"],
-                                 capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader", "-i", "0"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout.strip()
             name, _, cc = out.partition(",")
         except (OSError, subprocess.SubprocessError):
             return "unknown-gpu"
@@ -112,8 +123,15 @@ class OnnxRuntimeEngine:
 
     backend = "onnxruntime"
 
-    def __init__(self, path: str | os.PathLike[str], *, model_bytes: bytes | None = None, threads: int | None = None,
-                 providers: str | Sequence[str] = "auto", trt_cache_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        model_bytes: bytes | None = None,
+        threads: int | None = None,
+        providers: str | Sequence[str] = "auto",
+        trt_cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -140,11 +158,14 @@ class OnnxRuntimeEngine:
             self.trt_cache_dir = Path(trt_cache_dir or trt_ep_cache_dir(hashlib.sha256(model_bytes).hexdigest()))
             self.trt_cache_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self.session = ort.InferenceSession(model_bytes, sess_options=opts,
-                                                providers=provider_args(requested, self.trt_cache_dir))
+            self.session = ort.InferenceSession(
+                model_bytes, sess_options=opts, providers=provider_args(requested, self.trt_cache_dir)
+            )
         except Exception as exc:  # onnxruntime raises its own exception types for corrupt/unsupported models
-            raise EngineError(f"ONNX Runtime could not load {self.path.name}: {str(exc).splitlines()[0]}; "
-                              "the file may be corrupt or need a newer onnxruntime — re-export the model") from None
+            raise EngineError(
+                f"ONNX Runtime could not load {self.path.name}: {str(exc).splitlines()[0]}; "
+                "the file may be corrupt or need a newer onnxruntime — re-export the model"
+            ) from None
         self.providers_requested = requested
         self.providers_loaded = list(self.session.get_providers())
         self.threads = threads
@@ -191,6 +212,11 @@ class OnnxRuntimeEngine:
 
     def describe(self) -> dict[str, object]:
         """What actually loaded."""
-        return {"backend": self.backend, "file": self.path.name, "device": self.device,
-                "providers_loaded": self.providers_loaded, "threads": self.threads,
-                "inputs": {n: self.input_shape(n) for n in self.input_names}}
+        return {
+            "backend": self.backend,
+            "file": self.path.name,
+            "device": self.device,
+            "providers_loaded": self.providers_loaded,
+            "threads": self.threads,
+            "inputs": {n: self.input_shape(n) for n in self.input_names},
+        }

@@ -9,6 +9,7 @@ largest batch, one CUDA stream per engine (:mod:`runtime.engines.cuda_memory`). 
 The compatibility check (:func:`check_built_with`), the dtype table, the profile/batch checks and the batch
 split are plain Python and tested without a GPU; ``tensorrt`` and the CUDA binding are imported lazily.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,12 @@ INSTALL = "TensorRT is not installed; install it on the target device (`pip inst
 
 #: TensorRT ``DataType`` names -> numpy dtypes (BF16/FP8/INT4 have no numpy type: such engines are refused).
 TRT_DTYPES: dict[str, np.dtype] = {
-    "FLOAT": np.dtype(np.float32), "HALF": np.dtype(np.float16), "INT8": np.dtype(np.int8),
-    "INT32": np.dtype(np.int32), "INT64": np.dtype(np.int64), "BOOL": np.dtype(np.bool_),
+    "FLOAT": np.dtype(np.float32),
+    "HALF": np.dtype(np.float16),
+    "INT8": np.dtype(np.int8),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "BOOL": np.dtype(np.bool_),
     "UINT8": np.dtype(np.uint8),
 }
 
@@ -35,8 +40,10 @@ def numpy_dtype(trt_dtype: Any) -> np.dtype:
     """numpy dtype of a TensorRT ``DataType`` (or its name)."""
     name = getattr(trt_dtype, "name", str(trt_dtype).rsplit(".", 1)[-1])
     if name not in TRT_DTYPES:
-        raise EngineError(f"engine tensor type {name} has no numpy equivalent; rebuild the engine with FP32/FP16 "
-                          "inputs and outputs (`ofer build-engines BUNDLE`)")
+        raise EngineError(
+            f"engine tensor type {name} has no numpy equivalent; rebuild the engine with FP32/FP16 "
+            "inputs and outputs (`ofer build-engines BUNDLE`)"
+        )
     return TRT_DTYPES[name]
 
 
@@ -48,8 +55,9 @@ def trt_version_tuple(version: str) -> tuple[int, int, int]:
     return tuple((parts + [0, 0])[:3])  # type: ignore[return-value]
 
 
-def check_built_with(built_with: Mapping[str, Any], *, trt_version: str, gpu: Mapping[str, str],
-                     engine: str = "engine") -> None:
+def check_built_with(
+    built_with: Mapping[str, Any], *, trt_version: str, gpu: Mapping[str, str], engine: str = "engine"
+) -> None:
     """Refuse an engine built for another GPU or another TensorRT version.
 
     A serialized engine only runs on the TensorRT version (major.minor.patch) and GPU compute capability it was
@@ -67,15 +75,19 @@ def check_built_with(built_with: Mapping[str, Any], *, trt_version: str, gpu: Ma
     """
     built_trt, built_cc = built_with.get("tensorrt"), built_with.get("compute_capability")
     if not built_trt or not built_cc:
-        raise EngineError(f"{engine} has no TensorRT build record (built_with.tensorrt and .compute_capability); "
-                          f"{REBUILD}")
+        raise EngineError(
+            f"{engine} has no TensorRT build record (built_with.tensorrt and .compute_capability); {REBUILD}"
+        )
     if trt_version_tuple(str(built_trt)) != trt_version_tuple(trt_version):
-        raise EngineError(f"{engine} was built with TensorRT {built_trt}, this device has TensorRT {trt_version}; "
-                          f"{REBUILD}")
+        raise EngineError(
+            f"{engine} was built with TensorRT {built_trt}, this device has TensorRT {trt_version}; {REBUILD}"
+        )
     if str(built_cc) != str(gpu.get("compute_capability")):
         was = f" ({built_with['gpu']})" if built_with.get("gpu") else ""
-        raise EngineError(f"{engine} was built for a GPU of compute capability {built_cc}{was}, this GPU is "
-                          f"{gpu.get('name', '?')} ({gpu.get('compute_capability')}); {REBUILD}")
+        raise EngineError(
+            f"{engine} was built for a GPU of compute capability {built_cc}{was}, this GPU is "
+            f"{gpu.get('name', '?')} ({gpu.get('compute_capability')}); {REBUILD}"
+        )
 
 
 def check_input(name: str, shape: Sequence[int], profile: tuple[Sequence[int], Sequence[int], Sequence[int]]) -> None:
@@ -91,8 +103,10 @@ def check_input(name: str, shape: Sequence[int], profile: tuple[Sequence[int], S
     for axis, (s, a, b) in enumerate(zip(shape[1:], lo[1:], hi[1:]), start=1):
         if not a <= s <= b:
             want = a if a == b else f"{a}..{b}"
-            raise InputError(f"input {name!r} dimension {axis} must be {want} (the engine's optimisation profile), "
-                             f"got shape {list(shape)}")
+            raise InputError(
+                f"input {name!r} dimension {axis} must be {want} (the engine's optimisation profile), "
+                f"got shape {list(shape)}"
+            )
 
 
 def split_batch(n: int, max_batch: int) -> list[tuple[int, int]]:
@@ -124,8 +138,14 @@ class TensorRTEngine:
 
     backend = "tensorrt"
 
-    def __init__(self, path: str | os.PathLike[str], *, data: bytes | None = None,
-                 built_with: Mapping[str, Any] | None = None, check_device: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        data: bytes | None = None,
+        built_with: Mapping[str, Any] | None = None,
+        check_device: bool = True,
+    ) -> None:
         from .cuda_memory import CudaMemory, gpu_identity
 
         self.path = Path(path)
@@ -153,8 +173,10 @@ class TensorRTEngine:
         self.input_names = tuple(n for n in names if is_in[n])
         self.output_names = tuple(n for n in names if not is_in[n])
         self.dtypes = {n: numpy_dtype(self.engine.get_tensor_dtype(n)) for n in names}
-        self.profiles = {n: tuple(tuple(int(d) for d in s) for s in self.engine.get_tensor_profile_shape(n, 0))
-                         for n in self.input_names}
+        self.profiles = {
+            n: tuple(tuple(int(d) for d in s) for s in self.engine.get_tensor_profile_shape(n, 0))
+            for n in self.input_names
+        }
         self.max_batch = min(p[2][0] for p in self.profiles.values())
         for n in self.input_names:  # the largest shapes, to size the output buffers
             self.context.set_input_shape(n, self.profiles[n][2])
@@ -163,8 +185,10 @@ class TensorRTEngine:
         for n in names:
             shape = self.profiles[n][2] if is_in[n] else tuple(int(d) for d in self.context.get_tensor_shape(n))
             if any(d < 0 for d in shape):
-                raise EngineError(f"output {n!r} of {self.path.name} has a data-dependent shape {list(shape)}; "
-                                  "ofer runs engines with static output shapes — re-export the model")
+                raise EngineError(
+                    f"output {n!r} of {self.path.name} has a data-dependent shape {list(shape)}; "
+                    "ofer runs engines with static output shapes — re-export the model"
+                )
             size = int(np.prod(shape))
             self._host[n] = self.mem.pinned((size,), self.dtypes[n])
             self._dev[n] = self.mem.device(size * self.dtypes[n].itemsize)
@@ -208,8 +232,15 @@ class TensorRTEngine:
         if timed:
             self.mem.record(ev[3])
         self.mem.synchronize()
-        subs = ({"h2d": self.mem.elapsed_ms(ev[0], ev[1]), "compute": self.mem.elapsed_ms(ev[1], ev[2]),
-                 "d2h": self.mem.elapsed_ms(ev[2], ev[3])} if timed else {})
+        subs = (
+            {
+                "h2d": self.mem.elapsed_ms(ev[0], ev[1]),
+                "compute": self.mem.elapsed_ms(ev[1], ev[2]),
+                "d2h": self.mem.elapsed_ms(ev[2], ev[3]),
+            }
+            if timed
+            else {}
+        )
         return {n: o.copy() for n, o in outs.items()}, subs
 
     def _run(self, inputs: dict[str, np.ndarray], timed: bool) -> tuple[dict[str, np.ndarray], dict[str, float]]:
@@ -224,8 +255,9 @@ class TensorRTEngine:
             check_input(n, a.shape, self.profiles[n])
         parts, totals = [], {"h2d": 0.0, "compute": 0.0, "d2h": 0.0}
         for start, stop in split_batch(batches.pop(), self.max_batch):
-            out, subs = self._chunk({n: np.ascontiguousarray(a[start:stop], self.dtypes[n]) for n, a in feed.items()},
-                                    timed)
+            out, subs = self._chunk(
+                {n: np.ascontiguousarray(a[start:stop], self.dtypes[n]) for n, a in feed.items()}, timed
+            )
             parts.append(out)
             for k, v in subs.items():
                 totals[k] += v
@@ -242,9 +274,16 @@ class TensorRTEngine:
 
     def describe(self) -> dict[str, object]:
         """What actually loaded."""
-        return {"backend": self.backend, "file": self.path.name, "device": "tensorrt", "gpu": self.gpu,
-                "tensorrt": self.trt_version, "cuda_binding": self.mem.binding, "max_batch": self.max_batch,
-                "inputs": {n: self.input_shape(n) for n in self.input_names}}
+        return {
+            "backend": self.backend,
+            "file": self.path.name,
+            "device": "tensorrt",
+            "gpu": self.gpu,
+            "tensorrt": self.trt_version,
+            "cuda_binding": self.mem.binding,
+            "max_batch": self.max_batch,
+            "inputs": {n: self.input_shape(n) for n in self.input_names},
+        }
 
     def close(self) -> None:
         """Free the CUDA buffers and the stream."""

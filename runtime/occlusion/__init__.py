@@ -9,6 +9,7 @@ Example:
 The assumed aligned-crop geometry is documented in :mod:`runtime.occlusion.geometry`; spec syntax in
 :mod:`runtime.occlusion.protocols`.
 """
+
 from __future__ import annotations
 
 from runtime.occlusion.apply import Occluded, apply_batch, apply_occlusion, stratified_assignment
@@ -25,7 +26,19 @@ from runtime.occlusion.protocols import (
 from runtime.occlusion.realistic import canonical_keypoints, draw_occluder, occlude_faces
 
 __all__ = [
-    "CALIBRATION_MIX", "EVAL_PROTOCOLS", "FILLS", "REALISTIC_KINDS", "REALISTIC_PROTOCOLS", "Occluded", "Protocol",
-    "apply_batch", "apply_occlusion", "canonical_keypoints", "draw_occluder", "list_protocols", "occlude_faces",
-    "parse_protocol", "stratified_assignment",
+    "CALIBRATION_MIX",
+    "EVAL_PROTOCOLS",
+    "FILLS",
+    "REALISTIC_KINDS",
+    "REALISTIC_PROTOCOLS",
+    "Occluded",
+    "Protocol",
+    "apply_batch",
+    "apply_occlusion",
+    "canonical_keypoints",
+    "draw_occluder",
+    "list_protocols",
+    "occlude_faces",
+    "parse_protocol",
+    "stratified_assignment",
 ]

@@ -1,4 +1,5 @@
 """Applying occlusion protocols to one face crop or a batch, deterministically from a seed."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -14,8 +15,12 @@ from runtime.occlusion.placed import render
 from runtime.occlusion.protocols import REALISTIC_KINDS, Protocol, parse_protocol
 from runtime.occlusion.textured import render_textured
 
-_FIXED_BOXES = {"eyes": geo.EYES_BAND, "mouth": geo.MOUTH_BAND,
-                "upper_half": geo.UPPER_HALF, "lower_half": geo.LOWER_HALF}
+_FIXED_BOXES = {
+    "eyes": geo.EYES_BAND,
+    "mouth": geo.MOUTH_BAND,
+    "upper_half": geo.UPPER_HALF,
+    "lower_half": geo.LOWER_HALF,
+}
 _RN_SIDES = {"r8": 8, "r16": 16, "r24": 24}
 
 
@@ -40,7 +45,7 @@ def _check(images: object, batch: bool) -> np.ndarray:
     if base not in (2, 3) or (base == 3 and images.shape[-1] not in (1, 3)):
         shape = "(N, H, W) or (N, H, W, 1|3)" if batch else "(H, W) or (H, W, 1|3)"
         raise InputError(f"{what} has shape {images.shape}; expected {shape} (gray or BGR).")
-    if images.size == 0 or min(images.shape[int(batch):int(batch) + 2]) < 2:
+    if images.size == 0 or min(images.shape[int(batch) : int(batch) + 2]) < 2:
         raise InputError(f"{what} of shape {images.shape} is empty or smaller than 2x2; pass a face crop.")
     return images
 
@@ -51,7 +56,7 @@ def _sample_boxes(rng: np.random.Generator, p: Protocol, n: int, h: int, w: int)
         return np.tile(geo.box_to_pixels(_FIXED_BOXES[p.kind], h, w), (n, 1))
     fx0, fy0, fx1, fy1 = geo.box_to_pixels(geo.FACE_BOX, h, w)
     fw, fh = fx1 - fx0, fy1 - fy0
-    u = rng.random((n, 3))   # one row per item, so item i does not depend on the batch size
+    u = rng.random((n, 3))  # one row per item, so item i does not depend on the batch size
     if p.kind == "random_box":
         area = float(p.fraction) * fw * fh
         ratio = np.exp(np.log(0.5) + u[:, 0] * np.log(4.0))
@@ -111,13 +116,21 @@ def _batch_keypoints(keypoints: object, n: int, h: int, w: int) -> np.ndarray:
     if k is not None and k.shape == (6, 2):
         return np.broadcast_to(k, (n, 6, 2))
     if k is None or k.shape != (n, 6, 2):
-        raise InputError(f"keypoints must be (6, 2) or ({n}, 6, 2) BlazeFace keypoints in pixels, got "
-                         f"{getattr(keypoints, 'shape', type(keypoints).__name__)}.")
+        raise InputError(
+            f"keypoints must be (6, 2) or ({n}, 6, 2) BlazeFace keypoints in pixels, got "
+            f"{getattr(keypoints, 'shape', type(keypoints).__name__)}."
+        )
     return k
 
 
-def apply_batch(images: np.ndarray, protocol: str | Protocol, seed: int, *,
-                sources: Sequence[np.ndarray] | None = None, keypoints: np.ndarray | None = None) -> Occluded:
+def apply_batch(
+    images: np.ndarray,
+    protocol: str | Protocol,
+    seed: int,
+    *,
+    sources: Sequence[np.ndarray] | None = None,
+    keypoints: np.ndarray | None = None,
+) -> Occluded:
     """Occludes a batch of face crops (N, H, W) or (N, H, W, C) with one protocol.
 
     Deterministic in ``(protocol, seed, H, W)``: item ``i`` of the batch depends on ``i`` but not on the batch
@@ -149,8 +162,10 @@ def apply_batch(images: np.ndarray, protocol: str | Protocol, seed: int, *,
     seed = int(seed)
     for k, src in enumerate(sources or ()):
         if not isinstance(src, np.ndarray) or src.dtype != np.uint8 or src.ndim not in (2, 3) or min(src.shape[:2]) < 2:
-            raise InputError(f"sources[{k}] must be a uint8 image (H, W) or (H, W, 3|4) of at least 2x2, got "
-                             f"{getattr(src, 'shape', type(src).__name__)}; load patch sources with cv2.imread.")
+            raise InputError(
+                f"sources[{k}] must be a uint8 image (H, W) or (H, W, 3|4) of at least 2x2, got "
+                f"{getattr(src, 'shape', type(src).__name__)}; load patch sources with cv2.imread."
+            )
     if p.kind in REALISTIC_KINDS:
         kps = _batch_keypoints(keypoints, n, h, w)
         out = x.copy()
@@ -170,15 +185,25 @@ def apply_batch(images: np.ndarray, protocol: str | Protocol, seed: int, *,
         else:
             boxes = _sample_boxes(np.random.default_rng([seed, 0]), p, n, h, w)
             ys, xs = np.arange(h)[None, :, None], np.arange(w)[None, None, :]
-            masks = ((ys >= boxes[:, 1, None, None]) & (ys < boxes[:, 3, None, None])
-                     & (xs >= boxes[:, 0, None, None]) & (xs < boxes[:, 2, None, None]))
+            masks = (
+                (ys >= boxes[:, 1, None, None])
+                & (ys < boxes[:, 3, None, None])
+                & (xs >= boxes[:, 0, None, None])
+                & (xs < boxes[:, 2, None, None])
+            )
         layer = _fill_layer(np.random.default_rng([seed, 1]), str(p.fill), n, h, w, c)
     out = np.where(masks[..., None], layer, x)
     return Occluded(out[..., 0] if gray2d else out, masks.astype(np.uint8))
 
 
-def apply_occlusion(image: np.ndarray, protocol: str | Protocol, *, seed: int,
-                    sources: Sequence[np.ndarray] | None = None, keypoints: np.ndarray | None = None) -> Occluded:
+def apply_occlusion(
+    image: np.ndarray,
+    protocol: str | Protocol,
+    *,
+    seed: int,
+    sources: Sequence[np.ndarray] | None = None,
+    keypoints: np.ndarray | None = None,
+) -> Occluded:
     """Occludes one aligned face crop (H, W) or (H, W, C) uint8; see :func:`apply_batch` for the arguments.
 
     Returns:

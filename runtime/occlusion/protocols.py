@@ -5,6 +5,7 @@ A protocol is written as one string, ``KIND[:PARAM][@FILL]``, for example ``clea
 ``fill=`` argument), so a spec string alone reproduces an evaluation number. Fills apply to the geometric
 kinds only (default ``black``); textured occluders bring their own texture.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,8 +44,21 @@ _DESCRIPTIONS: Final[dict[str, str]] = {
 
 #: The standard evaluation list every trainer reports.
 EVAL_PROTOCOLS: Final[tuple[str, ...]] = (
-    "clean", "random_box:0.1", "random_box:0.2", "random_box:0.3", "random_box:0.4", "random_box:0.5",
-    "random_box:0.6", "random_box:0.7", "r8", "r16", "r24", "eyes", "mouth", "upper_half", "lower_half",
+    "clean",
+    "random_box:0.1",
+    "random_box:0.2",
+    "random_box:0.3",
+    "random_box:0.4",
+    "random_box:0.5",
+    "random_box:0.6",
+    "random_box:0.7",
+    "r8",
+    "r16",
+    "r24",
+    "eyes",
+    "mouth",
+    "upper_half",
+    "lower_half",
 )
 
 #: The realistic occluders as evaluation protocols (kept out of ``EVAL_PROTOCOLS`` so that existing tables, held-out
@@ -53,9 +67,18 @@ REALISTIC_PROTOCOLS: Final[tuple[str, ...]] = REALISTIC_KINDS
 
 #: Default stratified mix for INT8 calibration: (spec, share); shares sum to 1.
 CALIBRATION_MIX: Final[tuple[tuple[str, float], ...]] = (
-    ("clean", 0.25), ("upper_half", 0.15), ("lower_half", 0.10), ("eyes", 0.05), ("mouth", 0.05),
-    ("random_box:0.3", 0.10), ("random_box:0.5", 0.05), ("r16", 0.05), ("r24", 0.05),
-    ("random_shapes@noise", 0.05), ("textured:hand", 0.05), ("textured:patch", 0.05),
+    ("clean", 0.25),
+    ("upper_half", 0.15),
+    ("lower_half", 0.10),
+    ("eyes", 0.05),
+    ("mouth", 0.05),
+    ("random_box:0.3", 0.10),
+    ("random_box:0.5", 0.05),
+    ("r16", 0.05),
+    ("r24", 0.05),
+    ("random_shapes@noise", 0.05),
+    ("textured:hand", 0.05),
+    ("textured:patch", 0.05),
 )
 
 
@@ -98,8 +121,10 @@ def list_protocols() -> dict[str, str]:
 
 def _bad(spec: object, why: str) -> ConfigError:
     valid = ", ".join(_DESCRIPTIONS)
-    return ConfigError(f"invalid occlusion protocol {spec!r}: {why}. Valid specs: {valid}; "
-                       f"geometric kinds take an optional fill suffix @{'|@'.join(FILLS)} (e.g. 'upper_half@noise').")
+    return ConfigError(
+        f"invalid occlusion protocol {spec!r}: {why}. Valid specs: {valid}; "
+        f"geometric kinds take an optional fill suffix @{'|@'.join(FILLS)} (e.g. 'upper_half@noise')."
+    )
 
 
 def parse_protocol(spec: str | Protocol) -> Protocol:

@@ -19,6 +19,7 @@ image) raise :class:`~runtime.errors.InputError`; unknown kinds and bad seeds :c
 Keypoints partly outside the image are fine: the occluder is clipped at the frame edge. Implausible keypoint
 geometry (mouth above the eyes, ears collapsed in profile) is clamped to a plausible face rather than rejected.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -50,8 +51,9 @@ def _face_keypoints(keypoints: object, box: object) -> object:
     return keypoints
 
 
-def draw_occluder(image: np.ndarray, kind: str, keypoints: np.ndarray | None, *, box: Box | None = None,
-                  seed: int = 0) -> Occluded:
+def draw_occluder(
+    image: np.ndarray, kind: str, keypoints: np.ndarray | None, *, box: Box | None = None, seed: int = 0
+) -> Occluded:
     """Draws one realistic occluder on the face given by ``keypoints``.
 
     Args:
@@ -77,8 +79,9 @@ def draw_occluder(image: np.ndarray, kind: str, keypoints: np.ndarray | None, *,
     return Occluded(out[..., 0] if image.ndim == 2 else out, mask.astype(np.uint8))
 
 
-def occlude_faces(image: np.ndarray, faces: Sequence[tuple[Box | None, np.ndarray | None]], kind: str, *,
-                  seed: int = 0) -> Occluded:
+def occlude_faces(
+    image: np.ndarray, faces: Sequence[tuple[Box | None, np.ndarray | None]], kind: str, *, seed: int = 0
+) -> Occluded:
     """Draws ``kind`` on every face of a frame; face ``i`` gets its own variant (deterministic in ``seed``).
 
     Args:

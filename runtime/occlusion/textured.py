@@ -3,6 +3,7 @@
 Each renderer returns a full-size BGR layer and a boolean mask of where the occluder is; the caller
 composes ``where(mask, layer, image)`` so pixels outside the mask never change.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -31,7 +32,7 @@ def procedural_texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     angle = float(rng.uniform(0, np.pi))
     phase = (xx * np.cos(angle) + yy * np.sin(angle)) / period
     if rng.random() < 0.5:
-        pattern = (np.floor(phase) % 2)
+        pattern = np.floor(phase) % 2
     else:
         pattern = (np.floor(xx / period) + np.floor(yy / period)) % 2
     c3 = rng.integers(0, 256, 3).astype(np.float32)
@@ -39,8 +40,9 @@ def procedural_texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _placement(rng: np.random.Generator, h: int, w: int, scale_range: tuple[float, float],
-               max_angle: float) -> tuple[np.ndarray, float]:
+def _placement(
+    rng: np.random.Generator, h: int, w: int, scale_range: tuple[float, float], max_angle: float
+) -> tuple[np.ndarray, float]:
     """A 2x3 affine from a local unit frame (origin = occluder centre) to pixels, and the size in pixels."""
     x0, y0, x1, y1 = FACE_BOX
     cx = rng.uniform(x0, x1) * w
@@ -77,7 +79,7 @@ def _hand(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndar
     shade = 0.75 + 0.4 * value_noise(rng, h, w, 4)[..., None]
     grain = rng.normal(0, 6, (h, w, 1)).astype(np.float32)
     layer = np.clip(skin * shade + grain, 0, 255).astype(np.uint8)
-    for y in (-0.1, 0.0):   # knuckle creases
+    for y in (-0.1, 0.0):  # knuckle creases
         crease = _pts(m, np.array([[-0.2, y], [0.2, y]]))
         cv2.line(layer, tuple(map(int, crease[0])), tuple(map(int, crease[1])), (skin * 0.6).tolist(), 1)
     return layer, mask.astype(bool)
@@ -103,12 +105,13 @@ def _cup(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarr
     shading = (0.65 + 0.45 * np.cos(np.clip(lx / 0.3, -1.5, 1.5)))[..., None]
     stripe = ((ly > rng.uniform(-0.2, 0.0)) & (ly < rng.uniform(0.05, 0.25)))[..., None]
     layer = np.where(stripe, stripe_c, base_c) * shading
-    layer = np.where((np.abs(ly + 0.4) < 0.05)[..., None], base_c * 0.35, layer)   # dark inside of the rim
+    layer = np.where((np.abs(ly + 0.4) < 0.05)[..., None], base_c * 0.35, layer)  # dark inside of the rim
     return np.clip(layer, 0, 255).astype(np.uint8), mask.astype(bool)
 
 
-def _patch(rng: np.random.Generator, h: int, w: int,
-           sources: Sequence[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+def _patch(
+    rng: np.random.Generator, h: int, w: int, sources: Sequence[np.ndarray] | None
+) -> tuple[np.ndarray, np.ndarray]:
     ph = max(2, int(round(rng.uniform(0.2, 0.5) * h)))
     pw = max(2, int(round(rng.uniform(0.2, 0.5) * w)))
     if sources:
@@ -117,7 +120,7 @@ def _patch(rng: np.random.Generator, h: int, w: int,
         sh, sw = src.shape[:2]
         ch, cw = max(1, int(rng.uniform(0.2, 0.6) * sh)), max(1, int(rng.uniform(0.2, 0.6) * sw))
         y, x = int(rng.integers(0, sh - ch + 1)), int(rng.integers(0, sw - cw + 1))
-        tex = cv2.resize(np.ascontiguousarray(src[y:y + ch, x:x + cw, :3]), (pw, ph), interpolation=cv2.INTER_AREA)
+        tex = cv2.resize(np.ascontiguousarray(src[y : y + ch, x : x + cw, :3]), (pw, ph), interpolation=cv2.INTER_AREA)
     else:
         tex = procedural_texture(rng, ph, pw)
     x0, y0, x1, y1 = FACE_BOX
@@ -138,8 +141,9 @@ def _patch(rng: np.random.Generator, h: int, w: int,
     return layer, mask
 
 
-def render_textured(rng: np.random.Generator, texture: str, h: int, w: int,
-                    sources: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def render_textured(
+    rng: np.random.Generator, texture: str, h: int, w: int, sources: Sequence[np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Draws one textured occluder; returns ``(layer BGR uint8 (h, w, 3), mask bool (h, w))``."""
     if texture == "hand":
         return _hand(rng, h, w)

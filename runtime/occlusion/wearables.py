@@ -4,6 +4,7 @@ Mask textures are procedural. The ``insightface`` sdist ships four mask photos (
 their source and licence are not stated (the package's code is MIT, its models non-commercial research only), so
 ofer does not ship or load them.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -15,14 +16,28 @@ from runtime.occlusion.headset import jitter
 from runtime.occlusion.textured import value_noise
 
 LENS_SHAPES = ("round", "aviator", "wayfarer", "rect", "cateye")
-_FRAMES = np.array([[20, 20, 22], [30, 45, 70], [40, 70, 110], [60, 170, 205], [190, 190, 195], [235, 235, 235],
-                    [40, 40, 160]], np.float32)            # black, tortoise, brown, gold, silver, white, red
-_TINTS = np.array([[22, 22, 24], [22, 38, 62], [30, 48, 32], [190, 120, 40], [50, 140, 200], [90, 70, 120],
-                   [45, 45, 50]], np.float32)              # grey, brown, green, blue mirror, gold mirror, rose, smoke
+_FRAMES = np.array(
+    [[20, 20, 22], [30, 45, 70], [40, 70, 110], [60, 170, 205], [190, 190, 195], [235, 235, 235], [40, 40, 160]],
+    np.float32,
+)  # black, tortoise, brown, gold, silver, white, red
+_TINTS = np.array(
+    [[22, 22, 24], [22, 38, 62], [30, 48, 32], [190, 120, 40], [50, 140, 200], [90, 70, 120], [45, 45, 50]], np.float32
+)  # grey, brown, green, blue mirror, gold mirror, rose, smoke
 _TINT_P = np.array([0.3, 0.2, 0.12, 0.1, 0.06, 0.07, 0.15])
 SURGICAL = np.array([[225, 200, 145], [240, 240, 236], [205, 190, 240], [40, 40, 42], [200, 215, 160]], np.float32)
-_CLOTH = np.array([[35, 35, 38], [90, 50, 30], [120, 120, 125], [60, 60, 150], [70, 120, 70], [180, 200, 220],
-                   [150, 110, 190], [200, 170, 120]], np.float32)
+_CLOTH = np.array(
+    [
+        [35, 35, 38],
+        [90, 50, 30],
+        [120, 120, 125],
+        [60, 60, 150],
+        [70, 120, 70],
+        [180, 200, 220],
+        [150, 110, 190],
+        [200, 170, 120],
+    ],
+    np.float32,
+)
 
 
 def _lens(rng: np.random.Generator, shape: str, lw: float, lh: float) -> np.ndarray:
@@ -31,10 +46,10 @@ def _lens(rng: np.random.Generator, shape: str, lw: float, lh: float) -> np.ndar
     p = superellipse(0.0, 0.0, (lw, lw), (lh, lh), power, 64)
     u, v = p[:, 0], p[:, 1].copy()
     if shape == "wayfarer":
-        u = u * (1 + 0.18 * (-v / lh))                      # wider at the top
+        u = u * (1 + 0.18 * (-v / lh))  # wider at the top
     elif shape == "aviator":
         inner = np.clip(-u / lw, 0, 1)
-        v = np.where(v > 0, v * (1 + 0.45 * inner), v)      # the bottom droops towards the nose
+        v = np.where(v > 0, v * (1 + 0.45 * inner), v)  # the bottom droops towards the nose
     elif shape == "cateye":
         v = v - 0.5 * lh * np.clip(u / lw, 0, 1) ** 2 * (v < 0.2 * lh)
     return np.stack([u, v], axis=1)
@@ -50,12 +65,21 @@ def draw_sunglasses(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     hw_r, hw_l = frame.half_widths
     shift = 0.45 * frame.yaw
     scale_r, scale_l = (float(np.clip(0.55 + 0.45 * hw / 1.05, 0.6, 1.2)) for hw in (hw_r, hw_l))
-    cv = Canvas(frame, (shift - gap * scale_r - lw * 1.4 - 0.6, vl - lh * 1.6 - 0.1,
-                        shift + gap * scale_l + lw * 1.4 + 0.6, vl + lh * 1.8 + 0.3))
+    cv = Canvas(
+        frame,
+        (
+            shift - gap * scale_r - lw * 1.4 - 0.6,
+            vl - lh * 1.6 - 0.1,
+            shift + gap * scale_l + lw * 1.4 + 0.6,
+            vl + lh * 1.8 + 0.3,
+        ),
+    )
     U, V = cv.grid
     lens = _lens(rng, shape, lw, lh)
-    lenses = [np.stack([shift + sign * gap * sc + sign * lens[:, 0] * sc, vl + lens[:, 1]], axis=1)
-              for sign, sc in ((-1, scale_r), (1, scale_l))]
+    lenses = [
+        np.stack([shift + sign * gap * sc + sign * lens[:, 0] * sc, vl + lens[:, 1]], axis=1)
+        for sign, sc in ((-1, scale_r), (1, scale_l))
+    ]
     fcol = jitter(rng, _FRAMES[int(rng.integers(len(_FRAMES)))], 6)
     fw = rng.uniform(0.025, 0.045) if fcol.mean() > 150 and fcol[0] > 50 else rng.uniform(0.03, 0.09)
 
@@ -77,11 +101,11 @@ def draw_sunglasses(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     grad = top + (bot - top) * np.clip((V - (vl - lh)) / (2 * lh), 0, 1)
     lens_col = tint[None, None] * (1.15 - 0.3 * np.clip((V - (vl - lh)) / (2 * lh), 0, 1))[..., None]
     cv.paint(cov * grad, lens_col)
-    if mirror:                                               # sky-to-ground reflection on mirrored lenses
+    if mirror:  # sky-to-ground reflection on mirrored lenses
         cv.add_light(0.35 * cov * np.clip(1 - (V - (vl - lh)) / (1.2 * lh), 0, 1))
-    for _ in range(int(rng.integers(1, 3))):                 # diagonal highlight streaks
+    for _ in range(int(rng.integers(1, 3))):  # diagonal highlight streaks
         c = rng.uniform(-0.3, 0.3)
-        band = np.exp(-(((U - shift) * 0.35 + (V - vl) + c) / rng.uniform(0.03, 0.07)) ** 2)
+        band = np.exp(-((((U - shift) * 0.35 + (V - vl) + c) / rng.uniform(0.03, 0.07)) ** 2))
         cv.add_light(rng.uniform(0.2, 0.45) * band * cov)
     cv.paint(cv.stroke(lenses, fw, closed=True), fcol)
     cv.add_light(0.25 * cv.stroke(lenses[0] - (0, 0.01), fw * 0.3, True) * (fcol.mean() < 100))
@@ -95,12 +119,12 @@ def _mask_outline(frame: FaceFrame, rng: np.random.Generator, pointed: bool) -> 
     t_side, t_mid = rng.uniform(0.3, 0.42), rng.uniform(0.18, 0.3)
     b_side, b_mid = rng.uniform(1.0, 1.15), rng.uniform(1.55, 1.75)
     t = np.linspace(-1, 1, 25)
-    top = np.stack([cu + np.where(t < 0, t * w_r, t * w_l), t_side + (t_mid - t_side) * (1 - t ** 2)], axis=1)
+    top = np.stack([cu + np.where(t < 0, t * w_r, t * w_l), t_side + (t_mid - t_side) * (1 - t**2)], axis=1)
     if pointed:
         top[:, 1] = t_side + (t_mid - t_side) * (1 - np.abs(t))
     s = np.linspace(1, -1, 25)
     bw = 0.82
-    prof = np.sqrt(1 - s ** 2) if not pointed else 1 - np.abs(s)
+    prof = np.sqrt(1 - s**2) if not pointed else 1 - np.abs(s)
     bottom = np.stack([cu + np.where(s < 0, s * w_r * bw, s * w_l * bw), b_side + (b_mid - b_side) * prof], axis=1)
     return np.concatenate([top, bottom]), w_r, w_l
 
@@ -117,9 +141,11 @@ def draw_mask(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     else:
         base = jitter(rng, SURGICAL[int(rng.choice(len(SURGICAL), p=[0.5, 0.3, 0.08, 0.07, 0.05]))], 5)
     loop = np.float32([235, 235, 235]) if kind != "cloth" else base * 0.9
-    loops = [np.array([(cu + sign * (w * (0.98 if v0 < 0.5 else 0.84)), v0), (cu + sign * (hw + 0.04), 0.2)])
-             for sign, w, hw in ((-1, w_r, frame.half_widths[0]), (1, w_l, frame.half_widths[1]))
-             for v0 in (0.38, 1.0)]
+    loops = [
+        np.array([(cu + sign * (w * (0.98 if v0 < 0.5 else 0.84)), v0), (cu + sign * (hw + 0.04), 0.2)])
+        for sign, w, hw in ((-1, w_r, frame.half_widths[0]), (1, w_l, frame.half_widths[1]))
+        for v0 in (0.38, 1.0)
+    ]
     cv.paint(cv.stroke(loops, rng.uniform(0.025, 0.04)), loop)
     body = cv.fill(outline)
     nu = np.where(U < cu, (U - cu) / w_r, (U - cu) / w_l)
@@ -132,7 +158,7 @@ def draw_mask(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
         colour = base[None, None] * (shade * fibre)[..., None]
     cv.paint(body, colour)
     # the nose ridge catches light; the area under the chin is in shadow
-    cv.add_light(0.18 * body * np.exp(-((U - cu) / 0.3) ** 2 - ((V - 0.55) / 0.3) ** 2))
+    cv.add_light(0.18 * body * np.exp(-(((U - cu) / 0.3) ** 2) - ((V - 0.55) / 0.3) ** 2))
     cv.shade(1 - 0.18 * np.clip((V - 1.25) / 0.45, 0, 1) * body)
     if kind == "surgical":
         folds = []
@@ -142,7 +168,7 @@ def draw_mask(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
             folds.append(fold)
         cv.paint(cv.stroke(folds, 0.035) * body, base * 0.72, opacity=0.8, solid=False)
         cv.add_light(0.3 * cv.stroke([f - (0, 0.04) for f in folds], 0.03) * body)
-        cv.paint(cv.stroke(outline, 0.07, closed=True) * body, base * 0.93, solid=False)   # bound edges
+        cv.paint(cv.stroke(outline, 0.07, closed=True) * body, base * 0.93, solid=False)  # bound edges
         cv.paint(cv.stroke(np.array([(cu - 0.3, 0.3), (cu + 0.3, 0.3)]), 0.03) * body, base * 0.85, solid=False)
     else:
         seam = np.stack([cu + 0.03 * np.sin(np.linspace(0, 3, 12)), np.linspace(0.22, 1.7, 12)], axis=1)
@@ -152,8 +178,9 @@ def draw_mask(rng: np.random.Generator, frame: FaceFrame) -> Canvas:
     return cv
 
 
-def _cloth_pattern(rng: np.random.Generator, colour: np.ndarray, U: np.ndarray, V: np.ndarray,
-                   base: np.ndarray) -> np.ndarray:
+def _cloth_pattern(
+    rng: np.random.Generator, colour: np.ndarray, U: np.ndarray, V: np.ndarray, base: np.ndarray
+) -> np.ndarray:
     """Procedural cloth: plain, stripes, checks, dots or camouflage blotches over ``colour``."""
     pattern = ("plain", "stripes", "checks", "dots", "camo")[int(rng.integers(5))]
     second = _CLOTH[int(rng.integers(len(_CLOTH)))] if rng.random() < 0.6 else base * rng.uniform(0.5, 1.6)

@@ -1,4 +1,5 @@
 """``ofer build-engines BUNDLE [--precision fp16,int8] [--workspace-mb N]``: TensorRT engines, built on the device."""
+
 from __future__ import annotations
 
 import argparse
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     def built(job: EngineJob) -> None:
         print(f"built {job.out.name}: {job.fmt.description} ({', '.join(job.plan.notes) or 'default'})")
 
-    build_engines(bundle, formats, batch=(lo, opt, hi), workspace_mb=args.workspace_mb, force=args.force,
-                  on_built=built)
+    build_engines(
+        bundle, formats, batch=(lo, opt, hi), workspace_mb=args.workspace_mb, force=args.force, on_built=built
+    )
     return 0

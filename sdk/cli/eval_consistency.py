@@ -6,6 +6,7 @@ intervals from a bootstrap over people (``sdk.training.consistency``); writes co
 A checkpoint of the inpaint route (``ofer distill --route inpaint``) inpaints with the occluders' true masks; a
 bundle runs as deployed, with its own occlusion estimate.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 #: Default occluder kinds of the consistency table.
-CONSISTENCY_PROTOCOLS = ("clean", "headset", "sunglasses", "mask", "hand", "cup", "phone", "upper_half",
-                         "lower_half")
+CONSISTENCY_PROTOCOLS = ("clean", "headset", "sunglasses", "mask", "hand", "cup", "phone", "upper_half", "lower_half")
 
 
 def predictor(path: str, args: argparse.Namespace) -> tuple[Callable[[np.ndarray], np.ndarray], Any, tuple[str, ...]]:
@@ -38,8 +38,10 @@ def predictor(path: str, args: argparse.Namespace) -> tuple[Callable[[np.ndarray
     def run(images: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
         """``masks``: the occluders' masks, for a checkpoint's inpaint route (a bundle estimates its own)."""
         masks = np.zeros(images.shape[:3], np.uint8) if masks is None else masks
-        out = [predict(images[s:s + args.batch_size], masks[s:s + args.batch_size])
-               for s in range(0, len(images), args.batch_size)]
+        out = [
+            predict(images[s : s + args.batch_size], masks[s : s + args.batch_size])
+            for s in range(0, len(images), args.batch_size)
+        ]
         return np.concatenate(out)
 
     return run, spec, tuple(labels)
@@ -61,8 +63,10 @@ def run_consistency(args: argparse.Namespace, out: Path) -> int:
     model, m_spec, m_labels = predictor(args.checkpoint, args)
     teacher, t_spec, t_labels = predictor(args.teacher, args)
     if m_labels != t_labels:
-        raise ConfigError(f"the model's labels {m_labels} differ from the teacher's {t_labels}; compare models "
-                          f"with the same label set")
+        raise ConfigError(
+            f"the model's labels {m_labels} differ from the teacher's {t_labels}; compare models "
+            f"with the same label set"
+        )
     data = open_data(args.data, args.split) if args.split else open_eval_data(args.data)
     n = len(data) if args.limit is None else min(len(data), args.limit)
     raw = [data[i][0] for i in range(n)]
@@ -73,9 +77,17 @@ def run_consistency(args: argparse.Namespace, out: Path) -> int:
     for p in protocols:
         views, masks = occluded_views_and_masks(crops, p, args.seed)
         probs[p] = model(crops if p == "clean" else views, masks)
-    report = consistency(t_probs, probs, people, labels=t_labels, model=Path(args.checkpoint).name,
-                         teacher=Path(args.teacher).name, seed=args.seed)
-    write_consistency([report], out, title=f"{Path(args.checkpoint).name} vs {Path(args.teacher).name} on "
-                                           f"{len(set(people))} people")
+    report = consistency(
+        t_probs,
+        probs,
+        people,
+        labels=t_labels,
+        model=Path(args.checkpoint).name,
+        teacher=Path(args.teacher).name,
+        seed=args.seed,
+    )
+    write_consistency(
+        [report], out, title=f"{Path(args.checkpoint).name} vs {Path(args.teacher).name} on {len(set(people))} people"
+    )
     print(report.markdown())
     return 0

@@ -3,6 +3,7 @@
 A bad bundle (one that fails :func:`runtime.bundle.load_bundle`, an ONNX engine ONNX Runtime cannot load, a stale
 or mislabelled TensorRT plan) is a user error: one line on stderr saying what is wrong, exit code 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,10 +48,17 @@ def collect(bundle_path: str | None) -> dict[str, Any]:
         except EngineError as exc:
             raise BundleError(f"bundle {bundle.path}: engine {name!r} cannot be used: {exc}") from None
         engines[name] = entry
-    return {"bundle": str(bundle.path), "name": bundle.name, "schema_version": bundle.manifest["schema_version"],
-            "labels": list(bundle.labels), "input": bundle.input.to_json(), "pipelines": list(bundle.pipelines),
-            "engines": engines, "provenance": bundle.provenance,
-            "onnxruntime": {"version": ort.__version__, "providers_listed": ort.get_available_providers()}}
+    return {
+        "bundle": str(bundle.path),
+        "name": bundle.name,
+        "schema_version": bundle.manifest["schema_version"],
+        "labels": list(bundle.labels),
+        "input": bundle.input.to_json(),
+        "pipelines": list(bundle.pipelines),
+        "engines": engines,
+        "provenance": bundle.provenance,
+        "onnxruntime": {"version": ort.__version__, "providers_listed": ort.get_available_providers()},
+    }
 
 
 def _num(value: Any, digits: int) -> str:
@@ -83,19 +91,30 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    lines = [f"bundle     {info['name']}  ({info['bundle']}, schema v{info['schema_version']})",
-             f"labels     {', '.join(info['labels'])}",
-             "input      {size[0]}x{size[1]} {color}, {layout}, x*{scale:.6g} - mean {mean} / std {std}, "
-             "crop margin {crop_margin}".format(**info["input"]),
-             f"pipelines  {', '.join(info['pipelines'])}", "engines"]
+    lines = [
+        f"bundle     {info['name']}  ({info['bundle']}, schema v{info['schema_version']})",
+        f"labels     {', '.join(info['labels'])}",
+        "input      {size[0]}x{size[1]} {color}, {layout}, x*{scale:.6g} - mean {mean} / std {std}, "
+        "crop margin {crop_margin}".format(**info["input"]),
+        f"pipelines  {', '.join(info['pipelines'])}",
+        "engines",
+    ]
     from .export_record import table
 
     rows = []
     for name, e in info["engines"].items():
         loads = e.get("loads_with")
         loads = ", ".join(loads) if isinstance(loads, list) else str(loads)
-        rows.append([name, f"{e['format']}/{e['precision']}", str(e["role"]), f"{e['size_kb']:.1f}",
-                     str(e["sha256"])[:12], loads])
+        rows.append(
+            [
+                name,
+                f"{e['format']}/{e['precision']}",
+                str(e["role"]),
+                f"{e['size_kb']:.1f}",
+                str(e["sha256"])[:12],
+                loads,
+            ]
+        )
     lines += table(["name", "format", "role", "KB", "sha256", "loads with"], rows)
     prov = info["provenance"]
     for key in ("method", "data", "source", "licence"):
@@ -104,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
     if "metrics" in prov:
         lines.extend(summarize_metrics(prov["metrics"]))
     ort_info = info["onnxruntime"]
-    lines.append(f"onnxruntime {ort_info['version']}: providers listed {', '.join(ort_info['providers_listed'])} "
-                 "(listed is not loaded: see 'loads with' above)")
+    lines.append(
+        f"onnxruntime {ort_info['version']}: providers listed {', '.join(ort_info['providers_listed'])} "
+        "(listed is not loaded: see 'loads with' above)"
+    )
     print("\n".join(lines))
     return 0

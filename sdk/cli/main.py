@@ -1,4 +1,5 @@
 """``ofer`` entry point: builds the parser from the subcommand modules and turns user errors into one line."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,14 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if (not action.option_strings or action.default is None or action.default is False
-                or action.default == argparse.SUPPRESS or "default" in text
-                or isinstance(action, argparse._VersionAction)):
+        if (
+            not action.option_strings
+            or action.default is None
+            or action.default is False
+            or action.default == argparse.SUPPRESS
+            or "default" in text
+            or isinstance(action, argparse._VersionAction)
+        ):
             return text
         return f"{text} (default: %(default)s)"
 

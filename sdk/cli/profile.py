@@ -1,4 +1,5 @@
 """``ofer profile [BUNDLE]``: latency and throughput of every engine and every pipeline stage on this machine."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,13 +12,21 @@ from .args import add_recognizer_args, distinct_outputs, make_parent, output_pat
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("profile", help="measure every engine and pipeline stage (ms p50/p90/p95/p99, items/s)",
-                       description="Times every engine the pipeline runs on its own at several batch sizes "
-                                   "(classifier, inpainter, occlusion estimator, detector engines), and each stage "
-                                   "(detect, crop, occlusion, normalize, inpaint, classify, predictions) on a real "
-                                   "frame; the stages add up to the total predict().")
-    p.add_argument("bundle_path", nargs="?", default=None, metavar="BUNDLE",
-                   help="bundle folder (default: --bundle, or the bundle shipped with ofer)")
+    p = sub.add_parser(
+        "profile",
+        help="measure every engine and pipeline stage (ms p50/p90/p95/p99, items/s)",
+        description="Times every engine the pipeline runs on its own at several batch sizes "
+        "(classifier, inpainter, occlusion estimator, detector engines), and each stage "
+        "(detect, crop, occlusion, normalize, inpaint, classify, predictions) on a real "
+        "frame; the stages add up to the total predict().",
+    )
+    p.add_argument(
+        "bundle_path",
+        nargs="?",
+        default=None,
+        metavar="BUNDLE",
+        help="bundle folder (default: --bundle, or the bundle shipped with ofer)",
+    )
     p.add_argument("--frame", default=None, help="image to measure the stages on (default: a synthetic frame)")
     p.add_argument("--batch", default="1,8", help="engine batch sizes, comma separated")
     p.add_argument("--iters", type=int, default=100, help="timed iterations per measurement")
@@ -50,8 +59,13 @@ def run(args: argparse.Namespace) -> int:
     if args.bundle_path:
         args.bundle = args.bundle_path
     recognizer = recognizer_from_args(args)
-    report = recognizer.profile(args.frame, iters=args.iters, batch_sizes=batches, warmup=args.warmup,
-                                engines="loaded" if args.precision else "all")
+    report = recognizer.profile(
+        args.frame,
+        iters=args.iters,
+        batch_sizes=batches,
+        warmup=args.warmup,
+        engines="loaded" if args.precision else "all",
+    )
     print(report)
     if json_path is not None:
         report.save_json(make_parent(json_path))

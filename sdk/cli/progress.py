@@ -1,4 +1,5 @@
 """A small progress bar on stderr (tqdm when installed), silent when stderr is not a terminal unless forced."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """``ofer run SOURCE``: recognise expressions in an image, a folder, a video or a camera."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,31 +18,55 @@ from .progress import progress
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("run", help="recognise expressions in an image, folder, video or camera",
-                       description="Prints one JSON line per face per frame (frame, time, box, label, scores).")
+    p = sub.add_parser(
+        "run",
+        help="recognise expressions in an image, folder, video or camera",
+        description="Prints one JSON line per face per frame (frame, time, box, label, scores).",
+    )
     p.add_argument("source", help="image file, folder of images, video file, or camera index (e.g. 0)")
     p.add_argument("--jsonl", default=None, help="write the JSON lines to this file instead of stdout")
-    p.add_argument("--out", default=None,
-                   help="write the annotated image (image source), folder of images (folder source) or video "
-                        "(.mp4: H.264 when OpenCV or PyAV can encode it, else mp4v; .avi: MJPG) here")
-    p.add_argument("--force", action="store_true",
-                   help="overwrite existing --out/--jsonl/--csv outputs (never the input)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="write the annotated image (image source), folder of images (folder source) or video "
+        "(.mp4: H.264 when OpenCV or PyAV can encode it, else mp4v; .avi: MJPG) here",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="overwrite existing --out/--jsonl/--csv outputs (never the input)"
+    )
     p.add_argument("--limit", type=int, default=None, help="stop after this many frames")
-    p.add_argument("--camera-retries", type=int, default=0, metavar="N",
-                   help="reopen a camera that stops delivering frames up to N times before the run fails (exit 1)")
-    p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
-                   help="progress bar on stderr (auto: when stderr is a terminal and the source is a file)")
+    p.add_argument(
+        "--camera-retries",
+        type=int,
+        default=0,
+        metavar="N",
+        help="reopen a camera that stops delivering frames up to N times before the run fails (exit 1)",
+    )
+    p.add_argument(
+        "--progress",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="progress bar on stderr (auto: when stderr is a terminal and the source is a file)",
+    )
     s = p.add_argument_group("stream")
-    s.add_argument("--mode", choices=("auto", "offline", "realtime"), default="auto",
-                   help="offline: every frame in order; realtime: drop stale frames, never lag (auto: realtime for "
-                        "cameras, offline for files)")
-    s.add_argument("--smooth", default=None, help="per-face smoothing over time: ema:ALPHA (e.g. ema:0.5) or "
-                                                  "window:N (e.g. window:5)")
-    s.add_argument("--max-missed", type=int, default=15,
-                   help="frames a face may go undetected and keep its track id")
-    s.add_argument("--csv", default=None,
-                   help="write a time series per track: frame, time, track_id, label, pipeline, occlusion, one "
-                        "column per label")
+    s.add_argument(
+        "--mode",
+        choices=("auto", "offline", "realtime"),
+        default="auto",
+        help="offline: every frame in order; realtime: drop stale frames, never lag (auto: realtime for "
+        "cameras, offline for files)",
+    )
+    s.add_argument(
+        "--smooth",
+        default=None,
+        help="per-face smoothing over time: ema:ALPHA (e.g. ema:0.5) or window:N (e.g. window:5)",
+    )
+    s.add_argument("--max-missed", type=int, default=15, help="frames a face may go undetected and keep its track id")
+    s.add_argument(
+        "--csv",
+        default=None,
+        help="write a time series per track: frame, time, track_id, label, pipeline, occlusion, one column per label",
+    )
     add_recognizer_args(p)
     p.set_defaults(func=run)
 
@@ -101,12 +126,22 @@ class _CsvSeries:
         if not self.writer:
             return
         if result.error is not None:
-            self.writer.writerow([result.frame_index, f"{result.time:.4f}", "", "", "", "",
-                                  *([""] * len(self.labels)), result.error])
+            self.writer.writerow(
+                [result.frame_index, f"{result.time:.4f}", "", "", "", "", *([""] * len(self.labels)), result.error]
+            )
         for p in result.predictions:
-            self.writer.writerow([result.frame_index, f"{result.time:.4f}", p.track_id, p.label, p.pipeline,
-                                  "" if p.occlusion is None else f"{p.occlusion:.4f}",
-                                  *(f"{p.scores[n]:.6f}" for n in self.labels), ""])
+            self.writer.writerow(
+                [
+                    result.frame_index,
+                    f"{result.time:.4f}",
+                    p.track_id,
+                    p.label,
+                    p.pipeline,
+                    "" if p.occlusion is None else f"{p.occlusion:.4f}",
+                    *(f"{p.scores[n]:.6f}" for n in self.labels),
+                    "",
+                ]
+            )
 
     def close(self) -> None:
         if self.file:
@@ -124,15 +159,19 @@ def _check_out(path: str | None, kind: str, force: bool, source: str, names: lis
         return None
     p = Path(path)
     if same_path(p, source):
-        raise InputError(f"--out {p} is the input {source}; write the annotated output elsewhere (--force only "
-                         "replaces earlier outputs, never the input)")
+        raise InputError(
+            f"--out {p} is the input {source}; write the annotated output elsewhere (--force only "
+            "replaces earlier outputs, never the input)"
+        )
     if kind == "folder":
         if p.exists() and not p.is_dir():
             raise InputError(f"--out {p} must be a folder for a folder source")
         clash = [n for n in names if (p / n).exists()] if p.is_dir() and not force else []
         if clash:
-            raise InputError(f"--out {p} already has {len(clash)} of the annotated files (e.g. {clash[0]}); "
-                             "choose another folder or pass --force to overwrite them")
+            raise InputError(
+                f"--out {p} already has {len(clash)} of the annotated files (e.g. {clash[0]}); "
+                "choose another folder or pass --force to overwrite them"
+            )
         check_writable(p, "--out")
         return p
     if kind == "image":
@@ -146,8 +185,10 @@ def _json_line(record: dict[str, Any]) -> str:
     try:
         return json.dumps(record, allow_nan=False) + "\n"
     except ValueError:
-        raise EngineError(f"frame {record.get('frame')}: a result is NaN or infinite; the engine is broken "
-                          "(re-export the bundle, or try --precision fp32)") from None
+        raise EngineError(
+            f"frame {record.get('frame')}: a result is NaN or infinite; the engine is broken "
+            "(re-export the bundle, or try --precision fp32)"
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -170,8 +211,9 @@ def run(args: argparse.Namespace) -> int:
         source.close()
         raise
     writer = _Writer(out_path, source.kind, source.fps, args.force)
-    show = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty()
-                                     and source.kind in ("video", "folder"))
+    show = args.progress == "on" or (
+        args.progress == "auto" and sys.stderr.isatty() and source.kind in ("video", "folder")
+    )
     stream: TextIO = open(make_parent(jsonl), "w", encoding="utf-8") if jsonl else sys.stdout
     series = _CsvSeries(csv_path, recognizer.labels)
     n_frames = n_faces = n_skipped = 0
@@ -187,8 +229,17 @@ def run(args: argparse.Namespace) -> int:
                 with signals_deferred():  # one result reaches every output, or none: they never disagree
                     series.write(r)
                     if r.error is not None:
-                        stream.write(_json_line({"frame": r.frame_index, "time": round(r.time, 4), "name": r.name,
-                                                 "error": r.error, "source_failed": r.source_failed}))
+                        stream.write(
+                            _json_line(
+                                {
+                                    "frame": r.frame_index,
+                                    "time": round(r.time, 4),
+                                    "name": r.name,
+                                    "error": r.error,
+                                    "source_failed": r.source_failed,
+                                }
+                            )
+                        )
                         if not r.source_failed:
                             n_skipped += 1
                             print(f"ofer run: skipped {r.name}: {r.error}", file=sys.stderr)
@@ -196,8 +247,13 @@ def run(args: argparse.Namespace) -> int:
                     n_frames += 1
                     for face, p in enumerate(r.predictions):
                         n_faces += 1
-                        record = {"frame": r.frame_index, "time": round(r.time, 4), "name": r.name, "face": face,
-                                  **p.to_dict()}
+                        record = {
+                            "frame": r.frame_index,
+                            "time": round(r.time, 4),
+                            "name": r.name,
+                            "face": face,
+                            **p.to_dict(),
+                        }
                         stream.write(_json_line(record))
                     if out_path is not None:
                         writer.write(r.name, draw_predictions(r.image, r.predictions))
@@ -218,8 +274,11 @@ def run(args: argparse.Namespace) -> int:
     dropped = f", {results.dropped} dropped ({results.mode} mode)" if results.mode == "realtime" else ""
     skipped = f", {n_skipped} skipped (unreadable)" if n_skipped else ""
     codec = f" ({writer.codec}{' = H.264' if writer.codec == 'avc1' else ''})" if writer.codec else ""
-    print(f"ofer run: {n_frames} frames, {n_faces} faces{skipped}{dropped}"
-          + (f"; annotated output in {out_path}{codec}" if out_path else ""), file=sys.stderr)
+    print(
+        f"ofer run: {n_frames} frames, {n_faces} faces{skipped}{dropped}"
+        + (f"; annotated output in {out_path}{codec}" if out_path else ""),
+        file=sys.stderr,
+    )
     if source.error is not None:
         print(f"ofer run: error: the source failed: {source.error}", file=sys.stderr)
         return 1

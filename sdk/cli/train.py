@@ -5,6 +5,7 @@ Prints the plan (stages, steps, model sizes) and an estimate of the time after t
 ``curves.png`` (with matplotlib), the evaluation table and "results saved to OUT". ``OUT/checkpoint`` is the last
 epoch (resumable), ``OUT/best`` the best held-out epoch of the last stage. Ctrl-C prints the command that resumes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,22 +19,31 @@ from runtime.errors import ConfigError, InputError
 METHODS = ("gan-inpaint", "deocclusion", "privileged", "cbam", "lower-half", "baseline")
 
 #: CLI options that set a module's size: option dest -> (model_kwargs role, kwarg).
-MODEL_OPTIONS = {"width": ("classifier", "width"), "stem": ("classifier", "stem"),
-                 "dropout": ("classifier", "dropout"), "gen_width": ("generator", "width"),
-                 "gen_depth": ("generator", "depth"), "disc_width": ("discriminator", "width"),
-                 "disc_depth": ("discriminator", "depth")}
+MODEL_OPTIONS = {
+    "width": ("classifier", "width"),
+    "stem": ("classifier", "stem"),
+    "dropout": ("classifier", "dropout"),
+    "gen_width": ("generator", "width"),
+    "gen_depth": ("generator", "depth"),
+    "disc_width": ("discriminator", "width"),
+    "disc_depth": ("discriminator", "depth"),
+}
 
 
 def add_parser(subparsers: Any) -> None:
     """Register ``train`` on an ``argparse`` subparsers object."""
-    p = subparsers.add_parser("train", help="train a FER model on (occluded) faces",
-                              description="Train a method: the plan and an estimate of the time first, one line per "
-                                          "epoch (also OUT/results.csv), OUT/checkpoint (last) and OUT/best, a "
-                                          "summary, curves.png and the evaluation table at the end.")
+    p = subparsers.add_parser(
+        "train",
+        help="train a FER model on (occluded) faces",
+        description="Train a method: the plan and an estimate of the time first, one line per "
+        "epoch (also OUT/results.csv), OUT/checkpoint (last) and OUT/best, a "
+        "summary, curves.png and the evaluation table at the end.",
+    )
     p.add_argument("method", help=f"training method: {', '.join(METHODS)}")
     p.add_argument("--data", required=True, help="dataset spec, e.g. procedural:n=20000,size=64 or fer2013:/x.csv")
-    p.add_argument("--out", required=True,
-                   help="output folder (checkpoint/, best/, results.csv, train_log.csv, curves.png, eval/)")
+    p.add_argument(
+        "--out", required=True, help="output folder (checkpoint/, best/, results.csv, train_log.csv, curves.png, eval/)"
+    )
     p.add_argument("--eval-data", help="dataset spec of the final evaluation (default: the test split of --data)")
     p.add_argument("--epochs", type=int, help="epochs per stage (default: the method's)")
     p.add_argument("--steps", type=int, help="cap on optimiser steps per stage")
@@ -52,22 +62,49 @@ def add_parser(subparsers: Any) -> None:
     m.add_argument("--gen-depth", type=int, help="inpainter (generator) downsampling stages")
     m.add_argument("--disc-width", type=int, help="GAN discriminator width (gan-inpaint: also its classifier)")
     m.add_argument("--disc-depth", type=int, help="GAN discriminator stride-2 convs")
-    m.add_argument("--model-arg", dest="model_args", action="append", metavar="ROLE.KEY=VALUE",
-                   help="any other model option, e.g. feature_disc.width=32 or decoder.hidden=32,16 (repeatable)")
-    p.add_argument("--protocols", default=None,
-                   help="comma-separated evaluation protocols, or 'all' for runtime.occlusion.EVAL_PROTOCOLS "
-                        "(default: the training config's standard list)")
-    p.add_argument("--val-limit", type=int, default=256,
-                   help="held-out faces (val split) checked after each epoch; 0 turns the check off")
-    p.add_argument("--set", dest="options", action="append", metavar="KEY=VALUE",
-                   help="method option, e.g. --set use_expr_loss=false --set w_adv=0 (repeatable)")
+    m.add_argument(
+        "--model-arg",
+        dest="model_args",
+        action="append",
+        metavar="ROLE.KEY=VALUE",
+        help="any other model option, e.g. feature_disc.width=32 or decoder.hidden=32,16 (repeatable)",
+    )
+    p.add_argument(
+        "--protocols",
+        default=None,
+        help="comma-separated evaluation protocols, or 'all' for runtime.occlusion.EVAL_PROTOCOLS "
+        "(default: the training config's standard list)",
+    )
+    p.add_argument(
+        "--val-limit",
+        type=int,
+        default=256,
+        help="held-out faces (val split) checked after each epoch; 0 turns the check off",
+    )
+    p.add_argument(
+        "--set",
+        dest="options",
+        action="append",
+        metavar="KEY=VALUE",
+        help="method option, e.g. --set use_expr_loss=false --set w_adv=0 (repeatable)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's choice; pin it for comparable timings)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice; pin it for comparable timings)",
+    )
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
-    p.add_argument("--resume", nargs="?", const="", default=None, metavar="CHECKPOINT",
-                   help="resume an interrupted run: a checkpoint, or nothing for OUT/checkpoint")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="CHECKPOINT",
+        help="resume an interrupted run: a checkpoint, or nothing for OUT/checkpoint",
+    )
     p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
     p.add_argument("--no-progress", action="store_true", help="hide the within-epoch progress bar (terminals only)")
     p.set_defaults(func=run)
@@ -110,11 +147,24 @@ def build_config(args: argparse.Namespace) -> Any:
     kw: dict[str, Any] = {}
     if args.protocols:
         kw["eval_protocols"] = parse_protocol_list(args.protocols)
-    return TrainConfig(method=args.method, data=args.data, model=args.model, model_kwargs=model_kwargs_from_args(args),
-                       input=InputSpec.square(args.size, args.channels), epochs=args.epochs,
-                       max_steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                       num_workers=args.workers, device=args.device, amp=not args.no_amp,
-                       options=parse_options(args.options), val_limit=getattr(args, "val_limit", 256), **kw)
+    return TrainConfig(
+        method=args.method,
+        data=args.data,
+        model=args.model,
+        model_kwargs=model_kwargs_from_args(args),
+        input=InputSpec.square(args.size, args.channels),
+        epochs=args.epochs,
+        max_steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        num_workers=args.workers,
+        device=args.device,
+        amp=not args.no_amp,
+        options=parse_options(args.options),
+        val_limit=getattr(args, "val_limit", 256),
+        **kw,
+    )
 
 
 def check_out_dir(out: Path, force: bool, resume: str | None) -> None:
@@ -146,15 +196,23 @@ def _interrupted(out: Path, argv: list[str] | None) -> None:
     """Ctrl-C: say whether a checkpoint exists, and the exact command that resumes from it."""
     ck = out / "checkpoint"
     if not (ck / "config.json").is_file():
-        print("ofer train: interrupted before the first epoch ended, so no checkpoint was written; start again "
-              "without --resume", file=sys.stderr, flush=True)
+        print(
+            "ofer train: interrupted before the first epoch ended, so no checkpoint was written; start again "
+            "without --resume",
+            file=sys.stderr,
+            flush=True,
+        )
         return
     from sdk.training.checkpoint import read_config
 
     pos = read_config(ck).get("position", {})
     cmd = resume_command(argv) if argv else f"ofer train ... --out {shlex.quote(str(out))} --resume"
-    print(f"ofer train: interrupted; the checkpoint of the last finished epoch (step {pos.get('step', '?')}) is in "
-          f"{ck}. Resume with:\n  {cmd}", file=sys.stderr, flush=True)
+    print(
+        f"ofer train: interrupted; the checkpoint of the last finished epoch (step {pos.get('step', '?')}) is in "
+        f"{ck}. Resume with:\n  {cmd}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -169,8 +227,10 @@ def run(args: argparse.Namespace) -> int:
     if resume == "":  # --resume without a path: this --out's checkpoint
         resume = str(out / "checkpoint")
         if not (out / "checkpoint").is_dir():
-            raise InputError(f"--resume: {out} has no checkpoint/ to resume from; start without --resume (or give "
-                             "the checkpoint: --resume PATH)")
+            raise InputError(
+                f"--resume: {out} has no checkpoint/ to resume from; start without --resume (or give "
+                "the checkpoint: --resume PATH)"
+            )
     check_out_dir(out, args.force, resume)
     if args.stage_minutes is not None and args.stage_minutes <= 0:
         raise ConfigError(f"--stage-minutes must be > 0, got {args.stage_minutes}")
@@ -183,8 +243,14 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     try:
-        train(cfg, str(out), eval_data=args.eval_data, resume=resume, progress=not args.no_progress,
-              stage_budget_s=args.stage_minutes * 60 if args.stage_minutes else None)
+        train(
+            cfg,
+            str(out),
+            eval_data=args.eval_data,
+            resume=resume,
+            progress=not args.no_progress,
+            stage_budget_s=args.stage_minutes * 60 if args.stage_minutes else None,
+        )
     except KeyboardInterrupt:
         _interrupted(out, getattr(args, "argv", None))
         raise

@@ -3,6 +3,7 @@
 Every random choice (protocol, occluder placement, noise, flip) is derived from ``(seed, epoch, index)``, so a
 sample is the same whichever worker or process draws it, and a resumed run sees the same data.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,8 +20,16 @@ from runtime.preprocess import fit_face, to_tensor
 
 
 #: Occlusions the occlusion-aware methods train with by default (a mix of the evaluation families).
-DEFAULT_TRAIN_PROTOCOLS: tuple[str, ...] = ("clean", "random_box:0.3", "r16", "eyes", "mouth", "upper_half",
-                                            "lower_half", "random_shapes")
+DEFAULT_TRAIN_PROTOCOLS: tuple[str, ...] = (
+    "clean",
+    "random_box:0.3",
+    "r16",
+    "eyes",
+    "mouth",
+    "upper_half",
+    "lower_half",
+    "random_shapes",
+)
 
 
 def sample_rng(seed: int, epoch: int, index: int, salt: int = 0) -> np.random.Generator:
@@ -60,8 +69,13 @@ class OcclusionMix:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"protocols": list(self.protocols), "weights": self._p.tolist(), "noise_prob": self.noise_prob,
-                "noise_std": self.noise_std, "flip": self.flip}
+        return {
+            "protocols": list(self.protocols),
+            "weights": self._p.tolist(),
+            "noise_prob": self.noise_prob,
+            "noise_std": self.noise_std,
+            "flip": self.flip,
+        }
 
     def choose(self, rng: np.random.Generator) -> str:
         """Draw one protocol."""
@@ -115,6 +129,10 @@ class PairedOcclusionDataset(Dataset):
             scale = self.mix.noise_std / np.asarray(self.spec.std, np.float64).reshape(-1, 1, 1)
             x_occ = x_occ + rng.normal(0.0, scale, x_occ.shape).astype(np.float32)
         mask = (np.asarray(occ.mask) > 0).astype(np.float32)[None]
-        return {"clean": torch.from_numpy(x_clean), "occluded": torch.from_numpy(np.ascontiguousarray(x_occ)),
-                "mask": torch.from_numpy(mask), "label": torch.tensor(int(label), dtype=torch.long),
-                "index": torch.tensor(int(index), dtype=torch.long)}
+        return {
+            "clean": torch.from_numpy(x_clean),
+            "occluded": torch.from_numpy(np.ascontiguousarray(x_occ)),
+            "mask": torch.from_numpy(mask),
+            "label": torch.tensor(int(label), dtype=torch.long),
+            "index": torch.tensor(int(index), dtype=torch.long),
+        }

@@ -7,6 +7,7 @@ Layout::
     model.<name>.safetensors every module's state_dict
     training_state.safetensors + training_state.json   optimiser tensors / scalars, RNG states (to resume)
 """
+
 from __future__ import annotations
 
 import json
@@ -68,6 +69,7 @@ class Checkpoint:
 
 # ---------- optimiser / RNG state as tensors + JSON
 
+
 def _split_state(prefix: str, obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     """Replace every tensor in a nested dict/list by a reference, collecting tensors by key."""
     if torch.is_tensor(obj):
@@ -122,8 +124,14 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 # ---------- save / load
 
-def save_checkpoint(path: str | Path, *, config: dict[str, Any], models: dict[str, nn.Module],
-                    training_state: dict[str, Any] | None = None) -> Path:
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    config: dict[str, Any],
+    models: dict[str, nn.Module],
+    training_state: dict[str, Any] | None = None,
+) -> Path:
     """Write a checkpoint folder atomically (a temporary sibling folder renamed over ``path``).
 
     Args:
@@ -170,8 +178,10 @@ def resolve_checkpoint_dir(path: str | Path) -> Path:
         return p / "checkpoint"
     if not p.exists():
         raise InputError(f"checkpoint {p} does not exist; pass the folder 'ofer train --out' wrote")
-    raise InputError(f"{p} is not an ofer checkpoint (no {CONFIG_FILE}); pass the folder 'ofer train --out' "
-                     f"wrote or its checkpoint/ subfolder")
+    raise InputError(
+        f"{p} is not an ofer checkpoint (no {CONFIG_FILE}); pass the folder 'ofer train --out' "
+        f"wrote or its checkpoint/ subfolder"
+    )
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -180,21 +190,25 @@ def read_config(path: str | Path) -> dict[str, Any]:
     try:
         cfg = json.loads((p / CONFIG_FILE).read_text())
     except (OSError, ValueError) as exc:
-        raise InputError(f"checkpoint {p} is corrupt: {CONFIG_FILE} is not valid JSON ({exc}); "
-                         f"re-run training or restore the folder") from None
+        raise InputError(
+            f"checkpoint {p} is corrupt: {CONFIG_FILE} is not valid JSON ({exc}); re-run training or restore the folder"
+        ) from None
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
         raise InputError(f"{p / CONFIG_FILE} is not an ofer checkpoint config (format != {FORMAT!r})")
     if cfg.get("version") != VERSION:
-        raise InputError(f"checkpoint {p} has version {cfg.get('version')}, this ofer reads version {VERSION}; "
-                         f"use a matching ofer release")
+        raise InputError(
+            f"checkpoint {p} has version {cfg.get('version')}, this ofer reads version {VERSION}; "
+            f"use a matching ofer release"
+        )
     for key in ("models", "labels", "input"):
         if key not in cfg:
             raise InputError(f"checkpoint {p} is corrupt: {CONFIG_FILE} lacks {key!r}")
     return cfg
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
-                    with_training_state: bool = False) -> Checkpoint:
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu", with_training_state: bool = False
+) -> Checkpoint:
     """Rebuild every module by registry name and load its weights.
 
     Raises:
@@ -209,20 +223,24 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
         try:
             module = create_model(spec["registry"], **spec.get("kwargs", {}))
         except KeyError as exc:
-            raise InputError(f"checkpoint {p} needs model {spec.get('registry')!r} which this ofer does not "
-                             f"have ({exc.args[0]})") from None
+            raise InputError(
+                f"checkpoint {p} needs model {spec.get('registry')!r} which this ofer does not have ({exc.args[0]})"
+            ) from None
         file = p / _model_file(name)
         try:
             sd = load_file(str(file))
         except (OSError, SafetensorError) as exc:
-            raise InputError(f"checkpoint {p} is corrupt: cannot read {file.name} ({exc}); "
-                             f"re-run training or restore the file") from None
+            raise InputError(
+                f"checkpoint {p} is corrupt: cannot read {file.name} ({exc}); re-run training or restore the file"
+            ) from None
         try:
             module.load_state_dict(sd, strict=True)
         except RuntimeError as exc:
             first = str(exc).splitlines()[0]
-            raise InputError(f"checkpoint {p}: {file.name} does not fit model {spec['registry']!r} "
-                             f"({first}); the weights and config.json are out of step") from None
+            raise InputError(
+                f"checkpoint {p}: {file.name} does not fit model {spec['registry']!r} "
+                f"({first}); the weights and config.json are out of step"
+            ) from None
         models[name] = module.to(device).eval()
     ck = Checkpoint(path=p, config=cfg, models=models)
     if with_training_state:
@@ -239,8 +257,10 @@ def load_training_state(path: Path) -> dict[str, Any]:
         tensors = load_file(str(tfile))
         skeleton = json.loads(jfile.read_text())
     except (OSError, ValueError, SafetensorError) as exc:
-        raise InputError(f"checkpoint {path} is corrupt: training state unreadable ({exc}); "
-                         f"resume from another checkpoint or start again") from None
+        raise InputError(
+            f"checkpoint {path} is corrupt: training state unreadable ({exc}); "
+            f"resume from another checkpoint or start again"
+        ) from None
     return _join_state(skeleton, tensors)
 
 

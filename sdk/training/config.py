@@ -1,4 +1,5 @@
 """Training configuration: what a run needs, in one JSON-serialisable dataclass."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +17,15 @@ def default_train_input() -> InputSpec:
 
 
 #: The evaluation table's protocols unless a run says otherwise (training, and ``ofer eval`` of a bundle).
-DEFAULT_EVAL_PROTOCOLS: tuple[str, ...] = ("clean", "upper_half", "lower_half", "eyes", "mouth", "r16",
-                                           "random_box:0.3")
+DEFAULT_EVAL_PROTOCOLS: tuple[str, ...] = (
+    "clean",
+    "upper_half",
+    "lower_half",
+    "eyes",
+    "mouth",
+    "r16",
+    "random_box:0.3",
+)
 
 
 @dataclass

@@ -5,6 +5,7 @@ corrected with both answer distributions), mean total-variation distance between
 intervals from a bootstrap over people (people are resampled, so faces of one person move together). Numpy and
 OpenCV only (no torch).
 """
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,9 @@ def tv_distance(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return 0.5 * np.abs(np.asarray(p, np.float64) - np.asarray(q, np.float64)).sum(-1)
 
 
-def bootstrap_ci(people: Sequence[str], stat: Any, n: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ci(
+    people: Sequence[str], stat: Any, n: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile interval of ``stat(indices)`` over ``n`` resamples of the people (with replacement).
 
     Args:
@@ -98,19 +100,39 @@ class ConsistencyReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"model": self.model, "teacher": self.teacher, "labels": list(self.labels), "people": self.people,
-                "protocols": {p: {"faces": r.faces, "agreement": r.agreement, "agreement_ci": list(r.agreement_ci),
-                                  "kappa": r.kappa, "kappa_ci": list(r.kappa_ci), "tv": r.tv, "tv_ci": list(r.tv_ci)}
-                              for p, r in self.rows.items()}}
+        return {
+            "model": self.model,
+            "teacher": self.teacher,
+            "labels": list(self.labels),
+            "people": self.people,
+            "protocols": {
+                p: {
+                    "faces": r.faces,
+                    "agreement": r.agreement,
+                    "agreement_ci": list(r.agreement_ci),
+                    "kappa": r.kappa,
+                    "kappa_ci": list(r.kappa_ci),
+                    "tv": r.tv,
+                    "tv_ci": list(r.tv_ci),
+                }
+                for p, r in self.rows.items()
+            },
+        }
 
     def markdown(self) -> str:
         """The table: agreement, κ and TV per occluder kind with intervals."""
-        lines = [f"{self.model} vs teacher {self.teacher} ({self.people} people; 95 % CI, bootstrap over people)",
-                 "", "| occluder | faces | agreement | κ | mean TV |", "|---|---:|---|---|---|"]
+        lines = [
+            f"{self.model} vs teacher {self.teacher} ({self.people} people; 95 % CI, bootstrap over people)",
+            "",
+            "| occluder | faces | agreement | κ | mean TV |",
+            "|---|---:|---|---|---|",
+        ]
         for p, r in self.rows.items():
-            lines.append(f"| {p} | {r.faces} | {_pct(r.agreement, r.agreement_ci)} | "
-                         f"{r.kappa:.2f} [{r.kappa_ci[0]:.2f}, {r.kappa_ci[1]:.2f}] | "
-                         f"{r.tv:.3f} [{r.tv_ci[0]:.3f}, {r.tv_ci[1]:.3f}] |")
+            lines.append(
+                f"| {p} | {r.faces} | {_pct(r.agreement, r.agreement_ci)} | "
+                f"{r.kappa:.2f} [{r.kappa_ci[0]:.2f}, {r.kappa_ci[1]:.2f}] | "
+                f"{r.tv:.3f} [{r.tv_ci[0]:.3f}, {r.tv_ci[1]:.3f}] |"
+            )
         return "\n".join(lines)
 
 
@@ -118,9 +140,17 @@ def _pct(v: float, ci: tuple[float, float]) -> str:
     return f"{100 * v:.1f} % [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
-def consistency(teacher_clean: np.ndarray, model_probs: Mapping[str, np.ndarray], people: Sequence[str], *,
-                labels: Sequence[str], model: str = "model", teacher: str = "teacher", n_boot: int = 1000,
-                seed: int = 0) -> ConsistencyReport:
+def consistency(
+    teacher_clean: np.ndarray,
+    model_probs: Mapping[str, np.ndarray],
+    people: Sequence[str],
+    *,
+    labels: Sequence[str],
+    model: str = "model",
+    teacher: str = "teacher",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> ConsistencyReport:
     """Occlusion consistency of a model with a teacher.
 
     Args:
@@ -145,10 +175,15 @@ def consistency(teacher_clean: np.ndarray, model_probs: Mapping[str, np.ndarray]
             raise InputError(f"{proto}: model probabilities {p.shape} do not match the teacher's {t.shape}")
         pred, tv = p.argmax(1), tv_distance(p, t)
         report.rows[proto] = ConsistencyRow(
-            proto, len(p), agreement(pred, ref),
+            proto,
+            len(p),
+            agreement(pred, ref),
             bootstrap_ci(people, lambda i: agreement(pred[i], ref[i]), n_boot, seed),
-            cohen_kappa(pred, ref, k), bootstrap_ci(people, lambda i: cohen_kappa(pred[i], ref[i], k), n_boot, seed),
-            float(tv.mean()), bootstrap_ci(people, lambda i: float(tv[i].mean()), n_boot, seed))
+            cohen_kappa(pred, ref, k),
+            bootstrap_ci(people, lambda i: cohen_kappa(pred[i], ref[i], k), n_boot, seed),
+            float(tv.mean()),
+            bootstrap_ci(people, lambda i: float(tv[i].mean()), n_boot, seed),
+        )
     return report
 
 
@@ -162,8 +197,9 @@ def draw_consistency(reports: Sequence[ConsistencyReport], title: str = "") -> n
     w = left + group_w * len(protos) + 20
     img = np.full((top + plot_h + 70 + 18 * len(reports), max(w, 420), 3), 255, np.uint8)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(img, (title or "agreement with the teacher's clean answer")[:80], (8, 24), font, 0.55, (0, 0, 0), 1,
-                cv2.LINE_AA)
+    cv2.putText(
+        img, (title or "agreement with the teacher's clean answer")[:80], (8, 24), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA
+    )
     for v in (0.0, 0.25, 0.5, 0.75, 1.0):
         y = int(top + plot_h * (1 - v))
         cv2.line(img, (left, y), (w - 10, y), (220, 220, 220), 1)

@@ -4,6 +4,7 @@ The trainer averages gradients with one coalesced all-reduce per optimiser step 
 (BatchNorm statistics) from rank 0 after each step, which is what ``DistributedDataParallel`` does; doing it by
 hand keeps alternating generator/discriminator updates and per-stage frozen modules simple and exact.
 """
+
 from __future__ import annotations
 
 import os

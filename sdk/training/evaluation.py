@@ -7,6 +7,7 @@ where occluded; the result is ``(N, K)`` class probabilities. A checkpoint (:fun
 deployed bundle plugs in the same way. Occlusions are seeded from ``(seed, protocol, sample index)``, so
 every number is reproducible.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,9 +52,11 @@ class EvalReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"labels": list(self.labels),
-                "protocols": {p: r.__dict__ for p, r in self.results.items()},
-                "occluded_mean": self.occluded_mean()}
+        return {
+            "labels": list(self.labels),
+            "protocols": {p: r.__dict__ for p, r in self.results.items()},
+            "occluded_mean": self.occluded_mean(),
+        }
 
     def summary(self) -> dict[str, dict[str, float]]:
         """``{protocol: {"accuracy", "macro_f1"}}``."""
@@ -64,8 +67,11 @@ class EvalReport:
         occ = [r for p, r in self.results.items() if p != "clean"]
         if not occ:
             return None
-        return {"accuracy": float(np.mean([r.accuracy for r in occ])),
-                "macro_f1": float(np.mean([r.macro_f1 for r in occ])), "protocols": len(occ)}
+        return {
+            "accuracy": float(np.mean([r.accuracy for r in occ])),
+            "macro_f1": float(np.mean([r.macro_f1 for r in occ])),
+            "protocols": len(occ),
+        }
 
     def markdown(self) -> str:
         """The evaluation table (one row per protocol, then the occluded mean)."""
@@ -75,8 +81,10 @@ class EvalReport:
         occ = self.occluded_mean()
         if occ is not None:
             k = occ["protocols"]
-            lines.append(f"| occluded mean | {k} protocol{'s' if k != 1 else ''} | {occ['accuracy']:.4f} | "
-                         f"{occ['macro_f1']:.4f} |")
+            lines.append(
+                f"| occluded mean | {k} protocol{'s' if k != 1 else ''} | {occ['accuracy']:.4f} | "
+                f"{occ['macro_f1']:.4f} |"
+            )
         return "\n".join(lines)
 
 
@@ -118,15 +126,25 @@ def align_labels(model_labels: Sequence[str], data_labels: Sequence[str]) -> np.
     if set(model_labels) != set(data_labels) or len(model_labels) != len(data_labels):
         missing = sorted(set(data_labels) - set(model_labels))
         extra = sorted(set(model_labels) - set(data_labels))
-        raise ConfigError(f"label sets differ: the model has {list(model_labels)}, the dataset "
-                          f"{list(data_labels)} (dataset-only {missing}, model-only {extra}); remap the dataset "
-                          f"labels (runtime.datasets.labels.remap) to the model's")
+        raise ConfigError(
+            f"label sets differ: the model has {list(model_labels)}, the dataset "
+            f"{list(data_labels)} (dataset-only {missing}, model-only {extra}); remap the dataset "
+            f"labels (runtime.datasets.labels.remap) to the model's"
+        )
     return np.array([list(model_labels).index(n) for n in data_labels], dtype=np.int64)
 
 
-def evaluate(predict: Predict, dataset: Any, protocols: Sequence[str], spec: InputSpec,
-             labels: Sequence[str] | None = None, batch_size: int = 64, seed: int = 0,
-             limit: int | None = None, progress: Progress | None = None) -> EvalReport:
+def evaluate(
+    predict: Predict,
+    dataset: Any,
+    protocols: Sequence[str],
+    spec: InputSpec,
+    labels: Sequence[str] | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    limit: int | None = None,
+    progress: Progress | None = None,
+) -> EvalReport:
     """Evaluate ``predict`` on every protocol.
 
     Args:
@@ -164,13 +182,16 @@ def evaluate(predict: Predict, dataset: Any, protocols: Sequence[str], spec: Inp
                 masks.append((np.asarray(o.mask) > 0).astype(np.float32))
             probs = np.asarray(predict(np.stack(occ_imgs), np.stack(masks)))
             if probs.shape != (len(occ_imgs), k):
-                raise ConfigError(f"predict returned shape {probs.shape}, expected {(len(occ_imgs), k)} "
-                                  f"(one probability per label {list(labels)})")
-            preds[start:start + len(occ_imgs)] = probs.argmax(1)
+                raise ConfigError(
+                    f"predict returned shape {probs.shape}, expected {(len(occ_imgs), k)} "
+                    f"(one probability per label {list(labels)})"
+                )
+            preds[start : start + len(occ_imgs)] = probs.argmax(1)
         cm = confusion_matrix(truth, preds, k)
         f1, macro = f1_scores(cm)
-        report.results[p] = ProtocolResult(p, n, float((preds == truth).mean()), macro, f1.round(6).tolist(),
-                                           cm.tolist())
+        report.results[p] = ProtocolResult(
+            p, n, float((preds == truth).mean()), macro, f1.round(6).tolist(), cm.tolist()
+        )
         if progress is not None:
             progress(done, len(protocols), p, report.results[p])
     return report
@@ -184,8 +205,12 @@ def print_progress(prefix: str) -> Progress:
     t0 = time.monotonic()
 
     def report(done: int, total: int, protocol: str, result: ProtocolResult) -> None:
-        print(f"{prefix}: [{done}/{total}] {protocol}: accuracy {result.accuracy:.4f} on {result.n} faces "
-              f"({time.monotonic() - t0:.1f} s)", file=sys.stderr, flush=True)
+        print(
+            f"{prefix}: [{done}/{total}] {protocol}: accuracy {result.accuracy:.4f} on {result.n} faces "
+            f"({time.monotonic() - t0:.1f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     return report
 
@@ -233,8 +258,9 @@ def draw_confusion(cm: np.ndarray, labels: Sequence[str], title: str = "") -> np
     for p in range(k):
         org = (left + p * cell + 4, top + k * cell + 16 + (p % 2) * 16)
         cv2.putText(img, labels[p][:8], org, font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, "rows: true, columns: predicted", (left, top + k * cell + 70), font, 0.45, (0, 0, 0), 1,
-                cv2.LINE_AA)
+    cv2.putText(
+        img, "rows: true, columns: predicted", (left, top + k * cell + 70), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA
+    )
     return img
 
 
@@ -266,8 +292,9 @@ def draw_summary(report: EvalReport, title: str = "") -> np.ndarray:
     return img
 
 
-def write_report(report: EvalReport, out_dir: str | Path, title: str = "evaluation",
-                 meta: dict[str, Any] | None = None) -> dict[str, Path]:
+def write_report(
+    report: EvalReport, out_dir: str | Path, title: str = "evaluation", meta: dict[str, Any] | None = None
+) -> dict[str, Path]:
     """Write ``metrics.json``, ``metrics.md``, ``summary.png`` (accuracy per protocol) and
     ``confusion_<protocol>.png`` under ``out_dir``; ``meta`` (e.g. the pipeline that ran) goes into the JSON."""
     out = Path(out_dir)

@@ -7,6 +7,7 @@ data-parallel gradient averaging, one printed line and one ``results.csv`` row p
 validation when given), per-step CSV logging, ``checkpoint/`` (last) every epoch and ``best/`` (by the
 held-out metric), and exact resumption.
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,8 +26,16 @@ from runtime.signals import signals_deferred
 
 from . import checkpoint as ckpt
 from .augment import PairedOcclusionDataset
-from .distributed import (DistInfo, agree, all_reduce_gradients, all_reduce_mean, barrier, broadcast_state,
-                          init_distributed, resolve_device)
+from .distributed import (
+    DistInfo,
+    agree,
+    all_reduce_gradients,
+    all_reduce_mean,
+    barrier,
+    broadcast_state,
+    init_distributed,
+    resolve_device,
+)
 
 from .method import Batch, ExportPlan, Method, Models, ModelSpec, Stage  # noqa: F401 - re-exported
 from .reporting import StagePlan, TrainingReport, read_results
@@ -59,8 +68,14 @@ class Trainer:
         verbose: Print the plan, the time estimate and one line per epoch (:mod:`.reporting`) on rank 0.
     """
 
-    def __init__(self, method: Method, dataset: Any, out_dir: str | Path | None = None,
-                 progress: bool = True, verbose: bool = True) -> None:
+    def __init__(
+        self,
+        method: Method,
+        dataset: Any,
+        out_dir: str | Path | None = None,
+        progress: bool = True,
+        verbose: bool = True,
+    ) -> None:
         self.method = method
         self.cfg = method.cfg
         self.dataset = dataset
@@ -73,7 +88,7 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)
         self.progress = progress and self.dist.is_main
         self.cuda = self.device.type == "cuda"
-        self.amp_dtype = (torch.bfloat16 if self.cuda and torch.cuda.is_bf16_supported() else torch.float16)
+        self.amp_dtype = torch.bfloat16 if self.cuda and torch.cuda.is_bf16_supported() else torch.float16
         self.use_amp = bool(self.cfg.amp and self.cuda)
         self.channels_last = bool(self.cfg.channels_last and self.cuda)
         self.specs = method.checked_specs(len(self.labels))
@@ -104,21 +119,30 @@ class Trainer:
         opts = {}
         for group, names in stage.groups.items():
             params = [p for n in names for p in self.models[n].parameters()]
-            opts[group] = torch.optim.Adam(params, lr=self.cfg.lr * stage.lr_scale, betas=self.cfg.betas,
-                                           weight_decay=self.cfg.weight_decay)
+            opts[group] = torch.optim.Adam(
+                params, lr=self.cfg.lr * stage.lr_scale, betas=self.cfg.betas, weight_decay=self.cfg.weight_decay
+            )
         return opts
 
     def _loader(self, index: int, stage: Stage, epoch: int) -> DataLoader:
         ds = PairedOcclusionDataset(self.dataset, self.cfg.input, stage.occlusion, seed=self.cfg.seed)
         data_epoch = index * 100_000 + epoch
         ds.set_epoch(data_epoch)
-        sampler = DistributedSampler(ds, num_replicas=self.dist.world_size, rank=self.dist.rank, shuffle=True,
-                                     seed=self.cfg.seed, drop_last=True)
+        sampler = DistributedSampler(
+            ds, num_replicas=self.dist.world_size, rank=self.dist.rank, shuffle=True, seed=self.cfg.seed, drop_last=True
+        )
         sampler.set_epoch(data_epoch)
         gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + data_epoch)
-        return DataLoader(ds, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.num_workers,
-                          drop_last=len(sampler) > self.cfg.batch_size, worker_init_fn=_worker_init,
-                          generator=gen, pin_memory=self.cuda)
+        return DataLoader(
+            ds,
+            batch_size=self.cfg.batch_size,
+            sampler=sampler,
+            num_workers=self.cfg.num_workers,
+            drop_last=len(sampler) > self.cfg.batch_size,
+            worker_init_fn=_worker_init,
+            generator=gen,
+            pin_memory=self.cuda,
+        )
 
     def _set_mode(self, stage: Stage) -> None:
         train = set(stage.trainable)
@@ -137,8 +161,10 @@ class Trainer:
             "data": self.cfg.data,
             "seed": self.cfg.seed,
             "position": dict(self.position),
-            "stages": [{"name": s.name, "epochs": s.epochs, "groups": s.groups, "occlusion": s.occlusion.to_dict()}
-                       for s in self.stage_list],
+            "stages": [
+                {"name": s.name, "epochs": s.epochs, "groups": s.groups, "occlusion": s.occlusion.to_dict()}
+                for s in self.stage_list
+            ],
             "export": self.method.export_plan().to_dict(),
             "train_config": self.cfg.to_dict(),
             "metrics": {},
@@ -148,26 +174,35 @@ class Trainer:
         """Write ``out_dir/checkpoint`` (rank 0) with everything needed to resume."""
         if self.out_dir is None or not self.dist.is_main:
             return None
-        state = {"optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                 "scalers": {k: s.state_dict() for k, s in scalers.items()},
-                 "rng": ckpt.capture_rng(), "rows": len(self.rows),
-                 "epoch_rows": len(self.report.rows) if self.report else 0, "best": dict(self.best)}
-        return ckpt.save_checkpoint(self.out_dir / "checkpoint", config=self.config_dict(), models=self.models,
-                                    training_state=state)
+        state = {
+            "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+            "scalers": {k: s.state_dict() for k, s in scalers.items()},
+            "rng": ckpt.capture_rng(),
+            "rows": len(self.rows),
+            "epoch_rows": len(self.report.rows) if self.report else 0,
+            "best": dict(self.best),
+        }
+        return ckpt.save_checkpoint(
+            self.out_dir / "checkpoint", config=self.config_dict(), models=self.models, training_state=state
+        )
 
     def _resume(self, path: str | Path) -> dict[str, Any]:
         loaded = ckpt.load_checkpoint(path, device=self.device, with_training_state=True)
         if set(loaded.models) != set(self.models):
-            raise ConfigError(f"checkpoint {loaded.path} holds modules {sorted(loaded.models)}, method "
-                              f"{self.method.name!r} needs {sorted(self.models)}; resume with the same method")
+            raise ConfigError(
+                f"checkpoint {loaded.path} holds modules {sorted(loaded.models)}, method "
+                f"{self.method.name!r} needs {sorted(self.models)}; resume with the same method"
+            )
         if loaded.labels != self.labels:
             raise ConfigError(f"checkpoint labels {loaded.labels} differ from the dataset's {self.labels}")
         for name, spec in self.specs.items():
             was = loaded.config["models"][name]
             if was["registry"] != spec.registry or was["kwargs"] != json.loads(json.dumps(spec.kwargs)):
-                raise ConfigError(f"checkpoint {loaded.path} has {name} {was['registry']}({was['kwargs']}), this run "
-                                  f"builds {spec.registry}({spec.kwargs}); resume with the options it was trained "
-                                  "with (the same --model/--width/--stem/... and --size)")
+                raise ConfigError(
+                    f"checkpoint {loaded.path} has {name} {was['registry']}({was['kwargs']}), this run "
+                    f"builds {spec.registry}({spec.kwargs}); resume with the options it was trained "
+                    "with (the same --model/--width/--stem/... and --size)"
+                )
         for name, m in self.models.items():
             m.load_state_dict(loaded.models[name].state_dict())
         self.position = loaded.position
@@ -194,12 +229,19 @@ class Trainer:
     def describe_models(self) -> str:
         """``generator=inpainter(width=16, depth=3), ...`` (the options that set each module's size)."""
         skip = ("num_classes", "in_channels", "out_channels", "out_size", "use_mask")
-        return ", ".join(f"{n}={s.registry}(" + ", ".join(f"{k}={v}" for k, v in s.kwargs.items() if k not in skip)
-                         + ")" for n, s in self.specs.items())
+        return ", ".join(
+            f"{n}={s.registry}(" + ", ".join(f"{k}={v}" for k, v in s.kwargs.items() if k not in skip) + ")"
+            for n, s in self.specs.items()
+        )
 
-    def fit(self, resume_from: str | Path | None = None, stop_after_epochs: int | None = None,
-            time_budget_s: float | None = None, stage_budget_s: float | None = None,
-            validate: Validate | None = None) -> dict[str, Any]:
+    def fit(
+        self,
+        resume_from: str | Path | None = None,
+        stop_after_epochs: int | None = None,
+        time_budget_s: float | None = None,
+        stage_budget_s: float | None = None,
+        validate: Validate | None = None,
+    ) -> dict[str, Any]:
         """Train every stage; returns the final position and last losses.
 
         Args:
@@ -214,8 +256,12 @@ class Trainer:
         state = self._resume(resume_from) if resume_from is not None else {}
         epochs_run, t0, last = 0, time.monotonic(), {}
         if self.verbose:
-            self.report.plan(self.plan(), batch_size=self.cfg.batch_size, done_steps=self.position["step"],
-                             model=self.describe_models())
+            self.report.plan(
+                self.plan(),
+                batch_size=self.cfg.batch_size,
+                done_steps=self.position["step"],
+                model=self.describe_models(),
+            )
         from tqdm import tqdm
 
         for si in range(self.position["stage"], len(self.stage_list)):
@@ -225,8 +271,10 @@ class Trainer:
                 ckpt.restore_rng(state["rng"])
             self.method.on_stage_start(si, stage, self.models)
             optimizers = self._optimizers(stage)
-            scalers = {g: torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
-                       for g in stage.groups}
+            scalers = {
+                g: torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
+                for g in stage.groups
+            }
             first_epoch = self.position["epoch"] if si == self.position["stage"] else 0
             steps_in_stage = int(self.position.get("stage_step", 0)) if si == self.position["stage"] else 0
             if resuming and first_epoch > 0:  # mid-stage: the same optimisers continue
@@ -238,9 +286,13 @@ class Trainer:
             stop, over_budget, t_stage = False, False, time.monotonic()
             for epoch in range(first_epoch, stage.epochs):
                 loader = self._loader(si, stage, epoch)
-                bar = tqdm(loader, desc=f"{self.method.name}:{stage.name} {epoch + 1}/{stage.epochs}",
-                           disable=None if self.progress else True,  # None: hidden when not a terminal
-                           leave=True, dynamic_ncols=True)  # on a terminal the bar stays, then the epoch line
+                bar = tqdm(
+                    loader,
+                    desc=f"{self.method.name}:{stage.name} {epoch + 1}/{stage.epochs}",
+                    disable=None if self.progress else True,  # None: hidden when not a terminal
+                    leave=True,
+                    dynamic_ncols=True,
+                )  # on a terminal the bar stays, then the epoch line
                 t_epoch, sums, n_steps = time.monotonic(), {}, 0
                 for batch in bar:
                     last = self._step(stage, batch, optimizers, scalers)
@@ -255,23 +307,38 @@ class Trainer:
                         self.report.step(self.position["step"])
                     if stage.max_steps is not None and steps_in_stage >= stage.max_steps:
                         break
-                    if stage_budget_s is not None and agree(time.monotonic() - t_stage > stage_budget_s,
-                                                            self.dist, self.device):
+                    if stage_budget_s is not None and agree(
+                        time.monotonic() - t_stage > stage_budget_s, self.dist, self.device
+                    ):
                         over_budget = True
                         break
                 bar.close()
-                done_stage = over_budget or epoch + 1 >= stage.epochs or (
-                    stage.max_steps is not None and steps_in_stage >= stage.max_steps)
-                self.position.update({"stage": si + 1, "epoch": 0, "stage_step": 0} if done_stage
-                                     else {"stage": si, "epoch": epoch + 1, "stage_step": steps_in_stage})
+                done_stage = (
+                    over_budget
+                    or epoch + 1 >= stage.epochs
+                    or (stage.max_steps is not None and steps_in_stage >= stage.max_steps)
+                )
+                self.position.update(
+                    {"stage": si + 1, "epoch": 0, "stage_step": 0}
+                    if done_stage
+                    else {"stage": si, "epoch": epoch + 1, "stage_step": steps_in_stage}
+                )
                 epochs_run += 1
                 seconds = time.monotonic() - t_epoch
-                row = {"stage": stage.name, "epoch": epoch + 1, "epochs": stage.epochs, "step": self.position["step"],
-                       **{k: v / max(1, n_steps) for k, v in sums.items()}}
+                row = {
+                    "stage": stage.name,
+                    "epoch": epoch + 1,
+                    "epochs": stage.epochs,
+                    "step": self.position["step"],
+                    **{k: v / max(1, n_steps) for k, v in sums.items()},
+                }
                 held_out = validate(self.models) if validate is not None and self.dist.is_main else {}
                 items = n_steps * self.cfg.batch_size * self.dist.world_size
-                row.update(held_out, seconds=round(time.monotonic() - t_epoch, 3),
-                           items_per_s=round(items / max(seconds, 1e-9), 1))
+                row.update(
+                    held_out,
+                    seconds=round(time.monotonic() - t_epoch, 3),
+                    items_per_s=round(items / max(seconds, 1e-9), 1),
+                )
                 with signals_deferred():  # Ctrl-C here waits: the logs and checkpoints stay consistent
                     if self.report is not None:
                         (self.report.epoch if self.verbose else self.report.rows.append)(row)
@@ -283,7 +350,8 @@ class Trainer:
                     self.save(optimizers, scalers)
                 barrier(self.dist)
                 stop = (stop_after_epochs is not None and epochs_run >= stop_after_epochs) or agree(
-                    time_budget_s is not None and time.monotonic() - t0 > time_budget_s, self.dist, self.device)
+                    time_budget_s is not None and time.monotonic() - t0 > time_budget_s, self.dist, self.device
+                )
                 if done_stage or stop:
                     break
             if stop:
@@ -294,8 +362,13 @@ class Trainer:
         """Save ``out_dir/best`` (weights and config, no optimiser state) when ``row[metric]`` beats the best."""
         if self.best.get("metric") == metric and float(row[metric]) <= float(self.best["value"]):
             return
-        self.best = {"metric": metric, "value": float(row[metric]), "stage": row["stage"], "epoch": row["epoch"],
-                     "step": row["step"]}
+        self.best = {
+            "metric": metric,
+            "value": float(row[metric]),
+            "stage": row["stage"],
+            "epoch": row["epoch"],
+            "step": row["step"],
+        }
         if self.out_dir is not None and self.dist.is_main:
             config = self.config_dict()
             config["best"] = dict(self.best)
@@ -310,8 +383,9 @@ class Trainer:
             out[k] = v
         return out
 
-    def _step(self, stage: Stage, batch: Batch, optimizers: dict[str, torch.optim.Optimizer],
-              scalers: dict[str, Any]) -> dict[str, float]:
+    def _step(
+        self, stage: Stage, batch: Batch, optimizers: dict[str, torch.optim.Optimizer], scalers: dict[str, Any]
+    ) -> dict[str, float]:
         batch = self._to_device(batch)
         cache: dict[str, Any] = {}
         logs: dict[str, float] = {}
@@ -327,13 +401,17 @@ class Trainer:
                 fn = self.method.losses if group == "main" else self.method.discriminator_losses
                 terms = fn(stage, batch, self.models, cache)
             if not terms:
-                raise ConfigError(f"method {self.method.name!r} stage {stage.name!r}: every {group} loss term "
-                                  f"is switched off; enable at least one")
+                raise ConfigError(
+                    f"method {self.method.name!r} stage {stage.name!r}: every {group} loss term "
+                    f"is switched off; enable at least one"
+                )
             total = sum(self.method.weight(k) * v.float() for k, v in terms.items())
             if not torch.isfinite(total):
-                raise ConfigError(f"{self.method.name}: {group} loss became non-finite at step "
-                                  f"{self.position['step']} ({ {k: float(v) for k, v in terms.items()} }); "
-                                  f"lower --lr or check the data")
+                raise ConfigError(
+                    f"{self.method.name}: {group} loss became non-finite at step "
+                    f"{self.position['step']} ({ {k: float(v) for k, v in terms.items()} }); "
+                    f"lower --lr or check the data"
+                )
             scalers[group].scale(total).backward()
             all_reduce_gradients(params, self.dist)
             scalers[group].step(optimizers[group])

@@ -1,4 +1,5 @@
 """Loss terms shared by the methods (each method only picks and weights them)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -10,8 +11,10 @@ from torch import nn
 
 def adversarial_d(real_logit: torch.Tensor, fake_logit: torch.Tensor) -> torch.Tensor:
     """Discriminator loss (non-saturating GAN): real -> 1, fake -> 0."""
-    return 0.5 * (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
-                  + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
+    return 0.5 * (
+        F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
+        + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
+    )
 
 
 def adversarial_g(fake_logit: torch.Tensor) -> torch.Tensor:
@@ -37,8 +40,9 @@ def kl_soft(logits: torch.Tensor, target: torch.Tensor, t: float) -> torch.Tenso
     return (target * (target.clamp_min(1e-8).log() - logp)).sum(1).mean() * t * t
 
 
-def expression_consistency(classifier: nn.Module, generated: torch.Tensor, clean: torch.Tensor,
-                           t: float = 1.0) -> torch.Tensor:
+def expression_consistency(
+    classifier: nn.Module, generated: torch.Tensor, clean: torch.Tensor, t: float = 1.0
+) -> torch.Tensor:
     """Seed 001's expression-consistency loss with a frozen classifier as the judge, label-free:
     T²·KL(softmax(c(clean)/T) ‖ softmax(c(generated)/T)).
 

@@ -1,4 +1,5 @@
 """What a training method declares: its modules, stages, loss terms and export plan (see :mod:`.loop`)."""
+
 from __future__ import annotations
 
 import inspect
@@ -19,7 +20,7 @@ Models = dict[str, nn.Module]
 #: Extra advice when an option is given for a module a method does not have.
 ROLE_HINTS: dict[tuple[str, str], str] = {
     ("gan-inpaint", "classifier"): "; gan-inpaint's classifier is its discriminator's expression head: set its "
-                                   "size with --disc-width/--disc-depth",
+    "size with --disc-width/--disc-depth",
 }
 
 
@@ -62,8 +63,12 @@ class ExportPlan:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"pipeline": self.pipeline, "classifier": self.classifier, "inpainter": self.inpainter,
-                "classifier_output": self.classifier_output}
+        return {
+            "pipeline": self.pipeline,
+            "classifier": self.classifier,
+            "inpainter": self.inpainter,
+            "classifier_output": self.classifier_output,
+        }
 
 
 @dataclass
@@ -106,8 +111,10 @@ class Method:
     def __init__(self, cfg: TrainConfig) -> None:
         unknown = set(cfg.options) - set(self.defaults)
         if unknown:
-            raise ConfigError(f"method {self.name!r} has no option(s) {sorted(unknown)}; "
-                              f"known options: {sorted(self.defaults) or 'none'}")
+            raise ConfigError(
+                f"method {self.name!r} has no option(s) {sorted(unknown)}; "
+                f"known options: {sorted(self.defaults) or 'none'}"
+            )
         self.cfg = cfg
         self.opts: dict[str, Any] = {**self.defaults, **cfg.options}
         self.labels: tuple[str, ...] = ()  # set by the Trainer (the dataset's label names)
@@ -131,8 +138,9 @@ class Method:
         """Named loss terms of the ``main`` optimiser (weighted by ``w_<name>`` options, default 1)."""
         raise NotImplementedError
 
-    def discriminator_losses(self, stage: Stage, batch: Batch, models: Models,
-                             cache: dict[str, Any]) -> dict[str, torch.Tensor]:
+    def discriminator_losses(
+        self, stage: Stage, batch: Batch, models: Models, cache: dict[str, Any]
+    ) -> dict[str, torch.Tensor]:
         """Named loss terms of the ``disc`` optimiser (runs after ``losses`` with the same ``cache``)."""
         return {}
 
@@ -187,13 +195,17 @@ class Method:
         specs = self.model_specs(num_classes)
         unused = sorted(set(self.cfg.model_kwargs) - self._roles_used)
         if unused:
-            raise ConfigError(f"method {self.name!r} has no {' or '.join(unused)} module, so the options given for it "
-                              f"would be ignored; its modules take options as: {', '.join(sorted(self._roles_used))}"
-                              f"{ROLE_HINTS.get((self.name, unused[0]), '')}")
+            raise ConfigError(
+                f"method {self.name!r} has no {' or '.join(unused)} module, so the options given for it "
+                f"would be ignored; its modules take options as: {', '.join(sorted(self._roles_used))}"
+                f"{ROLE_HINTS.get((self.name, unused[0]), '')}"
+            )
         if self.cfg.model and not self._model_used:
-            raise ConfigError(f"method {self.name!r} does not use a registry classifier, so --model "
-                              f"{self.cfg.model!r} would be ignored (its modules: "
-                              f"{', '.join(f'{n} ({s.registry})' for n, s in specs.items())})")
+            raise ConfigError(
+                f"method {self.name!r} does not use a registry classifier, so --model "
+                f"{self.cfg.model!r} would be ignored (its modules: "
+                f"{', '.join(f'{n} ({s.registry})' for n, s in specs.items())})"
+            )
         for name, spec in specs.items():
             params = inspect.signature(get_entry(spec.registry).factory).parameters
             if any(p.kind is p.VAR_KEYWORD for p in params.values()):
@@ -201,6 +213,7 @@ class Method:
             bad = sorted(set(spec.kwargs) - set(params))
             if bad:
                 takes = ", ".join(k for k in params if k not in ("num_classes", "in_channels"))
-                raise ConfigError(f"the {name} of method {self.name!r} ({spec.registry}) has no option(s) {bad}; "
-                                  f"it takes: {takes}")
+                raise ConfigError(
+                    f"the {name} of method {self.name!r} ({spec.registry}) has no option(s) {bad}; it takes: {takes}"
+                )
         return specs

@@ -8,6 +8,7 @@ measured on sample inputs (or 0 / 1-eps without them), ``gamma = sqrt(σ² + eps
 BatchNorm is the identity plus ``b'`` in eval mode (exact) and close to it in training mode, where it normalises
 with batch statistics near ``μ, σ²``. :func:`parity` then checks the module against ONNX Runtime.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,8 +59,9 @@ def _run_hooked(model: nn.Module, sample: torch.Tensor, hooks: list[Any]) -> Non
             h.remove()
 
 
-def _bn_stats(model: nn.Module, pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d | None]],
-              sample: torch.Tensor) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+def _bn_stats(
+    model: nn.Module, pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d | None]], sample: torch.Tensor
+) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """Per-channel mean/variance of each BN-fed convolution's raw output (``W'x``, bias-free) on ``sample``."""
     stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     hooks = []
@@ -75,8 +77,9 @@ def _bn_stats(model: nn.Module, pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d | No
     return stats
 
 
-def import_onnx_weights(model: nn.Module, onnx_path: str | Path, sample: torch.Tensor,
-                        calibration: torch.Tensor | None = None) -> nn.Module:
+def import_onnx_weights(
+    model: nn.Module, onnx_path: str | Path, sample: torch.Tensor, calibration: torch.Tensor | None = None
+) -> nn.Module:
     """Load an exported classifier's ONNX weights into ``model`` (same architecture); returns it in eval mode.
 
     Args:
@@ -100,15 +103,19 @@ def import_onnx_weights(model: nn.Module, onnx_path: str | Path, sample: torch.T
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     name = type(model).__name__
     if len(convs) != len(pairs) or len(gemms) != len(linears):
-        raise ConfigError(f"{Path(onnx_path).name} has {len(convs)} convolutions and {len(gemms)} dense layers, "
-                          f"{name} has {len(pairs)} and {len(linears)}: not the same architecture; pass the "
-                          f"teacher's registry model (--teacher-model) or distill from a checkpoint")
+        raise ConfigError(
+            f"{Path(onnx_path).name} has {len(convs)} convolutions and {len(gemms)} dense layers, "
+            f"{name} has {len(pairs)} and {len(linears)}: not the same architecture; pass the "
+            f"teacher's registry model (--teacher-model) or distill from a checkpoint"
+        )
     with torch.no_grad():
         for node, (conv, bn) in zip(convs, pairs):
             w = init.get(node.input[1])
             if w is None or tuple(w.shape) != tuple(conv.weight.shape):
-                raise ConfigError(f"{Path(onnx_path).name}: Conv {node.name or node.input[1]} weight "
-                                  f"{None if w is None else w.shape} does not fit {name}'s {tuple(conv.weight.shape)}")
+                raise ConfigError(
+                    f"{Path(onnx_path).name}: Conv {node.name or node.input[1]} weight "
+                    f"{None if w is None else w.shape} does not fit {name}'s {tuple(conv.weight.shape)}"
+                )
             conv.weight.copy_(torch.from_numpy(np.array(w, dtype=np.float32)))
             b = init.get(node.input[2]) if len(node.input) > 2 else None
             b_t = torch.zeros(conv.out_channels) if b is None else torch.from_numpy(np.array(b, dtype=np.float32))

@@ -15,6 +15,7 @@ Training faces: occluded faces of the checkpoint's own training data under the c
 (:func:`calibration.sets.build_calibration_set`); an inpaint checkpoint's classifier sees the frozen inpainter's
 output, as it runs deployed.
 """
+
 from __future__ import annotations
 
 import copy
@@ -71,8 +72,7 @@ class ActivationFakeQuant(nn.Module):
             return x
         if self.symmetric:
             amax = torch.maximum(self.lo.abs(), self.hi.abs()).clamp_min(1e-8)
-            return torch.fake_quantize_per_tensor_affine(x, amax / 127.0, torch.zeros((), dtype=torch.int32),
-                                                         -128, 127)
+            return torch.fake_quantize_per_tensor_affine(x, amax / 127.0, torch.zeros((), dtype=torch.int32), -128, 127)
         lo, hi = self.lo.clamp_max(0.0), self.hi.clamp_min(0.0)
         scale = ((hi - lo) / 255.0).clamp_min(1e-8)
         zero = torch.round(-lo / scale).clamp(0, 255).to(torch.int32)
@@ -147,8 +147,9 @@ class FakeQuantised:
         return self.model
 
 
-def fake_quant_outputs(model: nn.Module, inputs: torch.Tensor, flavour: str = "int8-trt",
-                       batch: int = 256) -> torch.Tensor:
+def fake_quant_outputs(
+    model: nn.Module, inputs: torch.Tensor, flavour: str = "int8-trt", batch: int = 256
+) -> torch.Tensor:
     """Outputs of a fake-quantised copy of ``model`` on ``inputs`` ``(N, C, H, W)`` with minmax activation ranges
     over ``inputs`` (as ``ofer export``'s default calibration): INT8 simulated in torch; ``model`` is untouched."""
     clone = copy.deepcopy(model).eval()
@@ -158,9 +159,9 @@ def fake_quant_outputs(model: nn.Module, inputs: torch.Tensor, flavour: str = "i
         for q in fq.observers:
             q.momentum = None  # accumulate min/max
         for i in range(0, len(inputs), batch):
-            clone(inputs[i:i + batch])
+            clone(inputs[i : i + batch])
         fq.train(False)
-        return torch.cat([clone(inputs[i:i + batch]) for i in range(0, len(inputs), batch)])
+        return torch.cat([clone(inputs[i : i + batch]) for i in range(0, len(inputs), batch)])
 
 
 def training_faces(checkpoint: Any, count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -177,10 +178,20 @@ def training_faces(checkpoint: Any, count: int, seed: int) -> tuple[np.ndarray, 
     return faces.inputs.astype(np.float32), labels, faces.masks.astype(np.float32)
 
 
-def qat_finetune(checkpoint_path: str | Path, out: str | Path, *, flavour: str = "int8-trt", steps: int = 300,
-                 count: int = 2000, batch_size: int = 64, lr: float = 1e-4, distill: float = 1.0, labels: float = 0.0,
-                 seed: int = 0,
-                 log: Callable[[str], None] | None = print) -> dict[str, Any]:
+def qat_finetune(
+    checkpoint_path: str | Path,
+    out: str | Path,
+    *,
+    flavour: str = "int8-trt",
+    steps: int = 300,
+    count: int = 2000,
+    batch_size: int = 64,
+    lr: float = 1e-4,
+    distill: float = 1.0,
+    labels: float = 0.0,
+    seed: int = 0,
+    log: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
     """Fine-tune a checkpoint's deployed classifier with fake quantisation and save the result as a checkpoint.
 
     Args:
@@ -219,11 +230,15 @@ def qat_finetune(checkpoint_path: str | Path, out: str | Path, *, flavour: str =
     x, y, m = training_faces(ck, count, seed)
     if inpainter is not None:  # the classifier sees what the inpainter makes of the occluded face, as deployed
         with torch.no_grad():
-            x = np.concatenate([inpainter(torch.from_numpy(x[i:i + 256]), torch.from_numpy(m[i:i + 256, None])).numpy()
-                                for i in range(0, len(x), 256)])
+            x = np.concatenate(
+                [
+                    inpainter(torch.from_numpy(x[i : i + 256]), torch.from_numpy(m[i : i + 256, None])).numpy()
+                    for i in range(0, len(x), 256)
+                ]
+            )
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     with torch.no_grad():
-        soft = torch.cat([teacher(xt[i:i + 256]) for i in range(0, len(xt), 256)]).softmax(1)
+        soft = torch.cat([teacher(xt[i : i + 256]) for i in range(0, len(xt), 256)]).softmax(1)
     fq = FakeQuantised(classifier, flavour)
     params = [p for p in classifier.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
@@ -245,14 +260,25 @@ def qat_finetune(checkpoint_path: str | Path, out: str | Path, *, flavour: str =
         opt.step()
         losses.append(float(loss.detach()))
         if log is not None and (step + 1) % max(steps // 4, 1) == 0:
-            log(f"qat {flavour}: step {step + 1}/{steps}  loss {np.mean(losses[-50:]):.4f}  "
-                f"ce {float(ce.detach()):.4f}  kl {float(kl.detach()):.4f}  {time.perf_counter() - t0:.0f} s")
+            log(
+                f"qat {flavour}: step {step + 1}/{steps}  loss {np.mean(losses[-50:]):.4f}  "
+                f"ce {float(ce.detach()):.4f}  kl {float(kl.detach()):.4f}  {time.perf_counter() - t0:.0f} s"
+            )
     fq.remove()
     classifier.eval()
-    record = {"flavour": flavour, "steps": steps, "faces": int(len(xt)), "batch_size": batch_size, "lr": lr,
-              "distill": distill, "labels": labels, "loss_first": round(float(np.mean(losses[:20])), 5),
-              "loss_last": round(float(np.mean(losses[-20:])), 5), "seconds": round(time.perf_counter() - t0, 1),
-              "source": str(ck.path)}
+    record = {
+        "flavour": flavour,
+        "steps": steps,
+        "faces": int(len(xt)),
+        "batch_size": batch_size,
+        "lr": lr,
+        "distill": distill,
+        "labels": labels,
+        "loss_first": round(float(np.mean(losses[:20])), 5),
+        "loss_last": round(float(np.mean(losses[-20:])), 5),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "source": str(ck.path),
+    }
     config = {k: v for k, v in ck.config.items() if k not in ("format", "version")}
     config["qat"] = record
     save_checkpoint(out, config=config, models=ck.models)
@@ -270,14 +296,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sdk.training.qat", description=main.__doc__)
     ap.add_argument("checkpoint", help="trained checkpoint (ofer train's OUT/checkpoint)")
     ap.add_argument("--out", required=True, help="checkpoint folder to write (refused if it exists, unless --force)")
-    ap.add_argument("--flavour", default="int8-trt", choices=("int8-trt", "int8-cpu"),
-                    help="INT8 scheme simulated (default: %(default)s)")
+    ap.add_argument(
+        "--flavour",
+        default="int8-trt",
+        choices=("int8-trt", "int8-cpu"),
+        help="INT8 scheme simulated (default: %(default)s)",
+    )
     ap.add_argument("--steps", type=int, default=300, help="optimiser steps (default: %(default)s)")
     ap.add_argument("--count", type=int, default=2000, help="occluded training faces (default: %(default)s)")
     ap.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: %(default)s)")
-    ap.add_argument("--labels", type=float, default=0.0,
-                    help="weight of the label cross-entropy (default %(default)s: distillation only, the FP32 "
-                         "function is kept)")
+    ap.add_argument(
+        "--labels",
+        type=float,
+        default=0.0,
+        help="weight of the label cross-entropy (default %(default)s: distillation only, the FP32 function is kept)",
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--force", action="store_true", help="replace --out")
     args = ap.parse_args(argv)
@@ -286,13 +319,22 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"{args.out} exists; choose another --out or pass --force to replace it")
         if args.threads:
             torch.set_num_threads(args.threads)
-        record = qat_finetune(args.checkpoint, args.out, flavour=args.flavour, steps=args.steps, count=args.count,
-                              lr=args.lr, labels=args.labels)
+        record = qat_finetune(
+            args.checkpoint,
+            args.out,
+            flavour=args.flavour,
+            steps=args.steps,
+            count=args.count,
+            lr=args.lr,
+            labels=args.labels,
+        )
     except OferError as exc:
         print(f"qat: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out} ({record['steps']} steps, loss {record['loss_first']} -> {record['loss_last']}); export "
-          f"it with: ofer export {args.out} --precision int8 --out BUNDLE")
+    print(
+        f"wrote {args.out} ({record['steps']} steps, loss {record['loss_first']} -> {record['loss_last']}); export "
+        f"it with: ofer export {args.out} --precision int8 --out BUNDLE"
+    )
     return 0
 
 

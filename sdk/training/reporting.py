@@ -4,6 +4,7 @@ Every line goes to a text stream (stdout) whether or not it is a terminal, so a 
 or a notebook shows the same as a terminal. The epoch rows are also written to ``results.csv`` in the output
 folder, and :func:`draw_curves` plots them (matplotlib, the ``plot`` extra) to ``curves.png`` at the end.
 """
+
 from __future__ import annotations
 
 import csv
@@ -53,8 +54,13 @@ class TrainingReport:
         rows: Epoch rows of an earlier part of a resumed run.
     """
 
-    def __init__(self, method: str, out_dir: str | Path | None = None, stream: TextIO | None = None,
-                 rows: Sequence[dict[str, Any]] = ()) -> None:
+    def __init__(
+        self,
+        method: str,
+        out_dir: str | Path | None = None,
+        stream: TextIO | None = None,
+        rows: Sequence[dict[str, Any]] = (),
+    ) -> None:
         self.method = method
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.stream = stream
@@ -72,11 +78,20 @@ class TrainingReport:
     def plan(self, stages: Sequence[StagePlan], *, batch_size: int, done_steps: int = 0, model: str = "") -> None:
         """Print the stages, their steps and the total (before the first step)."""
         self.total_steps = sum(s.steps for s in stages)
-        parts = [f"{s.name} {s.epochs} epoch(s) x {s.steps_per_epoch} steps"
-                 + (f" (capped at {s.max_steps})" if s.max_steps is not None and s.max_steps < s.epochs *
-                    s.steps_per_epoch else "") for s in stages]
-        self.say(f"{self.method}: plan: {'; '.join(parts)} = {self.total_steps} steps of batch {batch_size}"
-                 + (f", {done_steps} already done (resumed)" if done_steps else "") + (f"; {model}" if model else ""))
+        parts = [
+            f"{s.name} {s.epochs} epoch(s) x {s.steps_per_epoch} steps"
+            + (
+                f" (capped at {s.max_steps})"
+                if s.max_steps is not None and s.max_steps < s.epochs * s.steps_per_epoch
+                else ""
+            )
+            for s in stages
+        ]
+        self.say(
+            f"{self.method}: plan: {'; '.join(parts)} = {self.total_steps} steps of batch {batch_size}"
+            + (f", {done_steps} already done (resumed)" if done_steps else "")
+            + (f"; {model}" if model else "")
+        )
 
     def step(self, steps_done: int) -> None:
         """Call after every optimiser step (``steps_done``: global step count); prints the estimate once."""
@@ -89,9 +104,11 @@ class TrainingReport:
             self._estimated = True
             per_step = (now - self._t0) / timed
             left = max(0, self.total_steps - steps_done)
-            self.say(f"{self.method}: {per_step:.3g} s/step over the first {timed} steps -> about "
-                     f"{format_duration(per_step * left)} for the {left} steps left (at this stage's pace; "
-                     "validation and later stages may differ)")
+            self.say(
+                f"{self.method}: {per_step:.3g} s/step over the first {timed} steps -> about "
+                f"{format_duration(per_step * left)} for the {left} steps left (at this stage's pace; "
+                "validation and later stages may differ)"
+            )
 
     # ------------------------------------------------------------------------------------------ per epoch
     def epoch(self, row: dict[str, Any]) -> None:
@@ -103,12 +120,16 @@ class TrainingReport:
 
     def line(self, row: dict[str, Any]) -> str:
         """The printed form of an epoch row."""
-        terms = "  ".join(f"{k} {float(v):.4g}" for k, v in row.items()
-                          if k not in META_COLUMNS and not k.startswith("val_"))
+        terms = "  ".join(
+            f"{k} {float(v):.4g}" for k, v in row.items() if k not in META_COLUMNS and not k.startswith("val_")
+        )
         val = "  ".join(f"{k} {float(v):.4f}" for k, v in row.items() if k.startswith("val_"))
-        return (f"{self.method} {row['stage']} epoch {row['epoch']}/{row['epochs']}  step {row['step']}  {terms}"
-                + (f"  {val}" if val else "") + f"  {float(row['seconds']):.1f} s  {float(row['items_per_s']):.0f} "
-                "items/s")
+        return (
+            f"{self.method} {row['stage']} epoch {row['epoch']}/{row['epochs']}  step {row['step']}  {terms}"
+            + (f"  {val}" if val else "")
+            + f"  {float(row['seconds']):.1f} s  {float(row['items_per_s']):.0f} "
+            "items/s"
+        )
 
     def write_csv(self) -> Path | None:
         """``results.csv``: one row per epoch, columns the union over the rows."""
@@ -135,14 +156,16 @@ class TrainingReport:
         prev_step = 0
         for name, rows in stages.items():
             last = rows[-1]
-            losses = ", ".join(f"{k} {float(v):.4g}" for k, v in last.items()
-                               if k not in META_COLUMNS and not k.startswith("val_"))
+            losses = ", ".join(
+                f"{k} {float(v):.4g}" for k, v in last.items() if k not in META_COLUMNS and not k.startswith("val_")
+            )
             vals = [k for k in last if k.startswith("val_")]
-            best = ", ".join(f"{k} {max(float(r[k]) for r in rows if r.get(k) not in (None, '')):.4f}"
-                             for k in vals)
+            best = ", ".join(f"{k} {max(float(r[k]) for r in rows if r.get(k) not in (None, '')):.4f}" for k in vals)
             seconds = sum(float(r["seconds"]) for r in rows)
-            lines.append(f"| {name} | {len(rows)} | {int(last['step']) - prev_step} | {format_duration(seconds)} | "
-                         f"{losses} | {best or '-'} |")
+            lines.append(
+                f"| {name} | {len(rows)} | {int(last['step']) - prev_step} | {format_duration(seconds)} | "
+                f"{losses} | {best or '-'} |"
+            )
             prev_step = int(last["step"])
         return "\n".join(lines)
 
@@ -184,7 +207,7 @@ def draw_curves(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -1,4 +1,5 @@
 """Readers of the real facial-expression dataset formats (one module per format)."""
+
 from __future__ import annotations
 
 from .affectnet import AffectNet

@@ -1,4 +1,5 @@
 """File helpers shared by the readers: existence checks, CSV headers, image decoding with clear errors."""
+
 from __future__ import annotations
 
 import csv
@@ -57,8 +58,9 @@ def read_csv(path: Path, required: Sequence[str]) -> tuple[dict[str, int], Itera
                 try:
                     text = raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
                 except UnicodeDecodeError as e:
-                    raise DatasetError(f"{path.name} line {number}: not UTF-8 text ({e.reason}); is this a CSV "
-                                       f"file?") from None
+                    raise DatasetError(
+                        f"{path.name} line {number}: not UTF-8 text ({e.reason}); is this a CSV file?"
+                    ) from None
                 if text.strip():
                     yield number, text
 
@@ -66,14 +68,14 @@ def read_csv(path: Path, required: Sequence[str]) -> tuple[dict[str, int], Itera
     first = next(it, None)
     if first is None:
         f.close()
-        raise DatasetError(f"{path.name} ({path}) is empty; expected a header row with columns "
-                           f"{', '.join(required)}")
+        raise DatasetError(f"{path.name} ({path}) is empty; expected a header row with columns {', '.join(required)}")
     header = [h.strip() for h in _split_fields(first[1])]
     missing = [c for c in required if c not in header]
     if missing:
         f.close()
-        raise DatasetError(f"{path.name} ({path}) line 1: header {header} lacks column(s) {missing}; "
-                           f"expected {', '.join(required)}")
+        raise DatasetError(
+            f"{path.name} ({path}) line 1: header {header} lacks column(s) {missing}; expected {', '.join(required)}"
+        )
     columns = {name: k for k, name in enumerate(header)}
 
     def rows() -> Iterator[tuple[int, list[str]]]:
@@ -83,8 +85,9 @@ def read_csv(path: Path, required: Sequence[str]) -> tuple[dict[str, int], Itera
             except csv.Error as e:
                 raise DatasetError(f"{path.name} line {number}: not valid CSV ({e})") from None
             if len(fields) != len(header):
-                raise DatasetError(f"{path.name} line {number}: {len(fields)} columns, expected "
-                                   f"{len(header)} ({', '.join(header)})")
+                raise DatasetError(
+                    f"{path.name} line {number}: {len(fields)} columns, expected {len(header)} ({', '.join(header)})"
+                )
             yield number, fields
 
     return columns, rows()
@@ -97,8 +100,10 @@ def read_image(path: Path, gray: bool = False, context: str = "") -> np.ndarray:
         raise DatasetError(f"image {path}{where} does not exist; check the dataset root folder")
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
     if img is None or img.size == 0:
-        raise DatasetError(f"image {path}{where} cannot be decoded by OpenCV (corrupt or not an image); "
-                           f"re-extract the dataset or remove the file")
+        raise DatasetError(
+            f"image {path}{where} cannot be decoded by OpenCV (corrupt or not an image); "
+            f"re-extract the dataset or remove the file"
+        )
     return img
 
 

@@ -11,6 +11,7 @@ Splits: ``path`` may be the folder holding ``training.csv`` and ``validation.csv
 reads both), or one CSV file, which is read whole; a file named ``training.csv`` / ``validation.csv``
 refuses a split it does not hold.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,16 @@ from ..base import LabelArrayDataset, check_split
 from ..labels import AFFECTNET8
 from ._io import parse_int, read_csv, read_image, require_dir
 
-COLUMNS: tuple[str, ...] = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
-                            "expression", "valence", "arousal")
+COLUMNS: tuple[str, ...] = (
+    "subDirectory_filePath",
+    "face_x",
+    "face_y",
+    "face_width",
+    "face_height",
+    "expression",
+    "valence",
+    "arousal",
+)
 DROPPED_CODES: dict[int, str] = {8: "None", 9: "Uncertain", 10: "No-Face"}
 FILE_SPLITS: dict[str, tuple[str, ...]] = {"training.csv": ("train",), "validation.csv": ("val", "test")}
 
@@ -35,15 +44,19 @@ def _csv_files(path: Path, split: str) -> list[Path]:
         files = [path / n for n in names]
         for f in files:
             if not f.is_file():
-                raise DatasetError(f"AffectNet list {f} does not exist; pass the folder holding training.csv "
-                                   f"and validation.csv, or one CSV file")
+                raise DatasetError(
+                    f"AffectNet list {f} does not exist; pass the folder holding training.csv "
+                    f"and validation.csv, or one CSV file"
+                )
         return files
     if not path.is_file():
         raise DatasetError(f"AffectNet list {path} does not exist; pass training.csv, validation.csv or their folder")
     allowed = FILE_SPLITS.get(path.name)
     if allowed is not None and split not in allowed + ("all",):
-        raise ConfigError(f"{path.name} holds the {'/'.join(allowed)} split, not {split!r}; pass the matching "
-                          f"file, its folder, or split='all'")
+        raise ConfigError(
+            f"{path.name} holds the {'/'.join(allowed)} split, not {split!r}; pass the matching "
+            f"file, its folder, or split='all'"
+        )
     return [path]
 
 
@@ -75,16 +88,19 @@ class AffectNet(LabelArrayDataset):
                 if code in DROPPED_CODES:
                     continue
                 if not 0 <= code < len(AFFECTNET8):
-                    raise DatasetError(f"{at}: 'expression' is {code}, expected 0..10 (0..7 = "
-                                       f"{', '.join(AFFECTNET8)}; 8..10 = None/Uncertain/No-Face, left out)")
+                    raise DatasetError(
+                        f"{at}: 'expression' is {code}, expected 0..10 (0..7 = "
+                        f"{', '.join(AFFECTNET8)}; 8..10 = None/Uncertain/No-Face, left out)"
+                    )
                 box = [parse_int(fields[c[k]], at, f"'{COLUMNS[k]}'") for k in range(1, 5)]
                 if box[2] <= 0 or box[3] <= 0:
                     raise DatasetError(f"{at}: face box {box} has a non-positive width or height")
                 try:
                     va.append((float(fields[c[6]]), float(fields[c[7]])))
                 except ValueError:
-                    raise DatasetError(f"{at}: valence/arousal {fields[c[6]]!r}/{fields[c[7]]!r} are not numbers") \
-                        from None
+                    raise DatasetError(
+                        f"{at}: valence/arousal {fields[c[6]]!r}/{fields[c[7]]!r} are not numbers"
+                    ) from None
                 name = fields[c[0]].strip()
                 if not name:
                     raise DatasetError(f"{at}: empty 'subDirectory_filePath'")
@@ -119,8 +135,10 @@ class AffectNet(LabelArrayDataset):
         x0, y0 = max(0, x - mx), max(0, y - my)
         x1, y1 = min(full.shape[1], x + w + mx), min(full.shape[0], y + h + my)
         if x1 <= x0 or y1 <= y0:
-            raise DatasetError(f"{self.source(i)}: face box (x={x}, y={y}, w={w}, h={h}) lies outside the "
-                               f"{full.shape[1]}x{full.shape[0]} image {self.path(i)}")
+            raise DatasetError(
+                f"{self.source(i)}: face box (x={x}, y={y}, w={w}, h={h}) lies outside the "
+                f"{full.shape[1]}x{full.shape[0]} image {self.path(i)}"
+            )
         return np.ascontiguousarray(full[y0:y1, x0:x1])
 
     def valence_arousal(self, i: int) -> tuple[float, float]:

@@ -11,6 +11,7 @@ Splits are subject-wise and deterministic given ``seed``: the subjects (never th
 and cut into test / val / train by ``test_fraction`` and ``val_fraction``; or, with ``folds=k``, into k
 folds where ``split="test"`` is fold ``fold`` and ``split="train"`` the others (subject-independent k-fold).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,39 +33,51 @@ def read_emotion_file(path: Path) -> int:
     except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(f"CK+ label file {path} cannot be read ({e})") from None
     if not text or len(text.split()) != 1:
-        raise DatasetError(f"CK+ label file {path} holds {text[:40]!r}; expected one number such as "
-                           f"'3.0000000e+00'")
+        raise DatasetError(f"CK+ label file {path} holds {text[:40]!r}; expected one number such as '3.0000000e+00'")
     code = parse_int(text, f"CK+ label file {path}", "the emotion code")
     if not 0 <= code < len(CKPLUS8):
-        raise DatasetError(f"CK+ label file {path}: emotion code {code} is not in 0..7 "
-                           f"({', '.join(f'{k}={n}' for k, n in enumerate(CKPLUS8))})")
+        raise DatasetError(
+            f"CK+ label file {path}: emotion code {code} is not in 0..7 "
+            f"({', '.join(f'{k}={n}' for k, n in enumerate(CKPLUS8))})"
+        )
     return code
 
 
-def subject_split(subjects: list[str], split: str, seed: int, val_fraction: float, test_fraction: float,
-                  folds: int | None = None, fold: int = 0) -> set[str]:
+def subject_split(
+    subjects: list[str],
+    split: str,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+    folds: int | None = None,
+    fold: int = 0,
+) -> set[str]:
     """The subjects of ``split`` (deterministic given ``seed``; subjects are never shared between splits)."""
     order = [subjects[k] for k in np.random.default_rng(seed).permutation(len(subjects))]
     if split == "all":
         return set(subjects)
     if folds is not None:
         if not 2 <= folds <= len(subjects) or not 0 <= fold < folds:
-            raise ConfigError(f"folds={folds}, fold={fold}: need 2 <= folds <= {len(subjects)} subjects and "
-                              f"0 <= fold < folds")
+            raise ConfigError(
+                f"folds={folds}, fold={fold}: need 2 <= folds <= {len(subjects)} subjects and 0 <= fold < folds"
+            )
         check_split(split, ("train", "test", "all"), "CK+ with folds (use train/test)")
         parts = np.array_split(np.asarray(order, dtype=object), folds)
         test = set(parts[fold].tolist())
         return test if split == "test" else set(subjects) - test
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ConfigError(f"val_fraction={val_fraction}, test_fraction={test_fraction}: each must be in [0, 1) "
-                          f"and their sum below 1")
+        raise ConfigError(
+            f"val_fraction={val_fraction}, test_fraction={test_fraction}: each must be in [0, 1) and their sum below 1"
+        )
     n = len(order)
     n_test = max(1, round(test_fraction * n)) if test_fraction > 0 else 0
     n_val = max(1, round(val_fraction * n)) if val_fraction > 0 else 0
     if n_test + n_val >= n:
-        raise ConfigError(f"CK+ has {n} subjects, too few for {n_test} test + {n_val} val subjects and a "
-                          f"train split; lower the fractions")
-    cut = {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
+        raise ConfigError(
+            f"CK+ has {n} subjects, too few for {n_test} test + {n_val} val subjects and a "
+            f"train split; lower the fractions"
+        )
+    cut = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
     return set(cut[split])
 
 
@@ -84,9 +97,19 @@ class CKPlus(LabelArrayDataset):
 
     labels = CKPLUS8
 
-    def __init__(self, root: str | Path, split: str = "train", peak_frames: int = 3, neutral_first: bool = True,
-                 seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.1,
-                 folds: int | None = None, fold: int = 0, gray: bool = True):
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        peak_frames: int = 3,
+        neutral_first: bool = True,
+        seed: int = 0,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        folds: int | None = None,
+        fold: int = 0,
+        gray: bool = True,
+    ):
         self.root = require_dir(root, "CK+ root folder", "pass the folder holding cohn-kanade-images/ and Emotion/")
         images = require_dir(self.root / "cohn-kanade-images", "CK+ image folder")
         emotions = require_dir(self.root / "Emotion", "CK+ label folder")
@@ -104,11 +127,16 @@ class CKPlus(LabelArrayDataset):
                     raise DatasetError(f"CK+ sequence {seq_dir} has {len(label_files)} label files; expected one")
                 code = read_emotion_file(label_files[0])
                 frame_dir = images / subject_dir.name / seq_dir.name
-                frames = sorted(p for p in frame_dir.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) \
-                    if frame_dir.is_dir() else []
+                frames = (
+                    sorted(p for p in frame_dir.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+                    if frame_dir.is_dir()
+                    else []
+                )
                 if not frames:
-                    raise DatasetError(f"CK+ label file {label_files[0]} has no image sequence: {frame_dir} is "
-                                       f"missing or holds no images")
+                    raise DatasetError(
+                        f"CK+ label file {label_files[0]} has no image sequence: {frame_dir} is "
+                        f"missing or holds no images"
+                    )
                 first_peak = max(1 if neutral_first else 0, len(frames) - peak_frames)
                 if neutral_first:
                     samples.append((frames[0], 0, subject_dir.name))

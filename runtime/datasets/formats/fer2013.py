@@ -4,6 +4,7 @@
 A file without a ``Usage`` column (Kaggle's ``train.csv``) is one split, ``all``. The whole file is parsed
 up front (35,887 rows take a few seconds) and cached per file, so that FER+ and several splits share it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,12 +52,12 @@ def _parse_row(path: Path, text: str, line: int) -> np.ndarray:
     if bad:
         raise DatasetError(f"{path.name} line {line}: 'pixels' value {bad[0]!r} is not an integer 0..255")
     if len(tokens) != SIDE * SIDE:
-        raise DatasetError(f"{path.name} line {line}: 'pixels' has {len(tokens)} values, expected "
-                           f"{SIDE * SIDE} ({SIDE}x{SIDE})")
+        raise DatasetError(
+            f"{path.name} line {line}: 'pixels' has {len(tokens)} values, expected {SIDE * SIDE} ({SIDE}x{SIDE})"
+        )
     values = np.array([int(t) for t in tokens], dtype=np.int64)
     if values.max() > 255:
-        raise DatasetError(f"{path.name} line {line}: 'pixels' value {int(values[values > 255][0])} is "
-                           f"outside 0..255")
+        raise DatasetError(f"{path.name} line {line}: 'pixels' value {int(values[values > 255][0])} is outside 0..255")
     return values.astype(np.uint8).reshape(SIDE, SIDE)
 
 
@@ -85,14 +86,17 @@ def _parse_pixels(path: Path, strings: list[str], lines: list[int]) -> np.ndarra
     """Parse all ``pixels`` fields, vectorised by chunks; on a bad chunk find the offending line."""
     out = np.empty((len(strings), SIDE, SIDE), dtype=np.uint8)
     for lo in range(0, len(strings), CHUNK_ROWS):
-        chunk = [" ".join(t.split()) if ("  " in t or "\t" in t) else t.strip()
-                 for t in strings[lo:lo + CHUNK_ROWS]]
+        chunk = [" ".join(t.split()) if ("  " in t or "\t" in t) else t.strip() for t in strings[lo : lo + CHUNK_ROWS]]
         parsed = _parse_chunk(chunk)
         if parsed is None:  # some row is unusual (leading zeros) or bad: go row by row
             rows = [_parse_chunk([text]) for text in chunk]
-            parsed = np.stack([r[0] if r is not None else _parse_row(path, text, lines[lo + k])
-                               for k, (r, text) in enumerate(zip(rows, chunk))])
-        out[lo:lo + len(chunk)] = parsed
+            parsed = np.stack(
+                [
+                    r[0] if r is not None else _parse_row(path, text, lines[lo + k])
+                    for k, (r, text) in enumerate(zip(rows, chunk))
+                ]
+            )
+        out[lo : lo + len(chunk)] = parsed
     return out
 
 
@@ -120,9 +124,13 @@ def _read(path: Path) -> Fer2013Table:
         lines.append(line)
     if not strings:
         raise DatasetError(f"{path.name} ({path}) has a header but no rows")
-    return Fer2013Table(path=path, pixels=_parse_pixels(path, strings, lines),
-                        emotion=np.asarray(emotions, dtype=np.int64), split=np.asarray(splits),
-                        line=np.asarray(lines, dtype=np.int64))
+    return Fer2013Table(
+        path=path,
+        pixels=_parse_pixels(path, strings, lines),
+        emotion=np.asarray(emotions, dtype=np.int64),
+        split=np.asarray(splits),
+        line=np.asarray(lines, dtype=np.int64),
+    )
 
 
 @lru_cache(maxsize=2)

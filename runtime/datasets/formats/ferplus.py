@@ -17,6 +17,7 @@ Label policy:
 * The soft label is the vote distribution over the eight emotions (unknown/NF votes removed),
   normalised to sum to 1.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,8 +31,18 @@ from ..labels import FERPLUS8
 from ._io import parse_int, read_csv, require_file
 from .fer2013 import USAGE_TO_SPLIT, read_fer2013, select_split
 
-VOTE_COLUMNS: tuple[str, ...] = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
-                                 "contempt", "unknown", "NF")
+VOTE_COLUMNS: tuple[str, ...] = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+)
 TIES: tuple[str, ...] = ("first", "drop")
 
 
@@ -62,8 +73,13 @@ def read_votes(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str
         lines.append(line)
     if not votes:
         raise DatasetError(f"{path.name} ({path}) has a header but no rows")
-    return (np.asarray(votes, dtype=np.int64), np.asarray(has_image), np.asarray(splits), names,
-            np.asarray(lines, dtype=np.int64))
+    return (
+        np.asarray(votes, dtype=np.int64),
+        np.asarray(has_image),
+        np.asarray(splits),
+        names,
+        np.asarray(lines, dtype=np.int64),
+    )
 
 
 def majority(votes: np.ndarray, ties: str = "first", min_votes_fraction: float = 0.0) -> np.ndarray:
@@ -96,28 +112,40 @@ class FERPlus(FaceDataset):
 
     labels = FERPLUS8
 
-    def __init__(self, path: str | Path, pixels: str | Path | None = None, split: str = "train",
-                 ties: str = "first", min_votes_fraction: float = 0.0):
+    def __init__(
+        self,
+        path: str | Path,
+        pixels: str | Path | None = None,
+        split: str = "train",
+        ties: str = "first",
+        min_votes_fraction: float = 0.0,
+    ):
         p = require_file(path, "FER+ label file", "pass the path of fer2013new.csv from the FERPlus repository")
         if pixels is None:
             pixels = p.with_name("fer2013.csv")
             if not pixels.is_file():
-                raise DatasetError(f"FER+ needs the FER2013 pixels: {pixels} does not exist; pass "
-                                   f"pixels=/path/fer2013.csv (the spec form is ferplus:{p},pixels=/path/fer2013.csv)")
+                raise DatasetError(
+                    f"FER+ needs the FER2013 pixels: {pixels} does not exist; pass "
+                    f"pixels=/path/fer2013.csv (the spec form is ferplus:{p},pixels=/path/fer2013.csv)"
+                )
         self.table = read_fer2013(pixels)
         votes, has_image, vote_split, self.names, self.vote_line = read_votes(p)
         self.path = p
         if len(votes) != len(self.table.emotion):
-            raise DatasetError(f"{p.name} has {len(votes)} rows but {self.table.path.name} has "
-                               f"{len(self.table.emotion)}; FER+ rows are matched to FER2013 rows by order, so "
-                               f"both files must be the original, unfiltered pair")
+            raise DatasetError(
+                f"{p.name} has {len(votes)} rows but {self.table.path.name} has "
+                f"{len(self.table.emotion)}; FER+ rows are matched to FER2013 rows by order, so "
+                f"both files must be the original, unfiltered pair"
+            )
         mismatch = np.flatnonzero(vote_split != self.table.split)
         if mismatch.size:
             k = int(mismatch[0])
-            raise DatasetError(f"{p.name} line {int(self.vote_line[k])}: Usage is {str(vote_split[k])!r} but "
-                               f"{self.table.path.name} line {int(self.table.line[k])} says "
-                               f"{str(self.table.split[k])!r}; "
-                               f"the files are not the matching FER+/FER2013 pair (or are in a different order)")
+            raise DatasetError(
+                f"{p.name} line {int(self.vote_line[k])}: Usage is {str(vote_split[k])!r} but "
+                f"{self.table.path.name} line {int(self.table.line[k])} says "
+                f"{str(self.table.split[k])!r}; "
+                f"the files are not the matching FER+/FER2013 pair (or are in a different order)"
+            )
         self.split = split
         self.votes = votes
         self.hard = majority(votes, ties, min_votes_fraction)
@@ -138,7 +166,7 @@ class FERPlus(FaceDataset):
         return self.hard[self.rows].copy()
 
     def soft_label(self, i: int) -> np.ndarray:
-        v = self.votes[self.rows[self.index(i)], :len(FERPLUS8)].astype(np.float64)
+        v = self.votes[self.rows[self.index(i)], : len(FERPLUS8)].astype(np.float64)
         return (v / v.sum()).astype(np.float32)
 
     def source(self, i: int) -> str:

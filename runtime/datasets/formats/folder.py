@@ -9,6 +9,7 @@ without split subfolders is one split: it is served for ``split="train"`` or ``"
 The label set is ``labels`` when given, else FER7 when every class found is one of its seven, else the
 eight canonical classes; it is computed over all splits so that indices agree between splits.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -49,9 +50,11 @@ def _class_dirs(split_roots: list[Path], base: Path) -> dict[Path, str]:
             except ConfigError:
                 unknown.append(str(d.relative_to(base)))
     if unknown:
-        raise ConfigError(f"image folder has class folder(s) with unknown names: {', '.join(sorted(unknown))}; "
-                          f"known names: {', '.join(CANONICAL)} (or aliases such as anger, happiness, sadness); "
-                          f"rename or remove them")
+        raise ConfigError(
+            f"image folder has class folder(s) with unknown names: {', '.join(sorted(unknown))}; "
+            f"known names: {', '.join(CANONICAL)} (or aliases such as anger, happiness, sadness); "
+            f"rename or remove them"
+        )
     return out
 
 
@@ -65,8 +68,9 @@ class ImageFolder(LabelArrayDataset):
         gray: Decode in gray instead of BGR.
     """
 
-    def __init__(self, root: str | Path, split: str = "train", labels: str | Sequence[str] | None = None,
-                 gray: bool = False):
+    def __init__(
+        self, root: str | Path, split: str = "train", labels: str | Sequence[str] | None = None, gray: bool = False
+    ):
         self.root = require_dir(root, "image folder", "pass a folder of <class>/ or <split>/<class>/ folders")
         check_split(split, dataset="image folder")
         self.split, self.gray = split, gray
@@ -75,17 +79,23 @@ class ImageFolder(LabelArrayDataset):
         if any(s is not None for s in splits.values()):
             strays = [d.name for d, s in splits.items() if s is None]
             if strays:
-                raise DatasetError(f"image folder {self.root} mixes split folders with other folders {strays}; "
-                                   f"use either root/<split>/<class>/ or root/<class>/")
+                raise DatasetError(
+                    f"image folder {self.root} mixes split folders with other folders {strays}; "
+                    f"use either root/<split>/<class>/ or root/<class>/"
+                )
             all_roots = list(splits)
             roots = [d for d, s in splits.items() if split in ("all", s)]
             if not roots:
-                raise DatasetError(f"image folder {self.root} has no {split!r} folder (found "
-                                   f"{', '.join(d.name for d in top)}); expected one of {', '.join(SPLIT_DIRS[split])}")
+                raise DatasetError(
+                    f"image folder {self.root} has no {split!r} folder (found "
+                    f"{', '.join(d.name for d in top)}); expected one of {', '.join(SPLIT_DIRS[split])}"
+                )
         else:
             if split in ("val", "test"):
-                raise ConfigError(f"image folder {self.root} has no split folders, so it has no {split!r} split; "
-                                  f"use split='all' or arrange it as root/train/<class>/, root/test/<class>/")
+                raise ConfigError(
+                    f"image folder {self.root} has no split folders, so it has no {split!r} split; "
+                    f"use split='all' or arrange it as root/train/<class>/, root/test/<class>/"
+                )
             all_roots = roots = [self.root]
         names = _class_dirs(all_roots, self.root)
         found = set(names.values())
@@ -95,8 +105,10 @@ class ImageFolder(LabelArrayDataset):
             self.labels = label_set(labels)
             extra = sorted(found - set(self.labels))
             if extra:
-                raise ConfigError(f"image folder {self.root} has classes {extra} that are not in the label set "
-                                  f"{self.labels}; pass a label set that holds them or remove those folders")
+                raise ConfigError(
+                    f"image folder {self.root} has classes {extra} that are not in the label set "
+                    f"{self.labels}; pass a label set that holds them or remove those folders"
+                )
         files, targets = [], []
         for d, name in names.items():
             if d.parent not in roots:
@@ -105,8 +117,9 @@ class ImageFolder(LabelArrayDataset):
             files.extend(imgs)
             targets.extend([self.labels.index(name)] * len(imgs))
         if not files:
-            raise DatasetError(f"image folder {self.root} ({split}) holds no images with suffixes "
-                               f"{', '.join(IMAGE_SUFFIXES)}")
+            raise DatasetError(
+                f"image folder {self.root} ({split}) holds no images with suffixes {', '.join(IMAGE_SUFFIXES)}"
+            )
         self.files = files
         self._labels = np.asarray(targets, dtype=np.int64)
 

@@ -4,6 +4,7 @@
 The split is the name prefix (``train_`` / ``test_``); RAF-DB has no validation split. Images are decoded
 on access (BGR).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,10 +36,12 @@ class RAFDB(LabelArrayDataset):
         self.root = require_dir(root, "RAF-DB root folder", "pass the folder holding EmoLabel/ and Image/")
         check_split(split, ("train", "test", "all"), "RAF-DB (it has no val split; hold out part of train)")
         self.split = split
-        label_path = require_file(self.root / LABEL_FILE, "RAF-DB label file",
-                                  f"expected {LABEL_FILE} under the RAF-DB root")
-        self.image_dir = require_dir(self.root / "Image" / ("aligned" if aligned else "original"),
-                                     "RAF-DB image folder")
+        label_path = require_file(
+            self.root / LABEL_FILE, "RAF-DB label file", f"expected {LABEL_FILE} under the RAF-DB root"
+        )
+        self.image_dir = require_dir(
+            self.root / "Image" / ("aligned" if aligned else "original"), "RAF-DB image folder"
+        )
         self.aligned = aligned
         names, labels, lines = [], [], []
         with open(label_path, encoding="utf-8") as f:
@@ -48,13 +51,17 @@ class RAFDB(LabelArrayDataset):
                     continue
                 where = f"{LABEL_FILE.name} line {line_no}"
                 if len(parts) != 2:
-                    raise DatasetError(f"{where}: {text.strip()!r} has {len(parts)} fields, expected "
-                                       f"'<image name> <label 1..7>' (e.g. 'train_00001.jpg 5')")
+                    raise DatasetError(
+                        f"{where}: {text.strip()!r} has {len(parts)} fields, expected "
+                        f"'<image name> <label 1..7>' (e.g. 'train_00001.jpg 5')"
+                    )
                 name, value = parts
                 label = parse_int(value, where, "the label")
                 if not 1 <= label <= len(RAFDB7):
-                    raise DatasetError(f"{where}: label {label} is not in 1..7 "
-                                       f"({', '.join(f'{k + 1}={n}' for k, n in enumerate(RAFDB7))})")
+                    raise DatasetError(
+                        f"{where}: label {label} is not in 1..7 "
+                        f"({', '.join(f'{k + 1}={n}' for k, n in enumerate(RAFDB7))})"
+                    )
                 prefix = name.split("_", 1)[0]
                 if prefix not in ("train", "test"):
                     raise DatasetError(f"{where}: image name {name!r} does not start with 'train_' or 'test_'")
@@ -68,8 +75,10 @@ class RAFDB(LabelArrayDataset):
         if verify:
             missing = [str(self.path(i)) for i in range(len(self)) if not self.path(i).is_file()]
             if missing:
-                raise DatasetError(f"RAF-DB: {len(missing)} image(s) listed in {LABEL_FILE} are missing, "
-                                   f"e.g. {missing[:3]}; re-extract the images")
+                raise DatasetError(
+                    f"RAF-DB: {len(missing)} image(s) listed in {LABEL_FILE} are missing, "
+                    f"e.g. {missing[:3]}; re-extract the images"
+                )
 
     def __len__(self) -> int:
         return len(self.names)

@@ -14,6 +14,7 @@ one face. A sample is bit-identical however it is rendered.
 
 See /work/shared/PROCEDURAL_FACES.md for the AU table and why this makes occlusion hard in the right way.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -30,10 +31,25 @@ from runtime.datasets.procedural.seeding import generators
 SPLITS = {"train": 0, "val": 1, "test": 2}
 LABEL_SETS = {"fer7": FER7, "fer7+contempt": FER7_CONTEMPT}
 
-__all__ = ["AUS", "FER7", "FER7_CONTEMPT", "PROTOTYPES", "Identity", "ProceduralFaces", "Scene", "identity_number",
-           "make_identity", "render_face", "render_faces", "sample_aus", "sample_scene", "set_au", "zero_aus"]
-_CHUNK = 256   # faces per vectorised rendering pass (bounded memory, cache-friendly)
-_AHEAD = 64    # faces rendered ahead when ds[i] is read in order
+__all__ = [
+    "AUS",
+    "FER7",
+    "FER7_CONTEMPT",
+    "PROTOTYPES",
+    "Identity",
+    "ProceduralFaces",
+    "Scene",
+    "identity_number",
+    "make_identity",
+    "render_face",
+    "render_faces",
+    "sample_aus",
+    "sample_scene",
+    "set_au",
+    "zero_aus",
+]
+_CHUNK = 256  # faces per vectorised rendering pass (bounded memory, cache-friendly)
+_AHEAD = 64  # faces rendered ahead when ds[i] is read in order
 
 
 def identity_number(split: str, k: int) -> int:
@@ -63,8 +79,17 @@ class ProceduralFaces:
         identities: number of identities in the split; default ``ceil(n / n_classes)``.
     """
 
-    def __init__(self, n: int, size: int = 64, seed: int = 0, split: str = "train", labels: str = "fer7",
-                 label_noise: float = 0.0, color: bool = True, identities: int | None = None) -> None:
+    def __init__(
+        self,
+        n: int,
+        size: int = 64,
+        seed: int = 0,
+        split: str = "train",
+        labels: str = "fer7",
+        label_noise: float = 0.0,
+        color: bool = True,
+        identities: int | None = None,
+    ) -> None:
         if split not in SPLITS:
             raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}.")
         if labels not in LABEL_SETS:
@@ -78,8 +103,8 @@ class ProceduralFaces:
         self.label_noise, self.color = float(label_noise), bool(color)
         c = len(self.labels)
         self.identities = int(identities) if identities else max(1, -(-self.n // c))
-        self._last = -2                                       # last index read through ds[i]
-        self._ahead: tuple[int, np.ndarray, np.ndarray] | None = None   # (first index, images, labels)
+        self._last = -2  # last index read through ds[i]
+        self._ahead: tuple[int, np.ndarray, np.ndarray] | None = None  # (first index, images, labels)
         if self.identities < 1:
             raise ConfigError(f"identities must be >= 1, got {identities}.")
 
@@ -113,8 +138,9 @@ class ProceduralFaces:
         """Identity (person) of sample ``i``, for subject-wise analyses."""
         return self.identity_of(self.index(i))
 
-    def _raw_params(self, i: int, rng: np.random.Generator | None = None
-                    ) -> tuple[Identity, np.ndarray, list[float], int]:
+    def _raw_params(
+        self, i: int, rng: np.random.Generator | None = None
+    ) -> tuple[Identity, np.ndarray, list[float], int]:
         """``(identity, AU state, scene numbers, returned label)`` of sample ``i`` (already normalised); ``rng``, if
         given, must be in the state of ``default_rng([seed, 2, split code, i])``."""
         rng = np.random.default_rng([self.seed, 2, SPLITS[self.split], i]) if rng is None else rng
@@ -154,7 +180,12 @@ class ProceduralFaces:
         shape = (self.size, self.size, 3) if self.color else (self.size, self.size)
         images = np.empty((len(params), *shape), np.uint8)
         for a in range(0, len(params), _CHUNK):
-            chunk = params[a:a + _CHUNK]
-            images[a:a + len(chunk)] = render_faces([p[0] for p in chunk], np.stack([p[1] for p in chunk]),
-                                                    np.array([p[2] for p in chunk]), self.size, self.color)
+            chunk = params[a : a + _CHUNK]
+            images[a : a + len(chunk)] = render_faces(
+                [p[0] for p in chunk],
+                np.stack([p[1] for p in chunk]),
+                np.array([p[2] for p in chunk]),
+                self.size,
+                self.color,
+            )
         return images, np.array([p[3] for p in params], np.int64)

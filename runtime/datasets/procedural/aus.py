@@ -3,6 +3,7 @@
 An AU state is a float array of shape (len(AUS), 2): intensity 0..1 per AU on the face's left and
 right side (left = image left). Prototypes are symmetric except contempt (12 + 14 on one side).
 """
+
 from __future__ import annotations
 
 from typing import Final
@@ -54,7 +55,7 @@ def sample_aus(rng: np.random.Generator, label: str) -> np.ndarray:
     aus = variants[int(rng.integers(len(variants)))]
     u = rng.random(4 + len(aus)).tolist()
     state = np.zeros((len(AUS), 2), np.float32)
-    g = 0.1 + (0.35 - 0.1) * u[1] if u[0] < 0.2 else 0.35 + (1.0 - 0.35) * u[1]   # = rng.uniform
+    g = 0.1 + (0.35 - 0.1) * u[1] if u[0] < 0.2 else 0.35 + (1.0 - 0.35) * u[1]  # = rng.uniform
     side = 0 if u[2] < 0.5 else 1
     for j, au in enumerate(aus):
         v = min(1.0, g * (0.75 + (1.2 - 0.75) * u[3 + j]) * _WITHIN.get((label, au), 1.0))

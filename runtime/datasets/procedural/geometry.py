@@ -9,6 +9,7 @@ see, no glasses, closed mouth). Point arrays are (..., P, 2): (P, 2) for one fac
 Coordinates follow the aligned-crop geometry of :mod:`runtime.occlusion.geometry` (eye line 0.38, nose tip ~0.58,
 mouth 0.75, chin ~0.97), so the occlusion protocols cover the parts they name.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,9 +26,9 @@ _T = np.linspace(-1.0, 1.0, 11)
 _FRINGE_T = np.linspace(1.0, -1.0, 9)
 _FRINGE_WAVE = 0.1 * np.abs(_FRINGE_T) ** 3 + 0.008 * np.cos(np.arange(9) * 2.1)
 _BROW_U = np.linspace(0.0, 1.0, 7)[:, None]
-_BROW_W = ((1 - _BROW_U) ** 2, 2 * _BROW_U * (1 - _BROW_U), _BROW_U**2, 1.0 - 0.45 * _BROW_U)   # Bezier weights, taper
+_BROW_W = ((1 - _BROW_U) ** 2, 2 * _BROW_U * (1 - _BROW_U), _BROW_U**2, 1.0 - 0.45 * _BROW_U)  # Bezier weights, taper
 _PROF = (1 - _T**2) ** 0.7
-_BOW = 1 - 0.3 * np.exp(-(_T / 0.18) ** 2)
+_BOW = 1 - 0.3 * np.exp(-((_T / 0.18) ** 2))
 _INNER, _LOW = np.abs(_T) < 0.75, np.abs(_T) < 0.55
 
 
@@ -95,7 +96,7 @@ def oval(cx, cy, ax, ay, t0: float, t1: float, n: int = 16, p: float | np.ndarra
     """Points (..., n, 2) of super-ellipse arcs (angles t0..t1, radians; p = 2 is an ellipse, per face or shared)."""
     if np.ndim(p) == 0:
         unit = _unit_arc(t0, t1, n, round(float(p), 2))
-    else:   # per-face exponents: the cached unit arcs (one code path for a face alone or in a batch)
+    else:  # per-face exponents: the cached unit arcs (one code path for a face alone or in a batch)
         unit = np.array([_unit_arc(t0, t1, n, round(v, 2)) for v in np.asarray(p).tolist()])
     return unit * _pts(ax, ay)[..., None, :] + _pts(cx, cy)[..., None, :]
 
@@ -136,6 +137,7 @@ def face_ops(idn: dict, aus: np.ndarray, scene: dict, single: bool = False) -> l
         def au(a: int, side: int = -1) -> float:
             return means[AU_INDEX[a]] if side < 0 else sides[AU_INDEX[a]][side]
     else:
+
         def au(a: int, side: int = -1) -> np.ndarray:
             return means[:, AU_INDEX[a]] if side < 0 else sides[:, AU_INDEX[a], side]
 
@@ -148,18 +150,23 @@ def face_ops(idn: dict, aus: np.ndarray, scene: dict, single: bool = False) -> l
     dx = 0.025 * scene["yaw"]
     fcy, fw, fh = 0.53, idn["face_w"], idn["face_h"]
     long_hair = np.asarray(idn["long_hair"]) > 0.5
-    ops.poly(lambda: _cat(oval(0.5, 0.5, fw + 0.07, fh + 0.06, np.pi, 2 * np.pi),
-                          _pts(_row(0.5 + fw + 0.09, 0.5 - fw - 0.09), 1.1)), _mix(hair, _DARK, 0.25), on=long_hair)
+    ops.poly(
+        lambda: _cat(
+            oval(0.5, 0.5, fw + 0.07, fh + 0.06, np.pi, 2 * np.pi), _pts(_row(0.5 + fw + 0.09, 0.5 - fw - 0.09), 1.1)
+        ),
+        _mix(hair, _DARK, 0.25),
+        on=long_hair,
+    )
     neck = _pts(_row(0.5 - 0.55 * fw, 0.5 + 0.55 * fw, 0.5 + 0.7 * fw, 0.5 - 0.7 * fw), [0.8, 0.8, 1.1, 1.1])
     ops.poly(neck, _mix(skin, _DARK, 0.25))
     for s in (-1, 1):
-        ops.poly(oval(0.5 + s * (fw + 0.005), 0.47, 0.03, 0.06, 0, 2 * np.pi, 10), _mix(skin, _DARK, 0.12),
-                 merge=s > 0)
+        ops.poly(oval(0.5 + s * (fw + 0.005), 0.47, 0.03, 0.06, 0, 2 * np.pi, 10), _mix(skin, _DARK, 0.12), merge=s > 0)
     jaw = idn["jaw_h"] + 0.045 * au(26)
-    ops.poly(_cat(oval(0.5, fcy, fw, fh, np.pi, 2 * np.pi, 14),
-                  oval(0.5, fcy, fw, jaw, 0, np.pi, 14, idn["jaw_square"])), skin)
-    cap_pts = [oval(0.5, fcy, fw + 0.025, fh + 0.035, top, 3 * np.pi - top, 16)
-               for top in (np.pi + 0.1, np.pi + 0.35)]
+    ops.poly(
+        _cat(oval(0.5, fcy, fw, fh, np.pi, 2 * np.pi, 14), oval(0.5, fcy, fw, jaw, 0, np.pi, 14, idn["jaw_square"])),
+        skin,
+    )
+    cap_pts = [oval(0.5, fcy, fw + 0.025, fh + 0.035, top, 3 * np.pi - top, 16) for top in (np.pi + 0.1, np.pi + 0.35)]
     cap = np.where(long_hair[..., None, None], cap_pts[0], cap_pts[1])
     fringe = _pts(0.5 + _c(fw * 0.97) * _FRINGE_T, _c(idn["hairline"]) + _FRINGE_WAVE)
     ops.poly(_cat(cap, fringe), hair)
@@ -170,33 +177,49 @@ def face_ops(idn: dict, aus: np.ndarray, scene: dict, single: bool = False) -> l
     a12m, a26, a23, a20, a16, a15, a10 = au(12), au(26), au(23), au(20), au(16), au(15), au(10)
     cx, cy = {}, {}
     for k, s in ((0, -1), (1, 1)):
-        cx[s] = mx + s * idn["mouth_w"] * (1 + 0.22 * au(12, k) + 0.25 * a20 - 0.15 * au(14, k) - 0.12 * a23
-                                           - 0.1 * a26 + 0.05 * a10)
-        cy[s] = (my + idn["corner_rest"] - 0.042 * au(12, k) + 0.034 * a15 + 0.012 * a20 - 0.008 * au(14, k)
-                 + 0.006 * a16 + 0.018 * a26)
+        cx[s] = mx + s * idn["mouth_w"] * (
+            1 + 0.22 * au(12, k) + 0.25 * a20 - 0.15 * au(14, k) - 0.12 * a23 - 0.1 * a26 + 0.05 * a10
+        )
+        cy[s] = (
+            my
+            + idn["corner_rest"]
+            - 0.042 * au(12, k)
+            + 0.034 * a15
+            + 0.012 * a20
+            - 0.008 * au(14, k)
+            + 0.006 * a16
+            + 0.018 * a26
+        )
     fold = idn["fold"] + 0.55 * a12m + 0.4 * a10 + 0.35 * au(9) + 0.25 * au(6)
     for s in (-1, 1):
         a = (nx + s * idn["nose_w"] * 0.62, ny - 0.01)
         b = (cx[s] + s * 0.035, cy[s] + 0.02)
         mid = ((a[0] + b[0]) / 2 + s * 0.03, (a[1] + b[1]) / 2)
-        ops.crease(_pts(_row(a[0], mid[0], b[0]), _row(a[1], mid[1], b[1])), skin,
-                   0.4 * np.minimum(fold, 1.0), 0.007)
+        ops.crease(_pts(_row(a[0], mid[0], b[0]), _row(a[1], mid[1], b[1])), skin, 0.4 * np.minimum(fold, 1.0), 0.007)
     ey = geo.EYE_Y + idn["eye_dy"]
     _eyes(ops, idn, au, scene, skin, dx, ey, const)
     glasses = np.asarray(idn["glasses"]) > 0.5
     inner = idn["eye_dx"] - idn["eye_w"] * 1.5
-    ops.line(lambda: _pts(_row(0.5 + dx - inner, 0.5 + dx + inner), _c(ey)), const(30.0, 30.0, 30.0), 0.01,
-             on=glasses)
+    ops.line(lambda: _pts(_row(0.5 + dx - inner, 0.5 + dx + inner), _c(ey)), const(30.0, 30.0, 30.0), 0.01, on=glasses)
     base = ey - idn["brow_h"]
-    for off in (-0.012, 0.012):   # vertical furrow (AU4)
-        ops.crease(lambda: _pts(_row(nx + off, nx + off * 0.6), _row(base - 0.005, base + 0.045)), skin,
-                   0.6 * au(4) + 0.2 * au(9), 0.006)
+    for off in (-0.012, 0.012):  # vertical furrow (AU4)
+        ops.crease(
+            lambda: _pts(_row(nx + off, nx + off * 0.6), _row(base - 0.005, base + 0.045)),
+            skin,
+            0.6 * au(4) + 0.2 * au(9),
+            0.006,
+        )
     a1, a2 = au(1), au(2)
     span = 0.04 + 0.1 * a2 / (a1 + a2 + 1e-6)
-    for h in (0.045, 0.07):   # forehead wrinkles (AU1/AU2)
+    for h in (0.045, 0.07):  # forehead wrinkles (AU1/AU2)
         y = base - h
-        ops.crease(lambda: oval(nx, y + 0.02, span, 0.02, np.pi + 0.5, 2 * np.pi - 0.5, 7), skin,
-                   0.5 * np.maximum(a1, a2), 0.006, on=np.asarray(y > idn["hairline"] + 0.01))
+        ops.crease(
+            lambda: oval(nx, y + 0.02, span, 0.02, np.pi + 0.5, 2 * np.pi - 0.5, 7),
+            skin,
+            0.5 * np.maximum(a1, a2),
+            0.006,
+            on=np.asarray(y > idn["hairline"] + 0.01),
+        )
     _nose(ops, idn, au, nx, ny, ey)
     _mouth(ops, idn, au, mx, my, cx, cy, const)
     return ops
@@ -221,29 +244,43 @@ def _eyes(ops: _Ops, idn: dict, au, scene: dict, skin: np.ndarray, dx: np.ndarra
         blush = skin * (0.85, 0.82, 1.12)
         o = (ex + s * ew * 1.15, ey)
         crow = np.asarray(a6 > 0.05)
-        feet = [_pts(_row(o[0], o[0] + s * 0.03 * np.cos(ang)), _row(o[1], o[1] + 0.03 * np.sin(ang)))
-                if _any(crow) else None for ang in (-0.35, 0.0, 0.35)]
+        feet = [
+            _pts(_row(o[0], o[0] + s * 0.03 * np.cos(ang)), _row(o[1], o[1] + 0.03 * np.sin(ang)))
+            if _any(crow)
+            else None
+            for ang in (-0.35, 0.0, 0.35)
+        ]
         glasses = np.asarray(idn["glasses"]) > 0.5
-        per.append([
-            ("poly", _cat(upper, lower[..., ::-1, :]), const(225.0, 228.0, 232.0)),
-            ("circle", ic, idn["iris"], idn["iris_r"]),
-            ("circle", ic, const(15.0, 15.0, 15.0), idn["iris_r"] * 0.45),
-            ("poly", _cat(upper, edge_up), _mix(skin, _DARK, 0.07)),
-            ("poly", _cat(lower, edge_lo), skin),
-            ("poly", oval(ex, ey + 0.1 - 0.03 * a6, 0.055, 0.035, 0, 2 * np.pi, 12),
-             _mix(skin, blush, 0.15 + 0.6 * a6)),
-            ("crease", upper, 0.85, 0.012),
-            ("crease", lower, 0.3, 0.006),
-            ("crease", upper + _pts(0.0, -0.012 * (1 - 0.8 * a5))[..., None, :], 0.25 * (1 - a5), 0.006),
-            ("crease", lower + [0, 0.014], 0.6 * a6 + 0.35 * a7, 0.006),
-            *[("crease", f, 0.55 * a6, 0.005, crow) for f in feet],   # crow's feet (AU6)
-            ("poly", _brow(idn, au, k, s, ex, ey), _mix(skin, idn["hair"] * 0.7, idn["brow_dark"])),
-            ("closed", oval(ex, ey + 0.005, ew * 1.5, 0.05, 0, 2 * np.pi, 16, 4.0) if _any(glasses) else None,
-             const(30.0, 30.0, 30.0), 0.01, glasses),
-        ])
+        per.append(
+            [
+                ("poly", _cat(upper, lower[..., ::-1, :]), const(225.0, 228.0, 232.0)),
+                ("circle", ic, idn["iris"], idn["iris_r"]),
+                ("circle", ic, const(15.0, 15.0, 15.0), idn["iris_r"] * 0.45),
+                ("poly", _cat(upper, edge_up), _mix(skin, _DARK, 0.07)),
+                ("poly", _cat(lower, edge_lo), skin),
+                (
+                    "poly",
+                    oval(ex, ey + 0.1 - 0.03 * a6, 0.055, 0.035, 0, 2 * np.pi, 12),
+                    _mix(skin, blush, 0.15 + 0.6 * a6),
+                ),
+                ("crease", upper, 0.85, 0.012),
+                ("crease", lower, 0.3, 0.006),
+                ("crease", upper + _pts(0.0, -0.012 * (1 - 0.8 * a5))[..., None, :], 0.25 * (1 - a5), 0.006),
+                ("crease", lower + [0, 0.014], 0.6 * a6 + 0.35 * a7, 0.006),
+                *[("crease", f, 0.55 * a6, 0.005, crow) for f in feet],  # crow's feet (AU6)
+                ("poly", _brow(idn, au, k, s, ex, ey), _mix(skin, idn["hair"] * 0.7, idn["brow_dark"])),
+                (
+                    "closed",
+                    oval(ex, ey + 0.005, ew * 1.5, 0.05, 0, 2 * np.pi, 16, 4.0) if _any(glasses) else None,
+                    const(30.0, 30.0, 30.0),
+                    0.01,
+                    glasses,
+                ),
+            ]
+        )
     for pair in zip(*per):
         for side, (what, pts, *rest) in enumerate(pair):
-            if pts is None:   # a detail no face of the batch shows
+            if pts is None:  # a detail no face of the batch shows
                 continue
             if what == "poly":
                 ops.poly(pts, rest[0], merge=side == 1)
@@ -270,15 +307,15 @@ def _brow(idn: dict, au, k: int, s: int, ex: np.ndarray, ey: np.ndarray) -> np.n
 
 def _nose(ops: _Ops, idn: dict, au, nx: np.ndarray, ny: np.ndarray, ey: np.ndarray) -> None:
     skin, nw, a9 = idn["skin"], idn["nose_w"], au(9)
-    for s in (-1, 1):   # one side after the other: the sides are close enough to share anti-aliased pixels
+    for s in (-1, 1):  # one side after the other: the sides are close enough to share anti-aliased pixels
         ops.crease(_pts(_row(nx + s * 0.022, nx + s * nw * 0.42), _row(ey + 0.035, ny - 0.03)), skin, 0.1, 0.006)
-        ops.poly(oval(nx + s * nw * 0.28, ny + 0.004, 0.012 * (1 + 0.3 * a9), 0.006, 0, 2 * np.pi, 8),
-                 _mix(skin, _DARK, 0.7))
-        t0 = -np.pi / 2 if s > 0 else np.pi / 2   # alar wing arc bulging outwards
+        ops.poly(
+            oval(nx + s * nw * 0.28, ny + 0.004, 0.012 * (1 + 0.3 * a9), 0.006, 0, 2 * np.pi, 8), _mix(skin, _DARK, 0.7)
+        )
+        t0 = -np.pi / 2 if s > 0 else np.pi / 2  # alar wing arc bulging outwards
         ops.crease(oval(nx + s * nw * 0.38, ny - 0.004, nw * 0.16, 0.016, t0, t0 + np.pi, 6), skin, 0.35, 0.006)
-    for y in (0.05, 0.068, 0.086):   # nose wrinkles (AU9)
-        ops.crease(lambda: oval(nx, ey + y + 0.01, 0.03, 0.01, np.pi + 0.6, 2 * np.pi - 0.6, 5), skin, 0.75 * a9,
-                   0.006)
+    for y in (0.05, 0.068, 0.086):  # nose wrinkles (AU9)
+        ops.crease(lambda: oval(nx, ey + y + 0.01, 0.03, 0.01, np.pi + 0.6, 2 * np.pi - 0.6, 5), skin, 0.75 * a9, 0.006)
 
 
 def _mouth(ops: _Ops, idn: dict, au, mx, my, cx: dict, cy: dict, const) -> None:
@@ -306,15 +343,25 @@ def _mouth(ops: _Ops, idn: dict, au, mx, my, cx: dict, cy: dict, const) -> None:
     ops.poly(lambda: _cat(iu, il[..., ::-1, :]), const(40.0, 25.0, 45.0), on=open_)
     th = _pts(0.0, np.minimum(0.02, 0.5 * gap))[..., None, :]
     top = iu[..., _INNER, :]
-    ops.poly(lambda: _cat(top, (top + th)[..., ::-1, :]), const(210.0, 222.0, 228.0),
-             on=open_ & (gap > 0.01) & ((a10 > 0.15) | (a12 > 0.3) | (a26 > 0.2)))
+    ops.poly(
+        lambda: _cat(top, (top + th)[..., ::-1, :]),
+        const(210.0, 222.0, 228.0),
+        on=open_ & (gap > 0.01) & ((a10 > 0.15) | (a12 > 0.3) | (a26 > 0.2)),
+    )
     th = _pts(0.0, np.minimum(0.012, 0.3 * gap))[..., None, :]
     low = il[..., _LOW, :]
-    ops.poly(lambda: _cat(low - th, low[..., ::-1, :]), const(200.0, 212.0, 218.0),
-             on=open_ & ((a16 > 0.2) | (a26 > 0.35)))
+    ops.poly(
+        lambda: _cat(low - th, low[..., ::-1, :]), const(200.0, 212.0, 218.0), on=open_ & ((a16 > 0.2) | (a26 > 0.35))
+    )
     ops.crease(iu, idn["lip"], 0.6, 0.008, on=~open_)
-    for k, s in ((0, -1), (1, 1)):   # dimple (AU14)
+    for k, s in ((0, -1), (1, 1)):  # dimple (AU14)
         a14 = au(14, k)
-        ops.crease(lambda: _pts(_row(cx[s] + s * 0.016, cx[s] + s * 0.02, cx[s] + s * 0.016),
-                        _row(cy[s] - 0.014, cy[s], cy[s] + 0.014)), idn["skin"], 0.7 * a14, 0.006,
-                   on=np.asarray(a14 > 0.05))
+        ops.crease(
+            lambda: _pts(
+                _row(cx[s] + s * 0.016, cx[s] + s * 0.02, cx[s] + s * 0.016), _row(cy[s] - 0.014, cy[s], cy[s] + 0.014)
+            ),
+            idn["skin"],
+            0.7 * a14,
+            0.006,
+            on=np.asarray(a14 > 0.05),
+        )

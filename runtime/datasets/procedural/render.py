@@ -5,6 +5,7 @@ points through each face's similarity transform at once, then issues the OpenCV 
 the same kind and colour share one call where that draws the same pixels), and finishes lighting, blur and sensor
 noise on the whole batch. A face is the same image whether rendered alone or in any batch.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -18,8 +19,22 @@ from runtime.datasets.procedural.identity import Identity, Scene, identity_colum
 _SHIFT = 4
 _ONE = 1 << _SHIFT
 #: Scene as numbers: the order of :func:`scene_row` and of ``identity.scene_values``.
-SCENE_FIELDS = ("angle", "scale", "shift_x", "shift_y", "yaw", "gaze_x", "gaze_y", "light_dir", "light_amp",
-                "brightness", "blur", "noise", "bg_seed", "noise_seed")
+SCENE_FIELDS = (
+    "angle",
+    "scale",
+    "shift_x",
+    "shift_y",
+    "yaw",
+    "gaze_x",
+    "gaze_y",
+    "light_dir",
+    "light_amp",
+    "brightness",
+    "blur",
+    "noise",
+    "bg_seed",
+    "noise_seed",
+)
 
 
 @lru_cache(maxsize=4096)
@@ -31,8 +46,20 @@ def _identity_values(idn: Identity) -> dict[str, float | np.ndarray]:
 
 def scene_row(scene: Scene) -> list[float]:
     """A scene as the numbers of :data:`SCENE_FIELDS`."""
-    return [scene.angle, scene.scale, *scene.shift, scene.yaw, *scene.gaze, scene.light_dir, scene.light_amp,
-            scene.brightness, scene.blur, scene.noise, float(scene.bg_seed), float(scene.noise_seed)]
+    return [
+        scene.angle,
+        scene.scale,
+        *scene.shift,
+        scene.yaw,
+        *scene.gaze,
+        scene.light_dir,
+        scene.light_amp,
+        scene.brightness,
+        scene.blur,
+        scene.noise,
+        float(scene.bg_seed),
+        float(scene.noise_seed),
+    ]
 
 
 _BANK = 512
@@ -72,8 +99,8 @@ def _backgrounds(size: int, seeds: list[int]) -> np.ndarray:
         if (seed // (2 * _BANK)) % 2:
             img = img[::-1]
         o = out[n]
-        for c, p in enumerate(_PERMS[(seed // (4 * _BANK)) % len(_PERMS)]):   # channel by channel: faster than a
-            o[..., c] = img[..., p]                                            # fancy index or a flipped copy
+        for c, p in enumerate(_PERMS[(seed // (4 * _BANK)) % len(_PERMS)]):  # channel by channel: faster than a
+            o[..., c] = img[..., p]  # fancy index or a flipped copy
     return out
 
 
@@ -119,7 +146,7 @@ def _draw(images: np.ndarray, ops: list[Op], m: np.ndarray, px: np.ndarray) -> N
         on = np.array([[op.on is None or bool(op.on) for op in ops]])
     else:
         color, width, on = np.empty((n, nops, 3)), np.empty((n, nops)), np.ones((n, nops), bool)
-        for j, op in enumerate(ops):   # assignment broadcasts shared values over the batch
+        for j, op in enumerate(ops):  # assignment broadcasts shared values over the batch
             color[:, j] = op.color
             width[:, j] = op.width
             if op.on is not None:
@@ -127,8 +154,12 @@ def _draw(images: np.ndarray, ops: list[Op], m: np.ndarray, px: np.ndarray) -> N
     kinds = np.array([op.kind for op in ops])
     width = np.round(width * px[:, None] * np.where(kinds == CIRCLE, _ONE, 1))
     color = np.clip(np.round(color), 0, 255).astype(np.int64)
-    keys = (((kinds << 12) | np.clip(width, 1, 4095).astype(np.int64)) << 24) | (color[..., 0] << 16) \
-        | (color[..., 1] << 8) | color[..., 2]
+    keys = (
+        (((kinds << 12) | np.clip(width, 1, 4095).astype(np.int64)) << 24)
+        | (color[..., 0] << 16)
+        | (color[..., 1] << 8)
+        | color[..., 2]
+    )
     keys = np.where(on, keys, -1).tolist()
     static, end = [], 0
     for op in ops:
@@ -146,8 +177,7 @@ def _draw(images: np.ndarray, ops: list[Op], m: np.ndarray, px: np.ndarray) -> N
             if group:
                 _emit(img, gkey, group)
             if circle:
-                cv2.circle(img, (int(qn[a, 0]), int(qn[a, 1])), (key >> 24) & 4095, _bgr(key), -1, cv2.LINE_AA,
-                           _SHIFT)
+                cv2.circle(img, (int(qn[a, 0]), int(qn[a, 1])), (key >> 24) & 4095, _bgr(key), -1, cv2.LINE_AA, _SHIFT)
                 group, gkey = [], -1
             else:
                 group, gkey = [qn[a:b]], key
@@ -167,7 +197,7 @@ def _emit(img: np.ndarray, key: int, group: list[np.ndarray]) -> None:
         cv2.polylines(img, group, kind == CLOSED, _bgr(key), (key >> 24) & 4095, cv2.LINE_AA, _SHIFT)
 
 
-_BLOCK = 16   # faces finished together: float64 work that stays in the CPU cache
+_BLOCK = 16  # faces finished together: float64 work that stays in the CPU cache
 
 
 def _finish(images: np.ndarray, sc: dict[str, np.ndarray], size: int, color: bool) -> np.ndarray:
@@ -177,8 +207,9 @@ def _finish(images: np.ndarray, sc: dict[str, np.ndarray], size: int, color: boo
     shape = images.shape if color else images.shape[:3]
     out = np.empty(shape, np.uint8)
     for a in range(0, len(images), _BLOCK):
-        out[a:a + _BLOCK] = _finish_block(images[a:a + _BLOCK], {k: v[a:a + _BLOCK] for k, v in sc.items()}, size,
-                                          color)
+        out[a : a + _BLOCK] = _finish_block(
+            images[a : a + _BLOCK], {k: v[a : a + _BLOCK] for k, v in sc.items()}, size, color
+        )
     return out
 
 
@@ -203,7 +234,7 @@ def _finish_block(images: np.ndarray, sc: dict[str, np.ndarray], size: int, colo
     noise = np.empty(images.shape, np.float32)
     for n, (seed, amp) in enumerate(zip(sc["noise_seed"].astype(np.int64).tolist(), sc["noise"].astype(np.float32))):
         oy, ox = seed % size, (seed // size) % size
-        np.multiply(bank[oy:oy + size, ox:ox + size], amp, out=noise[n])
+        np.multiply(bank[oy : oy + size, ox : ox + size], amp, out=noise[n])
     out += noise
     np.clip(out, 0, 255, out=out)
     out = out.astype(np.uint8)
@@ -212,8 +243,9 @@ def _finish_block(images: np.ndarray, sc: dict[str, np.ndarray], size: int, colo
     return cv2.cvtColor(out.reshape(-1, size, 3), cv2.COLOR_BGR2GRAY).reshape(len(out), size, size)
 
 
-def render_faces(identities: list[Identity], aus: np.ndarray, scenes: np.ndarray, size: int = 64,
-                 color: bool = True) -> np.ndarray:
+def render_faces(
+    identities: list[Identity], aus: np.ndarray, scenes: np.ndarray, size: int = 64, color: bool = True
+) -> np.ndarray:
     """Renders N faces: identities, AU states (N, AUs, 2) and scene rows (N, len(SCENE_FIELDS)) ->
     uint8 (N, size, size, 3) BGR, or (N, size, size) grey when ``color`` is False."""
     n = len(identities)
@@ -223,7 +255,7 @@ def render_faces(identities: list[Identity], aus: np.ndarray, scenes: np.ndarray
     images = _backgrounds(size, sc["bg_seed"].astype(np.int64).tolist())
     m, px = _transforms(sc, size)
     aus = np.asarray(aus, np.float32)
-    if n == 1:   # one face: plain floats (see geometry); the same numbers as in a batch
+    if n == 1:  # one face: plain floats (see geometry); the same numbers as in a batch
         ops = face_ops(_identity_values(identities[0]), aus, {k: float(v[0]) for k, v in sc.items()}, single=True)
     else:
         ops = face_ops(identity_columns(np.array([i.row for i in identities], np.float64)), aus, sc)

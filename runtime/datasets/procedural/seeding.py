@@ -6,6 +6,7 @@ arithmetic, so it is done here for a whole batch in numpy: NumPy's SeedSequence 
 are bit-identical to ``default_rng`` (checked by tests/test_procedural.py); entropy words outside 0..2**32-1, and
 batches of fewer than four, use ``default_rng`` itself.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -28,7 +29,7 @@ def _hash_constants(n: int) -> list[tuple[np.uint32, np.uint32]]:
     return out
 
 
-_HASH = _hash_constants(16)   # 4 to fill the pool + 12 to mix it
+_HASH = _hash_constants(16)  # 4 to fill the pool + 12 to mix it
 
 
 def pcg64_states(words: np.ndarray) -> list[tuple[int, int]]:
@@ -50,7 +51,7 @@ def pcg64_states(words: np.ndarray) -> list[tuple[int, int]]:
                     r = np.uint32(_MIX_L) * pool[dst] - np.uint32(_MIX_R) * hashmix(pool[src])
                     pool[dst] = r ^ (r >> sh)
         h, out = _INIT_B, []
-        for k in range(8):   # generate_state(4, uint64): eight 32-bit words, pairs little-endian
+        for k in range(8):  # generate_state(4, uint64): eight 32-bit words, pairs little-endian
             h2 = (h * _MULT_B) & _M32
             v = (pool[k % 4] ^ np.uint32(h)) * np.uint32(h2)
             out.append(v ^ (v >> sh))
@@ -58,7 +59,7 @@ def pcg64_states(words: np.ndarray) -> list[tuple[int, int]]:
     w = np.stack(out, 1).astype(np.uint64)
     w64 = (w[:, 0::2] | (w[:, 1::2] << np.uint64(32))).tolist()
     states = []
-    for s0, s1, i0, i1 in w64:   # pcg64_set_seed: state 0, one step, add the seed, one step
+    for s0, s1, i0, i1 in w64:  # pcg64_set_seed: state 0, one step, add the seed, one step
         inc = ((((i0 << 64) | i1) << 1) | 1) & _M128
         state = ((inc + ((s0 << 64) | s1)) * _PCG_MULT + inc) & _M128
         states.append((state, inc))
@@ -71,13 +72,12 @@ def generators(prefix: Sequence[int], indices: Sequence[int]) -> Iterator[np.ran
     One Generator is re-seeded for every item: use each before asking for the next.
     """
     words = np.array([[*prefix, i] for i in indices], np.int64).reshape(len(indices), len(prefix) + 1)
-    if len(indices) < 4 or len(prefix) != 3 or words.min() < 0 or words.max() > _M32:   # few: numpy's own is faster
+    if len(indices) < 4 or len(prefix) != 3 or words.min() < 0 or words.max() > _M32:  # few: numpy's own is faster
         for i in indices:
             yield np.random.default_rng([*prefix, i])
         return
     bitgen = np.random.PCG64(0)
     gen = np.random.Generator(bitgen)
     for state, inc in pcg64_states(words):
-        bitgen.state = {"bit_generator": "PCG64", "state": {"state": state, "inc": inc}, "has_uint32": 0,
-                        "uinteger": 0}
+        bitgen.state = {"bit_generator": "PCG64", "state": {"state": state, "inc": inc}, "has_uint32": 0, "uinteger": 0}
         yield gen

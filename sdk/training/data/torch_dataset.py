@@ -5,6 +5,7 @@ decode -> :func:`~runtime.preprocess.fit_face` (size and colour, sampled as the 
 numpy ``transform`` (uint8 ``H x W`` or ``H x W x 3`` at the model input size; training plugs occlusion synthesis in
 here) -> :func:`~runtime.preprocess.to_tensor` -> tensor.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -34,8 +35,9 @@ class TorchFaceDataset(Dataset):
     Items are ``(x, y)`` or ``(x, y, soft)``, with ``x`` float32 ``(C, H, W)`` and ``y`` an int.
     """
 
-    def __init__(self, dataset: FaceDatasetLike, spec: InputSpec, transform: Transform | None = None,
-                 soft_labels: bool = False):
+    def __init__(
+        self, dataset: FaceDatasetLike, spec: InputSpec, transform: Transform | None = None, soft_labels: bool = False
+    ):
         if spec.layout != "NCHW":
             raise ConfigError(f"torch models take NCHW input, the spec says {spec.layout}")
         self.dataset, self.spec = dataset, spec
@@ -51,9 +53,11 @@ class TorchFaceDataset(Dataset):
         if self.transform is not None:
             out = self.transform(img)
             if not isinstance(out, np.ndarray) or out.shape != img.shape or out.dtype != np.uint8:
-                raise ConfigError(f"transform returned {type(out).__name__} "
-                                  f"{getattr(out, 'shape', '')} {getattr(out, 'dtype', '')}; expected uint8 "
-                                  f"{img.shape} (same shape as its input)")
+                raise ConfigError(
+                    f"transform returned {type(out).__name__} "
+                    f"{getattr(out, 'shape', '')} {getattr(out, 'dtype', '')}; expected uint8 "
+                    f"{img.shape} (same shape as its input)"
+                )
             img = out
         tensor = torch.from_numpy(to_tensor(img[None], self.spec)[0])
         if not self.soft_labels:

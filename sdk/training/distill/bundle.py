@@ -1,4 +1,5 @@
 """Put a headset student (``ofer distill --protocols headset``) into a bundle beside its general classifier."""
+
 from __future__ import annotations
 
 import tempfile
@@ -14,14 +15,20 @@ def measured(metrics: dict[str, Any]) -> dict[str, Any] | None:
     from runtime.routing import measured_record
 
     best, direct = metrics.get("best") or {}, metrics.get("direct") or {}
-    per = {p: {"agreement": float(best[p]), "direct": float(direct[p])} for p in best
-           if p in direct and p not in ("epoch", "clean", "occluded_mean") and not p.endswith("_kappa")}
+    per = {
+        p: {"agreement": float(best[p]), "direct": float(direct[p])}
+        for p in best
+        if p in direct and p not in ("epoch", "clean", "occluded_mean") and not p.endswith("_kappa")
+    }
     if not per:
         return None
     people = (metrics.get("held_out") or {}).get("people")
-    return measured_record(per, f"held-out people ({people}): agreement with the teacher's clean answer, occluders' "
-                                f"true masks; kept epoch {best.get('epoch')}",
-                           people=people if isinstance(people, int) else None)
+    return measured_record(
+        per,
+        f"held-out people ({people}): agreement with the teacher's clean answer, occluders' "
+        f"true masks; kept epoch {best.get('epoch')}",
+        people=people if isinstance(people, int) else None,
+    )
 
 
 def record_measured(bundle_dir: str | Path, engine: str, metrics: dict[str, Any]) -> Any:
@@ -57,8 +64,10 @@ def add_headset_student(bundle_dir: str | Path, checkpoint: str | Path, *, force
     tensor = ("size", "channels", "color", "scale", "mean", "std", "layout")  # what makes the tensor; not crop geometry
     mine, theirs = ({k: s.to_json()[k] for k in tensor} for s in (ck.input, b.input))
     if mine != theirs:
-        raise ConfigError(f"headset student {checkpoint} takes input {mine}; the bundle's classifier {theirs}: "
-                          "distill the student from this bundle (ofer distill --teacher BUNDLE)")
+        raise ConfigError(
+            f"headset student {checkpoint} takes input {mine}; the bundle's classifier {theirs}: "
+            "distill the student from this bundle (ofer distill --teacher BUNDLE)"
+        )
     fp32 = EXPORT_FORMATS["fp32"]
     with tempfile.TemporaryDirectory(prefix="ofer-headset-") as work:
         onnx_path = Path(work) / fp32.file_name(HEADSET_ROLE)

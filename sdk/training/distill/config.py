@@ -1,4 +1,5 @@
 """The configuration of a distillation run and the occluder presets of the general and the headset student."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -36,15 +37,33 @@ class Augment:
     def draw(self, rng: np.random.Generator) -> dict[str, Any]:
         """One random draw of the parameters."""
         u = rng.uniform
-        return {"flip": rng.random() < self.flip, "dx": u(-self.shift, self.shift), "dy": u(-self.shift, self.shift),
-                "zoom": 1 + u(-self.scale, self.scale), "angle": u(-self.rotate, self.rotate),
-                "offset": u(-self.brightness, self.brightness) * 255, "gain": 1 + u(-self.brightness, self.brightness),
-                "sigma": u(0.5, 1.2) if rng.random() < self.blur else 0.0}
+        return {
+            "flip": rng.random() < self.flip,
+            "dx": u(-self.shift, self.shift),
+            "dy": u(-self.shift, self.shift),
+            "zoom": 1 + u(-self.scale, self.scale),
+            "angle": u(-self.rotate, self.rotate),
+            "offset": u(-self.brightness, self.brightness) * 255,
+            "gain": 1 + u(-self.brightness, self.brightness),
+            "sigma": u(0.5, 1.2) if rng.random() < self.blur else 0.0,
+        }
 
 
 #: The general student's training occluders (realistic kinds + geometric bands + boxes; a share of clean faces).
-GENERAL_PROTOCOLS: tuple[str, ...] = ("headset", "sunglasses", "mask", "hand", "cup", "phone", "upper_half",
-                                      "lower_half", "eyes", "mouth", "random_box:0.3", "clean")
+GENERAL_PROTOCOLS: tuple[str, ...] = (
+    "headset",
+    "sunglasses",
+    "mask",
+    "hand",
+    "cup",
+    "phone",
+    "upper_half",
+    "lower_half",
+    "eyes",
+    "mouth",
+    "random_box:0.3",
+    "clean",
+)
 #: The headset student's occluders (the upper face covered).
 HEADSET_PROTOCOLS: tuple[str, ...] = ("headset", "headset", "upper_half", "eyes")
 PRESETS = {"general": GENERAL_PROTOCOLS, "headset": HEADSET_PROTOCOLS}
@@ -54,8 +73,10 @@ TERMS = ("soft", "clean", "lir", "adv", "rec", "label")
 #: clean crop vs the inpainted one), expression consistency (the frozen teacher on the inpainted vs the clean face).
 INPAINT_TERMS = ("pixel", "hole", "adv", "expr")
 ROUTES = ("student", "inpaint")
-DEFAULT_WEIGHTS = {"student": {"soft": 1.0, "clean": 2.0, "lir": 0.5, "adv": 0.0, "rec": 0.0, "label": 1.0},
-                   "inpaint": {"pixel": 1.0, "hole": 1.0, "adv": 0.01, "expr": 1.0}}
+DEFAULT_WEIGHTS = {
+    "student": {"soft": 1.0, "clean": 2.0, "lir": 0.5, "adv": 0.0, "rec": 0.0, "label": 1.0},
+    "inpaint": {"pixel": 1.0, "hole": 1.0, "adv": 0.01, "expr": 1.0},
+}
 
 
 @dataclass
@@ -95,14 +116,17 @@ class DistillConfig:
         if self.route not in ROUTES:
             raise ConfigError(f"--route must be one of {', '.join(ROUTES)}, got {self.route!r}")
         if self.preset not in PRESETS:
-            raise ConfigError(f"--protocols preset must be one of {', '.join(PRESETS)} or a comma list of protocols, "
-                              f"got {self.preset!r}")
+            raise ConfigError(
+                f"--protocols preset must be one of {', '.join(PRESETS)} or a comma list of protocols, "
+                f"got {self.preset!r}"
+            )
         terms = self.terms
         given = DEFAULT_WEIGHTS[self.route] if self.weights is None else self.weights
         unknown = set(given) - set(terms)
         if unknown:
-            raise ConfigError(f"unknown loss term(s) {sorted(unknown)} for route {self.route}; terms: "
-                              f"{', '.join(terms)}")
+            raise ConfigError(
+                f"unknown loss term(s) {sorted(unknown)} for route {self.route}; terms: {', '.join(terms)}"
+            )
         self.weights = {**{t: 0.0 for t in terms}, **{k: float(v) for k, v in given.items()}}
         needed = ("soft", "clean", "label") if self.route == "student" else ("pixel", "hole", "expr")
         if not any(self.weights[t] for t in needed):

@@ -5,6 +5,7 @@ the aligned crop is occluded first (realistic occluders are placed from the crop
 sit on the face), then the *same* augmentation — flip, shift, scale, small rotation, brightness/contrast, blur — is
 applied to the clean and the occluded image, so the teacher's view and the student's differ only by the occluder.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -30,8 +31,9 @@ def augment_image(img: np.ndarray, p: dict[str, Any]) -> np.ndarray:
     if p["dx"] or p["dy"] or p["zoom"] != 1 or p["angle"]:
         m = cv2.getRotationMatrix2D((w / 2, h / 2), p["angle"], p["zoom"])
         m[:, 2] += (p["dx"] * w, p["dy"] * h)
-        out = cv2.warpAffine(np.ascontiguousarray(out), m, (w, h), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REPLICATE)
+        out = cv2.warpAffine(
+            np.ascontiguousarray(out), m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
     if p["sigma"] > 0:
         out = cv2.GaussianBlur(np.ascontiguousarray(out), (0, 0), p["sigma"])
     if p["offset"] or p["gain"] != 1:
@@ -53,8 +55,9 @@ class PairedFaces(Dataset):
         seed: Seed of every random choice.
     """
 
-    def __init__(self, base: Any, spec: InputSpec, protocols: Sequence[str], augment: Augment | None,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, base: Any, spec: InputSpec, protocols: Sequence[str], augment: Augment | None, seed: int = 0
+    ) -> None:
         self.base, self.spec, self.protocols = base, spec, tuple(protocols)
         self.augment, self.seed, self.epoch = augment, int(seed), 0
 
@@ -80,7 +83,11 @@ class PairedFaces(Dataset):
             clean, occ_img = augment_image(clean, p), augment_image(occ_img, p)
             mask = augment_image(mask * 255, {**p, "sigma": 0.0, "offset": 0.0, "gain": 1.0}) > 127
         x_clean, x_occ = to_tensor(np.stack([clean, occ_img]), self.spec)
-        return {"clean": torch.from_numpy(x_clean), "occluded": torch.from_numpy(x_occ),
-                "mask": torch.from_numpy(mask.astype(np.float32)[None]),
-                "label": torch.tensor(int(label), dtype=torch.long), "index": torch.tensor(int(index)),
-                "flip": torch.tensor(flip)}
+        return {
+            "clean": torch.from_numpy(x_clean),
+            "occluded": torch.from_numpy(x_occ),
+            "mask": torch.from_numpy(mask.astype(np.float32)[None]),
+            "label": torch.tensor(int(label), dtype=torch.long),
+            "index": torch.tensor(int(index)),
+            "flip": torch.tensor(flip),
+        }

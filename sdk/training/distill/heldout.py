@@ -1,4 +1,5 @@
 """The held-out people of a distillation: the teacher's clean answers and fixed occluded views, evaluated per epoch."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,7 +25,7 @@ def predict_probs(model: nn.Module, images: np.ndarray, spec: Any, batch: int = 
     dev = next(model.parameters()).device
     with torch.no_grad():
         for s in range(0, len(imgs), batch):
-            x = torch.from_numpy(to_tensor(imgs[s:s + batch], spec)).to(dev)
+            x = torch.from_numpy(to_tensor(imgs[s : s + batch], spec)).to(dev)
             out.append(model(x).softmax(1).float().cpu().numpy())
     model.train(was)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)

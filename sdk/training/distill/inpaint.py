@@ -20,6 +20,7 @@ inpainter). The direct route (the teacher on the occluded face) is measured once
 best (:mod:`runtime.routing`). The checkpoint holds the inpainter and the teacher (export plan ``inpaint``), so
 ``ofer export OUT/checkpoint --out BUNDLE`` writes a bundle for ``Recognizer(pipeline="inpaint"/"auto")``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -38,8 +39,10 @@ from ..losses import adversarial_d, adversarial_g, expression_consistency
 from .heldout import HeldOut
 from .loop import Distiller
 
-def inpaint_probs(inpainter: nn.Module, classifier: nn.Module, images: np.ndarray, masks: np.ndarray, spec: Any,
-                  batch: int = 256) -> np.ndarray:
+
+def inpaint_probs(
+    inpainter: nn.Module, classifier: nn.Module, images: np.ndarray, masks: np.ndarray, spec: Any, batch: int = 256
+) -> np.ndarray:
     """Softmax of ``classifier(inpainter(image, mask))`` (both in eval mode, on the inpainter's device) on uint8 crops
     ``(N, H, W[, 3])`` fitted to ``spec`` with ``(N, H, W)`` 0/1 masks (1 = covered); ``(N, K)`` float32 on the CPU."""
     out = []
@@ -48,8 +51,8 @@ def inpaint_probs(inpainter: nn.Module, classifier: nn.Module, images: np.ndarra
     dev = next(inpainter.parameters()).device
     with torch.no_grad():
         for s in range(0, len(images), batch):
-            x = torch.from_numpy(to_tensor(images[s:s + batch], spec)).to(dev)
-            m = torch.from_numpy(np.ascontiguousarray(masks[s:s + batch], np.float32)[:, None]).to(dev)
+            x = torch.from_numpy(to_tensor(images[s : s + batch], spec)).to(dev)
+            m = torch.from_numpy(np.ascontiguousarray(masks[s : s + batch], np.float32)[:, None]).to(dev)
             out.append(classifier(inpainter(x, m)).softmax(1).float().cpu().numpy())
     inpainter.train(was)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
@@ -84,9 +87,11 @@ class InpaintDistiller(Distiller):
         except ConfigError as exc:
             if "architecture" not in str(exc):
                 raise
-            raise ConfigError(f"{exc}. The inpaint route backpropagates the expression-consistency loss through the "
-                              f"teacher, so it needs the teacher as a torch module of a known architecture; an ONNX "
-                              f"classifier of unknown architecture cannot judge the inpainter") from None
+            raise ConfigError(
+                f"{exc}. The inpaint route backpropagates the expression-consistency loss through the "
+                f"teacher, so it needs the teacher as a torch module of a known architecture; an ONNX "
+                f"classifier of unknown architecture cannot judge the inpainter"
+            ) from None
         self.teacher.model.eval().requires_grad_(False)
         self.direct = self.held_out.evaluate(self.teacher.model)  # the direct route on the same views
         occ = "  ".join(f"{p} {100 * self.direct[p]:.1f}%" for p in cfg.held_out_protocols)
@@ -101,13 +106,22 @@ class InpaintDistiller(Distiller):
         # a few hundred steps leave the running statistics behind the weights: on 15 real faces, 4 epochs of the
         # pixel + expr terms moved the held-in route KL 0.88 -> 0.79 with batch norm, 2.02 -> 0.40 with instance
         # norm (pixel term alone: 2.02 -> 1.21).
-        kw = {"in_channels": spec.channels, "use_mask": True, "width": int(self.cfg.inpainter_width),
-              "norm": "instance"}
+        kw = {
+            "in_channels": spec.channels,
+            "use_mask": True,
+            "width": int(self.cfg.inpainter_width),
+            "norm": "instance",
+        }
         self.models["inpainter"] = create_model("inpainter", **kw).to(self.device)
         self.specs["inpainter"] = {"registry": "inpainter", "kwargs": kw}
         if self.cfg.weights["adv"]:
-            kw = {"num_classes": len(self.labels), "in_channels": spec.channels, "width": 32, "depth": 4,
-                  "head_grid": discriminator_grid(spec.size[0], 4)}
+            kw = {
+                "num_classes": len(self.labels),
+                "in_channels": spec.channels,
+                "width": 32,
+                "depth": 4,
+                "head_grid": discriminator_grid(spec.size[0], 4),
+            }
             self.models["discriminator"] = create_model("gan_discriminator", **kw).to(self.device)
             self.specs["discriminator"] = {"registry": "gan_discriminator", "kwargs": kw}
 
@@ -140,8 +154,10 @@ class InpaintDistiller(Distiller):
             disc.requires_grad_(True)
         total = sum(w[k] * v for k, v in terms.items())
         if not torch.isfinite(total):
-            raise ConfigError(f"distill --route inpaint: the loss became non-finite "
-                              f"({ {k: float(v) for k, v in terms.items()} }); lower --lr")
+            raise ConfigError(
+                f"distill --route inpaint: the loss became non-finite "
+                f"({ {k: float(v) for k, v in terms.items()} }); lower --lr"
+            )
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()
@@ -162,10 +178,16 @@ class InpaintDistiller(Distiller):
     def config_dict(self, models: dict[str, Any]) -> dict[str, Any]:
         cfg = super().config_dict(models)
         cfg["method"] = "distill-inpaint"
-        cfg["export"] = {"pipeline": "inpaint", "classifier": "teacher", "inpainter": "inpainter",
-                         "classifier_output": None}
-        cfg["metrics"]["selection"] = ("best mean held-out occluded agreement of the teacher on the inpainted face "
-                                       "with its clean answer (occluders' true masks)")
+        cfg["export"] = {
+            "pipeline": "inpaint",
+            "classifier": "teacher",
+            "inpainter": "inpainter",
+            "classifier_output": None,
+        }
+        cfg["metrics"]["selection"] = (
+            "best mean held-out occluded agreement of the teacher on the inpainted face "
+            "with its clean answer (occluders' true masks)"
+        )
         cfg["metrics"]["direct"] = dict(getattr(self, "direct", {}))  # the teacher on the same occluded views
         return cfg
 
@@ -173,6 +195,8 @@ class InpaintDistiller(Distiller):
         if self.out is None:
             return
         teacher = {"registry": self.teacher.registry, "kwargs": self.teacher.kwargs}
-        ckpt.save_checkpoint(self.out / "checkpoint",
-                             config=self.config_dict({"inpainter": self.specs["inpainter"], "teacher": teacher}),
-                             models={"inpainter": self.models["inpainter"], "teacher": self.teacher.model})
+        ckpt.save_checkpoint(
+            self.out / "checkpoint",
+            config=self.config_dict({"inpainter": self.specs["inpainter"], "teacher": teacher}),
+            models={"inpainter": self.models["inpainter"], "teacher": self.teacher.model},
+        )

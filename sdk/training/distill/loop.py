@@ -19,6 +19,7 @@ checkpoint is the epoch with the best mean occluded agreement among epochs whose
 as initialised: a copy of the teacher) always qualifies, so the result is never worse than the start by this rule.
 Training stops early after ``patience`` epochs without a better qualifying epoch (never before ``min_epochs``).
 """
+
 from __future__ import annotations
 
 import copy
@@ -39,15 +40,25 @@ from runtime.preprocess import fit_face, to_tensor
 
 from .. import checkpoint as ckpt
 from ..distributed import resolve_device
-from ..losses import (adversarial_d, adversarial_g, features_and_logits, features_of, kl_soft,
-                      reconstruction_l2)
+from ..losses import adversarial_d, adversarial_g, features_and_logits, features_of, kl_soft, reconstruction_l2
 from .config import GENERAL_PROTOCOLS, HEADSET_PROTOCOLS, PRESETS, TERMS, VAL_PROTOCOLS, DistillConfig
 from .data import Augment, PairedFaces
 from .heldout import HeldOut, predict_probs
 from .teacher import Teacher, load_teacher
 
-__all__ = ["GENERAL_PROTOCOLS", "HEADSET_PROTOCOLS", "PRESETS", "TERMS", "VAL_PROTOCOLS", "DistillConfig", "Distiller",
-           "HeldOut", "kl_soft", "predict_probs"]
+__all__ = [
+    "GENERAL_PROTOCOLS",
+    "HEADSET_PROTOCOLS",
+    "PRESETS",
+    "TERMS",
+    "VAL_PROTOCOLS",
+    "DistillConfig",
+    "Distiller",
+    "HeldOut",
+    "kl_soft",
+    "predict_probs",
+]
+
 
 def _device(name: str) -> torch.device:
     """``auto``/``cpu``/``cuda[:i]`` -> a device, with one clear error when CUDA is asked for but absent."""
@@ -56,17 +67,25 @@ def _device(name: str) -> torch.device:
     except RuntimeError as exc:
         raise ConfigError(f"--device {name!r} is not a torch device ({exc}); use auto, cpu or cuda[:i]") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name} asks for CUDA, but this torch ({torch.__version__}) sees no GPU; "
-                          f"use --device cpu (or auto)")
+        raise ConfigError(
+            f"--device {name} asks for CUDA, but this torch ({torch.__version__}) sees no GPU; "
+            f"use --device cpu (or auto)"
+        )
     return dev
-
 
 
 class Distiller:
     """Runs one distillation (see the module docstring); ``fit()`` trains, ``out/checkpoint`` is the chosen epoch."""
 
-    def __init__(self, cfg: DistillConfig, train: Any, val: Any, out_dir: str | Path | None,
-                 log: Callable[[str], None] = print, teacher: Teacher | None = None) -> None:
+    def __init__(
+        self,
+        cfg: DistillConfig,
+        train: Any,
+        val: Any,
+        out_dir: str | Path | None,
+        log: Callable[[str], None] = print,
+        teacher: Teacher | None = None,
+    ) -> None:
         self.cfg, self.train_data, self.val_data = cfg, train, val
         self.out = Path(out_dir) if out_dir is not None else None
         self.log = log
@@ -84,14 +103,19 @@ class Distiller:
         self.specs: dict[str, dict[str, Any]] = {}
         self._build_models()
         d = self.disc_name
-        self.opt = torch.optim.Adam([p for n, m in self.models.items() if n != d for p in m.parameters()],
-                                    lr=cfg.lr, betas=(0.9, 0.999))
-        self.opt_d = (torch.optim.Adam(self.models[d].parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-                      if d in self.models else None)
+        self.opt = torch.optim.Adam(
+            [p for n, m in self.models.items() if n != d for p in m.parameters()], lr=cfg.lr, betas=(0.9, 0.999)
+        )
+        self.opt_d = (
+            torch.optim.Adam(self.models[d].parameters(), lr=cfg.lr, betas=(0.5, 0.999)) if d in self.models else None
+        )
         self.held_out = self._held_out(val)
         self.sample_weights = self._sample_weights(train)
-        self.teacher_logits = (self._teacher_cache(train) if cfg.route == "student" and cfg.cache_teacher
-                               and not cfg.weights["adv"] else None)
+        self.teacher_logits = (
+            self._teacher_cache(train)
+            if cfg.route == "student" and cfg.cache_teacher and not cfg.weights["adv"]
+            else None
+        )
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
         self.epoch = 0
@@ -105,8 +129,10 @@ class Distiller:
     def _build_models(self) -> None:
         """The trainable modules (``self.models``, on ``self.device``) and their registry specs (``self.specs``)."""
         self.models["student"] = self._student()
-        self.specs["student"] = {"registry": self.cfg.student_model or self.teacher.registry,
-                                 "kwargs": self._student_kwargs()}
+        self.specs["student"] = {
+            "registry": self.cfg.student_model or self.teacher.registry,
+            "kwargs": self._student_kwargs(),
+        }
         self._aux_modules()
 
     def _held_out(self, val: Any) -> HeldOut:
@@ -141,8 +167,10 @@ class Distiller:
         if not names or names == self.labels:
             return None
         if set(names) != set(self.labels):
-            raise ConfigError(f"the data's labels {names} differ from the teacher's {self.labels}; pass "
-                              f"labels={','.join(self.labels)} in the data spec or unlabelled faces:")
+            raise ConfigError(
+                f"the data's labels {names} differ from the teacher's {self.labels}; pass "
+                f"labels={','.join(self.labels)} in the data spec or unlabelled faces:"
+            )
         return np.asarray([self.labels.index(n) for n in names], np.int64)
 
     def _student_kwargs(self) -> dict[str, Any]:
@@ -177,8 +205,12 @@ class Distiller:
             self.models["feature_disc"] = create_model("feature_discriminator", **kw).to(self.device)
             self.specs["feature_disc"] = {"registry": "feature_discriminator", "kwargs": kw}
         if w["rec"]:
-            kw = {"in_channels": fc, "out_channels": c, "upsample": min(8, 1 << (stride.bit_length() - 1)),
-                  "out_size": [s, s]}
+            kw = {
+                "in_channels": fc,
+                "out_channels": c,
+                "upsample": min(8, 1 << (stride.bit_length() - 1)),
+                "out_size": [s, s],
+            }
             self.models["decoder"] = create_model("reconstruction_decoder", **kw).to(self.device)
             self.specs["decoder"] = {"registry": "reconstruction_decoder", "kwargs": kw}
 
@@ -196,13 +228,18 @@ class Distiller:
         return self.cfg.train_protocols
 
     def _loader(self, epoch: int) -> DataLoader:
-        ds = PairedFaces(self.train_data, self.teacher.input, self._protocols(),
-                         Augment(**self.cfg.augment), seed=self.cfg.seed)
+        ds = PairedFaces(
+            self.train_data, self.teacher.input, self._protocols(), Augment(**self.cfg.augment), seed=self.cfg.seed
+        )
         ds.set_epoch(epoch)
         gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
         # every random choice of a sample comes from (seed, epoch, index): workers change nothing but the speed
-        kw = dict(batch_size=self.cfg.batch_size, drop_last=len(ds) > self.cfg.batch_size,
-                  num_workers=self.cfg.workers, pin_memory=self.device.type == "cuda")
+        kw = dict(
+            batch_size=self.cfg.batch_size,
+            drop_last=len(ds) > self.cfg.batch_size,
+            num_workers=self.cfg.workers,
+            pin_memory=self.device.type == "cuda",
+        )
         if self.sample_weights is None:
             return DataLoader(ds, shuffle=True, generator=gen, **kw)
         sampler = WeightedRandomSampler(self.sample_weights, len(ds), replacement=True, generator=gen)
@@ -252,8 +289,9 @@ class Distiller:
             terms["label"] = F.cross_entropy(l_o[has], y[has])
         if w["lir"]:
             yh = target.argmax(1)
-            terms["lir"] = F.relu(F.cross_entropy(l_t, yh, reduction="none")
-                                  - F.cross_entropy(l_o, yh, reduction="none")).mean()
+            terms["lir"] = F.relu(
+                F.cross_entropy(l_t, yh, reduction="none") - F.cross_entropy(l_o, yh, reduction="none")
+            ).mean()
         if w["adv"]:
             self.models["feature_disc"].requires_grad_(False)
             terms["adv"] = adversarial_g(self.models["feature_disc"](f_o))
@@ -262,8 +300,9 @@ class Distiller:
             terms["rec"] = reconstruction_l2(self.models["decoder"](f_o), x_c)
         total = sum(w[k] * v for k, v in terms.items())
         if not torch.isfinite(total):
-            raise ConfigError(f"distill: the loss became non-finite ({ {k: float(v) for k, v in terms.items()} }); "
-                              f"lower --lr")
+            raise ConfigError(
+                f"distill: the loss became non-finite ({ {k: float(v) for k, v in terms.items()} }); lower --lr"
+            )
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()
@@ -284,8 +323,12 @@ class Distiller:
         return row["clean"] >= self.cfg.clean_floor
 
     def _record(self, epoch: int, val: dict[str, float], losses: dict[str, float], seconds: float) -> bool:
-        row = {"epoch": epoch, **{f"val_{k}": v for k, v in val.items()},
-               **{f"loss_{k}": v for k, v in losses.items()}, "seconds": round(seconds, 2)}
+        row = {
+            "epoch": epoch,
+            **{f"val_{k}": v for k, v in val.items()},
+            **{f"loss_{k}": v for k, v in losses.items()},
+            "seconds": round(seconds, 2),
+        }
         self.history.append(row)
         better = self.qualifies(val) and (self.best is None or val["occluded_mean"] > self.best["occluded_mean"])
         if better:
@@ -293,42 +336,66 @@ class Distiller:
             self._save_best()
         occ = "  ".join(f"{p} {100 * val[p]:.1f}%" for p in self.cfg.held_out_protocols)
         loss = f"loss {losses['total']:.3f}  " if losses else ""
-        self.log(f"epoch {epoch}/{self.cfg.epochs}  {loss}held-out ({len(set(self.held_out.people.tolist()))} people, "
-                 f"{len(self.held_out.people)} faces): clean {100 * val['clean']:.1f}%  {occ}  "
-                 f"mean {100 * val['occluded_mean']:.1f}%{'  [best]' if better else ''}  {seconds:.0f}s")
+        self.log(
+            f"epoch {epoch}/{self.cfg.epochs}  {loss}held-out ({len(set(self.held_out.people.tolist()))} people, "
+            f"{len(self.held_out.people)} faces): clean {100 * val['clean']:.1f}%  {occ}  "
+            f"mean {100 * val['occluded_mean']:.1f}%{'  [best]' if better else ''}  {seconds:.0f}s"
+        )
         return better
 
     def config_dict(self, models: dict[str, Any]) -> dict[str, Any]:
-        return {"method": "distill", "models": models, "labels": list(self.labels),
-                "input": self.teacher.input.to_json(),
-                "data": self.cfg.data, "seed": self.cfg.seed, "position": {"stage": 0, "epoch": self.epoch, "step": 0},
-                "export": {"pipeline": "direct", "classifier": "student", "inpainter": None,
-                           "classifier_output": None},
-                "distill_config": self.cfg.to_dict(),
-                "metrics": {"selection": "best mean held-out occluded agreement with the teacher's clean answer among "
-                                         f"epochs with clean agreement >= {self.cfg.clean_floor}",
-                            "best": self.best, "teacher": self.teacher.source,
-                            # epoch 0 = the student as initialised; a copy of the teacher = the direct route
-                            "direct": (None if self.cfg.student_model is not None or not self.history else
-                                       {k[4:]: v for k, v in self.history[0].items() if k.startswith("val_")}),
-                            "teacher_parity": self.teacher.parity,
-                            "held_out": {"people": int(len(set(self.held_out.people.tolist()))),
-                                         "faces": int(len(self.held_out.people)),
-                                         "protocols": list(self.cfg.held_out_protocols)}}}
+        return {
+            "method": "distill",
+            "models": models,
+            "labels": list(self.labels),
+            "input": self.teacher.input.to_json(),
+            "data": self.cfg.data,
+            "seed": self.cfg.seed,
+            "position": {"stage": 0, "epoch": self.epoch, "step": 0},
+            "export": {"pipeline": "direct", "classifier": "student", "inpainter": None, "classifier_output": None},
+            "distill_config": self.cfg.to_dict(),
+            "metrics": {
+                "selection": "best mean held-out occluded agreement with the teacher's clean answer among "
+                f"epochs with clean agreement >= {self.cfg.clean_floor}",
+                "best": self.best,
+                "teacher": self.teacher.source,
+                # epoch 0 = the student as initialised; a copy of the teacher = the direct route
+                "direct": (
+                    None
+                    if self.cfg.student_model is not None or not self.history
+                    else {k[4:]: v for k, v in self.history[0].items() if k.startswith("val_")}
+                ),
+                "teacher_parity": self.teacher.parity,
+                "held_out": {
+                    "people": int(len(set(self.held_out.people.tolist()))),
+                    "faces": int(len(self.held_out.people)),
+                    "protocols": list(self.cfg.held_out_protocols),
+                },
+            },
+        }
 
     def _save_best(self) -> None:
         if self.out is None:
             return
-        ckpt.save_checkpoint(self.out / "checkpoint", config=self.config_dict({"student": self.specs["student"]}),
-                             models={"student": self.models["student"]})
+        ckpt.save_checkpoint(
+            self.out / "checkpoint",
+            config=self.config_dict({"student": self.specs["student"]}),
+            models={"student": self.models["student"]},
+        )
 
     def _save_state(self) -> None:
         if self.out is None:
             return
-        state = {"opt": self.opt.state_dict(), "opt_d": self.opt_d.state_dict() if self.opt_d else {},
-                 "history": json.dumps(self.history), "best": json.dumps(self.best), "rng": ckpt.capture_rng()}
-        ckpt.save_checkpoint(self.out / "state", config=self.config_dict(self.specs), models=self.models,
-                             training_state=state)
+        state = {
+            "opt": self.opt.state_dict(),
+            "opt_d": self.opt_d.state_dict() if self.opt_d else {},
+            "history": json.dumps(self.history),
+            "best": json.dumps(self.best),
+            "rng": ckpt.capture_rng(),
+        }
+        ckpt.save_checkpoint(
+            self.out / "state", config=self.config_dict(self.specs), models=self.models, training_state=state
+        )
         with (self.out / "distill_log.csv").open("w", newline="") as f:
             fields: list[str] = []
             for r in self.history:
@@ -339,11 +406,14 @@ class Distiller:
 
     def resume(self, path: str | Path) -> None:
         """Continue from ``OUT/state`` of an interrupted run of the same config."""
-        loaded = ckpt.load_checkpoint(Path(path) / "state" if (Path(path) / "state").is_dir() else path,
-                                      with_training_state=True)
+        loaded = ckpt.load_checkpoint(
+            Path(path) / "state" if (Path(path) / "state").is_dir() else path, with_training_state=True
+        )
         if set(loaded.models) != set(self.models):
-            raise ConfigError(f"{path} holds modules {sorted(loaded.models)}, this run needs {sorted(self.models)}; "
-                              f"resume with the same loss terms")
+            raise ConfigError(
+                f"{path} holds modules {sorted(loaded.models)}, this run needs {sorted(self.models)}; "
+                f"resume with the same loss terms"
+            )
         for n, m in self.models.items():
             m.load_state_dict(loaded.models[n].state_dict())
         st = loaded.state
@@ -374,13 +444,18 @@ class Distiller:
                     break
             self.epoch += 1
             ran += 1
-            self._record(self.epoch, self.held_out.evaluate(self.models[self.main_name]),
-                         {k: v / max(1, steps) for k, v in sums.items()}, time.monotonic() - te)
+            self._record(
+                self.epoch,
+                self.held_out.evaluate(self.models[self.main_name]),
+                {k: v / max(1, steps) for k, v in sums.items()},
+                time.monotonic() - te,
+            )
             self._save_state()
             since = self.epoch - (self.best["epoch"] if self.best else 0)
             if since >= self.cfg.patience and self.epoch >= self.cfg.min_epochs:
-                self.log(f"early stop: no better qualifying epoch for {since} epochs "
-                         f"(best: epoch {self.best['epoch']})")
+                self.log(
+                    f"early stop: no better qualifying epoch for {since} epochs (best: epoch {self.best['epoch']})"
+                )
                 break
             if time_budget_s is not None and time.monotonic() - t0 > time_budget_s:
                 self.log(f"time budget of {time_budget_s:.0f} s reached after epoch {self.epoch}")

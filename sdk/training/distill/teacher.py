@@ -4,6 +4,7 @@ Both become a frozen torch module (so the student can start as an exact copy and
 teacher's mid-level features) plus its labels and input spec (:class:`runtime.input_spec.InputSpec`: the tensor and
 the crops, as the bundle serves them).
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -102,23 +103,42 @@ def _from_bundle(p: Path, model: str, calibration: np.ndarray | None) -> Teacher
             x = np.concatenate([x, np.asarray(calibration[:12], np.float32)])
         diff = parity(module, onnx_file, x)
     if not diff <= PARITY_TOL:
-        raise ConfigError(f"teacher {p}: the imported {model} differs from the ONNX classifier by {diff:.3g} "
-                          f"(tolerance {PARITY_TOL}); pass the right --teacher-model")
+        raise ConfigError(
+            f"teacher {p}: the imported {model} differs from the ONNX classifier by {diff:.3g} "
+            f"(tolerance {PARITY_TOL}); pass the right --teacher-model"
+        )
     module.requires_grad_(False)
-    return Teacher(module.eval(), model, kwargs, tuple(b.labels), spec,
-                   f"bundle {b.name} ({engines[0].file} sha256 {engines[0].sha256[:12]})", diff, p)
+    return Teacher(
+        module.eval(),
+        model,
+        kwargs,
+        tuple(b.labels),
+        spec,
+        f"bundle {b.name} ({engines[0].file} sha256 {engines[0].sha256[:12]})",
+        diff,
+        p,
+    )
 
 
 def _from_checkpoint(p: Path) -> Teacher:
     from ..checkpoint import load_checkpoint
+
     ck = load_checkpoint(p)
     plan = ck.config.get("export") or {}
     if plan.get("pipeline", "direct") != "direct" or plan.get("classifier_output") is not None:
-        raise ConfigError(f"teacher checkpoint {p} deploys the {plan.get('pipeline')} pipeline; distill from a "
-                          f"direct classifier (or export it and pass the bundle)")
+        raise ConfigError(
+            f"teacher checkpoint {p} deploys the {plan.get('pipeline')} pipeline; distill from a "
+            f"direct classifier (or export it and pass the bundle)"
+        )
     name = plan.get("classifier") or next(iter(ck.models))
     spec = ck.config["models"][name]
     module = ck.models[name].eval()
     module.requires_grad_(False)
-    return Teacher(module, spec["registry"], dict(spec.get("kwargs", {})), ck.labels,
-                   _train_input(ck.input, f"teacher checkpoint {p}"), f"checkpoint {ck.path}")
+    return Teacher(
+        module,
+        spec["registry"],
+        dict(spec.get("kwargs", {})),
+        ck.labels,
+        _train_input(ck.input, f"teacher checkpoint {p}"),
+        f"checkpoint {ck.path}",
+    )

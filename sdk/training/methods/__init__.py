@@ -1,4 +1,5 @@
 """The training methods, by id. Each module defines one :class:`~sdk.training.loop.Method` subclass."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -50,8 +51,10 @@ def open_data(spec: str, split: str) -> object:
     except OferError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure becomes a dataset error
-        raise DatasetError(f"cannot read dataset {spec!r} (split {split}): {type(exc).__name__}: {exc}; "
-                           f"check the path and the spec format") from None
+        raise DatasetError(
+            f"cannot read dataset {spec!r} (split {split}): {type(exc).__name__}: {exc}; "
+            f"check the path and the spec format"
+        ) from None
 
 
 def open_eval_data(spec: str) -> object:
@@ -64,8 +67,9 @@ def open_eval_data(spec: str) -> object:
             return open_data(spec, split)
         except (ConfigError, DatasetError) as exc:
             errors.append(f"{split}: {exc}")
-    raise ConfigError(f"dataset {spec!r} has no test or val split to evaluate on ({'; '.join(errors)}); "
-                      f"pass --eval-data SPEC")
+    raise ConfigError(
+        f"dataset {spec!r} has no test or val split to evaluate on ({'; '.join(errors)}); pass --eval-data SPEC"
+    )
 
 
 def open_val_data(spec: str) -> object | None:
@@ -86,8 +90,7 @@ def held_out_check(cfg: "TrainConfig", val: object, labels: tuple[str, ...], pla
 
     def check(models: dict) -> dict[str, float]:
         predict = torch_predictor(models, plan, cfg.input, device)
-        rep = evaluate(predict, val, cfg.eval_protocols, cfg.input, labels=labels, seed=cfg.seed,
-                       limit=cfg.val_limit)
+        rep = evaluate(predict, val, cfg.eval_protocols, cfg.input, labels=labels, seed=cfg.seed, limit=cfg.val_limit)
         occ = rep.occluded_mean()
         out = {"val_occluded": round(occ["accuracy"], 5)} if occ else {}
         if "clean" in rep.results:
@@ -104,15 +107,27 @@ def chance_warning(report: object, n_classes: int, steps: int) -> str | None:
     if acc > 1.5 / n_classes:
         return None
     which = "clean" if "clean" in res else "mean"
-    return (f"warning: {which} accuracy {acc:.3f} is near chance (1/{n_classes} = {1 / n_classes:.3f}): the model "
-            f"did not learn. Check that the labels match the images, train longer (this run took {steps} steps: "
-            "--epochs/--steps), try another --lr, and that --size/--channels suit the data; for privileged and "
-            "deocclusion also check the teacher/pretrained classifier (its stage's loss in results.csv)")
+    return (
+        f"warning: {which} accuracy {acc:.3f} is near chance (1/{n_classes} = {1 / n_classes:.3f}): the model "
+        f"did not learn. Check that the labels match the images, train longer (this run took {steps} steps: "
+        "--epochs/--steps), try another --lr, and that --size/--channels suit the data; for privileged and "
+        "deocclusion also check the teacher/pretrained classifier (its stage's loss in results.csv)"
+    )
 
 
-def train(cfg: "TrainConfig", out_dir: str | None, *, eval_data: str | None = None, resume: str | None = None,
-          progress: bool = True, time_budget_s: float | None = None, stage_budget_s: float | None = None,
-          eval_limit: int | None = None, print_table: bool = True, verbose: bool = True) -> dict:
+def train(
+    cfg: "TrainConfig",
+    out_dir: str | None,
+    *,
+    eval_data: str | None = None,
+    resume: str | None = None,
+    progress: bool = True,
+    time_budget_s: float | None = None,
+    stage_budget_s: float | None = None,
+    eval_limit: int | None = None,
+    print_table: bool = True,
+    verbose: bool = True,
+) -> dict:
     """Train a method (one line per epoch, held-out check on the ``val`` split), evaluate it on every protocol,
     print the summary and the table, store metrics in the checkpoint, draw ``curves.png``.
 
@@ -132,26 +147,42 @@ def train(cfg: "TrainConfig", out_dir: str | None, *, eval_data: str | None = No
     from runtime.datasets.faces import UnlabelledFaces
 
     if isinstance(dataset, UnlabelledFaces):
-        raise ConfigError(f"{cfg.data!r} holds unlabelled faces; the training methods need labels: use "
-                          f"`ofer distill --data {cfg.data}` (a teacher labels them) instead")
+        raise ConfigError(
+            f"{cfg.data!r} holds unlabelled faces; the training methods need labels: use "
+            f"`ofer distill --data {cfg.data}` (a teacher labels them) instead"
+        )
     test = open_eval_data(eval_data or cfg.data)  # before training: a bad spec fails now, not hours later
     val = open_val_data(cfg.data) if cfg.val_limit else None
     trainer = Trainer(method, dataset, out_dir=out_dir, progress=progress, verbose=verbose)
     plan = method.export_plan().to_dict()
     check = held_out_check(cfg, val, trainer.labels, plan, str(trainer.device)) if val is not None else None
     if check is None and verbose and trainer.dist.is_main:
-        print(f"{cfg.method}: no val split in {cfg.data!r} (or val_limit 0): epochs are reported without a "
-              "held-out check and best/ is not written", flush=True)
-    fit = trainer.fit(resume_from=resume, time_budget_s=time_budget_s, stage_budget_s=stage_budget_s,
-                      validate=check)
+        print(
+            f"{cfg.method}: no val split in {cfg.data!r} (or val_limit 0): epochs are reported without a "
+            "held-out check and best/ is not written",
+            flush=True,
+        )
+    fit = trainer.fit(resume_from=resume, time_budget_s=time_budget_s, stage_budget_s=stage_budget_s, validate=check)
     report, warning = None, None
     if trainer.dist.is_main:
         predict = torch_predictor(trainer.models, plan, cfg.input, str(trainer.device))
-        report = evaluate(predict, test, cfg.eval_protocols, cfg.input, labels=trainer.labels, seed=cfg.seed,
-                          limit=eval_limit, progress=print_progress(f"{cfg.method}: evaluating") if verbose else None)
+        report = evaluate(
+            predict,
+            test,
+            cfg.eval_protocols,
+            cfg.input,
+            labels=trainer.labels,
+            seed=cfg.seed,
+            limit=eval_limit,
+            progress=print_progress(f"{cfg.method}: evaluating") if verbose else None,
+        )
         if out_dir is not None:
-            write_report(report, Path(out_dir) / "eval", title=f"{cfg.method} ({cfg.data})",
-                         meta={"checkpoint": "last (checkpoint/)"})
+            write_report(
+                report,
+                Path(out_dir) / "eval",
+                title=f"{cfg.method} ({cfg.data})",
+                meta={"checkpoint": "last (checkpoint/)"},
+            )
             if (Path(out_dir) / "checkpoint").exists():
                 update_metrics(Path(out_dir) / "checkpoint", report.summary())
         warning = chance_warning(report, len(trainer.labels), int(fit["position"]["step"]))
@@ -159,16 +190,23 @@ def train(cfg: "TrainConfig", out_dir: str | None, *, eval_data: str | None = No
             print(f"\n{cfg.method} — training summary\n{trainer.report.summary()}", flush=True)
             if trainer.best:
                 b = trainer.best
-                print(f"best held-out {b['metric']} {b['value']:.4f} at {b['stage']} epoch {b['epoch']} (step "
-                      f"{b['step']})" + (f": {Path(out_dir) / 'best'}" if out_dir is not None else ""), flush=True)
+                print(
+                    f"best held-out {b['metric']} {b['value']:.4f} at {b['stage']} epoch {b['epoch']} (step "
+                    f"{b['step']})" + (f": {Path(out_dir) / 'best'}" if out_dir is not None else ""),
+                    flush=True,
+                )
             if out_dir is not None:
-                drawn = draw_curves(trainer.report.rows, Path(out_dir) / "curves.png",
-                                    title=f"{cfg.method} ({cfg.data})")
+                drawn = draw_curves(
+                    trainer.report.rows, Path(out_dir) / "curves.png", title=f"{cfg.method} ({cfg.data})"
+                )
                 if not isinstance(drawn, Path):
                     print(f"{cfg.method}: {drawn}", flush=True)
         if print_table:
-            print(f"\n{cfg.method} — evaluation of the last checkpoint on {eval_data or cfg.data} (test split)\n"
-                  f"{report.markdown()}", flush=True)
+            print(
+                f"\n{cfg.method} — evaluation of the last checkpoint on {eval_data or cfg.data} (test split)\n"
+                f"{report.markdown()}",
+                flush=True,
+            )
         if warning is not None:
             import sys
 

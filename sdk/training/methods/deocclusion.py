@@ -4,6 +4,7 @@ L = L_expr + L_pixel + L_adv, where L_expr is the cross-entropy of a FROZEN clas
 faces in stage 1, or loaded with ``classifier_checkpoint=DIR``) on the generated image. ``use_expr_loss=false``
 drops L_expr (the paper's ablation). Deployed as inpaint -> classify with that classifier.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,8 +20,7 @@ from ..losses import adversarial_g, first_output, reconstruction_l1
 from .gan_inpaint import discriminator_spec, inpaint, real_fake_loss
 
 
-def load_pretrained(models: Models, name: str, path: str, labels: tuple[str, ...],
-                    role: str | None = None) -> None:
+def load_pretrained(models: Models, name: str, path: str, labels: tuple[str, ...], role: str | None = None) -> None:
     """Copy the weights of module ``role`` (default: the checkpoint's exported classifier) into ``models[name]``.
 
     Raises:
@@ -30,39 +30,63 @@ def load_pretrained(models: Models, name: str, path: str, labels: tuple[str, ...
 
     ck = load_checkpoint(path)
     if labels and ck.labels != tuple(labels):
-        raise ConfigError(f"label sets differ: checkpoint {ck.path} was trained on {list(ck.labels)}, this dataset "
-                          f"has {list(labels)}; train the pretrained model on the same labels or remap the dataset")
+        raise ConfigError(
+            f"label sets differ: checkpoint {ck.path} was trained on {list(ck.labels)}, this dataset "
+            f"has {list(labels)}; train the pretrained model on the same labels or remap the dataset"
+        )
     role = role or ck.config.get("export", {}).get("classifier", "classifier")
     if role not in ck.models:
         raise ConfigError(f"checkpoint {ck.path} has no {role!r} module (it has {sorted(ck.models)})")
     try:
         models[name].load_state_dict(ck.models[role].state_dict())
     except RuntimeError:
-        raise ConfigError(f"the {role!r} of checkpoint {ck.path} ({ck.config['models'][role]['registry']}) does "
-                          f"not match this run's {name!r}; pass the same --model") from None
+        raise ConfigError(
+            f"the {role!r} of checkpoint {ck.path} ({ck.config['models'][role]['registry']}) does "
+            f"not match this run's {name!r}; pass the same --model"
+        ) from None
 
 
 class DeocclusionMethod(Method):
     """Encoder-decoder + real/fake discriminator, guided by a frozen expression classifier."""
 
     name = "deocclusion"
-    defaults: dict[str, Any] = {"protocols": list(DEFAULT_TRAIN_PROTOCOLS[1:]), "noise_prob": 0.0,
-                                "use_expr_loss": True, "classifier_checkpoint": None, "pretrain_epochs": None,
-                                "w_expr": 1.0, "w_pixel": 1.0, "w_adv": 0.01, "w_d_adv": 1.0, "w_pre": 1.0}
+    defaults: dict[str, Any] = {
+        "protocols": list(DEFAULT_TRAIN_PROTOCOLS[1:]),
+        "noise_prob": 0.0,
+        "use_expr_loss": True,
+        "classifier_checkpoint": None,
+        "pretrain_epochs": None,
+        "w_expr": 1.0,
+        "w_pixel": 1.0,
+        "w_adv": 0.01,
+        "w_d_adv": 1.0,
+        "w_pre": 1.0,
+    }
 
     def model_specs(self, num_classes: int) -> dict[str, ModelSpec]:
         c = self.cfg.input.channels
-        return {"generator": ModelSpec("inpainter", self.kwargs_for("generator", in_channels=c, use_mask=True)),
-                "discriminator": discriminator_spec(self, num_classes),
-                "classifier": ModelSpec(self.classifier_name(), self.kwargs_for(
-                    "classifier", self.classifier_name(), num_classes=num_classes, in_channels=c))}
+        return {
+            "generator": ModelSpec("inpainter", self.kwargs_for("generator", in_channels=c, use_mask=True)),
+            "discriminator": discriminator_spec(self, num_classes),
+            "classifier": ModelSpec(
+                self.classifier_name(),
+                self.kwargs_for("classifier", self.classifier_name(), num_classes=num_classes, in_channels=c),
+            ),
+        }
 
     def stages(self) -> list[Stage]:
         e, steps = self.epochs(), self.cfg.max_steps
         out = []
         if not self.opts["classifier_checkpoint"]:
-            out.append(Stage("pretrain-classifier", int(self.opts["pretrain_epochs"] or e), {"main": ["classifier"]},
-                             OcclusionMix(["clean"], flip=True), max_steps=steps))
+            out.append(
+                Stage(
+                    "pretrain-classifier",
+                    int(self.opts["pretrain_epochs"] or e),
+                    {"main": ["classifier"]},
+                    OcclusionMix(["clean"], flip=True),
+                    max_steps=steps,
+                )
+            )
         mix = OcclusionMix(self.opts["protocols"], noise_prob=float(self.opts["noise_prob"]))
         out.append(Stage("deocclude", e, {"main": ["generator"], "disc": ["discriminator"]}, mix, max_steps=steps))
         return out
@@ -85,8 +109,9 @@ class DeocclusionMethod(Method):
             terms["expr"] = F.cross_entropy(first_output(models["classifier"](fake)), batch["label"])
         return terms
 
-    def discriminator_losses(self, stage: Stage, batch: Batch, models: Models,
-                             cache: dict[str, Any]) -> dict[str, torch.Tensor]:
+    def discriminator_losses(
+        self, stage: Stage, batch: Batch, models: Models, cache: dict[str, Any]
+    ) -> dict[str, torch.Tensor]:
         return {"d_adv": real_fake_loss(models, batch, cache)[0]}
 
 

@@ -8,6 +8,7 @@ the discriminator (trunk and expression head) with cross-entropy on inpainted oc
 GAN learning rate: at the papers' 2e-4 the expression head learns too slowly for a short schedule (on clean
 procedural faces, 400 steps: 0.71 test accuracy at 2e-4, 0.79 at 1e-3). Deployed as inpaint -> classify.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,8 +31,9 @@ def inpaint(models: Models, batch: Batch, cache: dict[str, Any]) -> torch.Tensor
 
 def discriminator_spec(method: Method, num_classes: int) -> ModelSpec:
     """The ``gan_discriminator`` of a GAN method; its expression head's grid matches the training input size."""
-    kwargs = method.kwargs_for("discriminator", "gan_discriminator", num_classes=num_classes,
-                               in_channels=method.cfg.input.channels)
+    kwargs = method.kwargs_for(
+        "discriminator", "gan_discriminator", num_classes=num_classes, in_channels=method.cfg.input.channels
+    )
     kwargs.setdefault("head_grid", discriminator_grid(method.cfg.input.size[0], int(kwargs.get("depth", 4))))
     return ModelSpec("gan_discriminator", kwargs)
 
@@ -48,25 +50,43 @@ class GanInpaintMethod(Method):
 
     name = "gan-inpaint"
     default_epochs = 10
-    defaults: dict[str, Any] = {"protocols": list(DEFAULT_TRAIN_PROTOCOLS[1:]), "noise_prob": 0.0,
-                                "classify_epochs": None, "classify_lr_scale": 5.0,
-                                "classify_protocols": list(DEFAULT_TRAIN_PROTOCOLS),
-                                # Context Encoders' joint loss: 0.999 * L2 + 0.001 * adversarial.
-                                "w_rec": 0.999, "w_adv": 0.001, "w_d_adv": 1.0, "w_d_expr": 1.0, "w_cls": 1.0}
+    defaults: dict[str, Any] = {
+        "protocols": list(DEFAULT_TRAIN_PROTOCOLS[1:]),
+        "noise_prob": 0.0,
+        "classify_epochs": None,
+        "classify_lr_scale": 5.0,
+        "classify_protocols": list(DEFAULT_TRAIN_PROTOCOLS),
+        # Context Encoders' joint loss: 0.999 * L2 + 0.001 * adversarial.
+        "w_rec": 0.999,
+        "w_adv": 0.001,
+        "w_d_adv": 1.0,
+        "w_d_expr": 1.0,
+        "w_cls": 1.0,
+    }
 
     def model_specs(self, num_classes: int) -> dict[str, ModelSpec]:
         c = self.cfg.input.channels
-        return {"generator": ModelSpec("inpainter", self.kwargs_for("generator", in_channels=c, use_mask=True)),
-                "discriminator": discriminator_spec(self, num_classes)}
+        return {
+            "generator": ModelSpec("inpainter", self.kwargs_for("generator", in_channels=c, use_mask=True)),
+            "discriminator": discriminator_spec(self, num_classes),
+        }
 
     def stages(self) -> list[Stage]:
         noise = float(self.opts["noise_prob"])
         mix = OcclusionMix(self.opts["protocols"], noise_prob=noise)
         classify_mix = OcclusionMix(self.opts["classify_protocols"], noise_prob=noise)
         e, steps = self.epochs(), self.cfg.max_steps
-        return [Stage("inpaint", e, {"main": ["generator"], "disc": ["discriminator"]}, mix, max_steps=steps),
-                Stage("classify", int(self.opts["classify_epochs"] or e), {"main": ["discriminator"]}, classify_mix,
-                      lr_scale=float(self.opts["classify_lr_scale"]), max_steps=steps)]
+        return [
+            Stage("inpaint", e, {"main": ["generator"], "disc": ["discriminator"]}, mix, max_steps=steps),
+            Stage(
+                "classify",
+                int(self.opts["classify_epochs"] or e),
+                {"main": ["discriminator"]},
+                classify_mix,
+                lr_scale=float(self.opts["classify_lr_scale"]),
+                max_steps=steps,
+            ),
+        ]
 
     def export_plan(self) -> ExportPlan:
         return ExportPlan("inpaint", classifier="discriminator", inpainter="generator", classifier_output=1)
@@ -83,8 +103,9 @@ class GanInpaintMethod(Method):
             terms["adv"] = adversarial_g(models["discriminator"](fake)[0])
         return terms
 
-    def discriminator_losses(self, stage: Stage, batch: Batch, models: Models,
-                             cache: dict[str, Any]) -> dict[str, torch.Tensor]:
+    def discriminator_losses(
+        self, stage: Stage, batch: Batch, models: Models, cache: dict[str, Any]
+    ) -> dict[str, torch.Tensor]:
         d_adv, expr_real = real_fake_loss(models, batch, cache)
         terms = {"d_adv": d_adv}
         if self.active("d_expr"):

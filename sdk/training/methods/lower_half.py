@@ -4,6 +4,7 @@ Optional Dense-Sparse-Dense (DSD): the occluded stage is split into dense traini
 smallest-magnitude weights of every layer pruned to that layer's sparsity and kept at zero by a mask), and
 dense re-training of all weights at a tenth of the learning rate.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -65,16 +66,23 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
 
 def measured_sparsity(model: nn.Module) -> dict[str, float]:
     """Fraction of exactly-zero weights of every conv/linear layer."""
-    return {name: float((m.weight == 0).float().mean()) for name, m in model.named_modules()
-            if isinstance(m, _PRUNABLE)}
+    return {
+        name: float((m.weight == 0).float().mean()) for name, m in model.named_modules() if isinstance(m, _PRUNABLE)
+    }
 
 
 class LowerHalfMethod(SupervisedMethod):
     """Two-stage fine-tuning (full, then upper half occluded), optionally with DSD in the second stage."""
 
     name = "lower-half"
-    defaults: dict[str, Any] = {**SupervisedMethod.defaults, "protocols": ["upper_half"], "full_epochs": None,
-                                "dsd": False, "dsd_sparsity": 0.3, "redense_lr_scale": 0.1}
+    defaults: dict[str, Any] = {
+        **SupervisedMethod.defaults,
+        "protocols": ["upper_half"],
+        "full_epochs": None,
+        "dsd": False,
+        "dsd_sparsity": 0.3,
+        "redense_lr_scale": 0.1,
+    }
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
@@ -82,16 +90,29 @@ class LowerHalfMethod(SupervisedMethod):
 
     def stages(self) -> list[Stage]:
         epochs, steps = self.epochs(), self.cfg.max_steps
-        full = Stage("full", int(self.opts["full_epochs"] or epochs), {"main": ["classifier"]},
-                     self.mix("clean"), max_steps=steps)
+        full = Stage(
+            "full",
+            int(self.opts["full_epochs"] or epochs),
+            {"main": ["classifier"]},
+            self.mix("clean"),
+            max_steps=steps,
+        )
         occ = self.mix()
         if not self.opts["dsd"]:
             return [full, Stage("upper-occluded", epochs, {"main": ["classifier"]}, occ, max_steps=steps)]
-        return [full,
-                Stage("occluded-dense", epochs, {"main": ["classifier"]}, occ, max_steps=steps),
-                Stage("occluded-sparse", epochs, {"main": ["classifier"]}, occ, max_steps=steps),
-                Stage("occluded-redense", epochs, {"main": ["classifier"]}, occ,
-                      lr_scale=float(self.opts["redense_lr_scale"]), max_steps=steps)]
+        return [
+            full,
+            Stage("occluded-dense", epochs, {"main": ["classifier"]}, occ, max_steps=steps),
+            Stage("occluded-sparse", epochs, {"main": ["classifier"]}, occ, max_steps=steps),
+            Stage(
+                "occluded-redense",
+                epochs,
+                {"main": ["classifier"]},
+                occ,
+                lr_scale=float(self.opts["redense_lr_scale"]),
+                max_steps=steps,
+            ),
+        ]
 
     def on_stage_start(self, index: int, stage: Stage, models: Models) -> None:
         self.masks = {}

@@ -7,6 +7,7 @@ student's features to the clean image). A weight of 0 switches a term (and the m
 with all four off this is the plain occluded-face student. The teacher is trained on clean faces first
 (or loaded with ``teacher_checkpoint=DIR``) and frozen. Only the student is exported.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,8 +17,16 @@ import torch.nn.functional as F
 
 from ..augment import DEFAULT_TRAIN_PROTOCOLS, OcclusionMix
 from ..loop import Batch, ExportPlan, Method, Models, ModelSpec, Stage
-from ..losses import (adversarial_d, adversarial_g, features_and_logits, features_of, first_output,
-                      loss_inequality_regularizer, output_distance, reconstruction_l2)
+from ..losses import (
+    adversarial_d,
+    adversarial_g,
+    features_and_logits,
+    features_of,
+    first_output,
+    loss_inequality_regularizer,
+    output_distance,
+    reconstruction_l2,
+)
 from .deocclusion import load_pretrained
 
 
@@ -25,10 +34,19 @@ class PrivilegedMethod(Method):
     """Teacher (clean) -> student (occluded) with output, LIR, adversarial-feature and reconstruction terms."""
 
     name = "privileged"
-    defaults: dict[str, Any] = {"protocols": list(DEFAULT_TRAIN_PROTOCOLS[1:]), "noise_prob": 0.0,
-                                "teacher_checkpoint": None, "teacher_epochs": None,
-                                "w_sup": 1.0, "w_out": 1.0, "w_lir": 1.0, "w_adv": 0.1, "w_rec": 1.0,
-                                "w_teacher": 1.0, "w_d_adv": 1.0}
+    defaults: dict[str, Any] = {
+        "protocols": list(DEFAULT_TRAIN_PROTOCOLS[1:]),
+        "noise_prob": 0.0,
+        "teacher_checkpoint": None,
+        "teacher_epochs": None,
+        "w_sup": 1.0,
+        "w_out": 1.0,
+        "w_lir": 1.0,
+        "w_adv": 0.1,
+        "w_rec": 1.0,
+        "w_teacher": 1.0,
+        "w_d_adv": 1.0,
+    }
 
     def needs_teacher(self) -> bool:
         """The teacher is used by the output-distance and LIR terms and as the adversary's 'real' features."""
@@ -53,21 +71,35 @@ class PrivilegedMethod(Method):
         if self.active("adv") or self.active("rec"):
             fc, stride = self._feature_shape(kw)
             if self.active("adv"):
-                specs["feature_disc"] = ModelSpec("feature_discriminator",
-                                                  self.kwargs_for("feature_disc", in_channels=fc))
+                specs["feature_disc"] = ModelSpec(
+                    "feature_discriminator", self.kwargs_for("feature_disc", in_channels=fc)
+                )
             if self.active("rec"):
-                specs["decoder"] = ModelSpec("reconstruction_decoder",
-                                             self.kwargs_for("decoder", in_channels=fc, out_channels=c,
-                                                             upsample=min(8, 1 << (stride.bit_length() - 1)),
-                                                             out_size=list(self.cfg.input.size)))
+                specs["decoder"] = ModelSpec(
+                    "reconstruction_decoder",
+                    self.kwargs_for(
+                        "decoder",
+                        in_channels=fc,
+                        out_channels=c,
+                        upsample=min(8, 1 << (stride.bit_length() - 1)),
+                        out_size=list(self.cfg.input.size),
+                    ),
+                )
         return specs
 
     def stages(self) -> list[Stage]:
         e, steps = self.epochs(), self.cfg.max_steps
         out = []
         if self.needs_teacher() and not self.opts["teacher_checkpoint"]:
-            out.append(Stage("teacher", int(self.opts["teacher_epochs"] or e), {"main": ["teacher"]},
-                             OcclusionMix(["clean"], flip=True), max_steps=steps))
+            out.append(
+                Stage(
+                    "teacher",
+                    int(self.opts["teacher_epochs"] or e),
+                    {"main": ["teacher"]},
+                    OcclusionMix(["clean"], flip=True),
+                    max_steps=steps,
+                )
+            )
         groups = {"main": ["student"] + (["decoder"] if self.active("rec") else [])}
         if self.active("adv"):
             groups["disc"] = ["feature_disc"]
@@ -103,8 +135,9 @@ class PrivilegedMethod(Method):
             terms["rec"] = reconstruction_l2(models["decoder"](f_o), batch["clean"])
         return terms
 
-    def discriminator_losses(self, stage: Stage, batch: Batch, models: Models,
-                             cache: dict[str, Any]) -> dict[str, torch.Tensor]:
+    def discriminator_losses(
+        self, stage: Stage, batch: Batch, models: Models, cache: dict[str, Any]
+    ) -> dict[str, torch.Tensor]:
         d = models["feature_disc"]
         return {"d_adv": adversarial_d(d(cache["f_c"]), d(cache["f_o"].detach()))}
 

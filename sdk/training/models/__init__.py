@@ -1,4 +1,5 @@
 """Model definitions (PyTorch). Importing this package registers every model."""
+
 from __future__ import annotations
 
 from .registry import create_model, get_entry, list_models, register_model

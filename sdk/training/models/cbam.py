@@ -4,6 +4,7 @@ Channel attention (a shared MLP over the average- and max-pooled channel descrip
 attention (a 7x7 conv over the channel-wise average and max maps). The ``cbam`` method puts one after every
 residual block of ResNet-18 (see :func:`sdk.training.models.resnet.resnet18_cbam`).
 """
+
 from __future__ import annotations
 
 import torch

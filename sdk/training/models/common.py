@@ -7,6 +7,7 @@ reconstruction decoder on it without running the network twice::
     feats = model.features(x)                 # (N, model.feature_channels, H / stride, W / stride)
     logits = model.classify_features(feats)   # (N, num_classes); model(x) gives the same
 """
+
 from __future__ import annotations
 
 import torch
@@ -60,12 +61,21 @@ def make_output(kind: str) -> nn.Module:
     raise ConfigError(f"unknown output {kind!r}; choose one of {', '.join(OUTPUTS)} (match the input normalisation)")
 
 
-def conv_bn_act(cin: int, cout: int, kernel: int = 3, stride: int = 1, *, norm: str = "batch",
-                act: str = "relu", padding: int | None = None) -> nn.Sequential:
+def conv_bn_act(
+    cin: int,
+    cout: int,
+    kernel: int = 3,
+    stride: int = 1,
+    *,
+    norm: str = "batch",
+    act: str = "relu",
+    padding: int | None = None,
+) -> nn.Sequential:
     """Conv2d (no bias when a norm follows) -> norm -> activation, 'same' padding by default."""
     pad = kernel // 2 if padding is None else padding
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, pad, bias=norm == "none"),
-                         make_norm(norm, cout), make_act(act))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, stride, pad, bias=norm == "none"), make_norm(norm, cout), make_act(act)
+    )
 
 
 def deconv_bn_act(cin: int, cout: int, *, stride: int = 2, norm: str = "batch", act: str = "relu") -> nn.Sequential:
@@ -73,8 +83,9 @@ def deconv_bn_act(cin: int, cout: int, *, stride: int = 2, norm: str = "batch", 
     if stride not in (1, 2):
         raise ConfigError(f"transposed-conv stride must be 1 or 2, got {stride}")
     kernel = 4 if stride == 2 else 3
-    return nn.Sequential(nn.ConvTranspose2d(cin, cout, kernel, stride, 1, bias=norm == "none"),
-                         make_norm(norm, cout), make_act(act))
+    return nn.Sequential(
+        nn.ConvTranspose2d(cin, cout, kernel, stride, 1, bias=norm == "none"), make_norm(norm, cout), make_act(act)
+    )
 
 
 class ClassifierHead(nn.Module):
@@ -84,8 +95,9 @@ class ClassifierHead(nn.Module):
     the incoming map size to be a multiple of ``pool_size``. ``pool_size=1`` (global pooling) exports at any size.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, *, hidden: int = 0, dropout: float = 0.0,
-                 pool_size: int = 1) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, *, hidden: int = 0, dropout: float = 0.0, pool_size: int = 1
+    ) -> None:
         super().__init__()
         if num_classes < 1:
             raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
@@ -120,14 +132,18 @@ def check_image(x: torch.Tensor, channels: int, *, min_size: int = 1, name: str 
     if not isinstance(x, torch.Tensor):
         raise InputError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 4 or x.shape[1] != channels:
-        raise InputError(f"{name} must have shape (N, {channels}, H, W), got {tuple(x.shape)}; "
-                         f"convert the images to {channels} channel(s) or build the model with "
-                         f"in_channels={x.shape[1] if x.dim() == 4 else '?'}")
+        raise InputError(
+            f"{name} must have shape (N, {channels}, H, W), got {tuple(x.shape)}; "
+            f"convert the images to {channels} channel(s) or build the model with "
+            f"in_channels={x.shape[1] if x.dim() == 4 else '?'}"
+        )
     if not x.is_floating_point():
         raise InputError(f"{name} must be a float tensor, got {x.dtype}; normalise the images first")
     if min(x.shape[2], x.shape[3]) < min_size:
-        raise InputError(f"{name} is {x.shape[2]}x{x.shape[3]} px, smaller than this model's minimum of "
-                         f"{min_size} px; resize the faces up")
+        raise InputError(
+            f"{name} is {x.shape[2]}x{x.shape[3]} px, smaller than this model's minimum of "
+            f"{min_size} px; resize the faces up"
+        )
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:

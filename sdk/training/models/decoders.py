@@ -6,6 +6,7 @@ the others have stride 1 (kernel 3); set ``upsample`` to the student's ``feature
 given and the result differs from it (input sizes that are not a multiple of the stride), it is bilinearly
 resized to ``out_size``.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,9 +34,16 @@ class ReconstructionDecoder(nn.Module):
         norm: ``batch``, ``instance`` or ``none``.
     """
 
-    def __init__(self, in_channels: int = 256, out_channels: int = 3, upsample: int = 4,
-                 hidden: tuple[int, int] = (128, 64), out_size: tuple[int, int] | None = (64, 64),
-                 output: str = "tanh", norm: str = "batch") -> None:
+    def __init__(
+        self,
+        in_channels: int = 256,
+        out_channels: int = 3,
+        upsample: int = 4,
+        hidden: tuple[int, int] = (128, 64),
+        out_size: tuple[int, int] | None = (64, 64),
+        output: str = "tanh",
+        norm: str = "batch",
+    ) -> None:
         super().__init__()
         if upsample not in (1, 2, 4, 8):
             raise ConfigError(f"decoder upsample must be 1, 2, 4 or 8 (three transposed convs), got {upsample}")
@@ -48,7 +56,8 @@ class ReconstructionDecoder(nn.Module):
             deconv_bn_act(chans[0], chans[1], stride=strides[0], norm=norm),
             deconv_bn_act(chans[1], chans[2], stride=strides[1], norm=norm),
             deconv_bn_act(chans[2], out_channels, stride=strides[2], norm="none", act="none"),
-            make_output(output))
+            make_output(output),
+        )
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         """The reconstructed image ``(N, out_channels, H, W)``."""
@@ -59,10 +68,22 @@ class ReconstructionDecoder(nn.Module):
         return out
 
 
-@register_model("reconstruction_decoder", kind="decoder", default_input=(256, 16, 16), in_channels=256,
-                upsample=4, out_size=(64, 64))
-def reconstruction_decoder(in_channels: int = 256, out_channels: int = 3, upsample: int = 4,
-                           hidden: tuple[int, int] = (128, 64), out_size: tuple[int, int] | None = (64, 64),
-                           output: str = "tanh", norm: str = "batch") -> ReconstructionDecoder:
+@register_model(
+    "reconstruction_decoder",
+    kind="decoder",
+    default_input=(256, 16, 16),
+    in_channels=256,
+    upsample=4,
+    out_size=(64, 64),
+)
+def reconstruction_decoder(
+    in_channels: int = 256,
+    out_channels: int = 3,
+    upsample: int = 4,
+    hidden: tuple[int, int] = (128, 64),
+    out_size: tuple[int, int] | None = (64, 64),
+    output: str = "tanh",
+    norm: str = "batch",
+) -> ReconstructionDecoder:
     """Decoder from resnet18's 64 px ``features`` map (256 x 16 x 16) back to a 3 x 64 x 64 image by default."""
     return ReconstructionDecoder(in_channels, out_channels, upsample, hidden, out_size, output, norm)

@@ -14,6 +14,7 @@ export.
 feature maps: ``forward(feats (N, C, h, w)) -> logit (N, 1)``. Build it with ``in_channels`` =
 the student's ``feature_channels``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,8 +41,16 @@ class GANDiscriminator(nn.Module):
             export needs the map size to be a multiple of it.
     """
 
-    def __init__(self, num_classes: int = 7, in_channels: int = 3, width: int = 64, depth: int = 4,
-                 norm: str = "batch", dropout: float = 0.0, head_grid: int = 4) -> None:
+    def __init__(
+        self,
+        num_classes: int = 7,
+        in_channels: int = 3,
+        width: int = 64,
+        depth: int = 4,
+        norm: str = "batch",
+        dropout: float = 0.0,
+        head_grid: int = 4,
+    ) -> None:
         super().__init__()
         if depth < 1:
             raise ConfigError(f"discriminator depth must be >= 1, got {depth}")
@@ -51,15 +60,19 @@ class GANDiscriminator(nn.Module):
         layers: list[nn.Module] = []
         cin = in_channels
         for i in range(depth):
-            cout = width * min(2 ** i, 8)
+            cout = width * min(2**i, 8)
             layers += list(conv_bn_act(cin, cout, 4, 2, padding=1, norm="none" if i == 0 else norm, act="lrelu"))
             cin = cout
         self.trunk = nn.Sequential(*layers)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.real_fake = nn.Linear(cin, 1)
-        self.expression = nn.Sequential(nn.AdaptiveAvgPool2d(head_grid), nn.Flatten(), nn.Dropout(dropout),
-                                        nn.Linear(cin * head_grid * head_grid, num_classes))
-        self.min_size = 2 ** depth
+        self.expression = nn.Sequential(
+            nn.AdaptiveAvgPool2d(head_grid),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(cin * head_grid * head_grid, num_classes),
+        )
+        self.min_size = 2**depth
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The shared trunk's output map ``(N, width * 2**(depth-1), H / 2**depth, W / 2**depth)``."""
@@ -111,19 +124,27 @@ class FeatureDiscriminator(nn.Module):
 
 
 @register_model("gan_discriminator", kind="discriminator", default_input=(3, 64, 64), num_classes=7, in_channels=3)
-def gan_discriminator(num_classes: int = 7, in_channels: int = 3, width: int = 64, depth: int = 4,
-                      norm: str = "batch", dropout: float = 0.0, head_grid: int = 4) -> GANDiscriminator:
+def gan_discriminator(
+    num_classes: int = 7,
+    in_channels: int = 3,
+    width: int = 64,
+    depth: int = 4,
+    norm: str = "batch",
+    dropout: float = 0.0,
+    head_grid: int = 4,
+) -> GANDiscriminator:
     """GAN discriminator with a real/fake head and an expression head on shared features."""
     return GANDiscriminator(num_classes, in_channels, width, depth, norm, dropout, head_grid)
 
 
 def discriminator_grid(input_size: int, depth: int = 4) -> int:
     """The size of ``gan_discriminator``'s last map for a square ``input_size`` input (its natural ``head_grid``)."""
-    return max(1, input_size // 2 ** depth)  # each 4x4 stride-2 conv (padding 1) floors the size by half
+    return max(1, input_size // 2**depth)  # each 4x4 stride-2 conv (padding 1) floors the size by half
 
 
 @register_model("feature_discriminator", kind="feature_discriminator", default_input=(256, 16, 16), in_channels=256)
-def feature_discriminator(in_channels: int = 256, width: int = 128, depth: int = 2,
-                          norm: str = "none") -> FeatureDiscriminator:
+def feature_discriminator(
+    in_channels: int = 256, width: int = 128, depth: int = 2, norm: str = "none"
+) -> FeatureDiscriminator:
     """Feature discriminator; the default input is resnet18's ``features`` map for a 64 px face."""
     return FeatureDiscriminator(in_channels, width, depth, norm)

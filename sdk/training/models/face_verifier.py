@@ -6,6 +6,7 @@ Layout: Conv3x3/2 (16) -> [Conv3x3/2, Conv3x3] (32) -> [Conv3x3/2, Conv3x3] (64)
 norm and ReLU (the features: stride 8, 6x6 at 48 px); head: 3x3 average pooling (keeps the coarse layout: eyes
 above mouth) -> dropout -> linear to one face logit. About 70 k parameters (~0.3 MB as FP32 ONNX).
 """
+
 from __future__ import annotations
 
 import torch
@@ -35,8 +36,10 @@ class FaceVerifierNet(FeatureClassifier):
         self.in_channels, self.num_classes, self.feature_channels = in_channels, num_classes, c3
         self.body = nn.Sequential(
             conv_bn_act(in_channels, c1, stride=2),
-            conv_bn_act(c1, c2, stride=2), conv_bn_act(c2, c2),
-            conv_bn_act(c2, c3, stride=2), conv_bn_act(c3, c3),
+            conv_bn_act(c1, c2, stride=2),
+            conv_bn_act(c2, c2),
+            conv_bn_act(c2, c3, stride=2),
+            conv_bn_act(c3, c3),
         )
         self.head = ClassifierHead(c3, num_classes, dropout=dropout, pool_size=3)
 

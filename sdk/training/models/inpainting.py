@@ -15,6 +15,7 @@ the output is ``mask * generated + (1 - mask) * image``, so visible pixels are p
 ONNX: export with inputs ``(image, mask)`` when ``use_mask`` (or ``blend``) is on; the padding and cropping
 are traced for the export size, so make only the batch axis dynamic.
 """
+
 from __future__ import annotations
 
 import torch
@@ -44,13 +45,22 @@ class Inpainter(nn.Module):
         norm: ``batch``, ``instance`` or ``none``.
     """
 
-    def __init__(self, in_channels: int = 3, use_mask: bool = True, width: int = 32, depth: int = 3,
-                 skip: bool = True, blend: bool = True, output: str = "tanh", norm: str = "batch") -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        use_mask: bool = True,
+        width: int = 32,
+        depth: int = 3,
+        skip: bool = True,
+        blend: bool = True,
+        output: str = "tanh",
+        norm: str = "batch",
+    ) -> None:
         super().__init__()
         if depth < 1:
             raise ConfigError(f"inpainter depth must be >= 1, got {depth}")
         self.in_channels, self.use_mask, self.depth, self.skip, self.blend = in_channels, use_mask, depth, skip, blend
-        widths = [width * 2 ** i for i in range(depth)]
+        widths = [width * 2**i for i in range(depth)]
         self.encoder = nn.ModuleList()
         cin = in_channels + int(use_mask)
         for c in widths:
@@ -71,20 +81,24 @@ class Inpainter(nn.Module):
         check_image(image, self.in_channels, name="image")
         if mask is None:
             if self.use_mask:
-                raise InputError("this inpainter was built with use_mask=True: pass forward(image, mask) with "
-                                 "mask (N, 1, H, W), 1 where the face is occluded")
+                raise InputError(
+                    "this inpainter was built with use_mask=True: pass forward(image, mask) with "
+                    "mask (N, 1, H, W), 1 where the face is occluded"
+                )
             return
         check_image(mask, 1, name="mask")
         if not is_tracing() and (mask.shape[0] != image.shape[0] or mask.shape[2:] != image.shape[2:]):
-            raise InputError(f"mask {tuple(mask.shape)} does not match image {tuple(image.shape)}; "
-                             "pass one (N, 1, H, W) mask per image, same H and W")
+            raise InputError(
+                f"mask {tuple(mask.shape)} does not match image {tuple(image.shape)}; "
+                "pass one (N, 1, H, W) mask per image, same H and W"
+            )
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The de-occluded image ``(N, C, H, W)``; see the module doc for ``mask``."""
         self._check(image, mask)
         height, width = image.shape[2], image.shape[3]
         x = torch.cat([image, mask], dim=1) if self.use_mask and mask is not None else image
-        x = pad_to_multiple(x, 2 ** self.depth)
+        x = pad_to_multiple(x, 2**self.depth)
         skips = []
         for stage in self.encoder:
             x = stage(x)
@@ -101,8 +115,16 @@ class Inpainter(nn.Module):
 
 
 @register_model("inpainter", kind="inpainter", default_input=(3, 64, 64), in_channels=3, use_mask=True)
-def inpainter(in_channels: int = 3, use_mask: bool = True, width: int = 16, depth: int = 3, skip: bool = True,
-              blend: bool = True, output: str = "tanh", norm: str = "batch") -> Inpainter:
+def inpainter(
+    in_channels: int = 3,
+    use_mask: bool = True,
+    width: int = 16,
+    depth: int = 3,
+    skip: bool = True,
+    blend: bool = True,
+    output: str = "tanh",
+    norm: str = "batch",
+) -> Inpainter:
     """Inpainting generator; input image ``default_input`` plus, with ``use_mask``, a ``(N, 1, H, W)`` mask.
 
     The default width 16 (0.61 M parameters) runs in ~4.4 ms per 64x64 gray face on one CPU core with ONNX Runtime,

@@ -14,6 +14,7 @@ BatchNormalization     ``nn.BatchNorm2d`` / ``nn.BatchNorm1d`` (eps set to the K
 Dense                  ``nn.Linear``; kernel (in, out) -> (out, in)
 =====================  ================================================================
 """
+
 from __future__ import annotations
 
 import json
@@ -51,14 +52,17 @@ def read_keras_layers(path: str | Path) -> list[KerasLayer]:
     with f:
         group = f["model_weights"] if "model_weights" in f else f
         if "layer_names" not in group.attrs:
-            raise InputError(f"{path} has no Keras 'layer_names' attribute; save the model with Keras "
-                             "model.save(...h5) or model.save_weights(...h5).")
+            raise InputError(
+                f"{path} has no Keras 'layer_names' attribute; save the model with Keras "
+                "model.save(...h5) or model.save_weights(...h5)."
+            )
         classes = _layer_classes(f)
         layers = []
         for raw in group.attrs["layer_names"]:
             name = raw.decode() if isinstance(raw, bytes) else str(raw)
-            weight_names = [w.decode() if isinstance(w, bytes) else str(w)
-                            for w in group[name].attrs.get("weight_names", [])]
+            weight_names = [
+                w.decode() if isinstance(w, bytes) else str(w) for w in group[name].attrs.get("weight_names", [])
+            ]
             if not weight_names:
                 continue
             weights = {w.split("/")[-1].split(":")[0]: np.asarray(group[name][w]) for w in weight_names}
@@ -108,8 +112,10 @@ def _converted(layer: KerasLayer, kind: str, module: nn.Module) -> dict[str, tup
         out["weight"] = (module.weight, k.reshape(k.shape[0], k.shape[1], -1).transpose(2, 0, 1)[:, None])
     elif kind == "SeparableConv2D":
         k = w["depthwise_kernel"]
-        out["depthwise.weight"] = (module.depthwise.weight,
-                                   k.reshape(k.shape[0], k.shape[1], -1).transpose(2, 0, 1)[:, None])
+        out["depthwise.weight"] = (
+            module.depthwise.weight,
+            k.reshape(k.shape[0], k.shape[1], -1).transpose(2, 0, 1)[:, None],
+        )
         out["pointwise.weight"] = (module.pointwise.weight, w["pointwise_kernel"].transpose(3, 2, 0, 1))
         if "bias" in w:
             out["pointwise.bias"] = (module.pointwise.bias, w["bias"])
@@ -143,7 +149,8 @@ def load_keras_hdf5_weights(model: nn.Module, path: str | Path) -> None:
             f"{path} has {len(layers)} weighted layers but {type(model).__name__} has {len(units)} weighted "
             f"modules; create the model with the architecture the file was saved from.\n"
             f"file: {[f'{layer.name}:{layer.class_name}' for layer in layers]}\n"
-            f"model: {[f'{q}:{k}' for q, k, _ in units]}")
+            f"model: {[f'{q}:{k}' for q, k, _ in units]}"
+        )
     pending: list[tuple[torch.Tensor, np.ndarray]] = []
     eps: list[tuple[nn.Module, float]] = []
     for layer, (qname, kind, module) in zip(layers, units):
@@ -157,8 +164,16 @@ def load_keras_hdf5_weights(model: nn.Module, path: str | Path) -> None:
             pairs = _converted(layer, kind, module)
         except KeyError as exc:
             raise ConfigError(f"weight {exc} missing: {where}.") from None
-        unused = set(layer.weights) - {"kernel", "bias", "depthwise_kernel", "pointwise_kernel", "gamma", "beta",
-                                       "moving_mean", "moving_variance"}
+        unused = set(layer.weights) - {
+            "kernel",
+            "bias",
+            "depthwise_kernel",
+            "pointwise_kernel",
+            "gamma",
+            "beta",
+            "moving_mean",
+            "moving_variance",
+        }
         if unused:
             raise ConfigError(f"unsupported weights {sorted(unused)}: {where}.")
         if kind in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense"):
@@ -167,8 +182,10 @@ def load_keras_hdf5_weights(model: nn.Module, path: str | Path) -> None:
                 raise ConfigError(f"one side has a bias and the other not: {where}.")
         for tname, (tensor, array) in pairs.items():
             if tuple(tensor.shape) != tuple(array.shape):
-                raise ConfigError(f"shape of {tname} differs (model {tuple(tensor.shape)}, file converted "
-                                  f"{tuple(array.shape)}): {where}.")
+                raise ConfigError(
+                    f"shape of {tname} differs (model {tuple(tensor.shape)}, file converted "
+                    f"{tuple(array.shape)}): {where}."
+                )
             pending.append((tensor, array))
         if kind == "BatchNormalization":
             eps.append((module, float(layer.config.get("epsilon", 1e-3))))

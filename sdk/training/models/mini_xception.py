@@ -14,6 +14,7 @@ Layout (Keras layer order, which :func:`sdk.training.models.keras_import.load_ke
 BatchNorm eps is 1e-3, Keras' default. Keras 'same' pooling with stride 2 pads asymmetrically (extra
 row/column at the bottom/right), which :class:`SameMaxPool2d` reproduces so the outputs match Keras.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -81,8 +82,9 @@ class SeparableConv2d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
         super().__init__()
-        self.depthwise = nn.Conv2d(in_channels, in_channels, kernel_size, padding=kernel_size // 2,
-                                   groups=in_channels, bias=False)
+        self.depthwise = nn.Conv2d(
+            in_channels, in_channels, kernel_size, padding=kernel_size // 2, groups=in_channels, bias=False
+        )
         self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -134,14 +136,23 @@ class MiniXception(nn.Module):
     feature_stride = 4
     min_size = 32
 
-    def __init__(self, num_classes: int = 7, in_channels: int = 1,
-                 widths: tuple[int, ...] = (16, 32, 64, 128), stem_channels: int = 8) -> None:
+    def __init__(
+        self,
+        num_classes: int = 7,
+        in_channels: int = 1,
+        widths: tuple[int, ...] = (16, 32, 64, 128),
+        stem_channels: int = 8,
+    ) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, stem_channels, 3, bias=False), _bn(stem_channels), nn.ReLU(inplace=True),
-            nn.Conv2d(stem_channels, stem_channels, 3, bias=False), _bn(stem_channels), nn.ReLU(inplace=True),
+            nn.Conv2d(in_channels, stem_channels, 3, bias=False),
+            _bn(stem_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(stem_channels, stem_channels, 3, bias=False),
+            _bn(stem_channels),
+            nn.ReLU(inplace=True),
         )
         blocks = []
         channels = stem_channels
@@ -161,7 +172,7 @@ class MiniXception(nn.Module):
 
     def classify_features(self, feats: torch.Tensor) -> torch.Tensor:
         """Logits from the map :meth:`features` returns."""
-        for block in self.blocks[self.feature_block:]:
+        for block in self.blocks[self.feature_block :]:
             feats = block(feats)
         return self.head(feats).mean(dim=(2, 3))
 

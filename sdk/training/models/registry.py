@@ -4,6 +4,7 @@ Example:
     >>> from sdk.training.models import create_model, list_models
     >>> model = create_model("mini_xception", num_classes=7, in_channels=1)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -31,9 +32,13 @@ class ModelEntry:
     default_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-def register_model(name: str | None = None, *, kind: str = "classifier",
-                   default_input: tuple[int, ...] = (3, 64, 64),
-                   **default_kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def register_model(
+    name: str | None = None,
+    *,
+    kind: str = "classifier",
+    default_input: tuple[int, ...] = (3, 64, 64),
+    **default_kwargs: Any,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator that registers a model factory (a function or an ``nn.Module`` class)."""
 
     def wrap(factory: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,6 +8,7 @@ Stems (``stem=``):
 Mid-level features (``features``): the output of residual stage ``feature_stage`` (1-4, default 3, i.e.
 ``layer3``: ``4 * width`` channels = 256 at width 64, stride 4 with the ``"3x3"`` stem, so 16x16 for 64 px).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -57,9 +58,17 @@ class ResNet(FeatureClassifier):
         dropout: Dropout before the final FC.
     """
 
-    def __init__(self, blocks: tuple[int, ...] = (2, 2, 2, 2), num_classes: int = 7, in_channels: int = 3,
-                 width: int = 64, stem: str = "3x3", attention: AttentionFactory | None = None,
-                 feature_stage: int = 3, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        blocks: tuple[int, ...] = (2, 2, 2, 2),
+        num_classes: int = 7,
+        in_channels: int = 3,
+        width: int = 64,
+        stem: str = "3x3",
+        attention: AttentionFactory | None = None,
+        feature_stage: int = 3,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         if stem not in STEMS:
             raise ConfigError(f"unknown ResNet stem {stem!r}; choose one of {', '.join(STEMS)}")
@@ -74,10 +83,20 @@ class ResNet(FeatureClassifier):
         self.stages = nn.ModuleList()
         cin = width
         for i, n in enumerate(blocks):
-            cout, first_stride = width * 2 ** i, 1 if i == 0 else 2
-            self.stages.append(nn.Sequential(*[
-                BasicBlock(cin if j == 0 else cout, cout, first_stride if j == 0 else 1,
-                           attention(cout) if attention is not None else None) for j in range(n)]))
+            cout, first_stride = width * 2**i, 1 if i == 0 else 2
+            self.stages.append(
+                nn.Sequential(
+                    *[
+                        BasicBlock(
+                            cin if j == 0 else cout,
+                            cout,
+                            first_stride if j == 0 else 1,
+                            attention(cout) if attention is not None else None,
+                        )
+                        for j in range(n)
+                    ]
+                )
+            )
             cin = cout
         self.feature_stage = feature_stage
         self.feature_channels = width * 2 ** (feature_stage - 1)
@@ -87,28 +106,49 @@ class ResNet(FeatureClassifier):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Output of stage ``feature_stage`` (``feature_channels`` channels, 1/``feature_stride`` size)."""
         x = self.stem(x)
-        for stage in self.stages[:self.feature_stage]:
+        for stage in self.stages[: self.feature_stage]:
             x = stage(x)
         return x
 
     def classify_features(self, feats: torch.Tensor) -> torch.Tensor:
         """The remaining stages and the head: logits ``(N, num_classes)``."""
-        for stage in self.stages[self.feature_stage:]:
+        for stage in self.stages[self.feature_stage :]:
             feats = stage(feats)
         return self.head(feats)
 
 
 @register_model("resnet18", kind="classifier", default_input=(3, 64, 64), num_classes=7, in_channels=3)
-def resnet18(num_classes: int = 7, in_channels: int = 3, width: int = 64, stem: str = "3x3",
-             feature_stage: int = 3, dropout: float = 0.0) -> ResNet:
+def resnet18(
+    num_classes: int = 7,
+    in_channels: int = 3,
+    width: int = 64,
+    stem: str = "3x3",
+    feature_stage: int = 3,
+    dropout: float = 0.0,
+) -> ResNet:
     """ResNet-18 (BasicBlock x [2, 2, 2, 2]) for small faces."""
     return ResNet((2, 2, 2, 2), num_classes, in_channels, width, stem, None, feature_stage, dropout)
 
 
 @register_model("resnet18_cbam", kind="classifier", default_input=(3, 64, 64), num_classes=7, in_channels=3)
-def resnet18_cbam(num_classes: int = 7, in_channels: int = 3, width: int = 64, stem: str = "3x3",
-                  feature_stage: int = 3, dropout: float = 0.0, reduction: int = 16,
-                  spatial_kernel: int = 7) -> ResNet:
+def resnet18_cbam(
+    num_classes: int = 7,
+    in_channels: int = 3,
+    width: int = 64,
+    stem: str = "3x3",
+    feature_stage: int = 3,
+    dropout: float = 0.0,
+    reduction: int = 16,
+    spatial_kernel: int = 7,
+) -> ResNet:
     """ResNet-18 with a CBAM block (reduction 16, 7x7 spatial kernel) after every residual block."""
-    return ResNet((2, 2, 2, 2), num_classes, in_channels, width, stem,
-                  lambda c: CBAM(c, reduction, spatial_kernel), feature_stage, dropout)
+    return ResNet(
+        (2, 2, 2, 2),
+        num_classes,
+        in_channels,
+        width,
+        stem,
+        lambda c: CBAM(c, reduction, spatial_kernel),
+        feature_stage,
+        dropout,
+    )

@@ -9,6 +9,7 @@ Features (``features``): output of conv3 (``256 * width`` channels, stride 8; 8x
 64, 128, 256, 512, 512 channels times ``width``), each followed by 2x2 max-pooling, then two FC layers.
 Features: output of stage 3 after its pooling (``256 * width`` channels, stride 8; 8x8 for 64 px).
 """
+
 from __future__ import annotations
 
 import torch
@@ -35,8 +36,16 @@ class VGGF(FeatureClassifier):
         pool_size: Spatial size the last map is pooled to before the FCs (1 = global pooling).
     """
 
-    def __init__(self, num_classes: int = 7, in_channels: int = 3, width: float = 0.5, lrn: bool = False,
-                 hidden: int = 512, dropout: float = 0.5, pool_size: int = 1) -> None:
+    def __init__(
+        self,
+        num_classes: int = 7,
+        in_channels: int = 3,
+        width: float = 0.5,
+        lrn: bool = False,
+        hidden: int = 512,
+        dropout: float = 0.5,
+        pool_size: int = 1,
+    ) -> None:
         super().__init__()
         c1, c = scaled(64, width), scaled(256, width)
         self.in_channels, self.num_classes = in_channels, num_classes
@@ -79,8 +88,16 @@ class VGGFace(FeatureClassifier):
         pool_size: Spatial size the last map is pooled to before the FCs (1 = global pooling).
     """
 
-    def __init__(self, num_classes: int = 7, in_channels: int = 3, width: float = 0.25, stages: int = 5,
-                 hidden: int = 512, dropout: float = 0.5, pool_size: int = 1) -> None:
+    def __init__(
+        self,
+        num_classes: int = 7,
+        in_channels: int = 3,
+        width: float = 0.25,
+        stages: int = 5,
+        hidden: int = 512,
+        dropout: float = 0.5,
+        pool_size: int = 1,
+    ) -> None:
         super().__init__()
         if not 4 <= stages <= len(VGG_FACE_STAGES):
             raise ConfigError(f"vgg_face stages must be 4 or 5, got {stages}")
@@ -111,14 +128,28 @@ class VGGFace(FeatureClassifier):
 
 
 @register_model("vgg_f", kind="classifier", default_input=(3, 64, 64), num_classes=7, in_channels=3)
-def vgg_f(num_classes: int = 7, in_channels: int = 3, width: float = 0.5, lrn: bool = False, hidden: int = 512,
-          dropout: float = 0.5, pool_size: int = 1) -> VGGF:
+def vgg_f(
+    num_classes: int = 7,
+    in_channels: int = 3,
+    width: float = 0.5,
+    lrn: bool = False,
+    hidden: int = 512,
+    dropout: float = 0.5,
+    pool_size: int = 1,
+) -> VGGF:
     """Compact VGG-F (5 conv + 2 FC) for 64 px faces."""
     return VGGF(num_classes, in_channels, width, lrn, hidden, dropout, pool_size)
 
 
 @register_model("vgg_face", kind="classifier", default_input=(3, 64, 64), num_classes=7, in_channels=3)
-def vgg_face(num_classes: int = 7, in_channels: int = 3, width: float = 0.25, stages: int = 5, hidden: int = 512,
-             dropout: float = 0.5, pool_size: int = 1) -> VGGFace:
+def vgg_face(
+    num_classes: int = 7,
+    in_channels: int = 3,
+    width: float = 0.25,
+    stages: int = 5,
+    hidden: int = 512,
+    dropout: float = 0.5,
+    pool_size: int = 1,
+) -> VGGFace:
     """Compact VGG-Face (13 3x3 convs in 5 stages + 2 FC) with a width multiplier."""
     return VGGFace(num_classes, in_channels, width, stages, hidden, dropout, pool_size)
