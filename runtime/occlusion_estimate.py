@@ -73,8 +73,8 @@ class KnownRegion:
         if isinstance(region, str):
             if region not in REGIONS:
                 raise ConfigError(
-                    f"unknown occlusion region {region!r}; use one of {', '.join(REGIONS)} or pass a "
-                    "2-D mask of the face crop (1 = covered)"
+                    f"unknown occlusion option {region!r}; use None/'auto' (estimate), 'image-stats', 'off', "
+                    f"a region ({', '.join(REGIONS)}) or a 2-D mask of the face crop (1 = covered)"
                 )
             self._box: geo.Box | None = REGIONS[region]
             self._mask = None

@@ -341,10 +341,14 @@ def build_pipeline(
         and name != "direct"
         and (bundle.find_engines("inpainter") or (name == "auto" and bundle.find_engines(HEADSET_ROLE)))
     ):
+        need = (
+            "needs the occlusion mask to inpaint"
+            if name == "inpaint"
+            else f"has nothing to route faces by (bundle {bundle.name!r} has an inpainter or a headset student)"
+        )
         raise ConfigError(
-            f"occlusion='off' leaves pipeline {name!r} nothing to route faces by (bundle "
-            f"{bundle.name!r} has an inpainter or a headset student); use pipeline='direct', or leave "
-            "the occlusion estimate on"
+            f"occlusion='off': pipeline {name!r} {need}; use pipeline='direct' (--pipeline direct), "
+            "or leave the occlusion estimate on"
         )
     clf, clf_spec = open_role("classifier")
     if name == "direct" or off:  # off: auto on a bundle with nothing to route is direct without an estimate

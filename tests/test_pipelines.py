@@ -126,7 +126,7 @@ def test_occlusion_off_skips_the_estimate_where_nothing_routes_by_it(
     assert p.pipeline == "direct" and p.occlusion is None and "occlusion" not in p.timings_ms
     with pytest.raises(ConfigError, match="nothing to route"):
         sdk.Recognizer(inpaint_bundle, detector="roi", roi=box, occlusion="off")
-    with pytest.raises(ConfigError, match="nothing to route"):
+    with pytest.raises(ConfigError, match="needs the occlusion mask"):
         sdk.Recognizer(inpaint_bundle, detector="roi", roi=box, occlusion="off", pipeline="inpaint")
     (q,) = sdk.Recognizer(inpaint_bundle, detector="roi", roi=box, occlusion="off", pipeline="direct").predict(frame)
     assert q.pipeline == "direct" and q.occlusion is None
@@ -200,7 +200,7 @@ def test_errors(models, tmp_path: Path) -> None:
         sdk.Recognizer(direct_only, detector="none", pipeline="inpaint")
     with pytest.raises(ConfigError, match="unknown pipeline"):
         sdk.Recognizer(direct_only, detector="none", pipeline="gan")
-    with pytest.raises(ConfigError, match="unknown occlusion region"):
+    with pytest.raises(ConfigError, match="unknown occlusion option"):
         sdk.Recognizer(direct_only, detector="none", occlusion="forehead")
     with pytest.raises(ConfigError, match="2-D array"):
         sdk.Recognizer(direct_only, detector="none", occlusion=np.zeros((2, 3, 4)))

@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"kept epoch {b['epoch']} ({what}): held-out clean {100 * b['clean']:.1f}%, occluded mean "
         f"{100 * b['occluded_mean']:.1f}% ({res['seconds']:.0f} s); export with: ofer export {args.out}/checkpoint "
-        f"--out BUNDLE"
+        f"--out BUNDLE --calib YOUR_FACES/ (INT8 calibrates on faces of the model's domain; or --precision fp32,fp16)"
     )
     return 0
 
