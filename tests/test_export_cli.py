@@ -250,3 +250,20 @@ def test_export_inpainter_and_classifier_pair(ofer_cmd, tmp_path):
     rec = Recognizer(tmp_path / "b", detector="none", pipeline="inpaint", threads=1)
     face = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
     assert len(rec.predict(face)) == 1
+
+
+def test_instance_norm_exports_without_the_train_mode_warning(tmp_path):
+    """The inpainter's InstanceNorm has no running statistics: eval mode normalises per image, as exported; the
+    exporter's warning about it would only alarm users (parity is checked instead)."""
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    import numpy as np
+
+    from export.onnx import export_onnx
+
+    m = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.InstanceNorm2d(4)).eval()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        export_onnx(m, np.random.default_rng(0).normal(size=(2, 1, 16, 16)).astype(np.float32), tmp_path / "m.onnx")
+    assert not [w for w in caught if "instance_norm" in str(w.message)]
