@@ -150,19 +150,13 @@ def model_probs(
     return {p: inpaint_probs(inpainter, teacher.model, v["images"], v[masks], teacher.input) for p, v in views.items()}
 
 
-def auto_report(
-    metrics: dict,
-    inpaint: dict[str, np.ndarray],
-    direct: dict[str, np.ndarray],
-    people: np.ndarray,
-    teacher: object,
-    seed: int,
-) -> object:
+def auto_probs(
+    metrics: dict, inpaint: dict[str, np.ndarray], direct: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], str]:
     """``auto`` as an exported bundle would route: each occluder kind to the route its held-out (val) people measured
-    best (``runtime.routing``), the kind known (true masks)."""
+    best (``runtime.routing``), the kind known (true masks); returns the routed probabilities and the row's name."""
     from runtime.routing import bundle_routes, protocol_kind
     from runtime.bundle import EngineSpec
-    from sdk.training.consistency import consistency
     from sdk.training.distill.bundle import measured
 
     rec = measured(metrics)
@@ -170,15 +164,7 @@ def auto_report(
     routes = bundle_routes({"inpaint": spec, "headset": None}) or {}
     probs = {p: inpaint[p] if p != "clean" and routes.get(protocol_kind(p)) == "inpaint" else direct[p] for p in direct}
     said = ", ".join(f"{k}->{v}" for k, v in routes.items())
-    return consistency(
-        direct["clean"],
-        probs,
-        people,
-        labels=teacher.labels,
-        model=f"auto, routes measured on val people ({said})",
-        teacher="default bundle",
-        seed=seed,
-    )
+    return probs, f"auto, routes measured on val people ({said})"
 
 
 def main() -> None:
@@ -221,17 +207,20 @@ def main() -> None:
     people = report.people()
     views = report_views(report, teacher, args.seed)
     t_probs = model_probs(teacher.model, views, teacher)
-    reports = [
-        consistency(
+
+    def row(probs: dict[str, np.ndarray], model: str) -> object:
+        """One table: agreement of ``probs`` with the teacher's clean answer on the report people."""
+        return consistency(
             t_probs["clean"],
-            t_probs,
+            probs,
             people,
             labels=teacher.labels,
-            model="teacher (default)",
+            model=model,
             teacher="default bundle",
             seed=args.seed,
         )
-    ]
+
+    reports = [row(t_probs, "teacher (default)")]
     runs = {}
     for name in [s for s in args.students.split(",") if s]:
         if name == "inpaint":
@@ -290,32 +279,12 @@ def main() -> None:
             for masks in ("masks", "estimated"):
                 probs = model_probs(None, views, teacher, models["inpainter"], masks)
                 what = "true masks" if masks == "masks" else "estimated masks (image-stats)"
-                reports.append(
-                    consistency(
-                        t_probs["clean"],
-                        probs,
-                        people,
-                        labels=teacher.labels,
-                        model=f"inpaint route, {what} (epoch {best['epoch']})",
-                        teacher="default bundle",
-                        seed=args.seed,
-                    )
-                )
+                reports.append(row(probs, f"inpaint route, {what} (epoch {best['epoch']})"))
                 if masks == "masks":
-                    reports.append(auto_report(ck.config["metrics"], probs, t_probs, people, teacher, args.seed))
+                    reports.append(row(*auto_probs(ck.config["metrics"], probs, t_probs)))
         else:
             probs = model_probs(models["student"], views, teacher)
-            reports.append(
-                consistency(
-                    t_probs["clean"],
-                    probs,
-                    people,
-                    labels=teacher.labels,
-                    model=f"student {name} (epoch {best['epoch']})",
-                    teacher="default bundle",
-                    seed=args.seed,
-                )
-            )
+            reports.append(row(probs, f"student {name} (epoch {best['epoch']})"))
         runs[name] = {
             "best": best,
             "epochs_run": res["epochs"],
