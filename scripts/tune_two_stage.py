@@ -69,7 +69,7 @@ def pipeline_runs(detector: TwoStageDetector, samples: list[Sample], seeds: int 
                 v = rotate(s, ROLLS[(i + k) % len(ROLLS)])
             else:
                 v = Sample(s.name, s.source, occlude(s.image, s.faces, kinds[0], seed=i + 1000 * k), s.faces, s.ignore)
-            cands, _, logits = detector.scored_candidates(v.image, cascade=False)
+            cands, _, logits = detector.scored_candidates(v.image, cascade=False, verify_all=True)
             runs.append(
                 (kinds, np.array([c.box for c in cands]).reshape(-1, 4), candidate_features(cands, logits), v, weight)
             )

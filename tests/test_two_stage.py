@@ -81,7 +81,7 @@ def test_shipped_verifier_matches_its_sha256_in_readme_and_config() -> None:
     assert "face_verifier" in (ROOT / "NOTICE").read_text()
 
 
-def test_verifier_config_errors_are_clear(tmp_path: Path, media_dir: Path) -> None:
+def test_verifier_config_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.json")
     (tmp_path / "bad.json").write_text("{")
@@ -91,9 +91,8 @@ def test_verifier_config_errors_are_clear(tmp_path: Path, media_dir: Path) -> No
     with pytest.raises(ConfigError, match="lacks"):
         load_config(tmp_path / "partial.json")
     bad = {**load_config(), "combination": {"bias": 0.0, "weights": {"moon_phase": 1.0}}}
-    det = TwoStageDetector(verifier=FaceVerifier(config=bad, threads=1))
     with pytest.raises(ConfigError, match="moon_phase"):
-        det.detect(cv2.imread(str(media_dir / "single_face.jpg")))
+        TwoStageDetector(verifier=FaceVerifier(config=bad, threads=1))
 
 
 def test_verifier_scores_real_faces_above_background(media_dir: Path) -> None:
@@ -195,14 +194,54 @@ def test_occluder_alone_rarely_makes_a_face(media_dir: Path, detector: TwoStageD
     assert false <= 6
 
 
-def test_detections_carry_verifier_score_and_roll(media_dir: Path, detector: TwoStageDetector) -> None:
-    dets = detector.detect(cv2.imread(str(media_dir / "single_face.jpg")))
+def test_detections_carry_verifier_score_and_roll(media_dir: Path) -> None:
+    image = cv2.imread(str(media_dir / "single_face.jpg"))
+    detector = create_detector("blazeface-verified", threads=1, fast_accept=None)  # every candidate verified
+    dets = detector.detect(image)
     assert len(dets) == 1
     d = dets[0]
     assert 0.0 < d.verifier_score <= 1.0 and detector.threshold <= d.score <= 1.0
     assert d.keypoints.shape == (6, 2) and abs(d.roll) < np.radians(20)
     assert set(detector.last_timings) == {"candidates", "verifier"}
     assert detector.detect(np.zeros((10, 10, 3), np.uint8)) == []
+
+
+def test_a_confident_clean_face_skips_the_verifier(media_dir: Path, detector: TwoStageDetector) -> None:
+    """The shipped config's fast-accept score (tuned by scripts/tune_fast_accept.py) takes a clean frontal face
+    without the verifier, with the same box as when it is verified; an occluded face is still verified."""
+    assert detector.fast_accept is not None and 0.85 <= detector.fast_accept < 1.0
+    image = cv2.imread(str(media_dir / "single_face.jpg"))
+    calls = []
+    logits = detector.verifier.logits
+    detector.verifier.logits = lambda frame, dets: calls.append(len(dets)) or logits(frame, dets)  # count real runs
+    try:
+        (fast,) = detector.detect(image)
+        assert calls == [] and fast.verifier_score is None and fast.score >= detector.fast_accept
+        (verified,) = create_detector("blazeface-verified", threads=1, fast_accept=None).detect(image)
+        assert fast.box == verified.box and np.array_equal(fast.keypoints, verified.keypoints)
+        face = Face(np.array(verified.box), verified.keypoints, "single_face")
+        (covered,) = detector.detect(occlude(image, [face], "headset", seed=0))
+        assert calls and covered.verifier_score is not None
+    finally:
+        del detector.verifier.logits
+
+
+def test_fast_accept_flags_only_confident_face_layouts() -> None:
+    from runtime.detection.two_stage import fast_accepted
+
+    kps = np.array([[40, 45], [60, 45], [50, 55], [50, 68], [28, 50], [72, 50]], np.float32)  # an upright face
+    collapsed = np.full((6, 2), 50, np.float32)
+    dets = [
+        Detection((20.0, 20.0, 80.0, 90.0), 0.95, kps),
+        Detection((20.0, 20.0, 80.0, 90.0), 0.80, kps),
+        Detection((20.0, 20.0, 80.0, 90.0), 0.95, collapsed),
+        Detection((20.0, 20.0, 80.0, 90.0), 0.95, None),
+    ]
+    assert fast_accepted(dets, 0.9).tolist() == [True, False, False, False]
+    assert fast_accepted(dets, None) is None and fast_accepted([], 0.9) is None
+    for bad in (0.0, 1.0, "yes", True):
+        with pytest.raises(ConfigError, match="fast_accept"):
+            TwoStageDetector(fast_accept=bad)
 
 
 # Recall on the report split (people never used for training or tuning) measured by

@@ -37,8 +37,8 @@ def create_detector(
         **kw: Passed to the detector (``box`` for roi; ``nms_iou``, ``max_faces``, ``providers``, ``engine``
             (``auto``: LiteRT when ``ai-edge-litert`` is installed, else ONNX Runtime; ``litert``; ``onnxruntime``)
             for neural ones,
-            ``check_geometry`` for single BlazeFace models, ``rotations``, ``cascade``, ``close_up`` for
-            blazeface-verified).
+            ``check_geometry`` for single BlazeFace models, ``rotations``, ``cascade``, ``close_up``, ``fast_accept``
+            for blazeface-verified).
 
     Raises:
         ConfigError: Unknown name or options that the detector does not take.
@@ -59,7 +59,7 @@ def create_detector(
     if variant == VERIFIED:
         from .two_stage import TwoStageDetector
 
-        known = {"nms_iou", "max_faces", "providers", "rotations", "cascade", "close_up", "engine"}
+        known = {"nms_iou", "max_faces", "providers", "rotations", "cascade", "close_up", "fast_accept", "engine"}
         _no_extra(name, {k: v for k, v in kw.items() if k not in known})
         return TwoStageDetector(threads=threads, threshold=score_threshold, **kw)
     allowed = {"nms_iou", "max_faces", "providers", "model_path", "engine"} | (

@@ -153,12 +153,17 @@ def candidate_features(dets: Sequence[Detection], verifier_logits: np.ndarray) -
     }
 
 
-def combined_score(features: dict[str, np.ndarray], combination: dict[str, Any]) -> np.ndarray:
-    """``sigmoid(bias + sum_k weight_k * feature_k)`` for the weights in ``combination``."""
-    weights = combination["weights"]
-    unknown = set(weights) - set(FEATURES)
+def check_combination(combination: dict[str, Any]) -> None:
+    """Raise :class:`ConfigError` when the combination weighs a feature that is not in :data:`FEATURES`."""
+    unknown = set(combination["weights"]) - set(FEATURES)
     if unknown:
         raise ConfigError(f"verifier config combines unknown features {sorted(unknown)}; known: {FEATURES}")
+
+
+def combined_score(features: dict[str, np.ndarray], combination: dict[str, Any]) -> np.ndarray:
+    """``sigmoid(bias + sum_k weight_k * feature_k)`` for the weights in ``combination``."""
+    check_combination(combination)
+    weights = combination["weights"]
     z = np.full(len(features["verifier"]), float(combination["bias"]))
     for k, wk in weights.items():
         z += float(wk) * features[k]
@@ -206,6 +211,25 @@ def drop_spanning(boxes: Sequence[Sequence[float]]) -> list[int]:
     return [i for i in range(len(b)) if inside[i].sum() < 2]
 
 
+def fast_accepted(dets: Sequence[Detection], min_score: float | None) -> np.ndarray | None:
+    """Boolean ``(N,)``: the candidates taken without the verifier, or ``None`` when none can be.
+
+    A short-range BlazeFace candidate scoring ``>= min_score`` whose six keypoints form a face
+    (:func:`~runtime.detection.blazeface.plausible_face`: rolled by at most 40 degrees) is a face: on the tuning
+    split (every occluder kind, rolled faces, face-free frames and occluders drawn alone on them) no such candidate
+    at that score was anything else. Most clean frontal faces score above it, so a clean still needs no verifier run.
+    """
+    if min_score is None or not dets:
+        return None
+    return np.array(
+        [
+            d.score >= min_score and d.keypoints is not None and plausible_face(np.asarray(d.box), d.keypoints)
+            for d in dets
+        ],
+        bool,
+    )
+
+
 class TwoStageDetector(FaceDetector):
     """Candidates from :class:`CandidateDetector`, confirmed by :class:`FaceVerifier`.
 
@@ -222,6 +246,10 @@ class TwoStageDetector(FaceDetector):
         cascade: Run the full-range model only when the short-range one finds no close-up face (default: the
             config's ``candidates.cascade``, else True); see :meth:`scored_candidates`.
         close_up: Face width, as a fraction of the frame's longer side, that makes a frame a close-up.
+        fast_accept: Short-range BlazeFace score from which a candidate with a face's keypoint layout is taken
+            without the verifier (:func:`fast_accepted`; ``"config"``: the verifier config's
+            ``candidates.fast_accept``, chosen on the tuning split by ``scripts/tune_fast_accept.py``; ``None``:
+            every candidate is verified).
         threads: Intra-op threads per model.
         engine: What runs BlazeFace (see :func:`~runtime.detection.blazeface.detector_engine`); the verifier runs
             with ONNX Runtime.
@@ -242,6 +270,7 @@ class TwoStageDetector(FaceDetector):
         rotations: Sequence[int] | None = None,
         cascade: bool | None = None,
         close_up: float = 0.2,
+        fast_accept: float | str | None = "config",
         threads: int | None = None,
         providers: str | Sequence[str] = "cpu",
         engine: str = "auto",
@@ -258,6 +287,7 @@ class TwoStageDetector(FaceDetector):
             engine=engine,
         )
         self.combination = cfg["combination"]
+        check_combination(self.combination)
         self.threshold = float(cfg["threshold"] if threshold is None else threshold)
         if not 0.0 < self.threshold < 1.0:
             raise ConfigError(f"threshold must be in (0, 1), got {threshold!r}")
@@ -267,18 +297,45 @@ class TwoStageDetector(FaceDetector):
             raise ConfigError(f"close_up must be in (0, 1], got {close_up!r}")
         self.nms_iou, self.max_faces = nms_iou, max_faces
         self.cascade = bool(cand.get("cascade", True) if cascade is None else cascade)
+        fast = cand.get("fast_accept") if isinstance(fast_accept, str) and fast_accept == "config" else fast_accept
+        if fast is not None and (isinstance(fast, (str, bool)) or not 0.0 < float(fast) < 1.0):
+            raise ConfigError(f"fast_accept must be in (0, 1) or None, got {fast!r}")
+        self.fast_accept = None if fast is None else float(fast)
         self.close_up = close_up
         self.last_timings: dict[str, float] = {}
 
-    def score_candidates(self, frame: np.ndarray, dets: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray]:
-        """``(combined probability, verifier logit)`` ``(N,)`` each, for candidates on a BGR frame."""
-        logits = self.verifier.logits(frame, dets)
-        return combined_score(candidate_features(dets, logits), self.combination), logits
+    def score_candidates(
+        self, frame: np.ndarray, dets: Sequence[Detection], *, confident: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(combined probability, verifier logit)`` ``(N,)`` each, for candidates on a BGR frame.
+
+        Candidates flagged in the boolean ``confident`` ``(N,)`` skip the verifier: their score is their BlazeFace
+        score and their logit NaN (see :func:`fast_accepted`).
+        """
+        if confident is None or not confident.any():
+            logits = self.verifier.logits(frame, dets)
+            return combined_score(candidate_features(dets, logits), self.combination), logits
+        scores = np.array([d.score for d in dets], np.float64)
+        logits = np.full(len(dets), np.nan, np.float32)
+        rest = np.flatnonzero(~confident)
+        if len(rest):
+            sub = [dets[i] for i in rest]
+            logits[rest] = self.verifier.logits(frame, sub)
+            scores[rest] = combined_score(candidate_features(sub, logits[rest]), self.combination)
+        return scores, logits
 
     def scored_candidates(
-        self, frame: np.ndarray, *, cascade: bool | None = None, first: list[Detection] | None = None
+        self,
+        frame: np.ndarray,
+        *,
+        cascade: bool | None = None,
+        first: list[Detection] | None = None,
+        verify_all: bool = False,
     ) -> tuple[list[Detection], np.ndarray, np.ndarray]:
         """Every candidate with its combined score and verifier logit, before the threshold and NMS.
+
+        Short-range candidates that :func:`fast_accepted` takes skip the verifier (score: their BlazeFace score,
+        logit NaN) unless ``verify_all``.
 
         With ``cascade`` (default: the detector's setting), the first BlazeFace variant (short range) runs first,
         and the others only when none of its accepted faces is a close-up (width >= ``close_up`` of the frame's
@@ -296,7 +353,8 @@ class TwoStageDetector(FaceDetector):
             t0 = time.perf_counter()
             found = first if g == 0 and first is not None and len(groups) > 1 else self.candidates.propose(frame, group)
             t1 = time.perf_counter()
-            s, lg = self.score_candidates(frame, found)
+            sure = fast_accepted(found, self.fast_accept) if not verify_all and group[0] is parts[0] else None
+            s, lg = self.score_candidates(frame, found, confident=sure)
             t_ver += time.perf_counter() - t1
             t_cand += t1 - t0
             cands += found
@@ -353,6 +411,14 @@ class TwoStageDetector(FaceDetector):
         vprob = 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))
         near = self.candidates.detectors[0]
         return [
-            refine_roll(near, frame, replace(cands[i], score=float(scores[i]), verifier_score=float(vprob[i])))
+            refine_roll(
+                near,
+                frame,
+                replace(
+                    cands[i],
+                    score=float(scores[i]),
+                    verifier_score=None if np.isnan(vprob[i]) else float(vprob[i]),
+                ),
+            )
             for i in keep
         ]
