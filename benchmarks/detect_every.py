@@ -160,7 +160,11 @@ def main() -> None:
     entering = side_by_side(read_frames(pyfeat / "WolfgangLanger_Pexels.mp4", 300), read_frames(pyfeat / ENTERING, 300))
     eruns = {n: run(entering, n)[0] for n in EVERY}
     delays = {n: entering_delay(eruns[1], eruns[n]) for n in EVERY}
-    results["entering"] = {"video": f"WolfgangLanger_Pexels.mp4 | {ENTERING}", "frames": len(entering), "delay_frames": delays}
+    results["entering"] = {
+        "video": f"WolfgangLanger_Pexels.mp4 | {ENTERING}",
+        "frames": len(entering),
+        "delay_frames": delays,
+    }
     print(table(rows, ["part", "video", "frames", "every", "lost %", "extra %/frame", "id changes", "cpu ms/frame"]))
     print(f"face entering while another is tracked ({len(entering)} frames): delay in frames " + str(delays))
     path = write_json("detect_every", results, args.out)

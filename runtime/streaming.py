@@ -5,6 +5,10 @@
     capture thread ─► [queue] ─► stage thread 1 (detect + track) ─► [queue] ─► stage thread 2 (crop, classify,
     smooth) ─► [queue] ─► consumer (``for result in stream``)
 
+A :class:`ParallelStage` is one stage run by several threads on successive packets (each its own callable, e.g.
+its own detector); its packets leave in the order they came. ``Recognizer.stream`` uses one for full-frame
+detection, then tracks, crops and classifies in the next stage (``runtime.processor.StreamStages``).
+
 ``offline`` mode processes every frame in order; a full queue makes the stage before it wait. ``realtime`` mode
 never builds a backlog: every queue holds only the newest item, so when a later stage (or the consumer) is slower
 than capture, stale frames are dropped and counted (``StreamResult.dropped_so_far``).
@@ -123,6 +127,7 @@ class _Channel:
         self.items: deque[Any] = deque()
         self.closed = False
         self.cancelled = False
+        self.taken = 0
         ctl.channels.append(self)
 
     def put(self, item: Any) -> None:
@@ -142,16 +147,28 @@ class _Channel:
 
     def get(self) -> Any:
         with self.cond:
-            while True:
-                if self.cancelled:
-                    raise _Cancelled
-                if self.items:
-                    item = self.items.popleft()
-                    self.cond.notify_all()
-                    return item
-                if self.closed:
-                    return _END
-                self.cond.wait(0.2)
+            return self._get_locked()
+
+    def _get_locked(self) -> Any:
+        while True:
+            if self.cancelled:
+                raise _Cancelled
+            if self.items:
+                item = self.items.popleft()
+                self.cond.notify_all()
+                return item
+            if self.closed:
+                return _END
+            self.cond.wait(0.2)
+
+    def get_numbered(self) -> tuple[int, Any]:
+        """:meth:`get`, with the item's position among the items taken from this channel (0, 1, 2, ...)."""
+        with self.cond:
+            item = self._get_locked()
+            if item is _END:
+                return -1, item
+            self.taken += 1
+            return self.taken - 1, item
 
     def close(self) -> None:
         with self.cond:
@@ -215,6 +232,56 @@ def _stage(ctl: _Control, k: int, fn: Callable[[Packet], None]) -> None:
         ctl.fail(exc, k)
 
 
+@dataclass(frozen=True)
+class ParallelStage:
+    """A stage run by several threads at once, one callable each (e.g. each with its own detector), on different
+    packets; its packets leave in the order they arrived. For work on one frame that does not depend on the frames
+    before it (full-frame face detection), so that a stage slower than the others no longer sets the pace."""
+
+    workers: tuple[Callable[[Packet], None], ...]
+
+
+class _InOrder:
+    """Puts numbered packets on a channel in their order, whichever worker finishes first."""
+
+    def __init__(self, out: _Channel, workers: int) -> None:
+        self.out, self.left = out, workers
+        self.lock = threading.Lock()
+        self.pending: dict[int, Packet] = {}
+        self.next = 0
+
+    def put(self, seq: int, packet: Packet) -> None:
+        with self.lock:
+            self.pending[seq] = packet
+            while self.next in self.pending:
+                self.out.put(self.pending.pop(self.next))
+                self.next += 1
+
+    def worker_done(self) -> None:
+        """A worker saw the end of its input; the last one closes the output (every packet was put by then)."""
+        with self.lock:
+            self.left -= 1
+            if self.left == 0:
+                self.out.close()
+
+
+def _parallel_worker(ctl: _Control, k: int, fn: Callable[[Packet], None], order: _InOrder) -> None:
+    inp = ctl.channels[k]
+    try:
+        while True:
+            seq, packet = inp.get_numbered()
+            if packet is _END:
+                break
+            if packet.frame.error is None:
+                fn(packet)
+            order.put(seq, packet)
+        order.worker_done()
+    except _Cancelled:
+        pass
+    except BaseException as exc:  # noqa: BLE001
+        ctl.fail(exc, k)
+
+
 def resolve_mode(mode: str, source_kind: str) -> str:
     """``auto`` is ``realtime`` for cameras and ``offline`` for everything else."""
     if mode not in MODES:
@@ -232,7 +299,8 @@ class Stream:
 
     Args:
         source: Anything :func:`runtime.sources.open_source` takes, or an open :class:`FrameSource`.
-        stages: Callables, each run in its own thread in order, that read/extend a :class:`Packet`.
+        stages: Callables, each run in its own thread in order, that read/extend a :class:`Packet`; a
+            :class:`ParallelStage` runs its callables in one thread each on successive packets, in order out.
         mode: ``offline``, ``realtime`` or ``auto`` (see the module docstring).
         queue_size: Capacity of each queue in offline mode (realtime keeps only the newest item).
         pace_fps: Read the source no faster than this rate (emulates a live camera with a file or iterator).
@@ -255,6 +323,8 @@ class Stream:
             raise ConfigError(f"pace_fps must be > 0 frames per second, got {pace_fps!r}")
         if not stages:
             raise ConfigError("a stream needs at least one stage")
+        if any(isinstance(st, ParallelStage) and not st.workers for st in stages):
+            raise ConfigError("a parallel stage needs at least one worker")
         self._threads: list[threading.Thread] = []
         self._done = True  # until the threads exist, close() has nothing to do
         self.source = source if isinstance(source, FrameSource) else open_source(source)
@@ -275,9 +345,18 @@ class Stream:
             )
         )
         for k, fn in enumerate(stages):
-            self._threads.append(
-                threading.Thread(target=_stage, args=(ctl, k, fn), name=f"ofer-stage{k + 1}", daemon=True)
-            )
+            if isinstance(fn, ParallelStage):
+                order = _InOrder(chans[k + 1], len(fn.workers))
+                self._threads += [
+                    threading.Thread(
+                        target=_parallel_worker, args=(ctl, k, w, order), name=f"ofer-stage{k + 1}.{j}", daemon=True
+                    )
+                    for j, w in enumerate(fn.workers)
+                ]
+            else:
+                self._threads.append(
+                    threading.Thread(target=_stage, args=(ctl, k, fn), name=f"ofer-stage{k + 1}", daemon=True)
+                )
         self.processed = 0
         self._done = False
         for t in self._threads:

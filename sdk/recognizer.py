@@ -104,13 +104,18 @@ class Recognizer:
         if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
             raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
         threads = 1 if threads is None else threads
-        self.detector = self._make_detector(detector, threads, min_detection_score, backend)
-        if min_face is not None:
-            from runtime.detection.tiling import TiledDetector
+        if min_face is not None and detector in ("none", "roi"):
+            raise ConfigError(f"min_face tiles the frame for a face detector; detector={detector!r} has none")
 
-            if detector in ("none", "roi"):
-                raise ConfigError(f"min_face tiles the frame for a face detector; detector={detector!r} has none")
-            self.detector = TiledDetector(self.detector, min_face)
+        def make_detector() -> Any:  # also builds the extra detectors of parallel stream workers
+            det = self._make_detector(detector, threads, min_detection_score, backend)
+            if min_face is not None:
+                from runtime.detection.tiling import TiledDetector
+
+                det = TiledDetector(det, min_face)
+            return det
+
+        self.detector = make_detector()
         self.engines: dict[str, Any] = {}
         self.backend_log: list[dict[str, Any]] = []
 
@@ -134,6 +139,7 @@ class Recognizer:
             max_faces=max_faces,
             align=align,
             engines=list(self.engines.values()),
+            detector_factory=make_detector,
         )
 
     def _make_detector(self, name: str, threads: int | None, min_score: float | None, backend: str = "auto") -> Any:
@@ -190,6 +196,7 @@ class Recognizer:
         max_missed: int = 15,
         pace_fps: float | None = None,
         detect_every: int = 1,
+        detect_workers: int | None = None,
     ) -> Any:
         """Recognise a stream of frames with tracking and smoothing; capture, detection and inference overlap.
 
@@ -209,6 +216,10 @@ class Recognizer:
                 (measured with the default detector on a one-face 640x360 video; new faces are found only every
                 ``detect_every`` frames). Folders of images are photos, not video: there every image is searched
                 whole.
+            detect_workers: Threads that run the full-frame detector at once on successive frames, each with its
+                own detector (results stay in frame order; tracking, cropping and classification follow in one
+                thread). ``None``: 2 on machines with 2 or more cores, else 1. Used with ``detect_every=1``, where
+                every frame gets a full-frame pass; with a larger ``detect_every`` the detector runs in one thread.
 
         Returns:
             A :class:`runtime.streaming.Stream`: iterate it for one :class:`~runtime.streaming.StreamResult`
@@ -225,16 +236,26 @@ class Recognizer:
         source = source if isinstance(source, FrameSource) else open_source(source)
         # A folder of photos is not a video: every image is searched whole and no face is followed between them.
         stills = source.kind in ("folder", "image")
+        if detect_workers is None:
+            detect_workers = 2 if (os.cpu_count() or 1) >= 2 else 1
         try:
             stages = self.processor.stream_stages(
-                smooth=smooth, max_missed=max_missed, detect_every=1 if stills else detect_every, follow=not stills
+                smooth=smooth,
+                max_missed=max_missed,
+                detect_every=1 if stills else detect_every,
+                follow=not stills,
+                detect_workers=detect_workers,
             )
         except BaseException:
             source.close()
             raise
-        stream = Stream(
-            source, [stages.find, stages.crop_classify], mode=mode, queue_size=queue_size, pace_fps=pace_fps
-        )
+        try:
+            stream = Stream(
+                source, stages.stages, mode=mode, queue_size=queue_size, pace_fps=pace_fps, on_close=stages.close
+            )
+        except BaseException:
+            stages.close()
+            raise
         stream.tracker = stages.tracker  # type: ignore[attr-defined]
         stream.smoother = stages.smoother  # type: ignore[attr-defined]
         return stream

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from runtime.errors import ConfigError
-from runtime.streaming import Packet, Stream
+from runtime.streaming import Packet, ParallelStage, Stream
 
 
 def _stream_threads() -> list[str]:
@@ -137,6 +137,51 @@ def test_bad_options():
         Stream(_frames(3), [_mean_stage], mode="fast")
     with pytest.raises(ConfigError, match="queue_size"):
         Stream(_frames(3), [_mean_stage], queue_size=0)
+    with pytest.raises(ConfigError, match="at least one worker"):
+        Stream(_frames(3), [ParallelStage(())])
+
+
+def _uneven_worker(name: str, seen: list) -> object:
+    """A stage worker that takes a frame-dependent time (so workers finish out of order) and records its name."""
+
+    def work(packet: Packet) -> None:
+        time.sleep(0.004 * ((packet.frame.index * 7) % 3))
+        seen.append(name)
+        _mean_stage(packet)
+
+    return work
+
+
+@pytest.mark.parametrize("mode", ["offline", "realtime"])
+def test_parallel_stage_keeps_frame_order(mode: str):
+    seen: list[str] = []
+    stage = ParallelStage((_uneven_worker("a", seen), _uneven_worker("b", seen), _uneven_worker("c", seen)))
+    pace = 400 if mode == "realtime" else None  # a camera faster than one worker, slower than three
+    with Stream(_frames(120), [stage, _label_stage], mode=mode, queue_size=2, pace_fps=pace) as s:
+        results = list(s)
+    idx = [r.frame_index for r in results]
+    assert idx == sorted(idx) and len(set(idx)) == len(idx)  # in order, none twice
+    assert [r.predictions[0] for r in results] == [float(i % 256) for i in idx]
+    if mode == "offline":
+        assert idx == list(range(120)) and s.dropped == 0
+    assert len(set(seen)) >= 2  # the work really was shared
+    assert _stream_threads() == []
+
+
+def test_parallel_stage_failure_and_break_stop_every_worker():
+    def fails_on_9(packet: Packet) -> None:
+        if packet.frame.index == 9:
+            raise ValueError("cannot handle frame 9")
+
+    got = []
+    with pytest.raises(ValueError, match="cannot handle frame 9"):
+        for r in Stream(_frames(None), [ParallelStage((fails_on_9, fails_on_9)), _label_stage], mode="offline"):
+            got.append(r.frame_index)
+    assert got == list(range(len(got))) and len(got) <= 9
+    for r in Stream(_frames(None), [ParallelStage((_mean_stage, _mean_stage))], mode="offline"):
+        if r.frame_index == 5:
+            break
+    assert _stream_threads() == []
 
 
 # ------------------------------------------------------------------------------- Recognizer.stream, real video
@@ -187,6 +232,27 @@ def test_detector_gap_keeps_the_track(tiny_bundle, media_dir):
     assert faces[8:12] == [0, 0, 0, 0] and all(n >= 1 for n in faces[:8] + faces[12:])
     ids = {r.predictions[0].track_id for r in results if r.predictions}
     assert ids == {1}
+
+
+def test_parallel_detection_gives_the_same_results(tiny_bundle, media_dir):
+    """Two detector threads give frame for frame what one gives (boxes, labels, track ids), through a face that
+    vanishes and comes back; the extra detector is released when the stream ends."""
+    import sdk
+
+    frames = _video_frames(media_dir, 40, size=(640, 360))
+    for k in range(15, 19):
+        frames[k] = np.full_like(frames[k], 128)
+    rec = sdk.Recognizer(tiny_bundle, threads=1)
+    runs = {}
+    for workers in (1, 2):
+        with rec.stream(frames, mode="offline", detect_workers=workers, max_missed=5) as s:
+            assert len([t for t in _stream_threads() if t.startswith("ofer-stage1")]) == workers
+            runs[workers] = [[(p.box, p.label, p.track_id) for p in r.predictions] for r in s]
+    assert runs[1] == runs[2]
+    assert all(runs[2][k] == [] for k in range(15, 19)) and all(runs[2][k] for k in range(15))
+    assert {t for faces in runs[2] for _, _, t in faces} == {1}
+    with pytest.raises(ConfigError, match="detect_workers"):
+        rec.stream(frames, detect_workers=0)
 
 
 def test_long_stream_memory_stays_flat(tiny_bundle):

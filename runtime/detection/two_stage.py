@@ -398,6 +398,11 @@ class TwoStageDetector(FaceDetector):
     def _detect(self, frame: np.ndarray) -> list[Detection]:
         return self._accept(frame, *self.scored_candidates(frame))
 
+    def close(self) -> None:
+        """Release the candidate models' and the verifier's engines (idempotent)."""
+        self.candidates.close()
+        self.verifier.engine.close()
+
     def _accept(
         self, frame: np.ndarray, cands: list[Detection], scores: np.ndarray, logits: np.ndarray
     ) -> list[Detection]:
