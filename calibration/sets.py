@@ -31,7 +31,7 @@ from runtime.errors import ConfigError
 from .config import DEFAULT_CACHE, CalibrationConfig
 from .sources import load_faces, source_identity
 
-CACHE_VERSION = 4  # 4: ready crops are resampled by runtime.preprocess.fit_face (as the runtime crops)
+CACHE_VERSION = 5  # 4: ready crops resampled by runtime.preprocess.fit_face (as the runtime crops); 5: gray first
 #: Share of the calibration mix given to the realistic occluders (headset, sunglasses, mask, hand, cup, phone).
 REALISTIC_SHARE = 0.24
 

@@ -54,7 +54,7 @@ def crop_face(frame: np.ndarray, box: Box, spec: InputSpec, *, square: bool = Tr
     if abs(roll) > 1e-3:
         return convert_color(_rotated_crop(frame, box, spec, square=square, roll=roll), spec.color)
     region = expand_box(box, spec.crop_margin, square=square, offset=spec.crop_offset)
-    return convert_color(_resample(frame, region, spec.size), spec.color)
+    return convert_color(_resample(frame, region, spec.size, gray=spec.color == "gray"), spec.color)
 
 
 def fit_face(image: np.ndarray, spec: InputSpec) -> np.ndarray:
@@ -83,12 +83,16 @@ def fit_face(image: np.ndarray, spec: InputSpec) -> np.ndarray:
         image = image[:, :, 0]
     h, w = image.shape[:2]
     if (h, w) != spec.size:
-        image = _resample(image, (0.0, 0.0, float(w), float(h)), spec.size)
+        image = _resample(image, (0.0, 0.0, float(w), float(h)), spec.size, gray=spec.color == "gray")
     return convert_color(image, spec.color)
 
 
-def _resample(frame: np.ndarray, region: Box, out_hw: tuple[int, int]) -> np.ndarray:
-    """The axis-aligned ``region`` ``(x1, y1, x2, y2)`` of ``frame`` (borders replicated) resized to ``out_hw``."""
+def _resample(frame: np.ndarray, region: Box, out_hw: tuple[int, int], *, gray: bool = False) -> np.ndarray:
+    """The axis-aligned ``region`` ``(x1, y1, x2, y2)`` of ``frame`` (borders replicated) resized to ``out_hw``.
+
+    With ``gray`` a shrunk BGR region is converted to gray before the area filter (a third of the pixels to
+    average; the result may differ from converting after by one gray level) and comes back ``H x W``.
+    """
     import cv2
 
     x1, y1, x2, y2 = region
@@ -99,6 +103,8 @@ def _resample(frame: np.ndarray, region: Box, out_hw: tuple[int, int]) -> np.nda
         pixels = _padded_region(
             frame, int(np.floor(x1)), int(np.floor(y1)), int(np.ceil(x2)), int(np.ceil(y2)), (out_h, out_w)
         )
+        if gray and pixels.ndim == 3:
+            pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY)
         return cv2.resize(pixels, (out_w, out_h), interpolation=cv2.INTER_AREA)
     # An affine map from the output grid to the frame: one warp does crop, pad and resize together.
     m = np.array([[sx, 0.0, x1 + 0.5 * sx - 0.5], [0.0, sy, y1 + 0.5 * sy - 0.5]], dtype=np.float64)

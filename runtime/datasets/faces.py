@@ -41,7 +41,7 @@ from runtime.sources import VIDEO_SUFFIXES
 
 from .base import FaceDataset, check_split
 
-CACHE_VERSION = 2  # 2: whole-image faces are resampled by runtime.preprocess.fit_face
+CACHE_VERSION = 3  # 2: whole-image faces are resampled by runtime.preprocess.fit_face; 3: gray before the area filter
 UNLABELLED = -1
 
 
