@@ -344,6 +344,14 @@ def test_cli_run_mode_smooth_csv(tiny_bundle, media_dir, tmp_path, ofer_cmd):
         timeout=60,
     )
     assert bad.returncode == 2 and "smoothing" in bad.stderr and "Traceback" not in bad.stderr
+    for flag, value, words in (("--detect-workers", "0", "detect_workers"), ("--detect-every", "0", "detect_every")):
+        bad = subprocess.run(
+            [*ofer_cmd, "run", str(video), "--bundle", str(tiny_bundle), flag, value],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert bad.returncode == 2 and words in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
 
 
 def test_cli_run_realtime_reports_drops(tiny_bundle, media_dir, tmp_path, ofer_cmd):

@@ -63,6 +63,20 @@ def add_parser(sub: Any) -> None:
     )
     s.add_argument("--max-missed", type=int, default=15, help="frames a face may go undetected and keep its track id")
     s.add_argument(
+        "--detect-every",
+        type=int,
+        default=1,
+        help="run the full-frame detector every N frames (tracked faces are searched for in their predicted "
+        "region in between; new faces are found only every N frames)",
+    )
+    s.add_argument(
+        "--detect-workers",
+        type=int,
+        default=None,
+        help="threads that run the full-frame detector at once on successive frames, each with its own detector "
+        "(with --detect-every 1; default: 2 on machines with two or more cores)",
+    )
+    s.add_argument(
         "--csv",
         default=None,
         help="write a time series per track: frame, time, track_id, label, pipeline, occlusion, one column per label",
@@ -221,7 +235,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SourceWarning)  # printed below, once, as ofer lines
-            results = recognizer.stream(source, mode=args.mode, smooth=args.smooth, max_missed=args.max_missed)
+            results = recognizer.stream(
+                source,
+                mode=args.mode,
+                smooth=args.smooth,
+                max_missed=args.max_missed,
+                detect_every=args.detect_every,
+                detect_workers=args.detect_workers,
+            )
             total = min(source.length, args.limit) if source.length and args.limit else source.length or args.limit
             for r in progress(results, total, "ofer run", enabled=show):
                 if args.limit is not None and n_frames + n_skipped >= args.limit:
