@@ -306,6 +306,13 @@ def main() -> None:
         default=300,
         help="procedural face-free frames (text cards, clutter) mined for negatives",
     )
+    ap.add_argument(
+        "--upright-above",
+        type=float,
+        default=None,
+        help="degrees: candidates whose keypoints claim more roll are also scored upright (hidden eyes give a "
+        "false roll; see runtime.detection.verifier); default: off",
+    )
     ap.add_argument("--tune-seeds", type=int, default=3, help="occluder draws per tuning image with faces")
     ap.add_argument(
         "--tune-negatives",
@@ -400,6 +407,7 @@ def main() -> None:
             "mean": 0.5,
             "std": 0.5,
             "alignment": "box centre, side = expand x longer box side, rotated by -roll from the eye keypoints",
+            "upright_also_above_deg": args.upright_above,
         },
         "candidates": {
             "variants": ["blazeface-short", "blazeface-full"],

@@ -1,5 +1,5 @@
 """Choose the two-stage detector's verifier weight and acceptance threshold on the TUNING split, through the real
-pipeline (candidates, combined score, threshold, NMS, the benchmark's matching rules).
+pipeline (candidates, combined score, the cascade, threshold, NMS, the benchmark's matching rules).
 
     python scripts/tune_two_stage.py --assets runtime/assets      # re-tune face_verifier.json in place
 
@@ -13,6 +13,12 @@ detector part of the combination (bias, detector weight, geometry weights if any
 logistic fit in ``scripts/train_verifier.py``; here the verifier's weight and the threshold are chosen together: the
 best worst-kind recall with at most ``budget`` false faces per kind over these images (ties: fewer false faces in
 all, then the higher threshold). Called at the end of ``train_verifier.py``.
+
+Candidates are proposed as the detector proposes them, and its cascade is replayed at every threshold
+(:func:`cascade_candidates`): the full-range model's candidates count only where the short-range model accepted
+no close-up face. (Before, every image counted both models' candidates: false alarms the runtime never sees.)
+``--upright-above`` sets the verifier's second, upright look at candidates whose eye keypoints claim more roll
+(``input.upright_also_above_deg``, :class:`runtime.detection.verifier.FaceVerifier`) before tuning.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from runtime.detection.two_stage import (  # noqa: E402
     TwoStageDetector,
+    fast_accepted,
     candidate_features,
     combined_score,
     drop_spanning,
@@ -51,8 +58,27 @@ VERIFIER_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 THRESHOLDS = np.round(np.arange(0.05, 0.991, 0.01), 2)
 
 
+def cascade_candidates(detector: TwoStageDetector, frame: np.ndarray) -> tuple[list, np.ndarray, np.ndarray]:
+    """Every candidate the detector can see on ``frame``, proposed as its :meth:`TwoStageDetector.scored_candidates`
+    proposes them, with ``(first, close_up)`` ``(N,)`` bool arrays: with the cascade, the short-range model's own
+    candidates (``first``) come before the other models'; ``close_up`` marks candidates as wide as the cascade's
+    close-up (``detector.close_up`` of the frame's longer side). Without the cascade, every candidate is ``first``."""
+    parts = detector.candidates.detectors
+    if detector.cascade and len(parts) > 1:
+        groups = [detector.candidates.propose(frame, parts[:1]), detector.candidates.propose(frame, parts[1:])]
+    else:
+        groups = [detector.candidates.propose(frame)]
+    cands = [c for g in groups for c in g]
+    first = np.array([gi == 0 for gi, g in enumerate(groups) for _ in g], bool)
+    close = np.array([c.width >= detector.close_up * max(frame.shape[:2]) for c in cands], bool)
+    return cands, first, close
+
+
 def pipeline_runs(detector: TwoStageDetector, samples: list[Sample], seeds: int = 1, log: bool = True) -> list[tuple]:
-    """``(kinds, boxes, features, sample variant, weight)`` per image variant: every candidate before the threshold.
+    """``(kinds, boxes, features, sample variant, weight, first, close_up, fast)`` per image variant: every
+    candidate the detector can see before the threshold (:func:`cascade_candidates`), so that :func:`sweep` replays
+    the runtime's cascade at each threshold; ``fast`` marks the short-range candidates the detector takes without
+    the verifier at or above its fast-accept score (:func:`~runtime.detection.two_stage.fast_accepted`).
 
     An image with faces gets every kind ``seeds`` times (occluder seed ``i + 1000 k``, roll angle ``k`` steps on);
     a face-free image is the same under every occluder kind (occluders go on faces), so it runs once upright (counted
@@ -69,10 +95,12 @@ def pipeline_runs(detector: TwoStageDetector, samples: list[Sample], seeds: int 
                 v = rotate(s, ROLLS[(i + k) % len(ROLLS)])
             else:
                 v = Sample(s.name, s.source, occlude(s.image, s.faces, kinds[0], seed=i + 1000 * k), s.faces, s.ignore)
-            cands, _, logits = detector.scored_candidates(v.image, cascade=False, verify_all=True)
-            runs.append(
-                (kinds, np.array([c.box for c in cands]).reshape(-1, 4), candidate_features(cands, logits), v, weight)
-            )
+            cands, first, close = cascade_candidates(detector, v.image)
+            logits = detector.verifier.logits(v.image, cands)
+            boxes = np.array([c.box for c in cands]).reshape(-1, 4)
+            fast = fast_accepted(cands, detector.fast_accept)
+            fast = first & (np.zeros(len(cands), bool) if fast is None else fast)
+            runs.append((kinds, boxes, candidate_features(cands, logits), v, weight, first, close, fast))
         if log and (i + 1) % 10 == 0:
             print(f"  tuning runs: {i + 1}/{len(samples)} images", flush=True)
     return runs
@@ -81,12 +109,18 @@ def pipeline_runs(detector: TwoStageDetector, samples: list[Sample], seeds: int 
 def sweep(runs: list[tuple], combination: dict, nms_iou: float, seeds: int = 1) -> list[dict]:
     """Recall and false faces per kind at every threshold of :data:`THRESHOLDS` for one combination; false faces
     are per set of images (summed over the ``seeds`` occluder draws, divided by ``seeds``)."""
-    scored = [(kinds, boxes, combined_score(feats, combination), v, wt) for kinds, boxes, feats, v, wt in runs]
+    scored = [
+        (r[0], r[1], combined_score(r[2], combination), *r[3:], 1 / (1 + np.exp(-r[2]["detector"]))) for r in runs
+    ]
     rows = []
     for t in THRESHOLDS:
         faces, tp, fp = ({k: 0 for k in KINDS} for _ in range(3))
-        for kinds, boxes, scores, v, wt in scored:
-            idx = np.flatnonzero(scores >= t)
+        for kinds, boxes, combined, v, wt, first, close, fast, det in scored:
+            # fast accept, as the runtime applies it at this threshold: the detector's score, no verifier
+            scores = np.where(fast & (det >= t), det, combined)
+            # the cascade: an accepted close-up face among the first model's candidates stops it there
+            seen = first if (first & close & (scores >= t)).any() else np.ones(len(scores), bool)
+            idx = np.flatnonzero(seen & (scores >= t))
             keep = idx[nms(boxes[idx], scores[idx], nms_iou)] if len(idx) else idx
             keep = keep[drop_spanning(boxes[keep])]  # as TwoStageDetector does
             for kind in kinds:
@@ -135,7 +169,9 @@ def tune(detector: TwoStageDetector, samples: list[Sample], budget: int, seeds: 
         f"{sum(len(s.faces) for s in samples)} faces, "
         f"{sum(s.source == 'procedural' for s in samples)} procedural): upright with every occluder kind "
         f"placed from the GT keypoints ({seeds} occluder seed(s) per image: image index + 1000 k) and clean "
-        "rolled by 30-90 degrees; false faces per set of images (averaged over the seeds)",
+        "rolled by 30-90 degrees; false faces per set of images (averaged over the seeds); the runtime's cascade "
+        "replayed at each threshold (the full-range model's candidates count only where the short-range model "
+        "accepted no close-up face)",
         "rule": f"verifier weight and threshold with the best worst-kind recall and <= {budget} false face(s) per "
         "kind over these images (ties: fewer false faces, then the smaller verifier weight)",
         "verifier_weight_sweep": {
@@ -154,13 +190,18 @@ def tune(detector: TwoStageDetector, samples: list[Sample], budget: int, seeds: 
 TUNE_NEGATIVE_SEED = 2_000_003  # procedural face-free frames for tuning; training negatives use other seeds
 
 
-def retune(assets: Path, budget: int, threads: int, negatives: int = 30, seeds: int = 3) -> None:
+def retune(
+    assets: Path, budget: int, threads: int, negatives: int = 30, seeds: int = 3, upright_above: float | None = None
+) -> None:
     """Re-tune ``face_verifier.json`` in ``assets`` for its ONNX (the weights are unchanged); ``negatives``
-    procedural face-free frames (text cards, clutter; :mod:`scripts.verifier_negatives`) join the tuning images."""
+    procedural face-free frames (text cards, clutter; :mod:`scripts.verifier_negatives`) join the tuning images.
+    ``upright_above`` (degrees): first set the verifier's upright second look (``input.upright_also_above_deg``)."""
     from scripts.verifier_negatives import negative_samples
 
     cfg_path = assets / "face_verifier.json"
     cfg = json.loads(cfg_path.read_text())
+    if upright_above is not None:
+        cfg["input"]["upright_also_above_deg"] = float(upright_above)
     samples = load_samples("tune")
     fill_keypoints(samples)
     samples += negative_samples(
@@ -190,8 +231,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--negatives", type=int, default=30, help="procedural face-free frames added to the tuning set")
     ap.add_argument("--seeds", type=int, default=3, help="occluder draws per image with faces")
+    ap.add_argument(
+        "--upright-above",
+        type=float,
+        default=None,
+        help="degrees: candidates rolled more are also scored upright (default: keep the config's setting)",
+    )
     args = ap.parse_args()
-    retune(args.assets, args.budget, args.threads, args.negatives, args.seeds)
+    retune(args.assets, args.budget, args.threads, args.negatives, args.seeds, args.upright_above)
 
 
 if __name__ == "__main__":

@@ -353,7 +353,8 @@ class TwoStageDetector(FaceDetector):
             t0 = time.perf_counter()
             found = first if g == 0 and first is not None and len(groups) > 1 else self.candidates.propose(frame, group)
             t1 = time.perf_counter()
-            sure = fast_accepted(found, self.fast_accept) if not verify_all and group[0] is parts[0] else None
+            fast = None if self.fast_accept is None else max(self.fast_accept, self.threshold)
+            sure = fast_accepted(found, fast) if not verify_all and group[0] is parts[0] else None
             s, lg = self.score_candidates(frame, found, confident=sure)
             t_ver += time.perf_counter() - t1
             t_cand += t1 - t0

@@ -76,6 +76,11 @@ class FaceVerifier:
         self.size = int(spec["size"])
         self.expand = float(spec["expand"])
         self.mean, self.std = float(spec.get("mean", 0.5)), float(spec.get("std", 0.5))
+        # BlazeFace's eye keypoints are guessed when the eyes are hidden (a visor, a hand, a block over the upper
+        # half): an upright face then claims a roll of 40-60 degrees and its crop comes out tilted. A candidate
+        # claiming more roll than this is also scored upright, and the better of the two views counts.
+        upright = spec.get("upright_also_above_deg")
+        self.upright_above = None if upright is None else float(np.radians(float(upright)))
         path = Path(model_path) if model_path is not None else VERIFIER_ONNX
         expected = self.config.get("onnx_sha256")
         if model_path is None and expected and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
@@ -100,7 +105,17 @@ class FaceVerifier:
         return np.asarray(next(iter(out.values())), dtype=np.float32).reshape(len(crops), -1)[:, 0]
 
     def logits(self, frame: np.ndarray, detections: Sequence[Detection]) -> np.ndarray:
-        """Face logits ``(N,)`` of candidate detections in ``frame`` (BGR uint8), cropped upright from their roll."""
+        """Face logits ``(N,)`` of candidate detections in ``frame`` (BGR uint8), cropped upright from their roll.
+
+        With ``input.upright_also_above_deg`` in the config, a candidate rolled by more than that is also cropped
+        at roll 0 (in the same batch) and keeps the higher of its two logits; upright candidates cost nothing more.
+        """
         if not detections:
             return np.zeros((0,), np.float32)
-        return self.logits_of_crops(self.crops(frame, [d.box for d in detections], [d.roll for d in detections]))
+        boxes, rolls = [d.box for d in detections], [d.roll for d in detections]
+        n = len(boxes)
+        extra = [] if self.upright_above is None else [i for i in range(n) if abs(rolls[i]) > self.upright_above]
+        out = self.logits_of_crops(self.crops(frame, boxes + [boxes[i] for i in extra], rolls + [0.0] * len(extra)))
+        if extra:
+            out[:n][extra] = np.maximum(out[:n][extra], out[n:])
+        return out[:n]
