@@ -196,7 +196,7 @@ class Recognizer:
         max_missed: int = 15,
         pace_fps: float | None = None,
         detect_every: int = 1,
-        detect_workers: int | None = None,
+        detect_workers: int = 1,
     ) -> Any:
         """Recognise a stream of frames with tracking and smoothing; capture, detection and inference overlap.
 
@@ -218,8 +218,9 @@ class Recognizer:
                 whole.
             detect_workers: Threads that run the full-frame detector at once on successive frames, each with its
                 own detector (results stay in frame order; tracking, cropping and classification follow in one
-                thread). ``None``: 2 on machines with 2 or more cores, else 1. Used with ``detect_every=1``, where
-                every frame gets a full-frame pass; with a larger ``detect_every`` the detector runs in one thread.
+                thread). Used with ``detect_every=1``, where every frame gets a full-frame pass; with a larger
+                ``detect_every`` the detector runs in one thread. More than 1 pays only where cores are free: on a
+                2-core machine two workers were slower (188 vs 228 frames/s offline, ``benchmarks/streaming.py``).
 
         Returns:
             A :class:`runtime.streaming.Stream`: iterate it for one :class:`~runtime.streaming.StreamResult`
@@ -236,8 +237,6 @@ class Recognizer:
         source = source if isinstance(source, FrameSource) else open_source(source)
         # A folder of photos is not a video: every image is searched whole and no face is followed between them.
         stills = source.kind in ("folder", "image")
-        if detect_workers is None:
-            detect_workers = 2 if (os.cpu_count() or 1) >= 2 else 1
         try:
             stages = self.processor.stream_stages(
                 smooth=smooth,

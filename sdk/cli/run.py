@@ -72,9 +72,9 @@ def add_parser(sub: Any) -> None:
     s.add_argument(
         "--detect-workers",
         type=int,
-        default=None,
+        default=1,
         help="threads that run the full-frame detector at once on successive frames, each with its own detector "
-        "(with --detect-every 1; default: 2 on machines with two or more cores)",
+        "(with --detect-every 1; pays where more than two cores are free)",
     )
     s.add_argument(
         "--csv",
