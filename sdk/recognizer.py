@@ -212,9 +212,9 @@ class Recognizer:
                 tracked); a tracked face it does not find is searched for in the region its motion model predicts,
                 which keeps a face whose upper half a headset covers. Larger values skip full-frame passes on the
                 other frames: a tracked face is then followed in its region by the near-range model alone when its
-                candidate is confident (no verifier), about a quarter less CPU per frame than a full-frame pass
-                (measured with the default detector on a one-face 640x360 video; new faces are found only every
-                ``detect_every`` frames). Folders of images are photos, not video: there every image is searched
+                candidate is confident (no verifier): ``detect_every=10`` used 16-20 % less CPU per frame on
+                real one-face 640x360 videos (``benchmarks/detect_every.py``), but new faces are found only every
+                ``detect_every`` frames. Folders of images are photos, not video: there every image is searched
                 whole.
             detect_workers: Threads that run the full-frame detector at once on successive frames, each with its
                 own detector (results stay in frame order; tracking, cropping and classification follow in one
