@@ -255,6 +255,22 @@ def test_parallel_detection_gives_the_same_results(tiny_bundle, media_dir):
         rec.stream(frames, detect_workers=0)
 
 
+def test_closing_the_recognizer_mid_stream_is_one_engine_error(tiny_bundle, media_dir):
+    """``rec.close()`` while a stream with two detector threads runs: runs under way finish, the next one raises
+    ofer's EngineError in the consumer (never an AttributeError from an engine cleared mid-run), no thread is left."""
+    import sdk
+    from runtime.errors import EngineError
+
+    frames = _video_frames(media_dir, 10, size=(640, 360))
+    for _ in range(6):  # the close lands at a different point of a run each time
+        rec = sdk.Recognizer(tiny_bundle, threads=1)
+        with pytest.raises(EngineError, match="was closed"):
+            with rec.stream(itertools.cycle(frames), mode="offline", detect_workers=2) as s:
+                for r in s:
+                    if r.frame_index == 3:
+                        rec.close()
+
+
 def test_long_stream_memory_stays_flat(tiny_bundle):
     import sdk
 

@@ -109,9 +109,14 @@ class LiteRTEngine:
         return [int(v) for v in self._inputs[name]["shape"]]
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one batch (the batch the model was built for); inputs are checked for names and shape first."""
-        if self.interpreter is None:
-            raise EngineError(f"engine {self.path.name} was closed; make a new detector (or engine) to run again")
+        """Run one batch (the batch the model was built for); inputs are checked for names and shape first.
+
+        A :meth:`close` from another thread (``Recognizer.close()`` while a stream runs) lets a run already under
+        way finish; the next one raises :class:`EngineError`.
+        """
+        interpreter = self.interpreter  # one reference for the whole run: close() may clear the attribute meanwhile
+        if interpreter is None:
+            raise EngineError(f"engine {self.path.name} was closed; make a new Recognizer (or detector) to run again")
         missing = [n for n in self.input_names if n not in inputs]
         if missing:
             raise InputError(f"{self.path.name} needs inputs {list(self.input_names)}; missing {missing}")
@@ -121,9 +126,9 @@ class LiteRTEngine:
                 raise InputError(
                     f"{self.path.name} input {name!r} expects shape {list(d['shape'])}, got {list(arr.shape)}"
                 )
-            self.interpreter.set_tensor(d["index"], np.ascontiguousarray(arr, dtype=d["dtype"]))
-        self.interpreter.invoke()
-        return {n: self.interpreter.get_tensor(i) for n, i in self._outputs}
+            interpreter.set_tensor(d["index"], np.ascontiguousarray(arr, dtype=d["dtype"]))
+        interpreter.invoke()
+        return {n: interpreter.get_tensor(i) for n, i in self._outputs}
 
     def close(self) -> None:
         """Release the interpreter (idempotent); a closed engine raises :class:`EngineError` on use."""

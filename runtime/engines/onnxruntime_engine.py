@@ -190,8 +190,13 @@ class OnnxRuntimeEngine:
         return np.dtype(_NP_TYPES.get(self._inputs[name].type, np.float32))
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one batch. Inputs are checked for names, rank and fixed dimensions first."""
-        if self.session is None:
+        """Run one batch. Inputs are checked for names, rank and fixed dimensions first.
+
+        A :meth:`close` from another thread lets a run already under way finish; the next one raises
+        :class:`EngineError`.
+        """
+        session = self.session  # one reference for the whole run: close() may clear the attribute meanwhile
+        if session is None:
             raise EngineError(f"engine {self.path.name} was closed; make a new Recognizer (or engine) to run again")
         missing = [n for n in self.input_names if n not in inputs]
         if missing:
@@ -203,7 +208,7 @@ class OnnxRuntimeEngine:
             if arr.ndim != len(want) or any(isinstance(w, int) and w != a for w, a in zip(want, arr.shape)):
                 raise InputError(f"{self.path.name} input {name!r} expects shape {want}, got {list(arr.shape)}")
             feed[name] = np.ascontiguousarray(arr, dtype=self.input_dtype(name))
-        outs = self.session.run(None, feed)
+        outs = session.run(None, feed)
         return dict(zip(self.output_names, outs))
 
     def close(self) -> None:
