@@ -241,3 +241,6 @@ def test_help_texts_show_the_defaults() -> None:
     eval_help = " ".join(sub.choices["eval"].format_help().split())
     assert "(default: protocol)" in eval_help and "--pipeline" in eval_help
     assert "(default: 1,8)" in " ".join(sub.choices["profile"].format_help().split())
+    run_help = " ".join(sub.choices["run"].format_help().split())
+    assert "upright" in run_help and "(default: True)" not in run_help  # --no-align is off unless given
+    assert "CPU threads per engine (default: 1)" in run_help

@@ -39,7 +39,7 @@ def add_recognizer_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--occlusion-threshold", type=float, default=0.25, help="covered fraction of the face from which auto inpaints"
     )
-    g.add_argument("--threads", type=int, default=None, help="CPU threads per engine")
+    g.add_argument("--threads", type=int, default=None, help="CPU threads per engine (default: 1)")
     d = parser.add_argument_group("faces")
     d.add_argument("--detector", default="auto", help="auto | none (input is a face crop) | roi (fixed box)")
     d.add_argument("--roi", default=None, help="x1,y1,x2,y2 of the face for --detector roi")

@@ -16,7 +16,8 @@ SUBCOMMANDS = ("run", "info", "train", "distill", "eval", "export", "build-engin
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):
-    """Adds ``(default: X)`` to each option's help, unless it has no default (None, a flag) or already says one."""
+    """Adds ``(default: X)`` to each option's help, unless it has no default (None), is a flag (``--no-align``'s
+    default True would read as "on by default") or already says one."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
@@ -24,6 +25,7 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
             not action.option_strings
             or action.default is None
             or action.default is False
+            or action.nargs == 0  # a flag: store_true/store_false/store_const/count
             or action.default == argparse.SUPPRESS
             or "default" in text
             or isinstance(action, argparse._VersionAction)
