@@ -125,6 +125,25 @@ def test_fit_face_is_crop_face_of_the_whole_image(faces: list[np.ndarray]) -> No
         fit_face(faces[0].astype(np.float32), spec)
 
 
+def test_gray_crop_is_converted_before_shrinking(faces: list[np.ndarray]) -> None:
+    """A gray model's crop of a BGR frame is the crop of the frame turned gray first: the region is converted,
+    then area-filtered (a third of the pixels to average), not averaged in colour and converted after."""
+    spec = InputSpec.square(48, 1, crop_margin=0.0, crop_offset=(0.0, 0.0))
+    photo = faces[0]
+    gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
+    h, w = photo.shape[:2]
+    side = 0.6 * min(w, h)
+    inside = (0.2 * w, 0.2 * h, 0.2 * w + side, 0.2 * h + side)  # shrunk > 2x, no padding
+    np.testing.assert_array_equal(crop_face(photo, inside, spec), crop_face(gray, inside, spec))
+    over_edge = (-10.0, -5.0, w * 0.5, h * 0.6)  # padded (a large padded region is pre-shrunk in colour)
+    for box in (inside, over_edge):
+        crop = crop_face(photo, box, spec)
+        assert crop.shape == (48, 48) and crop.dtype == np.uint8
+        colour = crop_face(photo, box, InputSpec.square(48, 3, color="bgr", crop_margin=0.0, crop_offset=(0.0, 0.0)))
+        after = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY).astype(int)
+        assert np.abs(crop.astype(int) - after).max() <= 1  # converting after the filter: within one gray level
+
+
 def test_manifests_load_exactly_as_before(tmp_path: Path) -> None:
     """The shipped default bundle's ``input`` and a written bundle's read back field for field."""
     from tests.conftest import LABELS7, make_tiny_classifier
