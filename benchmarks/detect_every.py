@@ -117,7 +117,9 @@ def entering_delay(ref: list[list[tuple]], got: list[list[tuple]], x_min: float 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=300, help="frames per video")
+    ap.add_argument(
+        "--frames", type=int, default=300, help="frames per video (the new-face composite always uses up to 300)"
+    )
     ap.add_argument("--out", default=None, help="results JSON (default benchmarks/results/detect_every.json)")
     args = ap.parse_args()
     pin_threads(1)

@@ -236,7 +236,13 @@ def _stage(ctl: _Control, k: int, fn: Callable[[Packet], None]) -> None:
 class ParallelStage:
     """A stage run by several threads at once, one callable each (e.g. each with its own detector), on different
     packets; its packets leave in the order they arrived. For work on one frame that does not depend on the frames
-    before it (full-frame face detection), so that a stage slower than the others no longer sets the pace."""
+    before it (full-frame face detection), so that a stage slower than the others no longer sets the pace.
+
+    Attributes:
+        workers: One callable per thread (at least one; :class:`Stream` refuses an empty tuple); each reads and
+            extends a :class:`Packet` like a plain stage. They run concurrently, so they must not share state
+            that is not thread-safe (give each its own detector).
+    """
 
     workers: tuple[Callable[[Packet], None], ...]
 

@@ -234,7 +234,9 @@ class TwoStageDetector(FaceDetector):
     """Candidates from :class:`CandidateDetector`, confirmed by :class:`FaceVerifier`.
 
     Each returned :class:`Detection` has ``score`` = the combined probability, ``verifier_score`` = the verifier's
-    own probability, ``roll`` from the eye keypoints, and the candidate's box and keypoints.
+    own probability, ``roll`` from the eye keypoints, and the candidate's box and keypoints; a fast-accepted
+    candidate (see ``fast_accept``) or one :meth:`follow` takes without the verifier has ``score`` = its BlazeFace
+    score and ``verifier_score`` = ``None`` (so a clean fast-accepted face may score lower than a verified one).
 
     Args:
         verifier: The verifier (default: the shipped one, with ``threads``).
@@ -249,7 +251,8 @@ class TwoStageDetector(FaceDetector):
         fast_accept: Short-range BlazeFace score from which a candidate with a face's keypoint layout is taken
             without the verifier (:func:`fast_accepted`; ``"config"``: the verifier config's
             ``candidates.fast_accept``, chosen on the tuning split by ``scripts/tune_fast_accept.py``; ``None``:
-            every candidate is verified).
+            every candidate is verified). A value below ``threshold`` acts as ``threshold``, so a fast-accepted face
+            always clears it.
         threads: Intra-op threads per model.
         engine: What runs BlazeFace (see :func:`~runtime.detection.blazeface.detector_engine`); the verifier runs
             with ONNX Runtime.
