@@ -1,4 +1,5 @@
-"""Why the two-stage detector misses faces: each missed face sorted by the stage that lost it, on the TUNING split.
+"""Why the two-stage detector misses faces: each missed face sorted by the stage that lost it (the TUNING split
+by default).
 
     python scripts/detector_misses.py [--kinds hand,upper_half] [--seeds 3] [--split tune] [--verbose]
 
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from runtime.detection.ssd import iou_matrix  # noqa: E402
 from runtime.detection.two_stage import CandidateDetector, TwoStageDetector  # noqa: E402
-from scripts.detection_data import Face, fill_keypoints, load_samples, match, occlude  # noqa: E402
+from scripts.detection_data import OCCLUDER_KINDS, Face, fill_keypoints, load_samples, match, occlude  # noqa: E402
 
 
 def matches(boxes: list, face: Face) -> np.ndarray:
@@ -84,13 +85,18 @@ def diagnose(kind: str, seeds: int, split: str, low: float, verbose: bool) -> Co
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--kinds", default="hand,upper_half")
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--split", choices=("tune", "report"), default="tune")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    ap.add_argument("--kinds", default="hand,upper_half", help="occluder kinds, comma-separated (e.g. clean,mask)")
+    ap.add_argument("--seeds", type=int, default=3, help="occluder draws per face and kind")
+    ap.add_argument("--split", choices=("tune", "report"), default="tune", help="which people's images")
     ap.add_argument("--low", type=float, default=0.05, help="lower candidate threshold probed for no_candidate")
     ap.add_argument("--verbose", action="store_true", help="one line per missed face")
     args = ap.parse_args()
+    unknown = [k for k in args.kinds.split(",") if k not in ("clean", *OCCLUDER_KINDS)]
+    if unknown:
+        ap.error(f"unknown occluder kind(s) {unknown}; use clean, {', '.join(OCCLUDER_KINDS)}")
     for kind in args.kinds.split(","):
         diagnose(kind, args.seeds, args.split, args.low, args.verbose)
 

@@ -97,12 +97,19 @@ def choose(rows: list[dict], margin: float = MARGIN) -> tuple[float, dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--assets", type=Path, default=ROOT / "runtime" / "assets")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    ap.add_argument(
+        "--assets",
+        type=Path,
+        default=ROOT / "runtime" / "assets",
+        help="folder whose face_verifier.json gets candidates.fast_accept (written in place; use a copy to try)",
+    )
     ap.add_argument("--seeds", type=int, default=3, help="occluder draws per image and kind")
     ap.add_argument("--negatives", type=int, default=30, help="procedural face-free frames added")
-    ap.add_argument("--margin", type=float, default=MARGIN)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--margin", type=float, default=MARGIN, help="added to the best non-face score")
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads per model")
     args = ap.parse_args()
     from scripts.verifier_negatives import negative_samples
 
