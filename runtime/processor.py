@@ -13,6 +13,7 @@ split the same methods into two threads (:meth:`FrameProcessor.stream_stages`).
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -233,7 +234,7 @@ class StreamStages:
         detect_workers: Threads that run the full-frame detector at once (see above); 1: one stage-1 thread.
 
     Raises:
-        ConfigError: ``detect_workers`` is not a positive integer.
+        ConfigError: ``detect_workers`` is not a positive integer, or more than the machine's CPU cores.
     """
 
     def __init__(
@@ -248,6 +249,12 @@ class StreamStages:
     ) -> None:
         if not isinstance(detect_workers, int) or isinstance(detect_workers, bool) or detect_workers < 1:
             raise ConfigError(f"detect_workers must be a positive integer, got {detect_workers!r}")
+        cores = os.cpu_count() or 1
+        if detect_workers > cores:
+            raise ConfigError(
+                f"detect_workers={detect_workers} is more than this machine's {cores} CPU cores; each worker runs its "
+                f"own detector, so use at most {cores} (1 on a machine as small as 2 cores)"
+            )
         self.processor = processor
         trivial = processor.detector.name in ("none", "roi")
         if trivial:

@@ -253,6 +253,8 @@ def test_parallel_detection_gives_the_same_results(tiny_bundle, media_dir):
     assert {t for faces in runs[2] for _, _, t in faces} == {1}
     with pytest.raises(ConfigError, match="detect_workers"):
         rec.stream(frames, detect_workers=0)
+    with pytest.raises(ConfigError, match="CPU cores"):  # each worker builds a detector: refuse before building
+        rec.stream(frames, detect_workers=(os.cpu_count() or 1) + 1)
 
 
 def test_closing_the_recognizer_mid_stream_is_one_engine_error(tiny_bundle, media_dir):
