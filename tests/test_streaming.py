@@ -186,16 +186,9 @@ def test_parallel_stage_failure_and_break_stop_every_worker():
 
 # ------------------------------------------------------------------------------- Recognizer.stream, real video
 def _video_frames(media_dir: Path, n: int, size=(320, 180)) -> list[np.ndarray]:
-    import cv2
+    from benchmarks._common import read_frames
 
-    cap = cv2.VideoCapture(str(media_dir / "single_face.mp4"))
-    frames = []
-    while len(frames) < n:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.resize(img, size, interpolation=cv2.INTER_AREA))
-    cap.release()
+    frames = read_frames(media_dir / "single_face.mp4", n, size)
     assert len(frames) == n
     return frames
 
