@@ -328,17 +328,12 @@ class TwoStageDetector(FaceDetector):
         return scores, logits
 
     def scored_candidates(
-        self,
-        frame: np.ndarray,
-        *,
-        cascade: bool | None = None,
-        first: list[Detection] | None = None,
-        verify_all: bool = False,
+        self, frame: np.ndarray, *, cascade: bool | None = None, first: list[Detection] | None = None
     ) -> tuple[list[Detection], np.ndarray, np.ndarray]:
         """Every candidate with its combined score and verifier logit, before the threshold and NMS.
 
         Short-range candidates that :func:`fast_accepted` takes skip the verifier (score: their BlazeFace score,
-        logit NaN) unless ``verify_all``.
+        logit NaN); a detector made with ``fast_accept=None`` verifies them all.
 
         With ``cascade`` (default: the detector's setting), the first BlazeFace variant (short range) runs first,
         and the others only when none of its accepted faces is a close-up (width >= ``close_up`` of the frame's
@@ -357,7 +352,7 @@ class TwoStageDetector(FaceDetector):
             found = first if g == 0 and first is not None and len(groups) > 1 else self.candidates.propose(frame, group)
             t1 = time.perf_counter()
             fast = None if self.fast_accept is None else max(self.fast_accept, self.threshold)
-            sure = fast_accepted(found, fast) if not verify_all and group[0] is parts[0] else None
+            sure = fast_accepted(found, fast) if group[0] is parts[0] else None
             s, lg = self.score_candidates(frame, found, confident=sure)
             t_ver += time.perf_counter() - t1
             t_cand += t1 - t0
