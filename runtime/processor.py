@@ -303,17 +303,18 @@ class StreamStages:
     def track_classify(self, packet: "Packet") -> None:
         """Stage 2 of parallel detection: associate (and search for missed tracked faces), then
         :meth:`crop_classify`."""
-        frame, dets = packet.data
-        faces, timings = self.processor.find_faces(frame, self.face_tracker, dets)
-        timings["detect"] = timings.get("detect", 0.0) + packet.timings_ms.get("detect", 0.0)
-        packet.data = (faces, frame, list(self.face_tracker.removed))
-        packet.timings_ms.update(timings)
+        self._track(packet, *packet.data)
         self.crop_classify(packet)
 
     def find(self, packet: "Packet") -> None:
         """Stage 1: validate the frame, find and follow its faces."""
-        frame = as_bgr_frame(packet.frame.image, name=f"frame {packet.frame.index}")
-        faces, timings = self.processor.find_faces(frame, self.face_tracker)
+        self._track(packet, as_bgr_frame(packet.frame.image, name=f"frame {packet.frame.index}"))
+
+    def _track(self, packet: "Packet", frame: np.ndarray, detections: Sequence[Detection] | None = None) -> None:
+        """Find and follow the faces of ``frame`` (``detections``: its full-frame pass, when it already ran; its
+        ``detect`` ms, already in the packet, are added to the tracker's)."""
+        faces, timings = self.processor.find_faces(frame, self.face_tracker, detections)
+        timings["detect"] = timings.get("detect", 0.0) + packet.timings_ms.get("detect", 0.0)
         packet.data = (faces, frame, list(self.face_tracker.removed))
         packet.timings_ms.update(timings)
 

@@ -215,23 +215,6 @@ def _capture(ctl: _Control, source: FrameSource, out: _Channel, pace_fps: float 
         source.close()
 
 
-def _stage(ctl: _Control, k: int, fn: Callable[[Packet], None]) -> None:
-    inp, out = ctl.channels[k], ctl.channels[k + 1]
-    try:
-        while True:
-            packet = inp.get()
-            if packet is _END:
-                break
-            if packet.frame.error is None:  # skipped items and source failures pass through untouched
-                fn(packet)
-            out.put(packet)
-        out.close()
-    except _Cancelled:
-        pass
-    except BaseException as exc:  # noqa: BLE001
-        ctl.fail(exc, k)
-
-
 @dataclass(frozen=True)
 class ParallelStage:
     """A stage run by several threads at once, one callable each (e.g. each with its own detector), on different
@@ -271,14 +254,15 @@ class _InOrder:
                 self.out.close()
 
 
-def _parallel_worker(ctl: _Control, k: int, fn: Callable[[Packet], None], order: _InOrder) -> None:
+def _stage_worker(ctl: _Control, k: int, fn: Callable[[Packet], None], order: _InOrder) -> None:
+    """One thread of stage ``k`` (a plain stage is a parallel stage with one worker)."""
     inp = ctl.channels[k]
     try:
         while True:
             seq, packet = inp.get_numbered()
             if packet is _END:
                 break
-            if packet.frame.error is None:
+            if packet.frame.error is None:  # skipped items and source failures pass through untouched
                 fn(packet)
             order.put(seq, packet)
         order.worker_done()
@@ -351,18 +335,17 @@ class Stream:
             )
         )
         for k, fn in enumerate(stages):
-            if isinstance(fn, ParallelStage):
-                order = _InOrder(chans[k + 1], len(fn.workers))
-                self._threads += [
-                    threading.Thread(
-                        target=_parallel_worker, args=(ctl, k, w, order), name=f"ofer-stage{k + 1}.{j}", daemon=True
-                    )
-                    for j, w in enumerate(fn.workers)
-                ]
-            else:
-                self._threads.append(
-                    threading.Thread(target=_stage, args=(ctl, k, fn), name=f"ofer-stage{k + 1}", daemon=True)
+            workers = fn.workers if isinstance(fn, ParallelStage) else (fn,)
+            order = _InOrder(chans[k + 1], len(workers))
+            self._threads += [
+                threading.Thread(
+                    target=_stage_worker,
+                    args=(ctl, k, w, order),
+                    name=f"ofer-stage{k + 1}" + (f".{j}" if len(workers) > 1 else ""),
+                    daemon=True,
                 )
+                for j, w in enumerate(workers)
+            ]
         self.processed = 0
         self._done = False
         for t in self._threads:
